@@ -1,0 +1,119 @@
+package vswitch
+
+import "sync/atomic"
+
+// DropReason says why the switch dropped a frame.
+type DropReason uint8
+
+// Drop reasons. Ingress reasons are counted on the port the frame came in
+// on; egress reasons on the port it would have gone out of.
+const (
+	// DropMalformed: shorter than an Ethernet header, or a group address
+	// as source.
+	DropMalformed DropReason = iota
+	// DropOversize: longer than the port's MTU allows.
+	DropOversize
+	// DropFDBFull: a new source MAC arrived while the forwarding table was
+	// at its size cap; the frame is dropped and the MAC not learned.
+	DropFDBFull
+	// DropSpoofed: the source MAC is not the one the port is locked to.
+	DropSpoofed
+	// DropIsolated: unicast between two isolated ports (icc=false).
+	DropIsolated
+	// DropHairpin: the destination MAC lives on the port the frame came
+	// in on.
+	DropHairpin
+	// DropOffload: a superframe or partial checksum could not be fixed up
+	// for a port that cannot take it (malformed headers, unsupported type).
+	DropOffload
+	// DropWrite: the egress port refused the frame (queue full, device
+	// error, port closing).
+	DropWrite
+
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	DropMalformed: "malformed",
+	DropOversize:  "oversize",
+	DropFDBFull:   "fdb_full",
+	DropSpoofed:   "spoofed",
+	DropIsolated:  "isolated",
+	DropHairpin:   "hairpin",
+	DropOffload:   "offload",
+	DropWrite:     "write",
+}
+
+// String names the reason as it appears in metrics and the CLI.
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropReasonNames[r]
+	}
+	return "unknown"
+}
+
+// DropReasons lists every reason, in counter order.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, numDropReasons)
+	for i := range rs {
+		rs[i] = DropReason(i)
+	}
+	return rs
+}
+
+// dirCounters are the counters of one direction of one port. Each direction
+// is written mostly by one goroutine (RX by the port's reader, TX by the
+// readers of the other ports), so the two live on separate cache lines.
+type dirCounters struct {
+	frames atomic.Uint64
+	bytes  atomic.Uint64
+	drops  [numDropReasons]atomic.Uint64
+	_      [64]byte
+}
+
+func (c *dirCounters) add(n int) {
+	c.frames.Add(1)
+	c.bytes.Add(uint64(n))
+}
+
+func (c *dirCounters) snapshot() DirStats {
+	s := DirStats{Frames: c.frames.Load(), Bytes: c.bytes.Load()}
+	for i := range c.drops {
+		v := c.drops[i].Load()
+		s.Drops += v
+		s.DropsBy[i] = v
+	}
+	return s
+}
+
+// DirStats is a snapshot of one direction's counters.
+type DirStats struct {
+	Frames uint64
+	Bytes  uint64
+	// Drops is the sum of DropsBy.
+	Drops uint64
+	// DropsBy is indexed by DropReason.
+	DropsBy [numDropReasons]uint64
+}
+
+// PortStats is a snapshot of one port's counters. RX is what the switch
+// received from the port, TX what it sent to it.
+type PortStats struct {
+	Name string
+	Kind string
+	RX   DirStats
+	TX   DirStats
+}
+
+// Stats is a snapshot of a switch.
+type Stats struct {
+	Ports []PortStats
+	// FDBEntries is the number of learned MACs, expired ones not yet swept
+	// included.
+	FDBEntries int
+	// FDBMoves counts MACs relearned on another port.
+	FDBMoves uint64
+	// Segmented counts superframes cut into segments for ports without
+	// segmentation offload.
+	Segmented uint64
+}

@@ -1,0 +1,168 @@
+package vswitch
+
+import "sync/atomic"
+
+// Link is a port as attached to a switch: the port, its policies and its
+// counters. It is the Ingress the port delivers received frames to.
+type Link struct {
+	sw       *Switch
+	port     Port
+	info     PortInfo
+	opts     AttachOptions
+	maxFrame int
+
+	detached atomic.Bool
+	capture  atomic.Pointer[CaptureFunc]
+
+	rx dirCounters // frames the port delivered to the switch
+	tx dirCounters // frames the switch wrote to the port
+}
+
+var _ Ingress = (*Link)(nil)
+
+// Direction tells a CaptureFunc which way a frame went.
+type Direction uint8
+
+const (
+	// DirRX is a frame the switch received from the port.
+	DirRX Direction = iota
+	// DirTX is a frame the switch sent out of the port.
+	DirTX
+)
+
+// CaptureFunc observes frames crossing a link. It runs on the forwarding
+// path: it must be quick, must not block, and must not retain f.Data (copy
+// what it keeps).
+type CaptureFunc func(dir Direction, f Frame)
+
+// SetCapture installs fn to observe every frame the link receives and
+// sends; nil removes it. Only one capture runs per link at a time; the
+// previous one, if any, is returned.
+func (l *Link) SetCapture(fn CaptureFunc) CaptureFunc {
+	var p *CaptureFunc
+	if fn != nil {
+		p = &fn
+	}
+	if old := l.capture.Swap(p); old != nil {
+		return *old
+	}
+	return nil
+}
+
+// Name returns the port's name.
+func (l *Link) Name() string { return l.info.Name }
+
+// Info returns the port's description as read at Attach.
+func (l *Link) Info() PortInfo { return l.info }
+
+// Port returns the attached port.
+func (l *Link) Port() Port { return l.port }
+
+// Stats returns a snapshot of the link's counters.
+func (l *Link) Stats() PortStats {
+	return PortStats{Name: l.info.Name, Kind: l.info.Kind, RX: l.rx.snapshot(), TX: l.tx.snapshot()}
+}
+
+// fits reports whether f is within the link's MTU. A superframe fits when
+// each of its segments will.
+func (l *Link) fits(f Frame) bool {
+	if f.Offload.IsGSO() {
+		return int(f.Offload.HdrLen)+int(f.Offload.GSOSize) <= l.maxFrame
+	}
+	return len(f.Data) <= l.maxFrame
+}
+
+// Receive implements Ingress: it forwards one frame received on l. See the
+// package comment for the flow.
+func (l *Link) Receive(f Frame) {
+	if l.detached.Load() {
+		return
+	}
+	n := len(f.Data)
+	l.rx.add(n)
+	if c := l.capture.Load(); c != nil {
+		(*c)(DirRX, f)
+	}
+	if n < EthHeaderLen {
+		l.rx.drops[DropMalformed].Add(1)
+		return
+	}
+	if !l.fits(f) {
+		l.rx.drops[DropOversize].Add(1)
+		return
+	}
+	src := f.Src()
+	if src.IsMulticast() || src.IsZero() {
+		l.rx.drops[DropMalformed].Add(1)
+		return
+	}
+	if !l.opts.LockMAC.IsZero() && src != l.opts.LockMAC {
+		l.rx.drops[DropSpoofed].Add(1)
+		return
+	}
+	sw := l.sw
+	now := sw.now.Load()
+	if !sw.fdb.learn(src, l, now) {
+		l.rx.drops[DropFDBFull].Add(1)
+		return
+	}
+
+	dst := f.Dst()
+	if !dst.IsMulticast() {
+		if out := sw.fdb.lookup(dst, now); out != nil {
+			switch {
+			case out == l:
+				l.rx.drops[DropHairpin].Add(1)
+			case l.opts.Isolated && out.opts.Isolated:
+				l.rx.drops[DropIsolated].Add(1)
+			default:
+				out.send(f)
+			}
+			return
+		}
+	}
+	sw.flood(l, f)
+}
+
+// send writes f out of l, fixing up offloads the port cannot take.
+func (l *Link) send(f Frame) {
+	if !l.fits(f) {
+		l.tx.drops[DropOversize].Add(1)
+		return
+	}
+	if !l.info.Offloads.accepts(f.Offload) {
+		if f.Offload.IsGSO() {
+			l.sendSegmented(f)
+			return
+		}
+		if !completeChecksum(&f) {
+			l.tx.drops[DropOffload].Add(1)
+			return
+		}
+	}
+	l.write(f)
+}
+
+func (l *Link) write(f Frame) {
+	if err := l.port.Write(f); err != nil {
+		l.tx.drops[DropWrite].Add(1)
+		return
+	}
+	l.tx.add(len(f.Data))
+	if c := l.capture.Load(); c != nil {
+		(*c)(DirTX, f)
+	}
+}
+
+// sendSegmented cuts superframe f into segments l can take and writes them
+// one by one from a pooled scratch buffer.
+func (l *Link) sendSegmented(f Frame) {
+	buf := segPool.Get().(*[]byte)
+	defer segPool.Put(buf)
+	ok := segment(f, *buf, func(seg []byte) { l.write(Frame{Data: seg}) })
+	if !ok {
+		l.tx.drops[DropOffload].Add(1)
+		return
+	}
+	l.sw.segmented.Add(1)
+}

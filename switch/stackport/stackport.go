@@ -1,0 +1,275 @@
+// Package stackport joins a gVisor netstack NIC to a vswitch as a Port.
+//
+//	switch ── Write(Frame) ──► copy into a PacketBuffer ──► bounded queue
+//	                                                           │ one delivery goroutine
+//	                                                           ▼
+//	                                         netstack NIC (ethernet.Endpoint)
+//	netstack ── WritePackets ──► flatten ──► Ingress.Receive (synchronous)
+//
+// Frames from the switch are queued and delivered to the netstack by one
+// goroutine per port, never inline: the netstack may call WritePackets while
+// holding its own locks (ARP, TCP), and an inline delivery of the reply could
+// re-enter them. Frames from the netstack go into the switch synchronously,
+// on the netstack's goroutine, like a TAP reader's.
+//
+// The gateway of every network and the virtual hosts of package vnettest are
+// built on this port.
+package stackport
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// DefaultQueueLen is the number of frames from the switch that may wait for
+// the netstack before further ones are dropped.
+const DefaultQueueLen = 1024
+
+// Errors returned by Write; the switch counts them as DropWrite.
+var (
+	ErrQueueFull = errors.New("stackport: netstack queue full")
+	ErrClosed    = errors.New("stackport: port closed")
+)
+
+// Config describes a Port.
+type Config struct {
+	Name string
+	Kind string // for PortInfo; "gateway" or "host"
+	MAC  vswitch.MAC
+	MTU  int // L3 MTU; 0 means 1500
+	// QueueLen bounds the switch-to-netstack queue. 0 means DefaultQueueLen.
+	QueueLen int
+}
+
+// Port is a vswitch.Port backed by a netstack NIC. Create it with New, give
+// LinkEndpoint() to stack.CreateNIC, and attach the Port to a switch.
+type Port struct {
+	cfg Config
+	ep  *endpoint
+
+	in     atomic.Pointer[ingressBox]
+	queue  chan *stack.PacketBuffer
+	stop   chan struct{}
+	done   chan struct{}
+	started atomic.Bool
+	closed  atomic.Bool
+	once    sync.Once
+}
+
+type ingressBox struct{ vswitch.Ingress }
+
+var _ vswitch.Port = (*Port)(nil)
+
+// New creates a Port. Its delivery goroutine starts with Start (at Attach).
+func New(cfg Config) *Port {
+	if cfg.MTU <= 0 {
+		cfg.MTU = vswitch.DefaultMTU
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.Kind == "" {
+		cfg.Kind = "netstack"
+	}
+	p := &Port{
+		cfg:   cfg,
+		queue: make(chan *stack.PacketBuffer, cfg.QueueLen),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	p.ep = &endpoint{port: p, mtu: uint32(cfg.MTU), mac: tcpip.LinkAddress(cfg.MAC[:])}
+	return p
+}
+
+// LinkEndpoint returns the netstack side of the port: an Ethernet link
+// endpoint to pass to stack.CreateNIC.
+func (p *Port) LinkEndpoint() stack.LinkEndpoint { return ethernet.New(p.ep) }
+
+// Info implements vswitch.Port.
+func (p *Port) Info() vswitch.PortInfo {
+	return vswitch.PortInfo{Name: p.cfg.Name, Kind: p.cfg.Kind, MTU: p.cfg.MTU}
+}
+
+// Start implements vswitch.Port: frames the netstack sends go to in from
+// now on, and the goroutine delivering frames to the netstack starts.
+func (p *Port) Start(in vswitch.Ingress) error {
+	p.in.Store(&ingressBox{in})
+	p.started.Store(true)
+	go p.deliver()
+	return nil
+}
+
+// Write implements vswitch.Port: f is copied into a packet buffer and
+// queued for the netstack.
+func (p *Port) Write(f vswitch.Frame) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f.Data)})
+	select {
+	case p.queue <- pkt:
+		return nil
+	default:
+		pkt.DecRef()
+		return ErrQueueFull
+	}
+}
+
+func (p *Port) deliver() {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.stop:
+			for {
+				select {
+				case pkt := <-p.queue:
+					pkt.DecRef()
+				default:
+					return
+				}
+			}
+		case pkt := <-p.queue:
+			if d := p.ep.dispatcher(); d != nil {
+				d.DeliverNetworkPacket(0, pkt) // the ethernet wrapper reads the EtherType
+			}
+			pkt.DecRef()
+		}
+	}
+}
+
+// Close implements vswitch.Port. It stops delivery to the netstack and
+// discards queued frames; the netstack's own NIC is removed by its owner.
+func (p *Port) Close() error {
+	p.once.Do(func() {
+		p.closed.Store(true)
+		p.in.Store(nil)
+		close(p.stop)
+		if p.started.Load() { // a port closed before Start has no goroutine
+			<-p.done
+		}
+	})
+	return nil
+}
+
+// fromStack hands one frame built by the netstack to the switch.
+func (p *Port) fromStack(b []byte) bool {
+	in := p.in.Load()
+	if in == nil {
+		return false
+	}
+	in.Receive(vswitch.Frame{Data: b})
+	return true
+}
+
+// endpoint is the raw link endpoint under ethernet.Endpoint: it sees whole
+// Ethernet frames.
+type endpoint struct {
+	port *Port
+
+	mu      sync.RWMutex
+	disp    stack.NetworkDispatcher
+	mtu     uint32
+	mac     tcpip.LinkAddress
+	onClose func()
+}
+
+var _ stack.LinkEndpoint = (*endpoint)(nil)
+
+func (e *endpoint) dispatcher() stack.NetworkDispatcher {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.disp
+}
+
+// MTU includes the Ethernet header: ethernet.Endpoint subtracts it.
+func (e *endpoint) MTU() uint32 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.mtu + header.EthernetMinimumSize
+}
+
+func (e *endpoint) SetMTU(mtu uint32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if mtu > header.EthernetMinimumSize {
+		e.mtu = mtu - header.EthernetMinimumSize
+	}
+}
+
+func (*endpoint) MaxHeaderLength() uint16 { return 0 }
+
+func (e *endpoint) LinkAddress() tcpip.LinkAddress {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.mac
+}
+
+func (e *endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mac = addr
+}
+
+func (*endpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+
+func (e *endpoint) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.disp = d
+}
+
+func (e *endpoint) IsAttached() bool { return e.dispatcher() != nil }
+
+// Wait implements stack.LinkEndpoint. Delivery stops when the Port is
+// closed; the netstack does not wait for it.
+func (*endpoint) Wait() {}
+
+func (*endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+func (*endpoint) AddHeader(*stack.PacketBuffer) {}
+
+func (*endpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+func (e *endpoint) Close() {
+	e.mu.Lock()
+	fn := e.onClose
+	e.onClose = nil
+	e.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+func (e *endpoint) SetOnCloseAction(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onClose = fn
+}
+
+// WritePackets hands each packet, flattened, to the switch. The view is
+// released when the switch returns: the switch does not retain frames.
+func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		v := pkt.ToView()
+		ok := e.port.fromStack(v.AsSlice())
+		v.Release()
+		if !ok {
+			if n == 0 {
+				return 0, &tcpip.ErrClosedForSend{}
+			}
+			break
+		}
+		n++
+	}
+	return n, nil
+}

@@ -56,10 +56,10 @@ type Port struct {
 	cfg Config
 	ep  *endpoint
 
-	in     atomic.Pointer[ingressBox]
-	queue  chan *stack.PacketBuffer
-	stop   chan struct{}
-	done   chan struct{}
+	in      atomic.Pointer[ingressBox]
+	queue   chan *stack.PacketBuffer
+	stop    chan struct{}
+	done    chan struct{}
 	started atomic.Bool
 	closed  atomic.Bool
 	once    sync.Once

@@ -1,0 +1,168 @@
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// nlHandle returns a netlink handle for the namespace at nsPath, or for the
+// calling process's namespace if nsPath is "".
+func nlHandle(nsPath string) (*netlink.Handle, error) {
+	if nsPath == "" {
+		return netlink.NewHandle()
+	}
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", nsPath, err)
+	}
+	return h, nil
+}
+
+// linkExists reports whether the namespace has an interface called name.
+func linkExists(h *netlink.Handle, name string) (bool, error) {
+	_, err := h.LinkByName(name)
+	if err == nil {
+		return true, nil
+	}
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	return false, err
+}
+
+// configure sets the device's MAC, MTU, addresses and default route and
+// brings it (and the namespace's loopback) up. It is idempotent: applied to
+// a device that already has the configuration it changes nothing, and it
+// removes addresses a previous life left that are not in cfg.
+func configure(h *netlink.Handle, name string, cfg Config) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	attrs := link.Attrs()
+	if !cfg.MAC.IsZero() && !equalMAC(attrs.HardwareAddr, cfg.MAC[:]) {
+		if err := h.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
+			return fmt.Errorf("set MAC %s on %s: %w", cfg.MAC, name, err)
+		}
+	}
+	if cfg.MTU > 0 && attrs.MTU != cfg.MTU {
+		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
+			return fmt.Errorf("set MTU %d on %s: %w", cfg.MTU, name, err)
+		}
+	}
+
+	want := map[netip.Prefix]bool{}
+	for _, p := range cfg.Addrs {
+		want[p] = true
+	}
+	have, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	for _, a := range have {
+		p, ok := prefixOf(a.IPNet)
+		if !ok || p.Addr().IsLinkLocalUnicast() || want[p] {
+			delete(want, p)
+			continue
+		}
+		if err := h.AddrDel(link, &a); err != nil {
+			return fmt.Errorf("remove stale address %s from %s: %w", p, name, err)
+		}
+	}
+	for _, p := range cfg.Addrs {
+		if !want[p] {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if err := h.AddrReplace(link, addr); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", p, name, err)
+		}
+	}
+
+	if attrs.Flags&net.FlagUp == 0 {
+		if err := h.LinkSetUp(link); err != nil {
+			return fmt.Errorf("bring %s up: %w", name, err)
+		}
+	}
+	if lo, err := h.LinkByName("lo"); err == nil && lo.Attrs().Flags&net.FlagUp == 0 {
+		if err := h.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("bring lo up: %w", err)
+		}
+	}
+	if cfg.Gateway.IsValid() {
+		r := &netlink.Route{LinkIndex: attrs.Index, Gw: cfg.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("add default route via %s on %s: %w", cfg.Gateway, name, err)
+		}
+	}
+	return nil
+}
+
+func equalMAC(a net.HardwareAddr, b []byte) bool {
+	return len(a) == len(b) && string(a) == string(b)
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// Remove deletes the interface name from the namespace at nsPath, if it is
+// there. It is how a device whose Port is gone (a failed restore) is
+// cleaned up; a live Port is removed with Port.Remove.
+func Remove(nsPath, name string) error {
+	h, err := nlHandle(nsPath)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find %s in %s: %w", name, nsPath, err)
+	}
+	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)
+	}
+	return nil
+}
+
+// Links lists the interface names in the namespace at nsPath.
+func Links(nsPath string) ([]string, error) {
+	h, err := nlHandle(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces in %s: %w", nsPath, err)
+	}
+	names := make([]string, 0, len(links))
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	return names, nil
+}

@@ -1,0 +1,302 @@
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// Config describes a TAP endpoint.
+type Config struct {
+	// NetNS is the path of the network namespace to create the device in
+	// (/var/run/netns/NAME, /proc/PID/ns/net). "" means the calling
+	// process's own namespace: a TAP for a VM (QEMU -netdev tap).
+	NetNS string
+	// Name is the interface name inside the namespace. "" means eth0.
+	Name string
+	// PortName names the port on the switch. "" means Name.
+	PortName string
+	// MAC of the interface; zero leaves the kernel's random one.
+	MAC vswitch.MAC
+	// MTU of the interface; 0 means 1500.
+	MTU int
+	// Addrs are assigned to the interface; any other non-link-local
+	// address on it is removed.
+	Addrs []netip.Prefix
+	// Gateway, if valid, becomes the namespace's default route.
+	Gateway netip.Addr
+	// Offload opens the device with IFF_VNET_HDR and TSO/checksum offload.
+	Offload bool
+	// Existing re-attaches to a device of that name left by an earlier
+	// run (or creates it if missing). Without it the name must be free.
+	Existing bool
+	// Configure applies MAC, MTU, addresses and routes. Leave it false to
+	// take the device as it is (a VM's TAP, configured by its owner).
+	Configure bool
+	// Logger; nil means no logging.
+	Logger *zap.Logger
+	// OnGone, if set, is called once, from the reader goroutine, when the
+	// device disappears under the port (its namespace was deleted).
+	OnGone func(error)
+}
+
+// Port is a TAP device as a vswitch.Port.
+type Port struct {
+	cfg     Config
+	log     *zap.Logger
+	file    *os.File
+	raw     syscall.RawConn
+	name    string
+	offload bool
+	uso     bool
+
+	writers sync.Pool // *vnetWriter
+	closed  atomic.Bool
+	done    chan struct{}
+	started atomic.Bool
+	once    sync.Once
+
+	readErrors  atomic.Uint64
+	writeErrors atomic.Uint64
+}
+
+var _ vswitch.Port = (*Port)(nil)
+
+// Open creates (or re-attaches to) the TAP device described by cfg and
+// configures it. The returned Port is not reading yet: attach it to a
+// switch.
+func Open(cfg Config) (*Port, error) {
+	if cfg.Name == "" {
+		cfg.Name = "eth0"
+	}
+	if cfg.PortName == "" {
+		cfg.PortName = cfg.Name
+	}
+	if cfg.MTU <= 0 {
+		cfg.MTU = vswitch.DefaultMTU
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	where := cfg.NetNS
+	if where == "" {
+		where = "the host namespace"
+	}
+	h, err := nlHandle(cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if !cfg.Existing {
+		exists, err := linkExists(h, cfg.Name)
+		if err != nil {
+			return nil, fmt.Errorf("tap %s in %s: %w", cfg.Name, where, err)
+		}
+		if exists {
+			return nil, fmt.Errorf("tap %s in %s: %w (choose another --ifname)", cfg.Name, where, ErrExists)
+		}
+	}
+	res, err := openTAP(cfg.NetNS, cfg.Name, cfg.Offload, !cfg.Existing)
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", where, err)
+	}
+	p := &Port{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("tap").With(zap.String("port", cfg.PortName), zap.String("ifname", res.name)),
+		file:    res.file,
+		name:    res.name,
+		offload: res.offload,
+		uso:     res.uso,
+		done:    make(chan struct{}),
+	}
+	p.raw, err = p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("tap %s: %w", res.name, err)
+	}
+	p.writers.New = func() any { return newVnetWriter() }
+	if cfg.Configure {
+		if err := configure(h, res.name, cfg); err != nil {
+			p.Remove()
+			return nil, fmt.Errorf("configure tap in %s: %w", where, err)
+		}
+	}
+	return p, nil
+}
+
+// Name returns the interface name inside the namespace.
+func (p *Port) Name() string { return p.name }
+
+// Offload reports whether the device was opened with IFF_VNET_HDR.
+func (p *Port) Offload() bool { return p.offload }
+
+// Info implements vswitch.Port.
+func (p *Port) Info() vswitch.PortInfo {
+	info := vswitch.PortInfo{Name: p.cfg.PortName, Kind: "tap", MTU: p.cfg.MTU}
+	if p.offload {
+		info.Offloads = vswitch.OffloadCsum | vswitch.OffloadTSO4 | vswitch.OffloadTSO6
+		if p.uso {
+			info.Offloads |= vswitch.OffloadUSO
+		}
+	}
+	return info
+}
+
+// readBufLen fits the largest frame a TAP can hand over: a 64 KiB
+// superframe behind the virtio-net header, or a 64 KiB MTU frame.
+const readBufLen = vswitch.VnetHdrLen + 65535 + vswitch.EthHeaderLen + 4
+
+// Start implements vswitch.Port: it starts the reader goroutine.
+func (p *Port) Start(in vswitch.Ingress) error {
+	p.started.Store(true)
+	go p.read(in)
+	return nil
+}
+
+// read is the port's one reader: a frame at a time from the device into
+// one buffer, handed to the switch, which forwards it before returning.
+func (p *Port) read(in vswitch.Ingress) {
+	defer close(p.done)
+	buf := make([]byte, readBufLen)
+	for {
+		n, err := p.file.Read(buf)
+		if err != nil {
+			if p.closed.Load() || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EIO) {
+				// The device is gone: its namespace was deleted.
+				p.log.Warn("tap device gone", zap.Error(err))
+				if p.cfg.OnGone != nil {
+					p.cfg.OnGone(err)
+				}
+				return
+			}
+			p.readErrors.Add(1)
+			continue
+		}
+		if p.offload {
+			if n < vswitch.VnetHdrLen {
+				p.readErrors.Add(1)
+				continue
+			}
+			in.Receive(vswitch.Frame{Data: buf[vswitch.VnetHdrLen:n], Offload: vswitch.DecodeOffload(buf)})
+			continue
+		}
+		in.Receive(vswitch.Frame{Data: buf[:n]})
+	}
+}
+
+// Write implements vswitch.Port. The frame goes to the kernel in one
+// syscall (writev of the virtio-net header and the frame with offload).
+func (p *Port) Write(f vswitch.Frame) error {
+	if p.closed.Load() {
+		return os.ErrClosed
+	}
+	if !p.offload {
+		_, err := p.file.Write(f.Data)
+		if err != nil {
+			p.writeErrors.Add(1)
+		}
+		return err
+	}
+	w := p.writers.Get().(*vnetWriter)
+	f.Offload.Encode(w.hdr[:])
+	w.iov[0].Base, w.iov[0].Len = &w.hdr[0], vswitch.VnetHdrLen
+	if len(f.Data) > 0 {
+		w.iov[1].Base = &f.Data[0]
+	}
+	w.iov[1].Len = uint64(len(f.Data))
+	err := p.raw.Write(w.fn)
+	if err == nil {
+		err = w.err
+	}
+	w.iov[1].Base, w.err = nil, nil // do not keep the caller's frame alive
+	p.writers.Put(w)
+	if err != nil {
+		p.writeErrors.Add(1)
+	}
+	return err
+}
+
+// vnetWriter holds what one writev needs, with its callback bound once so
+// that a write allocates nothing.
+type vnetWriter struct {
+	hdr [vswitch.VnetHdrLen]byte
+	iov [2]unix.Iovec
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newVnetWriter() *vnetWriter {
+	w := &vnetWriter{}
+	w.fn = w.write
+	return w
+}
+
+func (w *vnetWriter) write(fd uintptr) bool {
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), 2)
+	switch errno {
+	case 0:
+		w.err = nil
+	case unix.EAGAIN:
+		return false // wait until writable
+	case unix.EINTR:
+		return false
+	default:
+		w.err = errno
+	}
+	return true
+}
+
+// Close implements vswitch.Port: it stops the reader and closes the file.
+// The device itself stays (it is persistent) for a later Open with
+// Existing.
+func (p *Port) Close() error {
+	var err error
+	p.once.Do(func() {
+		p.closed.Store(true)
+		err = p.file.Close()
+		if p.started.Load() {
+			<-p.done
+		}
+	})
+	return err
+}
+
+// Unpersist clears the device's persistent flag: the kernel deletes the
+// interface when the port is closed (by Close, or by the switch's Detach).
+// Disconnecting an endpoint is Unpersist, then Detach.
+func (p *Port) Unpersist() error {
+	var perr error
+	if err := p.raw.Control(func(fd uintptr) { perr = ioctl(fd, unix.TUNSETPERSIST, 0) }); err != nil {
+		return fmt.Errorf("tap %s: clear persist flag: %w", p.name, err)
+	}
+	if perr != nil {
+		return fmt.Errorf("tap %s: clear persist flag: %w", p.name, perr)
+	}
+	return nil
+}
+
+// Remove deletes the device and closes the port. If the port is already
+// closed it deletes the interface through netlink instead.
+func (p *Port) Remove() error {
+	if err := p.Unpersist(); err != nil {
+		p.Close()
+		return Remove(p.cfg.NetNS, p.name)
+	}
+	return p.Close()
+}
+
+// Errors returns the counts of failed reads and writes on the device.
+func (p *Port) Errors() (read, write uint64) { return p.readErrors.Load(), p.writeErrors.Load() }

@@ -1,0 +1,320 @@
+package tap_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/internal/nsenter"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tap"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
+)
+
+func openIn(t *testing.T, ns *netnstest.NS, addr string, offload bool) *tap.Port {
+	t.Helper()
+	p := netip.MustParsePrefix(addr)
+	port, err := tap.Open(tap.Config{
+		NetNS: ns.Path, Name: "eth0", PortName: ns.Name, MTU: 1500,
+		MAC:   vswitch.MAC{0x02, 0x42, 10, 77, 0, p.Addr().As4()[3]},
+		Addrs: []netip.Prefix{p}, Offload: offload, Configure: true,
+		Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			t.Skipf("skipping: the kernel refused a TAP device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	return port
+}
+
+func TestOpenConfiguresDevice(t *testing.T) {
+	ns := netnstest.New(t)
+	port, err := tap.Open(tap.Config{
+		NetNS: ns.Path, Name: "eth0", MTU: 1400, MAC: vswitch.MAC{0x02, 0x42, 10, 77, 0, 2},
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.2/24")}, Gateway: netip.MustParseAddr("10.77.0.1"),
+		Offload: true, Configure: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer port.Remove()
+	link := ns.MustRun("ip", "-d", "link", "show", "eth0")
+	for _, want := range []string{"mtu 1400", "02:42:0a:4d:00:02", "tap", "UP"} {
+		if !strings.Contains(link, want) {
+			t.Errorf("ip link show eth0 lacks %q:\n%s", want, link)
+		}
+	}
+	addrs, err := ns.Addrs("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) == 0 || addrs[0] != netip.MustParsePrefix("10.77.0.2/24") {
+		t.Errorf("eth0 addresses %v, want 10.77.0.2/24 first", addrs)
+	}
+	if r := ns.MustRun("ip", "route", "show", "default"); !strings.Contains(r, "via 10.77.0.1 dev eth0") {
+		t.Errorf("default route %q, want via 10.77.0.1 dev eth0", r)
+	}
+	if info := port.Info(); info.Offloads&vswitch.OffloadTSO4 == 0 {
+		t.Errorf("offload port advertises %v, want TSO4", info.Offloads)
+	}
+}
+
+func TestNameTakenIsAnError(t *testing.T) {
+	ns := netnstest.New(t)
+	ns.MustRun("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth9")
+	for _, offload := range []bool{false, true} {
+		_, err := tap.Open(tap.Config{NetNS: ns.Path, Name: "eth0", Offload: offload, Configure: true})
+		if !errors.Is(err, tap.ErrExists) {
+			t.Errorf("offload=%v: open over an existing eth0: err %v, want ErrExists", offload, err)
+		}
+	}
+}
+
+func TestMissingNamespace(t *testing.T) {
+	_, err := tap.Open(tap.Config{NetNS: "/var/run/netns/does-not-exist-sy", Name: "eth0"})
+	if err == nil || !strings.Contains(err.Error(), "/var/run/netns/does-not-exist-sy") {
+		t.Fatalf("err %v, want an error naming the missing namespace", err)
+	}
+}
+
+// Two namespaces, one TAP each, on one switch: ping and a TCP transfer
+// through the kernel stacks, with and without offload.
+func TestTwoNamespacesThroughSwitch(t *testing.T) {
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			a, b := netnstest.New(t), netnstest.New(t)
+			sw := vswitch.New(vswitch.Config{Logger: zaptest.NewLogger(t)})
+			t.Cleanup(func() { sw.Close() })
+			la, err := sw.Attach(openIn(t, a, "10.77.0.2/24", offload), vswitch.AttachOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sw.Attach(openIn(t, b, "10.77.0.3/24", offload), vswitch.AttachOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Ping("10.77.0.3", 2); err != nil {
+				t.Fatal(err)
+			}
+			sum := transfer(t, a, b, "10.77.0.3:9000", 16<<20)
+			t.Logf("16 MiB transferred, sha256 %x", sum[:6])
+			st := sw.Stats()
+			if offload && st.Segmented != 0 {
+				t.Errorf("%d superframes segmented between two offload TAPs, want 0", st.Segmented)
+			}
+			if la.Stats().RX.Bytes < 16<<20 {
+				t.Errorf("port a received %d bytes, want ≥ 16 MiB", la.Stats().RX.Bytes)
+			}
+		})
+	}
+}
+
+// transfer sends n random bytes from client namespace c to a server in s
+// at addr and checks the server saw the same SHA-256.
+func transfer(t *testing.T, c, s *netnstest.NS, addr string, n int) [32]byte {
+	t.Helper()
+	l, err := s.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan [32]byte, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			close(got)
+			return
+		}
+		defer conn.Close()
+		h := sha256.New()
+		io.Copy(h, conn)
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		got <- sum
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(rand.New(rand.NewSource(int64(n))), int64(n)), h)
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.Copy(conn, src); err != nil {
+		t.Fatal(err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	var want [32]byte
+	copy(want[:], h.Sum(nil))
+	select {
+	case sum, ok := <-got:
+		if !ok || sum != want {
+			t.Fatalf("server received sha256 %x, sent %x", sum, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("transfer timed out")
+	}
+	conn.Close()
+	return want
+}
+
+// A persistent device survives its port: re-opening with Existing gets
+// the same interface back, configured, and traffic resumes.
+func TestReattachExisting(t *testing.T) {
+	a, b := netnstest.New(t), netnstest.New(t)
+	sw := vswitch.New(vswitch.Config{})
+	t.Cleanup(func() { sw.Close() })
+	pa := openIn(t, a, "10.77.0.2/24", true)
+	la, _ := sw.Attach(pa, vswitch.AttachOptions{})
+	sw.Attach(openIn(t, b, "10.77.0.3/24", true), vswitch.AttachOptions{})
+	if err := a.Ping("10.77.0.3", 1); err != nil {
+		t.Fatal(err)
+	}
+	ifindex := a.MustRun("cat", "/sys/class/net/eth0/ifindex")
+	sw.Detach(la) // closes the fd, as a daemon crash would
+	if !strings.Contains(a.MustRun("ip", "link", "show", "eth0"), "NO-CARRIER") {
+		t.Error("eth0 still has carrier with no process attached")
+	}
+	pa2, err := tap.Open(tap.Config{NetNS: a.Path, Name: "eth0", MTU: 1500, Existing: true, Offload: true, Configure: true,
+		MAC: vswitch.MAC{0x02, 0x42, 10, 77, 0, 2}, Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.Attach(pa2, vswitch.AttachOptions{})
+	if got := a.MustRun("cat", "/sys/class/net/eth0/ifindex"); got != ifindex {
+		t.Errorf("ifindex changed from %s to %s: the device was recreated, not re-attached", ifindex, got)
+	}
+	if err := a.Ping("10.77.0.3", 1); err != nil {
+		t.Fatalf("after re-attach: %v", err)
+	}
+}
+
+func TestUnpersistDeletesOnClose(t *testing.T) {
+	ns := netnstest.New(t)
+	p := openIn(t, ns, "10.77.0.2/24", false)
+	if err := p.Unpersist(); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if out, err := ns.Run("ip", "link", "show", "eth0"); err == nil {
+		t.Fatalf("eth0 still exists after Unpersist and Close:\n%s", out)
+	}
+}
+
+// Deleting the interface under a running port (ip link del inside the
+// namespace) stops its reader and reports it through OnGone.
+func TestDeviceDeletedCallsOnGone(t *testing.T) {
+	ns := netnstest.New(t)
+	gone := make(chan error, 1)
+	p, err := tap.Open(tap.Config{NetNS: ns.Path, Name: "eth0", Configure: true, OnGone: func(err error) { gone <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := vswitch.New(vswitch.Config{})
+	defer sw.Close()
+	sw.Attach(p, vswitch.AttachOptions{})
+	ns.MustRun("ip", "link", "del", "eth0")
+	select {
+	case err := <-gone:
+		t.Logf("OnGone: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnGone not called after the device was deleted")
+	}
+}
+
+// An open TAP holds a reference on its namespace: deleting the
+// namespace's name does not destroy it while the port is open. The daemon
+// therefore watches namespace paths itself. This test pins that kernel
+// behaviour down, so a change in it is noticed.
+func TestOpenTAPKeepsNamespaceAlive(t *testing.T) {
+	ns := netnstest.New(t)
+	p := openIn(t, ns, "10.77.0.2/24", false)
+	if _, err := nsenter.Stat(ns.Path); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := netnstest.Delete(ns); err != nil {
+		t.Fatalf("delete namespace: %v %s", err, out)
+	}
+	if _, err := nsenter.Stat(ns.Path); err == nil {
+		t.Fatal("namespace path still exists after ip netns del")
+	}
+	// The device is still usable: the namespace lives on, unnamed.
+	if err := p.Write(vswitch.Frame{Data: make([]byte, 60)}); err != nil {
+		t.Fatalf("write to a TAP whose namespace lost its name: %v", err)
+	}
+	p.Remove()
+}
+
+// Runt and garbage frames written into the TAP from inside the namespace
+// (a raw packet socket) are dropped and counted; forwarding goes on.
+func TestMalformedFramesFromTAP(t *testing.T) {
+	a, b := netnstest.New(t), netnstest.New(t)
+	sw := vswitch.New(vswitch.Config{})
+	t.Cleanup(func() { sw.Close() })
+	la, _ := sw.Attach(openIn(t, a, "10.77.0.2/24", false), vswitch.AttachOptions{})
+	sw.Attach(openIn(t, b, "10.77.0.3/24", false), vswitch.AttachOptions{})
+
+	err := a.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index}
+		for _, junk := range [][]byte{{1, 2, 3, 4, 5}, make([]byte, 13)} {
+			if err := unix.Sendto(fd, junk, 0, sa); err != nil {
+				return fmt.Errorf("send %d-byte frame: %w", len(junk), err)
+			}
+		}
+		// A frame with a multicast source address.
+		bad := make([]byte, 60)
+		copy(bad, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 1})
+		return unix.Sendto(fd, bad, 0, sa)
+	})
+	if err != nil {
+		t.Skipf("skipping: cannot inject raw frames: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for la.Stats().RX.DropsBy[vswitch.DropMalformed] < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := la.Stats().RX.DropsBy[vswitch.DropMalformed]; d < 3 {
+		t.Fatalf("malformed drops = %d, want ≥ 3", d)
+	}
+	if err := a.Ping("10.77.0.3", 1); err != nil {
+		t.Fatalf("forwarding broken after malformed frames: %v", err)
+	}
+}
+
+// Writing a frame to a TAP allocates nothing, with and without the
+// virtio-net header.
+func TestWriteDoesNotAllocate(t *testing.T) {
+	for _, offload := range []bool{false, true} {
+		ns := netnstest.New(t)
+		p := openIn(t, ns, "10.77.0.2/24", offload)
+		defer p.Remove()
+		fr := make([]byte, 1514)
+		copy(fr, []byte{0x02, 0x42, 10, 77, 0, 9, 0x02, 0x42, 10, 77, 0, 8, 0x08, 0x00})
+		f := vswitch.Frame{Data: fr}
+		if a := testing.AllocsPerRun(200, func() { p.Write(f) }); a != 0 {
+			t.Errorf("offload=%v: Write allocates %.1f per frame, want 0", offload, a)
+		}
+	}
+}

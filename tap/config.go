@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/internal/netipx"
 )
 
 // nlHandle returns a netlink handle for the namespace at nsPath, or for the
@@ -72,7 +74,7 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 		return fmt.Errorf("list addresses of %s: %w", name, err)
 	}
 	for _, a := range have {
-		p, ok := prefixOf(a.IPNet)
+		p, ok := netipx.PrefixFromIPNet(a.IPNet)
 		if !ok || p.Addr().IsLinkLocalUnicast() || want[p] {
 			delete(want, p)
 			continue
@@ -85,7 +87,7 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 		if !want[p] {
 			continue
 		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		addr := &netlink.Addr{IPNet: netipx.IPNet(p)}
 		if err := h.AddrReplace(link, addr); err != nil {
 			return fmt.Errorf("add address %s to %s: %w", p, name, err)
 		}
@@ -112,18 +114,6 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 
 func equalMAC(a net.HardwareAddr, b []byte) bool {
 	return len(a) == len(b) && string(a) == string(b)
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones), true
 }
 
 // Remove deletes the interface name from the namespace at nsPath, if it is

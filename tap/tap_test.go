@@ -1,12 +1,8 @@
 package tap_test
 
 import (
-	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand"
 	"net"
 	"net/netip"
 	"strings"
@@ -108,7 +104,7 @@ func TestTwoNamespacesThroughSwitch(t *testing.T) {
 			if err := a.Ping("10.77.0.3", 2); err != nil {
 				t.Fatal(err)
 			}
-			sum := transfer(t, a, b, "10.77.0.3:9000", 16<<20)
+			sum, _ := netnstest.Transfer(t, a, b, "10.77.0.3:9000", 16<<20)
 			t.Logf("16 MiB transferred, sha256 %x", sum[:6])
 			st := sw.Stats()
 			if offload && st.Segmented != 0 {
@@ -119,56 +115,6 @@ func TestTwoNamespacesThroughSwitch(t *testing.T) {
 			}
 		})
 	}
-}
-
-// transfer sends n random bytes from client namespace c to a server in s
-// at addr and checks the server saw the same SHA-256.
-func transfer(t *testing.T, c, s *netnstest.NS, addr string, n int) [32]byte {
-	t.Helper()
-	l, err := s.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan [32]byte, 1)
-	go func() {
-		conn, err := l.Accept()
-		if err != nil {
-			close(got)
-			return
-		}
-		defer conn.Close()
-		h := sha256.New()
-		io.Copy(h, conn)
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
-		got <- sum
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	conn, err := c.Dial(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	src := io.TeeReader(io.LimitReader(rand.New(rand.NewSource(int64(n))), int64(n)), h)
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := io.Copy(conn, src); err != nil {
-		t.Fatal(err)
-	}
-	conn.(*net.TCPConn).CloseWrite()
-	var want [32]byte
-	copy(want[:], h.Sum(nil))
-	select {
-	case sum, ok := <-got:
-		if !ok || sum != want {
-			t.Fatalf("server received sha256 %x, sent %x", sum, want)
-		}
-	case <-ctx.Done():
-		t.Fatal("transfer timed out")
-	}
-	conn.Close()
-	return want
 }
 
 // A persistent device survives its port: re-opening with Existing gets

@@ -11,8 +11,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	mrand "math/rand"
 	"net"
 	"net/netip"
 	"os"
@@ -160,4 +163,58 @@ func (n *NS) Addrs(ifname string) ([]netip.Prefix, error) {
 func (n *NS) Ping(addr string, count int) error {
 	_, err := n.Run("ping", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2", addr)
 	return err
+}
+
+// Transfer sends n pseudo-random bytes over TCP from namespace c to a
+// server in namespace s listening on addr, and fails the test unless the
+// server received exactly what was sent (SHA-256 of both ends). It returns
+// the digest and how long the transfer took.
+func Transfer(t testing.TB, c, s *NS, addr string, n int64) ([32]byte, time.Duration) {
+	t.Helper()
+	l, err := s.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan [32]byte, 1)
+	go func() {
+		defer close(got)
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Minute))
+		h := sha256.New()
+		io.Copy(h, conn)
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		got <- sum
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := c.Dial(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, c.Name, err)
+	}
+	defer conn.Close()
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(mrand.New(mrand.NewSource(n)), n), h)
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	start := time.Now()
+	if _, err := io.Copy(conn, src); err != nil {
+		t.Fatalf("send %d bytes to %s: %v", n, addr, err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	var want [32]byte
+	copy(want[:], h.Sum(nil))
+	select {
+	case sum, ok := <-got:
+		if !ok || sum != want {
+			t.Fatalf("server at %s received sha256 %x, client sent %x", addr, sum, want)
+		}
+	case <-ctx.Done():
+		t.Fatalf("transfer to %s timed out", addr)
+	}
+	return want, time.Since(start)
 }

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/api"
+)
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "run the daemon in the foreground; state survives restarts",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
+			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
+		},
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			defer log.Sync()
+			d, err := daemon.New(daemon.Config{
+				StateDir: c.String("state-dir"),
+				Socket:   c.String("socket"),
+				Logger:   log,
+				Offload:  c.Bool("offload"),
+			})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			serveErr := d.Serve(ctx)
+			log.Info("shutting down")
+			if err := d.Close(); err != nil {
+				log.Warn("closing state", zap.Error(err))
+			}
+			return serveErr
+		},
+	}
+}
+
+func networkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "network",
+		Usage: "create, list, inspect and remove networks",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create a network",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "subnet", Usage: "subnet in CIDR form (default: the next free private range)"},
+					&cli.StringFlag{Name: "gateway", Usage: "gateway address (default: the first usable address)"},
+					&cli.StringFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range"},
+					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
+					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", Value: 1500},
+					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
+					&cli.BoolFlag{Name: "internal", Usage: "no default route for endpoints"},
+					formatFlag,
+				},
+				Action: func(c *cli.Context) error {
+					if err := needArgs(c, 1, "NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--aux-address name=IP]... [--mtu N] [--icc=false] [--internal]"); err != nil {
+						return err
+					}
+					icc := c.Bool("icc")
+					cl, ctx, cancel := client(c)
+					defer cancel()
+					n, err := cl.CreateNetwork(ctx, api.NetworkCreate{
+						Name: c.Args().First(), Subnet: c.String("subnet"), Gateway: c.String("gateway"),
+						IPRange: c.String("ip-range"), AuxAddresses: c.StringSlice("aux-address"),
+						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
+					})
+					if err != nil {
+						return err
+					}
+					return output(c, n, func(w io.Writer) { fmt.Fprintln(w, n.Name) })
+				},
+			},
+			{
+				Name:    "ls",
+				Aliases: []string{"list"},
+				Usage:   "list networks",
+				Flags:   []cli.Flag{formatFlag},
+				Action: func(c *cli.Context) error {
+					cl, ctx, cancel := client(c)
+					defer cancel()
+					ns, err := cl.Networks(ctx)
+					if err != nil {
+						return err
+					}
+					return output(c, ns, func(w io.Writer) {
+						fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tMTU\tICC\tINTERNAL\tENDPOINTS")
+						for _, n := range ns {
+							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\n", n.Name, n.Subnet, n.Gateway, n.MTU, yesNo(n.ICC), yesNo(n.Internal), n.Endpoints)
+						}
+					})
+				},
+			},
+			{
+				Name:      "inspect",
+				Usage:     "show one network",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{formatFlag},
+				Action: func(c *cli.Context) error {
+					if err := needArgs(c, 1, "NAME"); err != nil {
+						return err
+					}
+					cl, ctx, cancel := client(c)
+					defer cancel()
+					n, err := cl.Network(ctx, c.Args().First())
+					if err != nil {
+						return err
+					}
+					return output(c, n, func(w io.Writer) { printNetwork(w, n) })
+				},
+			},
+			{
+				Name:      "rm",
+				Aliases:   []string{"remove"},
+				Usage:     "remove networks that have no endpoints",
+				ArgsUsage: "NAME...",
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return cli.Exit("usage: switchyard network rm NAME...", 2)
+					}
+					cl, ctx, cancel := client(c)
+					defer cancel()
+					for _, name := range c.Args().Slice() {
+						if err := cl.RemoveNetwork(ctx, name); err != nil {
+							return err
+						}
+						fmt.Fprintln(c.App.Writer, name)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func printNetwork(w io.Writer, n api.Network) {
+	rows := [][2]string{
+		{"Name", n.Name},
+		{"Subnet", n.Subnet.String()},
+		{"Gateway", fmt.Sprintf("%s (%s)", n.Gateway, n.GatewayMAC)},
+		{"IP range", n.IPRange.String()},
+		{"MTU", fmt.Sprint(n.MTU)},
+		{"ICC", yesNo(n.ICC)},
+		{"Internal", yesNo(n.Internal)},
+		{"Default", yesNo(n.Default)},
+		{"Created", n.Created.Format("2006-01-02 15:04:05 MST")},
+		{"Endpoints", fmt.Sprint(n.Endpoints)},
+		{"Learned MACs", fmt.Sprint(n.FDBEntries)},
+		{"Gateway port", fmt.Sprintf("rx %d frames %s, tx %d frames %s, drops %s",
+			n.GatewayStats.RXFrames, human(n.GatewayStats.RXBytes), n.GatewayStats.TXFrames, human(n.GatewayStats.TXBytes), dropSummary(n.GatewayStats))},
+	}
+	for name, a := range n.AuxAddresses {
+		rows = append(rows, [2]string{"Aux address", name + "=" + a.String()})
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1])
+	}
+}
+
+func connectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "connect",
+		Usage:     "connect a network namespace to a network through a TAP device",
+		ArgsUsage: "NETWORK",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "netns", Usage: "path of the namespace, like /var/run/netns/NAME"},
+			&cli.IntFlag{Name: "pid", Usage: "connect the namespace of this process"},
+			&cli.StringFlag{Name: "name", Usage: "endpoint name (default: derived from the namespace)"},
+			&cli.StringFlag{Name: "ip", Usage: "address to use (default: the lowest free one)"},
+			&cli.StringFlag{Name: "mac", Usage: "MAC address (default: 02:42 followed by the IPv4 address)"},
+			&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace (default: the first free ethN)"},
+			formatFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "NETWORK (--netns PATH | --pid PID) [--ip IP] [--name NAME] [--mac MAC] [--ifname NAME]"); err != nil {
+				return err
+			}
+			cl, ctx, cancel := client(c)
+			defer cancel()
+			e, err := cl.Connect(ctx, c.Args().First(), api.EndpointCreate{
+				NetNS: c.String("netns"), PID: c.Int("pid"), Name: c.String("name"),
+				IP: c.String("ip"), MAC: c.String("mac"), IfName: c.String("ifname"),
+			})
+			if err != nil {
+				return err
+			}
+			return output(c, e, func(w io.Writer) {
+				gw := "none (internal network)"
+				if e.Gateway.IsValid() {
+					gw = e.Gateway.String()
+				}
+				fmt.Fprintf(w, "connected %s/%s: %s %s %s, gateway %s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC, gw)
+			})
+		},
+	}
+}
+
+func disconnectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "disconnect",
+		Usage:     "disconnect an endpoint: remove its TAP and free its address",
+		ArgsUsage: "NETWORK ENDPOINT",
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 2, "NETWORK ENDPOINT"); err != nil {
+				return err
+			}
+			cl, ctx, cancel := client(c)
+			defer cancel()
+			if err := cl.Disconnect(ctx, c.Args().Get(0), c.Args().Get(1)); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "disconnected %s/%s\n", c.Args().Get(0), c.Args().Get(1))
+			return nil
+		},
+	}
+}
+
+func endpointCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "endpoint",
+		Usage: "list endpoints",
+		Subcommands: []*cli.Command{{
+			Name:    "ls",
+			Aliases: []string{"list"},
+			Usage:   "list endpoints with their counters",
+			Flags:   []cli.Flag{&cli.StringFlag{Name: "network", Usage: "only this network"}, formatFlag},
+			Action: func(c *cli.Context) error {
+				cl, ctx, cancel := client(c)
+				defer cancel()
+				es, err := cl.Endpoints(ctx, c.String("network"))
+				if err != nil {
+					return err
+				}
+				return output(c, es, func(w io.Writer) {
+					fmt.Fprintln(w, "NETWORK\tNAME\tIFNAME\tADDRESS\tMAC\tNETNS\tRX\tTX\tDROPS")
+					for _, e := range es {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC,
+							shortNetNS(e), e.Stats.RXFrames, human(e.Stats.RXBytes), e.Stats.TXFrames, human(e.Stats.TXBytes), dropSummary(e.Stats))
+					}
+				})
+			},
+		}},
+	}
+}
+
+func shortNetNS(e api.Endpoint) string {
+	if e.PID > 0 {
+		return fmt.Sprintf("pid %d", e.PID)
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(e.NetNS, "/var/run/netns/"), "/run/netns/")
+}

@@ -1,0 +1,118 @@
+// Package api is the daemon's HTTP/JSON interface on its unix socket: the
+// request and response types, the error kinds, and a client. The server
+// (package daemon) and every CLI command use these types and nothing else,
+// so they cannot drift apart.
+//
+//	GET    /v1/version
+//	GET    /v1/networks                          []Network
+//	POST   /v1/networks                          NetworkCreate → Network
+//	GET    /v1/networks/{name}                   Network
+//	DELETE /v1/networks/{name}
+//	POST   /v1/networks/{name}/endpoints         EndpointCreate → Endpoint
+//	DELETE /v1/networks/{name}/endpoints/{ep}
+//	GET    /v1/endpoints[?network=NAME]          []Endpoint
+//
+// Errors come back as an Error body with an HTTP status that matches its
+// kind; the client turns them into errors that wrap ErrInvalid,
+// ErrNotFound or ErrConflict.
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Version is the answer to GET /v1/version.
+type Version struct {
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	Socket  string `json:"socket"`
+	State   string `json:"state_dir"`
+}
+
+// NetworkCreate asks for a new network. Addresses are strings so that the
+// daemon, which validates everything, can name the offending input.
+type NetworkCreate struct {
+	Name string `json:"name"`
+	// Subnet in CIDR form; empty picks the next free private range the
+	// way Docker does (172.17.0.0/16 … 172.31.0.0/16, then 192.168.x.0/20).
+	Subnet string `json:"subnet,omitempty"`
+	// Gateway; empty means the first usable address of Subnet.
+	Gateway string `json:"gateway,omitempty"`
+	// IPRange restricts dynamic allocation to a sub-range of Subnet.
+	IPRange string `json:"ip_range,omitempty"`
+	// AuxAddresses are "name=IP" reservations.
+	AuxAddresses []string `json:"aux_addresses,omitempty"`
+	// MTU; 0 means 1500.
+	MTU int `json:"mtu,omitempty"`
+	// ICC allows endpoint-to-endpoint traffic; nil means true.
+	ICC *bool `json:"icc,omitempty"`
+	// Internal networks have no default route (and, later, no egress).
+	Internal bool `json:"internal,omitempty"`
+}
+
+// Network is a network as the daemon reports it.
+type Network struct {
+	Name         string                `json:"name"`
+	Subnet       netip.Prefix          `json:"subnet"`
+	Gateway      netip.Addr            `json:"gateway"`
+	GatewayMAC   string                `json:"gateway_mac"`
+	IPRange      netip.Prefix          `json:"ip_range"`
+	AuxAddresses map[string]netip.Addr `json:"aux_addresses,omitempty"`
+	MTU          int                   `json:"mtu"`
+	ICC          bool                  `json:"icc"`
+	Internal     bool                  `json:"internal"`
+	Default      bool                  `json:"default"`
+	Created      time.Time             `json:"created"`
+	Endpoints    int                   `json:"endpoints"`
+	// FDBEntries is the number of MACs the network's switch has learned.
+	FDBEntries int `json:"fdb_entries"`
+	// Gateway port counters.
+	GatewayStats PortStats `json:"gateway_stats"`
+}
+
+// EndpointCreate connects a network namespace to a network. Exactly one of
+// NetNS and PID is set.
+type EndpointCreate struct {
+	// NetNS is the path of the namespace (/var/run/netns/NAME).
+	NetNS string `json:"netns,omitempty"`
+	// PID selects the namespace of a process (/proc/PID/ns/net).
+	PID int `json:"pid,omitempty"`
+	// Name of the endpoint; empty derives one from the namespace.
+	Name string `json:"name,omitempty"`
+	// IP to use; empty allocates the lowest free address.
+	IP string `json:"ip,omitempty"`
+	// MAC to use; empty means 02:42 followed by the IPv4 address.
+	MAC string `json:"mac,omitempty"`
+	// IfName inside the namespace; empty means the first free ethN.
+	IfName string `json:"ifname,omitempty"`
+}
+
+// Endpoint is a connected namespace.
+type Endpoint struct {
+	Network string       `json:"network"`
+	Name    string       `json:"name"`
+	NetNS   string       `json:"netns"`
+	PID     int          `json:"pid,omitempty"`
+	IfName  string       `json:"ifname"`
+	MAC     string       `json:"mac"`
+	Address netip.Prefix `json:"address"`
+	Gateway netip.Addr   `json:"gateway"`
+	Offload bool         `json:"offload"`
+	Created time.Time    `json:"created"`
+	Stats   PortStats    `json:"stats"`
+}
+
+// PortStats are a switch port's counters. RX is what the switch received
+// from the endpoint, TX what it sent to it.
+type PortStats struct {
+	RXFrames uint64 `json:"rx_frames"`
+	RXBytes  uint64 `json:"rx_bytes"`
+	RXDrops  uint64 `json:"rx_drops"`
+	TXFrames uint64 `json:"tx_frames"`
+	TXBytes  uint64 `json:"tx_bytes"`
+	TXDrops  uint64 `json:"tx_drops"`
+	// Drops by reason ("malformed", "oversize", "fdb_full", …), both
+	// directions; reasons with no drops are left out.
+	DropsBy map[string]uint64 `json:"drops_by,omitempty"`
+}

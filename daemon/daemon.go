@@ -1,0 +1,248 @@
+// Package daemon is Switchyard's control plane: it owns the networks (a
+// switch, a gateway and an address pool each) and the endpoints attached
+// to them, keeps them in the state store, brings them back after a restart,
+// and serves the API on a unix socket.
+//
+//	HTTP (api) ──► Daemon ──► network ── vswitch.Switch
+//	                 │           ├────── gateway.Gateway
+//	                 │           ├────── ipam.Pool
+//	                 │           └────── endpoints ── tap.Port
+//	                 └──► store (bbolt: networks, endpoints)
+//
+// All control-plane operations hold Daemon.mu; the data path (switch
+// readers) never takes it.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/store"
+)
+
+// Version of the daemon, reported by the API.
+const Version = "0.1.0"
+
+// Config configures a Daemon.
+type Config struct {
+	// StateDir holds state.db.
+	StateDir string
+	// Socket is the unix socket the API is served on (by Serve).
+	Socket string
+	// Logger; nil means no logging.
+	Logger *zap.Logger
+	// Offload opens TAPs with IFF_VNET_HDR and TSO/checksum offload.
+	Offload bool
+	// HostPrefixes lists the prefixes in use on the host (addresses and
+	// routes of the daemon's namespace), which a network picked
+	// automatically must not overlap. nil means HostPrefixes.
+	HostPrefixes func() ([]netip.Prefix, error)
+	// WatchInterval is how often endpoints' namespaces are checked for
+	// being gone. 0 means 2 s.
+	WatchInterval time.Duration
+}
+
+// Daemon is the control plane. Create it with New, serve it with Serve,
+// stop it with Close.
+type Daemon struct {
+	cfg   Config
+	log   *zap.Logger
+	store *store.Store
+
+	mu       sync.Mutex
+	networks map[string]*network
+	closed   bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New opens the state, brings every stored network and endpoint back, and
+// makes sure the default network "bridge" exists.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.HostPrefixes == nil {
+		cfg.HostPrefixes = HostPrefixes
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 2 * time.Second
+	}
+	st, err := store.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    st,
+		networks: map[string]*network{},
+		stop:     make(chan struct{}),
+	}
+	if err := d.restore(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.ensureDefaultNetwork(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.watch()
+	return d, nil
+}
+
+// Close stops the daemon's goroutines and detaches every port. TAP devices
+// stay in their namespaces (they are persistent), so a later daemon with
+// the same state directory re-attaches them.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	nets := d.networks
+	d.networks = map[string]*network{}
+	d.mu.Unlock()
+
+	close(d.stop)
+	d.wg.Wait()
+	for _, n := range nets {
+		n.shutdown()
+	}
+	return d.store.Close()
+}
+
+// restore brings stored networks and endpoints back. An endpoint whose
+// namespace is gone is reported and removed; so is one whose TAP cannot be
+// re-attached. A network that cannot be brought up is an error: the
+// daemon does not start half-way.
+func (d *Daemon) restore() error {
+	nets, err := d.store.Networks()
+	if err != nil {
+		return fmt.Errorf("read networks from %s: %w", d.store.Path(), err)
+	}
+	for _, rec := range nets {
+		n, err := d.bringUp(rec)
+		if err != nil {
+			return fmt.Errorf("restore network %s: %w", rec.Name, err)
+		}
+		d.networks[rec.Name] = n
+	}
+	eps, err := d.store.Endpoints()
+	if err != nil {
+		return fmt.Errorf("read endpoints from %s: %w", d.store.Path(), err)
+	}
+	restored := 0
+	for _, rec := range eps {
+		n := d.networks[rec.Network]
+		if n == nil {
+			d.log.Warn("endpoint removed: its network is gone", zap.String("endpoint", rec.Key()))
+			d.store.DeleteEndpoint(rec.Network, rec.Name)
+			continue
+		}
+		if err := d.restoreEndpoint(n, rec); err != nil {
+			d.log.Warn("endpoint removed", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS), zap.Error(err))
+			d.store.DeleteEndpoint(rec.Network, rec.Name)
+			continue
+		}
+		restored++
+	}
+	if len(nets) > 0 {
+		d.log.Info("state restored", zap.Int("networks", len(nets)), zap.Int("endpoints", restored),
+			zap.Int("removed", len(eps)-restored), zap.String("state", d.store.Path()))
+	}
+	return nil
+}
+
+// Networks lists the networks, by name.
+func (d *Daemon) Networks() []api.Network {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]api.Network, 0, len(d.networks))
+	for _, n := range d.networks {
+		out = append(out, n.view())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Network returns one network.
+func (d *Daemon) Network(name string) (api.Network, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.networks[name]
+	if n == nil {
+		return api.Network{}, notFoundNetwork(name)
+	}
+	return n.view(), nil
+}
+
+// Endpoints lists endpoints, of one network if network is not empty.
+func (d *Daemon) Endpoints(network string) ([]api.Endpoint, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []api.Endpoint
+	for name, n := range d.networks {
+		if network != "" && name != network {
+			continue
+		}
+		for _, e := range n.endpoints {
+			out = append(out, e.view(n))
+		}
+	}
+	if network != "" && d.networks[network] == nil {
+		return nil, notFoundNetwork(network)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// VersionInfo describes this daemon.
+func (d *Daemon) VersionInfo() api.Version {
+	return api.Version{Version: Version, PID: os.Getpid(), Socket: d.cfg.Socket, State: d.cfg.StateDir}
+}
+
+func notFoundNetwork(name string) error {
+	return notFound("network %q not found (list them with `switchyard network ls`)", name)
+}
+
+// kindError gives an error one of the api error kinds without changing its
+// text: the user sees the message, callers branch with errors.Is.
+type kindError struct {
+	err  error
+	kind error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+func invalid(format string, args ...any) error {
+	return &kindError{fmt.Errorf(format, args...), api.ErrInvalid}
+}
+
+func conflict(format string, args ...any) error {
+	return &kindError{fmt.Errorf(format, args...), api.ErrConflict}
+}
+
+func notFound(format string, args ...any) error {
+	return &kindError{fmt.Errorf(format, args...), api.ErrNotFound}
+}
+
+// errClosed is returned by operations on a closed daemon.
+var errClosed = errors.New("daemon shutting down")

@@ -1,0 +1,353 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/ipam"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/nsenter"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tap"
+)
+
+// endpoint is one connected namespace: its record, its TAP and its port on
+// the network's switch.
+type endpoint struct {
+	rec  store.Endpoint
+	port *tap.Port
+	link *vswitch.Link
+}
+
+func (e *endpoint) view(n *network) api.Endpoint {
+	v := api.Endpoint{
+		Network: e.rec.Network, Name: e.rec.Name, NetNS: e.rec.NetNS, PID: e.rec.PID, IfName: e.rec.IfName,
+		MAC: e.rec.MAC.String(), Address: e.rec.Address, Offload: e.port.Offload(), Created: e.rec.Created,
+		Stats: portStats(e.link.Stats()),
+	}
+	if !n.rec.Internal {
+		v.Gateway = n.rec.Gateway
+	}
+	return v
+}
+
+// Connect creates a TAP in the namespace named by req and attaches it to
+// the network. On any error nothing is left behind: no address held, no
+// record, no device.
+func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return api.Endpoint{}, errClosed
+	}
+	n := d.networks[network]
+	if n == nil {
+		return api.Endpoint{}, notFoundNetwork(network)
+	}
+	rec, err := d.newEndpointRecord(n, req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+
+	// The address is held from here on; release it on failure.
+	ok := false
+	defer func() {
+		if !ok {
+			n.pool.Release(rec.Address.Addr())
+		}
+	}()
+	// Write ahead: a daemon killed between creating the TAP and saving the
+	// record would otherwise leave a device nobody knows of.
+	if err := d.store.PutEndpoint(rec); err != nil {
+		return api.Endpoint{}, fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	ep, err := d.attach(n, rec, false)
+	if err != nil {
+		d.store.DeleteEndpoint(rec.Network, rec.Name)
+		return api.Endpoint{}, err
+	}
+	ok = true
+	n.endpoints[rec.Name] = ep
+	d.log.Info("endpoint connected", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS),
+		zap.String("ifname", rec.IfName), zap.Stringer("address", rec.Address), zap.Stringer("mac", rec.MAC),
+		zap.Bool("offload", ep.port.Offload()))
+	return ep.view(n), nil
+}
+
+// newEndpointRecord validates req and reserves the endpoint's address.
+func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.Endpoint, error) {
+	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC()}
+	switch {
+	case req.NetNS != "" && req.PID != 0:
+		return rec, invalid("give either --netns or --pid, not both")
+	case req.PID < 0:
+		return rec, invalid("invalid --pid %d: want a process ID", req.PID)
+	case req.PID > 0:
+		p, err := nsenter.PathOfPID(req.PID)
+		if err != nil {
+			return rec, invalid("--pid %d: no such process (%v)", req.PID, errors.Unwrap(err))
+		}
+		rec.NetNS, rec.PID = p, req.PID
+	case req.NetNS != "":
+		if !filepath.IsAbs(req.NetNS) {
+			return rec, invalid("invalid --netns %q: want an absolute path like /var/run/netns/NAME", req.NetNS)
+		}
+		rec.NetNS = req.NetNS
+	default:
+		return rec, invalid("say which network namespace to connect: --netns PATH or --pid PID")
+	}
+	id, err := nsenter.Stat(rec.NetNS)
+	if err != nil {
+		return rec, invalid("%v", err)
+	}
+	rec.NetNSID = id
+	for _, other := range n.endpoints {
+		if other.rec.NetNSID == id {
+			return rec, conflict("namespace %s is already connected to network %q as endpoint %q", rec.NetNS, n.rec.Name, other.rec.Name)
+		}
+	}
+
+	rec.Name = req.Name
+	if rec.Name == "" {
+		rec.Name = defaultEndpointName(rec, id)
+	}
+	if err := checkName("endpoint", rec.Name); err != nil {
+		return rec, err
+	}
+	if n.endpoints[rec.Name] != nil {
+		return rec, conflict("endpoint %q already exists in network %q (choose another --name)", rec.Name, n.rec.Name)
+	}
+
+	rec.IfName = req.IfName
+	if rec.IfName == "" {
+		name, err := freeIfName(rec.NetNS)
+		if err != nil {
+			return rec, err
+		}
+		rec.IfName = name
+	} else if len(rec.IfName) > 15 || strings.ContainsAny(rec.IfName, "/ \t\n:") {
+		return rec, invalid("invalid --ifname %q: want at most 15 characters, no '/', ':' or spaces", rec.IfName)
+	}
+
+	if req.MAC != "" {
+		m, err := vswitch.ParseMAC(req.MAC)
+		if err != nil {
+			return rec, invalid("invalid --mac: %v", err)
+		}
+		if m.IsMulticast() || m.IsZero() {
+			return rec, invalid("invalid --mac %s: want a unicast address (the first byte even)", m)
+		}
+		rec.MAC = m
+	}
+
+	var addr netip.Addr
+	if req.IP != "" {
+		a, err := netip.ParseAddr(req.IP)
+		if err != nil {
+			return rec, invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
+		}
+		if err := n.pool.Reserve(a, rec.Name); err != nil {
+			return rec, ipamError(err)
+		}
+		addr = a
+	} else {
+		a, err := n.pool.Allocate(rec.Name)
+		if err != nil {
+			return rec, ipamError(err)
+		}
+		addr = a
+	}
+	rec.Address = netip.PrefixFrom(addr, n.rec.Subnet.Bits())
+	if rec.MAC.IsZero() {
+		rec.MAC = dockerMAC(addr)
+	}
+	return rec, nil
+}
+
+// ipamError gives an address-pool error its API kind.
+func ipamError(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrExhausted):
+		return &kindError{err, api.ErrConflict}
+	}
+	return &kindError{err, api.ErrInvalid}
+}
+
+// defaultEndpointName names an endpoint after its namespace: the file name
+// of /var/run/netns/NAME, "pid1234" for a process, else the namespace's
+// inode.
+func defaultEndpointName(rec store.Endpoint, id nsenter.ID) string {
+	if rec.PID > 0 {
+		return "pid" + strconv.Itoa(rec.PID)
+	}
+	if base := filepath.Base(rec.NetNS); base != "net" && namePattern.MatchString(base) {
+		return base
+	}
+	return "ns" + strconv.FormatUint(id.Ino, 10)
+}
+
+// freeIfName returns the first ethN not present in the namespace.
+func freeIfName(nsPath string) (string, error) {
+	names, err := tap.Links(nsPath)
+	if err != nil {
+		return "", invalid("%v", err)
+	}
+	taken := map[string]bool{}
+	for _, n := range names {
+		taken[n] = true
+	}
+	for i := 0; ; i++ {
+		if n := "eth" + strconv.Itoa(i); !taken[n] {
+			return n, nil
+		}
+	}
+}
+
+// attach opens the TAP for rec (re-attaching to an existing device if
+// restoring) and plugs it into the network's switch.
+func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoint, error) {
+	cfg := tap.Config{
+		NetNS: rec.NetNS, Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU,
+		Addrs: []netip.Prefix{rec.Address}, Offload: d.cfg.Offload, Existing: restoring, Configure: true,
+		Logger: d.log.With(zap.String("network", n.rec.Name)),
+		OnGone: func(err error) {
+			// Called from the port's reader: detach from another goroutine.
+			go d.endpointGone(rec, fmt.Sprintf("its device %s was deleted (%v)", rec.IfName, err))
+		},
+	}
+	if !n.rec.Internal {
+		cfg.Gateway = n.rec.Gateway
+	}
+	port, err := tap.Open(cfg)
+	if err != nil {
+		if errors.Is(err, tap.ErrExists) {
+			return nil, &kindError{fmt.Errorf("connect %s: %w", rec.Key(), err), api.ErrConflict}
+		}
+		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
+	}
+	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC})
+	if err != nil {
+		port.Remove()
+		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
+	}
+	return &endpoint{rec: rec, port: port, link: link}, nil
+}
+
+// restoreEndpoint brings a stored endpoint back after a restart, if its
+// namespace is still the one it was connected in.
+func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
+	id, err := nsenter.Stat(rec.NetNS)
+	if err != nil {
+		return fmt.Errorf("its namespace is gone: %w", err)
+	}
+	if id != rec.NetNSID {
+		return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
+	}
+	if err := n.pool.Reserve(rec.Address.Addr(), rec.Name); err != nil {
+		return fmt.Errorf("re-reserve its address: %w", err)
+	}
+	ep, err := d.attach(n, rec, true)
+	if err != nil {
+		n.pool.Release(rec.Address.Addr())
+		tap.Remove(rec.NetNS, rec.IfName)
+		return err
+	}
+	n.endpoints[rec.Name] = ep
+	return nil
+}
+
+// Disconnect detaches an endpoint, deletes its TAP and frees its address.
+func (d *Daemon) Disconnect(network, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.networks[network]
+	if n == nil {
+		return notFoundNetwork(network)
+	}
+	e := n.endpoints[name]
+	if e == nil {
+		return notFound("endpoint %q not found in network %q (list them with `switchyard endpoint ls --network %s`)", name, network, network)
+	}
+	if err := d.store.DeleteEndpoint(network, name); err != nil {
+		return fmt.Errorf("disconnect %s: save state: %w", e.rec.Key(), err)
+	}
+	d.removeLocked(n, e)
+	d.log.Info("endpoint disconnected", zap.String("endpoint", e.rec.Key()))
+	return nil
+}
+
+// removeLocked detaches e and deletes its device.
+func (d *Daemon) removeLocked(n *network, e *endpoint) {
+	delete(n.endpoints, e.rec.Name)
+	if err := e.port.Unpersist(); err != nil {
+		d.log.Debug("clearing persist flag", zap.String("endpoint", e.rec.Key()), zap.Error(err))
+	}
+	n.sw.Detach(e.link)
+	n.pool.Release(e.rec.Address.Addr())
+}
+
+// endpointGone removes an endpoint whose namespace or device disappeared.
+func (d *Daemon) endpointGone(rec store.Endpoint, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.networks[rec.Network]
+	if n == nil || d.closed {
+		return
+	}
+	e := n.endpoints[rec.Name]
+	if e == nil || e.rec.NetNSID != rec.NetNSID || !e.rec.Created.Equal(rec.Created) {
+		return // already gone, or a newer endpoint of the same name
+	}
+	d.store.DeleteEndpoint(rec.Network, rec.Name)
+	d.removeLocked(n, e)
+	d.log.Warn("endpoint removed: "+why, zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS))
+}
+
+// watch removes endpoints whose namespace path is gone or names another
+// namespace. An open TAP keeps its namespace alive, so without this a
+// deleted namespace would live on, unnamed, as long as the daemon.
+func (d *Daemon) watch() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.WatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			for _, rec := range d.goneEndpoints() {
+				d.endpointGone(rec, "its namespace is gone")
+			}
+		}
+	}
+}
+
+// goneEndpoints lists endpoints whose namespace path no longer leads to
+// the namespace they were connected in.
+func (d *Daemon) goneEndpoints() []store.Endpoint {
+	d.mu.Lock()
+	var recs []store.Endpoint
+	for _, n := range d.networks {
+		for _, e := range n.endpoints {
+			recs = append(recs, e.rec)
+		}
+	}
+	d.mu.Unlock()
+	var gone []store.Endpoint
+	for _, rec := range recs {
+		id, err := nsenter.Stat(rec.NetNS)
+		if (err != nil && errors.Is(err, os.ErrNotExist)) || (err == nil && id != rec.NetNSID) {
+			gone = append(gone, rec)
+		}
+	}
+	return gone
+}

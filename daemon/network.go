@@ -1,0 +1,288 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/ipam"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/gateway"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// DefaultNetwork is the network every daemon has, Docker's docker0.
+const DefaultNetwork = "bridge"
+
+// MTU bounds for a network: IPv4's minimum, and the largest MTU a TAP
+// frame can carry with its headers in 64 KiB.
+const (
+	minMTU = 68
+	maxMTU = 65520
+)
+
+// network is one live network: a switch, its gateway, its address pool and
+// its endpoints.
+type network struct {
+	rec       store.Network
+	sw        *vswitch.Switch
+	gw        *gateway.Gateway
+	pool      *ipam.Pool
+	endpoints map[string]*endpoint
+}
+
+// namePattern is Docker's rule for network and container names.
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func checkName(kind, name string) error {
+	if !namePattern.MatchString(name) || len(name) > 64 {
+		return invalid("invalid %s name %q: want letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters", kind, name)
+	}
+	return nil
+}
+
+// CreateNetwork validates req, stores the network and brings it up.
+func (d *Daemon) CreateNetwork(req api.NetworkCreate) (api.Network, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return api.Network{}, errClosed
+	}
+	rec, err := d.newNetworkRecord(req)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return d.createLocked(rec)
+}
+
+func (d *Daemon) createLocked(rec store.Network) (api.Network, error) {
+	n, err := d.bringUp(rec)
+	if err != nil {
+		return api.Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
+	}
+	if err := d.store.PutNetwork(rec); err != nil {
+		n.shutdown()
+		return api.Network{}, fmt.Errorf("create network %s: save state: %w", rec.Name, err)
+	}
+	d.networks[rec.Name] = n
+	d.log.Info("network created", zap.String("network", rec.Name), zap.Stringer("subnet", rec.Subnet),
+		zap.Stringer("gateway", rec.Gateway), zap.Int("mtu", rec.MTU), zap.Bool("icc", rec.ICC), zap.Bool("internal", rec.Internal))
+	return n.view(), nil
+}
+
+// newNetworkRecord turns a request into a validated record. Every error
+// names the offending input.
+func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) {
+	if err := checkName("network", req.Name); err != nil {
+		return store.Network{}, err
+	}
+	if d.networks[req.Name] != nil {
+		return store.Network{}, conflict("network %q already exists", req.Name)
+	}
+	rec := store.Network{Name: req.Name, MTU: req.MTU, ICC: true, Internal: req.Internal, Created: time.Now().UTC()}
+	if req.ICC != nil {
+		rec.ICC = *req.ICC
+	}
+	if rec.MTU == 0 {
+		rec.MTU = vswitch.DefaultMTU
+	}
+	if rec.MTU < minMTU || rec.MTU > maxMTU {
+		return store.Network{}, invalid("invalid MTU %d: want %d-%d", req.MTU, minMTU, maxMTU)
+	}
+
+	var cfg ipam.Config
+	if req.Subnet == "" {
+		p, err := d.pickSubnet()
+		if err != nil {
+			return store.Network{}, err
+		}
+		cfg.Subnet = p
+	} else {
+		p, err := netip.ParsePrefix(req.Subnet)
+		if err != nil {
+			return store.Network{}, invalid("invalid subnet %q: want CIDR notation like 10.240.0.0/24", req.Subnet)
+		}
+		if other := d.overlapping(p); other != nil {
+			return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses", p, other.rec.Name, other.rec.Subnet)
+		}
+		cfg.Subnet = p
+	}
+	if req.Gateway != "" {
+		a, err := netip.ParseAddr(req.Gateway)
+		if err != nil {
+			return store.Network{}, invalid("invalid gateway %q: want an IP address inside %s", req.Gateway, cfg.Subnet)
+		}
+		cfg.Gateway = a
+	}
+	if req.IPRange != "" {
+		p, err := netip.ParsePrefix(req.IPRange)
+		if err != nil {
+			return store.Network{}, invalid("invalid ip-range %q: want CIDR notation inside %s", req.IPRange, cfg.Subnet)
+		}
+		cfg.IPRange = p
+	}
+	if len(req.AuxAddresses) > 0 {
+		cfg.Aux = map[string]netip.Addr{}
+		for _, kv := range req.AuxAddresses {
+			name, addr, ok := strings.Cut(kv, "=")
+			a, err := netip.ParseAddr(addr)
+			if !ok || name == "" || err != nil {
+				return store.Network{}, invalid("invalid aux-address %q: want name=IP, like router=%s", kv, cfg.Subnet.Addr().Next().Next())
+			}
+			if _, dup := cfg.Aux[name]; dup {
+				return store.Network{}, invalid("aux-address name %q given twice", name)
+			}
+			cfg.Aux[name] = a
+		}
+	}
+	pool, err := ipam.New(cfg)
+	if err != nil {
+		return store.Network{}, &kindError{err, api.ErrInvalid}
+	}
+	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
+	rec.GatewayMAC = dockerMAC(rec.Gateway)
+	return rec, nil
+}
+
+// overlapping returns a network whose subnet overlaps p, or nil.
+func (d *Daemon) overlapping(p netip.Prefix) *network {
+	for _, n := range d.networks {
+		if ipam.Overlaps(n.rec.Subnet, p) {
+			return n
+		}
+	}
+	return nil
+}
+
+// pickSubnet chooses a subnet the way Docker does: the first of its
+// default pools that overlaps neither a route or address of the host nor
+// another network.
+func (d *Daemon) pickSubnet() (netip.Prefix, error) {
+	inUse, err := d.cfg.HostPrefixes()
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", err)
+	}
+	for _, n := range d.networks {
+		inUse = append(inUse, n.rec.Subnet)
+	}
+	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
+	if err != nil {
+		return netip.Prefix{}, conflict("no free subnet left in the default pools (give one with --subnet): %v", err)
+	}
+	return p, nil
+}
+
+// ensureDefaultNetwork creates "bridge" if it does not exist, on
+// 172.17.0.0/16 unless the host uses that range already.
+func (d *Daemon) ensureDefaultNetwork() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.networks[DefaultNetwork] != nil {
+		return nil
+	}
+	rec, err := d.newNetworkRecord(api.NetworkCreate{Name: DefaultNetwork})
+	if err != nil {
+		return fmt.Errorf("create the default network %s: %w", DefaultNetwork, err)
+	}
+	rec.Default = true
+	if first := ipam.DefaultPools()[0]; rec.Subnet != first {
+		d.log.Warn("default network does not use Docker's usual subnet: it is in use on this host",
+			zap.String("network", DefaultNetwork), zap.Stringer("usual", first), zap.Stringer("subnet", rec.Subnet))
+	}
+	_, err = d.createLocked(rec)
+	return err
+}
+
+// bringUp builds the live network for a record: switch, gateway and pool.
+func (d *Daemon) bringUp(rec store.Network) (*network, error) {
+	pool, err := ipam.New(ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: rec.AuxAddresses})
+	if err != nil {
+		return nil, err
+	}
+	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
+	gw, err := gateway.New(sw, gateway.Config{
+		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU, Logger: d.log,
+	})
+	if err != nil {
+		sw.Close()
+		return nil, err
+	}
+	return &network{rec: rec, sw: sw, gw: gw, pool: pool, endpoints: map[string]*endpoint{}}, nil
+}
+
+// shutdown detaches every port of the network without deleting TAP
+// devices (daemon shutdown).
+func (n *network) shutdown() {
+	n.gw.Close()
+	n.sw.Close()
+}
+
+// RemoveNetwork removes a network with no endpoints.
+func (d *Daemon) RemoveNetwork(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.networks[name]
+	if n == nil {
+		return notFoundNetwork(name)
+	}
+	if n.rec.Default {
+		return conflict("%s is the default network and cannot be removed", name)
+	}
+	if len(n.endpoints) > 0 {
+		names := make([]string, 0, len(n.endpoints))
+		for e := range n.endpoints {
+			names = append(names, e)
+		}
+		sort.Strings(names)
+		return conflict("network %q has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
+	}
+	if err := d.store.DeleteNetwork(name); err != nil {
+		return fmt.Errorf("remove network %s: save state: %w", name, err)
+	}
+	delete(d.networks, name)
+	n.shutdown()
+	d.log.Info("network removed", zap.String("network", name))
+	return nil
+}
+
+// view renders the network for the API.
+func (n *network) view() api.Network {
+	st := n.sw.Stats()
+	return api.Network{
+		Name: n.rec.Name, Subnet: n.rec.Subnet, Gateway: n.rec.Gateway, GatewayMAC: n.rec.GatewayMAC.String(),
+		IPRange: n.rec.IPRange, AuxAddresses: n.rec.AuxAddresses, MTU: n.rec.MTU, ICC: n.rec.ICC,
+		Internal: n.rec.Internal, Default: n.rec.Default, Created: n.rec.Created,
+		Endpoints: len(n.endpoints), FDBEntries: st.FDBEntries, GatewayStats: portStats(n.gw.Link().Stats()),
+	}
+}
+
+// dockerMAC returns 02:42 followed by the last four bytes of addr, as
+// Docker derives MAC addresses from IPv4 addresses.
+func dockerMAC(addr netip.Addr) vswitch.MAC {
+	b := addr.AsSlice()
+	b = b[len(b)-4:]
+	return vswitch.MAC{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// portStats converts switch counters for the API.
+func portStats(s vswitch.PortStats) api.PortStats {
+	out := api.PortStats{
+		RXFrames: s.RX.Frames, RXBytes: s.RX.Bytes, RXDrops: s.RX.Drops,
+		TXFrames: s.TX.Frames, TXBytes: s.TX.Bytes, TXDrops: s.TX.Drops,
+	}
+	for _, r := range vswitch.DropReasons() {
+		if v := s.RX.DropsBy[r] + s.TX.DropsBy[r]; v > 0 {
+			if out.DropsBy == nil {
+				out.DropsBy = map[string]uint64{}
+			}
+			out.DropsBy[r.String()] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+)
+
+// Serve listens on the configured socket (mode 0600, its directory created
+// 0700 if missing) and serves the API until ctx ends. It refuses to start
+// if another daemon answers on the socket, and removes a stale one.
+func (d *Daemon) Serve(ctx context.Context) error {
+	l, err := Listen(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           d.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(d.log.Named("http")),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	d.log.Info("serving API", zap.String("socket", d.cfg.Socket))
+	select {
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdownCtx)
+		os.Remove(d.cfg.Socket)
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", d.cfg.Socket, err)
+	}
+}
+
+// Listen opens the API socket at path.
+func Listen(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another switchyard daemon is already listening there (stop it, or give this one another --socket)", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Handler returns the API's HTTP handler.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.VersionInfo(), nil)
+	})
+	mux.HandleFunc("GET /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.Networks(), nil)
+	})
+	mux.HandleFunc("POST /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		var req api.NetworkCreate
+		if !decode(w, r, &req) {
+			return
+		}
+		n, err := d.CreateNetwork(req)
+		replyStatus(w, http.StatusCreated, n, err)
+	})
+	mux.HandleFunc("GET /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := d.Network(r.PathValue("name"))
+		reply(w, n, err)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		replyStatus(w, http.StatusNoContent, nil, d.RemoveNetwork(r.PathValue("name")))
+	})
+	mux.HandleFunc("POST /v1/networks/{name}/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		var req api.EndpointCreate
+		if !decode(w, r, &req) {
+			return
+		}
+		e, err := d.Connect(r.PathValue("name"), req)
+		replyStatus(w, http.StatusCreated, e, err)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}", func(w http.ResponseWriter, r *http.Request) {
+		replyStatus(w, http.StatusNoContent, nil, d.Disconnect(r.PathValue("name"), r.PathValue("ep")))
+	})
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		es, err := d.Endpoints(r.URL.Query().Get("network"))
+		if es == nil {
+			es = []api.Endpoint{}
+		}
+		reply(w, es, err)
+	})
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		replyStatus(w, 0, nil, invalid("malformed request body: %v", err))
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.StatusOK, v, err) }
+
+func replyStatus(w http.ResponseWriter, status int, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code, kind := api.Classify(err)
+		if errors.Is(err, errClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(api.Error{Message: err.Error(), Kind: kind})
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,163 @@
+// Package store keeps the daemon's state — networks and endpoints — in a
+// bbolt file, as Docker's libnetwork keeps its local store. Every change is
+// one transaction, so a daemon killed at any moment (kill -9 included)
+// finds either the state before the change or after it.
+//
+// Records are JSON values under their name: networks by network name,
+// endpoints by "network/endpoint". IP address allocations are not stored:
+// they are rebuilt from the endpoint records at start-up.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/switchyard-net/switchyard/internal/nsenter"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+var (
+	bucketNetworks  = []byte("networks")
+	bucketEndpoints = []byte("endpoints")
+)
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("state file locked by another process")
+
+// Network is a stored network.
+type Network struct {
+	Name         string                `json:"name"`
+	Subnet       netip.Prefix          `json:"subnet"`
+	Gateway      netip.Addr            `json:"gateway"`
+	GatewayMAC   vswitch.MAC           `json:"gateway_mac"`
+	IPRange      netip.Prefix          `json:"ip_range"`
+	AuxAddresses map[string]netip.Addr `json:"aux_addresses,omitempty"`
+	MTU          int                   `json:"mtu"`
+	ICC          bool                  `json:"icc"`
+	Internal     bool                  `json:"internal"`
+	Default      bool                  `json:"default"`
+	Created      time.Time             `json:"created"`
+}
+
+// Endpoint is a stored endpoint.
+type Endpoint struct {
+	Network string `json:"network"`
+	Name    string `json:"name"`
+	// NetNS is the namespace path; NetNSID identifies the namespace it
+	// pointed to at connect time, so a path reused by a new namespace is
+	// not mistaken for the old one.
+	NetNS   string       `json:"netns"`
+	NetNSID nsenter.ID   `json:"netns_id"`
+	PID     int          `json:"pid,omitempty"`
+	IfName  string       `json:"ifname"`
+	MAC     vswitch.MAC  `json:"mac"`
+	Address netip.Prefix `json:"address"`
+	Created time.Time    `json:"created"`
+}
+
+// Key returns "network/name".
+func (e Endpoint) Key() string { return e.Network + "/" + e.Name }
+
+// Store is an open state file.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the state file state.db in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "state.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("state file %s: %w (is another switchyard daemon using --state-dir %s?)", path, ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path returns the state file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func put(s *Store, bucket []byte, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), b) })
+}
+
+func del(s *Store, bucket []byte, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+}
+
+func list[T any](s *Store, bucket []byte) ([]T, error) {
+	var out []T
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var t T
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("record %q: %w", k, err)
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutNetwork stores n, replacing a network of the same name.
+func (s *Store) PutNetwork(n Network) error { return put(s, bucketNetworks, n.Name, n) }
+
+// DeleteNetwork removes a network record.
+func (s *Store) DeleteNetwork(name string) error { return del(s, bucketNetworks, name) }
+
+// Networks returns every stored network, by name.
+func (s *Store) Networks() ([]Network, error) {
+	ns, err := list[Network](s, bucketNetworks)
+	sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+	return ns, err
+}
+
+// PutEndpoint stores e, replacing an endpoint of the same key.
+func (s *Store) PutEndpoint(e Endpoint) error { return put(s, bucketEndpoints, e.Key(), e) }
+
+// DeleteEndpoint removes an endpoint record.
+func (s *Store) DeleteEndpoint(network, name string) error {
+	return del(s, bucketEndpoints, network+"/"+name)
+}
+
+// Endpoints returns every stored endpoint, by key.
+func (s *Store) Endpoints() ([]Endpoint, error) {
+	es, err := list[Endpoint](s, bucketEndpoints)
+	sort.Slice(es, func(i, j int) bool { return es[i].Key() < es[j].Key() })
+	return es, err
+}

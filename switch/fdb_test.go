@@ -100,3 +100,30 @@ func TestFDBFlushAndDetached(t *testing.T) {
 		t.Errorf("flush(a) left a's entry or removed others: len=%d", tb.len())
 	}
 }
+
+// Many MACs learned in sequence end up in published snapshots, and every
+// one of them is found whether it is still pending or published.
+func TestFDBPublishesPending(t *testing.T) {
+	tb := newFDB(10000, int64(time.Minute))
+	a := &Link{}
+	for i := 0; i < 5000; i++ {
+		m := MAC{0x02, 0, 0, 0, byte(i >> 8), byte(i)}
+		if !tb.learn(m, a, 0) {
+			t.Fatalf("learn %d refused", i)
+		}
+		if tb.lookup(m, 0) != a {
+			t.Fatalf("MAC %d not found right after learning it", i)
+		}
+	}
+	if n := len(*tb.snap.Load()); n < 4000 {
+		t.Errorf("only %d of 5000 entries published; pending should be folded in as it grows", n)
+	}
+	if tb.len() != 5000 {
+		t.Errorf("len = %d, want 5000", tb.len())
+	}
+	for i := 0; i < 5000; i++ {
+		if tb.lookup(MAC{0x02, 0, 0, 0, byte(i >> 8), byte(i)}, 0) != a {
+			t.Fatalf("MAC %d lost", i)
+		}
+	}
+}

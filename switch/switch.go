@@ -100,7 +100,8 @@ func New(cfg Config) *Switch {
 // Name returns the name given in Config.
 func (s *Switch) Name() string { return s.name }
 
-// janitor refreshes the coarse clock and sweeps aged MACs.
+// janitor refreshes the coarse clock, publishes newly learned MACs and
+// sweeps aged ones.
 func (s *Switch) janitor() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.tick)
@@ -112,6 +113,7 @@ func (s *Switch) janitor() {
 			return
 		case <-t.C:
 			now := s.refreshClock()
+			s.fdb.publishPending()
 			if now-lastSweep >= s.sweepEvery {
 				s.fdb.sweep(now)
 				lastSweep = now

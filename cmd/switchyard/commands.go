@@ -22,6 +22,7 @@ func daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
 			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
+			&cli.StringFlag{Name: "debug-addr", Usage: "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -40,6 +41,12 @@ func daemonCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if addr := c.String("debug-addr"); addr != "" {
+				if err := serveDebug(ctx, addr, log); err != nil {
+					d.Close()
+					return err
+				}
+			}
 			serveErr := d.Serve(ctx)
 			log.Info("shutting down")
 			if err := d.Close(); err != nil {

@@ -1,0 +1,609 @@
+#!/usr/bin/env bash
+# bench.sh - Switchyard measured side by side with the tools it replaces, in
+# one run: kernel loopback/veth/bridge, vde_switch, socat, docker-proxy,
+# slirp4netns, pasta, rootlesskit, and Switchyard's own scenarios (sc_sy_*).
+# It is the project's copy of the shared peer harness (shared/bench), with
+# the Switchyard scenarios added; compare ratios within one run, not
+# absolute numbers across runs (the machines are shared and noisy).
+#
+# Usage (as root):   benchmarks/bench.sh [-l] [scenario ...]
+#   l2               : the L2 switch set: kernel bridge (MTU 1500 and 65520),
+#                      vde_switch, and Switchyard namespace-to-namespace
+#   no scenario args : run every scenario in DEFAULT_SCENARIOS
+#   -l               : list all scenarios and exit
+#   all              : DEFAULT_SCENARIOS plus EXTRA_SCENARIOS
+# Environment knobs:
+#   DUR=5      seconds per iperf3 run          RUNS=3    TCP runs per case (median kept)
+#   RRDUR=3    seconds per rr / crr run        RR_RUNS=1 rr/crr runs (median kept)
+#   UDP=1      0 skips the UDP tests           SCEN_MAX=150  watchdog per scenario (s)
+#   OUT=dir    where detail logs go (default /tmp/switchyard-bench.out)
+#
+# Output: one markdown table row per scenario on stdout (progress on stderr,
+# per-run raw numbers and tool logs under $OUT).
+#
+# Network safety: all traffic goes to 127.0.0.0/8 or to 10.213.0.0/16 addresses
+# assigned inside network namespaces this script creates (named bp_*). The
+# user-mode tools (slirp4netns, pasta, rootlesskit) run inside an isolated
+# "host" namespace bp_h whose only route is a dead-end veth, so nothing they do
+# can leave the machine. Every client run is bounded by `timeout`.
+#
+# Adding a scenario (e.g. the new Go switch/proxy): write a function
+#   sc_<name>() {
+#     ...build topology with ns_add / veth_to / host_ns / spawn...
+#     start_servers <prefix cmd...>     # iperf3 -s on 5201 (tcp+udp), rr echo on 5202
+#     CLIENT=(<prefix cmd...>)          # how to run a client (empty = root ns)
+#     DST=<addr> IPORT=<iperf port> RPORT=<rr port> HAS_UDP=0|1
+#     FWD_PIDS="<pids charged as forwarder CPU>"
+#     measure "<row label>"
+#   }
+# and append <name> to DEFAULT_SCENARIOS. Processes started with `spawn` and
+# every netns/link named bp* are cleaned up automatically after each scenario.
+
+set -u -o pipefail
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+DUR=${DUR:-5}
+RUNS=${RUNS:-3}
+RRDUR=${RRDUR:-3}
+RR_RUNS=${RR_RUNS:-1}
+UDP=${UDP:-1}
+SCEN_MAX=${SCEN_MAX:-150}
+OUT=${OUT:-/tmp/switchyard-bench.out}
+STATE=/run/switchyard-bench     # pid records survive a crashed run -> idempotent cleanup
+WORK=$STATE/work
+RR=$WORK/rr
+PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
+SUBID_LINE="root:1000000:65536"  # temporary, only for rootlesskit; removed at exit
+
+L2_SCENARIOS="bridge bridge_mtu65520 vde sy_l2 sy_l2_nooffload sy_l2_mtu65520"
+DEFAULT_SCENARIOS="loopback veth bridge vde socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns slirp4netns_egress pasta_egress_splice pasta_egress_tap"
+EXTRA_SCENARIOS="pasta_tap_mtu1500 veth_mtu65520"
+
+CLK_TCK=$(getconf CLK_TCK)
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ---------------------------------------------------------------- processes
+pstat() { # pid -> fields after "comm)": 1=state 2=ppid ... 12=utime 13=stime 14=cutime 15=cstime 20=starttime
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	echo "${s##*) }"
+}
+pstart() { local f; f=$(pstat "$1") || return 1; set -- $f; echo "${20}"; }
+
+record_pid() { # pid: remember it (with start time, so a recycled pid is never killed)
+	local st
+	st=$(pstart "$1") || return 0
+	echo "$1 $st" >>"$STATE/pids"
+}
+
+# spawn NAME cmd... : start in background, log to $OUT/NAME.log, record pid in SPAWNED
+spawn() {
+	local name=$1
+	shift
+	"$@" >"$OUT/$name.log" 2>&1 </dev/null &
+	SPAWNED=$!
+	CHILDREN="${CHILDREN:-} $SPAWNED"
+	record_pid "$SPAWNED"
+}
+
+descendants() { # pid -> pid and all its descendants
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done
+}
+
+kill_recorded() {
+	[ -s "$STATE/pids" ] || return 0
+	local pid st all=() p
+	while read -r pid st; do
+		[ -n "$pid" ] || continue
+		[ "$(pstart "$pid" 2>/dev/null)" = "$st" ] || continue
+		all+=($(descendants "$pid"))
+	done <"$STATE/pids"
+	: >"$STATE/pids"
+	[ ${#all[@]} -gt 0 ] || return 0
+	kill -TERM "${all[@]}" 2>/dev/null
+	for _ in $(seq 30); do
+		local alive=0
+		for p in "${all[@]}"; do [ -d /proc/"$p" ] && [ "$(pstat "$p" | cut -d' ' -f1)" != Z ] && alive=1; done
+		[ $alive = 0 ] && return 0
+		sleep 0.1
+	done
+	kill -KILL "${all[@]}" 2>/dev/null
+	sleep 0.2
+}
+
+cleanup_net() {
+	local n l
+	for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^bp_'); do ip netns del "$n" 2>/dev/null; done
+	for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^bp'); do ip link del "$l" 2>/dev/null; done
+	rm -rf "$WORK/vde.ctl" "$WORK/vde.mgmt" "$WORK/slirp.sock" "$WORK/rlk" "$WORK"/*.pid "$WORK/sy"
+}
+
+cleanup_scenario() { kill_recorded; cleanup_net; }
+
+cleanup_all() {
+	cleanup_scenario
+	if [ -f "$STATE/subid.added" ]; then
+		sed -i "\|^$SUBID_LINE\$|d" /etc/subuid /etc/subgid
+		rm -f "$STATE/subid.added"
+	fi
+}
+
+# ---------------------------------------------------------------- topology helpers
+ns_add() { ip netns add "$1" && ip -n "$1" link set lo up; }
+
+# veth_to NS HOSTIF HOSTADDR NSADDR : veth pair root-ns(HOSTIF) <-> NS(eth0)
+veth_to() {
+	ip link add "$2" type veth peer name eth0 netns "$1"
+	ip addr add "$3" dev "$2"
+	ip link set "$2" up
+	ip -n "$1" addr add "$4" dev eth0
+	ip -n "$1" link set eth0 up
+}
+
+# host_ns : isolated stand-in for "the host" for user-mode tools. lo + a dead-end
+# veth carrying 10.213.100.1/24 and a default route to 10.213.100.254 (nobody).
+host_ns() {
+	ns_add bp_h
+	ip -n bp_h link add bph0 type veth peer name bph1
+	ip -n bp_h addr add 10.213.100.1/24 dev bph0
+	ip -n bp_h link set bph0 up
+	ip -n bp_h link set bph1 up
+	ip -n bp_h route add default via 10.213.100.254 dev bph0
+}
+
+# wait_listen PORT proto cmd-prefix... : wait (<=5 s) until something listens
+wait_listen() {
+	local port=$1 proto=$2
+	shift 2
+	local flag=-Hltn
+	[ "$proto" = udp ] && flag=-Hlun
+	for _ in $(seq 50); do
+		[ -n "$("$@" ss $flag "sport = :$port" 2>/dev/null)" ] && return 0
+		sleep 0.1
+	done
+	log "timeout waiting for $proto/$port"
+	return 1
+}
+
+# start_servers prefix... : iperf3 server (tcp+udp 5201) and rr echo server (5202)
+# SRV_BIND / SRV_IPORT / SRV_RPORT override address and ports.
+start_servers() {
+	local bind=${SRV_BIND:-} ip=${SRV_IPORT:-5201} rp=${SRV_RPORT:-5202}
+	local b=()
+	[ -n "$bind" ] && b=(-B "$bind")
+	spawn "iperf3-s-$ip" "$@" timeout 600 iperf3 -s "${b[@]}" -p "$ip" --idle-timeout 30 --rcv-timeout 5000
+	spawn "rr-s-$rp" "$@" timeout 600 "$RR" server -l "${bind:-0.0.0.0}:$rp"
+	wait_listen "$ip" tcp "$@" && wait_listen "$rp" tcp "$@"
+}
+
+children_named() { # pid comm -> pids of direct children with that comm
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = "$2" ] && echo "$c"
+	done
+}
+
+# ---------------------------------------------------------------- measurement
+median() { # numbers... (non-numeric ignored)
+	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.2f\n",(a[NR/2]+a[NR/2+1])/2}}'
+}
+
+fwd_ticks() { # sum utime+stime+cutime+cstime over FWD_PIDS
+	local t=0 p f
+	for p in ${FWD_PIDS:-}; do
+		f=$(pstat "$p") || continue
+		set -- $f
+		t=$((t + ${12} + ${13} + ${14} + ${15}))
+	done
+	echo $t
+}
+sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+now() { date +%s.%N; }
+
+iperf_tcp() { # streams -> Gbit/s (receiver side)
+	local j
+	j=$(timeout $((DUR + 15)) "${CLIENT[@]}" iperf3 -c "$DST" -p "$IPORT" -t "$DUR" -P "$1" --connect-timeout 3000 -J 2>>"$OUT/client.err")
+	jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100' <<<"$j" 2>/dev/null || echo fail
+}
+
+iperf_udp() { # -> "Gbit/s loss%" (receiver side)
+	local j
+	j=$(timeout $((DUR + 15)) "${CLIENT[@]}" iperf3 -c "$DST" -p "$IPORT" -t "$DUR" -u -b 0 -l 1400 --connect-timeout 3000 -J 2>>"$OUT/client.err")
+	jq -r '.end.sum_received | "\(.bits_per_second / 1e9 | . * 100 | round / 100) \(.lost_percent | round)"' <<<"$j" 2>/dev/null || echo "fail fail"
+}
+
+rr_run() { timeout $((RRDUR + 10)) "${CLIENT[@]}" "$RR" "$1" -c "$DST:$RPORT" -d "${RRDUR}s" 2>>"$OUT/client.err"; }
+kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+measure() {
+	local label=$1 i t1=() t4=() rrs=() p50=() p99=() crs=() udp="-" fwd="-" sysc
+	local c0 c1 s0 s1 a b e0 e1
+	log "$label: TCP 1 stream x$RUNS"
+	c0=$(fwd_ticks)
+	read -r a b < <(sys_ticks)
+	e0=$(now)
+	for i in $(seq "$RUNS"); do t1+=("$(iperf_tcp 1)"); done
+	sleep 0.3 # let forked forwarders (socat) be reaped into cutime
+	c1=$(fwd_ticks)
+	e1=$(now)
+	read -r s0 s1 < <(sys_ticks)
+	[ -n "${FWD_PIDS:-}" ] && fwd=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v e0="$e0" -v e1="$e1" 'BEGIN{printf "%.0f", 100*d/hz/(e1-e0)}')
+	sysc=$(awk -v db=$((s0 - a)) -v dt=$((s1 - b)) -v n="$(nproc)" 'BEGIN{printf "%.0f", (dt>0)?100*n*db/dt:0}')
+	log "$label: TCP 4 streams x$RUNS"
+	for i in $(seq "$RUNS"); do t4+=("$(iperf_tcp 4)"); done
+	if [ "$UDP" = 1 ] && [ "${HAS_UDP:-0}" = 1 ]; then
+		log "$label: UDP"
+		udp=$(iperf_udp)
+		udp="${udp% *} (${udp#* }%)"
+	fi
+	local r
+	for i in $(seq "$RR_RUNS"); do
+		log "$label: rr + crr"
+		r=$(rr_run rr)
+		rrs+=("$(kv rr_per_s "$r")") p50+=("$(kv p50_us "$r")") p99+=("$(kv p99_us "$r")")
+		r=$(rr_run crr)
+		crs+=("$(kv conns_per_s "$r")")
+	done
+	{
+		echo "## $label  (client: ${CLIENT[*]:-root-ns} -> $DST:$IPORT/$RPORT; fwd pids: ${FWD_PIDS:-none})"
+		echo "tcp1: ${t1[*]}"
+		echo "tcp4: ${t4[*]}"
+		echo "udp: $udp"
+		echo "rr/s: ${rrs[*]}  p50: ${p50[*]}  p99: ${p99[*]}"
+		echo "crr/s: ${crs[*]}"
+		echo "fwd cpu% (1-stream phase): $fwd   host cpu% of $(($(nproc) * 100)): $sysc"
+	} >>"$OUT/detail.txt"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
+		"$(median "${t1[@]}")" "$(median "${t4[@]}")" "$udp" \
+		"$(median "${rrs[@]}")" "$(median "${p50[@]}")" "$(median "${p99[@]}")" \
+		"$(median "${crs[@]}")" "$fwd" "$sysc"
+}
+
+# ---------------------------------------------------------------- scenarios
+sc_loopback() { # 1. loopback baseline (root ns)
+	SRV_BIND=127.0.0.1 SRV_IPORT=15201 SRV_RPORT=15202 start_servers
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS=""
+	measure "1 loopback 127.0.0.1 (root ns)"
+}
+
+sc_veth() { # 2. root ns 10.213.1.1 <-> container 10.213.1.2 over veth
+	ns_add bp_c1
+	veth_to bp_c1 bpv0 10.213.1.1/24 10.213.1.2/24
+	start_servers ip netns exec bp_c1
+	CLIENT=() DST=10.213.1.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+	measure "2 kernel veth root->ns"
+}
+
+sc_veth_mtu65520() { # extra: veth with 65520 MTU
+	ns_add bp_c1
+	veth_to bp_c1 bpv0 10.213.1.1/24 10.213.1.2/24
+	ip link set bpv0 mtu 65520
+	ip -n bp_c1 link set eth0 mtu 65520
+	start_servers ip netns exec bp_c1
+	CLIENT=() DST=10.213.1.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+	measure "2b kernel veth root->ns, MTU 65520"
+}
+
+sc_bridge() { # 3. nsA -> nsB over a Linux bridge
+	ns_add bp_a
+	ns_add bp_b
+	ip link add bp_br0 type bridge stp_state 0 forward_delay 0
+	ip link set bp_br0 up
+	local x n=1
+	for x in a b; do
+		ip link add "bpv$x" type veth peer name eth0 netns "bp_$x"
+		ip link set "bpv$x" master bp_br0 up
+		ip -n "bp_$x" addr add "10.213.3.$n/24" dev eth0
+		ip -n "bp_$x" link set eth0 up
+		n=$((n + 1))
+	done
+	start_servers ip netns exec bp_b
+	CLIENT=(ip netns exec bp_a) DST=10.213.3.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+	measure "3 kernel bridge nsA->nsB"
+}
+
+sc_vde() { # 4. nsA -> nsB through vde_switch (userspace L2 switch, one TAP per ns)
+	ns_add bp_a
+	ns_add bp_b
+	ip tuntap add dev bptapA mode tap
+	ip tuntap add dev bptapB mode tap
+	vde_switch -s "$WORK/vde.ctl" -M "$WORK/vde.mgmt" -t bptapA -t bptapB -d -p "$WORK/vde.pid" >"$OUT/vde.log" 2>&1
+	for _ in $(seq 30); do [ -s "$WORK/vde.pid" ] && break; sleep 0.1; done
+	local vpid
+	vpid=$(cat "$WORK/vde.pid")
+	record_pid "$vpid"
+	# vde_switch keeps its tap fds; moving the (attached) taps into the namespaces works.
+	ip link set bptapA netns bp_a
+	ip link set bptapB netns bp_b
+	ip -n bp_a addr add 10.213.4.1/24 dev bptapA
+	ip -n bp_a link set bptapA up
+	ip -n bp_b addr add 10.213.4.2/24 dev bptapB
+	ip -n bp_b link set bptapB up
+	start_servers ip netns exec bp_b
+	ip netns exec bp_a ping -c 2 -i 0.2 -W 1 10.213.4.2 >/dev/null 2>&1 # warm ARP / MAC table
+	CLIENT=(ip netns exec bp_a) DST=10.213.4.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$vpid"
+	measure "4 vde_switch nsA->nsB (TAPs, MTU 1500)"
+}
+
+sc_socat() { # 5. socat port forward 127.0.0.1:15201 -> 10.213.1.2:5201
+	ns_add bp_c1
+	veth_to bp_c1 bpv0 10.213.1.1/24 10.213.1.2/24
+	start_servers ip netns exec bp_c1
+	spawn socat-tcp socat TCP-LISTEN:15201,bind=127.0.0.1,fork,reuseaddr TCP:10.213.1.2:5201
+	local p=$SPAWNED
+	spawn socat-rr socat TCP-LISTEN:15202,bind=127.0.0.1,fork,reuseaddr TCP:10.213.1.2:5202
+	spawn socat-udp socat UDP-LISTEN:15201,bind=127.0.0.1,fork,reuseaddr UDP:10.213.1.2:5201
+	wait_listen 15201 tcp && wait_listen 15202 tcp && wait_listen 15201 udp
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
+	measure "5 socat fork 127.0.0.1->veth ns"
+}
+
+sc_docker_proxy() { # 6. docker-proxy (docker.io 20.10) 127.0.0.1:15201 -> 10.213.1.2:5201
+	local dp
+	dp=$(command -v docker-proxy || echo /usr/sbin/docker-proxy)
+	ns_add bp_c1
+	veth_to bp_c1 bpv0 10.213.1.1/24 10.213.1.2/24
+	start_servers ip netns exec bp_c1
+	# docker-proxy writes its ready status to fd 3 when started by dockerd; give it /dev/null.
+	spawn dproxy-tcp sh -c "exec $dp -proto tcp -host-ip 127.0.0.1 -host-port 15201 -container-ip 10.213.1.2 -container-port 5201 3>/dev/null"
+	local p=$SPAWNED
+	spawn dproxy-rr sh -c "exec $dp -proto tcp -host-ip 127.0.0.1 -host-port 15202 -container-ip 10.213.1.2 -container-port 5202 3>/dev/null"
+	spawn dproxy-udp sh -c "exec $dp -proto udp -host-ip 127.0.0.1 -host-port 15201 -container-ip 10.213.1.2 -container-port 5201 3>/dev/null"
+	wait_listen 15201 tcp && wait_listen 15202 tcp && wait_listen 15201 udp
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
+	measure "6 docker-proxy 127.0.0.1->veth ns"
+}
+
+# slirp_up MTU : user+net ns (NSPID) attached to slirp4netns (SLPID) inside bp_h,
+# hostfwd 127.0.0.1:15201(tcp,udp)->5201, 15202->5202 added through the API socket.
+slirp_up() {
+	host_ns
+	spawn slirp-ns ip netns exec bp_h unshare -Urn sleep 600
+	NSPID=$SPAWNED
+	for _ in $(seq 50); do [ "$(readlink /proc/$NSPID/ns/user)" != "$(readlink /proc/self/ns/user)" ] && break; sleep 0.1; done
+	rm -f "$WORK/slirp.sock"
+	spawn slirp4netns ip netns exec bp_h slirp4netns --configure --mtu="$1" --api-socket "$WORK/slirp.sock" "$NSPID" tap0
+	SLPID=$SPAWNED
+	for _ in $(seq 50); do [ -S "$WORK/slirp.sock" ] && break; sleep 0.1; done
+	local f
+	for f in "tcp 15201 5201" "tcp 15202 5202" "udp 15201 5201"; do
+		set -- $f
+		printf '{"execute":"add_hostfwd","arguments":{"proto":"%s","host_addr":"127.0.0.1","host_port":%s,"guest_port":%s}}' "$1" "$2" "$3" |
+			socat -t2 - UNIX-CONNECT:"$WORK/slirp.sock" >>"$OUT/slirp-api.log" 2>&1
+		echo >>"$OUT/slirp-api.log"
+	done
+	INNS=(nsenter -t "$NSPID" -U -n --preserve-credentials)
+}
+
+sc_slirp4netns() { # 7. slirp4netns hostfwd, MTU 65520
+	slirp_up 65520
+	start_servers "${INNS[@]}"
+	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$SLPID"
+	measure "7 slirp4netns hostfwd, MTU 65520"
+}
+
+sc_slirp4netns_mtu1500() { # 7b. same, MTU 1500
+	slirp_up 1500
+	start_servers "${INNS[@]}"
+	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$SLPID"
+	measure "7b slirp4netns hostfwd, MTU 1500"
+}
+
+sc_slirp4netns_egress() { # 10a. ns -> 10.0.2.2 (= host 127.0.0.1) through slirp4netns
+	slirp_up 65520
+	SRV_BIND=127.0.0.1 SRV_IPORT=5401 SRV_RPORT=5402 start_servers ip netns exec bp_h
+	CLIENT=("${INNS[@]}") DST=10.0.2.2 IPORT=5401 RPORT=5402 HAS_UDP=1 FWD_PIDS="$SLPID"
+	measure "10a slirp4netns egress ns->10.0.2.2 (host lo), MTU 65520"
+}
+
+# pasta_up [extra pasta args] : netns bp_p (made with ip netns) attached to pasta run in bp_h.
+# pasta (2023-03) as root cannot spawn its own userns (uid_map EPERM) and drops to
+# nobody before setns, so we pre-create the netns and pass --runas 0 --netns.
+pasta_up() {
+	host_ns
+	ns_add bp_p
+	# Same host and namespace port numbers on purpose: with a remap (-u 15201:5201)
+	# this pasta version drops the reply direction of spliced (loopback) UDP flows.
+	spawn pasta ip netns exec bp_h pasta -f --runas 0 --config-net --netns bp_p \
+		-t 5201,5202 -u 5201 -T 5401,5402 -U 5401 -P "$WORK/pasta.pid" "$@"
+	PAPID=$SPAWNED
+	wait_listen 5201 tcp ip netns exec bp_h && wait_listen 5401 tcp ip netns exec bp_p
+}
+
+sc_pasta_splice() { # 8a. host 127.0.0.1 -> pasta splice path (loopback source) -> ns
+	pasta_up
+	start_servers ip netns exec bp_p
+	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$PAPID"
+	measure "8a pasta -t, 127.0.0.1 (splice path)"
+}
+
+sc_pasta_tap() { # 8b. non-loopback source -> pasta tap path (L2/L4 translation), MTU 65520
+	pasta_up
+	start_servers ip netns exec bp_p
+	CLIENT=(ip netns exec bp_h) DST=10.213.100.1 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$PAPID"
+	measure "8b pasta -t, 10.213.100.1 (tap path, MTU 65520)"
+}
+
+sc_pasta_tap_mtu1500() { # extra: tap path with MTU 1500
+	pasta_up -m 1500
+	ip -n bp_p link set bph0 mtu 1500
+	start_servers ip netns exec bp_p
+	CLIENT=(ip netns exec bp_h) DST=10.213.100.1 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$PAPID"
+	measure "8c pasta -t, 10.213.100.1 (tap path, MTU 1500)"
+}
+
+sc_pasta_egress_splice() { # 10b. ns 127.0.0.1:5401 -> pasta -T -> host 127.0.0.1:5401
+	pasta_up
+	SRV_BIND=127.0.0.1 SRV_IPORT=5401 SRV_RPORT=5402 start_servers ip netns exec bp_h
+	CLIENT=(ip netns exec bp_p) DST=127.0.0.1 IPORT=5401 RPORT=5402 HAS_UDP=1 FWD_PIDS="$PAPID"
+	measure "10b pasta egress ns->127.0.0.1 (-T splice)"
+}
+
+sc_pasta_egress_tap() { # 10c. ns -> gateway 10.213.100.254 (mapped to host lo) via tap path
+	pasta_up
+	SRV_BIND=127.0.0.1 SRV_IPORT=5401 SRV_RPORT=5402 start_servers ip netns exec bp_h
+	CLIENT=(ip netns exec bp_p) DST=10.213.100.254 IPORT=5401 RPORT=5402 HAS_UDP=1 FWD_PIDS="$PAPID"
+	measure "10c pasta egress ns->gw 10.213.100.254 (tap, map-gw)"
+}
+
+# rlk_up DRIVER : rootlesskit --net=slirp4netns in bp_h, ports published with -p
+rlk_up() {
+	host_ns
+	if ! grep -q '^root:' /etc/subuid || ! grep -q '^root:' /etc/subgid; then
+		grep -q "^$SUBID_LINE\$" /etc/subuid || echo "$SUBID_LINE" >>/etc/subuid
+		grep -q "^$SUBID_LINE\$" /etc/subgid || echo "$SUBID_LINE" >>/etc/subgid
+		touch "$STATE/subid.added"
+	fi
+	rm -rf "$WORK/rlk"
+	spawn "rootlesskit-$1" ip netns exec bp_h rootlesskit --state-dir="$WORK/rlk" --net=slirp4netns --mtu=65520 \
+		--port-driver="$1" --copy-up=/etc \
+		-p 127.0.0.1:15201:5201/tcp -p 127.0.0.1:15202:5202/tcp -p 127.0.0.1:15201:5201/udp \
+		-- timeout 600 sh -c "iperf3 -s -p 5201 --idle-timeout 30 --rcv-timeout 5000 & $RR server -l 0.0.0.0:5202 & wait"
+	RLKPID=$SPAWNED
+	for _ in $(seq 50); do [ -s "$WORK/rlk/child_pid" ] && break; sleep 0.1; done
+	local child
+	child=$(cat "$WORK/rlk/child_pid" 2>/dev/null)
+	wait_listen 5201 tcp nsenter -t "$child" -n && wait_listen 5202 tcp nsenter -t "$child" -n
+	wait_listen 15201 tcp ip netns exec bp_h
+	FWD_PIDS="$RLKPID $(children_named "$RLKPID" slirp4netns)"
+}
+
+sc_rootlesskit_builtin() { # 9a
+	rlk_up builtin
+	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1
+	measure "9a rootlesskit --port-driver=builtin"
+}
+
+sc_rootlesskit_slirp4netns() { # 9b
+	rlk_up slirp4netns
+	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1
+	measure "9b rootlesskit --port-driver=slirp4netns"
+}
+
+sc_bridge_mtu65520() { # 3b. as 3, every link at MTU 65520
+	ns_add bp_a
+	ns_add bp_b
+	ip link add bp_br0 type bridge stp_state 0 forward_delay 0
+	ip link set bp_br0 up
+	local x n=1
+	for x in a b; do
+		ip link add "bpv$x" type veth peer name eth0 netns "bp_$x"
+		ip link set "bpv$x" mtu 65520
+		ip link set "bpv$x" master bp_br0 up
+		ip -n "bp_$x" link set eth0 mtu 65520
+		ip -n "bp_$x" addr add "10.213.3.$n/24" dev eth0
+		ip -n "bp_$x" link set eth0 up
+		n=$((n + 1))
+	done
+	start_servers ip netns exec bp_b
+	CLIENT=(ip netns exec bp_a) DST=10.213.3.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+	measure "3b kernel bridge nsA->nsB, MTU 65520"
+}
+
+# ---------------------------------------------------------------- switchyard
+SY=$WORK/switchyard
+
+# sy_up [daemon flags...] : a Switchyard daemon on a private socket and state
+# directory; SYPID is its pid, sy runs the CLI against it.
+sy_up() {
+	mkdir -p "$WORK/sy"
+	spawn switchyard-daemon "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
+	SYPID=$SPAWNED
+	for _ in $(seq 100); do sy network ls >/dev/null 2>&1 && return 0; sleep 0.1; done
+	log "switchyard daemon did not come up"
+	return 1
+}
+sy() { "$SY" --socket "$WORK/sy/sy.sock" "$@"; }
+
+# sy_l2 MTU LABEL [daemon flags...] : nsA -> nsB through one Switchyard network
+sy_l2() {
+	local mtu=$1 label=$2
+	shift 2
+	sy_up "$@" || return 1
+	ns_add bp_a
+	ns_add bp_b
+	sy network create bench --subnet 10.213.20.0/24 --mtu "$mtu" >/dev/null
+	sy connect bench --netns /var/run/netns/bp_a --ip 10.213.20.2 >/dev/null
+	sy connect bench --netns /var/run/netns/bp_b --ip 10.213.20.3 >/dev/null
+	start_servers ip netns exec bp_b
+	ip netns exec bp_a ping -c 2 -i 0.2 -W 1 10.213.20.3 >/dev/null 2>&1
+	CLIENT=(ip netns exec bp_a) DST=10.213.20.3 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$SYPID"
+	measure "$label"
+	sy endpoint ls >>"$OUT/detail.txt"
+}
+
+sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; }
+sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
+sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
+
+# ---------------------------------------------------------------- main
+usage() {
+	echo "usage: $0 [-l] [all | scenario ...]"
+	echo "l2:      $L2_SCENARIOS"
+	echo "default: $DEFAULT_SCENARIOS"
+	echo "extra:   $EXTRA_SCENARIOS"
+}
+
+main() {
+	[ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
+	local list=()
+	case "${1:-}" in
+	-l | -h | --help) usage; exit 0 ;;
+	"") list=($DEFAULT_SCENARIOS) ;;
+	l2) list=($L2_SCENARIOS) ;;
+	all) list=($DEFAULT_SCENARIOS $EXTRA_SCENARIOS) ;;
+	*) list=("$@") ;;
+	esac
+	local s
+	for s in "${list[@]}"; do
+		declare -F "sc_$s" >/dev/null || { echo "unknown scenario: $s" >&2; usage >&2; exit 2; }
+	done
+	local need
+	for need in iperf3 jq socat ip ss nsenter unshare timeout go; do
+		command -v "$need" >/dev/null || { echo "missing tool: $need" >&2; exit 1; }
+	done
+
+	mkdir -p "$STATE" "$WORK" "$OUT"
+	touch "$STATE/pids"
+	cleanup_all # idempotent: remove leftovers of an interrupted run
+	trap 'cleanup_all' EXIT
+	trap 'exit 130' INT TERM
+
+	log "building rr and switchyard"
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$RR" ./benchmarks/rr && go build -o "$SY" ./cmd/switchyard) || { echo "go build failed" >&2; exit 1; }
+	: >"$OUT/detail.txt"
+	: >"$OUT/client.err"
+
+	echo "| scenario | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | UDP recv Gbit/s (loss) | RR/s | RR p50 µs | RR p99 µs | conn/s | fwd CPU % (1 stream) | host CPU % of $(($(nproc) * 100)) (1 stream) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	local t0 row
+	t0=$(date +%s)
+	for s in "${list[@]}"; do
+		log "=== $s"
+		# each scenario runs in a subshell with a watchdog; cleanup runs regardless
+		# (the subshell kills and reaps its own spawned processes; the parent's
+		# cleanup_scenario below is the fallback for the watchdog case)
+		("sc_$s"; kill_recorded; wait ${CHILDREN:-} 2>/dev/null) >"$WORK/row" 2> >(tee -a "$OUT/scenario-$s.log" >&2) &
+		local sp=$! waited=0
+		while kill -0 "$sp" 2>/dev/null; do
+			if [ $waited -ge $((SCEN_MAX * 10)) ]; then
+				log "$s: watchdog fired after ${SCEN_MAX}s"
+				kill -TERM $(descendants "$sp") 2>/dev/null
+				break
+			fi
+			sleep 0.1
+			waited=$((waited + 1))
+		done
+		wait "$sp" 2>/dev/null
+		row=$(grep '^|' "$WORK/row" | tail -1)
+		if [ -n "$row" ]; then echo "$row"; else echo "| $s | FAILED (see $OUT/scenario-$s.log) | | | | | | | | |"; fi
+		cleanup_scenario
+	done
+	log "done in $(($(date +%s) - t0)) s; details in $OUT/detail.txt"
+}
+
+main "$@"

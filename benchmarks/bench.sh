@@ -288,7 +288,8 @@ sc_veth_mtu65520() { # extra: veth with 65520 MTU
 	measure "2b kernel veth root->ns, MTU 65520"
 }
 
-sc_bridge() { # 3. nsA -> nsB over a Linux bridge
+# bridge_up MTU : nsA and nsB on a kernel bridge through veth pairs
+bridge_up() {
 	ns_add bp_a
 	ns_add bp_b
 	ip link add bp_br0 type bridge stp_state 0 forward_delay 0
@@ -296,14 +297,25 @@ sc_bridge() { # 3. nsA -> nsB over a Linux bridge
 	local x n=1
 	for x in a b; do
 		ip link add "bpv$x" type veth peer name eth0 netns "bp_$x"
+		ip link set "bpv$x" mtu "$1"
 		ip link set "bpv$x" master bp_br0 up
+		ip -n "bp_$x" link set eth0 mtu "$1"
 		ip -n "bp_$x" addr add "10.213.3.$n/24" dev eth0
 		ip -n "bp_$x" link set eth0 up
 		n=$((n + 1))
 	done
 	start_servers ip netns exec bp_b
 	CLIENT=(ip netns exec bp_a) DST=10.213.3.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+}
+
+sc_bridge() { # 3. nsA -> nsB over a Linux bridge
+	bridge_up 1500
 	measure "3 kernel bridge nsA->nsB"
+}
+
+sc_bridge_mtu65520() { # 3b. as 3, every link at MTU 65520
+	bridge_up 65520
+	measure "3b kernel bridge nsA->nsB, MTU 65520"
 }
 
 sc_vde() { # 4. nsA -> nsB through vde_switch (userspace L2 switch, one TAP per ns)
@@ -482,26 +494,6 @@ sc_rootlesskit_slirp4netns() { # 9b
 	rlk_up slirp4netns
 	CLIENT=(ip netns exec bp_h) DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1
 	measure "9b rootlesskit --port-driver=slirp4netns"
-}
-
-sc_bridge_mtu65520() { # 3b. as 3, every link at MTU 65520
-	ns_add bp_a
-	ns_add bp_b
-	ip link add bp_br0 type bridge stp_state 0 forward_delay 0
-	ip link set bp_br0 up
-	local x n=1
-	for x in a b; do
-		ip link add "bpv$x" type veth peer name eth0 netns "bp_$x"
-		ip link set "bpv$x" mtu 65520
-		ip link set "bpv$x" master bp_br0 up
-		ip -n "bp_$x" link set eth0 mtu 65520
-		ip -n "bp_$x" addr add "10.213.3.$n/24" dev eth0
-		ip -n "bp_$x" link set eth0 up
-		n=$((n + 1))
-	done
-	start_servers ip netns exec bp_b
-	CLIENT=(ip netns exec bp_a) DST=10.213.3.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
-	measure "3b kernel bridge nsA->nsB, MTU 65520"
 }
 
 # ---------------------------------------------------------------- switchyard

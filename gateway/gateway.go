@@ -21,9 +21,6 @@ import (
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	vswitch "github.com/switchyard-net/switchyard/switch"
@@ -94,24 +91,11 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) configureNIC() error {
-	if err := g.stack.CreateNIC(NICID, g.port.LinkEndpoint()); err != nil {
-		return fmt.Errorf("create NIC: %s", err)
+	route, err := g.port.AddNIC(g.stack, NICID, netip.PrefixFrom(g.cfg.Addr, g.cfg.Subnet.Bits()))
+	if err != nil {
+		return err
 	}
-	proto := ipv4.ProtocolNumber
-	if g.cfg.Addr.Is6() {
-		proto = ipv6.ProtocolNumber
-	}
-	pa := tcpip.ProtocolAddress{
-		Protocol: proto,
-		AddressWithPrefix: tcpip.AddressWithPrefix{
-			Address:   tcpip.AddrFromSlice(g.cfg.Addr.AsSlice()),
-			PrefixLen: g.cfg.Subnet.Bits(),
-		},
-	}
-	if err := g.stack.AddProtocolAddress(NICID, pa, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("add address %s: %s", g.cfg.Addr, err)
-	}
-	g.stack.AddRoute(tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: NICID})
+	g.stack.SetRouteTable([]tcpip.Route{route})
 	return nil
 }
 
@@ -129,10 +113,7 @@ func (g *Gateway) Link() *vswitch.Link { return g.link }
 
 // NetworkProtocol is the netstack protocol number of the gateway address.
 func (g *Gateway) NetworkProtocol() tcpip.NetworkProtocolNumber {
-	if g.cfg.Addr.Is6() {
-		return ipv6.ProtocolNumber
-	}
-	return header.IPv4ProtocolNumber
+	return stackport.Protocol(g.cfg.Addr)
 }
 
 // Close detaches the gateway from the switch and shuts its netstack down.

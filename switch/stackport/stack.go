@@ -1,6 +1,9 @@
 package stackport
 
 import (
+	"fmt"
+	"net/netip"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -22,4 +25,30 @@ func NewStack() *stack.Stack {
 	sack := tcpip.TCPSACKEnabled(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
 	return s
+}
+
+// AddNIC creates NIC id on s with p as its link, assigns it addr (the
+// address and the length of its subnet) and returns the route to that
+// subnet for the caller's route table.
+func (p *Port) AddNIC(s *stack.Stack, id tcpip.NICID, addr netip.Prefix) (tcpip.Route, error) {
+	if err := s.CreateNIC(id, p.LinkEndpoint()); err != nil {
+		return tcpip.Route{}, fmt.Errorf("create NIC: %s", err)
+	}
+	awp := tcpip.AddressWithPrefix{Address: Addr(addr.Addr()), PrefixLen: addr.Bits()}
+	pa := tcpip.ProtocolAddress{Protocol: Protocol(addr.Addr()), AddressWithPrefix: awp}
+	if err := s.AddProtocolAddress(id, pa, stack.AddressProperties{}); err != nil {
+		return tcpip.Route{}, fmt.Errorf("add address %s: %s", addr, err)
+	}
+	return tcpip.Route{Destination: awp.Subnet(), NIC: id}, nil
+}
+
+// Addr converts a for the netstack.
+func Addr(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.AsSlice()) }
+
+// Protocol returns the netstack network protocol of a.
+func Protocol(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is6() {
+		return ipv6.ProtocolNumber
+	}
+	return ipv4.ProtocolNumber
 }

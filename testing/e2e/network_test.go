@@ -42,6 +42,19 @@ func networks(t *testing.T, d *clitest.Daemon) []api.Network {
 	return ns
 }
 
+// waitEndpoints waits up to 15 s for network to have n endpoints; what
+// names the endpoint that should have gone, for the failure message.
+func waitEndpoints(t *testing.T, d *clitest.Daemon, network string, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(endpoints(t, d, network)) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still listed after 15 s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // identity is what must survive a restart: everything but counters.
 func identity(es []api.Endpoint) string {
 	var b strings.Builder
@@ -289,13 +302,7 @@ func TestEndpointsOfGoneNamespacesAreRemoved(t *testing.T) {
 	if out, err := netnstest.Delete(nsC); err != nil {
 		t.Fatal(err, out)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for len(endpoints(t, d, "web")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("endpoint of a deleted namespace still listed after 15 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitEndpoints(t, d, "web", 1, "the endpoint of a deleted namespace")
 }
 
 // connect --pid attaches the namespace of a process; when the process
@@ -323,13 +330,7 @@ func TestConnectByPID(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	<-exited
-	deadline := time.Now().Add(15 * time.Second)
-	for len(endpoints(t, d, "web")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("endpoint of an exited process still listed after 15 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitEndpoints(t, d, "web", 0, "the endpoint of an exited process")
 }
 
 // The default network is Docker's 172.17.0.0/16, unless the host uses it;

@@ -26,8 +26,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	vswitch "github.com/switchyard-net/switchyard/switch"
@@ -79,10 +77,7 @@ func NewHost(sw *vswitch.Switch, cfg HostConfig) (*Host, error) {
 	if cfg.MAC.IsZero() {
 		cfg.MAC = DockerMAC(cfg.Addr.Addr())
 	}
-	h := &Host{cfg: cfg, sw: sw, stack: stackport.NewStack(), proto: ipv4.ProtocolNumber}
-	if cfg.Addr.Addr().Is6() {
-		h.proto = ipv6.ProtocolNumber
-	}
+	h := &Host{cfg: cfg, sw: sw, stack: stackport.NewStack(), proto: stackport.Protocol(cfg.Addr.Addr())}
 	h.port = stackport.New(stackport.Config{Name: cfg.Name, Kind: "host", MAC: cfg.MAC, MTU: cfg.MTU})
 	link, err := sw.Attach(h.port, vswitch.AttachOptions{Isolated: cfg.Isolated})
 	if err != nil {
@@ -98,14 +93,11 @@ func NewHost(sw *vswitch.Switch, cfg HostConfig) (*Host, error) {
 }
 
 func (h *Host) configure() error {
-	if err := h.stack.CreateNIC(nicID, h.port.LinkEndpoint()); err != nil {
-		return fmt.Errorf("create NIC: %s", err)
+	route, err := h.port.AddNIC(h.stack, nicID, h.cfg.Addr)
+	if err != nil {
+		return err
 	}
-	awp := tcpip.AddressWithPrefix{Address: addrOf(h.cfg.Addr.Addr()), PrefixLen: h.cfg.Addr.Bits()}
-	if err := h.stack.AddProtocolAddress(nicID, tcpip.ProtocolAddress{Protocol: h.proto, AddressWithPrefix: awp}, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("add address %s: %s", h.cfg.Addr, err)
-	}
-	routes := []tcpip.Route{{Destination: awp.Subnet(), NIC: nicID}}
+	routes := []tcpip.Route{route}
 	if h.cfg.Gateway.IsValid() {
 		any := header.IPv4EmptySubnet
 		if h.cfg.Gateway.Is6() {
@@ -117,7 +109,7 @@ func (h *Host) configure() error {
 	return nil
 }
 
-func addrOf(a netip.Addr) tcpip.Address { return tcpip.AddrFromSlice(a.AsSlice()) }
+func addrOf(a netip.Addr) tcpip.Address { return stackport.Addr(a) }
 
 // Addr returns the host's address.
 func (h *Host) Addr() netip.Addr { return h.cfg.Addr.Addr() }

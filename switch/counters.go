@@ -116,4 +116,9 @@ type Stats struct {
 	// Segmented counts superframes cut into segments for ports without
 	// segmentation offload.
 	Segmented uint64
+	// ICMPSent counts "fragmentation needed" / "packet too big" errors
+	// the switch sent for frames too big for their egress port;
+	// ICMPLimited the ones the rate limit suppressed.
+	ICMPSent    uint64
+	ICMPLimited uint64
 }

@@ -115,6 +115,9 @@ func (l *Link) Receive(f Frame) {
 				l.rx.drops[DropHairpin].Add(1)
 			case l.opts.Isolated && out.opts.Isolated:
 				l.rx.drops[DropIsolated].Add(1)
+			case !out.fits(f):
+				out.tx.drops[DropOversize].Add(1)
+				sw.tooBig(l, f, out.info.MTU)
 			default:
 				out.send(f)
 			}

@@ -37,6 +37,10 @@ type Config struct {
 	// Now is the clock. If nil, time.Now. The switch reads it about once a
 	// second, not per frame.
 	Now func() time.Time
+	// Router, if set, is the network's router (its gateway): the switch
+	// answers a unicast frame too big for its egress port with an ICMP
+	// error from it (see SetRouter).
+	Router *Router
 }
 
 // Switch is a learning Ethernet switch. Its methods are safe for concurrent
@@ -60,6 +64,7 @@ type Switch struct {
 	links atomic.Pointer[[]*Link]
 
 	segmented atomic.Uint64
+	pmtu      pmtuState
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -90,6 +95,7 @@ func New(cfg Config) *Switch {
 	// Sweep aged entries a few times per aging period, at most every 10 s.
 	s.sweepEvery = min(int64(cfg.Aging)/4, int64(10*time.Second))
 	s.now.Store(s.clock().UnixNano())
+	s.pmtu.router.Store(cfg.Router)
 	empty := []*Link{}
 	s.links.Store(&empty)
 	s.wg.Add(1)
@@ -236,10 +242,12 @@ func (s *Switch) Links() []*Link {
 func (s *Switch) Stats() Stats {
 	links := *s.links.Load()
 	st := Stats{
-		Ports:      make([]PortStats, 0, len(links)),
-		FDBEntries: s.fdb.len(),
-		FDBMoves:   s.fdb.moves.Load(),
-		Segmented:  s.segmented.Load(),
+		Ports:       make([]PortStats, 0, len(links)),
+		FDBEntries:  s.fdb.len(),
+		FDBMoves:    s.fdb.moves.Load(),
+		Segmented:   s.segmented.Load(),
+		ICMPSent:    s.pmtu.sent.Load(),
+		ICMPLimited: s.pmtu.limited.Load(),
 	}
 	for _, l := range links {
 		st.Ports = append(st.Ports, l.Stats())

@@ -68,13 +68,15 @@ func l3Offset(b []byte) (int, uint16, bool) {
 	return EthHeaderLen, et, true
 }
 
-// segment cuts superframe f into frames of at most f.Offload.GSOSize bytes
-// of payload each, with complete headers and checksums, and calls emit
-// with each one. The segments are built in scratch, which must be at least
-// as long as f.Data; emit must not retain the slice. It reports false, and
-// emits nothing, if f's headers do not describe a TCP or UDP superframe
-// that can be cut.
-func segment(f Frame, scratch []byte, emit func([]byte)) bool {
+// SegmentFrame cuts superframe f into frames of at most f.Offload.GSOSize
+// bytes of payload each, with complete headers and checksums, and calls
+// emit with each one, in order. The segments are built in scratch, which
+// must be at least as long as f.Data; emit must not retain the slice. It
+// reports false, and emits nothing, if f's headers do not describe a TCP
+// or UDP superframe that can be cut. Ports that take superframes and must
+// cut them themselves (a tunnel batching segments into one UDP GSO send)
+// use it; the switch uses it for ports that take no superframes.
+func SegmentFrame(f Frame, scratch []byte, emit func([]byte)) bool {
 	b := f.Data
 	l3, et, ok := l3Offset(b)
 	if !ok {

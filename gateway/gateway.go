@@ -2,25 +2,29 @@
 // attached to the network's switch as one more port, owning the gateway
 // address (Docker's docker0 address, 172.17.0.1 on the default network).
 //
-//	endpoints ──► vswitch ──► stackport ──► netstack NIC (gateway MAC, gateway IP)
-//	                                            ├─ ARP, ICMP echo        (this package)
-//	                                            ├─ egress flows          (Services: host sockets)
-//	                                            ├─ published ports       (Services: the proxy dials through Stack)
-//	                                            └─ DNS, DHCP             (Services)
+//	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
+//	                                      │    ├─ Hook: NAT for published ports reached from inside (hairpin)
+//	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
+//	                                      └─ netstack NIC (gateway MAC, gateway IP, promiscuous)
+//	                                           ├─ ARP, ICMP echo for the gateway address
+//	                                           ├─ TCP/UDP to the outside → host sockets          (egress.go)
+//	                                           └─ connections for published ports, from the client's address (dialer.go)
 //
-// The gateway answers ARP and ICMP echo for its address by itself. Every
-// other job is a service that runs on the gateway's netstack: it gets the
-// *stack.Stack from Stack and registers handlers there (transport protocol
-// handlers for egress, UDP endpoints for DNS and DHCP). The gateway knows
-// nothing about them; it only owns the NIC and its addresses.
+// The netstack runs in promiscuous mode with spoofing on: it terminates
+// flows to any address (egress), and originates flows from any address
+// (published ports keep the client's address). Services that need more
+// (DNS, DHCP) get the stack from Stack.
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	vswitch "github.com/switchyard-net/switchyard/switch"
@@ -42,18 +46,42 @@ type Config struct {
 	MAC vswitch.MAC
 	// MTU of the network. 0 means 1500.
 	MTU int
+	// Internal networks have no egress: flows to the outside are refused
+	// (RST, ICMP port unreachable) and pings go unanswered.
+	Internal bool
+	// HostLoopback, if valid, is a virtual address (like slirp4netns's
+	// 10.0.2.2) through which containers reach the host's own loopback:
+	// flows to it are re-originated to 127.0.0.1. Zero: the host's
+	// loopback is unreachable.
+	HostLoopback netip.Addr
+	// Egress bounds and times egress flows.
+	Egress EgressConfig
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
 
+// Hook sees every IP packet that arrives at the gateway's MAC before the
+// netstack does, on the switch's goroutine. It returns true if it consumed
+// the packet (translated and re-sent it with Gateway.Send, or dropped it).
+// ip is a copy the hook may modify; it must not keep it.
+type Hook func(ip []byte, src vswitch.MAC) bool
+
 // Gateway is a network's router. Create it with New; Close removes it.
 type Gateway struct {
-	cfg   Config
-	log   *zap.Logger
-	stack *stack.Stack
-	port  *stackport.Port
-	link  *vswitch.Link
-	sw    *vswitch.Switch
+	cfg    Config
+	log    *zap.Logger
+	stack  *stack.Stack
+	port   *stackport.Port
+	link   *vswitch.Link
+	sw     *vswitch.Switch
+	ctx    context.Context
+	cancel context.CancelFunc
+	egress *egress
+	echo   *echoProxy
+
+	mu        sync.RWMutex
+	hook      Hook
+	neighbors map[netip.Addr]vswitch.MAC
 }
 
 // New creates the gateway's netstack and attaches it to sw.
@@ -64,16 +92,22 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if !cfg.Subnet.IsValid() || !cfg.Subnet.Contains(cfg.Addr) {
 		return nil, fmt.Errorf("gateway for %s: address %s is not inside subnet %s", cfg.Network, cfg.Addr, cfg.Subnet)
 	}
+	if cfg.HostLoopback.IsValid() && (cfg.Subnet.Contains(cfg.HostLoopback) || cfg.HostLoopback.Is4() != cfg.Addr.Is4()) {
+		return nil, fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
+			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
+	}
 	if cfg.MTU <= 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
 	g := &Gateway{
-		cfg: cfg,
-		log: cfg.Logger.Named("gateway").With(zap.String("network", cfg.Network)),
-		sw:  sw,
+		cfg:       cfg,
+		log:       cfg.Logger.Named("gateway").With(zap.String("network", cfg.Network)),
+		sw:        sw,
+		neighbors: map[netip.Addr]vswitch.MAC{},
 	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.stack = stackport.NewStack()
-	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU})
+	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Intercept: g.intercept})
 
 	link, err := sw.Attach(g.port, vswitch.AttachOptions{})
 	if err != nil {
@@ -85,8 +119,18 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		g.Close()
 		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 	}
+	if !cfg.Internal {
+		g.egress = newEgress(g.ctx, g, cfg.Egress)
+		g.echo = newEchoProxy(g)
+	}
+	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: v6(cfg.Addr)})
+	mode := "none"
+	if g.echo != nil {
+		mode = g.echo.mode
+	}
 	g.log.Info("gateway up", zap.Stringer("addr", cfg.Addr), zap.Stringer("subnet", cfg.Subnet),
-		zap.Stringer("mac", cfg.MAC), zap.Int("mtu", cfg.MTU))
+		zap.Stringer("mac", cfg.MAC), zap.Int("mtu", cfg.MTU), zap.Bool("internal", cfg.Internal),
+		zap.Stringer("host_loopback", cfg.HostLoopback), zap.String("ping_egress", mode))
 	return g, nil
 }
 
@@ -95,8 +139,208 @@ func (g *Gateway) configureNIC() error {
 	if err != nil {
 		return err
 	}
-	g.stack.SetRouteTable([]tcpip.Route{route})
+	// Promiscuous: accept packets to any address (egress, and replies to
+	// connections opened from a client's address). Spoofing: send from
+	// any address.
+	if err := g.stack.SetPromiscuousMode(NICID, true); err != nil {
+		return fmt.Errorf("promiscuous mode: %s", err)
+	}
+	if err := g.stack.SetSpoofing(NICID, true); err != nil {
+		return fmt.Errorf("spoofing: %s", err)
+	}
+	g.stack.SetRouteTable([]tcpip.Route{
+		route,
+		{Destination: header.IPv4EmptySubnet, NIC: NICID},
+		{Destination: header.IPv6EmptySubnet, NIC: NICID},
+	})
 	return nil
+}
+
+func v4(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return a
+	}
+	return netip.Addr{}
+}
+
+func v6(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		return a
+	}
+	return netip.Addr{}
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func addrFrom(a tcpip.Address) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return ip
+}
+
+// intercept runs on the switch's goroutine for every frame written to the
+// gateway port.
+func (g *Gateway) intercept(f vswitch.Frame) bool {
+	b := f.Data
+	if len(b) < vswitch.EthHeaderLen {
+		return false
+	}
+	if g.foreignNeighborQuery(b) {
+		return true
+	}
+	if f.Dst() != g.cfg.MAC {
+		return false
+	}
+	ip := b[vswitch.EthHeaderLen:]
+	switch {
+	case b[12] == 0x08 && b[13] == 0x00 && len(ip) >= header.IPv4MinimumSize && ip[0]>>4 == 4:
+		g.learn(netip.AddrFrom4([4]byte(ip[12:16])), f.Src())
+	case b[12] == 0x86 && b[13] == 0xdd && len(ip) >= header.IPv6MinimumSize && ip[0]>>4 == 6:
+		g.learn(netip.AddrFrom16([16]byte(ip[8:24])), f.Src())
+	default:
+		return false
+	}
+	g.mu.RLock()
+	hook := g.hook
+	g.mu.RUnlock()
+	if hook != nil {
+		cp := append([]byte(nil), ip...)
+		if hook(cp, f.Src()) {
+			return true
+		}
+	}
+	if g.echo != nil && b[12] == 0x08 && ip[0]>>4 == 4 && int(header.IPv4(ip).HeaderLength()) <= len(ip) {
+		return g.echo.intercept(f, header.IPv4(ip))
+	}
+	return false
+}
+
+// foreignNeighborQuery reports whether frame b is an ARP request or an IPv6
+// neighbor solicitation for an address other than the gateway's. Spoofing
+// makes the netstack consider every address its own, and it would answer
+// those for every address of the network, claiming the other endpoints'
+// addresses; they are dropped before it sees them.
+func (g *Gateway) foreignNeighborQuery(b []byte) bool {
+	switch {
+	case b[12] == 0x08 && b[13] == 0x06: // ARP
+		arp := header.ARP(b[vswitch.EthHeaderLen:])
+		if !arp.IsValid() || arp.Op() != header.ARPRequest {
+			return false
+		}
+		target, ok := netip.AddrFromSlice(arp.ProtocolAddressTarget())
+		return !ok || target != g.cfg.Addr
+	case b[12] == 0x86 && b[13] == 0xdd: // neighbor solicitation
+		ip := header.IPv6(b[vswitch.EthHeaderLen:])
+		if len(ip) < header.IPv6MinimumSize+header.ICMPv6NeighborSolicitMinimumSize || ip.NextHeader() != 58 {
+			return false
+		}
+		icmp := header.ICMPv6(ip[header.IPv6MinimumSize:])
+		if icmp.Type() != header.ICMPv6NeighborSolicit {
+			return false
+		}
+		target := netip.AddrFrom16([16]byte(icmp[8:24]))
+		return target != g.cfg.Addr
+	}
+	return false
+}
+
+// SetHook installs (or, with nil, removes) the packet hook.
+func (g *Gateway) SetHook(h Hook) {
+	g.mu.Lock()
+	g.hook = h
+	g.mu.Unlock()
+}
+
+// learn remembers which MAC an address of the network sent from.
+func (g *Gateway) learn(ip netip.Addr, mac vswitch.MAC) {
+	if !g.cfg.Subnet.Contains(ip) {
+		return
+	}
+	g.mu.RLock()
+	known, ok := g.neighbors[ip]
+	g.mu.RUnlock()
+	if ok && known == mac {
+		return
+	}
+	g.mu.Lock()
+	if len(g.neighbors) < 1<<16 {
+		g.neighbors[ip] = mac
+	}
+	g.mu.Unlock()
+}
+
+// SetNeighbor records the MAC of an endpoint address (the daemon knows
+// them); RemoveNeighbor forgets it.
+func (g *Gateway) SetNeighbor(ip netip.Addr, mac vswitch.MAC) {
+	g.mu.Lock()
+	g.neighbors[ip] = mac
+	g.mu.Unlock()
+}
+
+// RemoveNeighbor forgets an endpoint address.
+func (g *Gateway) RemoveNeighbor(ip netip.Addr) {
+	g.mu.Lock()
+	delete(g.neighbors, ip)
+	g.mu.Unlock()
+}
+
+// neighbor returns the MAC of an address of the network.
+func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	mac, ok := g.neighbors[ip]
+	return mac, ok
+}
+
+// Send puts an IP packet onto the network as the gateway, towards the
+// endpoint that owns its destination address. It reports false if that
+// address has no known MAC.
+func (g *Gateway) Send(ip []byte) bool {
+	var dst netip.Addr
+	var et [2]byte
+	switch {
+	case len(ip) >= header.IPv4MinimumSize && ip[0]>>4 == 4:
+		dst, et = netip.AddrFrom4([4]byte(ip[16:20])), [2]byte{0x08, 0x00}
+	case len(ip) >= header.IPv6MinimumSize && ip[0]>>4 == 6:
+		dst, et = netip.AddrFrom16([16]byte(ip[24:40])), [2]byte{0x86, 0xdd}
+	default:
+		return false
+	}
+	mac, ok := g.neighbor(dst)
+	if !ok {
+		return false
+	}
+	frame := make([]byte, vswitch.EthHeaderLen+len(ip))
+	copy(frame[0:6], mac[:])
+	copy(frame[6:12], g.cfg.MAC[:])
+	frame[12], frame[13] = et[0], et[1]
+	copy(frame[vswitch.EthHeaderLen:], ip)
+	return g.port.Send(frame)
+}
+
+// egressTarget maps a destination a container asked for to the host
+// address to reach it at, and reports false if the flow must not leave:
+// the gateway itself, the network's own subnet, the host's loopback (unless
+// through HostLoopback), broadcast and multicast.
+func (g *Gateway) egressTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
+	a := dst.Addr()
+	switch {
+	case g.cfg.Internal:
+		return dst, false
+	case g.cfg.HostLoopback.IsValid() && a == g.cfg.HostLoopback:
+		if a.Is4() {
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port()), true
+		}
+		return netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port()), true
+	case a == g.cfg.Addr, g.cfg.Subnet.Contains(a), a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(),
+		a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return dst, false
+	}
+	return dst, true
 }
 
 // Stack returns the gateway's netstack, for the services that run on it.
@@ -116,8 +360,26 @@ func (g *Gateway) NetworkProtocol() tcpip.NetworkProtocolNumber {
 	return stackport.Protocol(g.cfg.Addr)
 }
 
-// Close detaches the gateway from the switch and shuts its netstack down.
+// Stats describes the gateway's egress.
+func (g *Gateway) Stats() EgressStats {
+	var s EgressStats
+	if g.egress != nil {
+		s = g.egress.stats()
+	}
+	if g.echo != nil {
+		s.ICMPEchoes, s.ICMPReplies = g.echo.requests.Load(), g.echo.replies.Load()
+	}
+	return s
+}
+
+// Close detaches the gateway from the switch and shuts its netstack down,
+// ending every egress flow.
 func (g *Gateway) Close() {
+	g.cancel()
+	if g.echo != nil {
+		g.echo.close()
+	}
+	g.sw.SetRouter(nil)
 	if g.link != nil {
 		g.sw.Detach(g.link)
 	}

@@ -48,6 +48,11 @@ type Config struct {
 	MTU  int // L3 MTU; 0 means 1500
 	// QueueLen bounds the switch-to-netstack queue. 0 means DefaultQueueLen.
 	QueueLen int
+	// Intercept, if set, sees every frame the switch writes to the port,
+	// on the switch's goroutine, before it is queued for the netstack. If
+	// it returns true the frame is consumed and the netstack never sees
+	// it. It must not retain f.Data, and may call Send.
+	Intercept func(f vswitch.Frame) bool
 }
 
 // Port is a vswitch.Port backed by a netstack NIC. Create it with New, give
@@ -114,6 +119,9 @@ func (p *Port) Write(f vswitch.Frame) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	if p.cfg.Intercept != nil && p.cfg.Intercept(f) {
+		return nil
+	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f.Data)})
 	select {
 	case p.queue <- pkt:
@@ -159,6 +167,12 @@ func (p *Port) Close() error {
 	})
 	return nil
 }
+
+// Send hands the frame b to the switch as if the netstack had sent it (an
+// answer built outside the netstack: a translated packet, an ICMP error or
+// echo reply). b stays the caller's. It reports false if the port is not
+// attached.
+func (p *Port) Send(b []byte) bool { return p.fromStack(b) }
 
 // fromStack hands one frame built by the netstack to the switch.
 func (p *Port) fromStack(b []byte) bool {

@@ -239,6 +239,7 @@ func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoi
 		port.Remove()
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
+	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)
 	return &endpoint{rec: rec, port: port, link: link}, nil
 }
 
@@ -292,6 +293,7 @@ func (d *Daemon) removeLocked(n *network, e *endpoint) {
 		d.log.Debug("clearing persist flag", zap.String("endpoint", e.rec.Key()), zap.Error(err))
 	}
 	n.sw.Detach(e.link)
+	n.gw.RemoveNeighbor(e.rec.Address.Addr())
 	n.pool.Release(e.rec.Address.Addr())
 }
 

@@ -20,6 +20,12 @@ import (
 // DefaultNetwork is the network every daemon has, Docker's docker0.
 const DefaultNetwork = "bridge"
 
+// DefaultHostLoopback is the address through which endpoints reach the
+// host's loopback when a network has --host-loopback: the address Podman
+// gives host.containers.internal with pasta. slirp4netns's 10.0.2.2 only
+// makes sense inside its own 10.0.2.0/24.
+var DefaultHostLoopback = netip.MustParseAddr("169.254.1.2")
+
 // MTU bounds for a network: IPv4's minimum, and the largest MTU a TAP
 // frame can carry with its headers in 64 KiB.
 const (
@@ -145,6 +151,25 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 	if err != nil {
 		return store.Network{}, &kindError{err, api.ErrInvalid}
 	}
+	if req.HostLoopbackAddr != "" && !req.HostLoopback {
+		return store.Network{}, invalid("--host-loopback-addr %s given without --host-loopback", req.HostLoopbackAddr)
+	}
+	if req.HostLoopback {
+		if req.Internal {
+			return store.Network{}, invalid("--host-loopback and --internal exclude each other: an internal network reaches nothing outside it")
+		}
+		rec.HostLoopback = DefaultHostLoopback
+		if req.HostLoopbackAddr != "" {
+			a, err := netip.ParseAddr(req.HostLoopbackAddr)
+			if err != nil || !a.Is4() || cfg.Subnet.Contains(a) || a.IsLoopback() || a.IsMulticast() || a.IsUnspecified() {
+				return store.Network{}, invalid("invalid --host-loopback-addr %q: want an IPv4 unicast address outside %s (default %s)", req.HostLoopbackAddr, cfg.Subnet, DefaultHostLoopback)
+			}
+			rec.HostLoopback = a
+		}
+		if cfg.Subnet.Contains(rec.HostLoopback) {
+			return store.Network{}, invalid("subnet %s contains the host-loopback address %s: give another with --host-loopback-addr", cfg.Subnet, rec.HostLoopback)
+		}
+	}
 	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
 	return rec, nil
@@ -207,7 +232,8 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	}
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
 	gw, err := gateway.New(sw, gateway.Config{
-		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU, Logger: d.log,
+		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
+		Internal: rec.Internal, HostLoopback: rec.HostLoopback, Logger: d.log,
 	})
 	if err != nil {
 		sw.Close()
@@ -254,11 +280,17 @@ func (d *Daemon) RemoveNetwork(name string) error {
 // view renders the network for the API.
 func (n *network) view() api.Network {
 	st := n.sw.Stats()
+	eg := n.gw.Stats()
 	return api.Network{
 		Name: n.rec.Name, Subnet: n.rec.Subnet, Gateway: n.rec.Gateway, GatewayMAC: n.rec.GatewayMAC.String(),
 		IPRange: n.rec.IPRange, AuxAddresses: n.rec.AuxAddresses, MTU: n.rec.MTU, ICC: n.rec.ICC,
-		Internal: n.rec.Internal, Default: n.rec.Default, Created: n.rec.Created,
+		Internal: n.rec.Internal, HostLoopback: n.rec.HostLoopback, Default: n.rec.Default, Created: n.rec.Created,
 		Endpoints: len(n.endpoints), FDBEntries: st.FDBEntries, GatewayStats: portStats(n.gw.Link().Stats()),
+		Egress: api.EgressStats{
+			TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
+			UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
+			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
+		},
 	}
 }
 

@@ -73,7 +73,9 @@ func networkCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
 					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", Value: 1500},
 					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
-					&cli.BoolFlag{Name: "internal", Usage: "no default route for endpoints"},
+					&cli.BoolFlag{Name: "internal", Usage: "no default route, no egress, no published ports"},
+					&cli.BoolFlag{Name: "host-loopback", Usage: "let endpoints reach the host's 127.0.0.1 through --host-loopback-addr"},
+					&cli.StringFlag{Name: "host-loopback-addr", Usage: "the address that leads to the host's loopback (default 169.254.1.2)"},
 					formatFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -87,6 +89,7 @@ func networkCommand() *cli.Command {
 						Name: c.Args().First(), Subnet: c.String("subnet"), Gateway: c.String("gateway"),
 						IPRange: c.String("ip-range"), AuxAddresses: c.StringSlice("aux-address"),
 						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
+						HostLoopback: c.Bool("host-loopback"), HostLoopbackAddr: c.String("host-loopback-addr"),
 					})
 					if err != nil {
 						return err
@@ -165,12 +168,16 @@ func printNetwork(w io.Writer, n api.Network) {
 		{"MTU", fmt.Sprint(n.MTU)},
 		{"ICC", yesNo(n.ICC)},
 		{"Internal", yesNo(n.Internal)},
+		{"Host loopback", hostLoopback(n)},
 		{"Default", yesNo(n.Default)},
 		{"Created", n.Created.Format("2006-01-02 15:04:05 MST")},
 		{"Endpoints", fmt.Sprint(n.Endpoints)},
 		{"Learned MACs", fmt.Sprint(n.FDBEntries)},
 		{"Gateway port", fmt.Sprintf("rx %d frames %s, tx %d frames %s, drops %s",
 			n.GatewayStats.RXFrames, human(n.GatewayStats.RXBytes), n.GatewayStats.TXFrames, human(n.GatewayStats.TXBytes), dropSummary(n.GatewayStats))},
+		{"Egress", fmt.Sprintf("tcp %d open/%d total (%d refused, %d unreachable), udp %d open/%d total (%d refused), ping %d/%d answered",
+			n.Egress.TCPActive, n.Egress.TCPTotal, n.Egress.TCPRefused, n.Egress.TCPFailed,
+			n.Egress.UDPActive, n.Egress.UDPTotal, n.Egress.UDPRefused, n.Egress.ICMPReplies, n.Egress.ICMPEchoes)},
 	}
 	for name, a := range n.AuxAddresses {
 		rows = append(rows, [2]string{"Aux address", name + "=" + a.String()})
@@ -178,6 +185,13 @@ func printNetwork(w io.Writer, n api.Network) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1])
 	}
+}
+
+func hostLoopback(n api.Network) string {
+	if !n.HostLoopback.IsValid() {
+		return "no"
+	}
+	return n.HostLoopback.String() + " → 127.0.0.1"
 }
 
 func connectCommand() *cli.Command {

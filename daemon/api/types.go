@@ -47,8 +47,13 @@ type NetworkCreate struct {
 	MTU int `json:"mtu,omitempty"`
 	// ICC allows endpoint-to-endpoint traffic; nil means true.
 	ICC *bool `json:"icc,omitempty"`
-	// Internal networks have no default route (and, later, no egress).
+	// Internal networks have no default route, no egress and no
+	// published ports.
 	Internal bool `json:"internal,omitempty"`
+	// HostLoopback makes the host's 127.0.0.1 reachable from the
+	// network's endpoints at HostLoopbackAddr (default 169.254.1.2).
+	HostLoopback     bool   `json:"host_loopback,omitempty"`
+	HostLoopbackAddr string `json:"host_loopback_addr,omitempty"`
 }
 
 // Network is a network as the daemon reports it.
@@ -62,13 +67,32 @@ type Network struct {
 	MTU          int                   `json:"mtu"`
 	ICC          bool                  `json:"icc"`
 	Internal     bool                  `json:"internal"`
-	Default      bool                  `json:"default"`
-	Created      time.Time             `json:"created"`
-	Endpoints    int                   `json:"endpoints"`
+	// HostLoopback is the address that leads to the host's loopback, if
+	// enabled.
+	HostLoopback netip.Addr `json:"host_loopback,omitzero"`
+	Default      bool       `json:"default"`
+	Created      time.Time  `json:"created"`
+	Endpoints    int        `json:"endpoints"`
 	// FDBEntries is the number of MACs the network's switch has learned.
 	FDBEntries int `json:"fdb_entries"`
 	// Gateway port counters.
 	GatewayStats PortStats `json:"gateway_stats"`
+	// Egress flows through the gateway.
+	Egress EgressStats `json:"egress"`
+}
+
+// EgressStats count the flows endpoints opened to the outside.
+type EgressStats struct {
+	TCPActive   int64 `json:"tcp_active"`
+	TCPTotal    int64 `json:"tcp_total"`
+	TCPRefused  int64 `json:"tcp_refused"`
+	TCPFailed   int64 `json:"tcp_failed"`
+	UDPActive   int64 `json:"udp_active"`
+	UDPTotal    int64 `json:"udp_total"`
+	UDPRefused  int64 `json:"udp_refused"`
+	ICMPEchoes  int64 `json:"icmp_echoes"`
+	ICMPReplies int64 `json:"icmp_replies"`
+	OverLimit   int64 `json:"over_limit"`
 }
 
 // EndpointCreate connects a network namespace to a network. Exactly one of

@@ -44,6 +44,7 @@ type Network struct {
 	MTU          int                   `json:"mtu"`
 	ICC          bool                  `json:"icc"`
 	Internal     bool                  `json:"internal"`
+	HostLoopback netip.Addr            `json:"host_loopback,omitzero"`
 	Default      bool                  `json:"default"`
 	Created      time.Time             `json:"created"`
 }

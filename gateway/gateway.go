@@ -107,7 +107,7 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.stack = stackport.NewStack()
-	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Intercept: g.intercept})
+	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 
 	link, err := sw.Attach(g.port, vswitch.AttachOptions{})
 	if err != nil {

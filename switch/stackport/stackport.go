@@ -48,6 +48,12 @@ type Config struct {
 	MTU  int // L3 MTU; 0 means 1500
 	// QueueLen bounds the switch-to-netstack queue. 0 means DefaultQueueLen.
 	QueueLen int
+	// Offload lets frames cross between the netstack and the switch
+	// whole: TCP superframes of up to GSOMaxSize bytes from the netstack
+	// (host GSO: the switch hands them to TAPs as they are, or cuts them
+	// for ports that cannot take them), and superframes and partial
+	// checksums from TAPs into the netstack, marked as validated.
+	Offload bool
 	// Intercept, if set, sees every frame the switch writes to the port,
 	// on the switch's goroutine, before it is queued for the netstack. If
 	// it returns true the frame is consumed and the netstack never sees
@@ -68,7 +74,12 @@ type Port struct {
 	started atomic.Bool
 	closed  atomic.Bool
 	once    sync.Once
+
+	badChecksums atomic.Uint64
 }
+
+// BadChecksums counts frames dropped because their checksums were wrong.
+func (p *Port) BadChecksums() uint64 { return p.badChecksums.Load() }
 
 type ingressBox struct{ vswitch.Ingress }
 
@@ -99,9 +110,17 @@ func New(cfg Config) *Port {
 // endpoint to pass to stack.CreateNIC.
 func (p *Port) LinkEndpoint() stack.LinkEndpoint { return ethernet.New(p.ep) }
 
+// GSOMaxSize is the largest TCP packet the netstack hands the switch with
+// Offload: a 64 KiB IP packet, headers included, behind an Ethernet header.
+const GSOMaxSize = 65535 - header.IPv6MinimumSize - header.TCPMinimumSize - 40
+
 // Info implements vswitch.Port.
 func (p *Port) Info() vswitch.PortInfo {
-	return vswitch.PortInfo{Name: p.cfg.Name, Kind: p.cfg.Kind, MTU: p.cfg.MTU}
+	info := vswitch.PortInfo{Name: p.cfg.Name, Kind: p.cfg.Kind, MTU: p.cfg.MTU}
+	if p.cfg.Offload {
+		info.Offloads = vswitch.OffloadCsum | vswitch.OffloadTSO4 | vswitch.OffloadTSO6
+	}
+	return info
 }
 
 // Start implements vswitch.Port: frames the netstack sends go to in from
@@ -120,6 +139,13 @@ func (p *Port) Write(f vswitch.Frame) error {
 		return ErrClosed
 	}
 	if p.cfg.Intercept != nil && p.cfg.Intercept(f) {
+		return nil
+	}
+	if p.cfg.Offload && f.Offload.Flags == 0 && !checksumsValid(f.Data) {
+		// With Offload the netstack verifies no checksum itself (the
+		// NIC claims RX checksum offload, as for a virtio-net device):
+		// frames that claim complete checksums are checked here.
+		p.badChecksums.Add(1)
 		return nil
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f.Data)})
@@ -174,13 +200,16 @@ func (p *Port) Close() error {
 // attached.
 func (p *Port) Send(b []byte) bool { return p.fromStack(b) }
 
-// fromStack hands one frame built by the netstack to the switch.
-func (p *Port) fromStack(b []byte) bool {
+// fromStack hands one complete frame to the switch.
+func (p *Port) fromStack(b []byte) bool { return p.fromStackFrame(vswitch.Frame{Data: b}) }
+
+// fromStackFrame hands one frame built by the netstack to the switch.
+func (p *Port) fromStackFrame(f vswitch.Frame) bool {
 	in := p.in.Load()
 	if in == nil {
 		return false
 	}
-	in.Receive(vswitch.Frame{Data: b})
+	in.Receive(f)
 	return true
 }
 
@@ -196,7 +225,10 @@ type endpoint struct {
 	onClose func()
 }
 
-var _ stack.LinkEndpoint = (*endpoint)(nil)
+var (
+	_ stack.LinkEndpoint = (*endpoint)(nil)
+	_ stack.GSOEndpoint  = (*endpoint)(nil)
+)
 
 func (e *endpoint) dispatcher() stack.NetworkDispatcher {
 	e.mu.RLock()
@@ -233,7 +265,34 @@ func (e *endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
 	e.mac = addr
 }
 
-func (*endpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+// Capabilities implements stack.LinkEndpoint. With Offload the netstack
+// skips checksum verification: frames with a partial checksum (from a TAP
+// with offload) cannot be verified and are vouched for by the kernel that
+// sent them, as a virtio-net receiver takes them; the port verifies the
+// others itself before delivering them (Port.Write).
+func (e *endpoint) Capabilities() stack.LinkEndpointCapabilities {
+	if e.port.cfg.Offload {
+		return stack.CapabilityRXChecksumOffload
+	}
+	return 0
+}
+
+// GSOMaxSize implements stack.GSOEndpoint.
+func (e *endpoint) GSOMaxSize() uint32 {
+	if e.port.cfg.Offload {
+		return GSOMaxSize
+	}
+	return 0
+}
+
+// SupportedGSO implements stack.GSOEndpoint: with Offload, TCP hands over
+// superframes with a partial checksum, as to a host TAP.
+func (e *endpoint) SupportedGSO() stack.SupportedGSO {
+	if e.port.cfg.Offload {
+		return stack.HostGSOSupported
+	}
+	return stack.GSONotSupported
+}
 
 func (e *endpoint) Attach(d stack.NetworkDispatcher) {
 	e.mu.Lock()
@@ -269,13 +328,38 @@ func (e *endpoint) SetOnCloseAction(fn func()) {
 	e.onClose = fn
 }
 
+// offloadOf translates the netstack's GSO options for pkt into the
+// virtio-net metadata the switch carries (as gVisor's fdbased endpoint
+// writes them for a host TAP).
+func offloadOf(pkt *stack.PacketBuffer) vswitch.Offload {
+	g := pkt.GSOOptions
+	var o vswitch.Offload
+	if g.Type != stack.GSOTCPv4 && g.Type != stack.GSOTCPv6 {
+		return o
+	}
+	if g.NeedsCsum {
+		o.Flags = vswitch.OffloadNeedsCsum
+		o.CsumStart = header.EthernetMinimumSize + g.L3HdrLen
+		o.CsumOffset = g.CsumOffset
+	}
+	if pkt.Data().Size() > int(g.MSS) {
+		o.GSOType = vswitch.GSOTCPv4
+		if g.Type == stack.GSOTCPv6 {
+			o.GSOType = vswitch.GSOTCPv6
+		}
+		o.GSOSize = g.MSS
+		o.HdrLen = uint16(pkt.HeaderSize())
+	}
+	return o
+}
+
 // WritePackets hands each packet, flattened, to the switch. The view is
 // released when the switch returns: the switch does not retain frames.
 func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
 		v := pkt.ToView()
-		ok := e.port.fromStack(v.AsSlice())
+		ok := e.port.fromStackFrame(vswitch.Frame{Data: v.AsSlice(), Offload: offloadOf(pkt)})
 		v.Release()
 		if !ok {
 			if n == 0 {

@@ -1,0 +1,54 @@
+// Package proxy publishes container ports on the host: Docker's -p, done
+// by one Manager in the daemon instead of one docker-proxy process per
+// port. It parses the -p and --expose forms (ParsePublish, ParseExpose),
+// binds the host listeners, and relays each TCP connection and UDP flow to
+// the container through a Dialer.
+//
+// # Flow
+//
+//	              Manager.Publish(owner, mapping, target, dialer)
+//	                           │ binds 0.0.0.0:P and [::]:P (or HostIP:P)
+//	                           ▼
+//	TCP client ──► listener ── acceptLoop ── per connection:
+//	                              Dialer.DialTCP(src = client, dst = target:port)
+//	                              failed ──► client reset (RST), counted
+//	                              ok ──► copyClientToContainer ─► (goroutine)
+//	                                     copyContainerToClient ◄─ (serve's goroutine)
+//	                                     splice between *net.TCPConn pairs,
+//	                                     pooled buffers otherwise
+//
+//	UDP client ──► socket ── readLoop ── flow table (client addr → flow)
+//	                              new client: Dialer.DialUDP(src, dst), one
+//	                              relayReplies goroutine per flow; replies leave
+//	                              from the address the client sent to
+//	              one janitor per Manager closes idle flows; a full table
+//	              evicts its least recently active flow
+//
+// Two Dialers come with Switchyard: the gateway's (package gateway), which
+// opens connections inside the virtual network and can show the container
+// the client's real address, and NetnsDialer, which makes kernel sockets
+// in the container's network namespace so that TCP relays splice. Package
+// proxytest has doubles that dial the loopback.
+//
+// # Relay rules
+//
+// A connection is dialed before anything is relayed; if the dial fails,
+// the client is reset. Half-close is passed on both ways: when one side
+// shuts down its write side, the other gets EOF and can still send. A
+// reset or error on one side resets the other. Both sockets are closed
+// exactly once. Unpublishing a port closes its listeners and resets its
+// live connections, and Unpublish returns when all their goroutines are
+// gone. There is no idle timeout on TCP (keep-alives, on by default for
+// accepted connections, find dead clients); UDP flows expire after
+// Config.UDPTimeout without a datagram either way.
+//
+// # Goroutines and locks
+//
+// Per TCP listener one accept goroutine, per connection two; per UDP
+// socket one reader, per flow one; one janitor per Manager, started with
+// its first UDP binding. Nothing runs per packet. Manager.mu guards the
+// tables of bindings and ports and is held while binding sockets; a
+// binding's own mutex guards its connection set or flow table and is taken
+// after Manager.mu when both are held. The data path takes only a
+// binding's mutex, for a map lookup per UDP datagram.
+package proxy

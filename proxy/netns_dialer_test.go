@@ -1,0 +1,236 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-net/switchyard/proxy"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
+)
+
+// container is a network namespace standing for a container: ctrIP on
+// its loopback, a TCP server on portNetns that answers each line with the
+// address it sees the connection come from, one on portNetns+1 that reads
+// to EOF and then replies with 4 MiB, and a UDP server on portNetns that
+// answers with the datagram's source. Nothing listens on portNetns+2.
+type container struct {
+	ns    *netnstest.NS
+	reply []byte // what the EOF server sends
+}
+
+func newContainer(t testing.TB) *container {
+	t.Helper()
+	ns := netnstest.New(t) // skips where namespaces cannot be made
+	ns.MustRun("ip", "addr", "add", ctrIP.String()+"/32", "dev", "lo")
+	c := &container{ns: ns, reply: pattern(4<<20, 9)}
+
+	ln, err := ns.Listen(fmt.Sprintf("0.0.0.0:%d", portNetns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, ln, func(conn net.Conn) {
+		greeter("ns saw " + conn.RemoteAddr().String())(conn)
+	})
+	ln2, err := ns.Listen(fmt.Sprintf("0.0.0.0:%d", portNetns+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, ln2, func(conn net.Conn) {
+		io.Copy(io.Discard, conn)
+		conn.Write(c.reply)
+	})
+	pc, err := ns.ListenPacket(fmt.Sprintf("0.0.0.0:%d", portNetns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveUDPConn(t, pc.(*net.UDPConn), func(pc *net.UDPConn, _ []byte, from netip.AddrPort) {
+		src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) // the socket is dual-stack
+		pc.WriteToUDPAddrPort([]byte("ns saw "+src.String()), from)
+	})
+	return c
+}
+
+// TestNetnsDialer publishes ports of a namespace through NetnsDialer and
+// checks that the sockets live in the namespace, relay both protocols
+// (TCP with half-close), and fail as a client expects.
+func TestNetnsDialer(t *testing.T) {
+	leakCheck(t)
+	ctr := newContainer(t)
+	nd := proxy.NetnsDialer{NetNS: ctr.ns.Path}
+	m := newManager(t, proxy.Config{})
+	target := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(ctrIP, port) }
+
+	// The servers are in the namespace only: the host has no such ports.
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", portNetns), ioTimeout); err == nil {
+		c.Close()
+		t.Fatalf("the host itself answers on 127.0.0.1:%d; the test needs that port free", portNetns)
+	}
+
+	t.Run("tcp", func(t *testing.T) {
+		pubs, err := m.Publish("ns/a", mapping(t, fmt.Sprintf("127.0.0.1::%d", portNetns)), ctrIP, nd, proxy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, _ := tcpHello(t, clientAddr(pubs[0]), netip.Addr{})
+		// The container sees its own address as the source (documented).
+		if !strings.HasPrefix(reply, "ns saw "+ctrIP.String()+":") {
+			t.Errorf("reply %q, want the server in the namespace seeing %s", reply, ctrIP)
+		}
+	})
+
+	t.Run("conn type", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		c, err := nd.DialTCP(ctx, netip.MustParseAddrPort("192.0.2.1:1234"), target(portNetns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			t.Fatalf("DialTCP returned %T, want *net.TCPConn so that the relay splices", c)
+		}
+		if tc.RemoteAddr().String() != target(portNetns).String() || !strings.HasPrefix(tc.LocalAddr().String(), ctrIP.String()+":") {
+			t.Errorf("conn %s -> %s, want %s -> %s", tc.LocalAddr(), tc.RemoteAddr(), ctrIP, target(portNetns))
+		}
+		u, err := nd.DialUDP(ctx, netip.AddrPort{}, target(portNetns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		if _, ok := u.(*net.UDPConn); !ok {
+			t.Errorf("DialUDP returned %T, want *net.UDPConn", u)
+		}
+	})
+
+	t.Run("half-close", func(t *testing.T) {
+		pubs, err := m.Publish("ns/a", mapping(t, fmt.Sprintf("127.0.0.1::%d", portNetns+1)), ctrIP, nd, proxy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialPub(t, pubs[0])
+		c.Write(pattern(1<<20, 1))
+		c.CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil || !bytes.Equal(got, ctr.reply) {
+			t.Errorf("after CloseWrite the client read %d bytes, %v; want the %d-byte reply", len(got), err, len(ctr.reply))
+		}
+	})
+
+	t.Run("udp", func(t *testing.T) {
+		pubs, err := m.Publish("ns/a", mapping(t, fmt.Sprintf("%d/udp", portNetns)), ctrIP, nd, proxy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pubs {
+			c := udpClient(t, clientAddr(p).Addr())
+			reply, from := udpAsk(t, c, clientAddr(p), "hi")
+			if !strings.HasPrefix(reply, "ns saw "+ctrIP.String()+":") || from != clientAddr(p) {
+				t.Errorf("via %s: reply %q from %s, want the namespace's server, from %s", clientAddr(p), reply, from, clientAddr(p))
+			}
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		pubs, err := m.Publish("ns/a", mapping(t, fmt.Sprintf("127.0.0.1::%d", portNetns+2)), ctrIP, nd, proxy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectReset(t, clientAddr(pubs[0]))
+		_, err = nd.DialTCP(context.Background(), netip.AddrPort{}, target(portNetns+2))
+		want := fmt.Sprintf("netns %s: dial tcp %s: connect: connection refused", ctr.ns.Path, target(portNetns+2))
+		if !errors.Is(err, syscall.ECONNREFUSED) || err.Error() != want {
+			t.Errorf("DialTCP to a closed port: %v, want %q", err, want)
+		}
+	})
+
+	t.Run("no namespace", func(t *testing.T) {
+		missing := proxy.NetnsDialer{NetNS: "/var/run/netns/" + netnstest.Prefix + "missing"}
+		_, err := missing.DialTCP(context.Background(), netip.AddrPort{}, target(portNetns))
+		if err == nil || !strings.Contains(err.Error(), missing.NetNS) || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("DialTCP in a missing namespace: %v, want an error naming %s", err, missing.NetNS)
+		}
+		pubs, err := m.Publish("ns/b", mapping(t, fmt.Sprintf("127.0.0.1::%d", portNetns)), ctrIP, missing, proxy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectReset(t, clientAddr(pubs[0]))
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		// Routed to the loopback but not local: a SYN to this subnet
+		// comes back in, is not for this host, and is dropped unanswered.
+		ctr.ns.MustRun("ip", "route", "add", "10.99.9.0/24", "dev", "lo")
+		dst := netip.MustParseAddrPort("10.99.9.9:80")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := nd.DialTCP(ctx, netip.AddrPort{}, dst)
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+			t.Errorf("DialTCP to a silent address: %v after %v, want a deadline error after about 200ms", err, took)
+		}
+
+		ctx, cancel = context.WithCancel(context.Background())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		start = time.Now()
+		_, err = nd.DialTCP(ctx, netip.AddrPort{}, dst)
+		if took := time.Since(start); !errors.Is(err, context.Canceled) || took > 2*time.Second {
+			t.Errorf("DialTCP cancelled: %v after %v, want context.Canceled after about 100ms", err, took)
+		}
+	})
+}
+
+// BenchmarkNetnsRelay measures throughput from a host client to a server
+// in a namespace through NetnsDialer: kernel sockets on both sides, so
+// the relay splices.
+func BenchmarkNetnsRelay(b *testing.B) {
+	ns := netnstest.New(b)
+	done := make(chan int64, 1)
+	ln, err := ns.Listen("127.0.0.1:80")
+	if err != nil {
+		b.Fatal(err)
+	}
+	serveListener(b, ln, func(c net.Conn) {
+		n, _ := io.CopyBuffer(io.Discard, readerOnly{c}, make([]byte, 256<<10))
+		done <- n
+	})
+	m := benchManager(b)
+	pubs, err := m.Publish("bench/ns", mapping(b, "127.0.0.1::80"), netip.MustParseAddr("127.0.0.1"),
+		proxy.NetnsDialer{NetNS: ns.Path}, proxy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := net.Dial("tcp", clientAddr(pubs[0]).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	if n := <-done; n != int64(b.N)*int64(len(chunk)) {
+		b.Fatalf("the server got %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/(float64(b.N)*float64(len(chunk))/(1<<20)), "cpu-ms/MiB")
+}
+
+type readerOnly struct{ io.Reader }

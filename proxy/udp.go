@@ -1,0 +1,380 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// A UDP binding keeps one flow per client address (address and port): a
+// datagram connection to the container made by Dialer.DialUDP on behalf of
+// that client. Its goroutines: one reader for the host socket, which
+// forwards each client datagram on its flow (creating the flow first if
+// needed), and one per flow, which sends the container's datagrams back to
+// the client. Idle flows are closed by the Manager's janitor; a full table
+// evicts its least recently active flow.
+//
+//	client ──► host socket ──► readLoop ──► flow.conn ──► container
+//	client ◄── host socket ◄── flow.relayReplies ◄──────── container
+
+// maxDatagram is the largest UDP payload (IPv4, IPv6 without jumbograms).
+const maxDatagram = 65535
+
+// datagramBufs holds the buffers of the flows' reply path. A flow whose
+// connection is a kernel socket takes one only while a datagram is in hand,
+// so an idle flow holds no buffer; a flow with another kind of connection
+// (a netstack) holds one while it waits.
+var datagramBufs = sync.Pool{New: func() any {
+	b := make([]byte, maxDatagram)
+	return &b
+}}
+
+// maxConsecutiveRefusals ends a flow whose connection keeps returning
+// ECONNREFUSED (the container port is closed: ICMP port unreachable)
+// without a datagram in between; the client's next datagram dials again.
+const maxConsecutiveRefusals = 64
+
+// udpBinding is one UDP host socket and its flow table.
+type udpBinding struct {
+	bindingBase
+	conn     *net.UDPConn
+	pktinfo  bool // a wildcard socket: datagrams carry their destination
+	epoch    time.Time
+	timeout  time.Duration
+	maxFlows int
+	c        udpCounters
+
+	mu     sync.Mutex
+	flows  map[netip.AddrPort]*udpFlow
+	closed bool
+	wg     sync.WaitGroup // the reader and each flow's relayReplies
+}
+
+func newUDPBinding(base bindingBase, conn *net.UDPConn, epoch time.Time, timeout time.Duration, maxFlows int) *udpBinding {
+	return &udpBinding{
+		bindingBase: base,
+		conn:        conn,
+		pktinfo:     base.pub.HostIP.IsUnspecified(),
+		epoch:       epoch,
+		timeout:     timeout,
+		maxFlows:    maxFlows,
+		flows:       make(map[netip.AddrPort]*udpFlow),
+	}
+}
+
+func (b *udpBinding) start() {
+	b.wg.Add(1)
+	go b.readLoop()
+}
+
+// stop closes the host socket and every flow, and cancels a dial in
+// progress.
+func (b *udpBinding) stop() {
+	b.cancel()
+	b.conn.Close()
+	b.mu.Lock()
+	b.closed = true
+	flows := make([]*udpFlow, 0, len(b.flows))
+	for _, f := range b.flows {
+		flows = append(flows, f)
+	}
+	clear(b.flows)
+	b.mu.Unlock()
+	for _, f := range flows {
+		f.close()
+	}
+}
+
+func (b *udpBinding) wait() { b.wg.Wait() }
+
+func (b *udpBinding) stats() BindingStats {
+	b.mu.Lock()
+	n := len(b.flows)
+	b.mu.Unlock()
+	return BindingStats{Published: b.pub, UDP: b.c.snapshot(n)}
+}
+
+func (b *udpBinding) now() int64 { return int64(time.Since(b.epoch)) }
+
+// readLoop is the binding's one reader: every client datagram goes through
+// it to its flow. It owns buf and oob.
+func (b *udpBinding) readLoop() {
+	defer b.wg.Done()
+	buf := make([]byte, maxDatagram)
+	var oob []byte
+	if b.pktinfo {
+		oob = make([]byte, pktinfoSpace)
+	}
+	failures := 0
+	for {
+		n, oobn, flags, client, err := b.conn.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Rare on an unconnected socket (no memory); do not spin.
+			b.c.dropped.Add(1)
+			if failures++; failures == 1 {
+				b.log.Warn("read failed; retrying", zap.Error(err))
+			}
+			if !b.pause(time.Duration(min(failures, 100)) * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if flags&unix.MSG_TRUNC != 0 {
+			b.c.dropped.Add(1)
+			continue
+		}
+		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+		f := b.flowFor(client, oob[:oobn])
+		if f == nil {
+			b.c.dropped.Add(1)
+			continue
+		}
+		f.touch()
+		if _, err := f.conn.Write(buf[:n]); err != nil {
+			b.c.dropped.Add(1)
+			continue
+		}
+		b.c.pktIn.Add(1)
+		b.c.bytesIn.Add(uint64(n))
+	}
+}
+
+// pause sleeps for d, or returns false at once when the binding stops.
+func (b *udpBinding) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-b.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// flowFor returns client's flow, creating it if there is none. It returns
+// nil if the flow cannot be dialed or the binding has stopped.
+func (b *udpBinding) flowFor(client netip.AddrPort, oob []byte) *udpFlow {
+	b.mu.Lock()
+	f := b.flows[client]
+	b.mu.Unlock()
+	if f != nil {
+		return f
+	}
+	return b.newFlow(client, oob)
+}
+
+// newFlow dials the container for client and starts the flow's goroutine.
+// Only readLoop calls it, so no other flow for client can appear meanwhile.
+// The dial runs on the reader: a UDP dial is a socket and a connect (or a
+// netstack endpoint), which do not wait for the network.
+func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
+	ctx, cancel := context.WithTimeout(b.ctx, b.dialTimeout)
+	conn, err := b.dialer.DialUDP(ctx, client, b.dst)
+	cancel()
+	if err != nil {
+		b.c.refused.Add(1)
+		b.log.Debug("dial failed; dropping the datagram", zap.Stringer("client", client), zap.Error(err))
+		return nil
+	}
+	f := &udpFlow{b: b, client: client, conn: conn}
+	if b.pktinfo {
+		f.oob = replyControl(oob)
+	}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if rc, err := uc.SyscallConn(); err == nil {
+			f.raw = rc
+			f.readFn = f.readDatagram
+		}
+	}
+	f.touch()
+
+	var victim *udpFlow
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		conn.Close()
+		return nil
+	}
+	if len(b.flows) >= b.maxFlows {
+		victim = b.leastRecentLocked()
+		delete(b.flows, victim.client)
+	}
+	b.flows[client] = f
+	b.wg.Add(1)
+	b.mu.Unlock()
+
+	b.c.total.Add(1)
+	if victim != nil {
+		b.c.evicted.Add(1)
+		victim.close()
+	}
+	go f.relayReplies()
+	return f
+}
+
+// leastRecentLocked returns the flow with the oldest activity. The table
+// is scanned only when it is full and a new client arrives.
+func (b *udpBinding) leastRecentLocked() *udpFlow {
+	var lru *udpFlow
+	var oldest int64
+	for _, f := range b.flows {
+		if t := f.last.Load(); lru == nil || t < oldest {
+			lru, oldest = f, t
+		}
+	}
+	return lru
+}
+
+// expire closes the flows idle for at least the binding's timeout at now
+// (the Manager's clock). The janitor calls it.
+func (b *udpBinding) expire(now int64) {
+	limit := int64(b.timeout)
+	var idle []*udpFlow
+	b.mu.Lock()
+	for k, f := range b.flows {
+		if now-f.last.Load() >= limit {
+			delete(b.flows, k)
+			idle = append(idle, f)
+		}
+	}
+	b.mu.Unlock()
+	b.c.expired.Add(uint64(len(idle)))
+	for _, f := range idle {
+		f.close()
+	}
+}
+
+// udpFlow is one client's datagram connection to the container.
+type udpFlow struct {
+	b      *udpBinding
+	client netip.AddrPort
+	conn   net.Conn
+	oob    []byte       // makes replies leave from the address the client sent to; nil if not needed
+	last   atomic.Int64 // binding clock of the last datagram either way
+	once   sync.Once
+
+	// The kernel-socket reply path, used on the flow's goroutine only.
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool // f.readDatagram, bound once
+	buf    *[]byte               // from datagramBufs, holding the datagram read
+	n      int
+	rerr   error
+}
+
+func (f *udpFlow) touch() { f.last.Store(f.b.now()) }
+
+// close closes the flow's connection, once; its goroutine then ends.
+func (f *udpFlow) close() { f.once.Do(f.closeConn) }
+
+func (f *udpFlow) closeConn() { f.conn.Close() }
+
+// end removes the flow from the table if it is still there, and closes it.
+func (f *udpFlow) end() {
+	b := f.b
+	b.mu.Lock()
+	if b.flows[f.client] == f {
+		delete(b.flows, f.client)
+	}
+	b.mu.Unlock()
+	f.close()
+}
+
+// relayReplies is the flow's goroutine: it sends the container's datagrams
+// back to the client until the flow is closed.
+func (f *udpFlow) relayReplies() {
+	defer f.b.wg.Done()
+	defer f.end()
+	if f.raw != nil {
+		f.relayKernelReplies()
+	} else {
+		f.relayBufferedReplies()
+	}
+}
+
+// relayKernelReplies reads a kernel socket through its RawConn: the
+// datagram is read inside the poller callback into a pooled buffer, so the
+// flow holds no buffer while it waits.
+func (f *udpFlow) relayKernelReplies() {
+	refusals := 0
+	for {
+		if err := f.raw.Read(f.readFn); err != nil {
+			return // closed
+		}
+		if f.rerr != nil {
+			if f.rerr == unix.ECONNREFUSED && refusals < maxConsecutiveRefusals {
+				refusals++
+				continue
+			}
+			return
+		}
+		refusals = 0
+		f.reply((*f.buf)[:f.n])
+		datagramBufs.Put(f.buf)
+		f.buf = nil
+	}
+}
+
+// readDatagram is the RawConn read callback: it reports false (wait for
+// readability) only when the socket has nothing to read.
+func (f *udpFlow) readDatagram(fd uintptr) bool {
+	bp := datagramBufs.Get().(*[]byte)
+	for {
+		n, err := unix.Read(int(fd), *bp)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			datagramBufs.Put(bp)
+			return false
+		case nil:
+			f.buf, f.n, f.rerr = bp, n, nil
+		default:
+			datagramBufs.Put(bp)
+			f.rerr = err
+		}
+		return true
+	}
+}
+
+// relayBufferedReplies reads any other net.Conn into a buffer it holds.
+func (f *udpFlow) relayBufferedReplies() {
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	refusals := 0
+	for {
+		n, err := f.conn.Read(*bp)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) && refusals < maxConsecutiveRefusals {
+				refusals++
+				continue
+			}
+			return
+		}
+		refusals = 0
+		f.reply((*bp)[:n])
+	}
+}
+
+// reply sends p to the client from the host socket.
+func (f *udpFlow) reply(p []byte) {
+	f.touch()
+	b := f.b
+	if _, _, err := b.conn.WriteMsgUDPAddrPort(p, f.oob, f.client); err != nil {
+		b.c.dropped.Add(1)
+		return
+	}
+	b.c.pktOut.Add(1)
+	b.c.bytesOut.Add(uint64(len(p)))
+}

@@ -3,7 +3,7 @@
 // address (Docker's docker0 address, 172.17.0.1 on the default network).
 //
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
-//	                                      │    ├─ Hook: NAT for published ports reached from inside (hairpin)
+//	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP, promiscuous)
 //	                                           ├─ ARP, ICMP echo for the gateway address
@@ -27,6 +27,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/switch/stackport"
 )
@@ -56,15 +57,14 @@ type Config struct {
 	HostLoopback netip.Addr
 	// Egress bounds and times egress flows.
 	Egress EgressConfig
+	// NAT, if set, translates packets for published ports that arrive
+	// from inside the network (hairpin) before the netstack sees them.
+	// The gateway sweeps its connection table; the owner sets its
+	// mappings and host addresses.
+	NAT *nat.Table
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
-
-// Hook sees every IP packet that arrives at the gateway's MAC before the
-// netstack does, on the switch's goroutine. It returns true if it consumed
-// the packet (translated and re-sent it with Gateway.Send, or dropped it).
-// ip is a copy the hook may modify; it must not keep it.
-type Hook func(ip []byte, src vswitch.MAC) bool
 
 // Gateway is a network's router. Create it with New; Close removes it.
 type Gateway struct {
@@ -78,9 +78,9 @@ type Gateway struct {
 	cancel context.CancelFunc
 	egress *egress
 	echo   *echoProxy
+	nat    *natPath
 
 	mu        sync.RWMutex
-	hook      Hook
 	neighbors map[netip.Addr]vswitch.MAC
 }
 
@@ -122,6 +122,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if !cfg.Internal {
 		g.egress = newEgress(g.ctx, g, cfg.Egress)
 		g.echo = newEchoProxy(g)
+	}
+	if cfg.NAT != nil {
+		if err := g.startNAT(cfg.NAT); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
 	}
 	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: v6(cfg.Addr)})
 	mode := "none"
@@ -204,14 +210,8 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 	default:
 		return false
 	}
-	g.mu.RLock()
-	hook := g.hook
-	g.mu.RUnlock()
-	if hook != nil {
-		cp := append([]byte(nil), ip...)
-		if hook(cp, f.Src()) {
-			return true
-		}
+	if g.nat != nil && g.nat.intercept(f) {
+		return true
 	}
 	if g.echo != nil && b[12] == 0x08 && ip[0]>>4 == 4 && int(header.IPv4(ip).HeaderLength()) <= len(ip) {
 		return g.echo.intercept(f, header.IPv4(ip))
@@ -248,13 +248,6 @@ func (g *Gateway) foreignNeighborQuery(b []byte) bool {
 	return false
 }
 
-// SetHook installs (or, with nil, removes) the packet hook.
-func (g *Gateway) SetHook(h Hook) {
-	g.mu.Lock()
-	g.hook = h
-	g.mu.Unlock()
-}
-
 // learn remembers which MAC an address of the network sent from.
 func (g *Gateway) learn(ip netip.Addr, mac vswitch.MAC) {
 	if !g.cfg.Subnet.Contains(ip) {
@@ -288,38 +281,23 @@ func (g *Gateway) RemoveNeighbor(ip netip.Addr) {
 	g.mu.Unlock()
 }
 
-// neighbor returns the MAC of an address of the network.
+// neighbor returns the MAC of an address of the network. If it is not
+// known yet it starts resolving it (ARP, neighbor discovery) through the
+// netstack and reports false; the answer is remembered for next time.
 func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
 	g.mu.RLock()
-	defer g.mu.RUnlock()
 	mac, ok := g.neighbors[ip]
-	return mac, ok
-}
-
-// Send puts an IP packet onto the network as the gateway, towards the
-// endpoint that owns its destination address. It reports false if that
-// address has no known MAC.
-func (g *Gateway) Send(ip []byte) bool {
-	var dst netip.Addr
-	var et [2]byte
-	switch {
-	case len(ip) >= header.IPv4MinimumSize && ip[0]>>4 == 4:
-		dst, et = netip.AddrFrom4([4]byte(ip[16:20])), [2]byte{0x08, 0x00}
-	case len(ip) >= header.IPv6MinimumSize && ip[0]>>4 == 6:
-		dst, et = netip.AddrFrom16([16]byte(ip[24:40])), [2]byte{0x86, 0xdd}
-	default:
-		return false
+	g.mu.RUnlock()
+	if ok || !g.cfg.Subnet.Contains(ip) {
+		return mac, ok
 	}
-	mac, ok := g.neighbor(dst)
-	if !ok {
-		return false
-	}
-	frame := make([]byte, vswitch.EthHeaderLen+len(ip))
-	copy(frame[0:6], mac[:])
-	copy(frame[6:12], g.cfg.MAC[:])
-	frame[12], frame[13] = et[0], et[1]
-	copy(frame[vswitch.EthHeaderLen:], ip)
-	return g.port.Send(frame)
+	g.stack.GetLinkAddress(NICID, stackport.Addr(ip), stackport.Addr(g.cfg.Addr), stackport.Protocol(ip),
+		func(r stack.LinkResolutionResult) {
+			if r.Err == nil && len(r.LinkAddress) == 6 {
+				g.SetNeighbor(ip, vswitch.MAC([]byte(r.LinkAddress)))
+			}
+		})
+	return vswitch.MAC{}, false
 }
 
 // egressTarget maps a destination a container asked for to the host
@@ -376,6 +354,9 @@ func (g *Gateway) Stats() EgressStats {
 // ending every egress flow.
 func (g *Gateway) Close() {
 	g.cancel()
+	if g.nat != nil {
+		g.nat.wait()
+	}
 	if g.echo != nil {
 		g.echo.close()
 	}

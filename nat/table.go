@@ -129,6 +129,19 @@ func (t *Table) ProcessPartial(pkt []byte, now int64) Verdict {
 	return t.process(pkt, true, now)
 }
 
+// Candidate reports whether Process might do anything but Pass with pkt:
+// whether it is addressed to the gateway or to one of the host's
+// addresses. It reads pkt without changing it, takes no lock, and lets a
+// caller copy only the packets it may have to hand Process, which
+// rewrites in place.
+func (t *Table) Candidate(pkt []byte) bool {
+	if t.cfg.Internal {
+		return false
+	}
+	var p packet
+	return parse(pkt, &p) && t.rules.Load().isLocal(p.dst)
+}
+
 func (t *Table) process(pkt []byte, partial bool, now int64) Verdict {
 	if t.cfg.Internal {
 		return Pass

@@ -200,6 +200,10 @@ func (p *Port) Close() error {
 // attached.
 func (p *Port) Send(b []byte) bool { return p.fromStack(b) }
 
+// SendFrame is Send for a frame with offload metadata (a translated
+// superframe keeps its segmentation and checksum offsets).
+func (p *Port) SendFrame(f vswitch.Frame) bool { return p.fromStackFrame(f) }
+
 // fromStack hands one complete frame to the switch.
 func (p *Port) fromStack(b []byte) bool { return p.fromStackFrame(vswitch.Frame{Data: b}) }
 

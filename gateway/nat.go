@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/switchyard-net/switchyard/nat"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// NAT for published ports reached from inside the network (hairpin):
+// container A connects to a published port at the gateway address or one
+// of the host's addresses; the packet is translated here, on the switch's
+// goroutine, and sent straight back onto the switch towards the container
+// B that publishes the port, as the kernel routes a DNATed packet back
+// out of docker0. The netstack never sees it.
+//
+// Only packets addressed to the gateway or to a host address can be
+// translated (nat.Table.Candidate); those are copied first, since the
+// translation rewrites in place and the frame's buffer belongs to the
+// port it came in on. Egress traffic is never copied.
+
+// Masquerade ports (nat.DefaultMasqPorts) and the netstack's own
+// ephemeral ports must not overlap: the netstack uses the range below.
+const (
+	netstackPortsStart = 16000
+	netstackPortsEnd   = 60999
+)
+
+// natSweepEvery is how often expired connection-table entries are removed.
+const natSweepEvery = 5 * time.Second
+
+type natPath struct {
+	g     *Gateway
+	table *nat.Table
+	epoch time.Time
+	done  chan struct{}
+
+	noNeighbor atomic.Uint64 // translated packets whose target has no known MAC
+	bufs       sync.Pool
+}
+
+func (g *Gateway) startNAT(t *nat.Table) error {
+	if err := g.stack.SetPortRange(netstackPortsStart, netstackPortsEnd); err != nil {
+		return fmt.Errorf("netstack port range: %s", err)
+	}
+	p := &natPath{g: g, table: t, epoch: time.Now(), done: make(chan struct{})}
+	p.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
+	g.nat = p
+	go p.sweep()
+	return nil
+}
+
+func (p *natPath) now() int64 { return int64(time.Since(p.epoch)) }
+
+// sweep removes expired connections until the gateway closes.
+func (p *natPath) sweep() {
+	defer close(p.done)
+	t := time.NewTicker(natSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.g.ctx.Done():
+			return
+		case <-t.C:
+			p.table.Sweep(p.now())
+		}
+	}
+}
+
+func (p *natPath) wait() { <-p.done }
+
+// intercept translates f if it belongs to a published-port flow and sends
+// it on; it reports true if f was consumed (translated or dropped).
+func (p *natPath) intercept(f vswitch.Frame) bool {
+	ip := f.Data[vswitch.EthHeaderLen:]
+	if !p.table.Candidate(ip) {
+		return false
+	}
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	cp := append((*bp)[:0], f.Data...)
+	*bp = cp
+	var v nat.Verdict
+	if f.Offload.NeedsCsum() {
+		v = p.table.ProcessPartial(cp[vswitch.EthHeaderLen:], p.now())
+	} else {
+		v = p.table.Process(cp[vswitch.EthHeaderLen:], p.now())
+	}
+	switch v {
+	case nat.Translated:
+		p.forward(cp, f.Offload)
+		return true
+	case nat.Drop:
+		return true
+	}
+	return false
+}
+
+// forward sends a translated frame to the endpoint that owns its new
+// destination address.
+func (p *natPath) forward(frame []byte, off vswitch.Offload) {
+	ip := frame[vswitch.EthHeaderLen:]
+	var dst netip.Addr
+	if header.IPVersion(ip) == 4 {
+		dst = netip.AddrFrom4([4]byte(ip[16:20]))
+	} else {
+		dst = netip.AddrFrom16([16]byte(ip[24:40]))
+	}
+	mac, ok := p.g.neighbor(dst)
+	if !ok {
+		p.noNeighbor.Add(1)
+		return
+	}
+	copy(frame[0:6], mac[:])
+	copy(frame[6:12], p.g.cfg.MAC[:])
+	p.g.port.SendFrame(vswitch.Frame{Data: frame, Offload: off})
+}
+
+// NATStats returns the connection table's counters, and how many
+// translated packets had no endpoint to go to.
+func (g *Gateway) NATStats() (nat.Stats, uint64) {
+	if g.nat == nil {
+		return nat.Stats{}, 0
+	}
+	return g.nat.table.Stats(), g.nat.noNeighbor.Load()
+}

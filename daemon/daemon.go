@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/proxy"
 )
 
 // Version of the daemon, reported by the API.
@@ -56,6 +57,8 @@ type Daemon struct {
 	cfg   Config
 	log   *zap.Logger
 	store *store.Store
+	// ports serves every published port of every network.
+	ports *proxy.Manager
 
 	mu       sync.Mutex
 	networks map[string]*network
@@ -85,6 +88,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		store:    st,
+		ports:    proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
 		networks: map[string]*network{},
 		stop:     make(chan struct{}),
 	}
@@ -117,6 +121,7 @@ func (d *Daemon) Close() error {
 
 	close(d.stop)
 	d.wg.Wait()
+	d.ports.Close() // listeners first: no new connection into a closing network
 	for _, n := range nets {
 		n.shutdown()
 	}
@@ -198,7 +203,9 @@ func (d *Daemon) Endpoints(network string) ([]api.Endpoint, error) {
 			continue
 		}
 		for _, e := range n.endpoints {
-			out = append(out, e.view(n))
+			v := e.view(n)
+			v.Ports = d.bindingsLocked(n, e, nil)
+			out = append(out, v)
 		}
 	}
 	if network != "" && d.networks[network] == nil {

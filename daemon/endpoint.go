@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,21 @@ func (e *endpoint) view(n *network) api.Endpoint {
 	if !n.rec.Internal {
 		v.Gateway = n.rec.Gateway
 	}
+	v.Expose = e.rec.Expose
 	return v
+}
+
+// findEndpointLocked returns a network and one of its endpoints.
+func (d *Daemon) findEndpointLocked(network, name string) (*network, *endpoint, error) {
+	n := d.networks[network]
+	if n == nil {
+		return nil, nil, notFoundNetwork(network)
+	}
+	e := n.endpoints[name]
+	if e == nil {
+		return nil, nil, notFound("endpoint %q not found in network %q (list them with `switchyard endpoint ls --network %s`)", name, network, network)
+	}
+	return n, e, nil
 }
 
 // Connect creates a TAP in the namespace named by req and attaches it to
@@ -53,10 +68,15 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 	if n == nil {
 		return api.Endpoint{}, notFoundNetwork(network)
 	}
+	specs, err := requestedSpecs(n, req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
 	rec, err := d.newEndpointRecord(n, req)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
+	rec.Expose = req.Expose
 
 	// The address is held from here on; release it on failure.
 	ok := false
@@ -75,12 +95,76 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 		d.store.DeleteEndpoint(rec.Network, rec.Name)
 		return api.Endpoint{}, err
 	}
+	if err := d.publishAllLocked(n, ep, specs); err != nil {
+		d.store.DeleteEndpoint(rec.Network, rec.Name)
+		ep.port.Unpersist()
+		n.sw.Detach(ep.link)
+		n.gw.RemoveNeighbor(rec.Address.Addr())
+		return api.Endpoint{}, err
+	}
 	ok = true
 	n.endpoints[rec.Name] = ep
+	if len(specs) > 0 {
+		d.syncNATLocked(n)
+	}
 	d.log.Info("endpoint connected", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS),
 		zap.String("ifname", rec.IfName), zap.Stringer("address", rec.Address), zap.Stringer("mac", rec.MAC),
 		zap.Bool("offload", ep.port.Offload()))
-	return ep.view(n), nil
+	v := ep.view(n)
+	v.Ports = d.bindingsLocked(n, ep, nil)
+	return v, nil
+}
+
+// requestedSpecs validates the -p, --expose and -P of a connect request
+// and returns the specs to publish, before anything is created.
+func requestedSpecs(n *network, req api.EndpointCreate) ([]portSpec, error) {
+	raw := slices.Clone(req.Publish)
+	if req.PublishAll {
+		exp, err := exposedSpecs(req.Expose)
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, exp...)
+	} else if _, err := exposedSpecs(req.Expose); err != nil {
+		return nil, err
+	}
+	var specs []portSpec
+	for _, s := range raw {
+		ps, err := parsePortSpec(s)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, ps)
+	}
+	if len(specs) > 0 && n.rec.Internal {
+		return nil, invalid("network %q is internal: it has no published ports (as Docker's --internal)", n.rec.Name)
+	}
+	return specs, nil
+}
+
+// publishAllLocked publishes specs for a new endpoint and records them;
+// on failure nothing stays published.
+func (d *Daemon) publishAllLocked(n *network, e *endpoint, specs []portSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	var ports []store.Port
+	for _, ps := range specs {
+		pubs, err := d.publishLocked(n, e, ps, nil)
+		if err != nil {
+			d.ports.UnpublishAll(e.rec.Key())
+			return err
+		}
+		ports = append(ports, store.Port{Spec: ps.raw, Bound: boundAddrs(pubs)})
+	}
+	rec := e.rec
+	rec.Ports = ports
+	if err := d.store.PutEndpoint(rec); err != nil {
+		d.ports.UnpublishAll(e.rec.Key())
+		return fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	e.rec = rec
+	return nil
 }
 
 // newEndpointRecord validates req and reserves the endpoint's address.
@@ -263,6 +347,16 @@ func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
 		return err
 	}
 	n.endpoints[rec.Name] = ep
+	for _, p := range rec.Ports {
+		ps, err := parsePortSpec(p.Spec)
+		if err == nil {
+			_, err = d.publishLocked(n, ep, ps, p.Bound)
+		}
+		if err != nil {
+			d.log.Warn("published port not restored", zap.String("endpoint", rec.Key()), zap.String("spec", p.Spec), zap.Error(err))
+		}
+	}
+	d.syncNATLocked(n)
 	return nil
 }
 
@@ -292,9 +386,11 @@ func (d *Daemon) removeLocked(n *network, e *endpoint) {
 	if err := e.port.Unpersist(); err != nil {
 		d.log.Debug("clearing persist flag", zap.String("endpoint", e.rec.Key()), zap.Error(err))
 	}
+	d.ports.UnpublishAll(e.rec.Key())
 	n.sw.Detach(e.link)
 	n.gw.RemoveNeighbor(e.rec.Address.Addr())
 	n.pool.Release(e.rec.Address.Addr())
+	d.syncNATLocked(n)
 }
 
 // endpointGone removes an endpoint whose namespace or device disappeared.

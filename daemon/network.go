@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/ipam"
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/gateway"
+	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -39,8 +40,29 @@ type network struct {
 	rec       store.Network
 	sw        *vswitch.Switch
 	gw        *gateway.Gateway
+	nat       *nat.Table
 	pool      *ipam.Pool
 	endpoints map[string]*endpoint
+}
+
+// sortedEndpoints returns the network's endpoints by name.
+func (n *network) sortedEndpoints() []*endpoint {
+	es := make([]*endpoint, 0, len(n.endpoints))
+	for _, e := range n.endpoints {
+		es = append(es, e)
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].rec.Name < es[j].rec.Name })
+	return es
+}
+
+// sortedNetworksLocked returns the networks by name.
+func (d *Daemon) sortedNetworksLocked() []*network {
+	ns := make([]*network, 0, len(d.networks))
+	for _, n := range d.networks {
+		ns = append(ns, n)
+	}
+	sort.Slice(ns, func(i, j int) bool { return ns[i].rec.Name < ns[j].rec.Name })
+	return ns
 }
 
 // namePattern is Docker's rule for network and container names.
@@ -230,16 +252,28 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	if err != nil {
 		return nil, err
 	}
+	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal}
+	if rec.Subnet.Addr().Is4() {
+		ncfg.Subnet = rec.Subnet
+	} else {
+		ncfg.Subnet6, ncfg.Gateway6, ncfg.Gateway = rec.Subnet, rec.Gateway, netip.Addr{}
+	}
+	table, err := nat.NewTable(ncfg)
+	if err != nil {
+		return nil, err
+	}
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
 	gw, err := gateway.New(sw, gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
-		Internal: rec.Internal, HostLoopback: rec.HostLoopback, Logger: d.log,
+		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
 	})
 	if err != nil {
 		sw.Close()
 		return nil, err
 	}
-	return &network{rec: rec, sw: sw, gw: gw, pool: pool, endpoints: map[string]*endpoint{}}, nil
+	n := &network{rec: rec, sw: sw, gw: gw, nat: table, pool: pool, endpoints: map[string]*endpoint{}}
+	d.syncNATLocked(n)
+	return n, nil
 }
 
 // shutdown detaches every port of the network without deleting TAP

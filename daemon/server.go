@@ -107,6 +107,32 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}", func(w http.ResponseWriter, r *http.Request) {
 		replyStatus(w, http.StatusNoContent, nil, d.Disconnect(r.PathValue("name"), r.PathValue("ep")))
 	})
+	mux.HandleFunc("POST /v1/networks/{name}/endpoints/{ep}/ports", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PortRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		b, err := d.AddPort(r.PathValue("name"), r.PathValue("ep"), req.Spec)
+		replyStatus(w, http.StatusCreated, b, err)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}/ports", func(w http.ResponseWriter, r *http.Request) {
+		replyStatus(w, http.StatusNoContent, nil, d.RemovePort(r.PathValue("name"), r.PathValue("ep"), r.URL.Query().Get("spec")))
+	})
+	mux.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, r *http.Request) {
+		b, err := d.Ports(r.URL.Query().Get("endpoint"))
+		if b == nil {
+			b = []api.PortBinding{}
+		}
+		reply(w, b, err)
+	})
+	mux.HandleFunc("GET /v1/networks/{name}/nat", func(w http.ResponseWriter, r *http.Request) {
+		t, err := d.NAT(r.PathValue("name"))
+		reply(w, t, err)
+	})
+	mux.HandleFunc("GET /v1/conntrack", func(w http.ResponseWriter, r *http.Request) {
+		es, err := d.Conntrack(r.URL.Query().Get("network"))
+		reply(w, es, err)
+	})
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		es, err := d.Endpoints(r.URL.Query().Get("network"))
 		if es == nil {

@@ -122,6 +122,15 @@ func (p *natPath) forward(frame []byte, off vswitch.Offload) {
 	p.g.port.SendFrame(vswitch.Frame{Data: frame, Offload: off})
 }
 
+// NATNow is the clock the gateway runs its NAT table on, for callers of
+// nat.Table.Entries.
+func (g *Gateway) NATNow() int64 {
+	if g.nat == nil {
+		return 0
+	}
+	return g.nat.now()
+}
+
 // NATStats returns the connection table's counters, and how many
 // translated packets had no endpoint to go to.
 func (g *Gateway) NATStats() (nat.Stats, uint64) {

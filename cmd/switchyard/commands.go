@@ -206,6 +206,9 @@ func connectCommand() *cli.Command {
 			&cli.StringFlag{Name: "ip", Usage: "address to use (default: the lowest free one)"},
 			&cli.StringFlag{Name: "mac", Usage: "MAC address (default: 02:42 followed by the IPv4 address)"},
 			&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace (default: the first free ethN)"},
+			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax [ip:][hostPort:]containerPort[/proto], optionally ,path=splice or ,source=gateway (repeatable)"},
+			&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish every --expose'd port on an ephemeral host port"},
+			&cli.StringSliceFlag{Name: "expose", Usage: "expose a port or range, like 9000 or 9000-9010/udp (repeatable)"},
 			formatFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -217,6 +220,7 @@ func connectCommand() *cli.Command {
 			e, err := cl.Connect(ctx, c.Args().First(), api.EndpointCreate{
 				NetNS: c.String("netns"), PID: c.Int("pid"), Name: c.String("name"),
 				IP: c.String("ip"), MAC: c.String("mac"), IfName: c.String("ifname"),
+				Publish: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), Expose: c.StringSlice("expose"),
 			})
 			if err != nil {
 				return err
@@ -227,6 +231,9 @@ func connectCommand() *cli.Command {
 					gw = e.Gateway.String()
 				}
 				fmt.Fprintf(w, "connected %s/%s: %s %s %s, gateway %s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC, gw)
+				for _, p := range e.Ports {
+					fmt.Fprintf(w, "  %s\n", p.Docker)
+				}
 			})
 		},
 	}

@@ -53,9 +53,15 @@ func newApp() *cli.App {
 			connectCommand(),
 			disconnectCommand(),
 			endpointCommand(),
+			portCommand(),
+			natCommand(),
+			conntrackCommand(),
 		},
-		HideHelpCommand:      true,
-		EnableBashCompletion: true,
+		HideHelpCommand: true,
+		// Values are repeated, not comma-separated, as in Docker's CLI;
+		// a -p value may carry ",path=splice".
+		DisableSliceFlagSeparator: true,
+		EnableBashCompletion:      true,
 	}
 }
 

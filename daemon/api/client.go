@@ -134,3 +134,40 @@ func (c *Client) Endpoints(ctx context.Context, network string) ([]Endpoint, err
 	var es []Endpoint
 	return es, c.do(ctx, http.MethodGet, p, nil, &es)
 }
+
+// AddPort publishes one more -p spec on a running endpoint.
+func (c *Client) AddPort(ctx context.Context, network, endpoint, spec string) ([]PortBinding, error) {
+	var b []PortBinding
+	return b, c.do(ctx, http.MethodPost, "/v1/networks/"+url.PathEscape(network)+"/endpoints/"+url.PathEscape(endpoint)+"/ports", PortRequest{Spec: spec}, &b)
+}
+
+// RemovePort unpublishes one -p spec of a running endpoint.
+func (c *Client) RemovePort(ctx context.Context, network, endpoint, spec string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(network)+"/endpoints/"+url.PathEscape(endpoint)+"/ports?spec="+url.QueryEscape(spec), nil, nil)
+}
+
+// Ports lists published ports, of one endpoint ("network/name") or all.
+func (c *Client) Ports(ctx context.Context, endpoint string) ([]PortBinding, error) {
+	p := "/v1/ports"
+	if endpoint != "" {
+		p += "?endpoint=" + url.QueryEscape(endpoint)
+	}
+	var b []PortBinding
+	return b, c.do(ctx, http.MethodGet, p, nil, &b)
+}
+
+// NAT returns a network's NAT rules and counters.
+func (c *Client) NAT(ctx context.Context, network string) (NATTable, error) {
+	var t NATTable
+	return t, c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(network)+"/nat", nil, &t)
+}
+
+// Conntrack lists tracked connections, of one network if network is set.
+func (c *Client) Conntrack(ctx context.Context, network string) ([]ConntrackEntry, error) {
+	p := "/v1/conntrack"
+	if network != "" {
+		p += "?network=" + url.QueryEscape(network)
+	}
+	var es []ConntrackEntry
+	return es, c.do(ctx, http.MethodGet, p, nil, &es)
+}

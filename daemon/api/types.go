@@ -11,6 +11,11 @@
 //	POST   /v1/networks/{name}/endpoints         EndpointCreate → Endpoint
 //	DELETE /v1/networks/{name}/endpoints/{ep}
 //	GET    /v1/endpoints[?network=NAME]          []Endpoint
+//	POST   /v1/networks/{name}/endpoints/{ep}/ports    PortRequest → []PortBinding
+//	DELETE /v1/networks/{name}/endpoints/{ep}/ports?spec=SPEC
+//	GET    /v1/ports[?endpoint=NET/EP]           []PortBinding
+//	GET    /v1/networks/{name}/nat               NATTable
+//	GET    /v1/conntrack[?network=NAME]          []ConntrackEntry
 //
 // Errors come back as an Error body with an HTTP status that matches its
 // kind; the client turns them into errors that wrap ErrInvalid,
@@ -110,6 +115,56 @@ type EndpointCreate struct {
 	MAC string `json:"mac,omitempty"`
 	// IfName inside the namespace; empty means the first free ethN.
 	IfName string `json:"ifname,omitempty"`
+	// Publish holds Docker -p specs, each optionally followed by
+	// ",path=netstack|splice" and ",source=client|gateway".
+	Publish []string `json:"publish,omitempty"`
+	// Expose lists ports (--expose 9000, 9000-9010/udp) that PublishAll
+	// (-P) publishes on ephemeral host ports.
+	Expose     []string `json:"expose,omitempty"`
+	PublishAll bool     `json:"publish_all,omitempty"`
+}
+
+// PortRequest asks to publish or unpublish one -p spec on an endpoint.
+type PortRequest struct {
+	Spec string `json:"spec"`
+}
+
+// PortBinding is one published host socket.
+type PortBinding struct {
+	Network       string     `json:"network"`
+	Endpoint      string     `json:"endpoint"`
+	Proto         string     `json:"proto"`
+	HostIP        netip.Addr `json:"host_ip"`
+	HostPort      uint16     `json:"host_port"`
+	ContainerIP   netip.Addr `json:"container_ip"`
+	ContainerPort uint16     `json:"container_port"`
+	// Spec is the -p spec it was published for, options included.
+	Spec string `json:"spec"`
+	// Path is "netstack" (through the gateway, keeping the client's
+	// address unless Source is "gateway") or "splice" (a kernel socket
+	// inside the endpoint's namespace).
+	Path   string `json:"path"`
+	Source string `json:"source"`
+	// Docker is the `docker port` line: "80/tcp -> 0.0.0.0:8080".
+	Docker string `json:"docker"`
+}
+
+// NATTable is a network's userspace netfilter: the rules, as
+// iptables-save prints them, and the connection table's counters.
+type NATTable struct {
+	Network string   `json:"network"`
+	Rules   []string `json:"rules"`
+	Entries int      `json:"entries"`
+	// Translated counts packets rewritten, original and reply direction.
+	TranslatedOrig  uint64 `json:"translated_orig"`
+	TranslatedReply uint64 `json:"translated_reply"`
+	Dropped         uint64 `json:"dropped"`
+}
+
+// ConntrackEntry is one tracked connection, as `conntrack -L` prints it.
+type ConntrackEntry struct {
+	Network string `json:"network"`
+	Entry   string `json:"entry"`
 }
 
 // Endpoint is a connected namespace.
@@ -125,6 +180,10 @@ type Endpoint struct {
 	Offload bool         `json:"offload"`
 	Created time.Time    `json:"created"`
 	Stats   PortStats    `json:"stats"`
+	// Ports are the endpoint's published ports.
+	Ports []PortBinding `json:"ports,omitempty"`
+	// Expose lists the exposed ports (-P publishes them).
+	Expose []string `json:"expose,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received

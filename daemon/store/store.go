@@ -63,6 +63,17 @@ type Endpoint struct {
 	MAC     vswitch.MAC  `json:"mac"`
 	Address netip.Prefix `json:"address"`
 	Created time.Time    `json:"created"`
+	// Ports are the published -p specs, in the order given.
+	Ports []Port `json:"ports,omitempty"`
+	// Expose lists the exposed ports (--expose).
+	Expose []string `json:"expose,omitempty"`
+}
+
+// Port is one published -p spec and the host sockets it was bound to, so
+// that a restart binds the same host ports again (ephemeral ones too).
+type Port struct {
+	Spec  string           `json:"spec"`
+	Bound []netip.AddrPort `json:"bound,omitempty"`
 }
 
 // Key returns "network/name".

@@ -168,9 +168,14 @@ func (n *NS) Ping(addr string, count int) error {
 // Transfer sends n pseudo-random bytes over TCP from namespace c to a
 // server in namespace s listening on addr, and fails the test unless the
 // server received exactly what was sent (SHA-256 of both ends). It returns
-// the digest and how long the transfer took.
-func Transfer(t testing.TB, c, s *NS, addr string, n int64) ([32]byte, time.Duration) {
+// the digest and how long the transfer took. If dial is given the client
+// connects there instead of addr (a published port leading to addr).
+func Transfer(t testing.TB, c, s *NS, addr string, n int64, dial ...string) ([32]byte, time.Duration) {
 	t.Helper()
+	target := addr
+	if len(dial) > 0 {
+		target = dial[0]
+	}
 	l, err := s.Listen(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +198,9 @@ func Transfer(t testing.TB, c, s *NS, addr string, n int64) ([32]byte, time.Dura
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := c.Dial(ctx, "tcp", addr)
+	conn, err := c.Dial(ctx, "tcp", target)
 	if err != nil {
-		t.Fatalf("dial %s from %s: %v", addr, c.Name, err)
+		t.Fatalf("dial %s from %s: %v", target, c.Name, err)
 	}
 	defer conn.Close()
 	h := sha256.New()

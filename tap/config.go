@@ -120,6 +120,9 @@ func equalMAC(a net.HardwareAddr, b []byte) bool {
 // there. It is how a device whose Port is gone (a failed restore) is
 // cleaned up; a live Port is removed with Port.Remove.
 func Remove(nsPath, name string) error {
+	if needsHelper(nsPath) {
+		return removeViaHelper(nsPath, name)
+	}
 	h, err := nlHandle(nsPath)
 	if err != nil {
 		return err
@@ -141,6 +144,9 @@ func Remove(nsPath, name string) error {
 
 // Links lists the interface names in the namespace at nsPath.
 func Links(nsPath string) ([]string, error) {
+	if needsHelper(nsPath) {
+		return linksViaHelper(nsPath)
+	}
 	h, err := nlHandle(nsPath)
 	if err != nil {
 		return nil, err

@@ -92,23 +92,19 @@ func Open(cfg Config) (*Port, error) {
 	if where == "" {
 		where = "the host namespace"
 	}
-	h, err := nlHandle(cfg.NetNS)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	if !cfg.Existing {
-		exists, err := linkExists(h, cfg.Name)
+	var res openResult
+	var err error
+	if needsHelper(cfg.NetNS) {
+		// Unprivileged: the helper does it all inside the namespace.
+		res, err = openViaHelper(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("tap %s in %s: %w", cfg.Name, where, err)
+			return nil, fmt.Errorf("in %s: %w", where, err)
 		}
-		if exists {
-			return nil, fmt.Errorf("tap %s in %s: %w (choose another --ifname)", cfg.Name, where, ErrExists)
+	} else {
+		res, err = openDirect(cfg, where)
+		if err != nil {
+			return nil, err
 		}
-	}
-	res, err := openTAP(cfg.NetNS, cfg.Name, cfg.Offload, !cfg.Existing)
-	if err != nil {
-		return nil, fmt.Errorf("in %s: %w", where, err)
 	}
 	p := &Port{
 		cfg:     cfg,
@@ -125,13 +121,38 @@ func Open(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("tap %s: %w", res.name, err)
 	}
 	p.writers.New = func() any { return newVnetWriter() }
-	if cfg.Configure {
-		if err := configure(h, res.name, cfg); err != nil {
-			p.Remove()
-			return nil, fmt.Errorf("configure tap in %s: %w", where, err)
+	return p, nil
+}
+
+// openDirect opens and configures the TAP of cfg from this process, which
+// may enter the namespace itself.
+func openDirect(cfg Config, where string) (openResult, error) {
+	h, err := nlHandle(cfg.NetNS)
+	if err != nil {
+		return openResult{}, err
+	}
+	defer h.Close()
+	if !cfg.Existing {
+		exists, err := linkExists(h, cfg.Name)
+		if err != nil {
+			return openResult{}, fmt.Errorf("tap %s in %s: %w", cfg.Name, where, err)
+		}
+		if exists {
+			return openResult{}, fmt.Errorf("tap %s in %s: %w (choose another --ifname)", cfg.Name, where, ErrExists)
 		}
 	}
-	return p, nil
+	res, err := openTAP(cfg.NetNS, cfg.Name, cfg.Offload, !cfg.Existing)
+	if err != nil {
+		return openResult{}, fmt.Errorf("in %s: %w", where, err)
+	}
+	if cfg.Configure {
+		if err := configure(h, res.name, cfg); err != nil {
+			res.file.Close()
+			Remove(cfg.NetNS, res.name)
+			return openResult{}, fmt.Errorf("configure tap in %s: %w", where, err)
+		}
+	}
+	return res, nil
 }
 
 // Name returns the interface name inside the namespace.

@@ -49,6 +49,11 @@ type Config struct {
 	// WatchInterval is how often endpoints' namespaces are checked for
 	// being gone. 0 means 2 s.
 	WatchInterval time.Duration
+	// NoDefaultNetwork skips creating the "bridge" network.
+	NoDefaultNetwork bool
+	// Ephemeral state is not synced to disk: it need not survive a crash
+	// (switchyard run).
+	Ephemeral bool
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,
@@ -80,7 +85,11 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 2 * time.Second
 	}
-	st, err := store.Open(cfg.StateDir)
+	open := store.Open
+	if cfg.Ephemeral {
+		open = store.OpenEphemeral
+	}
+	st, err := open(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +105,11 @@ func New(cfg Config) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	if err := d.ensureDefaultNetwork(); err != nil {
-		d.Close()
-		return nil, err
+	if !cfg.NoDefaultNetwork {
+		if err := d.ensureDefaultNetwork(); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	d.wg.Add(1)
 	go d.watch()

@@ -81,7 +81,7 @@ func newEchoProxy(g *Gateway) *echoProxy {
 	}
 	raw, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 	if err != nil {
-		p.log.Warn("containers' pings to the outside will go unanswered: no ICMP socket allowed (add the daemon's group to net.ipv4.ping_group_range, or give it CAP_NET_RAW)",
+		p.log.Info("containers' pings to the outside will go unanswered: no ICMP socket allowed (add the daemon's group to net.ipv4.ping_group_range, or give it CAP_NET_RAW)",
 			zap.Error(err))
 		return nil
 	}

@@ -15,9 +15,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/run"
+	"github.com/switchyard-net/switchyard/tap"
 )
 
 func main() {
+	// The same binary is started as the rootless TAP helper and as the
+	// init of `switchyard run`.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case tap.HelperArg:
+			os.Exit(tap.RunHelper())
+		case run.InitArg:
+			os.Exit(run.Init())
+		}
+	}
 	app := newApp()
 	if err := app.Run(reorderArgs(app, os.Args)); err != nil {
 		var ec cli.ExitCoder
@@ -49,6 +61,8 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			daemonCommand(),
+			runCommand(),
+			whoamiCommand(),
 			networkCommand(),
 			connectCommand(),
 			disconnectCommand(),
@@ -90,6 +104,15 @@ func defaultStateDir() string {
 		return filepath.Join(home, ".local", "share", "switchyard")
 	}
 	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "state")
+}
+
+// newQuietLogger is newLogger for commands that speak to a person in the
+// foreground (run): warnings and errors only, unless --log-level is given.
+func newQuietLogger(c *cli.Context) (*zap.Logger, error) {
+	if !c.IsSet("log-level") {
+		c.Set("log-level", "warn")
+	}
+	return newLogger(c)
 }
 
 // newLogger builds the process's logger from the global flags.

@@ -86,12 +86,18 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the state file state.db in dir.
-func Open(dir string) (*Store, error) {
+func Open(dir string) (*Store, error) { return open(dir, false) }
+
+// OpenEphemeral opens a state file that need not survive a crash (the
+// in-process daemon of `switchyard run`): changes are not synced to disk.
+func OpenEphemeral(dir string) (*Store, error) { return open(dir, true) }
+
+func open(dir string, noSync bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "state.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync, NoFreelistSync: noSync})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("state file %s: %w (is another switchyard daemon using --state-dir %s?)", path, ErrLocked, dir)

@@ -237,3 +237,45 @@ func (d *Daemon) run(timeout time.Duration, args ...string) (string, string, int
 	}
 	return out.String(), errOut.String(), code
 }
+
+// PublicBinary returns a copy of the switchyard binary in a directory any
+// user can read, for tests that run it as an unprivileged user.
+func PublicBinary(t testing.TB) string {
+	t.Helper()
+	src := Binary(t)
+	dir, err := os.MkdirTemp("", "switchyard-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "switchyard")
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Nobody is the uid and gid tests use for unprivileged runs.
+const Nobody = 65534
+
+// AsNobody returns a command that runs name as the unprivileged user
+// nobody (through setpriv), or skips the test if that is not possible.
+func AsNobody(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to switch to the user nobody")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skipf("skipping: setpriv not installed: %v", err)
+	}
+	full := append([]string{fmt.Sprintf("--reuid=%d", Nobody), fmt.Sprintf("--regid=%d", Nobody), "--clear-groups", "--inh-caps=-all",
+		"env", "HOME=/tmp", "XDG_RUNTIME_DIR=", name}, args...)
+	return exec.Command("setpriv", full...)
+}

@@ -1,0 +1,480 @@
+// Package run is `switchyard run`: a command in a network of its own,
+// with egress, DNS and published ports, without a daemon and without root
+// — Switchyard's answer to `pasta CMD` and `slirp4netns`, with Docker's -p
+// syntax.
+//
+//	switchyard run (the caller's user)             init (PID 1 of new namespaces)
+//	  starts init in new user, net, mount and PID namespaces ─────┐
+//	  builds the network in-process:                              │ waits on fd 3
+//	    daemon.Daemon (ephemeral state, no socket)                │
+//	    network "run", gateway, switch                            │
+//	    connect --pid init (TAP made by the rootless helper)      │
+//	    publish -p ports on the host                              │
+//	  writes the go-ahead on fd 3 ─────────────────────────────► bind resolv.conf, start CMD
+//	  forwards Ctrl-C, waits                                       forwards signals, reaps
+//	  tears everything down, exits with CMD's status  ◄────────── exits with CMD's status
+//
+// With --name and a running daemon, the network part is asked of the daemon
+// instead (connect --pid, disconnect at the end), so that `switchyard port
+// add/ls` work on the command.
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/api"
+)
+
+// Config is one `switchyard run`.
+type Config struct {
+	// Network is a CIDR for the run's own network, the name of a daemon
+	// network (with a daemon), or a mode: "none", "host",
+	// "container:NAME". Empty: a network of its own on the next free
+	// private range.
+	Network string
+	// Publish holds -p specs.
+	Publish []string
+	// Name registers the run with the daemon at Socket, if one answers.
+	Name   string
+	Socket string
+	// DNS is the resolver the command's resolv.conf names; zero: the
+	// host's resolvers.
+	DNS netip.Addr
+	// HostLoopback lets the command reach the host's 127.0.0.1 at
+	// 169.254.1.2.
+	HostLoopback bool
+	// Cmd and Args are the command.
+	Cmd  string
+	Args []string
+	// Logger; nil means no logging.
+	Logger *zap.Logger
+	// Stdout and Stderr receive run's own messages (not the command's).
+	Stderr *os.File
+}
+
+// ErrTunMode is returned when /dev/net/tun cannot be opened by an
+// unprivileged user.
+var ErrTunMode = errors.New("/dev/net/tun not usable")
+
+// Run runs the command and returns its exit status. An error means the
+// command could not be started; the status is then meaningless.
+func Run(ctx context.Context, cfg Config) (int, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	mode, err := parseNetwork(cfg.Network)
+	if err != nil {
+		return 0, err
+	}
+	if mode.kind == modeHost {
+		if len(cfg.Publish) > 0 {
+			fmt.Fprintln(cfg.Stderr, "switchyard run: --network host: the command uses the host's network itself; -p is ignored")
+		}
+		return runHost(ctx, cfg)
+	}
+	if mode.kind != modeNone && os.Geteuid() != 0 {
+		if err := checkTun(); err != nil {
+			return 0, err
+		}
+	}
+
+	r := &runner{cfg: cfg, mode: mode, log: cfg.Logger.Named("run")}
+	defer r.cleanup()
+	if err := r.startInit(); err != nil {
+		return 0, err
+	}
+	if err := r.connect(ctx); err != nil {
+		r.abort()
+		return 0, err
+	}
+	if err := r.goAhead(); err != nil {
+		r.abort()
+		return 0, err
+	}
+	return r.wait(ctx), nil
+}
+
+// checkTun explains the one host setting rootless TAPs need.
+func checkTun() error {
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/net/tun", &st); err != nil {
+		return fmt.Errorf("%w: %v (load the tun module: modprobe tun)", ErrTunMode, err)
+	}
+	if st.Mode&0o006 != 0o006 {
+		return fmt.Errorf("%w: /dev/net/tun is mode %04o, so an unprivileged user cannot open it; Debian, Ubuntu and Fedora ship it 0666 "+
+			"(the kernel still requires CAP_NET_ADMIN in the namespace): sudo chmod 0666 /dev/net/tun", ErrTunMode, st.Mode&0o777)
+	}
+	return nil
+}
+
+type modeKind int
+
+const (
+	modeOwn       modeKind = iota // a network of its own (optionally on a CIDR)
+	modeDaemonNet                 // a daemon network by name
+	modeNone                      // loopback only
+	modeHost                      // the host's network
+	modeContainer                 // another endpoint's namespace
+)
+
+type networkMode struct {
+	kind   modeKind
+	subnet netip.Prefix
+	name   string
+}
+
+func parseNetwork(s string) (networkMode, error) {
+	switch {
+	case s == "":
+		return networkMode{kind: modeOwn}, nil
+	case s == "none":
+		return networkMode{kind: modeNone}, nil
+	case s == "host":
+		return networkMode{kind: modeHost}, nil
+	case strings.HasPrefix(s, "container:"):
+		name := strings.TrimPrefix(s, "container:")
+		if name == "" {
+			return networkMode{}, fmt.Errorf("invalid --network %q: want container:NETWORK/NAME", s)
+		}
+		return networkMode{kind: modeContainer, name: name}, nil
+	}
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return networkMode{kind: modeOwn, subnet: p}, nil
+	}
+	return networkMode{kind: modeDaemonNet, name: s}, nil
+}
+
+type runner struct {
+	cfg  Config
+	mode networkMode
+	log  *zap.Logger
+
+	init    *exec.Cmd
+	goPipe  *os.File // write end of the init's fd 3
+	dir     string   // ephemeral state
+	d       *daemon.Daemon
+	client  *api.Client
+	network string
+	name    string
+}
+
+// startInit starts the init in its namespaces; it waits on fd 3.
+func (r *runner) startInit() error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	if err := r.resolveCmd(self); err != nil {
+		return err
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	r.goPipe = wr
+	cmd := exec.Command(self, append([]string{InitArg, r.cfg.Cmd}, r.cfg.Args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{rd}
+	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS)
+	if r.mode.kind != modeContainer {
+		flags |= syscall.CLONE_NEWNET
+	}
+	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() != 0 {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		wr.Close()
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("create the command's namespaces: %w (unprivileged user namespaces must be allowed: sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)", err)
+		}
+		return fmt.Errorf("start the command's init: %w", err)
+	}
+	r.init = cmd
+	return nil
+}
+
+// resolveCmd lets "switchyard" name this very binary (useful with `go run`
+// and in the README's examples).
+func (r *runner) resolveCmd(self string) error {
+	if r.cfg.Cmd == "" {
+		return errors.New("no command: switchyard run [flags] -- CMD [ARGS...]")
+	}
+	if r.cfg.Cmd == "switchyard" {
+		if _, err := exec.LookPath("switchyard"); err != nil {
+			r.cfg.Cmd = self
+		}
+	}
+	return nil
+}
+
+// connect builds (or asks the daemon for) the network and attaches the
+// init's namespace to it.
+func (r *runner) connect(ctx context.Context) error {
+	if r.mode.kind == modeNone {
+		return nil
+	}
+	r.name = r.cfg.Name
+	if r.name == "" {
+		r.name = fmt.Sprintf("run%d", os.Getpid())
+	}
+	if r.cfg.Name != "" || r.mode.kind == modeDaemonNet || r.mode.kind == modeContainer {
+		c := api.NewClient(r.cfg.Socket)
+		vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.Version(vctx)
+		cancel()
+		switch {
+		case err == nil:
+			r.client = c
+		case r.mode.kind == modeDaemonNet || r.mode.kind == modeContainer:
+			return fmt.Errorf("--network %s needs a running daemon: %w", r.cfg.Network, err)
+		default:
+			r.log.Debug("no daemon: running alone", zap.Error(err))
+		}
+	}
+	if r.client != nil {
+		return r.connectDaemon(ctx)
+	}
+	return r.connectAlone()
+}
+
+func (r *runner) connectDaemon(ctx context.Context) error {
+	switch r.mode.kind {
+	case modeContainer:
+		return errors.New("--network container:NAME is not supported yet by switchyard run")
+	case modeDaemonNet:
+		r.network = r.mode.name
+	default:
+		if r.mode.subnet.IsValid() {
+			return fmt.Errorf("--network %s: with a daemon, give the name of one of its networks", r.mode.subnet)
+		}
+		r.network = daemon.DefaultNetwork
+	}
+	_, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	if err != nil {
+		return fmt.Errorf("connect to the daemon's network %s: %w", r.network, err)
+	}
+	return nil
+}
+
+func (r *runner) connectAlone() error {
+	dir, err := os.MkdirTemp(runtimeDir(), "switchyard-run-")
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	r.dir = dir
+	d, err := daemon.New(daemon.Config{StateDir: dir, Logger: r.cfg.Logger, Offload: true, NoDefaultNetwork: true, Ephemeral: true})
+	if err != nil {
+		return err
+	}
+	r.d = d
+	r.network = "run"
+	req := api.NetworkCreate{Name: r.network, HostLoopback: r.cfg.HostLoopback}
+	if r.mode.subnet.IsValid() {
+		req.Subnet = r.mode.subnet.String()
+	}
+	if _, err := d.CreateNetwork(req); err != nil {
+		return err
+	}
+	_, err = d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	return err
+}
+
+// runtimeDir is where ephemeral state goes: $XDG_RUNTIME_DIR (tmpfs,
+// private) if set.
+func runtimeDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
+// goAhead tells the init the network is ready.
+func (r *runner) goAhead() error {
+	cfg := initConfig{Hostname: r.name}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "switchyard-run"
+	}
+	if r.mode.kind != modeNone {
+		path, err := r.writeResolvConf()
+		if err != nil {
+			return err
+		}
+		cfg.ResolvConf = path
+	}
+	b, _ := json.Marshal(cfg)
+	_, err := r.goPipe.Write(b)
+	r.goPipe.Close()
+	r.goPipe = nil
+	return err
+}
+
+// writeResolvConf writes the command's resolv.conf: --dns, or the host's
+// resolvers (reached through the gateway like any egress).
+func (r *runner) writeResolvConf() (string, error) {
+	var lines []string
+	if r.cfg.DNS.IsValid() {
+		lines = append(lines, "nameserver "+r.cfg.DNS.String())
+	} else if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 2 && (f[0] == "nameserver" || f[0] == "search" || f[0] == "options") {
+				if a, err := netip.ParseAddr(f[1]); f[0] == "nameserver" && (err != nil || a.IsLoopback()) {
+					continue // the host's own stub resolver is not reachable from the command's network
+				}
+				lines = append(lines, l)
+			}
+		}
+	}
+	dir := r.dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp(runtimeDir(), "switchyard-run-"); err != nil {
+			return "", err
+		}
+		r.dir = dir
+	}
+	path := filepath.Join(dir, "resolv.conf")
+	return path, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// stopTimeout is how long the command gets to exit after the first
+// signal before the whole run is killed (Docker's stop timeout).
+const stopTimeout = 10 * time.Second
+
+// wait waits for the command, passing Ctrl-C and termination on, and
+// returns its status. A terminal's Ctrl-C reaches the command itself (it
+// is in the same foreground process group); a signal sent to run alone is
+// passed on. If the command has not exited stopTimeout after the first
+// signal, or a second signal comes, the init is killed, and with it every
+// process of the run.
+func (r *runner) wait(ctx context.Context) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	done := make(chan int, 1)
+	go func() {
+		r.init.Wait()
+		done <- r.init.ProcessState.ExitCode()
+	}()
+	var deadline <-chan time.Time
+	signalled := false
+	for {
+		select {
+		case <-deadline:
+			r.init.Process.Kill()
+			deadline = nil
+		case code := <-done:
+			if code < 0 { // the init itself was killed
+				if ws, ok := r.init.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal())
+				}
+				return 1
+			}
+			return code
+		case s := <-sigs:
+			if signalled {
+				r.init.Process.Kill()
+				continue
+			}
+			signalled = true
+			r.init.Process.Signal(s)
+			deadline = time.After(stopTimeout)
+		case <-ctx.Done():
+			r.init.Process.Signal(syscall.SIGTERM)
+			select {
+			case code := <-done:
+				return code
+			case <-time.After(10 * time.Second):
+				r.init.Process.Kill()
+				return <-done
+			}
+		}
+	}
+}
+
+// abort stops an init that never got the go-ahead.
+func (r *runner) abort() {
+	if r.goPipe != nil {
+		r.goPipe.Close() // EOF: the init exits
+		r.goPipe = nil
+	}
+	if r.init != nil {
+		done := make(chan struct{})
+		go func() { r.init.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			r.init.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// cleanup disconnects and removes everything the run made.
+func (r *runner) cleanup() {
+	if r.client != nil && r.network != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := r.client.Disconnect(ctx, r.network, r.name); err != nil && !errors.Is(err, api.ErrNotFound) {
+			r.log.Warn("disconnecting from the daemon", zap.Error(err))
+		}
+		cancel()
+	}
+	if r.d != nil {
+		if r.network != "" {
+			r.d.Disconnect(r.network, r.name)
+		}
+		r.d.Close()
+	}
+	if r.dir != "" {
+		os.RemoveAll(r.dir)
+	}
+}
+
+// runHost runs the command in the host's network, with nothing to set up.
+func runHost(ctx context.Context, cfg Config) (int, error) {
+	path, err := exec.LookPath(cfg.Cmd)
+	if err != nil {
+		return 127, err
+	}
+	cmd := exec.CommandContext(ctx, path, cfg.Args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 126, err
+	}
+	go func() {
+		for s := range sigs {
+			cmd.Process.Signal(s)
+		}
+	}()
+	cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}

@@ -104,10 +104,33 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 		}
 	}
 	if cfg.Gateway.IsValid() {
-		r := &netlink.Route{LinkIndex: attrs.Index, Gw: cfg.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
-		if err := h.RouteReplace(r); err != nil {
-			return fmt.Errorf("add default route via %s on %s: %w", cfg.Gateway, name, err)
+		if err := defaultRoute(h, attrs.Index, name, cfg.Gateway); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// defaultRoute makes gw on link the namespace's default route, unless the
+// namespace already has one through another interface: as in Docker, an
+// endpoint connected to a second network keeps the first one's gateway.
+func defaultRoute(h *netlink.Handle, index int, name string, gw netip.Addr) error {
+	family := netlink.FAMILY_V4
+	if gw.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	routes, err := h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if p, ok := netipx.PrefixFromIPNet(r.Dst); (r.Dst == nil || ok && p.Bits() == 0) && r.LinkIndex != index {
+			return nil // another interface's default route stays
+		}
+	}
+	r := &netlink.Route{LinkIndex: index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+	if err := h.RouteReplace(r); err != nil {
+		return fmt.Errorf("add default route via %s on %s: %w", gw, name, err)
 	}
 	return nil
 }

@@ -33,7 +33,9 @@ type Config struct {
 	// Addrs are assigned to the interface; any other non-link-local
 	// address on it is removed.
 	Addrs []netip.Prefix
-	// Gateway, if valid, becomes the namespace's default route.
+	// Gateway, if valid, becomes the namespace's default route, unless the
+	// namespace has one through another interface already (a second
+	// network keeps the first one's gateway, as in Docker).
 	Gateway netip.Addr
 	// Offload opens the device with IFF_VNET_HDR and TSO/checksum offload.
 	Offload bool

@@ -269,13 +269,22 @@ const Nobody = 65534
 // nobody (through setpriv), or skips the test if that is not possible.
 func AsNobody(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
+	full := append(NobodyPrefix(t), name)
+	full = append(full, args...)
+	return exec.Command(full[0], full[1:]...)
+}
+
+// NobodyPrefix is the command-line prefix that runs what follows as the
+// user nobody, with no capabilities (for Daemon.Wrap). It skips the test
+// if that is not possible.
+func NobodyPrefix(t testing.TB) []string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to switch to the user nobody")
 	}
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skipf("skipping: setpriv not installed: %v", err)
 	}
-	full := append([]string{fmt.Sprintf("--reuid=%d", Nobody), fmt.Sprintf("--regid=%d", Nobody), "--clear-groups", "--inh-caps=-all",
-		"env", "HOME=/tmp", "XDG_RUNTIME_DIR=", name}, args...)
-	return exec.Command("setpriv", full...)
+	return []string{"setpriv", fmt.Sprintf("--reuid=%d", Nobody), fmt.Sprintf("--regid=%d", Nobody), "--clear-groups", "--inh-caps=-all",
+		"env", "HOME=/tmp", "XDG_RUNTIME_DIR="}
 }

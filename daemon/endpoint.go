@@ -24,9 +24,10 @@ import (
 // endpoint is one connected namespace: its record, its TAP and its port on
 // the network's switch.
 type endpoint struct {
-	rec  store.Endpoint
-	port *tap.Port
-	link *vswitch.Link
+	rec       store.Endpoint
+	port      *tap.Port
+	link      *vswitch.Link
+	capturing bool // guarded by Daemon.mu
 }
 
 func (e *endpoint) view(n *network) api.Endpoint {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -133,6 +134,24 @@ func (d *Daemon) Handler() http.Handler {
 		es, err := d.Conntrack(r.URL.Query().Get("network"))
 		reply(w, es, err)
 	})
+	mux.HandleFunc("GET /v1/networks/{name}/endpoints/{ep}/capture", func(w http.ResponseWriter, r *http.Request) {
+		count, _ := strconv.Atoi(r.URL.Query().Get("count"))
+		flusher, _ := w.(http.Flusher)
+		started := false
+		flush := func() {
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
+		_, _, err := d.Capture(r.Context(), r.PathValue("name"), r.PathValue("ep"), count, lazyHeader{w: w, started: &started}, flush)
+		if err != nil && !started {
+			replyStatus(w, 0, nil, err)
+		}
+	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.Stats(), nil)
+	})
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		es, err := d.Endpoints(r.URL.Query().Get("network"))
 		if es == nil {
@@ -141,6 +160,19 @@ func (d *Daemon) Handler() http.Handler {
 		reply(w, es, err)
 	})
 	return mux
+}
+
+// lazyHeader is the capture's response body: its first write commits the
+// 200 status, so an error found before any data can still be an error
+// response.
+type lazyHeader struct {
+	w       http.ResponseWriter
+	started *bool
+}
+
+func (l lazyHeader) Write(b []byte) (int, error) {
+	*l.started = true
+	return l.w.Write(b)
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

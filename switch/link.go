@@ -49,6 +49,9 @@ func (l *Link) SetCapture(fn CaptureFunc) CaptureFunc {
 	return nil
 }
 
+// Detached reports whether the link has been detached from its switch.
+func (l *Link) Detached() bool { return l.detached.Load() }
+
 // Name returns the port's name.
 func (l *Link) Name() string { return l.info.Name }
 

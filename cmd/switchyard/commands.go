@@ -23,6 +23,7 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
 			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
 			&cli.StringFlag{Name: "debug-addr", Usage: "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100)"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -43,6 +44,12 @@ func daemonCommand() *cli.Command {
 			defer stop()
 			if addr := c.String("debug-addr"); addr != "" {
 				if err := serveDebug(ctx, addr, log); err != nil {
+					d.Close()
+					return err
+				}
+			}
+			if addr := c.String("metrics"); addr != "" {
+				if err := serveMetrics(ctx, addr, d, log); err != nil {
 					d.Close()
 					return err
 				}

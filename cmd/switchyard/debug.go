@@ -9,7 +9,13 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/metrics"
 )
 
 // serveDebug serves Go's pprof handlers on addr, which must be a loopback
@@ -37,5 +43,26 @@ func serveDebug(ctx context.Context, addr string, log *zap.Logger) error {
 		srv.Close()
 	}()
 	log.Info("serving pprof", zap.String("addr", addr))
+	return nil
+}
+
+// serveMetrics serves Prometheus metrics of d at http://addr/metrics until
+// ctx ends.
+func serveMetrics(ctx context.Context, addr string, d *daemon.Daemon, log *zap.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New(d.Stats), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("serving metrics", zap.String("url", "http://"+l.Addr().String()+"/metrics"))
 	return nil
 }

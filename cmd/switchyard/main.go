@@ -70,6 +70,8 @@ func newApp() *cli.App {
 			portCommand(),
 			natCommand(),
 			conntrackCommand(),
+			captureCommand(),
+			statsCommand(),
 		},
 		HideHelpCommand: true,
 		// Values are repeated, not comma-separated, as in Docker's CLI;

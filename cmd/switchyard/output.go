@@ -41,6 +41,10 @@ func client(c *cli.Context) (*api.Client, context.Context, context.CancelFunc) {
 	return api.NewClient(c.String("socket")), ctx, cancel
 }
 
+// clientNoTimeout is client for streams that last as long as the user
+// wants (capture): only the command's own context bounds them.
+func clientNoTimeout(c *cli.Context) *api.Client { return api.NewClient(c.String("socket")) }
+
 // needArgs fails with a usage line unless c has exactly n arguments.
 func needArgs(c *cli.Context, n int, usage string) error {
 	if c.NArg() != n {

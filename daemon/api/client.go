@@ -171,3 +171,33 @@ func (c *Client) Conntrack(ctx context.Context, network string) ([]ConntrackEntr
 	var es []ConntrackEntry
 	return es, c.do(ctx, http.MethodGet, p, nil, &es)
 }
+
+// Capture streams a pcap of an endpoint's frames (count frames, 0 for no
+// limit) until ctx ends. The caller closes the returned body.
+func (c *Client) Capture(ctx context.Context, network, endpoint string, count int) (io.ReadCloser, error) {
+	p := fmt.Sprintf("/v1/networks/%s/endpoints/%s/capture?count=%d", url.PathEscape(network), url.PathEscape(endpoint), count)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://switchyard"+p, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the switchyard daemon at %s (is `switchyard daemon` running?): %w: %w", c.socket, ErrUnreachable, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e Error
+		if json.Unmarshal(data, &e) != nil || e.Message == "" {
+			return nil, fmt.Errorf("capture: daemon answered %s", resp.Status)
+		}
+		return nil, e.asError()
+	}
+	return resp.Body, nil
+}
+
+// Stats returns every counter of the daemon.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	return s, c.do(ctx, http.MethodGet, "/v1/stats", nil, &s)
+}

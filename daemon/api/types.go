@@ -199,3 +199,50 @@ type PortStats struct {
 	// directions; reasons with no drops are left out.
 	DropsBy map[string]uint64 `json:"drops_by,omitempty"`
 }
+
+// Stats is every counter of the daemon, as `switchyard stats` prints them
+// and the Prometheus endpoint exports them.
+type Stats struct {
+	Networks []NetworkStats `json:"networks"`
+	Proxy    ProxyStats     `json:"proxy"`
+}
+
+// NetworkStats are one network's counters.
+type NetworkStats struct {
+	Network    string `json:"network"`
+	FDBEntries int    `json:"fdb_entries"`
+	FDBMoves   uint64 `json:"fdb_moves"`
+	// Segmented counts superframes the switch cut for ports without
+	// segmentation offload; ICMPTooBig the path-MTU errors it sent.
+	Segmented  uint64 `json:"segmented"`
+	ICMPTooBig uint64 `json:"icmp_too_big"`
+	// Conntrack is the number of tracked NAT connections.
+	Conntrack     int            `json:"conntrack"`
+	NATTranslated uint64         `json:"nat_translated"`
+	NATDropped    uint64         `json:"nat_dropped"`
+	Egress        EgressStats    `json:"egress"`
+	DNSQueries    uint64         `json:"dns_queries"`
+	DHCPLeases    int            `json:"dhcp_leases"`
+	Ports         []PortCounters `json:"ports"`
+}
+
+// PortCounters are one switch port's counters.
+type PortCounters struct {
+	Name  string    `json:"name"`
+	Kind  string    `json:"kind"`
+	Stats PortStats `json:"stats"`
+}
+
+// ProxyStats count published-port traffic.
+type ProxyStats struct {
+	Listeners      int    `json:"listeners"`
+	TCPActive      int64  `json:"tcp_active"`
+	TCPTotal       uint64 `json:"tcp_total"`
+	TCPRefused     uint64 `json:"tcp_refused"`
+	TCPBytesIn     uint64 `json:"tcp_bytes_in"`
+	TCPBytesOut    uint64 `json:"tcp_bytes_out"`
+	UDPFlowsActive int64  `json:"udp_flows_active"`
+	UDPFlowsTotal  uint64 `json:"udp_flows_total"`
+	UDPEvicted     uint64 `json:"udp_evicted"`
+	UDPExpired     uint64 `json:"udp_expired"`
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+)
+
+func statsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "stats",
+		Usage: "print the daemon's counters (the same as its Prometheus metrics)",
+		Flags: []cli.Flag{formatFlag},
+		Action: func(c *cli.Context) error {
+			cl, ctx, cancel := client(c)
+			defer cancel()
+			s, err := cl.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			return output(c, s, func(w io.Writer) {
+				fmt.Fprintln(w, "NETWORK\tPORT\tKIND\tRX\tTX\tDROPS")
+				for _, n := range s.Networks {
+					for _, p := range n.Ports {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", n.Network, p.Name, p.Kind,
+							p.Stats.RXFrames, human(p.Stats.RXBytes), p.Stats.TXFrames, human(p.Stats.TXBytes), dropSummary(p.Stats))
+					}
+				}
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "NETWORK\tMACS\tCONNTRACK\tNAT PKTS\tEGRESS TCP\tEGRESS UDP\tPINGS\tDNS QUERIES\tDHCP LEASES")
+				for _, n := range s.Networks {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d open/%d\t%d open/%d\t%d/%d\t%d\t%d\n", n.Network, n.FDBEntries, n.Conntrack, n.NATTranslated,
+						n.Egress.TCPActive, n.Egress.TCPTotal, n.Egress.UDPActive, n.Egress.UDPTotal, n.Egress.ICMPReplies, n.Egress.ICMPEchoes,
+						n.DNSQueries, n.DHCPLeases)
+				}
+				fmt.Fprintln(w)
+				p := s.Proxy
+				fmt.Fprintf(w, "published ports:\t%d listeners, tcp %d open/%d total (%d refused), %s in, %s out, udp %d flows open/%d total\n",
+					p.Listeners, p.TCPActive, p.TCPTotal, p.TCPRefused, human(p.TCPBytesIn), human(p.TCPBytesOut), p.UDPFlowsActive, p.UDPFlowsTotal)
+			})
+		},
+	}
+}

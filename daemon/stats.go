@@ -1,0 +1,37 @@
+package daemon
+
+import "github.com/switchyard-net/switchyard/daemon/api"
+
+// Stats returns every counter of the daemon.
+func (d *Daemon) Stats() api.Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out api.Stats
+	for _, n := range d.sortedNetworksLocked() {
+		sw := n.sw.Stats()
+		eg := n.gw.Stats()
+		nat, lost := n.gw.NATStats()
+		ns := api.NetworkStats{
+			Network: n.rec.Name, FDBEntries: sw.FDBEntries, FDBMoves: sw.FDBMoves,
+			Segmented: sw.Segmented, ICMPTooBig: sw.ICMPSent,
+			Conntrack: int(nat.Entries), NATTranslated: nat.TranslatedOrig + nat.TranslatedReply,
+			NATDropped: nat.Filtered + nat.Invalid + nat.RefusedFull + nat.PortsExhausted + lost,
+			Egress: api.EgressStats{
+				TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
+				UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
+				ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
+			},
+		}
+		for _, p := range sw.Ports {
+			ns.Ports = append(ns.Ports, api.PortCounters{Name: p.Name, Kind: p.Kind, Stats: portStats(p)})
+		}
+		out.Networks = append(out.Networks, ns)
+	}
+	ps := d.ports.Stats()
+	out.Proxy = api.ProxyStats{
+		Listeners: len(ps.Bindings), TCPActive: ps.TCP.Active, TCPTotal: ps.TCP.Total, TCPRefused: ps.TCP.Refused,
+		TCPBytesIn: ps.TCP.BytesIn, TCPBytesOut: ps.TCP.BytesOut,
+		UDPFlowsActive: ps.UDP.FlowsActive, UDPFlowsTotal: ps.UDP.FlowsTotal, UDPEvicted: ps.UDP.FlowsEvicted, UDPExpired: ps.UDP.FlowsExpired,
+	}
+	return out
+}

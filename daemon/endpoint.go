@@ -21,20 +21,33 @@ import (
 	"github.com/switchyard-net/switchyard/tap"
 )
 
-// endpoint is one connected namespace: its record, its TAP and its port on
-// the network's switch.
+// endpoint is one connected namespace (or VM TAP): its record, its port
+// and its link on the network's switch.
 type endpoint struct {
 	rec       store.Endpoint
-	port      *tap.Port
+	port      endpointPort
 	link      *vswitch.Link
 	capturing bool // guarded by Daemon.mu
+}
+
+// endpointPort is a TAP in a namespace (*tap.Port) or a VM's TAP
+// (*tap.VMPort).
+type endpointPort interface {
+	vswitch.Port
+	Offload() bool
+	// Forget arranges for the device to be deleted when the port closes
+	// (disconnect), instead of staying for the next daemon (shutdown).
+	Forget() error
 }
 
 func (e *endpoint) view(n *network) api.Endpoint {
 	v := api.Endpoint{
 		Network: e.rec.Network, Name: e.rec.Name, NetNS: e.rec.NetNS, PID: e.rec.PID, IfName: e.rec.IfName,
 		MAC: e.rec.MAC.String(), Address: e.rec.Address, Offload: e.port.Offload(), Created: e.rec.Created,
-		Stats: portStats(e.link.Stats()),
+		Stats: portStats(e.link.Stats()), Kind: "netns", DHCP: e.rec.DHCP,
+	}
+	if e.rec.TapOnly {
+		v.Kind, v.NetNS = "vm", ""
 	}
 	if !n.rec.Internal {
 		v.Gateway = n.rec.Gateway
@@ -98,7 +111,7 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 	}
 	if err := d.publishAllLocked(n, ep, specs); err != nil {
 		d.store.DeleteEndpoint(rec.Network, rec.Name)
-		ep.port.Unpersist()
+		ep.port.Forget()
 		n.sw.Detach(ep.link)
 		n.gw.RemoveNeighbor(rec.Address.Addr())
 		return api.Endpoint{}, err
@@ -170,7 +183,10 @@ func (d *Daemon) publishAllLocked(n *network, e *endpoint, specs []portSpec) err
 
 // newEndpointRecord validates req and reserves the endpoint's address.
 func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.Endpoint, error) {
-	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC()}
+	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC(), DHCP: req.DHCP, TapOwner: -1}
+	if req.TapOnly != "" {
+		return d.newVMRecord(n, rec, req)
+	}
 	switch {
 	case req.NetNS != "" && req.PID != 0:
 		return rec, invalid("give either --netns or --pid, not both")
@@ -219,35 +235,93 @@ func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.En
 			return rec, err
 		}
 		rec.IfName = name
-	} else if len(rec.IfName) > 15 || strings.ContainsAny(rec.IfName, "/ \t\n:") {
-		return rec, invalid("invalid --ifname %q: want at most 15 characters, no '/', ':' or spaces", rec.IfName)
+	} else if err := checkIfName(rec.IfName); err != nil {
+		return rec, err
 	}
 
 	if req.MAC != "" {
-		m, err := vswitch.ParseMAC(req.MAC)
+		m, err := parseMAC(req.MAC)
 		if err != nil {
-			return rec, invalid("invalid --mac: %v", err)
-		}
-		if m.IsMulticast() || m.IsZero() {
-			return rec, invalid("invalid --mac %s: want a unicast address (the first byte even)", m)
+			return rec, err
 		}
 		rec.MAC = m
 	}
 
+	return rec, d.assignAddress(n, &rec, req)
+}
+
+// newVMRecord validates a --tap-only request.
+func (d *Daemon) newVMRecord(n *network, rec store.Endpoint, req api.EndpointCreate) (store.Endpoint, error) {
+	if req.NetNS != "" || req.PID != 0 {
+		return rec, invalid("--tap-only makes a TAP in the daemon's namespace: give no --netns or --pid")
+	}
+	if err := checkIfName(req.TapOnly); err != nil {
+		return rec, err
+	}
+	rec.TapOnly, rec.Name, rec.IfName, rec.DHCP = true, req.TapOnly, req.TapOnly, true
+	if req.Name != "" && req.Name != req.TapOnly {
+		return rec, invalid("--tap-only %s names the endpoint; --name %s differs", req.TapOnly, req.Name)
+	}
+	if req.TapOwner != nil {
+		rec.TapOwner = *req.TapOwner
+	}
+	if n.endpoints[rec.Name] != nil {
+		return rec, conflict("endpoint %q already exists in network %q", rec.Name, n.rec.Name)
+	}
+	for _, other := range d.networks {
+		for _, e := range other.endpoints {
+			if e.rec.TapOnly && e.rec.IfName == rec.IfName {
+				return rec, conflict("a VM TAP named %s already exists (endpoint %s)", rec.IfName, e.rec.Key())
+			}
+		}
+	}
+	if req.MAC != "" {
+		m, err := parseMAC(req.MAC)
+		if err != nil {
+			return rec, err
+		}
+		rec.MAC = m
+	}
+	return rec, d.assignAddress(n, &rec, req)
+}
+
+// checkIfName validates an interface name.
+func checkIfName(s string) error {
+	if s == "" || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") {
+		return invalid("invalid interface name %q: want 1-15 characters, no '/', ':' or spaces", s)
+	}
+	return nil
+}
+
+// parseMAC validates a --mac.
+func parseMAC(s string) (vswitch.MAC, error) {
+	m, err := vswitch.ParseMAC(s)
+	if err != nil {
+		return m, invalid("invalid --mac: %v", err)
+	}
+	if m.IsMulticast() || m.IsZero() {
+		return m, invalid("invalid --mac %s: want a unicast address (the first byte even)", m)
+	}
+	return m, nil
+}
+
+// assignAddress reserves the endpoint's address (--ip or the lowest free)
+// and derives its MAC if none was given.
+func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.EndpointCreate) error {
 	var addr netip.Addr
 	if req.IP != "" {
 		a, err := netip.ParseAddr(req.IP)
 		if err != nil {
-			return rec, invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
+			return invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
 		}
 		if err := n.pool.Reserve(a, rec.Name); err != nil {
-			return rec, ipamError(err)
+			return ipamError(err)
 		}
 		addr = a
 	} else {
 		a, err := n.pool.Allocate(rec.Name)
 		if err != nil {
-			return rec, ipamError(err)
+			return ipamError(err)
 		}
 		addr = a
 	}
@@ -255,7 +329,7 @@ func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.En
 	if rec.MAC.IsZero() {
 		rec.MAC = dockerMAC(addr)
 	}
-	return rec, nil
+	return nil
 }
 
 // ipamError gives an address-pool error its API kind.
@@ -300,6 +374,52 @@ func freeIfName(nsPath string) (string, error) {
 // attach opens the TAP for rec (re-attaching to an existing device if
 // restoring) and plugs it into the network's switch.
 func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoint, error) {
+	var port endpointPort
+	var err error
+	if rec.TapOnly {
+		port, err = d.openVM(n, rec, restoring)
+	} else {
+		port, err = d.openNetns(n, rec, restoring)
+	}
+	if err != nil {
+		return nil, err
+	}
+	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC})
+	if err != nil {
+		port.Forget()
+		port.Close()
+		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
+	}
+	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)
+	return &endpoint{rec: rec, port: port, link: link}, nil
+}
+
+// openVM opens a VM TAP in the daemon's namespace.
+func (d *Daemon) openVM(n *network, rec store.Endpoint, restoring bool) (endpointPort, error) {
+	p, err := tap.OpenVM(tap.VMConfig{Name: rec.IfName, PortName: rec.Name, Owner: rec.TapOwner, Group: -1,
+		MTU: n.rec.MTU, Existing: restoring, Logger: d.log.With(zap.String("network", n.rec.Name))})
+	if err != nil {
+		if errors.Is(err, tap.ErrExists) {
+			return nil, &kindError{fmt.Errorf("connect %s: %w", rec.Key(), err), api.ErrConflict}
+		}
+		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
+	}
+	return vmPort{p}, nil
+}
+
+// vmPort gives a VM TAP the endpointPort methods.
+type vmPort struct{ *tap.VMPort }
+
+func (vmPort) Offload() bool   { return false }
+func (p vmPort) Forget() error { p.VMPort.Close(); return tap.RemoveVM(p.Name()) }
+
+// netnsPort gives a namespace TAP the endpointPort methods.
+type netnsPort struct{ *tap.Port }
+
+func (p netnsPort) Forget() error { return p.Unpersist() }
+
+// openNetns opens the TAP in the endpoint's namespace.
+func (d *Daemon) openNetns(n *network, rec store.Endpoint, restoring bool) (endpointPort, error) {
 	cfg := tap.Config{
 		NetNS: rec.NetNS, Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU,
 		Addrs: []netip.Prefix{rec.Address}, Offload: d.cfg.Offload, Existing: restoring, Configure: true,
@@ -312,6 +432,12 @@ func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoi
 	if !n.rec.Internal {
 		cfg.Gateway = n.rec.Gateway
 	}
+	if rec.DHCP {
+		// MAC and MTU, up, no address: the DHCP client does the rest. On
+		// restore the device is taken as it is, with the address DHCP gave.
+		cfg.Addrs, cfg.Gateway = nil, netip.Addr{}
+		cfg.Configure = !restoring
+	}
 	port, err := tap.Open(cfg)
 	if err != nil {
 		if errors.Is(err, tap.ErrExists) {
@@ -319,24 +445,20 @@ func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoi
 		}
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
-	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC})
-	if err != nil {
-		port.Remove()
-		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
-	}
-	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)
-	return &endpoint{rec: rec, port: port, link: link}, nil
+	return netnsPort{port}, nil
 }
 
 // restoreEndpoint brings a stored endpoint back after a restart, if its
 // namespace is still the one it was connected in.
 func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
-	id, err := nsenter.Stat(rec.NetNS)
-	if err != nil {
-		return fmt.Errorf("its namespace is gone: %w", err)
-	}
-	if id != rec.NetNSID {
-		return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
+	if !rec.TapOnly {
+		id, err := nsenter.Stat(rec.NetNS)
+		if err != nil {
+			return fmt.Errorf("its namespace is gone: %w", err)
+		}
+		if id != rec.NetNSID {
+			return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
+		}
 	}
 	if err := n.pool.Reserve(rec.Address.Addr(), rec.Name); err != nil {
 		return fmt.Errorf("re-reserve its address: %w", err)
@@ -344,7 +466,11 @@ func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
 	ep, err := d.attach(n, rec, true)
 	if err != nil {
 		n.pool.Release(rec.Address.Addr())
-		tap.Remove(rec.NetNS, rec.IfName)
+		if rec.TapOnly {
+			tap.RemoveVM(rec.IfName)
+		} else {
+			tap.Remove(rec.NetNS, rec.IfName)
+		}
 		return err
 	}
 	n.endpoints[rec.Name] = ep
@@ -384,8 +510,8 @@ func (d *Daemon) Disconnect(network, name string) error {
 // removeLocked detaches e and deletes its device.
 func (d *Daemon) removeLocked(n *network, e *endpoint) {
 	delete(n.endpoints, e.rec.Name)
-	if err := e.port.Unpersist(); err != nil {
-		d.log.Debug("clearing persist flag", zap.String("endpoint", e.rec.Key()), zap.Error(err))
+	if err := e.port.Forget(); err != nil {
+		d.log.Debug("forgetting the device", zap.String("endpoint", e.rec.Key()), zap.Error(err))
 	}
 	d.ports.UnpublishAll(e.rec.Key())
 	n.sw.Detach(e.link)
@@ -437,7 +563,9 @@ func (d *Daemon) goneEndpoints() []store.Endpoint {
 	var recs []store.Endpoint
 	for _, n := range d.networks {
 		for _, e := range n.endpoints {
-			recs = append(recs, e.rec)
+			if !e.rec.TapOnly {
+				recs = append(recs, e.rec)
+			}
 		}
 	}
 	d.mu.Unlock()

@@ -194,6 +194,14 @@ func printNetwork(w io.Writer, n api.Network) {
 	}
 }
 
+func tapOwner(c *cli.Context) *int {
+	if !c.IsSet("tap-owner") {
+		return nil
+	}
+	v := c.Int("tap-owner")
+	return &v
+}
+
 func hostLoopback(n api.Network) string {
 	if !n.HostLoopback.IsValid() {
 		return "no"
@@ -216,10 +224,13 @@ func connectCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax [ip:][hostPort:]containerPort[/proto], optionally ,path=splice or ,source=gateway (repeatable)"},
 			&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish every --expose'd port on an ephemeral host port"},
 			&cli.StringSliceFlag{Name: "expose", Usage: "expose a port or range, like 9000 or 9000-9010/udp (repeatable)"},
+			&cli.StringFlag{Name: "tap-only", Usage: "make a TAP of this name in the daemon's namespace for a VM (QEMU -netdev tap,ifname=NAME) instead of connecting a namespace"},
+			&cli.IntFlag{Name: "tap-owner", Usage: "uid that may open the --tap-only device (an unprivileged QEMU)", Value: -1},
+			&cli.BoolFlag{Name: "dhcp", Usage: "leave the interface without an address for its DHCP client"},
 			formatFlag,
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "NETWORK (--netns PATH | --pid PID) [--ip IP] [--name NAME] [--mac MAC] [--ifname NAME]"); err != nil {
+			if err := needArgs(c, 1, "NETWORK (--netns PATH | --pid PID | --tap-only NAME) [--ip IP] [--name NAME] [--mac MAC] [--ifname NAME] [-p SPEC]..."); err != nil {
 				return err
 			}
 			cl, ctx, cancel := client(c)
@@ -228,6 +239,7 @@ func connectCommand() *cli.Command {
 				NetNS: c.String("netns"), PID: c.Int("pid"), Name: c.String("name"),
 				IP: c.String("ip"), MAC: c.String("mac"), IfName: c.String("ifname"),
 				Publish: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), Expose: c.StringSlice("expose"),
+				TapOnly: c.String("tap-only"), DHCP: c.Bool("dhcp"), TapOwner: tapOwner(c),
 			})
 			if err != nil {
 				return err
@@ -295,6 +307,9 @@ func endpointCommand() *cli.Command {
 }
 
 func shortNetNS(e api.Endpoint) string {
+	if e.Kind == "vm" {
+		return "vm tap"
+	}
 	if e.PID > 0 {
 		return fmt.Sprintf("pid %d", e.PID)
 	}

@@ -101,8 +101,18 @@ type EgressStats struct {
 }
 
 // EndpointCreate connects a network namespace to a network. Exactly one of
-// NetNS and PID is set.
+// NetNS, PID and TapOnly is set.
 type EndpointCreate struct {
+	// TapOnly makes a TAP of this name in the daemon's own namespace for a
+	// virtual machine (QEMU -netdev tap,ifname=NAME) instead of connecting
+	// a namespace; the VM gets its address by DHCP.
+	TapOnly string `json:"tap_only,omitempty"`
+	// TapOwner may open the TapOnly device (its uid); -1 or unset: only
+	// privileged users.
+	TapOwner *int `json:"tap_owner,omitempty"`
+	// DHCP leaves the namespace's interface without an address: its
+	// DHCP client gets the one IPAM reserved for its MAC.
+	DHCP bool `json:"dhcp,omitempty"`
 	// NetNS is the path of the namespace (/var/run/netns/NAME).
 	NetNS string `json:"netns,omitempty"`
 	// PID selects the namespace of a process (/proc/PID/ns/net).
@@ -178,8 +188,11 @@ type Endpoint struct {
 	Address netip.Prefix `json:"address"`
 	Gateway netip.Addr   `json:"gateway"`
 	Offload bool         `json:"offload"`
-	Created time.Time    `json:"created"`
-	Stats   PortStats    `json:"stats"`
+	// Kind is "netns" (a TAP inside a namespace) or "vm" (--tap-only).
+	Kind    string    `json:"kind"`
+	DHCP    bool      `json:"dhcp,omitempty"`
+	Created time.Time `json:"created"`
+	Stats   PortStats `json:"stats"`
 	// Ports are the endpoint's published ports.
 	Ports []PortBinding `json:"ports,omitempty"`
 	// Expose lists the exposed ports (-P publishes them).

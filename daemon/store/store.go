@@ -67,6 +67,13 @@ type Endpoint struct {
 	Ports []Port `json:"ports,omitempty"`
 	// Expose lists the exposed ports (--expose).
 	Expose []string `json:"expose,omitempty"`
+	// TapOnly endpoints are TAPs in the daemon's namespace for VMs;
+	// TapOwner may open the device (-1: nobody unprivileged).
+	TapOnly  bool `json:"tap_only,omitempty"`
+	TapOwner int  `json:"tap_owner,omitempty"`
+	// DHCP endpoints' interfaces get their address from the network's
+	// DHCP server, not from the daemon.
+	DHCP bool `json:"dhcp,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

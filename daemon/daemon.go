@@ -54,6 +54,10 @@ type Config struct {
 	// Ephemeral state is not synced to disk: it need not survive a crash
 	// (switchyard run).
 	Ephemeral bool
+	// ResolvConf names the host's resolvers, to which the networks' DNS
+	// servers forward names they do not know. Empty: /etc/resolv.conf
+	// (or systemd-resolved's upstreams if it lists none).
+	ResolvConf string
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,
@@ -64,6 +68,8 @@ type Daemon struct {
 	store *store.Store
 	// ports serves every published port of every network.
 	ports *proxy.Manager
+	// upstreams are the host's resolvers (Config.ResolvConf), read once.
+	upstreams []netip.AddrPort
 
 	mu       sync.Mutex
 	networks map[string]*network
@@ -94,12 +100,13 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    st,
-		ports:    proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
-		networks: map[string]*network{},
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     st,
+		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
+		networks:  map[string]*network{},
+		stop:      make(chan struct{}),
+		upstreams: loadUpstreams(cfg.ResolvConf, cfg.Logger),
 	}
 	if err := d.restore(); err != nil {
 		d.Close()
@@ -187,7 +194,7 @@ func (d *Daemon) Networks() []api.Network {
 	defer d.mu.Unlock()
 	out := make([]api.Network, 0, len(d.networks))
 	for _, n := range d.networks {
-		out = append(out, n.view())
+		out = append(out, d.networkView(n))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -201,7 +208,7 @@ func (d *Daemon) Network(name string) (api.Network, error) {
 	if n == nil {
 		return api.Network{}, notFoundNetwork(name)
 	}
-	return n.view(), nil
+	return d.networkView(n), nil
 }
 
 // Endpoints lists endpoints, of one network if network is not empty.

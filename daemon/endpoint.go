@@ -45,6 +45,10 @@ func (e *endpoint) view(n *network) api.Endpoint {
 		Network: e.rec.Network, Name: e.rec.Name, NetNS: e.rec.NetNS, PID: e.rec.PID, IfName: e.rec.IfName,
 		MAC: e.rec.MAC.String(), Address: e.rec.Address, Offload: e.port.Offload(), Created: e.rec.Created,
 		Stats: portStats(e.link.Stats()), Kind: "netns", DHCP: e.rec.DHCP,
+		Aliases: e.rec.Aliases, ResolvConf: e.rec.ResolvConf,
+	}
+	if n.dns != nil {
+		v.DNS = n.rec.Gateway
 	}
 	if e.rec.TapOnly {
 		v.Kind, v.NetNS = "vm", ""
@@ -86,19 +90,27 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
+	if err := checkAliases(req.Aliases); err != nil {
+		return api.Endpoint{}, err
+	}
 	rec, err := d.newEndpointRecord(n, req)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	rec.Expose = req.Expose
+	rec.Expose, rec.Aliases = req.Expose, req.Aliases
 
 	// The address is held from here on; release it on failure.
 	ok := false
 	defer func() {
 		if !ok {
-			n.pool.Release(rec.Address.Addr())
+			n.addrs.Release(rec.Address.Addr())
 		}
 	}()
+	if req.WriteResolvConf && !rec.TapOnly {
+		if _, err := resolvConfPath(rec); err != nil {
+			return api.Endpoint{}, err
+		}
+	}
 	// Write ahead: a daemon killed between creating the TAP and saving the
 	// record would otherwise leave a device nobody knows of.
 	if err := d.store.PutEndpoint(rec); err != nil {
@@ -109,11 +121,22 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 		d.store.DeleteEndpoint(rec.Network, rec.Name)
 		return api.Endpoint{}, err
 	}
-	if err := d.publishAllLocked(n, ep, specs); err != nil {
+	undo := func() {
 		d.store.DeleteEndpoint(rec.Network, rec.Name)
 		ep.port.Forget()
 		n.sw.Detach(ep.link)
 		n.gw.RemoveNeighbor(rec.Address.Addr())
+		n.addrs.Unbind(rec.MAC, rec.Address.Addr())
+	}
+	if req.WriteResolvConf {
+		if err := d.resolvConfLocked(n, ep); err != nil {
+			undo()
+			return api.Endpoint{}, err
+		}
+	}
+	if err := d.publishAllLocked(n, ep, specs); err != nil {
+		removeResolvConf(ep.rec)
+		undo()
 		return api.Endpoint{}, err
 	}
 	ok = true
@@ -121,6 +144,7 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 	if len(specs) > 0 {
 		d.syncNATLocked(n)
 	}
+	d.syncNamesLocked(n)
 	d.log.Info("endpoint connected", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS),
 		zap.String("ifname", rec.IfName), zap.Stringer("address", rec.Address), zap.Stringer("mac", rec.MAC),
 		zap.Bool("offload", ep.port.Offload()))
@@ -314,12 +338,12 @@ func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.Endpoint
 		if err != nil {
 			return invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
 		}
-		if err := n.pool.Reserve(a, rec.Name); err != nil {
+		if err := n.addrs.Reserve(a, rec.Name); err != nil {
 			return ipamError(err)
 		}
 		addr = a
 	} else {
-		a, err := n.pool.Allocate(rec.Name)
+		a, err := n.addrs.Allocate(rec.Name)
 		if err != nil {
 			return ipamError(err)
 		}
@@ -391,6 +415,7 @@ func (d *Daemon) attach(n *network, rec store.Endpoint, restoring bool) (*endpoi
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
 	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)
+	n.addrs.Bind(rec.MAC, rec.Address.Addr())
 	return &endpoint{rec: rec, port: port, link: link}, nil
 }
 
@@ -460,12 +485,12 @@ func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
 			return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
 		}
 	}
-	if err := n.pool.Reserve(rec.Address.Addr(), rec.Name); err != nil {
+	if err := n.addrs.Reserve(rec.Address.Addr(), rec.Name); err != nil {
 		return fmt.Errorf("re-reserve its address: %w", err)
 	}
 	ep, err := d.attach(n, rec, true)
 	if err != nil {
-		n.pool.Release(rec.Address.Addr())
+		n.addrs.Release(rec.Address.Addr())
 		if rec.TapOnly {
 			tap.RemoveVM(rec.IfName)
 		} else {
@@ -484,6 +509,7 @@ func (d *Daemon) restoreEndpoint(n *network, rec store.Endpoint) error {
 		}
 	}
 	d.syncNATLocked(n)
+	d.syncNamesLocked(n)
 	return nil
 }
 
@@ -516,8 +542,11 @@ func (d *Daemon) removeLocked(n *network, e *endpoint) {
 	d.ports.UnpublishAll(e.rec.Key())
 	n.sw.Detach(e.link)
 	n.gw.RemoveNeighbor(e.rec.Address.Addr())
-	n.pool.Release(e.rec.Address.Addr())
+	n.addrs.Unbind(e.rec.MAC, e.rec.Address.Addr())
+	n.addrs.Release(e.rec.Address.Addr())
+	removeResolvConf(e.rec)
 	d.syncNATLocked(n)
+	d.syncNamesLocked(n)
 }
 
 // endpointGone removes an endpoint whose namespace or device disappeared.

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/ipam"
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/gateway"
+	"github.com/switchyard-net/switchyard/gateway/dns"
 	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
@@ -41,7 +42,9 @@ type network struct {
 	sw        *vswitch.Switch
 	gw        *gateway.Gateway
 	nat       *nat.Table
-	pool      *ipam.Pool
+	addrs     *addrs
+	dns       *dns.Server
+	names     int // names the DNS server answers
 	endpoints map[string]*endpoint
 }
 
@@ -101,7 +104,7 @@ func (d *Daemon) createLocked(rec store.Network) (api.Network, error) {
 	d.networks[rec.Name] = n
 	d.log.Info("network created", zap.String("network", rec.Name), zap.Stringer("subnet", rec.Subnet),
 		zap.Stringer("gateway", rec.Gateway), zap.Int("mtu", rec.MTU), zap.Bool("icc", rec.ICC), zap.Bool("internal", rec.Internal))
-	return n.view(), nil
+	return d.networkView(n), nil
 }
 
 // newNetworkRecord turns a request into a validated record. Every error
@@ -262,16 +265,30 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	if err != nil {
 		return nil, err
 	}
-	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
-	gw, err := gateway.New(sw, gateway.Config{
+	addrs := newAddrs(pool)
+	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
-	})
+	}
+	if rec.Subnet.Addr().Is4() {
+		// Clients get the gateway as router and resolver, and the
+		// network's name as their domain.
+		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{addrs}, DNS: []netip.Addr{rec.Gateway}}
+		if !rec.Default {
+			gcfg.DHCP.DomainName = rec.Name
+		}
+	}
+	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
+	gw, err := gateway.New(sw, gcfg)
 	if err != nil {
 		sw.Close()
 		return nil, err
 	}
-	n := &network{rec: rec, sw: sw, gw: gw, nat: table, pool: pool, endpoints: map[string]*endpoint{}}
+	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{}}
+	if err := d.startDNS(n); err != nil {
+		n.shutdown()
+		return nil, err
+	}
 	d.syncNATLocked(n)
 	return n, nil
 }
@@ -279,6 +296,9 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 // shutdown detaches every port of the network without deleting TAP
 // devices (daemon shutdown).
 func (n *network) shutdown() {
+	if n.dns != nil {
+		n.dns.Close()
+	}
 	n.gw.Close()
 	n.sw.Close()
 }
@@ -312,7 +332,7 @@ func (d *Daemon) RemoveNetwork(name string) error {
 }
 
 // view renders the network for the API.
-func (n *network) view() api.Network {
+func (d *Daemon) networkView(n *network) api.Network {
 	st := n.sw.Stats()
 	eg := n.gw.Stats()
 	return api.Network{
@@ -325,6 +345,7 @@ func (n *network) view() api.Network {
 			UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
 			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
 		},
+		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n),
 	}
 }
 

@@ -22,6 +22,15 @@ func (d *Daemon) Stats() api.Stats {
 				ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
 			},
 		}
+		if n.dns != nil {
+			s := n.dns.Stats()
+			ns.DNSQueries = s.UDPQueries + s.TCPQueries
+		}
+		for _, l := range dhcpLeases(n) {
+			if l.State == "bound" {
+				ns.DHCPLeases++
+			}
+		}
 		for _, p := range sw.Ports {
 			ns.Ports = append(ns.Ports, api.PortCounters{Name: p.Name, Kind: p.Kind, Stats: portStats(p)})
 		}

@@ -3,6 +3,7 @@
 // address (Docker's docker0 address, 172.17.0.1 on the default network).
 //
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
+//	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP, promiscuous)
@@ -12,8 +13,9 @@
 //
 // The netstack runs in promiscuous mode with spoofing on: it terminates
 // flows to any address (egress), and originates flows from any address
-// (published ports keep the client's address). Services that need more
-// (DNS, DHCP) get the stack from Stack.
+// (published ports keep the client's address). DHCP (dhcpserver.go) sees
+// frames in intercept, before the netstack; DNS (package dns) runs on the
+// stack, which Stack returns.
 package gateway
 
 import (
@@ -27,6 +29,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/switchyard-net/switchyard/gateway/dhcp"
 	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/switch/stackport"
@@ -62,6 +65,9 @@ type Config struct {
 	// The gateway sweeps its connection table; the owner sets its
 	// mappings and host addresses.
 	NAT *nat.Table
+	// DHCP, if set, runs a DHCPv4 server on the gateway for clients that
+	// configure themselves (VMs on a TAP).
+	DHCP *DHCPConfig
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
@@ -79,6 +85,8 @@ type Gateway struct {
 	egress *egress
 	echo   *echoProxy
 	nat    *natPath
+	dhcp   *dhcp.Server
+	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	mu        sync.RWMutex
 	neighbors map[netip.Addr]vswitch.MAC
@@ -125,6 +133,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	if cfg.NAT != nil {
 		if err := g.startNAT(cfg.NAT); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
+	}
+	if cfg.DHCP != nil {
+		if err := g.startDHCP(cfg.DHCP); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
@@ -196,6 +210,10 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 		return false
 	}
 	if g.foreignNeighborQuery(b) {
+		return true
+	}
+	// DHCP clients have no address yet and send to the broadcast MAC.
+	if g.dhcp != nil && g.dhcp.HandleFrame(f) {
 		return true
 	}
 	if f.Dst() != g.cfg.MAC {
@@ -354,6 +372,7 @@ func (g *Gateway) Stats() EgressStats {
 // ending every egress flow.
 func (g *Gateway) Close() {
 	g.cancel()
+	g.wg.Wait()
 	if g.nat != nil {
 		g.nat.wait()
 	}

@@ -22,6 +22,7 @@ func daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
 			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
+			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward (default /etc/resolv.conf)"},
 			&cli.StringFlag{Name: "debug-addr", Usage: "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100)"},
 		},
@@ -32,10 +33,11 @@ func daemonCommand() *cli.Command {
 			}
 			defer log.Sync()
 			d, err := daemon.New(daemon.Config{
-				StateDir: c.String("state-dir"),
-				Socket:   c.String("socket"),
-				Logger:   log,
-				Offload:  c.Bool("offload"),
+				StateDir:   c.String("state-dir"),
+				Socket:     c.String("socket"),
+				Logger:     log,
+				Offload:    c.Bool("offload"),
+				ResolvConf: c.String("resolv-conf"),
 			})
 			if err != nil {
 				return err
@@ -186,6 +188,23 @@ func printNetwork(w io.Writer, n api.Network) {
 			n.Egress.TCPActive, n.Egress.TCPTotal, n.Egress.TCPRefused, n.Egress.TCPFailed,
 			n.Egress.UDPActive, n.Egress.UDPTotal, n.Egress.UDPRefused, n.Egress.ICMPReplies, n.Egress.ICMPEchoes)},
 	}
+	if d := n.DNS; d != nil {
+		ups := "none: other names are refused"
+		if len(d.Upstreams) > 0 {
+			ups = fmt.Sprint(d.Upstreams)
+		}
+		rows = append(rows,
+			[2]string{"DNS", fmt.Sprintf("%s:53, %d names, forwards to %s", d.Addr, d.Names, ups)},
+			[2]string{"DNS queries", fmt.Sprintf("%d (%d local, %d forwarded, %d servfail, %d upstream failures)",
+				d.Queries, d.Local, d.Forwarded, d.ServFail, d.UpstreamFailures)})
+	}
+	for _, l := range n.DHCPLeases {
+		host := ""
+		if l.Hostname != "" {
+			host = " " + l.Hostname
+		}
+		rows = append(rows, [2]string{"DHCP lease", fmt.Sprintf("%s %s%s %s until %s", l.Addr, l.MAC, host, l.State, l.Expiry.Format("15:04:05"))})
+	}
 	for name, a := range n.AuxAddresses {
 		rows = append(rows, [2]string{"Aux address", name + "=" + a.String()})
 	}
@@ -227,6 +246,8 @@ func connectCommand() *cli.Command {
 			&cli.StringFlag{Name: "tap-only", Usage: "make a TAP of this name in the daemon's namespace for a VM (QEMU -netdev tap,ifname=NAME) instead of connecting a namespace"},
 			&cli.IntFlag{Name: "tap-owner", Usage: "uid that may open the --tap-only device (an unprivileged QEMU)", Value: -1},
 			&cli.BoolFlag{Name: "dhcp", Usage: "leave the interface without an address for its DHCP client"},
+			&cli.StringSliceFlag{Name: "alias", Usage: "another DNS name for the endpoint in this network (repeatable)"},
+			&cli.BoolFlag{Name: "write-resolv-conf", Usage: "point the namespace's resolv.conf at the network's DNS server (/etc/netns/NAME/resolv.conf, or the process's /etc/resolv.conf with --pid)"},
 			formatFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -240,6 +261,7 @@ func connectCommand() *cli.Command {
 				IP: c.String("ip"), MAC: c.String("mac"), IfName: c.String("ifname"),
 				Publish: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), Expose: c.StringSlice("expose"),
 				TapOnly: c.String("tap-only"), DHCP: c.Bool("dhcp"), TapOwner: tapOwner(c),
+				Aliases: c.StringSlice("alias"), WriteResolvConf: c.Bool("write-resolv-conf"),
 			})
 			if err != nil {
 				return err
@@ -250,6 +272,9 @@ func connectCommand() *cli.Command {
 					gw = e.Gateway.String()
 				}
 				fmt.Fprintf(w, "connected %s/%s: %s %s %s, gateway %s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC, gw)
+				if e.ResolvConf != "" {
+					fmt.Fprintf(w, "  resolv.conf: %s (nameserver %s)\n", e.ResolvConf, e.DNS)
+				}
 				for _, p := range e.Ports {
 					fmt.Fprintf(w, "  %s\n", p.Docker)
 				}

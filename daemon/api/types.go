@@ -84,6 +84,36 @@ type Network struct {
 	GatewayStats PortStats `json:"gateway_stats"`
 	// Egress flows through the gateway.
 	Egress EgressStats `json:"egress"`
+	// DNS is the network's DNS server, at the gateway address.
+	DNS *DNSStats `json:"dns,omitempty"`
+	// DHCPLeases are the leases of the gateway's DHCP server.
+	DHCPLeases []DHCPLease `json:"dhcp_leases,omitempty"`
+}
+
+// DNSStats describe a network's DNS server.
+type DNSStats struct {
+	Addr netip.Addr `json:"addr"`
+	// Upstreams are the host's resolvers it forwards to (none on an
+	// internal network).
+	Upstreams        []netip.AddrPort `json:"upstreams"`
+	Names            int              `json:"names"`
+	Queries          uint64           `json:"queries"`
+	Local            uint64           `json:"local"`
+	Forwarded        uint64           `json:"forwarded"`
+	UpstreamFailures uint64           `json:"upstream_failures"`
+	ServFail         uint64           `json:"servfail"`
+	Overflow         uint64           `json:"overflow"`
+	Malformed        uint64           `json:"malformed"`
+}
+
+// DHCPLease is one entry of a DHCP server's lease table.
+type DHCPLease struct {
+	MAC      string     `json:"mac"`
+	Addr     netip.Addr `json:"addr"`
+	Hostname string     `json:"hostname,omitempty"`
+	Expiry   time.Time  `json:"expiry"`
+	// State is "offered", "bound" or "declined".
+	State string `json:"state"`
 }
 
 // EgressStats count the flows endpoints opened to the outside.
@@ -132,6 +162,14 @@ type EndpointCreate struct {
 	// (-P) publishes on ephemeral host ports.
 	Expose     []string `json:"expose,omitempty"`
 	PublishAll bool     `json:"publish_all,omitempty"`
+	// Aliases are more names the endpoint's address answers to in the
+	// network's DNS (docker network connect --alias).
+	Aliases []string `json:"aliases,omitempty"`
+	// WriteResolvConf makes the namespace's resolv.conf point at the
+	// network's DNS server: /etc/netns/NAME/resolv.conf for
+	// /var/run/netns/NAME (what `ip netns exec` mounts), the process's
+	// /etc/resolv.conf for a PID.
+	WriteResolvConf bool `json:"write_resolv_conf,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -189,10 +227,15 @@ type Endpoint struct {
 	Gateway netip.Addr   `json:"gateway"`
 	Offload bool         `json:"offload"`
 	// Kind is "netns" (a TAP inside a namespace) or "vm" (--tap-only).
-	Kind    string    `json:"kind"`
-	DHCP    bool      `json:"dhcp,omitempty"`
-	Created time.Time `json:"created"`
-	Stats   PortStats `json:"stats"`
+	Kind    string   `json:"kind"`
+	DHCP    bool     `json:"dhcp,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	// DNS is the network's DNS server (the gateway address).
+	DNS netip.Addr `json:"dns,omitzero"`
+	// ResolvConf is the file connect wrote (--write-resolv-conf).
+	ResolvConf string    `json:"resolv_conf,omitempty"`
+	Created    time.Time `json:"created"`
+	Stats      PortStats `json:"stats"`
 	// Ports are the endpoint's published ports.
 	Ports []PortBinding `json:"ports,omitempty"`
 	// Expose lists the exposed ports (-P publishes them).

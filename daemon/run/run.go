@@ -55,6 +55,9 @@ type Config struct {
 	// DNS is the resolver the command's resolv.conf names; zero: the
 	// host's resolvers.
 	DNS netip.Addr
+	// ResolvConf names the host's resolvers for the network's DNS server
+	// (daemon.Config.ResolvConf); without a daemon only.
+	ResolvConf string
 	// HostLoopback lets the command reach the host's 127.0.0.1 at
 	// 169.254.1.2.
 	HostLoopback bool
@@ -174,6 +177,7 @@ type runner struct {
 	client  *api.Client
 	network string
 	name    string
+	dns     netip.Addr // the network's DNS server
 }
 
 // startInit starts the init in its namespaces; it waits on fd 3.
@@ -272,10 +276,11 @@ func (r *runner) connectDaemon(ctx context.Context) error {
 		}
 		r.network = daemon.DefaultNetwork
 	}
-	_, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	ep, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
 	if err != nil {
 		return fmt.Errorf("connect to the daemon's network %s: %w", r.network, err)
 	}
+	r.dns = ep.DNS
 	return nil
 }
 
@@ -285,7 +290,8 @@ func (r *runner) connectAlone() error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	r.dir = dir
-	d, err := daemon.New(daemon.Config{StateDir: dir, Logger: r.cfg.Logger, Offload: true, NoDefaultNetwork: true, Ephemeral: true})
+	d, err := daemon.New(daemon.Config{StateDir: dir, Logger: r.cfg.Logger, Offload: true, NoDefaultNetwork: true, Ephemeral: true,
+		ResolvConf: r.cfg.ResolvConf})
 	if err != nil {
 		return err
 	}
@@ -298,7 +304,8 @@ func (r *runner) connectAlone() error {
 	if _, err := d.CreateNetwork(req); err != nil {
 		return err
 	}
-	_, err = d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	ep, err := d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	r.dns = ep.DNS
 	return err
 }
 
@@ -331,19 +338,21 @@ func (r *runner) goAhead() error {
 	return err
 }
 
-// writeResolvConf writes the command's resolv.conf: --dns, or the host's
-// resolvers (reached through the gateway like any egress).
+// writeResolvConf writes the command's resolv.conf: --dns, or the
+// network's DNS server at the gateway (which answers the network's names
+// and forwards the rest to the host's resolvers), with the host's search
+// domains and options.
 func (r *runner) writeResolvConf() (string, error) {
 	var lines []string
-	if r.cfg.DNS.IsValid() {
+	switch {
+	case r.cfg.DNS.IsValid():
 		lines = append(lines, "nameserver "+r.cfg.DNS.String())
-	} else if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+	case r.dns.IsValid():
+		lines = append(lines, "nameserver "+r.dns.String())
+	}
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 2 && (f[0] == "nameserver" || f[0] == "search" || f[0] == "options") {
-				if a, err := netip.ParseAddr(f[1]); f[0] == "nameserver" && (err != nil || a.IsLoopback()) {
-					continue // the host's own stub resolver is not reachable from the command's network
-				}
+			if f := strings.Fields(l); len(f) >= 2 && (f[0] == "search" || f[0] == "options") {
 				lines = append(lines, l)
 			}
 		}

@@ -74,6 +74,10 @@ type Endpoint struct {
 	// DHCP endpoints' interfaces get their address from the network's
 	// DHCP server, not from the daemon.
 	DHCP bool `json:"dhcp,omitempty"`
+	// Aliases are more DNS names of the endpoint's address.
+	Aliases []string `json:"aliases,omitempty"`
+	// ResolvConf is the resolv.conf connect wrote, removed on disconnect.
+	ResolvConf string `json:"resolv_conf,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

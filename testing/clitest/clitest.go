@@ -82,6 +82,11 @@ type Daemon struct {
 	// example nsenter --net=PATH to run it in another namespace).
 	Wrap  []string
 	Extra []string // extra daemon flags
+	// ResolvConf is the daemon's --resolv-conf: the upstream resolvers
+	// its DNS servers forward to. NewDaemon makes it a file with none, so
+	// that no test query ever leaves for the machine's real resolvers; a
+	// test that forwards writes its own resolver's address into it.
+	ResolvConf string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -98,6 +103,10 @@ func NewDaemon(t testing.TB) *Daemon {
 		Socket:   filepath.Join(dir, "run", "switchyard.sock"),
 		StateDir: filepath.Join(dir, "state"),
 		LogPath:  filepath.Join(dir, "daemon.log"),
+	}
+	d.ResolvConf = filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(d.ResolvConf, []byte("# no upstream resolvers: names outside the networks are refused\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		d.Stop()
@@ -122,7 +131,8 @@ func (d *Daemon) Start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	args := append([]string{d.Bin, "--socket", d.Socket, "--log-level", "debug", "daemon", "--state-dir", d.StateDir}, d.Extra...)
+	args := append([]string{d.Bin, "--socket", d.Socket, "--log-level", "debug", "daemon", "--state-dir", d.StateDir,
+		"--resolv-conf", d.ResolvConf}, d.Extra...)
 	args = append(append([]string(nil), d.Wrap...), args...)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf

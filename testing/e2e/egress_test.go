@@ -33,7 +33,9 @@ const (
 	absent    = "10.213.200.99" // on the veth's subnet, nobody answers ARP
 )
 
-func newWorld(t *testing.T) *world {
+// newWorld builds the topology and starts the daemon in host; before
+// runs first, for settings the daemon reads at start.
+func newWorld(t *testing.T, before ...func(*world)) *world {
 	t.Helper()
 	w := &world{host: netnstest.New(t), inet: netnstest.New(t)}
 	w.host.MustRun("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", w.inet.Name)
@@ -44,6 +46,9 @@ func newWorld(t *testing.T) *world {
 	w.host.MustRun("ip", "route", "add", "10.213.203.0/24", "via", inetAddr)
 	w.d = clitest.NewDaemon(t)
 	w.d.Wrap = []string{"nsenter", "--net=" + w.host.Path}
+	for _, f := range before {
+		f(w)
+	}
 	w.d.Start()
 	return w
 }

@@ -220,3 +220,19 @@ func TestRunKillsIgnoringCommand(t *testing.T) {
 		t.Fatalf("a command ignoring SIGTERM outlived run:\n%s", psNobody())
 	}
 }
+
+// The command's resolver is its network's DNS server at the gateway,
+// which knows the command by its --name.
+func TestRunResolvesItsOwnName(t *testing.T) {
+	cmd, out := startRun(t, "--network", "10.213.78.0/24", "--name", "web", "--resolv-conf", "/dev/null", "--",
+		"sh", "-c", "cat /etc/resolv.conf; getent ahostsv4 web | head -1")
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out.String(), "nameserver 10.213.78.1") {
+		t.Errorf("resolv.conf does not name the gateway 10.213.78.1:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "10.213.78.2 ") {
+		t.Errorf("web did not resolve to the command's own 10.213.78.2:\n%s", out)
+	}
+}

@@ -65,6 +65,9 @@ func New(t testing.TB) *NS {
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
 			t.Errorf("ip netns del %s: %v: %s", name, err, out)
 		}
+		// Per-namespace files `ip netns exec` mounts (resolv.conf written
+		// by connect --write-resolv-conf), if anything left them.
+		os.RemoveAll("/etc/netns/" + name)
 	})
 	ns.MustRun("ip", "link", "set", "lo", "up")
 	return ns

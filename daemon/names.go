@@ -1,0 +1,211 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/gateway"
+	"github.com/switchyard-net/switchyard/gateway/dns"
+)
+
+// Names: every network runs a DNS server at its gateway address (Docker
+// serves 127.0.0.11 inside each container; a TAP-attached namespace has
+// no such loopback trick, so Switchyard serves the gateway). On
+// user-defined networks it answers the endpoints' names and aliases, with
+// the network's name as a search domain (web and web.NETWORK); the default
+// network answers none, as Docker's default bridge. Every other name goes
+// to the host's resolvers, from the daemon's own sockets; an --internal
+// network has no upstreams and refuses them.
+
+// systemdResolvConf lists systemd-resolved's real upstreams, read when the
+// host's resolv.conf names none.
+const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+
+// loadUpstreams reads the host's resolvers.
+func loadUpstreams(path string, log *zap.Logger) []netip.AddrPort {
+	explicit := path != ""
+	if !explicit {
+		path = "/etc/resolv.conf"
+	}
+	ups, _, err := dns.ReadResolvConf(path)
+	if err == nil && len(ups) == 0 && !explicit {
+		ups, _, err = dns.ReadResolvConf(systemdResolvConf)
+	}
+	if err != nil {
+		log.Warn("no upstream DNS resolvers: names outside the networks will not resolve", zap.Error(err))
+		return nil
+	}
+	if len(ups) == 0 {
+		log.Warn("no upstream DNS resolvers: names outside the networks will not resolve", zap.String("resolv_conf", path))
+	}
+	return ups
+}
+
+// startDNS starts n's DNS server on its gateway.
+func (d *Daemon) startDNS(n *network) error {
+	cfg := dns.Config{
+		Stack: n.gw.Stack(), NIC: gateway.NICID, Addr: n.rec.Gateway,
+		Logger: d.log.With(zap.String("network", n.rec.Name)),
+	}
+	if !n.rec.Default {
+		cfg.Domain = n.rec.Name
+	}
+	if !n.rec.Internal {
+		cfg.Upstreams = d.upstreams
+	}
+	s, err := dns.New(cfg)
+	if err != nil {
+		return err
+	}
+	n.dns = s
+	return nil
+}
+
+// syncNamesLocked gives n's DNS server the names of its endpoints.
+func (d *Daemon) syncNamesLocked(n *network) {
+	if n.dns == nil || n.rec.Default {
+		return
+	}
+	names := map[string][]netip.Addr{}
+	for _, e := range n.endpoints {
+		a := e.rec.Address.Addr()
+		names[e.rec.Name] = append(names[e.rec.Name], a)
+		for _, al := range e.rec.Aliases {
+			names[al] = append(names[al], a)
+		}
+	}
+	n.dns.SetNames(names)
+	n.names = len(names)
+}
+
+// checkAliases validates --alias names.
+func checkAliases(aliases []string) error {
+	for _, a := range aliases {
+		if a == "" || len(a) > 253 || strings.ContainsAny(a, " \t\n/:") || strings.HasPrefix(a, ".") || strings.HasSuffix(a, ".") ||
+			strings.Contains(a, "..") {
+			return invalid("invalid --alias %q: want a DNS name (letters, digits, '-', '.'), like db or db.internal", a)
+		}
+	}
+	return nil
+}
+
+// resolvConfPath is where --write-resolv-conf writes for rec: the file
+// `ip netns exec NAME` bind-mounts over /etc/resolv.conf for a named
+// namespace, the process's own /etc/resolv.conf (through /proc/PID/root)
+// for a PID.
+func resolvConfPath(rec store.Endpoint) (string, error) {
+	if rec.PID > 0 {
+		return "/proc/" + strconv.Itoa(rec.PID) + "/root/etc/resolv.conf", nil
+	}
+	if dir := filepath.Dir(rec.NetNS); dir == "/var/run/netns" || dir == "/run/netns" {
+		return filepath.Join("/etc/netns", filepath.Base(rec.NetNS), "resolv.conf"), nil
+	}
+	return "", invalid("--write-resolv-conf: namespace %s is neither /var/run/netns/NAME nor a --pid: there is no resolv.conf of its own to write", rec.NetNS)
+}
+
+// writeResolvConf writes the endpoint's resolv.conf, naming the network's
+// DNS server.
+func writeResolvConf(n *network, rec store.Endpoint) (string, error) {
+	path, err := resolvConfPath(rec)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("# written by switchyard connect --write-resolv-conf\n")
+	fmt.Fprintf(&b, "nameserver %s\n", n.rec.Gateway)
+	if !n.rec.Default {
+		fmt.Fprintf(&b, "search %s\n", n.rec.Name)
+	}
+	b.WriteString("options ndots:0\n")
+	if rec.PID == 0 {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return "", fmt.Errorf("--write-resolv-conf: %w", err)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("--write-resolv-conf: %w", err)
+	}
+	return path, nil
+}
+
+// removeResolvConf removes what writeResolvConf wrote for a named
+// namespace (a process's own file is left: it belongs to its filesystem).
+func removeResolvConf(rec store.Endpoint) {
+	if rec.ResolvConf == "" || rec.PID > 0 {
+		return
+	}
+	if err := os.Remove(rec.ResolvConf); err == nil || errors.Is(err, os.ErrNotExist) {
+		os.Remove(filepath.Dir(rec.ResolvConf)) // only if empty
+	}
+}
+
+// dnsView describes n's DNS server for the API.
+func dnsView(n *network, upstreams []netip.AddrPort) *api.DNSStats {
+	if n.dns == nil {
+		return nil
+	}
+	s := n.dns.Stats()
+	v := &api.DNSStats{
+		Addr: n.rec.Gateway, Upstreams: upstreams, Names: n.names, Queries: s.UDPQueries + s.TCPQueries, Local: s.Local,
+		Forwarded: s.Forwarded, UpstreamFailures: s.UpstreamFailures, ServFail: s.ServFail,
+		Overflow: s.Overflow, Malformed: s.Malformed,
+	}
+	if n.rec.Internal {
+		v.Upstreams = nil
+	}
+	return v
+}
+
+// dhcpLeases lists n's DHCP leases for the API.
+func dhcpLeases(n *network) []api.DHCPLease {
+	s := n.gw.DHCP()
+	if s == nil {
+		return nil
+	}
+	var out []api.DHCPLease
+	for _, l := range s.Leases() {
+		out = append(out, api.DHCPLease{MAC: l.MAC.String(), Addr: l.Addr, Hostname: l.Hostname, Expiry: l.Expiry, State: string(l.State)})
+	}
+	return out
+}
+
+// resolvConfLocked writes e's resolv.conf (--write-resolv-conf) and
+// records it, so that disconnect removes it.
+func (d *Daemon) resolvConfLocked(n *network, e *endpoint) error {
+	if e.rec.TapOnly {
+		return invalid("--write-resolv-conf: a --tap-only endpoint has no namespace; its VM gets the resolver by DHCP")
+	}
+	if e.rec.PID > 0 && sameMountNS(e.rec.PID) {
+		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", e.rec.PID)
+	}
+	path, err := writeResolvConf(n, e.rec)
+	if err != nil {
+		return err
+	}
+	e.rec.ResolvConf = path
+	if err := d.store.PutEndpoint(e.rec); err != nil {
+		removeResolvConf(e.rec)
+		return fmt.Errorf("connect %s: save state: %w", e.rec.Key(), err)
+	}
+	return nil
+}
+
+// sameMountNS reports whether process pid is in the daemon's own mount
+// namespace (or it cannot tell).
+func sameMountNS(pid int) bool {
+	self, err1 := os.Stat("/proc/self/ns/mnt")
+	other, err2 := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return os.SameFile(self, other)
+}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
@@ -33,7 +35,7 @@ func freePort(t *testing.T) int {
 func TestCaptureMetricsStats(t *testing.T) {
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
-		t.Skipf("skipping: tshark is not installed (.ci/run installs it): %v", err)
+		t.Fatalf("tshark is needed to read the capture back (Debian package tshark, which .ci/run installs): %v", err)
 	}
 	a, b := netnstest.New(t), netnstest.New(t)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -75,6 +77,10 @@ func TestCaptureMetricsStats(t *testing.T) {
 		t.Fatalf("tshark read %d Ethernet frames (%d ICMP), want 8 with ICMP:\n%s", frames, icmp, out)
 	}
 
+	if r := query(t, a, "udp", "10.252.0.1", "b", dns.TypeA); len(aRecords(r)) != 1 {
+		t.Errorf("DNS for b from a: %v", r)
+	}
+
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +94,9 @@ func TestCaptureMetricsStats(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(string(m[1])); n < 4 {
 		t.Errorf("port a received %d frames by the metrics, want ≥ 4", n)
+	}
+	if m := regexp.MustCompile(`switchyard_dns_queries_total\{network="web"\} (\d+)`).FindSubmatch(body); m == nil || string(m[1]) == "0" {
+		t.Errorf("DNS queries metric for web: %q, want ≥ 1", m)
 	}
 	if !strings.Contains(string(body), `switchyard_fdb_entries{network="web"}`) {
 		t.Error("no fdb_entries metric")

@@ -20,7 +20,7 @@ func runCommand() *cli.Command {
 		Usage:     "run a command in a network of its own (egress, DNS, published ports), without a daemon or root",
 		ArgsUsage: "[flags] -- CMD [ARGS...]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "network", Usage: "a CIDR for the command's network, a daemon network's name, none, host"},
+			&cli.StringFlag{Name: "network", Usage: "a CIDR for the command's network, a daemon network's name, none, host, or container:[NETWORK/]NAME (share an endpoint's namespace)"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax (repeatable)"},
 			&cli.StringFlag{Name: "name", Usage: "register with the running daemon under this name (switchyard port add/ls then work on it)"},
 			&cli.StringFlag{Name: "dns", Usage: "the resolver the command uses (default: the network's DNS server at the gateway, which forwards to the host's)"},
@@ -29,7 +29,7 @@ func runCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return cli.Exit("usage: switchyard run [--network CIDR|NAME|none|host] [-p SPEC]... [--name NAME] [--dns IP] [--host-loopback] -- CMD [ARGS...]", 2)
+				return cli.Exit("usage: switchyard run [--network CIDR|NAME|none|host|container:NAME] [-p SPEC]... [--name NAME] [--dns IP] [--host-loopback] -- CMD [ARGS...]", 2)
 			}
 			cfg := run.Config{
 				Network: c.String("network"), Publish: c.StringSlice("publish"), Name: c.String("name"),

@@ -35,6 +35,9 @@ type initConfig struct {
 // Init is the main of the init process: argv is InitArg, the command and
 // its arguments. It returns the exit status.
 func Init() int {
+	if os.Getenv(envStage) == "container" {
+		return containerStage()
+	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "switchyard init: no command")
 		return 127

@@ -93,7 +93,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 		return runHost(ctx, cfg)
 	}
-	if mode.kind != modeNone && os.Geteuid() != 0 {
+	if mode.kind == modeContainer && len(cfg.Publish) > 0 {
+		return 0, fmt.Errorf("--network %s shares that endpoint's network: publish its ports with `switchyard port add NETWORK/NAME SPEC`, not -p", cfg.Network)
+	}
+	if mode.kind != modeNone && mode.kind != modeContainer && os.Geteuid() != 0 {
 		if err := checkTun(); err != nil {
 			return 0, err
 		}
@@ -101,6 +104,15 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 
 	r := &runner{cfg: cfg, mode: mode, log: cfg.Logger.Named("run")}
 	defer r.cleanup()
+	if mode.kind == modeContainer {
+		lctx, cancel := context.WithTimeout(ctx, containerTimeout)
+		ep, err := r.findContainer(lctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		r.container, r.dns, r.name = &ep, ep.DNS, ep.Name
+	}
 	if err := r.startInit(); err != nil {
 		return 0, err
 	}
@@ -178,6 +190,9 @@ type runner struct {
 	network string
 	name    string
 	dns     netip.Addr // the network's DNS server
+	// container is the endpoint whose namespace the command shares
+	// (--network container:NAME).
+	container *api.Endpoint
 }
 
 // startInit starts the init in its namespaces; it waits on fd 3.
@@ -198,17 +213,27 @@ func (r *runner) startInit() error {
 	cmd := exec.Command(self, append([]string{InitArg, r.cfg.Cmd}, r.cfg.Args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{rd}
-	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS)
-	if r.mode.kind != modeContainer {
-		flags |= syscall.CLONE_NEWNET
+	if r.container != nil {
+		files, err := containerInit(cmd, *r.container)
+		if err != nil {
+			wr.Close()
+			return err
+		}
+		defer func() {
+			for _, f := range files {
+				f.Close()
+			}
+		}()
+	} else {
+		attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
+			Pdeathsig: syscall.SIGKILL}
+		if os.Geteuid() != 0 {
+			attr.Cloneflags |= syscall.CLONE_NEWUSER
+			attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+			attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		}
+		cmd.SysProcAttr = attr
 	}
-	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() != 0 {
-		attr.Cloneflags |= syscall.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-	}
-	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		wr.Close()
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) {
@@ -237,7 +262,7 @@ func (r *runner) resolveCmd(self string) error {
 // connect builds (or asks the daemon for) the network and attaches the
 // init's namespace to it.
 func (r *runner) connect(ctx context.Context) error {
-	if r.mode.kind == modeNone {
+	if r.mode.kind == modeNone || r.mode.kind == modeContainer {
 		return nil
 	}
 	r.name = r.cfg.Name
@@ -266,8 +291,6 @@ func (r *runner) connect(ctx context.Context) error {
 
 func (r *runner) connectDaemon(ctx context.Context) error {
 	switch r.mode.kind {
-	case modeContainer:
-		return errors.New("--network container:NAME is not supported yet by switchyard run")
 	case modeDaemonNet:
 		r.network = r.mode.name
 	default:

@@ -96,6 +96,15 @@ func TestRootlessDaemon(t *testing.T) {
 		t.Errorf("a privileged port as nobody: want an error naming net.ipv4.ip_unprivileged_port_start; got %s", r)
 	}
 	d.MustRun("port", "add", "web/c", "18280:80")
+
+	// Another command of nobody's joins c's network (container mode):
+	// it sees c's interface and reaches the gateway.
+	join := clitest.AsNobody(t, bin, "--socket", d.Socket, "run", "--network", "container:web/c", "--",
+		"sh", "-c", "ip -4 -brief addr show eth0 && ping -c 1 -W 2 10.251.0.1 >/dev/null && exit 3")
+	join.Dir = "/"
+	if b, err := join.CombinedOutput(); join.ProcessState == nil || join.ProcessState.ExitCode() != 3 || !strings.Contains(string(b), "10.251.0.2/24") {
+		t.Errorf("run --network container:web/c as nobody: %v, want exit 3 and c's address:\n%s", err, b)
+	}
 	d.MustRun("disconnect", "web", "c")
 }
 

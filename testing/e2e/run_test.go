@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-net/switchyard/testing/clitest"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
 // requireRootlessTun skips unless an unprivileged user can open TAPs.
@@ -234,5 +235,58 @@ func TestRunResolvesItsOwnName(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "10.213.78.2 ") {
 		t.Errorf("web did not resolve to the command's own 10.213.78.2:\n%s", out)
+	}
+}
+
+// --network container:NAME (as root, with a daemon): the command shares an
+// endpoint's namespace: its interface, its address, its loopback.
+func TestRunContainerMode(t *testing.T) {
+	ns := netnstest.New(t)
+	d := clitest.NewDaemon(t)
+	d.Start()
+	d.MustRun("network", "create", "app", "--subnet", "10.213.79.0/24")
+	d.MustRun("connect", "app", "--netns", ns.Path, "--name", "web")
+	l, err := ns.Listen("127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello from web's loopback\n")
+			c.Close()
+		}
+	}()
+	cmd := exec.Command(d.Bin, "--socket", d.Socket, "run", "--network", "container:web", "--",
+		"bash", "-c", "ip -4 -brief addr show eth0; cat /etc/resolv.conf; exec 3<>/dev/tcp/127.0.0.1/8080 && cat <&3")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run --network container:web: %v\n%s", err, out)
+	}
+	for _, want := range []string{"10.213.79.2/24", "nameserver 10.213.79.1", "hello from web's loopback"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Bad names and -p are refused, naming the input.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--network", "container:nosuch"}, `no endpoint "nosuch"`},
+		{[]string{"--network", "container:web", "-p", "8080:80"}, "switchyard port add"},
+	} {
+		args := append(append([]string{"--socket", d.Socket, "run"}, c.args...), "--", "true")
+		out, err := exec.Command(d.Bin, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("run %v: %v, want an error containing %q:\n%s", c.args, err, c.want, out)
+		}
+	}
+	if eps := endpoints(t, d, "app"); len(eps) != 1 {
+		t.Errorf("after the runs, app has %d endpoints, want web alone", len(eps))
 	}
 }

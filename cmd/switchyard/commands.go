@@ -246,12 +246,20 @@ func connectCommand() *cli.Command {
 			&cli.StringFlag{Name: "tap-only", Usage: "make a TAP of this name in the daemon's namespace for a VM (QEMU -netdev tap,ifname=NAME) instead of connecting a namespace"},
 			&cli.IntFlag{Name: "tap-owner", Usage: "uid that may open the --tap-only device (an unprivileged QEMU)", Value: -1},
 			&cli.BoolFlag{Name: "dhcp", Usage: "leave the interface without an address for its DHCP client"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for the namespace (--netns path or --pid) to appear, like 30s"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "another DNS name for the endpoint in this network (repeatable)"},
 			&cli.BoolFlag{Name: "write-resolv-conf", Usage: "point the namespace's resolv.conf at the network's DNS server (/etc/netns/NAME/resolv.conf, or the process's /etc/resolv.conf with --pid)"},
 			formatFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "NETWORK (--netns PATH | --pid PID | --tap-only NAME) [--ip IP] [--name NAME] [--mac MAC] [--ifname NAME] [-p SPEC]..."); err != nil {
+				return err
+			}
+			var tty io.Writer
+			if isTerminal(os.Stderr) {
+				tty = os.Stderr
+			}
+			if err := waitForNamespace(c.Context, c.String("netns"), c.Int("pid"), c.Duration("wait"), tty); err != nil {
 				return err
 			}
 			cl, ctx, cancel := client(c)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -363,5 +364,27 @@ func TestDefaultBridgeAvoidsHostSubnets(t *testing.T) {
 		if n.Name == "bridge" && n.Subnet.String() != "172.17.0.0/16" {
 			t.Errorf("default network on a host without 172.17/16 is %s", n.Subnet)
 		}
+	}
+}
+
+// connect --wait: a runtime may ask before it has made the namespace;
+// connect waits for it, and says which path never appeared.
+func TestConnectWaitsForNamespace(t *testing.T) {
+	d := clitest.NewDaemon(t)
+	d.Start()
+	name := fmt.Sprintf("%slate-%d", netnstest.Prefix, os.Getpid())
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		exec.Command("ip", "netns", "add", name).Run()
+	}()
+	out := d.MustRun("connect", "bridge", "--netns", "/var/run/netns/"+name, "--wait", "10s", "--name", "late")
+	if !strings.Contains(out, "connected bridge/late") {
+		t.Fatalf("connect --wait: %s", out)
+	}
+	d.MustRun("disconnect", "bridge", "late")
+	r := d.Run("connect", "bridge", "--netns", "/var/run/netns/"+name+"-never", "--wait", "300ms")
+	if r.Code == 0 || !strings.Contains(r.Stderr, name+"-never did not appear") {
+		t.Errorf("connect --wait for a namespace that never comes: %s", r)
 	}
 }

@@ -16,7 +16,8 @@ const (
 	// DropFDBFull: a new source MAC arrived while the forwarding table was
 	// at its size cap; the frame is dropped and the MAC not learned.
 	DropFDBFull
-	// DropSpoofed: the source MAC is not the one the port is locked to.
+	// DropSpoofed: the source MAC is not the one the port is locked to,
+	// or one the port may not send from (AttachOptions.DenyMAC).
 	DropSpoofed
 	// DropIsolated: unicast between two isolated ports (icc=false).
 	DropIsolated

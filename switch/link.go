@@ -99,7 +99,7 @@ func (l *Link) Receive(f Frame) {
 		l.rx.drops[DropMalformed].Add(1)
 		return
 	}
-	if !l.opts.LockMAC.IsZero() && src != l.opts.LockMAC {
+	if (!l.opts.LockMAC.IsZero() && src != l.opts.LockMAC) || (!l.opts.DenyMAC.IsZero() && src == l.opts.DenyMAC) {
 		l.rx.drops[DropSpoofed].Add(1)
 		return
 	}

@@ -143,6 +143,12 @@ type AttachOptions struct {
 	// LockMAC, if non-zero, is the only source MAC accepted from the
 	// port; frames from any other are dropped (DropSpoofed).
 	LockMAC MAC
+	// DenyMAC, if non-zero, is a source MAC refused from the port
+	// (DropSpoofed). A tunnel to other hosts denies the network's
+	// gateway MAC: every host runs a gateway with the same address and
+	// MAC (an anycast gateway), and a remote one's frames must not move
+	// the local gateway's entry to the tunnel.
+	DenyMAC MAC
 }
 
 // Attach connects p to the switch and starts it. The switch owns p from

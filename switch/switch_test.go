@@ -299,6 +299,22 @@ func TestLockMAC(t *testing.T) {
 	f.expect(0, 1)
 }
 
+// DenyMAC: a tunnel refuses frames from the (anycast) gateway MAC, which
+// stays learned on the local gateway's port.
+func TestDenyMAC(t *testing.T) {
+	gw := mac(1)
+	f := newFixture(t, vswitch.Config{}, 2, vswitch.AttachOptions{}, vswitch.AttachOptions{DenyMAC: gw})
+	f.inject(0, frame(vswitch.Broadcast, gw, 60)) // the local gateway
+	f.expect(0, 1)
+	f.inject(1, frame(vswitch.Broadcast, gw, 60)) // a remote gateway, through the tunnel
+	f.expect(0, 0)
+	if d := f.links[1].Stats().RX.DropsBy[vswitch.DropSpoofed]; d != 1 {
+		t.Errorf("spoofed drops = %d, want 1", d)
+	}
+	f.inject(1, frame(gw, mac(7), 60)) // a remote host to the gateway: still the local one
+	f.expect(1, 0)
+}
+
 func TestDetach(t *testing.T) {
 	f := newFixture(t, vswitch.Config{}, 3)
 	f.inject(2, frame(vswitch.Broadcast, mac(3), 60))

@@ -80,6 +80,9 @@ func needsHelper(nsPath string) bool {
 // namespace that owns it), sends req and returns its reply and the file
 // descriptor it sent, if any.
 func runHelper(nsPath string, req helperRequest) (helperReply, *os.File, error) {
+	if r := residentFor(nsPath); r != nil {
+		return r.exchange(req)
+	}
 	if !nsexec.Available() {
 		return helperReply{}, nil, ErrNoHelper
 	}

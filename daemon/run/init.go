@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/tap"
 )
 
 // The init of `switchyard run`: the first process of the command's PID
@@ -24,6 +26,10 @@ import (
 // InitArg is argv[1] of the init process; binaries dispatch it to Init.
 const InitArg = "__switchyard-init"
 
+// envHelper names the init's fd on which it serves TAP requests
+// (tap.ServeHelper) for its rootless parent.
+const envHelper = "_SWITCHYARD_INIT_HELPER"
+
 // initConfig is what the parent tells the init, on fd 3, once the
 // network is ready. Closing fd 3 without sending it aborts the run.
 type initConfig struct {
@@ -37,6 +43,12 @@ type initConfig struct {
 func Init() int {
 	if os.Getenv(envStage) == "container" {
 		return containerStage()
+	}
+	if os.Getenv(envHelper) != "" {
+		// A rootless run's parent creates our TAP through us.
+		os.Unsetenv(envHelper)
+		syscall.CloseOnExec(4)
+		go tap.ServeHelper(os.NewFile(4, "init-helper"))
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "switchyard init: no command")

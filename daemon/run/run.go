@@ -38,6 +38,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon"
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/tap"
 )
 
 // Config is one `switchyard run`.
@@ -102,7 +103,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 	}
 
-	r := &runner{cfg: cfg, mode: mode, log: cfg.Logger.Named("run")}
+	r := &runner{cfg: cfg, mode: mode, log: cfg.Logger.Named("run"), start: time.Now()}
 	defer r.cleanup()
 	if mode.kind == modeContainer {
 		lctx, cancel := context.WithTimeout(ctx, containerTimeout)
@@ -116,15 +117,23 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err := r.startInit(); err != nil {
 		return 0, err
 	}
+	r.mark("init started")
 	if err := r.connect(ctx); err != nil {
 		r.abort()
 		return 0, err
 	}
+	r.mark("connected")
 	if err := r.goAhead(); err != nil {
 		r.abort()
 		return 0, err
 	}
+	r.mark("go-ahead")
 	return r.wait(ctx), nil
+}
+
+// mark logs how long the run has taken to reach a stage (debug level).
+func (r *runner) mark(stage string) {
+	r.log.Debug("start-up", zap.String("stage", stage), zap.Duration("since_start", time.Since(r.start)))
 }
 
 // checkTun explains the one host setting rootless TAPs need.
@@ -182,14 +191,19 @@ type runner struct {
 	mode networkMode
 	log  *zap.Logger
 
-	init    *exec.Cmd
-	goPipe  *os.File // write end of the init's fd 3
-	dir     string   // ephemeral state
-	d       *daemon.Daemon
-	client  *api.Client
-	network string
-	name    string
-	dns     netip.Addr // the network's DNS server
+	init   *exec.Cmd
+	goPipe *os.File // write end of the init's fd 3
+	// helper is our end of the init's fd 4, on which a rootless init
+	// creates the TAP (tap.ServeHelper) instead of a helper process.
+	helper           *os.File
+	helperRegistered bool
+	start            time.Time // for the start-up timings logged at debug level
+	dir              string    // ephemeral state
+	d                *daemon.Daemon
+	client           *api.Client
+	network          string
+	name             string
+	dns              netip.Addr // the network's DNS server
 	// container is the endpoint whose namespace the command shares
 	// (--network container:NAME).
 	container *api.Endpoint
@@ -225,6 +239,18 @@ func (r *runner) startInit() error {
 			}
 		}()
 	} else {
+		if os.Geteuid() != 0 {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				wr.Close()
+				return fmt.Errorf("socketpair for the init: %w", err)
+			}
+			r.helper = os.NewFile(uintptr(fds[0]), "init-helper")
+			child := os.NewFile(uintptr(fds[1]), "init-helper-child")
+			defer child.Close()
+			cmd.ExtraFiles = append(cmd.ExtraFiles, child) // fd 4
+			cmd.Env = append(os.Environ(), envHelper+"=4")
+		}
 		attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
 			Pdeathsig: syscall.SIGKILL}
 		if os.Geteuid() != 0 {
@@ -299,7 +325,7 @@ func (r *runner) connectDaemon(ctx context.Context) error {
 		}
 		r.network = daemon.DefaultNetwork
 	}
-	ep, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	ep, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
 	if err != nil {
 		return fmt.Errorf("connect to the daemon's network %s: %w", r.network, err)
 	}
@@ -319,6 +345,7 @@ func (r *runner) connectAlone() error {
 		return err
 	}
 	r.d = d
+	r.mark("daemon")
 	r.network = "run"
 	req := api.NetworkCreate{Name: r.network, HostLoopback: r.cfg.HostLoopback}
 	if r.mode.subnet.IsValid() {
@@ -327,7 +354,13 @@ func (r *runner) connectAlone() error {
 	if _, err := d.CreateNetwork(req); err != nil {
 		return err
 	}
-	ep, err := d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, Publish: r.cfg.Publish})
+	r.mark("network")
+	if r.helper != nil {
+		// The init makes the TAP: no helper process to start.
+		tap.RegisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid), r.helper)
+		r.helperRegistered = true
+	}
+	ep, err := d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
 	r.dns = ep.DNS
 	return err
 }
@@ -482,6 +515,11 @@ func (r *runner) cleanup() {
 	}
 	if r.dir != "" {
 		os.RemoveAll(r.dir)
+	}
+	if r.helperRegistered {
+		tap.UnregisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid))
+	} else if r.helper != nil {
+		r.helper.Close()
 	}
 }
 

@@ -9,9 +9,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon"
@@ -49,14 +46,12 @@ func serveDebug(ctx context.Context, addr string, log *zap.Logger) error {
 // serveMetrics serves Prometheus metrics of d at http://addr/metrics until
 // ctx ends.
 func serveMetrics(ctx context.Context, addr string, d *daemon.Daemon, log *zap.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(d.Stats), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", metrics.Handler(d.Stats))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	go func() {

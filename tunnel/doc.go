@@ -1,8 +1,8 @@
-// Package tunnel is the wire format of Switchyard's host-to-host tunnel: how
-// an Ethernet frame leaving one switch is wrapped into a UDP payload, and how
-// a UDP payload arriving from a peer is checked and unwrapped back into a
-// frame. It opens no sockets and starts no goroutines; the tunnel Port that
-// owns the UDP socket builds on it.
+// Package tunnel is Switchyard's host-to-host tunnel: the wire format that
+// wraps an Ethernet frame leaving one switch into a UDP payload and unwraps
+// it on the other side, and Port, the vswitch.Port that owns the UDP socket
+// and carries a network's frames to the other hosts, like flannel's vxlan
+// backend.
 //
 // Two encapsulations are provided:
 //
@@ -14,14 +14,79 @@
 //     names the key and the sender and carries a counter. Not VXLAN on the
 //     wire; both ends must be Switchyard. Replays are refused with a sliding
 //     window per sender (replay.go). The wire layout, nonce and associated
-//     data are drawn at the top of secure.go.
+//     data are drawn at the top of secure.go. Its default port is
+//     SecurePort, 4793.
 //
-// # Buffers and headroom
+// # The Port
 //
-// Nothing here allocates per datagram. Encapsulation works in place in a
-// buffer the caller owns: the caller copies the inner frame behind enough
-// headroom for the headers and, for Seal, leaves TagLen bytes of capacity
-// after it. Decapsulation returns a view into the datagram it was given.
+//	container TAPs ──► vswitch ──Write──► Port ──UDP──► peers (other hosts)
+//	                      ▲                │
+//	                      └──Receive───────┘ one reader goroutine
+//
+// A Port has static peers (Config.Peers, AddPeer, RemovePeer at run time;
+// daemon/cluster finds them in etcd). It learns, from each frame it
+// receives, which peer the frame's source MAC lives behind (with aging and
+// a size cap), and sends a unicast frame to a learned MAC to that peer
+// alone; broadcast, multicast and unknown unicast go to every peer
+// (head-end replication: no multicast underlay needed). The switch never
+// writes a frame back to the port it came from, so a frame from one peer
+// never reaches another (split horizon), and full meshes do not loop.
+//
+// Peers are recognised by IP address: a datagram from an address that is
+// no peer's is dropped before anything else is looked at, in both modes
+// (DropUnknownPeer). Plain VXLAN has no other defence against injected
+// frames; in secure mode the check comes before decryption, so a flood of
+// forged datagrams from strangers costs no cryptography. The source port
+// is not part of a peer's identity, because the Linux vxlan device sends
+// from a port that varies per flow; a Port itself sends everything from
+// its socket's one port (so it cannot spread flows over ECMP paths the way
+// SourcePort would).
+//
+// The MTU a Port advertises to the switch is the underlay's minus the
+// encapsulation: MTUFor(1500) = 1450 for VXLAN, SecureMTUFor(1500) = 1418
+// sealed. A unicast frame bigger than that is not the Port's business: the
+// switch drops it and, if it knows the network's router, answers the sender
+// with ICMP "fragmentation needed" (see vswitch's pmtu.go). Datagrams leave
+// with DF clear, as the Linux vxlan device's do by default.
+//
+// # Offloads
+//
+// The Port takes superframes (64 KiB TCP and UDP GSO frames from TAPs with
+// offload) and frames with partial checksums. It cuts superframes itself
+// with vswitch.SegmentFrame, encapsulates every segment into one buffer,
+// and hands runs of equal-size datagrams to the kernel in one sendmsg with
+// UDP_SEGMENT (UDP GSO), or, without it, the batch in one sendmmsg. It
+// receives with recvmmsg and UDP_GRO, so one message can hold dozens of
+// datagrams from one peer, and merges consecutive TCP segments of a flow
+// back into superframes (coalesce.go) that an offloading TAP takes in one
+// write. Features lists these; Config.Disable turns them off one by one,
+// and benchmarks/bench.sh `tunnel-features` measures what each buys.
+//
+// Received TCP and UDP checksums are verified in plain mode, and completed
+// when the sender left them partial, as a Linux vxlan device on a veth
+// underlay does (see csum.go). A Linux vxlan device on the same machine
+// also hands its TSO packets to a UDP socket unsegmented: a datagram whose
+// inner frame is a TCP superframe is forwarded as one.
+//
+// # Goroutines and buffers
+//
+// A Port runs one reader, one janitor (coarse clock, MAC aging) and, with
+// FeaturePipeline, one sender that sends the segments of superframes while
+// the writer reads and cuts the next; there is no goroutine per packet.
+// Write copies the frame and never retains it. The data path allocates
+// nothing per packet (TestWriteDoesNotAllocate, TestReceiveDoesNotAllocate):
+// buffers come from pools or belong to the reader.
+//
+// Every dropped datagram or frame bumps one counter (Stats.DropsBy, by
+// DropReason); nothing is logged per packet.
+//
+// # Wire buffers and headroom
+//
+// Nothing in the wire layer allocates per datagram. Encapsulation works in
+// place in a buffer the caller owns: the caller copies the inner frame
+// behind enough headroom for the headers and, for Seal, leaves TagLen bytes
+// of capacity after it. Decapsulation returns a view into the datagram it
+// was given.
 //
 //	VXLAN:   buf[0:8] header         buf[8:]   frame
 //	         ▲ EncodeVXLAN(buf, vni) writes here; buf is the UDP payload
@@ -30,7 +95,7 @@
 //	         ▲ Sealer.Seal(buf[:n], vni) writes both headers, encrypts buf[16:n]
 //	           in place and returns buf[:n+16], the UDP payload
 //
-// # Receive path
+// # Receive path of the wire layer
 //
 //	UDP payload ──► Opener.Open (secure only) ──► DecodeVXLAN ──► vni, frame
 //	                 │ decrypts in place            │
@@ -40,8 +105,8 @@
 //	          ErrReplay, ErrAuth, ErrReflected
 //
 // The data path returns these sentinel errors unwrapped, so that a flood of
-// bad datagrams costs no allocation; a Port compares with errors.Is and bumps
-// one counter per sentinel instead of logging. Errors from configuration
-// (keys, key files, buffer sizes) wrap a sentinel in a message that names the
-// offending input.
+// bad datagrams costs no allocation; a Port compares them and bumps one
+// counter per sentinel instead of logging. Errors from configuration
+// (keys, key files, buffer sizes) wrap a sentinel in a message that names
+// the offending input.
 package tunnel

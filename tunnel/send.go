@@ -1,0 +1,303 @@
+package tunnel
+
+import (
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// The send path. Write runs on the goroutine of whichever port's reader
+// forwards the frame:
+//
+//	Write(frame) ── learned unicast MAC ─► one peer
+//	   │         └─ broadcast, multicast, unknown ─► every peer (head-end replication)
+//	   ▼
+//	txBatch (builder) and txBuf (datagrams) from pools: nothing allocated
+//	   │  superframe: vswitch.SegmentFrame ──► one segment at a time
+//	   │  frame with a partial checksum: completed in our copy
+//	   ▼
+//	add: copy behind headroom, EncodeVXLAN or Sealer.Seal in place;
+//	     datagrams laid back to back in the txBuf
+//	   │
+//	   ▼  txBuf full, or end of frame
+//	flush ── a single frame, nothing queued ──► send now, on the caller's goroutine
+//	      └─ segments of a superframe (FeaturePipeline) ──► txq ──► sender goroutine
+//
+//	send, per peer ── UDP GSO: equal-size runs in one sendmsg(UDP_SEGMENT)
+//	               └─ otherwise: one sendmmsg for the batch
+//
+// The sender goroutine lets the caller (a TAP's reader) read and cut the
+// next superframe while the kernel takes the last one: on a small machine
+// the two halves then run on two cores. Single frames (request/response
+// traffic, ACKs) skip the queue while it is empty, so they pay no goroutine
+// hand-off; once anything is queued they queue behind it, so that no frame
+// overtakes an earlier one. txq is bounded: a Write that finds it full
+// waits, which holds back the sending TAP as a full socket buffer would.
+//
+// A flooded frame is encapsulated (and sealed) once and the same bytes go to
+// every peer: the counter of a sealed datagram is unique per datagram, not
+// per receiver, and each receiver keeps its own replay window.
+
+const (
+	// maxBatch is the most datagrams flushed at once, and the most
+	// segments in one UDP GSO send (the kernel's UDP_MAX_SEGMENTS was 64
+	// before Linux 6.9).
+	maxBatch = 64
+	// txBufLen holds a batch of datagrams laid back to back: 64 of a
+	// 1500-byte underlay, or one of the largest.
+	txBufLen = 128 << 10
+	// maxGSOBytes bounds one UDP GSO send: the payloads of all its
+	// datagrams share one UDP length field.
+	maxGSOBytes = maxDatagram
+	// scratchLen holds a superframe and a segment cut from it.
+	scratchLen = 65535 + vswitch.EthHeaderLen + 4
+	// txQueueLen is how many full txBufs wait for the sender goroutine.
+	txQueueLen = 4
+)
+
+// dgram is one datagram of a batch: buf[off:off+n], carrying an inner frame
+// of n-headroom-tailroom bytes.
+type dgram struct{ off, n int }
+
+// txBuf is a batch of encapsulated datagrams and the peers they go to,
+// with what the system calls need to send them.
+type txBuf struct {
+	buf     []byte
+	dg      [maxBatch]dgram
+	nd      int
+	used    int
+	targets []*peer // the peer set's list (immutable), or one[:]
+	one     [1]*peer
+	sys     txSys
+}
+
+func newTxBuf() *txBuf {
+	b := &txBuf{buf: make([]byte, txBufLen)}
+	b.sys.init()
+	return b
+}
+
+func (b *txBuf) setTargets(targets []*peer) {
+	if len(targets) == 1 {
+		b.setOne(targets[0])
+		return
+	}
+	b.targets = targets
+}
+
+func (b *txBuf) setOne(pr *peer) {
+	b.one[0] = pr
+	b.targets = b.one[:]
+}
+
+func (b *txBuf) reset() {
+	b.nd, b.used = 0, 0
+	b.targets, b.one[0] = nil, nil
+}
+
+// txBatch builds the datagrams of one Write.
+type txBatch struct {
+	p       *Port
+	scratch []byte
+	cur     *txBuf
+	targets []*peer // the peer set's list (immutable), or one[:]; copied into each txBuf
+	one     [1]*peer
+	async   bool  // flush to the sender goroutine
+	err     error // first error of this Write (a sentinel)
+	emitFn  func([]byte)
+}
+
+func newTxBatch(p *Port) *txBatch {
+	t := &txBatch{p: p, scratch: make([]byte, scratchLen)}
+	t.emitFn = t.emitSegment
+	return t
+}
+
+// Write implements vswitch.Port. It sends f to the peer its destination
+// MAC was learned behind, or to every peer; f.Data is neither retained nor
+// modified. A superframe is cut into segments here; a partial checksum is
+// completed in the copy. A single frame is sent before Write returns; the
+// segments of a superframe may be sent by the port's sender goroutine
+// after it returns (see FeaturePipeline), in order, and a failure to send
+// them is counted (DropSend) but not returned.
+func (p *Port) Write(f vswitch.Frame) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if len(f.Data) < vswitch.EthHeaderLen {
+		p.drop(DropMalformed, 1)
+		return ErrFrame
+	}
+	t := p.txPool.Get().(*txBatch)
+	dst := vswitch.MAC(f.Data[0:6])
+	var one *peer
+	if !dst.IsMulticast() {
+		one = p.macs.lookup(dst, p.now.Load())
+	}
+	if one != nil {
+		t.one[0] = one
+		t.targets = t.one[:]
+	} else {
+		t.targets = p.peers.Load().list
+	}
+	var err error
+	if len(t.targets) == 0 {
+		p.drop(DropNoPeer, 1)
+		err = ErrNoPeers
+	} else {
+		t.cur = p.txBufs.Get().(*txBuf)
+		t.cur.setTargets(t.targets)
+		t.async = p.txq != nil && (f.Offload.IsGSO() || p.txBusy.Load() > 0)
+		err = t.frame(f)
+		t.cur.reset()
+		p.txBufs.Put(t.cur)
+	}
+	t.cur, t.targets, t.one[0], t.err = nil, nil, nil, nil
+	p.txPool.Put(t)
+	return err
+}
+
+// frame encapsulates f, segmenting it if it is a superframe, and sends
+// it, or queues it for the sender goroutine.
+func (t *txBatch) frame(f vswitch.Frame) error {
+	p := t.p
+	if f.Offload.IsGSO() {
+		if !vswitch.SegmentFrame(f, t.scratch, t.emitFn) {
+			p.drop(DropMalformed, 1)
+			t.fail(ErrFrame)
+		} else {
+			p.ctr.segmented.Add(1)
+		}
+	} else {
+		t.add(f.Data, f.Offload)
+	}
+	t.flush()
+	return t.err
+}
+
+func (t *txBatch) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+// emitSegment is SegmentFrame's callback; bound once in newTxBatch.
+func (t *txBatch) emitSegment(seg []byte) { t.add(seg, vswitch.Offload{}) }
+
+// add encapsulates one frame into the current txBuf, flushing it first if
+// it is full.
+func (t *txBatch) add(frame []byte, o vswitch.Offload) {
+	p := t.p
+	need := p.headroom + len(frame) + p.tailroom
+	if len(frame) > p.maxFrame || need > maxDatagram {
+		p.drop(DropTooBig, 1)
+		t.fail(ErrFrame)
+		return
+	}
+	b := t.cur
+	if b.nd == maxBatch || b.used+need > len(b.buf) {
+		t.flush()
+		b = t.cur
+	}
+	off := b.used
+	pkt := b.buf[off : off+p.headroom+len(frame)]
+	copy(pkt[p.headroom:], frame)
+	if o.NeedsCsum() && !completeChecksum(pkt[p.headroom:], o) {
+		p.drop(DropMalformed, 1)
+		t.fail(ErrFrame)
+		return
+	}
+	if p.sealer != nil {
+		if _, err := p.sealer.Seal(pkt, p.vni); err != nil {
+			p.drop(DropSeal, 1)
+			t.fail(ErrSend)
+			return
+		}
+	} else {
+		// Cannot fail: the buffer holds the header and the VNI was
+		// checked by New.
+		_ = EncodeVXLAN(pkt, p.vni)
+	}
+	b.dg[b.nd] = dgram{off: off, n: need}
+	b.nd++
+	b.used += need
+}
+
+// flush sends the current txBuf, or hands it to the sender goroutine and
+// takes a fresh one.
+func (t *txBatch) flush() {
+	b := t.cur
+	if b.nd == 0 {
+		return
+	}
+	p := t.p
+	if !t.async {
+		if !p.sendBuf(b) {
+			t.fail(ErrSend)
+		}
+		b.nd, b.used = 0, 0
+		return
+	}
+	p.txBusy.Add(1)
+	select {
+	case p.txq <- b:
+	case <-p.stop:
+		p.txBusy.Add(-1)
+		p.drop(DropSend, b.nd)
+		t.fail(ErrClosed)
+		b.nd, b.used = 0, 0
+		return
+	}
+	t.cur = p.txBufs.Get().(*txBuf)
+	t.cur.setTargets(t.targets)
+}
+
+// sender is the sender goroutine: it sends the txBufs Writes queued.
+func (p *Port) sender() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			for {
+				select {
+				case b := <-p.txq:
+					p.drop(DropSend, b.nd*len(b.targets))
+					b.reset()
+					p.txBufs.Put(b)
+					p.txBusy.Add(-1)
+				default:
+					return
+				}
+			}
+		case b := <-p.txq:
+			p.sendBuf(b)
+			b.reset()
+			p.txBufs.Put(b)
+			p.txBusy.Add(-1)
+		}
+	}
+}
+
+// sendBuf sends every datagram of b to each of its targets, counts what
+// went and what did not, and reports whether everything went.
+func (p *Port) sendBuf(b *txBuf) bool {
+	overhead := p.headroom + p.tailroom
+	ok := true
+	for _, pr := range b.targets {
+		sent, err := p.sock.send(b, pr)
+		if sent > 0 {
+			inner := 0
+			for _, d := range b.dg[:sent] {
+				inner += d.n - overhead
+			}
+			pr.txFrames.Add(uint64(sent))
+			pr.txBytes.Add(uint64(inner))
+			p.ctr.txDatagrams.Add(uint64(sent))
+			p.ctr.txFrames.Add(uint64(sent))
+			p.ctr.txBytes.Add(uint64(inner))
+		}
+		if err != nil {
+			p.drop(DropSend, b.nd-sent)
+			ok = false
+		}
+	}
+	return ok
+}

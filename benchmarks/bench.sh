@@ -532,6 +532,157 @@ sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; 
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
 
+# ---- tunnel (issue 5)
+# Two "hosts" (namespaces bp_ha, bp_hb joined by a veth, underlay
+# 10.213.60.0/24), one "container" each (bp_ca, bp_cb, overlay
+# 10.213.61.0/24, MTU 1450 = 1500 - VXLAN's 50), client in bp_ca, servers
+# in bp_cb, joined by:
+#   T1  kernel vxlan + bridge on both hosts (VNI 42, port 4789), offloads on:
+#       the veth carries the kernel's 64 KiB GSO packets whole
+#   T1b the same with tunnel segmentation off on the underlay veths, so
+#       that MTU-sized datagrams cross it, as over a NIC without VXLAN TSO
+#   T2  socat relaying frames between a TAP and a UDP socket on each host:
+#       a userspace relay, one datagram and two system calls per frame
+#   T3  Switchyard's tunnel (benchmarks/tunnelbench: a switch, a TAP and a
+#       tunnel.Port per host, as the tests build them), VXLAN
+#   T4  the same, sealed (ChaCha20-Poly1305); container MTU 1418
+#   T5  Switchyard on host a, kernel vxlan + bridge on host b (interop)
+# `bench.sh tunnel` runs TUNNEL_SCENARIOS; `bench.sh tunnel-features` runs
+# T3 with one data-path feature of tunnel.Port turned off at a time (what
+# each buys).
+TUNNEL_SCENARIOS="tun_kernel tun_kernel_nogso tun_socat tun_sy_vxlan tun_sy_secure tun_sy_kernel"
+TUNNEL_FEATURE_SCENARIOS="tun_sy_vxlan tun_sy_no_tso tun_sy_no_gso tun_sy_no_gro tun_sy_no_batch tun_sy_no_coalesce tun_sy_no_pipeline"
+TB=$WORK/tunnelbench
+
+# tun_hosts : bp_ha and bp_hb joined by a veth; containers bp_ca and bp_cb
+tun_hosts() {
+	local n
+	for n in bp_ha bp_hb bp_ca bp_cb; do ns_add "$n"; done
+	ip -n bp_ha link add eth0 type veth peer name eth0 netns bp_hb
+	ip -n bp_ha addr add 10.213.60.1/24 dev eth0
+	ip -n bp_hb addr add 10.213.60.2/24 dev eth0
+	ip -n bp_ha link set eth0 up
+	ip -n bp_hb link set eth0 up
+}
+
+# tun_kernel_host H N : kernel vxlan + bridge in bp_hH (underlay 10.213.60.N),
+# container bp_cH on it at 10.213.61.(N+1)/24
+tun_kernel_host() {
+	local h=$1 n=$2 peer=10.213.60.$((3 - $2))
+	ip -n "bp_h$h" link add br0 type bridge stp_state 0 forward_delay 0
+	ip -n "bp_h$h" link add vx0 type vxlan id 42 dstport 4789 local "10.213.60.$n" dev eth0
+	ip -n "bp_h$h" link set vx0 master br0 up
+	ip -n "bp_h$h" link set br0 up
+	bridge -n "bp_h$h" fdb append 00:00:00:00:00:00 dev vx0 dst "$peer"
+	ip -n "bp_h$h" link add c0 type veth peer name eth0 netns "bp_c$h"
+	ip -n "bp_h$h" link set c0 master br0 up
+	ip -n "bp_c$h" link set eth0 mtu 1450
+	ip -n "bp_c$h" addr add "10.213.61.$((n + 1))/24" dev eth0
+	ip -n "bp_c$h" link set eth0 up
+}
+
+# tun_sy_host H N MODE [tunnelbench flags...] : Switchyard on bp_hH; sets TBPID
+tun_sy_host() {
+	local h=$1 n=$2 mode=$3
+	shift 3
+	spawn "tunnelbench-$h" "$TB" -host "bp_h$h" -local "10.213.60.$n" -peer "10.213.60.$((3 - n))" \
+		-container "bp_c$h" -ip "10.213.61.$((n + 1))/24" -mode "$mode" "$@"
+	TBPID=$SPAWNED
+	local i
+	for i in $(seq 100); do grep -q '^ready' "$OUT/tunnelbench-$h.log" 2>/dev/null && return 0; sleep 0.1; done
+	log "tunnelbench on bp_h$h did not come up: $(cat "$OUT/tunnelbench-$h.log")"
+	return 1
+}
+
+tun_build() {
+	(cd "$REPO" && go build -o "$TB" ./benchmarks/tunnelbench) || { log "go build tunnelbench failed"; return 1; }
+}
+
+# tun_measure LABEL : servers in bp_cb, client in bp_ca
+tun_measure() {
+	start_servers ip netns exec bp_cb
+	ip netns exec bp_ca ping -c 2 -i 0.2 -W 1 10.213.61.3 >/dev/null 2>&1 # ARP, forwarding tables
+	CLIENT=(ip netns exec bp_ca) DST=10.213.61.3 IPORT=5201 RPORT=5202 HAS_UDP=1
+	measure "$1"
+}
+
+sc_tun_kernel() {
+	tun_hosts
+	tun_kernel_host a 1
+	tun_kernel_host b 2
+	FWD_PIDS=""
+	tun_measure "T1 kernel vxlan+bridge cA->cB (veth underlay, GSO packets cross it whole)"
+}
+
+sc_tun_kernel_nogso() {
+	tun_hosts
+	tun_kernel_host a 1
+	tun_kernel_host b 2
+	local h
+	for h in a b; do
+		ip netns exec "bp_h$h" ethtool -K eth0 tx-udp_tnl-segmentation off tx-udp_tnl-csum-segmentation off >/dev/null 2>&1 ||
+			log "ethtool could not turn off tunnel segmentation on bp_h$h"
+	done
+	FWD_PIDS=""
+	tun_measure "T1b kernel vxlan+bridge cA->cB (underlay without tunnel TSO: MTU-sized datagrams)"
+}
+
+sc_tun_socat() {
+	tun_hosts
+	local h n pids=""
+	for h in a b; do
+		n=$([ $h = a ] && echo 1 || echo 2)
+		spawn "socat-tap-$h" ip netns exec "bp_h$h" socat -b 65536 TUN,tun-type=tap,tun-name=bpstap,iff-no-pi \
+			"UDP-DATAGRAM:10.213.60.$((3 - n)):5555,bind=10.213.60.$n:5555"
+		pids="$pids $SPAWNED"
+		for _ in $(seq 50); do ip -n "bp_h$h" link show bpstap >/dev/null 2>&1 && break; sleep 0.1; done
+		# socat keeps its TAP's fd; the device moves into the container.
+		ip -n "bp_h$h" link set bpstap netns "bp_c$h"
+		ip -n "bp_c$h" link set bpstap name eth0
+		ip -n "bp_c$h" link set eth0 mtu 1450
+		ip -n "bp_c$h" addr add "10.213.61.$((n + 1))/24" dev eth0
+		ip -n "bp_c$h" link set eth0 up
+	done
+	FWD_PIDS="$pids"
+	tun_measure "T2 socat TAP<->UDP relay cA->cB (no offloads, MTU 1450)"
+}
+
+# tun_sy MODE LABEL [tunnelbench flags...] : Switchyard on both hosts
+tun_sy() {
+	local mode=$1 label=$2 pa
+	shift 2
+	tun_build || return 1
+	tun_hosts
+	tun_sy_host a 1 "$mode" "$@" || return 1
+	pa=$TBPID
+	tun_sy_host b 2 "$mode" "$@" || return 1
+	FWD_PIDS="$pa $TBPID"
+	tun_measure "$label"
+}
+
+sc_tun_sy_vxlan() { tun_sy vxlan "T3 switchyard tunnel cA->cB (vxlan, MTU 1450)"; }
+sc_tun_sy_secure() { tun_sy secure "T4 switchyard tunnel cA->cB (secure, MTU 1418)"; }
+sc_tun_sy_no_tso() { tun_sy vxlan "T3-tso switchyard vxlan, no TSO (the switch cuts superframes)" -disable tso; }
+sc_tun_sy_no_gso() { tun_sy vxlan "T3-gso switchyard vxlan, no UDP GSO (sendmmsg)" -disable gso; }
+sc_tun_sy_no_gro() { tun_sy vxlan "T3-gro switchyard vxlan, no UDP GRO" -disable gro; }
+sc_tun_sy_no_batch() { tun_sy vxlan "T3-batch switchyard vxlan, no sendmmsg/recvmmsg" -disable batch; }
+sc_tun_sy_no_coalesce() { tun_sy vxlan "T3-coalesce switchyard vxlan, no receive coalescing" -disable coalesce; }
+sc_tun_sy_no_pipeline() { tun_sy vxlan "T3-pipeline switchyard vxlan, no sender goroutine" -disable pipeline; }
+
+sc_tun_sy_kernel() { # Switchyard on host a, the kernel's vxlan on host b
+	tun_build || return 1
+	tun_hosts
+	tun_sy_host a 1 vxlan || return 1
+	tun_kernel_host b 2
+	FWD_PIDS="$TBPID"
+	tun_measure "T5 switchyard (host a) -> kernel vxlan+bridge (host b)"
+}
+
+case "${1:-}" in
+tunnel) set -- $TUNNEL_SCENARIOS ;;
+tunnel-features) set -- $TUNNEL_FEATURE_SCENARIOS ;;
+esac
+
 # ---------------------------------------------------------------- main
 usage() {
 	echo "usage: $0 [-l] [all | scenario ...]"

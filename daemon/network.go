@@ -44,7 +44,8 @@ type network struct {
 	nat       *nat.Table
 	addrs     *addrs
 	dns       *dns.Server
-	names     int // names the DNS server answers
+	tun       *netTunnel // nil unless the network spans hosts
+	names     int        // names the DNS server answers
 	endpoints map[string]*endpoint
 }
 
@@ -97,7 +98,10 @@ func (d *Daemon) createLocked(rec store.Network) (api.Network, error) {
 	if err != nil {
 		return api.Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
 	}
-	if err := d.store.PutNetwork(rec); err != nil {
+	if err := d.store.PutNetwork(n.rec); err != nil {
+		if n.tun != nil {
+			n.tun.leave(d.log)
+		}
 		n.shutdown()
 		return api.Network{}, fmt.Errorf("create network %s: save state: %w", rec.Name, err)
 	}
@@ -197,6 +201,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 	}
 	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
+	if err := newTunnelRecord(req, &rec, rec.Subnet); err != nil {
+		return store.Network{}, err
+	}
 	return rec, nil
 }
 
@@ -251,8 +258,27 @@ func (d *Daemon) ensureDefaultNetwork() error {
 
 // bringUp builds the live network for a record: switch, gateway and pool.
 func (d *Daemon) bringUp(rec store.Network) (*network, error) {
-	pool, err := ipam.New(ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: rec.AuxAddresses})
+	var tun *netTunnel
+	if rec.Tunnel != nil {
+		var err error
+		if tun, rec, err = d.prepareTunnel(rec); err != nil {
+			return nil, err
+		}
+	}
+	closeTunnel := func() {
+		if tun != nil {
+			tun.close()
+			tun.port.Close()
+		}
+	}
+	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: rec.AuxAddresses}
+	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
+		icfg.IPRange = rec.Tunnel.HostSubnet // this host's lease
+		rec.IPRange = icfg.IPRange
+	}
+	pool, err := ipam.New(icfg)
 	if err != nil {
+		closeTunnel()
 		return nil, err
 	}
 	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal}
@@ -263,6 +289,7 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	}
 	table, err := nat.NewTable(ncfg)
 	if err != nil {
+		closeTunnel()
 		return nil, err
 	}
 	addrs := newAddrs(pool)
@@ -282,12 +309,21 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	gw, err := gateway.New(sw, gcfg)
 	if err != nil {
 		sw.Close()
+		closeTunnel()
 		return nil, err
 	}
 	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{}}
 	if err := d.startDNS(n); err != nil {
 		n.shutdown()
+		closeTunnel()
 		return nil, err
+	}
+	if tun != nil {
+		if err := d.startTunnel(n, tun); err != nil {
+			n.shutdown()
+			closeTunnel()
+			return nil, err
+		}
 	}
 	d.syncNATLocked(n)
 	return n, nil
@@ -296,6 +332,9 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 // shutdown detaches every port of the network without deleting TAP
 // devices (daemon shutdown).
 func (n *network) shutdown() {
+	if n.tun != nil {
+		n.tun.close()
+	}
 	if n.dns != nil {
 		n.dns.Close()
 	}
@@ -326,6 +365,9 @@ func (d *Daemon) RemoveNetwork(name string) error {
 		return fmt.Errorf("remove network %s: save state: %w", name, err)
 	}
 	delete(d.networks, name)
+	if n.tun != nil {
+		n.tun.leave(d.log)
+	}
 	n.shutdown()
 	d.log.Info("network removed", zap.String("network", name))
 	return nil
@@ -345,7 +387,7 @@ func (d *Daemon) networkView(n *network) api.Network {
 			UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
 			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
 		},
-		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n),
+		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
 	}
 }
 

@@ -149,6 +149,21 @@ func (d *Daemon) Handler() http.Handler {
 			replyStatus(w, 0, nil, err)
 		}
 	})
+	mux.HandleFunc("GET /v1/networks/{name}/tunnel", func(w http.ResponseWriter, r *http.Request) {
+		t, err := d.Tunnel(r.PathValue("name"))
+		reply(w, t, err)
+	})
+	mux.HandleFunc("POST /v1/networks/{name}/tunnel/peers", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PeerRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		t, err := d.AddTunnelPeer(r.PathValue("name"), req.Addr)
+		replyStatus(w, http.StatusCreated, t, err)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}/tunnel/peers", func(w http.ResponseWriter, r *http.Request) {
+		replyStatus(w, http.StatusNoContent, nil, d.RemoveTunnelPeer(r.PathValue("name"), r.URL.Query().Get("addr")))
+	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.Stats(), nil)
 	})

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -80,11 +82,20 @@ func networkCommand() *cli.Command {
 					&cli.StringFlag{Name: "gateway", Usage: "gateway address (default: the first usable address)"},
 					&cli.StringFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range"},
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
-					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", Value: 1500},
+					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network (default 1500; with --tunnel, the underlay's minus the encapsulation: 1450 for vxlan, 1418 secure)"},
 					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
 					&cli.BoolFlag{Name: "internal", Usage: "no default route, no egress, no published ports"},
 					&cli.BoolFlag{Name: "host-loopback", Usage: "let endpoints reach the host's 127.0.0.1 through --host-loopback-addr"},
 					&cli.StringFlag{Name: "host-loopback-addr", Usage: "the address that leads to the host's loopback (default 169.254.1.2)"},
+					&cli.StringFlag{Name: "tunnel", Usage: "join this network on other hosts through a UDP tunnel: vxlan (Linux-compatible) or secure (encrypted)"},
+					&cli.IntFlag{Name: "vni", Usage: "VXLAN network identifier, 0-16777215 (default 1)"},
+					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT (default every address, port 4789; secure 4793)"},
+					&cli.StringSliceFlag{Name: "peer", Usage: "another host's tunnel address IP[:PORT] (repeatable)"},
+					&cli.StringFlag{Name: "key-file", Usage: "the shared key of a secure tunnel (44 base64 or 64 hex characters)"},
+					&cli.StringFlag{Name: "cluster", Usage: "etcd://HOST:PORT[,HOST:PORT]: lease this host's subnet and find peers in etcd"},
+					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster (default 24)"},
+					&cli.DurationFlag{Name: "lease-ttl", Usage: "with --cluster, how long a stopped host's lease lasts (default 24h)"},
+					&cli.IntFlag{Name: "underlay-mtu", Usage: "MTU of the path between hosts (default 1500)"},
 					formatFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -92,14 +103,28 @@ func networkCommand() *cli.Command {
 						return err
 					}
 					icc := c.Bool("icc")
-					cl, ctx, cancel := client(c)
-					defer cancel()
-					n, err := cl.CreateNetwork(ctx, api.NetworkCreate{
+					req := api.NetworkCreate{
 						Name: c.Args().First(), Subnet: c.String("subnet"), Gateway: c.String("gateway"),
 						IPRange: c.String("ip-range"), AuxAddresses: c.StringSlice("aux-address"),
 						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
 						HostLoopback: c.Bool("host-loopback"), HostLoopbackAddr: c.String("host-loopback-addr"),
-					})
+						Tunnel: c.String("tunnel"), TunnelListen: c.String("tunnel-listen"), Peers: c.StringSlice("peer"),
+						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"),
+						UnderlayMTU: c.Int("underlay-mtu"), LeaseTTL: int(c.Duration("lease-ttl").Round(time.Second) / time.Second),
+					}
+					if c.IsSet("vni") {
+						v := c.Int("vni")
+						req.VNI = &v
+					}
+					if req.KeyFile != "" {
+						// The daemon reads it: give it a path that means the same there.
+						if abs, err := filepath.Abs(req.KeyFile); err == nil {
+							req.KeyFile = abs
+						}
+					}
+					cl, ctx, cancel := client(c)
+					defer cancel()
+					n, err := cl.CreateNetwork(ctx, req)
 					if err != nil {
 						return err
 					}
@@ -197,6 +222,12 @@ func printNetwork(w io.Writer, n api.Network) {
 			[2]string{"DNS", fmt.Sprintf("%s:53, %d names, forwards to %s", d.Addr, d.Names, ups)},
 			[2]string{"DNS queries", fmt.Sprintf("%d (%d local, %d forwarded, %d servfail, %d upstream failures)",
 				d.Queries, d.Local, d.Forwarded, d.ServFail, d.UpstreamFailures)})
+	}
+	if t := n.Tunnel; t != nil {
+		rows = append(rows, [2]string{"Tunnel", fmt.Sprintf("%s VNI %d on %s, inner MTU %d, %d peers (switchyard tunnel ls %s)", t.Mode, t.VNI, t.Listen, t.MTU, t.PeerCount, n.Name)})
+		if t.HostSubnet.IsValid() {
+			rows = append(rows, [2]string{"This host's lease", fmt.Sprintf("%s from %s", t.HostSubnet, strings.Join(t.Cluster, ","))})
+		}
 	}
 	for _, l := range n.DHCPLeases {
 		host := ""

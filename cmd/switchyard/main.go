@@ -72,6 +72,7 @@ func newApp() *cli.App {
 			conntrackCommand(),
 			captureCommand(),
 			statsCommand(),
+			tunnelCommand(),
 		},
 		HideHelpCommand: true,
 		// Values are repeated, not comma-separated, as in Docker's CLI;

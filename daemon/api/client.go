@@ -201,3 +201,20 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	return s, c.do(ctx, http.MethodGet, "/v1/stats", nil, &s)
 }
+
+// Tunnel describes a network's tunnel.
+func (c *Client) Tunnel(ctx context.Context, network string) (Tunnel, error) {
+	var t Tunnel
+	return t, c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(network)+"/tunnel", nil, &t)
+}
+
+// AddTunnelPeer adds a static peer to a network's tunnel.
+func (c *Client) AddTunnelPeer(ctx context.Context, network, addr string) (Tunnel, error) {
+	var t Tunnel
+	return t, c.do(ctx, http.MethodPost, "/v1/networks/"+url.PathEscape(network)+"/tunnel/peers", PeerRequest{Addr: addr}, &t)
+}
+
+// RemoveTunnelPeer removes a static peer from a network's tunnel.
+func (c *Client) RemoveTunnelPeer(ctx context.Context, network, addr string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(network)+"/tunnel/peers?addr="+url.QueryEscape(addr), nil, nil)
+}

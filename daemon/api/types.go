@@ -59,6 +59,106 @@ type NetworkCreate struct {
 	// network's endpoints at HostLoopbackAddr (default 169.254.1.2).
 	HostLoopback     bool   `json:"host_loopback,omitempty"`
 	HostLoopbackAddr string `json:"host_loopback_addr,omitempty"`
+
+	// Tunnel joins this network's switch to the same network on other
+	// hosts: "vxlan" (RFC 7348, interoperable with Linux vxlan devices)
+	// or "secure" (sealed with ChaCha20-Poly1305; Switchyard only).
+	Tunnel string `json:"tunnel,omitempty"`
+	// VNI is the VXLAN network identifier (0-16777215); nil means 1.
+	VNI *int `json:"vni,omitempty"`
+	// TunnelListen is the local UDP address, IP:PORT; empty means every
+	// address on port 4789 (vxlan) or 4793 (secure).
+	TunnelListen string `json:"tunnel_listen,omitempty"`
+	// Peers are the other hosts' tunnel addresses, IP[:PORT].
+	Peers []string `json:"peers,omitempty"`
+	// KeyFile holds the shared key of a secure tunnel.
+	KeyFile string `json:"key_file,omitempty"`
+	// Cluster is etcd://HOST:PORT[,HOST:PORT...]: each host leases a
+	// SubnetLen-sized part of the subnet for its endpoints and finds its
+	// peers there.
+	Cluster   string `json:"cluster,omitempty"`
+	SubnetLen int    `json:"subnet_len,omitempty"`
+	// LeaseTTL is how long, in seconds, a host's lease outlives its last
+	// renewal (a host that stops disappears from the others after it);
+	// 0 means 24 hours, flannel's default.
+	LeaseTTL int `json:"lease_ttl,omitempty"`
+	// UnderlayMTU is the MTU of the path between hosts; 0 means 1500.
+	// The network's MTU defaults to it minus the encapsulation.
+	UnderlayMTU int `json:"underlay_mtu,omitempty"`
+}
+
+// TunnelInfo summarises a network's tunnel in its view.
+type TunnelInfo struct {
+	Mode   string         `json:"mode"`
+	VNI    uint32         `json:"vni"`
+	Listen netip.AddrPort `json:"listen"`
+	// MTU is the largest inner packet the tunnel carries.
+	MTU       int `json:"mtu"`
+	PeerCount int `json:"peer_count"`
+	// Cluster: the etcd endpoints and this host's subnet lease.
+	Cluster    []string     `json:"cluster,omitempty"`
+	HostSubnet netip.Prefix `json:"host_subnet,omitzero"`
+}
+
+// Tunnel is a network's tunnel in detail (switchyard tunnel ls).
+type Tunnel struct {
+	Network string `json:"network"`
+	TunnelInfo
+	// StaticPeers were given with --peer or tunnel peer add.
+	StaticPeers []netip.AddrPort `json:"static_peers"`
+	Peers       []TunnelPeer     `json:"peers"`
+	MACs        []TunnelMAC      `json:"macs"`
+	// Hosts are the cluster's leases, this host's included.
+	Hosts     []TunnelHost      `json:"hosts,omitempty"`
+	HostID    string            `json:"host_id,omitempty"`
+	Joined    bool              `json:"joined,omitempty"`
+	Stats     TunnelStats       `json:"stats"`
+	DropsBy   map[string]uint64 `json:"drops_by,omitempty"`
+	SenderID  uint32            `json:"sender_id,omitempty"`
+	Encrypted bool              `json:"encrypted"`
+}
+
+// TunnelPeer is one remote host of a tunnel.
+type TunnelPeer struct {
+	Addr     netip.AddrPort `json:"addr"`
+	Static   bool           `json:"static"`
+	RXFrames uint64         `json:"rx_frames"`
+	RXBytes  uint64         `json:"rx_bytes"`
+	TXFrames uint64         `json:"tx_frames"`
+	TXBytes  uint64         `json:"tx_bytes"`
+	MACs     int            `json:"macs"`
+	LastSeen time.Time      `json:"last_seen,omitzero"`
+}
+
+// TunnelMAC is a MAC learned behind a peer.
+type TunnelMAC struct {
+	MAC      string         `json:"mac"`
+	Peer     netip.AddrPort `json:"peer"`
+	LastSeen time.Time      `json:"last_seen"`
+}
+
+// TunnelHost is one host's lease in a cluster.
+type TunnelHost struct {
+	HostID     string         `json:"host_id"`
+	Subnet     netip.Prefix   `json:"subnet"`
+	PublicAddr netip.AddrPort `json:"public_addr"`
+	Self       bool           `json:"self,omitempty"`
+}
+
+// TunnelStats are a tunnel's totals.
+type TunnelStats struct {
+	RXDatagrams uint64 `json:"rx_datagrams"`
+	RXFrames    uint64 `json:"rx_frames"`
+	RXBytes     uint64 `json:"rx_bytes"`
+	TXDatagrams uint64 `json:"tx_datagrams"`
+	TXFrames    uint64 `json:"tx_frames"`
+	TXBytes     uint64 `json:"tx_bytes"`
+	Drops       uint64 `json:"drops"`
+}
+
+// PeerRequest names a tunnel peer to add or remove.
+type PeerRequest struct {
+	Addr string `json:"addr"`
 }
 
 // Network is a network as the daemon reports it.
@@ -88,6 +188,8 @@ type Network struct {
 	DNS *DNSStats `json:"dns,omitempty"`
 	// DHCPLeases are the leases of the gateway's DHCP server.
 	DHCPLeases []DHCPLease `json:"dhcp_leases,omitempty"`
+	// Tunnel, if the network spans hosts.
+	Tunnel *TunnelInfo `json:"tunnel,omitempty"`
 }
 
 // DNSStats describe a network's DNS server.

@@ -47,6 +47,26 @@ type Network struct {
 	HostLoopback netip.Addr            `json:"host_loopback,omitzero"`
 	Default      bool                  `json:"default"`
 	Created      time.Time             `json:"created"`
+	// Tunnel, if the network spans hosts.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
+}
+
+// Tunnel is a network's tunnel configuration.
+type Tunnel struct {
+	Mode        string           `json:"mode"` // "vxlan" or "secure"
+	VNI         uint32           `json:"vni"`
+	Listen      netip.AddrPort   `json:"listen"`
+	Peers       []netip.AddrPort `json:"peers,omitempty"`
+	KeyFile     string           `json:"key_file,omitempty"`
+	UnderlayMTU int              `json:"underlay_mtu"`
+	// Cluster lists the etcd endpoints (http://HOST:PORT); HostID names
+	// this host there across restarts, and HostSubnet is the subnet it
+	// last leased.
+	Cluster    []string     `json:"cluster,omitempty"`
+	SubnetLen  int          `json:"subnet_len,omitempty"`
+	LeaseTTL   int          `json:"lease_ttl,omitempty"` // seconds; 0: the cluster package's default
+	HostID     string       `json:"host_id,omitempty"`
+	HostSubnet netip.Prefix `json:"host_subnet,omitzero"`
 }
 
 // Endpoint is a stored endpoint.

@@ -1,0 +1,527 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/cluster"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tunnel"
+)
+
+// Networks across hosts. A network created with --tunnel has one more
+// port on its switch, a tunnel.Port, which carries its frames to the same
+// network on the other hosts (VXLAN, or sealed). Every host runs its own
+// gateway with the same address and MAC (an anycast gateway: each host's
+// containers leave through their own host), so the tunnel's link refuses
+// frames from the gateway MAC (vswitch.AttachOptions.DenyMAC) and no
+// remote gateway ever displaces the local one. Addresses stay unique
+// across hosts by giving each host its own part of the subnet: --ip-range
+// per host with static --peers, or, with --cluster, a SubnetLen-sized
+// lease each host takes in etcd (flannel's model), where it also finds
+// its peers.
+//
+// What stays per host: DNS names (each gateway knows its own host's
+// endpoints), DHCP (a client may hear several servers; only its own
+// host's answers reach it, the others' come from the gateway MAC and are
+// refused), published ports and egress.
+
+// DefaultVNI is the VNI of a tunnel created without --vni (flannel's).
+const DefaultVNI = 1
+
+// DefaultSubnetLen is the size of each host's lease with --cluster.
+const DefaultSubnetLen = 24
+
+// clusterTimeout bounds joining the cluster when a network is created,
+// and each attempt to rejoin after a restart.
+const clusterTimeout = 10 * time.Second
+
+// netTunnel is a network's live tunnel.
+type netTunnel struct {
+	port     *tunnel.Port
+	senderID uint32
+	cluster  atomic.Pointer[cluster.Cluster]
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// newTunnelRecord validates the tunnel options of req for a network on
+// subnet; it fills in rec.Tunnel and, unless --mtu was given, rec.MTU.
+func newTunnelRecord(req api.NetworkCreate, rec *store.Network, subnet netip.Prefix) error {
+	if req.Tunnel == "" {
+		for flag, set := range map[string]bool{"--vni": req.VNI != nil, "--tunnel-listen": req.TunnelListen != "", "--peer": len(req.Peers) > 0,
+			"--key-file": req.KeyFile != "", "--cluster": req.Cluster != "", "--subnet-len": req.SubnetLen != 0, "--underlay-mtu": req.UnderlayMTU != 0} {
+			if set {
+				return invalid("%s given without --tunnel vxlan|secure", flag)
+			}
+		}
+		return nil
+	}
+	t := &store.Tunnel{Mode: req.Tunnel, VNI: DefaultVNI, UnderlayMTU: req.UnderlayMTU}
+	mode, err := tunnelMode(req.Tunnel)
+	if err != nil {
+		return err
+	}
+	if req.Subnet == "" {
+		return invalid("--tunnel needs --subnet: every host must give the network the same subnet")
+	}
+	if req.VNI != nil {
+		if *req.VNI < 0 || *req.VNI > tunnel.MaxVNI {
+			return invalid("invalid --vni %d: want 0-%d", *req.VNI, tunnel.MaxVNI)
+		}
+		t.VNI = uint32(*req.VNI)
+	}
+	if t.UnderlayMTU == 0 {
+		t.UnderlayMTU = vswitch.DefaultMTU
+	}
+	if t.UnderlayMTU < 576 || t.UnderlayMTU > 65535 {
+		return invalid("invalid --underlay-mtu %d: want 576-65535", req.UnderlayMTU)
+	}
+	inner := tunnelMTU(mode, t.UnderlayMTU)
+	if req.MTU == 0 {
+		rec.MTU = inner
+	}
+	t.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), mode.DefaultPort())
+	if req.TunnelListen != "" {
+		ap, err := parseHostPort(req.TunnelListen, mode.DefaultPort())
+		if err != nil {
+			return invalid("invalid --tunnel-listen %q: want IP:PORT, like 192.0.2.1:%d", req.TunnelListen, mode.DefaultPort())
+		}
+		t.Listen = ap
+	}
+	for _, p := range req.Peers {
+		ap, err := parseHostPort(p, mode.DefaultPort())
+		if err != nil || ap.Addr().IsUnspecified() {
+			return invalid("invalid --peer %q: want IP[:PORT] of another host, like 192.0.2.2:%d", p, mode.DefaultPort())
+		}
+		if !slices.Contains(t.Peers, ap) {
+			t.Peers = append(t.Peers, ap)
+		}
+	}
+	switch {
+	case mode == tunnel.ModeSecure && req.KeyFile == "":
+		return invalid("--tunnel secure needs --key-file: a file with the hosts' shared key (head -c 32 /dev/urandom | base64 > key)")
+	case mode == tunnel.ModeVXLAN && req.KeyFile != "":
+		return invalid("--key-file is for --tunnel secure; plain VXLAN is not encrypted")
+	case req.KeyFile != "":
+		if _, err := tunnel.LoadKey(req.KeyFile); err != nil {
+			return invalid("--key-file: %v", err)
+		}
+		t.KeyFile = req.KeyFile
+	}
+	if req.Cluster != "" {
+		eps, err := parseCluster(req.Cluster)
+		if err != nil {
+			return err
+		}
+		if !t.Listen.Addr().IsValid() || t.Listen.Addr().IsUnspecified() {
+			return invalid("--cluster needs --tunnel-listen with this host's address (IP:PORT), which the other hosts will send to")
+		}
+		if req.IPRange != "" {
+			return invalid("--ip-range and --cluster exclude each other: with --cluster, each host's range is its lease")
+		}
+		t.Cluster = eps
+		if req.LeaseTTL < 0 {
+			return invalid("invalid --lease-ttl %ds: want a positive number of seconds", req.LeaseTTL)
+		}
+		t.LeaseTTL = req.LeaseTTL
+		t.SubnetLen = req.SubnetLen
+		if t.SubnetLen == 0 {
+			t.SubnetLen = DefaultSubnetLen
+		}
+		if t.SubnetLen <= subnet.Bits() || t.SubnetLen > subnet.Addr().BitLen()-2 {
+			return invalid("invalid --subnet-len %d: want a prefix length longer than %s's /%d and at most /%d", t.SubnetLen, subnet, subnet.Bits(), subnet.Addr().BitLen()-2)
+		}
+		var id [16]byte
+		rand.Read(id[:])
+		t.HostID = hex.EncodeToString(id[:])
+	} else if req.SubnetLen != 0 || req.LeaseTTL != 0 {
+		return invalid("--subnet-len and --lease-ttl are for --cluster")
+	}
+	rec.Tunnel = t
+	return nil
+}
+
+func tunnelMode(s string) (tunnel.Mode, error) {
+	switch s {
+	case "vxlan":
+		return tunnel.ModeVXLAN, nil
+	case "secure":
+		return tunnel.ModeSecure, nil
+	}
+	return 0, invalid("invalid --tunnel %q: want vxlan or secure", s)
+}
+
+func tunnelMTU(m tunnel.Mode, underlay int) int {
+	if m == tunnel.ModeSecure {
+		return tunnel.SecureMTUFor(underlay)
+	}
+	return tunnel.MTUFor(underlay)
+}
+
+// parseHostPort parses IP or IP:PORT (with [ ] around an IPv6 address).
+func parseHostPort(s string, defPort uint16) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			ap = netip.AddrPortFrom(ap.Addr(), defPort)
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a.Unmap(), defPort), nil
+}
+
+// parseCluster turns etcd://HOST:PORT[,HOST:PORT...] into client URLs.
+func parseCluster(s string) ([]string, error) {
+	bad := func() error {
+		return invalid("invalid --cluster %q: want etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379", s)
+	}
+	rest, ok := strings.CutPrefix(s, "etcd://")
+	if !ok || rest == "" {
+		return nil, bad()
+	}
+	var eps []string
+	for _, hp := range strings.Split(rest, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return nil, bad()
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, bad()
+		}
+		eps = append(eps, "http://"+net.JoinHostPort(host, port))
+	}
+	return eps, nil
+}
+
+// prepareTunnel opens the tunnel's socket and, for a cluster network
+// being created, joins the cluster to learn this host's range. It runs
+// before the network's address pool is made, and returns the record
+// with the host's subnet filled in.
+func (d *Daemon) prepareTunnel(rec store.Network) (*netTunnel, store.Network, error) {
+	tc := rec.Tunnel
+	mode, err := tunnelMode(tc.Mode)
+	if err != nil {
+		return nil, rec, err
+	}
+	cfg := tunnel.Config{
+		Name: "tunnel", Mode: mode, VNI: tc.VNI, Listen: tc.Listen, Peers: tc.Peers,
+		MTU: tunnelMTU(mode, tc.UnderlayMTU), Logger: d.log.With(zap.String("network", rec.Name)),
+	}
+	t := &netTunnel{stop: make(chan struct{})}
+	if mode == tunnel.ModeSecure {
+		key, err := tunnel.LoadKey(tc.KeyFile)
+		if err != nil {
+			return nil, rec, err
+		}
+		// A fresh sender ID at every start: the nonce is (sender,
+		// counter), and the counter starts again at 1.
+		for t.senderID == 0 {
+			var b [4]byte
+			rand.Read(b[:])
+			t.senderID = binary.BigEndian.Uint32(b[:])
+		}
+		cfg.Key, cfg.KeyID, cfg.SenderID = key, 1, t.senderID
+	}
+	port, err := tunnel.New(cfg)
+	if err != nil {
+		return nil, rec, fmt.Errorf("tunnel on %s: %w", tc.Listen, err)
+	}
+	t.port = port
+	if len(tc.Cluster) > 0 && !tc.HostSubnet.IsValid() {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		c, err := d.joinCluster(ctx, rec, t)
+		cancel()
+		if err != nil {
+			port.Close()
+			return nil, rec, err
+		}
+		t.cluster.Store(c)
+		copied := *tc
+		copied.HostSubnet = c.Lease().Subnet
+		rec.Tunnel = &copied
+	}
+	return t, rec, nil
+}
+
+// joinCluster joins rec's cluster with t's port as this host's endpoint.
+func (d *Daemon) joinCluster(ctx context.Context, rec store.Network, t *netTunnel) (*cluster.Cluster, error) {
+	tc := rec.Tunnel
+	log := d.log.With(zap.String("network", rec.Name))
+	c, err := cluster.Join(ctx, cluster.Config{
+		Endpoints: tc.Cluster, Network: rec.Name, NetworkCIDR: rec.Subnet, SubnetLen: tc.SubnetLen,
+		PublicAddr: tc.Listen, HostID: tc.HostID, PreviousSubnet: tc.HostSubnet,
+		TTL: time.Duration(tc.LeaseTTL) * time.Second, Logger: log,
+		OnChange: func(e cluster.Event) {
+			switch e.Type {
+			case cluster.PeerAdded:
+				if err := t.port.AddPeer(e.Lease.PublicAddr); err != nil {
+					log.Warn("cluster peer not added", zap.Stringer("peer", e.Lease.PublicAddr), zap.Error(err))
+				}
+			case cluster.PeerRemoved:
+				if !slices.Contains(tc.Peers, e.Lease.PublicAddr) {
+					t.port.RemovePeer(e.Lease.PublicAddr)
+				}
+			case cluster.LeaseChanged:
+				if e.Lease.Subnet != tc.HostSubnet && tc.HostSubnet.IsValid() {
+					log.Error("this host lost its subnet lease and took another: endpoints keep their old addresses, which another host may now hand out; reconnect them",
+						zap.Stringer("old", tc.HostSubnet), zap.Stringer("new", e.Lease.Subnet))
+				}
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("join cluster %s for network %s: %w", strings.Join(tc.Cluster, ","), rec.Name, err)
+	}
+	return c, nil
+}
+
+// startTunnel attaches the tunnel to n's switch and, for a restored
+// cluster network, rejoins the cluster in the background: the network
+// works at once with the subnet it had, and finds its peers when etcd
+// answers.
+func (d *Daemon) startTunnel(n *network, t *netTunnel) error {
+	if _, err := n.sw.Attach(t.port, vswitch.AttachOptions{DenyMAC: n.rec.GatewayMAC}); err != nil {
+		return fmt.Errorf("tunnel: %w", err)
+	}
+	n.tun = t
+	if len(n.rec.Tunnel.Cluster) > 0 && t.cluster.Load() == nil {
+		t.wg.Add(1)
+		go d.rejoin(n.rec, t)
+	}
+	return nil
+}
+
+// rejoin retries joining the cluster until it works or the network stops.
+func (d *Daemon) rejoin(rec store.Network, t *netTunnel) {
+	defer t.wg.Done()
+	log := d.log.With(zap.String("network", rec.Name))
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-t.stop:
+			case <-time.After(clusterTimeout):
+			}
+			cancel()
+		}()
+		c, err := d.joinCluster(ctx, rec, t)
+		cancel()
+		if err == nil {
+			if got := c.Lease().Subnet; got != rec.Tunnel.HostSubnet {
+				log.Error("rejoined the cluster with another subnet: endpoints keep their addresses from the old one; reconnect them",
+					zap.Stringer("old", rec.Tunnel.HostSubnet), zap.Stringer("new", got))
+			} else {
+				log.Info("rejoined the cluster", zap.Stringer("subnet", got))
+			}
+			select {
+			case <-t.stop:
+				c.Close()
+			default:
+				t.cluster.Store(c)
+			}
+			return
+		}
+		if attempt == 0 {
+			log.Warn("cluster unreachable; the network runs with its previous subnet and static peers, retrying", zap.Error(err))
+		}
+		select {
+		case <-t.stop:
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// close stops the background join and leaves the cluster's lease to
+// expire (a restart within its TTL keeps the subnet). The port itself is
+// closed with the switch.
+func (t *netTunnel) close() {
+	close(t.stop)
+	t.wg.Wait()
+	if c := t.cluster.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// leave gives up the cluster lease for good (network rm).
+func (t *netTunnel) leave(log *zap.Logger) {
+	if c := t.cluster.Load(); c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.Leave(ctx); err != nil {
+			log.Warn("leaving the cluster; the lease will expire by itself", zap.Error(err))
+		}
+		cancel()
+		t.cluster.Store(nil)
+	}
+}
+
+// tunnelInfo summarises n's tunnel, nil if it has none.
+func tunnelInfo(n *network) *api.TunnelInfo {
+	if n.tun == nil {
+		return nil
+	}
+	tc := n.rec.Tunnel
+	mode, _ := tunnelMode(tc.Mode)
+	return &api.TunnelInfo{
+		Mode: tc.Mode, VNI: tc.VNI, Listen: n.tun.port.LocalAddr(), MTU: tunnelMTU(mode, tc.UnderlayMTU),
+		PeerCount: len(n.tun.port.Peers()), Cluster: tc.Cluster, HostSubnet: tc.HostSubnet,
+	}
+}
+
+// Tunnel describes a network's tunnel: peers, learned MACs, counters and
+// the cluster's hosts.
+func (d *Daemon) Tunnel(name string) (api.Tunnel, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.tunnelNetworkLocked(name)
+	if err != nil {
+		return api.Tunnel{}, err
+	}
+	tc := n.rec.Tunnel
+	out := api.Tunnel{Network: name, TunnelInfo: *tunnelInfo(n), StaticPeers: tc.Peers, HostID: tc.HostID,
+		Encrypted: tc.Mode == "secure", SenderID: n.tun.senderID}
+	if out.StaticPeers == nil {
+		out.StaticPeers = []netip.AddrPort{}
+	}
+	st := n.tun.port.Stats()
+	out.Stats = api.TunnelStats{RXDatagrams: st.RXDatagrams, RXFrames: st.RXFrames, RXBytes: st.RXBytes,
+		TXDatagrams: st.TXDatagrams, TXFrames: st.TXFrames, TXBytes: st.TXBytes, Drops: st.Drops}
+	for _, r := range tunnel.DropReasons() {
+		if v := st.DropsBy[r]; v > 0 {
+			if out.DropsBy == nil {
+				out.DropsBy = map[string]uint64{}
+			}
+			out.DropsBy[r.String()] = v
+		}
+	}
+	out.Peers = []api.TunnelPeer{}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, api.TunnelPeer{Addr: p.Addr, Static: slices.Contains(tc.Peers, p.Addr),
+			RXFrames: p.RXFrames, RXBytes: p.RXBytes, TXFrames: p.TXFrames, TXBytes: p.TXBytes, MACs: p.MACs, LastSeen: p.LastSeen})
+	}
+	out.MACs = []api.TunnelMAC{}
+	for _, m := range n.tun.port.MACs() {
+		out.MACs = append(out.MACs, api.TunnelMAC{MAC: m.MAC.String(), Peer: m.Peer, LastSeen: m.LastSeen})
+	}
+	if c := n.tun.cluster.Load(); c != nil {
+		out.Joined = true
+		own := c.Lease()
+		out.Hosts = append(out.Hosts, api.TunnelHost{HostID: own.HostID, Subnet: own.Subnet, PublicAddr: own.PublicAddr, Self: true})
+		for _, l := range c.Peers() {
+			out.Hosts = append(out.Hosts, api.TunnelHost{HostID: l.HostID, Subnet: l.Subnet, PublicAddr: l.PublicAddr})
+		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) tunnelNetworkLocked(name string) (*network, error) {
+	n := d.networks[name]
+	if n == nil {
+		return nil, notFoundNetwork(name)
+	}
+	if n.tun == nil {
+		return nil, invalid("network %q has no tunnel (create it with --tunnel vxlan|secure)", name)
+	}
+	return n, nil
+}
+
+// AddTunnelPeer adds a static peer to a network's tunnel, at once and for
+// good (it is stored).
+func (d *Daemon) AddTunnelPeer(name, addr string) (api.Tunnel, error) {
+	d.mu.Lock()
+	n, err := d.tunnelNetworkLocked(name)
+	if err != nil {
+		d.mu.Unlock()
+		return api.Tunnel{}, err
+	}
+	mode, _ := tunnelMode(n.rec.Tunnel.Mode)
+	ap, err := parseHostPort(addr, mode.DefaultPort())
+	if err != nil || ap.Addr().IsUnspecified() {
+		d.mu.Unlock()
+		return api.Tunnel{}, invalid("invalid peer %q: want IP[:PORT] of another host, like 192.0.2.3:%d", addr, mode.DefaultPort())
+	}
+	if slices.Contains(n.rec.Tunnel.Peers, ap) {
+		d.mu.Unlock()
+		return api.Tunnel{}, conflict("%s is already a peer of network %q", ap, name)
+	}
+	if err := n.tun.port.AddPeer(ap); err != nil {
+		d.mu.Unlock()
+		return api.Tunnel{}, invalid("peer %s: %v", ap, err)
+	}
+	rec := n.rec
+	tc := *rec.Tunnel
+	tc.Peers = append(slices.Clone(tc.Peers), ap)
+	rec.Tunnel = &tc
+	if err := d.store.PutNetwork(rec); err != nil {
+		n.tun.port.RemovePeer(ap)
+		d.mu.Unlock()
+		return api.Tunnel{}, fmt.Errorf("add peer %s: save state: %w", ap, err)
+	}
+	n.rec = rec
+	d.mu.Unlock()
+	d.log.Info("tunnel peer added", zap.String("network", name), zap.Stringer("peer", ap))
+	return d.Tunnel(name)
+}
+
+// RemoveTunnelPeer removes a static peer.
+func (d *Daemon) RemoveTunnelPeer(name, addr string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.tunnelNetworkLocked(name)
+	if err != nil {
+		return err
+	}
+	mode, _ := tunnelMode(n.rec.Tunnel.Mode)
+	ap, err := parseHostPort(addr, mode.DefaultPort())
+	if err != nil {
+		return invalid("invalid peer %q: want IP[:PORT]", addr)
+	}
+	i := slices.Index(n.rec.Tunnel.Peers, ap)
+	if i < 0 {
+		return notFound("%s is not a static peer of network %q (peers from --cluster come and go with their leases)", ap, name)
+	}
+	rec := n.rec
+	tc := *rec.Tunnel
+	tc.Peers = slices.Delete(slices.Clone(tc.Peers), i, i+1)
+	rec.Tunnel = &tc
+	if err := d.store.PutNetwork(rec); err != nil {
+		return fmt.Errorf("remove peer %s: save state: %w", ap, err)
+	}
+	n.rec = rec
+	if !clusterHas(n.tun, ap) {
+		n.tun.port.RemovePeer(ap)
+	}
+	d.log.Info("tunnel peer removed", zap.String("network", name), zap.Stringer("peer", ap))
+	return nil
+}
+
+// clusterHas reports whether a cluster lease names ap.
+func clusterHas(t *netTunnel, ap netip.AddrPort) bool {
+	if c := t.cluster.Load(); c != nil {
+		for _, l := range c.Peers() {
+			if l.PublicAddr == ap {
+				return true
+			}
+		}
+	}
+	return false
+}

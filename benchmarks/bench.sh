@@ -532,6 +532,104 @@ sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; 
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
 
+# ---- published ports (issue 3): host 127.0.0.1 -> a container, as the peers
+# sy_ports PATH MTU LABEL : the daemon in the root namespace, one container
+# bp_c1, ports 15201 (tcp, udp) and 15202 published on 127.0.0.1.
+sy_ports() {
+	local path=$1 mtu=$2 label=$3
+	sy_up || return 1
+	ns_add bp_c1
+	sy network create bench --subnet 10.213.21.0/24 --mtu "$mtu" >/dev/null
+	sy connect bench --netns /var/run/netns/bp_c1 --ip 10.213.21.2 -p "127.0.0.1:15201:5201,path=$path" \
+		-p "127.0.0.1:15202:5202,path=$path" -p "127.0.0.1:15201:5201/udp,path=$path" >>"$OUT/sy-connect.log" || return 1
+	start_servers ip netns exec bp_c1
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$SYPID"
+	measure "$label"
+}
+
+sc_sy_proxy_netstack() { sy_ports netstack 1500 "S2 switchyard -p 127.0.0.1 (netstack path, MTU 1500)"; }
+sc_sy_proxy_netstack_mtu65520() { sy_ports netstack 65520 "S2b switchyard -p 127.0.0.1 (netstack path, MTU 65520)"; }
+sc_sy_proxy_splice() { sy_ports splice 1500 "S3 switchyard -p 127.0.0.1 (splice path)"; }
+
+# ---- switchyard run (issue 4): the servers as run's command, published on
+# 127.0.0.1, as root and as an ordinary user (rootless TAP through the
+# user namespace)
+sy_run() {
+	local as=$1 label=$2 pre=() p
+	if [ "$as" = nobody ]; then
+		local mode
+		mode=$(stat -c %a /dev/net/tun)
+		[ "$mode" = 666 ] || { log "/dev/net/tun is mode $mode: rootless TAPs need 0666"; return 1; }
+		pre=(runuser -u nobody --)
+	fi
+	spawn "sy-run-$as" "${pre[@]}" "$SY" run -p 127.0.0.1:15201:5201 -p 127.0.0.1:15202:5202 -p 127.0.0.1:15201:5201/udp -- \
+		sh -c "iperf3 -s -p 5201 --idle-timeout 30 --rcv-timeout 5000 & $RR server -l 0.0.0.0:5202 & wait"
+	p=$SPAWNED
+	[ "$(cat /proc/$p/comm 2>/dev/null)" = switchyard ] || { sleep 0.2; p=$(children_named "$SPAWNED" switchyard); }
+	wait_listen 15202 tcp || return 1
+	for _ in $(seq 50); do timeout 2 "$RR" rr -c 127.0.0.1:15202 -d 0.05s >/dev/null 2>&1 && break; sleep 0.1; done
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
+	measure "$label"
+}
+
+sc_sy_run_root() { sy_run root "S4 switchyard run -p (root)"; }
+sc_sy_run_nobody() { sy_run nobody "S4b switchyard run -p (as nobody: rootless)"; }
+
+PORT_SCENARIOS="socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns sy_proxy_netstack sy_proxy_netstack_mtu65520 sy_proxy_splice sy_run_root sy_run_nobody"
+
+# ---- start-up time (issue 4): from starting a rootless network with one
+# published port to the first HTTP request served through it, as nobody,
+# the same server (switchyard whoami) in every case. Its own table.
+STARTUP_N=${STARTUP_N:-20}
+startup_bench() {
+	local st=$WORK/startup
+	(cd "$REPO" && go build -o "$st" ./benchmarks/startup) || { log "go build startup failed"; return 1; }
+	chmod 755 "$st"
+	local nb=(runuser -u nobody --)
+	echo "| set-up (as nobody unless said) | runs | min ms | median ms | p90 ms | max ms |"
+	echo "|---|---|---|---|---|---|"
+	local row
+	startup_row() { # label cmd...
+		local label=$1
+		shift
+		row=$("$@" 2>>"$OUT/startup.err") || { echo "| $label | FAILED (see $OUT/startup.err) | | | | |"; return; }
+		awk -v l="$label" '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]} gsub("ms","",v["min"]); gsub("ms","",v["median"]); gsub("ms","",v["p90"]); gsub("ms","",v["max"]);
+			printf "| %s | %s | %s | %s | %s | %s |\n", l, v["runs"], v["min"], v["median"], v["p90"], v["max"]}' <<<"$row"
+	}
+	startup_row "switchyard run -p 18300:80" "${nb[@]}" "$st" -n "$STARTUP_N" -port 18300 -- "$SY" run -p 127.0.0.1:18300:80 -- "$SY" whoami
+	startup_row "switchyard run -p 18300:80 (root)" "$st" -n "$STARTUP_N" -port 18300 -- "$SY" run -p 127.0.0.1:18300:80 -- "$SY" whoami
+	startup_row "pasta --config-net -t 18301:80" "${nb[@]}" "$st" -n "$STARTUP_N" -port 18301 -- pasta --config-net -t 18301:80 -- "$SY" whoami
+	startup_row "slirp4netns + unshare -Urn, hostfwd 18302:80" "${nb[@]}" "$st" -n "$STARTUP_N" -port 18302 -- \
+		env PORT=18302 SERVER="$SY" sh "$HERE/startup/slirp.sh"
+	startup_row "server alone in the host namespace (no network set-up)" "${nb[@]}" "$st" -n "$STARTUP_N" -port 18303 -- "$SY" whoami --listen 127.0.0.1:18303
+}
+
+# ---- DNS (issue 4): queries/s for an in-network name, asked of the
+# network's gateway from a container, and the same from the Go benchmark.
+dns_bench() {
+	local db=$WORK/dnsbench
+	(cd "$REPO" && go build -o "$db" ./benchmarks/dnsbench) || { log "go build dnsbench failed"; return 1; }
+	sy_up --resolv-conf /dev/null || return 1
+	ns_add bp_a
+	ns_add bp_b
+	sy network create bench --subnet 10.213.22.0/24 >/dev/null
+	sy connect bench --netns /var/run/netns/bp_a --name client >/dev/null
+	sy connect bench --netns /var/run/netns/bp_b --name web >/dev/null
+	echo "| DNS, in-network name web, UDP | workers | queries/s | p50 µs | p99 µs | daemon CPU % |"
+	echo "|---|---|---|---|---|---|"
+	local c r c0 c1 e0 e1
+	for c in 1 8 32; do
+		FWD_PIDS=$SYPID
+		c0=$(fwd_ticks)
+		e0=$(now)
+		r=$(timeout 30 ip netns exec bp_a "$db" -s 10.213.22.1:53 -name web -c "$c" -d "${DUR}s")
+		c1=$(fwd_ticks)
+		e1=$(now)
+		echo "| switchyard gateway 10.213.22.1 | $c | $(kv qps "$r") | $(kv p50_us "$r") | $(kv p99_us "$r") | $(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v e0="$e0" -v e1="$e1" 'BEGIN{printf "%.0f", 100*d/hz/(e1-e0)}') |"
+	done
+	sy endpoint ls >>"$OUT/detail.txt"
+}
+
 # ---- tunnel (issue 5)
 # Two "hosts" (namespaces bp_ha, bp_hb joined by a veth, underlay
 # 10.213.60.0/24), one "container" each (bp_ca, bp_cb, overlay
@@ -678,15 +776,14 @@ sc_tun_sy_kernel() { # Switchyard on host a, the kernel's vxlan on host b
 	tun_measure "T5 switchyard (host a) -> kernel vxlan+bridge (host b)"
 }
 
-case "${1:-}" in
-tunnel) set -- $TUNNEL_SCENARIOS ;;
-tunnel-features) set -- $TUNNEL_FEATURE_SCENARIOS ;;
-esac
-
 # ---------------------------------------------------------------- main
 usage() {
-	echo "usage: $0 [-l] [all | scenario ...]"
+	echo "usage: $0 [-l] [all | l2 | ports | tunnel | tunnel-features | startup | dns | scenario ...]"
 	echo "l2:      $L2_SCENARIOS"
+	echo "ports:   $PORT_SCENARIOS"
+	echo "tunnel:  $TUNNEL_SCENARIOS"
+	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
+	echo "startup, dns: tables of their own"
 	echo "default: $DEFAULT_SCENARIOS"
 	echo "extra:   $EXTRA_SCENARIOS"
 }
@@ -698,11 +795,15 @@ main() {
 	-l | -h | --help) usage; exit 0 ;;
 	"") list=($DEFAULT_SCENARIOS) ;;
 	l2) list=($L2_SCENARIOS) ;;
+	ports) list=($PORT_SCENARIOS) ;;
+	tunnel) list=($TUNNEL_SCENARIOS) ;;
+	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
+	startup | dns) list=() ;;
 	all) list=($DEFAULT_SCENARIOS $EXTRA_SCENARIOS) ;;
 	*) list=("$@") ;;
 	esac
 	local s
-	for s in "${list[@]}"; do
+	for s in "${list[@]+"${list[@]}"}"; do
 		declare -F "sc_$s" >/dev/null || { echo "unknown scenario: $s" >&2; usage >&2; exit 2; }
 	done
 	local need
@@ -720,6 +821,16 @@ main() {
 	(cd "$REPO" && CGO_ENABLED=0 go build -o "$RR" ./benchmarks/rr && go build -o "$SY" ./cmd/switchyard) || { echo "go build failed" >&2; exit 1; }
 	: >"$OUT/detail.txt"
 	: >"$OUT/client.err"
+	case "${1:-}" in
+	startup)
+		startup_bench
+		return
+		;;
+	dns)
+		(dns_bench; kill_recorded)
+		return
+		;;
+	esac
 
 	echo "| scenario | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | UDP recv Gbit/s (loss) | RR/s | RR p50 µs | RR p99 µs | conn/s | fwd CPU % (1 stream) | host CPU % of $(($(nproc) * 100)) (1 stream) |"
 	echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -114,8 +114,23 @@ func (b *udpBinding) readLoop() {
 		oob = make([]byte, pktinfoSpace)
 	}
 	failures := 0
+	var batch *udpBatchState
+	seen := 0
 	for {
-		n, oobn, flags, client, err := b.conn.ReadMsgUDPAddrPort(buf, oob)
+		if batch == nil && seen >= batchAfter {
+			batch, buf = b.newBatch(), nil
+		}
+		var (
+			n, oobn, flags int
+			client         netip.AddrPort
+			err            error
+		)
+		if batch != nil {
+			err = b.readBatch(batch)
+		} else {
+			n, oobn, flags, client, err = b.conn.ReadMsgUDPAddrPort(buf, oob)
+			seen++
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -131,6 +146,9 @@ func (b *udpBinding) readLoop() {
 			continue
 		}
 		failures = 0
+		if batch != nil {
+			continue // forwarded by readBatch
+		}
 		if flags&unix.MSG_TRUNC != 0 {
 			b.c.dropped.Add(1)
 			continue
@@ -197,6 +215,7 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 			f.raw = rc
 			f.readFn = f.readDatagram
 		}
+		f.wb = newBatchWriter(uc)
 	}
 	f.touch()
 
@@ -271,6 +290,9 @@ type udpFlow struct {
 	buf    *[]byte               // from datagramBufs, holding the datagram read
 	n      int
 	rerr   error
+
+	// wb sends runs of client datagrams in one sendmmsg (kernel sockets).
+	wb batchWriter
 }
 
 func (f *udpFlow) touch() { f.last.Store(f.b.now()) }

@@ -272,3 +272,76 @@ func TestUDPContainerPortClosed(t *testing.T) {
 		t.Errorf("stats %+v, want 1 refused and 1 dropped", m.Stats().UDP)
 	}
 }
+
+// TestUDPBatches: a busy binding switches to batched reads (recvmmsg) and,
+// towards a kernel socket, batched writes (sendmmsg); every datagram still
+// arrives, whole, in order, from two clients whose datagrams interleave,
+// over IPv4 and IPv6, and the replies come back.
+func TestUDPBatches(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		opaque   bool
+		host, to string
+	}{{"kernel", false, "127.0.0.1", "udp4"}, {"generic", true, "127.0.0.1", "udp4"}, {"kernel6", false, "::1", "udp6"}} {
+		t.Run(c.name, func(t *testing.T) {
+			leakCheck(t)
+			type rec struct {
+				from netip.AddrPort
+				seq  int
+			}
+			got := make(chan rec, 8192)
+			srv := serveUDP(t, c.to, net.JoinHostPort(c.host, "0"), func(pc *net.UDPConn, p []byte, from netip.AddrPort) {
+				var seq int
+				fmt.Sscanf(string(p), "seq %d", &seq)
+				if len(p) != 1000 {
+					seq = -1 // cut or merged
+				}
+				got <- rec{from, seq}
+				pc.WriteToUDPAddrPort(p[:8], from)
+			})
+			d := &proxytest.Loopback{Opaque: c.opaque, Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
+			m := newManager(t, proxy.Config{})
+			pubs, err := m.Publish("web/a", mapping(t, fmt.Sprintf("[%s]::53/udp", c.host)), ctrIP, d, proxy.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := clientAddr(pubs[0])
+			clients := []*net.UDPConn{udpClient(t, netip.MustParseAddr(c.host)), udpClient(t, netip.MustParseAddr(c.host))}
+			const total, burst = 3008, 32 // well past batchAfter
+			payload := make([]byte, 1000)
+			last := map[netip.AddrPort]int{}
+			for i := 0; i < total; i += burst {
+				// A burst arrives back to back: the reader takes it in
+				// batches. Waiting for it before the next keeps every
+				// socket buffer far from full, so nothing may be lost.
+				for k := i; k < i+burst; k++ {
+					copy(payload, fmt.Sprintf("seq %d ", k))
+					if _, err := clients[(k/16)%2].WriteToUDPAddrPort(payload, dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for k := 0; k < burst; k++ {
+					select {
+					case r := <-got:
+						if prev, ok := last[r.from]; r.seq < 0 || (ok && r.seq <= prev) {
+							t.Fatalf("datagram %d from flow %s damaged or out of order (after %d)", r.seq, r.from, prev)
+						}
+						last[r.from] = r.seq
+					case <-time.After(ioTimeout):
+						t.Fatalf("burst at %d: %d of %d datagrams arrived (stats %+v)", i, k, burst, m.Stats().UDP)
+					}
+				}
+			}
+			if len(last) != 2 {
+				t.Errorf("%d flows reached the container, want 2", len(last))
+			}
+			for _, cl := range clients {
+				cl.SetReadDeadline(time.Now().Add(ioTimeout))
+				buf := make([]byte, 64)
+				if n, err := cl.Read(buf); err != nil || n != 8 {
+					t.Errorf("reply: %d bytes, %v", n, err)
+				}
+			}
+		})
+	}
+}

@@ -56,7 +56,8 @@ type netTunnel struct {
 	port     *tunnel.Port
 	senderID uint32
 	cluster  atomic.Pointer[cluster.Cluster]
-	stop     chan struct{}
+	ctx      context.Context // ends when the network stops
+	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -226,7 +227,8 @@ func (d *Daemon) prepareTunnel(rec store.Network) (*netTunnel, store.Network, er
 		Name: "tunnel", Mode: mode, VNI: tc.VNI, Listen: tc.Listen, Peers: tc.Peers,
 		MTU: tunnelMTU(mode, tc.UnderlayMTU), Logger: d.log.With(zap.String("network", rec.Name)),
 	}
-	t := &netTunnel{stop: make(chan struct{})}
+	t := &netTunnel{}
+	t.ctx, t.stop = context.WithCancel(context.Background())
 	if mode == tunnel.ModeSecure {
 		key, err := tunnel.LoadKey(tc.KeyFile)
 		if err != nil {
@@ -315,14 +317,7 @@ func (d *Daemon) rejoin(rec store.Network, t *netTunnel) {
 	defer t.wg.Done()
 	log := d.log.With(zap.String("network", rec.Name))
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-t.stop:
-			case <-time.After(clusterTimeout):
-			}
-			cancel()
-		}()
+		ctx, cancel := context.WithTimeout(t.ctx, clusterTimeout)
 		c, err := d.joinCluster(ctx, rec, t)
 		cancel()
 		if err == nil {
@@ -332,10 +327,9 @@ func (d *Daemon) rejoin(rec store.Network, t *netTunnel) {
 			} else {
 				log.Info("rejoined the cluster", zap.Stringer("subnet", got))
 			}
-			select {
-			case <-t.stop:
+			if t.ctx.Err() != nil {
 				c.Close()
-			default:
+			} else {
 				t.cluster.Store(c)
 			}
 			return
@@ -344,7 +338,7 @@ func (d *Daemon) rejoin(rec store.Network, t *netTunnel) {
 			log.Warn("cluster unreachable; the network runs with its previous subnet and static peers, retrying", zap.Error(err))
 		}
 		select {
-		case <-t.stop:
+		case <-t.ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
 		}
@@ -355,7 +349,7 @@ func (d *Daemon) rejoin(rec store.Network, t *netTunnel) {
 // expire (a restart within its TTL keeps the subnet). The port itself is
 // closed with the switch.
 func (t *netTunnel) close() {
-	close(t.stop)
+	t.stop()
 	t.wg.Wait()
 	if c := t.cluster.Load(); c != nil {
 		c.Close()

@@ -11,16 +11,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/switchyard-net/switchyard/internal/nsenter"
 )
 
 // NetnsDialer is the fast path to a container: it makes an ordinary kernel
 // socket inside the container's network namespace and connects it to the
 // target, as rootlesskit's builtin port driver does. Only the socket(2)
 // call runs in the namespace (a socket belongs to the namespace it was
-// made in for the rest of its life); the connect and all traffic run on
-// any thread. Its TCP connections are *net.TCPConn, so a relay between a
+// made in for the rest of its life), for several sockets at a time that
+// later dials take; the connect and all traffic run on any thread. Its TCP connections are *net.TCPConn, so a relay between a
 // host client and the container splices, kernel to kernel, and never
 // copies through user space.
 //
@@ -92,20 +90,8 @@ func (d NetnsDialer) dial(ctx context.Context, typ int, dst netip.AddrPort) (net
 		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.Unmap().As4()}
 	}
 
-	fd := -1
-	err := nsenter.Do(d.NetNS, func() error {
-		var err error
-		fd, err = unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			fd = -1
-			return os.NewSyscallError("socket", err)
-		}
-		return nil
-	})
+	fd, err := takeSocket(d.NetNS, family, typ)
 	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
 		return nil, err
 	}
 

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -234,3 +235,72 @@ func BenchmarkNetnsRelay(b *testing.B) {
 }
 
 type readerOnly struct{ io.Reader }
+
+// TestNetnsDialerPool checks that NetnsDialer enters a namespace once per
+// batch of sockets, not once per connection; that an unused pool closes
+// (a pooled socket keeps its namespace alive); and that when the path
+// comes to name another namespace, dials go to the new one.
+func TestNetnsDialerPool(t *testing.T) {
+	proxy.SetPoolIdle(t, 300*time.Millisecond)
+	ctr := newContainer(t)
+	second := netnstest.New(t)
+	second.MustRun("ip", "addr", "add", ctrIP.String()+"/32", "dev", "lo")
+	ln, err := second.Listen(fmt.Sprintf("0.0.0.0:%d", portNetns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, ln, greeter("second"))
+
+	// A path of our own, to re-point at the second namespace.
+	link := t.TempDir() + "/ns"
+	if err := os.Symlink(ctr.ns.Path, link); err != nil {
+		t.Fatal(err)
+	}
+	nd := proxy.NetnsDialer{NetNS: link}
+	dst := netip.AddrPortFrom(ctrIP, portNetns)
+	ask := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		c, err := nd.DialTCP(ctx, netip.AddrPort{}, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write([]byte("hi\n")); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the reply: %v", err)
+		}
+		return line
+	}
+
+	const dials = 25
+	before := proxy.NetnsEntries()
+	for range dials {
+		if got := ask(); !strings.HasPrefix(got, "ns saw ") {
+			t.Fatalf("reply %q, want one from the first namespace (\"ns saw …\")", got)
+		}
+	}
+	want := int64((dials + proxy.SocketBatch - 1) / proxy.SocketBatch)
+	if n := proxy.NetnsEntries() - before; n != want || n >= dials {
+		t.Errorf("%d dials entered the namespace %d times, want %d (one per batch of %d) and fewer than one per dial", dials, n, want, proxy.SocketBatch)
+	}
+	if !waitFor(5*time.Second, func() bool { return proxy.PooledSockets() == 0 }) {
+		t.Errorf("the idle pool still holds %d sockets after 5 s (idle time 300 ms)", proxy.PooledSockets())
+	}
+
+	ask() // fills the pool again
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(second.Path, link); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(); !strings.HasPrefix(got, "second: ") {
+		t.Fatalf("after re-pointing the path, reply %q, want one from the second namespace (\"second: …\")", got)
+	}
+}

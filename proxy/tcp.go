@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/internal/relay"
 )
 
 // tcpBinding is one TCP host listener and the connections it relays. Its
@@ -280,34 +282,9 @@ func spliceCopy(dst, src *net.TCPConn, n *atomic.Uint64) error {
 	}
 }
 
-// relayBufSize is the size of the pooled buffers of bufferedCopy.
-const relayBufSize = 32 << 10
-
-var relayBufs = sync.Pool{New: func() any {
-	b := make([]byte, relayBufSize)
-	return &b
-}}
-
-// bufferedCopy copies through a pooled buffer. The wrappers hide
-// ReaderFrom and WriterTo, which would make io.CopyBuffer ignore the
-// buffer (and, for a *net.TCPConn on one side, allocate one per call).
+// bufferedCopy copies through internal/relay's pooled buffers, which
+// grow for bulk transfers and shrink back for interactive ones.
 func bufferedCopy(dst, src net.Conn, n *atomic.Uint64) error {
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	_, err := io.CopyBuffer(countingWriter{w: dst, n: n}, readerOnly{src}, *bp)
+	_, err := relay.Copy(dst, src, n)
 	return err
-}
-
-type readerOnly struct{ io.Reader }
-
-// countingWriter adds every write to n as it happens.
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Uint64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	k, err := c.w.Write(p)
-	c.n.Add(uint64(k))
-	return k, err
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
@@ -44,12 +43,9 @@ var (
 // Config configures a host's membership of one network.
 type Config struct {
 	// Endpoints are the etcd client URLs, like http://10.0.0.5:2379.
-	// Ignored if Client is set.
 	Endpoints []string
-	// Client, if set, is used instead of dialing Endpoints; Close leaves
-	// it open.
-	Client *clientv3.Client
-	// DialTimeout bounds connecting to etcd. If zero, DefaultDialTimeout.
+	// DialTimeout bounds connecting to etcd, and each request. If zero,
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
 
 	// Network is the network's name, one path element (no "/").
@@ -129,18 +125,17 @@ type Event struct {
 // the other hosts' leases, watched. Its methods are safe for concurrent
 // use.
 type Cluster struct {
-	cfg       Config
-	log       *zap.Logger
-	client    *clientv3.Client
-	ownClient bool
-	keys      keys
-	space     space
-	ttl       int64 // seconds
+	cfg    Config
+	log    *zap.Logger
+	client *etcd
+	keys   keys
+	space  space
+	ttl    int64 // seconds
 
 	mu      sync.Mutex
 	own     Lease            // guarded by mu
 	ownKey  string           // guarded by mu
-	leaseID clientv3.LeaseID // guarded by mu
+	leaseID int64            // guarded by mu
 	peers   map[string]Lease // by key; guarded by mu
 
 	notifyMu sync.Mutex // serialises OnChange calls
@@ -171,24 +166,13 @@ func Join(ctx context.Context, cfg Config) (*Cluster, error) {
 		ttl:   max(int64((cfg.TTL+time.Second-1)/time.Second), 1),
 		peers: map[string]Lease{},
 	}
-	c.client = cfg.Client
-	if c.client == nil {
-		// Not Context: ctx, which would end the client with Join's
-		// context; the client lives until Close.
-		c.client, err = clientv3.New(clientv3.Config{
-			Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,
-			Logger: cfg.Logger.Named("etcd").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err)
-		}
-		c.ownClient = true
+	c.client, err = newEtcd(cfg.Endpoints, cfg.DialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", cfg.Network, err)
 	}
 	if err := c.join(ctx); err != nil {
-		if c.ownClient {
-			c.client.Close()
-		}
-		return nil, err
+		c.client.close()
+		return nil, fmt.Errorf("%w (etcd at %s)", err, strings.Join(cfg.Endpoints, ","))
 	}
 	return c, nil
 }
@@ -201,7 +185,7 @@ func checkConfig(cfg *Config) error {
 		return fmt.Errorf("network %s: host ID not set: want a stable ID per host (the daemon keeps one in its state directory)", cfg.Network)
 	case !cfg.PublicAddr.IsValid() || cfg.PublicAddr.Addr().IsUnspecified() || cfg.PublicAddr.Port() == 0:
 		return fmt.Errorf("network %s: public address %v: want the host's tunnel endpoint, an address the other hosts reach, and a port, like 10.0.0.5:4789", cfg.Network, cfg.PublicAddr)
-	case cfg.Client == nil && len(cfg.Endpoints) == 0:
+	case len(cfg.Endpoints) == 0:
 		return fmt.Errorf("network %s: no etcd endpoints: want URLs like http://10.0.0.5:2379", cfg.Network)
 	}
 	if cfg.TTL <= 0 {
@@ -229,14 +213,11 @@ func (c *Cluster) join(ctx context.Context) error {
 	}
 	c.own, c.ownKey, c.leaseID = own, key, id
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	ka, err := c.client.KeepAlive(c.ctx, id)
-	if err != nil {
-		c.cancel()
-		return fmt.Errorf("network %s: keep lease alive: %w", c.cfg.Network, err)
-	}
+	ka := c.client.keepAlive(c.ctx, id, c.ttl, &c.wg)
 	rev, initial, err := c.list(ctx)
 	if err != nil {
 		c.cancel()
+		c.wg.Wait()
 		return err
 	}
 	for k, l := range initial {
@@ -258,18 +239,13 @@ func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
 	want := networkConfig{Network: c.space.network, SubnetLen: c.space.subnetLen}
 	b, _ := json.Marshal(want)
 	key := c.keys.config()
-	resp, err := c.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(b))).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	ok, kvs, err := c.client.txnPut(ctx, key, string(b), 0, "CREATE", 0, true)
 	if err != nil {
 		return fmt.Errorf("network %s: register configuration in etcd: %w", c.cfg.Network, err)
 	}
-	if resp.Succeeded {
+	if ok {
 		return nil
 	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) == 0 {
 		return fmt.Errorf("network %s: configuration key %s vanished; try again", c.cfg.Network, key)
 	}
@@ -286,64 +262,60 @@ func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
 
 // list reads every lease of the network.
 func (c *Cluster) list(ctx context.Context) (int64, map[string]Lease, error) {
-	resp, err := c.client.Get(ctx, c.keys.subnets, clientv3.WithPrefix())
+	rev, kvs, err := c.client.rangePrefix(ctx, c.keys.subnets)
 	if err != nil {
 		return 0, nil, fmt.Errorf("network %s: read leases: %w", c.cfg.Network, err)
 	}
-	out := make(map[string]Lease, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	out := make(map[string]Lease, len(kvs))
+	for _, kv := range kvs {
 		if l, ok := parseLease(c.keys, string(kv.Key), kv.Value); ok {
 			out[string(kv.Key)] = l
 		} else {
 			c.log.Debug("ignoring a malformed lease", zap.ByteString("key", kv.Key))
 		}
 	}
-	return resp.Header.Revision, out, nil
+	return rev, out, nil
 }
 
 // acquire takes a subnet lease (see the package doc for the order of
 // preference) and returns it with its key and etcd lease.
-func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, string, clientv3.LeaseID, error) {
-	grant, err := c.client.Grant(ctx, c.ttl)
+func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, string, int64, error) {
+	id, err := c.client.grant(ctx, c.ttl)
 	if err != nil {
 		return Lease{}, "", 0, fmt.Errorf("network %s: grant an etcd lease: %w", c.cfg.Network, err)
 	}
-	id := grant.ID
 	l, key, err := c.take(ctx, id, prefer)
 	if err != nil {
 		// Best effort: the lease holds nothing and would expire anyway.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = c.client.Revoke(rctx, id)
+		_ = c.client.revoke(rctx, id)
 		cancel()
 		return Lease{}, "", 0, err
 	}
 	return l, key, id, nil
 }
 
-func (c *Cluster) take(ctx context.Context, id clientv3.LeaseID, prefer netip.Prefix) (Lease, string, error) {
+func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Lease, string, error) {
 	value := leaseValue{HostID: c.cfg.HostID, PublicAddr: c.cfg.PublicAddr}.marshal()
 	for range maxAttempts {
-		resp, err := c.client.Get(ctx, c.keys.subnets, clientv3.WithPrefix())
+		_, kvs, err := c.client.rangePrefix(ctx, c.keys.subnets)
 		if err != nil {
 			return Lease{}, "", fmt.Errorf("network %s: read leases: %w", c.cfg.Network, err)
 		}
-		taken, mine := c.scan(resp)
+		taken, mine := c.scan(kvs)
 		if mine.key != "" {
 			// Our own key, from an earlier run whose lease has not
 			// expired: move it to the new lease, unless it changed
 			// since we read it.
 			key := mine.key
 			p, _ := c.keys.parseSubnet(key)
-			tr, err := c.client.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", mine.modRev)).
-				Then(clientv3.OpPut(key, value, clientv3.WithLease(id))).
-				Commit()
+			ok, _, err := c.client.txnPut(ctx, key, value, id, "MOD", mine.modRev, false)
 			if err != nil {
 				return Lease{}, "", fmt.Errorf("network %s: renew lease of %s: %w", c.cfg.Network, p, err)
 			}
-			if tr.Succeeded {
+			if ok {
 				if old := mine.lease; old != 0 && old != id {
-					_, _ = c.client.Revoke(ctx, old) // holds nothing any more
+					_ = c.client.revoke(ctx, old) // holds nothing any more
 				}
 				c.log.Info("kept own subnet from an earlier run", zap.Stringer("subnet", p))
 				return c.lease(p), key, nil
@@ -355,14 +327,11 @@ func (c *Cluster) take(ctx context.Context, id clientv3.LeaseID, prefer netip.Pr
 			return Lease{}, "", fmt.Errorf("network %s: %w: all %d subnets /%d of %s are leased", c.cfg.Network, ErrNoSubnet, c.space.count(), c.space.subnetLen, c.space.network)
 		}
 		key := c.keys.subnet(p)
-		tr, err := c.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, value, clientv3.WithLease(id))).
-			Commit()
+		won, _, err := c.client.txnPut(ctx, key, value, id, "CREATE", 0, false)
 		if err != nil {
 			return Lease{}, "", fmt.Errorf("network %s: lease %s: %w", c.cfg.Network, p, err)
 		}
-		if tr.Succeeded {
+		if won {
 			return c.lease(p), key, nil
 		}
 		c.log.Debug("lost the race for a subnet; reading the leases again", zap.Stringer("subnet", p))
@@ -374,15 +343,15 @@ func (c *Cluster) take(ctx context.Context, id clientv3.LeaseID, prefer netip.Pr
 type ownKey struct {
 	key    string
 	modRev int64
-	lease  clientv3.LeaseID
+	lease  int64
 }
 
 // scan returns the subnets taken, by index, and the first key holding
 // this host's ID, if any.
-func (c *Cluster) scan(resp *clientv3.GetResponse) (map[uint64]bool, ownKey) {
-	taken := make(map[uint64]bool, len(resp.Kvs))
+func (c *Cluster) scan(kvs []etcdKV) (map[uint64]bool, ownKey) {
+	taken := make(map[uint64]bool, len(kvs))
 	var mine ownKey
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		p, ok := c.keys.parseSubnet(string(kv.Key))
 		if !ok {
 			continue
@@ -392,7 +361,7 @@ func (c *Cluster) scan(resp *clientv3.GetResponse) (map[uint64]bool, ownKey) {
 			taken[i] = true // even if its value is unreadable: someone's
 		}
 		if l, ok := parseLease(c.keys, string(kv.Key), kv.Value); ok && inSpace && l.HostID == c.cfg.HostID && mine.key == "" {
-			mine = ownKey{key: string(kv.Key), modRev: kv.ModRevision, lease: clientv3.LeaseID(kv.Lease)}
+			mine = ownKey{key: string(kv.Key), modRev: int64(kv.ModRevision), lease: int64(kv.Lease)}
 		}
 	}
 	return taken, mine
@@ -451,9 +420,7 @@ func (c *Cluster) close(why string) error {
 	c.once.Do(func() {
 		c.cancel()
 		c.wg.Wait()
-		if c.ownClient {
-			err = c.client.Close()
-		}
+		c.client.close()
 		c.log.Info(why)
 	})
 	return err
@@ -465,7 +432,7 @@ func (c *Cluster) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	id, subnet := c.leaseID, c.own.Subnet
 	c.mu.Unlock()
-	_, rerr := c.client.Revoke(ctx, id)
+	rerr := c.client.revoke(ctx, id)
 	cerr := c.close("left; the lease is revoked")
 	if rerr != nil {
 		return fmt.Errorf("network %s: revoke lease of %s: %w", c.cfg.Network, subnet, rerr)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
@@ -41,15 +40,14 @@ func (c *Cluster) sleep(d time.Duration) bool {
 	}
 }
 
-// renew drains the keep-alive responses. The channel closes when the
-// Cluster is closed, or when the lease could not be renewed within its
-// TTL (etcd unreachable for that long) and expired: then the host has no
-// subnet, and renew takes one again, its old one if still free.
-func (c *Cluster) renew(ka <-chan *clientv3.LeaseKeepAliveResponse) {
+// renew waits for the keep-alive to end. It ends when the Cluster is
+// closed, or when the lease could not be renewed within its TTL (etcd
+// unreachable for that long) or is gone (revoked, expired): then the host
+// has no subnet, and renew takes one again, its old one if still free.
+func (c *Cluster) renew(ka <-chan struct{}) {
 	defer c.wg.Done()
 	for {
-		for range ka {
-		}
+		<-ka
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -58,20 +56,19 @@ func (c *Cluster) renew(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 		for backoff := time.Second; ; backoff = min(2*backoff, maxBackoff) {
 			l, key, id, err := c.acquire(c.ctx, old.Subnet)
 			if err == nil {
-				if ka, err = c.client.KeepAlive(c.ctx, id); err == nil {
-					c.mu.Lock()
-					c.own, c.ownKey, c.leaseID = l, key, id
-					delete(c.peers, key)
-					c.mu.Unlock()
-					if l.Subnet != old.Subnet {
-						c.log.Error("lease taken again with another subnet: the host's containers need new addresses",
-							zap.Stringer("old", old.Subnet), zap.Stringer("new", l.Subnet))
-					} else {
-						c.log.Info("lease taken again", zap.Stringer("subnet", l.Subnet))
-					}
-					c.notify(Event{Type: LeaseChanged, Lease: l})
-					break
+				ka = c.client.keepAlive(c.ctx, id, c.ttl, &c.wg)
+				c.mu.Lock()
+				c.own, c.ownKey, c.leaseID = l, key, id
+				delete(c.peers, key)
+				c.mu.Unlock()
+				if l.Subnet != old.Subnet {
+					c.log.Error("lease taken again with another subnet: the host's containers need new addresses",
+						zap.Stringer("old", old.Subnet), zap.Stringer("new", l.Subnet))
+				} else {
+					c.log.Info("lease taken again", zap.Stringer("subnet", l.Subnet))
 				}
+				c.notify(Event{Type: LeaseChanged, Lease: l})
+				break
 			}
 			if c.ctx.Err() != nil {
 				return
@@ -116,13 +113,13 @@ func (c *Cluster) watch(rev int64, initial map[string]Lease) {
 // follow runs one etcd watch from *rev+1 until it breaks, applying its
 // events and advancing *rev. It reports whether any response arrived.
 func (c *Cluster) follow(rev *int64) bool {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(c.ctx))
+	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	got := false
-	for resp := range c.client.Watch(ctx, c.keys.subnets, clientv3.WithPrefix(), clientv3.WithRev(*rev+1)) {
-		if resp.CompactRevision != 0 || resp.Canceled || resp.Err() != nil {
+	for resp := range c.client.watch(ctx, c.keys.subnets, *rev+1, &c.wg) {
+		if resp.CompactRevision != 0 || resp.Canceled || resp.Err != nil {
 			if c.ctx.Err() == nil {
-				c.log.Warn("watch of the leases broke; reading them again", zap.Error(resp.Err()), zap.Int64("compacted", resp.CompactRevision))
+				c.log.Warn("watch of the leases broke; reading them again", zap.Error(resp.Err), zap.Int64("compacted", resp.CompactRevision))
 			}
 			return got
 		}
@@ -130,7 +127,7 @@ func (c *Cluster) follow(rev *int64) bool {
 		for _, ev := range resp.Events {
 			c.apply(ev)
 		}
-		*rev = resp.Header.Revision
+		*rev = resp.Revision
 	}
 	return got
 }
@@ -142,11 +139,11 @@ func (c *Cluster) ownKeyNow() string {
 }
 
 // apply updates the peers with one watch event and reports the change.
-func (c *Cluster) apply(ev *clientv3.Event) {
-	key := string(ev.Kv.Key)
+func (c *Cluster) apply(ev watchEvent) {
+	key := string(ev.KV.Key)
 	l, valid := Lease{}, false
-	if ev.Type == clientv3.EventTypePut {
-		l, valid = parseLease(c.keys, key, ev.Kv.Value)
+	if !ev.Delete {
+		l, valid = parseLease(c.keys, key, ev.KV.Value)
 		if !valid {
 			c.log.Debug("ignoring a malformed lease", zap.String("key", key))
 		}

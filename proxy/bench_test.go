@@ -63,34 +63,40 @@ func BenchmarkTCPRelay(b *testing.B) {
 				done <- n
 			})
 			to := benchTarget(b, mode, "127.0.0.1::80", sink, netip.AddrPort{})
-			c, err := net.Dial("tcp", to.String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			chunk := make([]byte, 256<<10)
-			b.SetBytes(int64(len(chunk)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			for range b.N {
-				if _, err := c.Write(chunk); err != nil {
-					b.Fatal(err)
-				}
-			}
-			c.(*net.TCPConn).CloseWrite()
-			select {
-			case n := <-done:
-				if n != int64(b.N)*int64(len(chunk)) {
-					b.Fatalf("the sink got %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
-				}
-			case <-time.After(time.Minute):
-				b.Fatal("the sink never got EOF")
-			}
-			// CPU of the whole process (client, relay, sink) per MiB.
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/(float64(b.N)*float64(len(chunk))/(1<<20)), "cpu-ms/MiB")
+			pushBulk(b, to, done)
 		})
 	}
+}
+
+// pushBulk writes b.N chunks of 256 KiB to addr, half-closes, checks that
+// the sink reports every byte on done, and reports the CPU time of the
+// whole process (client, relay, sink) per MiB.
+func pushBulk(b *testing.B, addr netip.AddrPort, done <-chan int64) {
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case n := <-done:
+		if n != int64(b.N)*int64(len(chunk)) {
+			b.Fatalf("the sink got %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
+		}
+	case <-time.After(time.Minute):
+		b.Fatal("the sink never got EOF")
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/(float64(b.N)*float64(len(chunk))/(1<<20)), "cpu-ms/MiB")
 }
 
 // BenchmarkTCPConnect measures a whole short connection per op: connect,

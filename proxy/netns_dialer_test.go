@@ -212,26 +212,7 @@ func BenchmarkNetnsRelay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := net.Dial("tcp", clientAddr(pubs[0]).String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for range b.N {
-		if _, err := c.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.(*net.TCPConn).CloseWrite()
-	if n := <-done; n != int64(b.N)*int64(len(chunk)) {
-		b.Fatalf("the server got %d bytes, want %d", n, int64(b.N)*int64(len(chunk)))
-	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/(float64(b.N)*float64(len(chunk))/(1<<20)), "cpu-ms/MiB")
+	pushBulk(b, clientAddr(pubs[0]), done)
 }
 
 type readerOnly struct{ io.Reader }

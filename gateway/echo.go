@@ -116,6 +116,11 @@ func (p *echoProxy) intercept(f vswitch.Frame, ip header.IPv4) bool {
 	flow.last.Store(time.Now().UnixNano())
 	req := append([]byte(nil), msg...) // sockets compute the checksum; keep id and seq
 	req[2], req[3] = 0, 0
+	// Count the request before it leaves: the reply can come back through
+	// loopback and be counted by the reader goroutine before WriteTo
+	// returns here, and a reader of Stats must never see more replies than
+	// requests.
+	p.requests.Add(1)
 	var werr error
 	if p.raw != nil {
 		binary.BigEndian.PutUint16(req[4:6], flow.wire)
@@ -125,9 +130,8 @@ func (p *echoProxy) intercept(f vswitch.Frame, ip header.IPv4) bool {
 		_, werr = flow.conn.WriteTo(req, &net.UDPAddr{IP: target.Addr().AsSlice()})
 	}
 	if werr != nil {
+		p.requests.Add(-1)
 		p.dropped.Add(1)
-	} else {
-		p.requests.Add(1)
 	}
 	return true
 }
@@ -261,8 +265,12 @@ func (p *echoProxy) reply(fl *echoFlow, msg []byte) {
 	icmpOut.SetIdent(fl.key.id)
 	icmpOut.SetChecksum(0)
 	icmpOut.SetChecksum(^checksum.Checksum(icmpOut, 0))
-	if p.g.port.Send(out) {
-		p.replies.Add(1)
+	// Counted before Send for the same reason as requests: the switch
+	// delivers in line, so the container can see the reply before Send
+	// returns.
+	p.replies.Add(1)
+	if !p.g.port.Send(out) {
+		p.replies.Add(-1)
 	}
 }
 

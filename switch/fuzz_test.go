@@ -1,6 +1,7 @@
 package vswitch_test
 
 import (
+	"slices"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -82,8 +83,9 @@ func FuzzSwitchReceive(f *testing.F) {
 	})
 }
 
-// FuzzSegment cuts arbitrary "superframes". It must never panic, and every
-// segment must fit the scratch buffer and carry at most gso_size payload.
+// FuzzSegment cuts arbitrary "superframes". It must never panic, every
+// segment must fit the scratch buffer, and SegmentFrameInto must cut the
+// same segments as SegmentFrame.
 func FuzzSegment(f *testing.F) {
 	for _, sf := range []vswitch.Frame{
 		tcpSuperframe(false, 5000, 1448, header.TCPFlagAck),
@@ -99,16 +101,38 @@ func FuzzSegment(f *testing.F) {
 		}
 		off := vswitch.DecodeOffload(vnet)
 		scratch := make([]byte, len(data))
-		n := 0
-		vswitch.Segment(vswitch.Frame{Data: data, Offload: off}, scratch, func(seg []byte) {
-			n++
+		var viaScratch []string
+		okScratch := vswitch.Segment(vswitch.Frame{Data: data, Offload: off}, scratch, func(seg []byte) {
+			viaScratch = append(viaScratch, string(seg))
 			if len(seg) > len(data) {
 				t.Fatalf("segment of %d bytes from a %d-byte superframe", len(seg), len(data))
 			}
-			if n > len(data) {
+			if len(viaScratch) > len(data) {
 				t.Fatal("more segments than payload bytes")
 			}
 		})
+		// SegmentFrameInto must cut the same segments, each in the buffer
+		// next gave for it.
+		var given []byte
+		var viaInto []string
+		okInto := vswitch.SegmentFrameInto(vswitch.Frame{Data: data, Offload: off},
+			func(n int) []byte {
+				if len(viaInto) > len(data) {
+					t.Fatal("more segments than payload bytes")
+				}
+				given = make([]byte, n+7) // longer than asked: only n may be used
+				return given
+			},
+			func(seg []byte) {
+				if len(seg) == 0 || &seg[0] != &given[0] {
+					t.Fatal("a segment was not built where next said")
+				}
+				viaInto = append(viaInto, string(seg))
+			})
+		if okInto != okScratch || !slices.Equal(viaInto, viaScratch) {
+			t.Fatalf("SegmentFrameInto (%v, %d segments) and SegmentFrame (%v, %d) disagree",
+				okInto, len(viaInto), okScratch, len(viaScratch))
+		}
 		c := vswitch.Frame{Data: append([]byte(nil), data...), Offload: off}
 		vswitch.CompleteChecksum(&c)
 	})

@@ -77,6 +77,26 @@ func l3Offset(b []byte) (int, uint16, bool) {
 // cut them themselves (a tunnel batching segments into one UDP GSO send)
 // use it; the switch uses it for ports that take no superframes.
 func SegmentFrame(f Frame, scratch []byte, emit func([]byte)) bool {
+	if len(scratch) < len(f.Data) {
+		return false
+	}
+	return segmentFrame(f, scratch, nil, emit)
+}
+
+// SegmentFrameInto is SegmentFrame for a caller that wants every segment
+// built in a buffer of its own, such as the room behind a tunnel header in
+// a batch of datagrams, which saves copying it there from a scratch
+// buffer. For each segment, next(n) returns where to build its n bytes (a
+// slice of at least n bytes that does not overlap f.Data); emit is then
+// called with those n bytes, complete. It reports false, and calls neither,
+// if f cannot be cut.
+func SegmentFrameInto(f Frame, next func(n int) []byte, emit func([]byte)) bool {
+	return segmentFrame(f, nil, next, emit)
+}
+
+// segmentFrame builds each segment in next's buffer or, if next is nil, in
+// scratch.
+func segmentFrame(f Frame, scratch []byte, next func(int) []byte, emit func([]byte)) bool {
 	b := f.Data
 	l3, et, ok := l3Offset(b)
 	if !ok {
@@ -129,7 +149,7 @@ func SegmentFrame(f Frame, scratch []byte, emit func([]byte)) bool {
 		return false
 	}
 	mss := int(f.Offload.GSOSize)
-	if mss == 0 || hdrLen > len(b) || len(scratch) < len(b) {
+	if mss == 0 || hdrLen > len(b) {
 		return false
 	}
 	payload := b[hdrLen:]
@@ -153,7 +173,12 @@ func SegmentFrame(f Frame, scratch []byte, emit func([]byte)) bool {
 	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
 		end := min(off+mss, len(payload))
 		n := hdrLen + end - off
-		seg := scratch[:n]
+		var seg []byte
+		if next != nil {
+			seg = next(n)[:n]
+		} else {
+			seg = scratch[:n]
+		}
 		copy(seg, b[:hdrLen])
 		copy(seg[hdrLen:], payload[off:end])
 		last := end == len(payload)

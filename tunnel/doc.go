@@ -53,8 +53,8 @@
 //
 // The Port takes superframes (64 KiB TCP and UDP GSO frames from TAPs with
 // offload) and frames with partial checksums. It cuts superframes itself
-// with vswitch.SegmentFrame, encapsulates every segment into one buffer,
-// and hands runs of equal-size datagrams to the kernel in one sendmsg with
+// with vswitch.SegmentFrameInto, building every segment in place behind its
+// header in one buffer of datagrams, and hands runs of equal-size datagrams to the kernel in one sendmsg with
 // UDP_SEGMENT (UDP GSO), or, without it, the batch in one sendmmsg. It
 // receives with recvmmsg and UDP_GRO, so one message can hold dozens of
 // datagrams from one peer, and merges consecutive TCP segments of a flow

@@ -11,10 +11,12 @@ import (
 //	   │         └─ broadcast, multicast, unknown ─► every peer (head-end replication)
 //	   ▼
 //	txBatch (builder) and txBuf (datagrams) from pools: nothing allocated
-//	   │  superframe: vswitch.SegmentFrame ──► one segment at a time
+//	   │  superframe: vswitch.SegmentFrameInto ──► each segment cut straight
+//	   │              into its place in the txBuf
 //	   │  frame with a partial checksum: completed in our copy
 //	   ▼
-//	add: copy behind headroom, EncodeVXLAN or Sealer.Seal in place;
+//	reserve + commit: room behind headroom (a single frame is copied
+//	     there), EncodeVXLAN or Sealer.Seal in place;
 //	     datagrams laid back to back in the txBuf
 //	   │
 //	   ▼  txBuf full, or end of frame
@@ -47,7 +49,8 @@ const (
 	// maxGSOBytes bounds one UDP GSO send: the payloads of all its
 	// datagrams share one UDP length field.
 	maxGSOBytes = maxDatagram
-	// scratchLen holds a superframe and a segment cut from it.
+	// scratchLen holds the largest frame: a segment too big to send is cut
+	// there to be dropped, and a coalesced frame is built in one.
 	scratchLen = 65535 + vswitch.EthHeaderLen + 4
 	// txQueueLen is how many full txBufs wait for the sender goroutine.
 	txQueueLen = 4
@@ -102,12 +105,14 @@ type txBatch struct {
 	one     [1]*peer
 	async   bool  // flush to the sender goroutine
 	err     error // first error of this Write (a sentinel)
+	tooBig  bool  // the segment being built goes to scratch, to be dropped
+	nextFn  func(int) []byte
 	emitFn  func([]byte)
 }
 
 func newTxBatch(p *Port) *txBatch {
 	t := &txBatch{p: p, scratch: make([]byte, scratchLen)}
-	t.emitFn = t.emitSegment
+	t.nextFn, t.emitFn = t.nextSegment, t.emitSegment
 	return t
 }
 
@@ -160,7 +165,7 @@ func (p *Port) Write(f vswitch.Frame) error {
 func (t *txBatch) frame(f vswitch.Frame) error {
 	p := t.p
 	if f.Offload.IsGSO() {
-		if !vswitch.SegmentFrame(f, t.scratch, t.emitFn) {
+		if !vswitch.SegmentFrameInto(f, t.nextFn, t.emitFn) {
 			p.drop(DropMalformed, 1)
 			t.fail(ErrFrame)
 		} else {
@@ -179,27 +184,62 @@ func (t *txBatch) fail(err error) {
 	}
 }
 
-// emitSegment is SegmentFrame's callback; bound once in newTxBatch.
-func (t *txBatch) emitSegment(seg []byte) { t.add(seg, vswitch.Offload{}) }
+// nextSegment and emitSegment are SegmentFrameInto's callbacks, bound
+// once in newTxBatch: each segment is built straight behind its header
+// room in the txBuf, so a superframe is copied once on its way to the
+// socket.
+func (t *txBatch) nextSegment(n int) []byte {
+	if room := t.reserve(n); room != nil {
+		return room
+	}
+	t.tooBig = true
+	return t.scratch[:n]
+}
 
-// add encapsulates one frame into the current txBuf, flushing it first if
-// it is full.
+func (t *txBatch) emitSegment(seg []byte) {
+	if t.tooBig {
+		t.tooBig = false
+		return // counted by reserve
+	}
+	t.commit(len(seg), vswitch.Offload{})
+}
+
+// add encapsulates one frame into the current txBuf.
 func (t *txBatch) add(frame []byte, o vswitch.Offload) {
+	if room := t.reserve(len(frame)); room != nil {
+		copy(room, frame)
+		t.commit(len(frame), o)
+	}
+}
+
+// reserve returns the room for an inner frame of n bytes behind the header
+// room of the next datagram in the current txBuf, flushing it first if it
+// is full. It counts the drop and returns nil if the frame is too big.
+func (t *txBatch) reserve(n int) []byte {
 	p := t.p
-	need := p.headroom + len(frame) + p.tailroom
-	if len(frame) > p.maxFrame || need > maxDatagram {
+	need := p.headroom + n + p.tailroom
+	if n > p.maxFrame || need > maxDatagram {
 		p.drop(DropTooBig, 1)
 		t.fail(ErrFrame)
-		return
+		return nil
 	}
 	b := t.cur
 	if b.nd == maxBatch || b.used+need > len(b.buf) {
 		t.flush()
 		b = t.cur
 	}
+	off := b.used + p.headroom
+	return b.buf[off : off+n]
+}
+
+// commit completes the datagram whose inner frame of n bytes reserve made
+// room for: the checksum if o asks for it, then the VXLAN header or the
+// seal.
+func (t *txBatch) commit(n int, o vswitch.Offload) {
+	p := t.p
+	b := t.cur
 	off := b.used
-	pkt := b.buf[off : off+p.headroom+len(frame)]
-	copy(pkt[p.headroom:], frame)
+	pkt := b.buf[off : off+p.headroom+n]
 	if o.NeedsCsum() && !completeChecksum(pkt[p.headroom:], o) {
 		p.drop(DropMalformed, 1)
 		t.fail(ErrFrame)
@@ -216,6 +256,7 @@ func (t *txBatch) add(frame []byte, o vswitch.Offload) {
 		// checked by New.
 		_ = EncodeVXLAN(pkt, p.vni)
 	}
+	need := p.headroom + n + p.tailroom
 	b.dg[b.nd] = dgram{off: off, n: need}
 	b.nd++
 	b.used += need

@@ -123,3 +123,54 @@ func TestPortCompletesPartialChecksums(t *testing.T) {
 		t.Fatal("Write completed the checksum in the caller's buffer")
 	}
 }
+
+// A superframe cut into segments too big for the tunnel loses those
+// segments, each counted, and Write says so; the segment that fits, and
+// the next superframe, still go through intact.
+func TestPortDropsSegmentsTooBig(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			a, b := newNode(t, 1, tunnel.Config{Mode: mode}), newNode(t, 2, tunnel.Config{Mode: mode})
+			mesh(t, a, b)
+			mtu := a.tun.Info().MTU
+			s := tcpSuper{dst: macN(2), src: macN(1), seq: 1000, ipID: 7,
+				srcIP: netip.MustParseAddr("10.0.0.1"), dstIP: netip.MustParseAddr("10.0.0.2")}
+			s.mss = mtu + 100 // every full segment is too big
+			s.payload = 3*s.mss + 10
+			big := s.frame()
+			segs := segments(t, big)
+			if err := a.tun.Write(big); err != tunnel.ErrFrame {
+				t.Fatalf("Write of a superframe with oversized segments: %v, want ErrFrame", err)
+			}
+			if d := a.tun.Stats().DropsBy[tunnel.DropTooBig]; d != 3 {
+				t.Fatalf("%d too-big drops, want 3", d)
+			}
+			s.mss, s.seq = mtu-52, 5000
+			s.payload = 4 * s.mss
+			good := s.frame()
+			if err := a.tun.Write(good); err != nil {
+				t.Fatal(err)
+			}
+			want := append(segs[3:], segments(t, good)...)
+			var got [][]byte
+			waitFor(t, "the segments that fit", func() bool {
+				for _, fr := range b.local.Take() {
+					got = append(got, segments(t, fr)...)
+				}
+				return len(got) >= len(want)
+			})
+			settle()
+			for _, fr := range b.local.Take() {
+				got = append(got, segments(t, fr)...)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d segments arrived, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("segment %d differs from what was sent", i)
+				}
+			}
+		})
+	}
+}

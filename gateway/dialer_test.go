@@ -3,9 +3,11 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -117,4 +119,60 @@ func TestDialerUDPKeepsClientAddress(t *testing.T) {
 		}
 	}
 	t.Fatal("no datagram reached the container")
+}
+
+// A connection from the Dialer can be reset, as the proxy resets the
+// container's side when the client's side fails: after SetLinger(0),
+// Close sends a RST and the container's read fails; a plain Close ends
+// the stream with a FIN, which the container reads as EOF.
+func TestDialerConnResets(t *testing.T) {
+	n := newEgressNet(t, gateway.Config{})
+	l, err := n.b.ListenTCP(82)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ends := make(chan error, 2)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+					ends <- fmt.Errorf("reading the greeting: %w", err)
+					return
+				}
+				_, err := c.Read(make([]byte, 1))
+				ends <- err
+			}()
+		}
+	}()
+	for _, reset := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := n.gw.Dialer(true).DialTCP(ctx, netip.MustParseAddrPort("198.51.100.7:40003"), netip.AddrPortFrom(n.b.Addr(), 82))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "hello")
+		if reset {
+			l, ok := c.(interface{ SetLinger(int) error })
+			if !ok {
+				t.Fatalf("%T has no SetLinger: the proxy cannot reset the container's side", c)
+			}
+			l.SetLinger(0)
+		}
+		c.Close()
+		err = <-ends
+		switch {
+		case !reset && err != io.EOF:
+			t.Errorf("after a plain Close the container read %v, want EOF", err)
+		case reset && (err == nil || err == io.EOF || !strings.Contains(err.Error(), "reset")):
+			t.Errorf("after SetLinger(0) and Close the container read %v, want a connection reset", err)
+		}
+	}
 }

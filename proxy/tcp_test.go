@@ -452,3 +452,40 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Errorf("stats after Close %+v, want the totals kept and nothing active", st)
 	}
 }
+
+// A client that resets its connection has the container's side reset
+// too (the Dialer's conn is closed with SO_LINGER 0), so the container
+// sees the failure as a failure and not as a clean end of stream.
+func TestClientResetReachesContainer(t *testing.T) {
+	leakCheck(t)
+	ends := make(chan error, 1)
+	srv := serveTCP(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			ends <- fmt.Errorf("reading the greeting: %w", err)
+			return
+		}
+		_, err := c.Read(make([]byte, 1))
+		ends <- err
+	})
+	m := newManager(t, proxy.Config{})
+	d := &proxytest.Loopback{Redirect: redirect(map[uint16]netip.AddrPort{80: srv}, nil)}
+	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::80"), ctrIP, d, proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", clientAddr(pubs[0]).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "hello") // the reset may overtake it: either read must see the reset
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	select {
+	case err := <-ends:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the container read %v after the client's reset, want ECONNRESET", err)
+		}
+	case <-time.After(ioTimeout):
+		t.Fatal("the container saw nothing of the client's reset")
+	}
+}

@@ -379,3 +379,51 @@ func TestPortsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// A client's reset crosses a published port on the default (netstack)
+// path: the container's read fails with ECONNRESET, as it would behind
+// docker-proxy's kernel sockets, rather than seeing a clean end of stream.
+func TestClientResetReachesContainer(t *testing.T) {
+	w := newWorld(t)
+	c := netnstest.New(t)
+	l, err := c.Listen("0.0.0.0:84")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ends := make(chan error, 1)
+	go func() {
+		s, err := l.Accept()
+		if err != nil {
+			ends <- err
+			return
+		}
+		defer s.Close()
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(s, make([]byte, 5)); err != nil {
+			ends <- fmt.Errorf("reading the greeting: %w", err)
+			return
+		}
+		_, err = s.Read(make([]byte, 1))
+		ends <- err
+	}()
+	w.d.MustRun("network", "create", "web", "--subnet", "10.240.0.0/24")
+	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c", "-p", "127.0.0.1:18084:84")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := w.host.Dial(ctx, "tcp", "127.0.0.1:18084") // the daemon's host namespace
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "hello") // the reset may overtake it: either read must see the reset
+	conn.(*net.TCPConn).SetLinger(0)
+	conn.Close()
+	select {
+	case err := <-ends:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the container read %v after the client's reset, want ECONNRESET", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the container saw nothing of the client's reset")
+	}
+}

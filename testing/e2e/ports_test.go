@@ -380,10 +380,11 @@ func TestPortsSurviveRestart(t *testing.T) {
 	}
 }
 
-// A client's reset crosses a published port on the default (netstack)
-// path: the container's read fails with ECONNRESET, as it would behind
-// docker-proxy's kernel sockets, rather than seeing a clean end of stream.
-func TestClientResetReachesContainer(t *testing.T) {
+// A reset crosses a published port on the default (netstack) path both
+// ways: the container's read fails with ECONNRESET when the client resets,
+// and the client's when the container resets, as behind docker-proxy's
+// kernel sockets, rather than either seeing a clean end of stream.
+func TestResetsCrossPublishedPort(t *testing.T) {
 	w := newWorld(t)
 	c := netnstest.New(t)
 	l, err := c.Listen("0.0.0.0:84")
@@ -425,5 +426,29 @@ func TestClientResetReachesContainer(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the container saw nothing of the client's reset")
+	}
+
+	// The other way: the container resets after the greeting.
+	go func() {
+		s, err := l.Accept()
+		if err != nil {
+			return
+		}
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.ReadFull(s, make([]byte, 5))
+		s.(*net.TCPConn).SetLinger(0)
+		s.Close()
+	}()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	conn, err = w.host.Dial(ctx2, "tcp", "127.0.0.1:18084")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "hello")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the client read %v after the container's reset, want ECONNRESET", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -93,21 +92,7 @@ func (d *Dialer) dialTCP(ctx context.Context, local, remote tcpip.FullAddress) (
 		ep.Close()
 		return nil, err
 	}
-	return &tcpConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep}, nil
-}
-
-// tcpConn is a netstack TCP connection that can also be reset on close,
-// which is how the proxy passes a client's reset on to the container.
-type tcpConn struct {
-	*gonet.TCPConn
-	ep tcpip.Endpoint
-}
-
-// SetLinger is net.TCPConn's: with sec 0, Close resets the connection
-// (RST) instead of ending it with a FIN; sec < 0 restores the default.
-func (c *tcpConn) SetLinger(sec int) error {
-	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: sec >= 0, Timeout: time.Duration(sec) * time.Second})
-	return nil
+	return newTCPConn(&wq, ep), nil
 }
 
 // tcpipError carries a netstack error as a Go error. A refused connection

@@ -198,7 +198,7 @@ func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
 	e.tcpActive.Add(1)
 	e.tcpTotal.Add(1)
 	defer e.tcpActive.Add(-1)
-	relay.Stream(gonet.NewTCPConn(&wq, ep), host)
+	relay.Stream(newTCPConn(&wq, ep), host)
 }
 
 // handleUDP runs inline in the netstack for the first datagram of a flow:

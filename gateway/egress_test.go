@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -323,5 +324,78 @@ func TestGatewayAnswersARPOnlyForItself(t *testing.T) {
 	}
 	if foreign.Load() != 0 {
 		t.Fatalf("the gateway sent %d ARP replies for addresses not its own", foreign.Load())
+	}
+}
+
+// A reset crosses an egress flow both ways, as the kernel's NAT passes an
+// RST through: the host server's reset fails the container's read, and the
+// container's reset fails the host server's.
+func TestEgressResetsCross(t *testing.T) {
+	n := newEgressNet(t, gateway.Config{HostLoopback: hostLoopback})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+	serverReads := make(chan error, 1)
+	accept := func(resetFirst bool) {
+		c, err := l.Accept()
+		if err != nil {
+			serverReads <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			serverReads <- fmt.Errorf("reading the greeting: %w", err)
+			return
+		}
+		if resetFirst {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			return
+		}
+		c.Write([]byte("ab"))
+		_, err = c.Read(make([]byte, 1))
+		serverReads <- err
+	}
+	dial := func() net.Conn {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := n.host.DialTCP(ctx, netip.AddrPortFrom(hostLoopback, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("hello"))
+		return c
+	}
+
+	// The host server resets.
+	go accept(true)
+	c := dial()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	c.Close()
+	if err == nil || errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("after the host server's reset the container read %v, want a connection reset", err)
+	}
+
+	// The container resets: it closes with "b" still unread, which a TCP
+	// stack answers with a RST.
+	go accept(false)
+	c = dial()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case err := <-serverReads:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("after the container's reset the host server read %v, want ECONNRESET", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host server saw nothing of the container's reset")
 	}
 }

@@ -31,13 +31,23 @@ type Result struct {
 	Err error
 }
 
+// lingerer is implemented by connections that can be reset on close
+// (*net.TCPConn, the gateway's netstack connections).
+type lingerer interface {
+	SetLinger(sec int) error
+}
+
 // Stream relays between a and b until both directions have ended, then
 // closes both. It blocks; run it on a goroutine of the connection's own.
+// A failure in either direction (a reset, a broken write) ends the relay
+// at once and is passed on as a reset: both connections are closed with
+// SO_LINGER 0 where they allow it, as the kernel's NAT would pass an RST
+// through.
 func Stream(a, b net.Conn) Result {
 	var closeA, closeB sync.Once
-	closeBoth := func() {
-		closeA.Do(func() { a.Close() })
-		closeB.Do(func() { b.Close() })
+	closeBoth := func(reset bool) {
+		closeA.Do(func() { closeConn(a, reset) })
+		closeB.Do(func() { closeConn(b, reset) })
 	}
 	var res Result
 	var errBToA error
@@ -49,19 +59,30 @@ func Stream(a, b net.Conn) Result {
 	var errAToB error
 	res.AToB, errAToB = copyAToB(b, a, closeBoth)
 	<-done
-	closeBoth()
+	closeBoth(false)
 	res.Err = errors.Join(errAToB, errBToA)
 	return res
 }
 
+func closeConn(c net.Conn, reset bool) {
+	if l, ok := c.(lingerer); ok && reset {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
 // copyAToB and copyBToA are the same; two names make stack dumps of a
 // stuck relay say which direction is stuck.
-func copyAToB(dst, src net.Conn, abort func()) (int64, error) { return half(dst, src, abort) }
-func copyBToA(dst, src net.Conn, abort func()) (int64, error) { return half(dst, src, abort) }
+func copyAToB(dst, src net.Conn, abort func(reset bool)) (int64, error) {
+	return half(dst, src, abort)
+}
+func copyBToA(dst, src net.Conn, abort func(reset bool)) (int64, error) {
+	return half(dst, src, abort)
+}
 
 // half copies src to dst until src ends, then shuts dst's write half. On
-// an error it aborts both connections so the other direction ends too.
-func half(dst, src net.Conn, abort func()) (int64, error) {
+// an error it resets both connections so the other direction ends too.
+func half(dst, src net.Conn, abort func(reset bool)) (int64, error) {
 	var n int64
 	var err error
 	_, dstTCP := dst.(*net.TCPConn)
@@ -72,7 +93,7 @@ func half(dst, src net.Conn, abort func()) (int64, error) {
 		n, err = Copy(dst, src, nil)
 	}
 	if err != nil {
-		abort()
+		abort(true)
 		return n, err
 	}
 	if cw, ok := dst.(closeWriter); ok {
@@ -80,7 +101,7 @@ func half(dst, src net.Conn, abort func()) (int64, error) {
 			return n, nil
 		}
 	}
-	abort() // cannot half-close: end the whole relay
+	abort(false) // cannot half-close: end the whole relay
 	return n, nil
 }
 

@@ -2,7 +2,8 @@
 // must: both directions at once, half-close propagated (when one side stops
 // sending, the other side's write half is shut, and the reply still flows),
 // both connections closed exactly once when both directions are done or
-// either fails, and no goroutine left behind.
+// either fails (a failure passed on as a reset), and no goroutine left
+// behind.
 //
 // When both ends are kernel TCP sockets io.Copy splices on Linux and no
 // byte crosses userspace; otherwise Copy moves the bytes through pooled

@@ -54,19 +54,15 @@ type Config struct {
 
 // Port is a TAP device as a vswitch.Port.
 type Port struct {
+	reader
 	cfg     Config
 	log     *zap.Logger
-	file    *os.File
 	raw     syscall.RawConn
 	name    string
 	offload bool
 	uso     bool
 
 	writers sync.Pool // *vnetWriter
-	closed  atomic.Bool
-	done    chan struct{}
-	started atomic.Bool
-	once    sync.Once
 
 	readErrors  atomic.Uint64
 	writeErrors atomic.Uint64
@@ -111,11 +107,10 @@ func Open(cfg Config) (*Port, error) {
 	p := &Port{
 		cfg:     cfg,
 		log:     cfg.Logger.Named("tap").With(zap.String("port", cfg.PortName), zap.String("ifname", res.name)),
-		file:    res.file,
+		reader:  reader{file: res.file, done: make(chan struct{})},
 		name:    res.name,
 		offload: res.offload,
 		uso:     res.uso,
-		done:    make(chan struct{}),
 	}
 	p.raw, err = p.file.SyscallConn()
 	if err != nil {
@@ -181,8 +176,7 @@ const readBufLen = vswitch.VnetHdrLen + 65535 + vswitch.EthHeaderLen + 4
 
 // Start implements vswitch.Port: it starts the reader goroutine.
 func (p *Port) Start(in vswitch.Ingress) error {
-	p.started.Store(true)
-	go p.read(in)
+	p.start(func() { p.read(in) })
 	return nil
 }
 
@@ -196,7 +190,6 @@ func (p *Port) Start(in vswitch.Ingress) error {
 // (request/response rate down 35%: the thread must win a P back after
 // every wakeup).
 func (p *Port) read(in vswitch.Ingress) {
-	defer close(p.done)
 	buf := make([]byte, readBufLen)
 	for {
 		n, err := p.file.Read(buf)
@@ -212,7 +205,7 @@ func (p *Port) read(in vswitch.Ingress) {
 
 // readFailed handles a read error; it reports whether the reader must stop.
 func (p *Port) readFailed(err error) bool {
-	if p.closed.Load() || errors.Is(err, os.ErrClosed) {
+	if p.stopping(err) {
 		return true
 	}
 	if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EIO) {
@@ -305,17 +298,7 @@ func (w *vnetWriter) write(fd uintptr) bool {
 // Close implements vswitch.Port: it stops the reader and closes the file.
 // The device itself stays (it is persistent) for a later Open with
 // Existing.
-func (p *Port) Close() error {
-	var err error
-	p.once.Do(func() {
-		p.closed.Store(true)
-		err = p.file.Close()
-		if p.started.Load() {
-			<-p.done
-		}
-	})
-	return err
-}
+func (p *Port) Close() error { return p.close() }
 
 // Unpersist clears the device's persistent flag: the kernel deletes the
 // interface when the port is closed (by Close, or by the switch's Detach).

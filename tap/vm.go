@@ -47,16 +47,11 @@ type VMConfig struct {
 
 // VMPort is the host side of a VM's TAP as a switch port.
 type VMPort struct {
+	reader  // on the AF_PACKET socket
 	cfg     VMConfig
 	log     *zap.Logger
-	file    *os.File // the AF_PACKET socket
 	raw     sysRawConn
 	ifindex int
-
-	done    chan struct{}
-	started atomic.Bool
-	closed  atomic.Bool
-	once    sync.Once
 
 	readErrors, writeErrors atomic.Uint64
 	sendPool                sync.Pool
@@ -112,7 +107,7 @@ func OpenVM(cfg VMConfig) (*VMPort, error) {
 	}
 	p := &VMPort{
 		cfg: cfg, log: cfg.Logger.Named("vmtap").With(zap.String("port", cfg.PortName)),
-		file: file, ifindex: link.Attrs().Index, done: make(chan struct{}),
+		reader: reader{file: file, done: make(chan struct{})}, ifindex: link.Attrs().Index,
 	}
 	rc, err := file.SyscallConn()
 	if err != nil {
@@ -191,18 +186,16 @@ func (p *VMPort) Info() vswitch.PortInfo {
 
 // Start implements vswitch.Port.
 func (p *VMPort) Start(in vswitch.Ingress) error {
-	p.started.Store(true)
-	go p.read(in)
+	p.start(func() { p.read(in) })
 	return nil
 }
 
 func (p *VMPort) read(in vswitch.Ingress) {
-	defer close(p.done)
 	buf := make([]byte, readBufLen)
 	for {
 		n, err := p.file.Read(buf)
 		if err != nil {
-			if p.closed.Load() || errors.Is(err, os.ErrClosed) {
+			if p.stopping(err) {
 				return
 			}
 			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) {
@@ -274,17 +267,7 @@ func (p *VMPort) Write(f vswitch.Frame) error {
 
 // Close implements vswitch.Port; the device stays for a later OpenVM
 // with Existing.
-func (p *VMPort) Close() error {
-	var err error
-	p.once.Do(func() {
-		p.closed.Store(true)
-		err = p.file.Close()
-		if p.started.Load() {
-			<-p.done
-		}
-	})
-	return err
-}
+func (p *VMPort) Close() error { return p.close() }
 
 // Name returns the interface name.
 func (p *VMPort) Name() string { return p.cfg.Name }

@@ -298,3 +298,8 @@ func (t *fdb) entries(now int64) []FDBEntry {
 	}
 	return out
 }
+
+// LinkOf returns the link the forwarding table has mac behind, or nil if
+// mac is unknown or aged out: for the control plane, which learns there
+// which port a DHCP client's MAC is on.
+func (s *Switch) LinkOf(mac MAC) *Link { return s.fdb.lookup(mac, s.now.Load()) }

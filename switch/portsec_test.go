@@ -177,6 +177,12 @@ func TestBoundMACIsStatic(t *testing.T) {
 	if !static {
 		t.Errorf("FDB() = %+v, want %s static on p0", f.sw.FDB(), boundMAC)
 	}
+	if l := f.sw.LinkOf(boundMAC); l != f.links[0] {
+		t.Errorf("LinkOf(%s) = %v, want p0", boundMAC, l)
+	}
+	if l := f.sw.LinkOf(mac(99)); l != nil {
+		t.Errorf("LinkOf(unknown) = %v, want nil", l.Name())
+	}
 	// Another port cannot be bound to the same MAC.
 	if err := f.links[2].SetBinding(&vswitch.Binding{MAC: boundMAC}); !errors.Is(err, vswitch.ErrMACBound) {
 		t.Fatalf("binding p2 to p0's MAC: err = %v, want ErrMACBound", err)

@@ -18,8 +18,10 @@
 //	   ├─ destination known ──► one egress Link ─┐
 //	   └─ broadcast, multicast, unknown ──► every other Link (flood)
 //	                                             │
-//	   isolation (icc=false), egress MTU,        │
-//	   offload fix-ups (checksum, segmentation) ◄┘
+//	   isolation (icc=false), egress MTU         │
+//	   (too big: ICMP "fragmentation needed" to  │
+//	   the sender, pmtu.go), offload fix-ups     │
+//	   (checksum, segmentation)                 ◄┘
 //	   │
 //	   ▼
 //	Port.Write(Frame)   synchronous; the port copies if it queues

@@ -114,7 +114,10 @@ func TestAbortResetsBoth(t *testing.T) {
 				t.Fatalf("client read %v after the server side was reset, want ECONNRESET", err)
 			}
 			select {
-			case <-done:
+			case r := <-done:
+				if !errors.Is(r.Err, syscall.ECONNRESET) {
+					t.Errorf("Result.Err %v, want the server side's ECONNRESET", r.Err)
+				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("relay still running after one side was reset")
 			}

@@ -121,6 +121,7 @@ type Manager struct {
 	epoch       time.Time
 	unprivStart func() (uint16, error)
 	netns       netnsPools // NetnsDialer's sockets; has its own lock
+	datagrams   sync.Pool  // UDP flows' reply buffers (newDatagramBuf)
 
 	// mu guards everything below. It is held while binding sockets (a
 	// few syscalls) so that concurrent Publish calls cannot pick the same
@@ -219,6 +220,7 @@ func (m *Manager) initLocked() {
 	c.MaxUDPFlows = positiveOr(c.MaxUDPFlows, DefaultMaxUDPFlows)
 	c.NetnsPoolIdle = positiveOr(c.NetnsPoolIdle, DefaultNetnsPoolIdle)
 	m.netns.init(c.NetnsPoolIdle)
+	m.datagrams.New = newDatagramBuf
 	m.ephemeral = c.EphemeralRange
 	if m.ephemeral.Len() == 0 {
 		r, err := EphemeralRange()
@@ -298,7 +300,7 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 			continue
 		}
 		u := newUDPBinding(base, s.udp, m.epoch,
-			positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows))
+			positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows), &m.datagrams)
 		m.udp[u] = struct{}{}
 		e.bindings = append(e.bindings, u)
 	}

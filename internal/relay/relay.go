@@ -62,6 +62,8 @@ type Result struct {
 type Relay struct {
 	a, b net.Conn
 	cfg  Config
+	wg   sync.WaitGroup // Run's goroutine
+	bToA int64          // what it copied, once wg is done
 
 	mu     sync.Mutex
 	ended  bool  // end has run: both connections are closed or closing
@@ -89,19 +91,20 @@ func Stream(a, b net.Conn) Result {
 // connections are closed with SO_LINGER 0 where they allow it, as the
 // kernel's NAT would pass an RST through.
 func (r *Relay) Run() Result {
-	var res Result
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		res.BToA = r.copyBToA()
-	}()
-	res.AToB = r.copyAToB()
-	<-done
+	r.wg.Add(1)
+	go r.runBToA()
+	aToB := r.copyAToB()
+	r.wg.Wait()
 	r.end(false, nil)
 	r.mu.Lock()
-	res.Err = r.err
-	r.mu.Unlock()
-	return res
+	defer r.mu.Unlock()
+	return Result{AToB: aToB, BToA: r.bToA, Err: r.err}
+}
+
+// runBToA is Run's goroutine.
+func (r *Relay) runBToA() {
+	defer r.wg.Done()
+	r.bToA = r.copyBToA()
 }
 
 // Abort ends the relay at once and resets both connections, so that

@@ -57,13 +57,7 @@ func expectReset(t *testing.T, who string, c *net.TCPConn) {
 // Config's counters advance while the relay runs (on the splice path at
 // each MiB), not only when it ends.
 func TestCountersLive(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		wrap func(net.Conn) net.Conn
-	}{
-		{"splice", func(c net.Conn) net.Conn { return c }},
-		{"buffered", func(c net.Conn) net.Conn { return plainConn{c.(*net.TCPConn)} }},
-	} {
+	for _, tc := range copyPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			base := runtime.NumGoroutine()
 			client, a := pair(t)

@@ -22,6 +22,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchyard-net/switchyard/internal/nsenter"
+	"github.com/switchyard-net/switchyard/internal/rootfs"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -96,8 +97,11 @@ type Endpoint struct {
 	DHCP bool `json:"dhcp,omitempty"`
 	// Aliases are more DNS names of the endpoint's address.
 	Aliases []string `json:"aliases,omitempty"`
-	// ResolvConf is the resolv.conf connect wrote, removed on disconnect.
-	ResolvConf string `json:"resolv_conf,omitempty"`
+	// ResolvConf is the resolv.conf connect wrote, removed on disconnect;
+	// for a process's own file, ResolvConfPrev is what it held before,
+	// put back on disconnect.
+	ResolvConf     string           `json:"resolv_conf,omitempty"`
+	ResolvConfPrev *rootfs.Previous `json:"resolv_conf_prev,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

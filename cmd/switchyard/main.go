@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon"
-	"github.com/switchyard-net/switchyard/daemon/run"
+	"github.com/switchyard-net/switchyard/run"
 	"github.com/switchyard-net/switchyard/tap"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/switchyard-net/switchyard/daemon/run"
+	"github.com/switchyard-net/switchyard/run"
 )
 
 func runCommand() *cli.Command {

@@ -45,7 +45,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "switchyard",
 		Usage:   "userspace virtual switch and port proxy: Docker's bridge networking in one unprivileged process",
 		Version: daemon.Version,
@@ -80,6 +80,8 @@ func newApp() *cli.App {
 		DisableSliceFlagSeparator: true,
 		EnableBashCompletion:      true,
 	}
+	prepareCommands(app.Commands)
+	return app
 }
 
 // defaultSocket is /run/switchyard/switchyard.sock for root and

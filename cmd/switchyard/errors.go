@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -10,18 +11,32 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/api"
 )
 
-// A daemon's validation error names this command's flags, not the API's
+// How the CLI reports errors. main prints every error once, as
+// "switchyard: MESSAGE" on stderr: urfave/cli's own printing (the whole
+// help and the error, then the error again) is switched off. A usage
+// error is one line naming the bad input and pointing at --help; a
+// daemon's validation error names this command's flags, not the API's
 // fields.
 
-// prepareCommands gives every command, at every depth, the translation
-// of validation errors into flag names.
+// prepareCommands gives every command, at every depth, the CLI's usage
+// error and the translation of validation errors into flag names.
 func prepareCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
+		cmd.OnUsageError = usageError
 		if action := cmd.Action; action != nil {
 			cmd.Action = func(c *cli.Context) error { return inFlagWords(c, action(c)) }
 		}
 		prepareCommands(cmd.Subcommands)
 	}
+}
+
+// usageError is a cli.OnUsageErrorFunc: one line, exit status 2.
+func usageError(c *cli.Context, err error, _ bool) error {
+	path := commandPath(c)
+	if path == "" {
+		return cli.Exit(fmt.Sprintf("%v (see 'switchyard --help')", err), 2)
+	}
+	return cli.Exit(fmt.Sprintf("%s: %v (see 'switchyard %s --help')", path, err, path), 2)
 }
 
 // flagWordsError is an error whose text was rewritten in the CLI's words;

@@ -79,6 +79,9 @@ func newApp() *cli.App {
 		// a -p value may carry ",path=splice".
 		DisableSliceFlagSeparator: true,
 		EnableBashCompletion:      true,
+		// main prints errors, once (errors.go).
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
 	}
 	prepareCommands(app.Commands)
 	return app

@@ -23,8 +23,8 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "network", Usage: "a CIDR for the command's network, a daemon network's name, none, host, or container:[NETWORK/]NAME (share an endpoint's namespace)"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax (repeatable)"},
 			&cli.StringFlag{Name: "name", Usage: "register with the running daemon under this name (switchyard port add/ls then work on it)"},
-			&cli.StringFlag{Name: "dns", Usage: "the resolver the command uses (default: the network's DNS server at the gateway, which forwards to the host's)"},
-			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the network's DNS server forwards (default /etc/resolv.conf)"},
+			&cli.StringFlag{Name: "dns", Usage: "the resolver the command uses", DefaultText: "the network's DNS server at the gateway, which forwards to the host's"},
+			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the network's DNS server forwards", DefaultText: "/etc/resolv.conf"},
 			&cli.BoolFlag{Name: "host-loopback", Usage: "let the command reach the host's 127.0.0.1 at 169.254.1.2"},
 		},
 		Action: func(c *cli.Context) error {

@@ -93,18 +93,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if cfg.PublishAll && len(cfg.Expose) == 0 {
-		return 0, errors.New("-P publishes the ports given with --expose, and there are none: add --expose PORT[-PORT][/PROTO], or publish with -p")
+	if err := checkPublish(cfg, mode); err != nil {
+		return 0, err
 	}
-	publishes := len(cfg.Publish) > 0 || cfg.PublishAll
 	if mode.kind == modeHost {
-		if publishes {
-			fmt.Fprintln(cfg.Stderr, "switchyard run: --network host: the command uses the host's network itself; -p and -P are ignored")
-		}
 		return runHost(ctx, cfg)
-	}
-	if mode.kind == modeContainer && publishes {
-		return 0, fmt.Errorf("--network %s shares that endpoint's network: publish its ports with `switchyard port add NETWORK/NAME SPEC`, not -p or -P", cfg.Network)
 	}
 	if mode.kind != modeNone && mode.kind != modeContainer && os.Geteuid() != 0 {
 		if err := checkTun(); err != nil {
@@ -138,6 +131,23 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	r.mark("go-ahead")
 	return r.wait(ctx), nil
+}
+
+// checkPublish checks -p, -P and --expose against the network mode.
+func checkPublish(cfg Config, mode networkMode) error {
+	if cfg.PublishAll && len(cfg.Expose) == 0 {
+		return errors.New("-P publishes the ports given with --expose, and there are none: add --expose PORT[-PORT][/PROTO], or publish with -p")
+	}
+	if len(cfg.Publish) == 0 && !cfg.PublishAll {
+		return nil
+	}
+	switch mode.kind {
+	case modeHost:
+		fmt.Fprintln(cfg.Stderr, "switchyard run: --network host: the command uses the host's network itself; -p and -P are ignored")
+	case modeContainer:
+		return fmt.Errorf("--network %s shares that endpoint's network: publish its ports with `switchyard port add NETWORK/NAME SPEC`, not -p or -P", cfg.Network)
+	}
+	return nil
 }
 
 // mark logs how long the run has taken to reach a stage (debug level).

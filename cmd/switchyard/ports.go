@@ -53,10 +53,7 @@ func portCommand() *cli.Command {
 
 // portAdd is `port add NETWORK/NAME SPEC`.
 func portAdd(c *cli.Context) error {
-	if err := needArgs(c, 2, "NETWORK/NAME SPEC   (SPEC: Docker's -p syntax, like 8443:443 or 127.0.0.1::5000/udp)"); err != nil {
-		return err
-	}
-	network, name, err := splitEndpoint(c.Args().Get(0))
+	network, name, err := endpointAndSpec(c, "NETWORK/NAME SPEC   (SPEC: Docker's -p syntax, like 8443:443 or 127.0.0.1::5000/udp)")
 	if err != nil {
 		return err
 	}
@@ -75,16 +72,22 @@ func portAdd(c *cli.Context) error {
 
 // portRemove is `port rm NETWORK/NAME SPEC`.
 func portRemove(c *cli.Context) error {
-	if err := needArgs(c, 2, "NETWORK/NAME SPEC"); err != nil {
-		return err
-	}
-	network, name, err := splitEndpoint(c.Args().Get(0))
+	network, name, err := endpointAndSpec(c, "NETWORK/NAME SPEC")
 	if err != nil {
 		return err
 	}
 	cl, ctx, cancel := client(c)
 	defer cancel()
 	return cl.RemovePort(ctx, network, name, c.Args().Get(1))
+}
+
+// endpointAndSpec checks the NETWORK/NAME SPEC arguments of port add and
+// rm and returns the network and the endpoint's name.
+func endpointAndSpec(c *cli.Context, usage string) (string, string, error) {
+	if err := needArgs(c, 2, usage); err != nil {
+		return "", "", err
+	}
+	return splitEndpoint(c.Args().Get(0))
 }
 
 // portFilter is the PORT[/PROTO] of `port ls`; the zero value shows all.

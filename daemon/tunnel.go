@@ -393,7 +393,7 @@ func (d *Daemon) RemoveTunnelPeer(name, addr string) error {
 	}
 	i := slices.Index(n.rec.Tunnel.Peers, ap)
 	if i < 0 {
-		return notFound("%s is not a static peer of network %q (peers from --cluster come and go with their leases)", ap, name)
+		return notFound("%s is not a static peer of network %q (peers from the cluster come and go with their leases)", ap, name)
 	}
 	rec := n.rec
 	tc := *rec.Tunnel

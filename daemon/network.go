@@ -133,7 +133,7 @@ func (d *Daemon) pickSubnet() (netip.Prefix, error) {
 	}
 	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
 	if err != nil {
-		return netip.Prefix{}, conflict("no free subnet left in the default pools ; choose a subnet for the network: %v", err)
+		return netip.Prefix{}, conflict("no free subnet left in the default pools; choose a subnet for the network: %v", err)
 	}
 	return p, nil
 }

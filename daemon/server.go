@@ -205,12 +205,12 @@ func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.Status
 func replyStatus(w http.ResponseWriter, status int, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		code, kind := api.Classify(err)
+		code, body := api.Body(err)
 		if errors.Is(err, errClosed) {
 			code = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(api.Error{Message: err.Error(), Kind: kind})
+		json.NewEncoder(w).Encode(body)
 		return
 	}
 	if status == http.StatusNoContent {

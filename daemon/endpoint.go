@@ -230,7 +230,7 @@ func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.En
 	default:
 		return rec, invalid("say which network namespace to connect: --netns PATH or --pid PID")
 	}
-	id, err := nsenter.Stat(rec.NetNS)
+	id, err := nsenter.Foreign(rec.NetNS)
 	if err != nil {
 		return rec, invalid("%v", err)
 	}

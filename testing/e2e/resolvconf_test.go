@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-net/switchyard/testing/clitest"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
 // container starts a process in its own mount and network namespaces,
@@ -100,5 +101,31 @@ func TestWriteResolvConfRestoresOnDisconnect(t *testing.T) {
 	d.MustRun("disconnect", "web", "c")
 	if b, err := os.ReadFile(file); err != nil || string(b) != "nameserver 192.0.2.53\n" {
 		t.Fatalf("the container's resolv.conf after disconnect: %q, %v; want the original back", b, err)
+	}
+}
+
+// connect refuses the daemon's own network namespace, whatever path
+// names it (a TAP there would be a host interface), and files that are not
+// network namespaces, with an error naming the path; nothing is attached.
+func TestConnectRefusesHostAndNonNamespaces(t *testing.T) {
+	d := clitest.NewDaemon(t)
+	// The daemon's "host" is a namespace of the test's: were the check
+	// missing, the TAP would land there, not on this machine.
+	d.Wrap = []string{"nsenter", "--net=" + netnstest.New(t).Path}
+	d.Start()
+	d.MustRun("network", "create", "web", "--subnet", "10.246.2.0/24")
+	self := "/proc/" + strconv.Itoa(d.PID()) + "/ns/net"
+	for _, tc := range []struct{ path, want string }{
+		{self, "daemon's own network namespace"},
+		{"/proc/" + strconv.Itoa(d.PID()) + "/ns/mnt", "not a network namespace"},
+		{"/proc/version", "not a network namespace"},
+	} {
+		r := d.Run("connect", "web", "--netns", tc.path, "--name", "x")
+		if r.Code == 0 || !strings.Contains(r.Stderr, tc.path) || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("connect --netns %s: want an error naming it and saying %q:\n%s", tc.path, tc.want, r)
+		}
+	}
+	if es := endpoints(t, d, "web"); len(es) != 0 {
+		t.Errorf("refused connects left endpoints: %+v", es)
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	HostLoopback netip.Addr
 	// Egress bounds and times egress flows.
 	Egress EgressConfig
+	// Refuse, if set, is asked about each egress flow's host destination
+	// (after HostLoopback is mapped to 127.0.0.1); true refuses the flow
+	// as on an internal network. The daemon keeps containers away from
+	// its own listeners with it. It must be safe for concurrent use.
+	Refuse func(netip.AddrPort) bool
 	// NAT, if set, translates packets for published ports that arrive
 	// from inside the network (hairpin) before the netstack sees them.
 	// The gateway sweeps its connection table; the owner sets its
@@ -321,8 +326,18 @@ func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
 // egressTarget maps a destination a container asked for to the host
 // address to reach it at, and reports false if the flow must not leave:
 // the gateway itself, the network's own subnet, the host's loopback (unless
-// through HostLoopback), broadcast and multicast.
+// through HostLoopback), broadcast and multicast, and what Config.Refuse
+// refuses.
 func (g *Gateway) egressTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
+	target, ok := g.mapEgress(dst)
+	if ok && g.cfg.Refuse != nil && g.cfg.Refuse(target) {
+		return dst, false
+	}
+	return target, ok
+}
+
+// mapEgress is egressTarget without Config.Refuse.
+func (g *Gateway) mapEgress(dst netip.AddrPort) (netip.AddrPort, bool) {
 	a := dst.Addr()
 	switch {
 	case g.cfg.Internal:

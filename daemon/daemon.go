@@ -166,6 +166,9 @@ func (d *Daemon) restore() error {
 	if err != nil {
 		return fmt.Errorf("read endpoints from %s: %w", d.store.Path(), err)
 	}
+	for _, w := range d.store.Warnings() {
+		d.log.Warn(w)
+	}
 	restored := 0
 	for _, rec := range eps {
 		n := d.networks[rec.Network]

@@ -10,18 +10,30 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/switchyard-net/switchyard/internal/nsenter"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 // A namespace is a namespace of its own, as root or not: its interfaces
-// are not the host's, commands and sockets work inside it, and it is gone
-// once deleted.
+// are not the host's, commands work inside it, and it is gone once
+// deleted.
 func TestNamespace(t *testing.T) {
+	ns := newWithLink(t)
+	if _, err := os.Stat("/sys/class/net/v0"); err == nil {
+		t.Fatal("v0 appeared in the test's own namespace")
+	}
+	if out, err := netnstest.Delete(ns); err != nil {
+		t.Fatalf("delete: %v %s", err, out)
+	}
+	if _, err := nsenter.Stat(ns.Path); err == nil {
+		t.Errorf("%s still exists after Delete", ns.Path)
+	}
+}
+
+// newWithLink returns a new namespace with 10.9.0.1/24 on v0, one end of
+// a veth pair whose other end, v1, has no address.
+func newWithLink(t *testing.T) *netnstest.NS {
+	t.Helper()
 	ns := netnstest.New(t)
 	t.Logf("euid %d: namespace %s at %s", os.Geteuid(), ns.Name, ns.Path)
 	host, err := nsenter.Current()
@@ -42,11 +54,14 @@ func TestNamespace(t *testing.T) {
 	if links := ns.MustRun("ip", "-brief", "link"); !strings.Contains(links, "v0") || !strings.Contains(links, "lo") {
 		t.Fatalf("links in the namespace:\n%s", links)
 	}
-	if _, err := os.Stat("/sys/class/net/v0"); err == nil {
-		t.Fatal("v0 appeared in the test's own namespace")
-	}
+	return ns
+}
 
-	// TCP inside the namespace, both ends made by the package.
+// Sockets made by the package belong to the namespace, as root or not:
+// TCP and UDP inside it, a refused port refused, and a connect to an
+// address nobody answers for bounded by its context.
+func TestSockets(t *testing.T) {
+	ns := newWithLink(t)
 	l, err := ns.Listen("10.9.0.1:7000")
 	if err != nil {
 		t.Fatal(err)
@@ -109,15 +124,6 @@ func TestNamespace(t *testing.T) {
 	buf := make([]byte, 64)
 	if n, _, err := pc.ReadFrom(buf); string(buf[:n]) != "datagram" {
 		t.Errorf("UDP in the namespace: %q (%v)", buf[:n], err)
-	}
-
-	l.Close()
-	pc.Close()
-	if out, err := netnstest.Delete(ns); err != nil {
-		t.Fatalf("delete: %v %s", err, out)
-	}
-	if _, err := nsenter.Stat(ns.Path); err == nil {
-		t.Errorf("%s still exists after Delete", ns.Path)
 	}
 }
 

@@ -384,9 +384,13 @@ func (g *Gateway) Stats() EgressStats {
 }
 
 // Close detaches the gateway from the switch and shuts its netstack down,
-// ending every egress flow.
+// ending every egress flow. When it returns, no goroutine of the gateway's
+// is left: every egress relay has ended.
 func (g *Gateway) Close() {
 	g.cancel()
+	if g.egress != nil {
+		g.egress.shut()
+	}
 	g.wg.Wait()
 	if g.nat != nil {
 		g.nat.wait()
@@ -398,6 +402,9 @@ func (g *Gateway) Close() {
 	if g.link != nil {
 		g.sw.Detach(g.link)
 	}
-	g.stack.Close()
+	g.stack.Close() // aborts the netstack's endpoints: relays blocked on them end
+	if g.egress != nil {
+		g.egress.wait()
+	}
 	g.stack.Wait()
 }

@@ -131,14 +131,3 @@ func DecodeVXLAN(b []byte) (vni uint32, inner []byte, err error) {
 func MTUFor(linkMTU int) int {
 	return max(linkMTU-Overhead, 0)
 }
-
-// EtherTypes, IP protocols and header lengths the receive path looks at.
-const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86dd
-	ipProtoTCP    = 6
-	ipProtoUDP    = 17
-	ipv4MinLen    = 20
-	ipv6HeaderLen = 40
-	ipv4FragMask  = 0x3fff // MF flag and fragment offset
-)

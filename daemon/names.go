@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -112,13 +111,10 @@ func resolvConfPath(rec store.Endpoint) (string, error) {
 	return "", invalid("--write-resolv-conf: namespace %s is neither /var/run/netns/NAME nor a --pid: there is no resolv.conf of its own to write", rec.NetNS)
 }
 
-// writeResolvConf writes the endpoint's resolv.conf, naming the network's
-// DNS server.
-func writeResolvConf(n *network, rec store.Endpoint) (string, error) {
-	path, err := resolvConfPath(rec)
-	if err != nil {
-		return "", err
-	}
+// resolvConfText is the resolv.conf --write-resolv-conf writes for an
+// endpoint of n: the network's DNS server, and its name as the search
+// domain.
+func resolvConfText(n *network) []byte {
 	var b strings.Builder
 	b.WriteString("# written by switchyard connect --write-resolv-conf\n")
 	fmt.Fprintf(&b, "nameserver %s\n", n.rec.Gateway)
@@ -126,25 +122,17 @@ func writeResolvConf(n *network, rec store.Endpoint) (string, error) {
 		fmt.Fprintf(&b, "search %s\n", n.rec.Name)
 	}
 	b.WriteString("options ndots:0\n")
-	if rec.PID == 0 {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return "", fmt.Errorf("--write-resolv-conf: %w", err)
-		}
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return "", fmt.Errorf("--write-resolv-conf: %w", err)
-	}
-	return path, nil
+	return []byte(b.String())
 }
 
 // removeResolvConf removes what writeResolvConf wrote for a named
 // namespace (a process's own file is left: it belongs to its filesystem).
-func removeResolvConf(rec store.Endpoint) {
+func (d *Daemon) removeResolvConf(rec store.Endpoint) {
 	if rec.ResolvConf == "" || rec.PID > 0 {
 		return
 	}
-	if err := os.Remove(rec.ResolvConf); err == nil || errors.Is(err, os.ErrNotExist) {
-		os.Remove(filepath.Dir(rec.ResolvConf)) // only if empty
+	if err := d.attach.RemoveResolvConf(rec.ResolvConf, true); err != nil {
+		d.log.Warn("removing resolv.conf", zap.String("endpoint", rec.Key()), zap.Error(err))
 	}
 }
 
@@ -178,24 +166,38 @@ func dhcpLeases(n *network) []api.DHCPLease {
 	return out
 }
 
-// resolvConfLocked writes e's resolv.conf (--write-resolv-conf) and
-// records it, so that disconnect removes it.
-func (d *Daemon) resolvConfLocked(n *network, e *endpoint) error {
-	if e.rec.TapOnly {
+// checkResolvConf tells whether --write-resolv-conf can be done for rec,
+// before anything is made for it.
+func checkResolvConf(rec store.Endpoint) error {
+	if rec.TapOnly {
 		return invalid("--write-resolv-conf: a --tap-only endpoint has no namespace; its VM gets the resolver by DHCP")
 	}
-	if e.rec.PID > 0 && sameMountNS(e.rec.PID) {
-		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", e.rec.PID)
+	if _, err := resolvConfPath(rec); err != nil {
+		return err
 	}
-	path, err := writeResolvConf(n, e.rec)
+	if rec.PID > 0 && sameMountNS(rec.PID) {
+		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", rec.PID)
+	}
+	return nil
+}
+
+// writeResolvConf writes e's resolv.conf (--write-resolv-conf) and records
+// it, so that disconnect removes it. On error nothing stays written.
+func (d *Daemon) writeResolvConf(n *network, e *endpoint) error {
+	path, err := resolvConfPath(e.rec)
 	if err != nil {
 		return err
 	}
-	e.rec.ResolvConf = path
-	if err := d.store.PutEndpoint(e.rec); err != nil {
-		removeResolvConf(e.rec)
-		return fmt.Errorf("connect %s: save state: %w", e.rec.Key(), err)
+	if err := d.attach.WriteResolvConf(path, resolvConfText(n), e.rec.PID == 0); err != nil {
+		return fmt.Errorf("--write-resolv-conf: %w", err)
 	}
+	rec := e.rec
+	rec.ResolvConf = path
+	if err := d.store.PutEndpoint(rec); err != nil {
+		d.removeResolvConf(rec)
+		return fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	e.rec = rec
 	return nil
 }
 

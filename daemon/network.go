@@ -47,6 +47,30 @@ type network struct {
 	tun       *netTunnel // nil unless the network spans hosts
 	names     int        // names the DNS server answers
 	endpoints map[string]*endpoint
+	// pending holds the records of endpoints being connected or
+	// disconnected: their names, namespaces and addresses are taken,
+	// though they are in no other table.
+	pending map[string]store.Endpoint
+}
+
+// records returns the records of the network's endpoints, those being
+// connected or disconnected included.
+func (n *network) records() []store.Endpoint {
+	out := make([]store.Endpoint, 0, len(n.endpoints)+len(n.pending))
+	for _, e := range n.endpoints {
+		out = append(out, e.rec)
+	}
+	for _, rec := range n.pending {
+		out = append(out, rec)
+	}
+	return out
+}
+
+// taken reports whether an endpoint of the network, or one being connected
+// or disconnected, has the name.
+func (n *network) taken(name string) bool {
+	_, pending := n.pending[name]
+	return pending || n.endpoints[name] != nil
 }
 
 // sortedEndpoints returns the network's endpoints by name.
@@ -312,7 +336,8 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 		closeTunnel()
 		return nil, err
 	}
-	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{}}
+	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{},
+		pending: map[string]store.Endpoint{}}
 	if err := d.startDNS(n); err != nil {
 		n.shutdown()
 		closeTunnel()
@@ -325,7 +350,7 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 			return nil, err
 		}
 	}
-	d.syncNATLocked(n)
+	d.syncNATLocked(n, d.hostAddrs())
 	return n, nil
 }
 
@@ -353,10 +378,10 @@ func (d *Daemon) RemoveNetwork(name string) error {
 	if n.rec.Default {
 		return conflict("%s is the default network and cannot be removed", name)
 	}
-	if len(n.endpoints) > 0 {
-		names := make([]string, 0, len(n.endpoints))
-		for e := range n.endpoints {
-			names = append(names, e)
+	if len(n.endpoints)+len(n.pending) > 0 {
+		names := make([]string, 0, len(n.endpoints)+len(n.pending))
+		for _, rec := range n.records() {
+			names = append(names, rec.Name)
 		}
 		sort.Strings(names)
 		return conflict("network %q has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))

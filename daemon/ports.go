@@ -93,10 +93,10 @@ func (d *Daemon) dialer(n *network, e *endpoint, ps portSpec) proxy.Dialer {
 	return n.gw.Dialer(ps.source != sourceGateway)
 }
 
-// publishLocked publishes ps for e. prev, if given, are the host sockets a
+// publish publishes ps for e. prev, if given, are the host sockets a
 // previous life of the daemon bound for it, tried first. It is all or
 // nothing: on failure nothing of ps stays bound.
-func (d *Daemon) publishLocked(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort) ([]proxy.Published, error) {
+func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort) ([]proxy.Published, error) {
 	if n.rec.Internal {
 		return nil, invalid("network %q is internal: it has no published ports (as Docker's --internal)", n.rec.Name)
 	}
@@ -182,6 +182,7 @@ func exposedSpecs(expose []string) ([]string, error) {
 
 // AddPort publishes one more -p spec on a running endpoint.
 func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) {
+	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, e, err := d.findEndpointLocked(network, name)
@@ -197,7 +198,7 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 			return nil, conflict("%s already publishes %s", e.rec.Key(), spec)
 		}
 	}
-	pubs, err := d.publishLocked(n, e, ps, nil)
+	pubs, err := d.publish(n, e, ps, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -210,13 +211,14 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 		return nil, fmt.Errorf("publish %s for %s: save state: %w", spec, e.rec.Key(), err)
 	}
 	e.rec = rec
-	d.syncNATLocked(n)
+	d.syncNATLocked(n, host)
 	d.log.Info("port published", zap.String("endpoint", e.rec.Key()), zap.String("spec", spec))
 	return d.bindingsLocked(n, e, &ps), nil
 }
 
 // RemovePort unpublishes one -p spec of a running endpoint.
 func (d *Daemon) RemovePort(network, name, spec string) error {
+	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, e, err := d.findEndpointLocked(network, name)
@@ -244,7 +246,7 @@ func (d *Daemon) RemovePort(network, name, spec string) error {
 	for _, mp := range old.mappings {
 		d.ports.Unpublish(e.rec.Key(), mp)
 	}
-	d.syncNATLocked(n)
+	d.syncNATLocked(n, host)
 	d.log.Info("port unpublished", zap.String("endpoint", e.rec.Key()), zap.String("spec", spec))
 	return nil
 }
@@ -300,15 +302,14 @@ func (d *Daemon) bindingsLocked(n *network, e *endpoint, only *portSpec) []api.P
 }
 
 // syncNATLocked rebuilds the network's NAT mappings from its endpoints'
-// published ports and refreshes the host's addresses.
-func (d *Daemon) syncNATLocked(n *network) {
+// published ports and refreshes the host's addresses (read by hostAddrs
+// before the lock was taken, as it is a netlink call; nil if unknown).
+func (d *Daemon) syncNATLocked(n *network, host []netip.Addr) {
 	if n.nat == nil {
 		return
 	}
-	if addrs, err := hostAddrs(); err == nil {
-		n.nat.SetHostAddrs(addrs)
-	} else {
-		d.log.Warn("reading the host's addresses for hairpin NAT", zap.Error(err))
+	if host != nil {
+		n.nat.SetHostAddrs(host)
 	}
 	seen := map[nat.PortMapping]bool{}
 	var ms []nat.PortMapping
@@ -341,10 +342,24 @@ func natProto(p proxy.Proto) nat.Proto {
 	return nat.TCP
 }
 
-// hostAddrs lists the addresses of the daemon's own namespace (loopback
+// hostAddrs lists the addresses of the daemon's own namespace
+// (Config.HostAddrs), or none if they cannot be read.
+func (d *Daemon) hostAddrs() []netip.Addr {
+	addrs, err := d.cfg.HostAddrs()
+	if err != nil {
+		d.log.Warn("reading the host's addresses for hairpin NAT", zap.Error(err))
+		return nil
+	}
+	if addrs == nil {
+		addrs = []netip.Addr{} // read, and none: not the same as unknown
+	}
+	return addrs
+}
+
+// HostAddrs lists the addresses of the daemon's own namespace (loopback
 // aside): a container connecting to one of them on a published port is
 // hairpinned.
-func hostAddrs() ([]netip.Addr, error) {
+func HostAddrs() ([]netip.Addr, error) {
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list host addresses: %w", err)

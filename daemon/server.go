@@ -102,7 +102,7 @@ func (d *Daemon) Handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		e, err := d.Connect(r.PathValue("name"), req)
+		e, err := d.Connect(r.Context(), r.PathValue("name"), req)
 		replyStatus(w, http.StatusCreated, e, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}", func(w http.ResponseWriter, r *http.Request) {

@@ -360,7 +360,7 @@ func (r *runner) connectAlone() error {
 		tap.RegisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid), r.helper)
 		r.helperRegistered = true
 	}
-	ep, err := d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
+	ep, err := d.Connect(context.Background(), r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
 	r.dns = ep.DNS
 	return err
 }

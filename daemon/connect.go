@@ -1,0 +1,455 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/ipam"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/nsenter"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// Connecting an endpoint is done in four steps, so that the slow part
+// (the TAP helper's fork/exec, netlink, the state file) runs without
+// Daemon.mu and no other API call waits for it:
+//
+//	locate     no lock   the namespace the request names, its interfaces
+//	reserve    Daemon.mu validate; hold the name, the namespace and the
+//	                     address (network.pending)
+//	build      no lock   write ahead, open and attach the port, write
+//	                     resolv.conf, publish the ports
+//	commit     Daemon.mu the endpoint joins the network; or, if the daemon
+//	                     closed meanwhile, everything is undone
+//
+// On any error nothing is left behind: no address held, no record, no
+// device, no host port.
+
+// place is where a connect request's namespace is, found before the
+// lock is taken.
+type place struct {
+	netns string
+	pid   int
+	id    nsenter.ID
+	links []string // interfaces in the namespace, if the request names none
+}
+
+// Connect creates a TAP in the namespace named by req and attaches it to
+// the network. On any error nothing is left behind: no address held, no
+// record, no device.
+func (d *Daemon) Connect(ctx context.Context, network string, req api.EndpointCreate) (api.Endpoint, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return api.Endpoint{}, errClosed
+	}
+	n := d.networks[network]
+	if n == nil {
+		d.mu.Unlock()
+		return api.Endpoint{}, notFoundNetwork(network)
+	}
+	d.busy.Add(1)
+	d.mu.Unlock()
+	defer d.busy.Done()
+
+	specs, err := requestedSpecs(n, req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	if err := checkAliases(req.Aliases); err != nil {
+		return api.Endpoint{}, err
+	}
+	at, err := d.locate(ctx, req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	rec, err := d.reserve(n, req, at)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	ep, err := d.build(ctx, n, rec, specs, req.WriteResolvConf)
+	if err != nil {
+		d.unreserve(n, rec)
+		return api.Endpoint{}, err
+	}
+	host := d.hostAddrs()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(n.pending, rec.Name)
+	if d.closed {
+		d.teardown(n, ep)
+		return api.Endpoint{}, errClosed
+	}
+	n.endpoints[rec.Name] = ep
+	if len(specs) > 0 {
+		d.syncNATLocked(n, host)
+	}
+	d.syncNamesLocked(n)
+	d.log.Info("endpoint connected", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS),
+		zap.String("ifname", rec.IfName), zap.Stringer("address", rec.Address), zap.Stringer("mac", rec.MAC),
+		zap.Bool("offload", ep.port.Offload()))
+	v := ep.view(n)
+	v.Ports = d.bindingsLocked(n, ep, nil)
+	return v, nil
+}
+
+// locate finds the namespace req names, and its interfaces when req
+// leaves the interface name to the daemon.
+func (d *Daemon) locate(ctx context.Context, req api.EndpointCreate) (place, error) {
+	var at place
+	if req.TapOnly != "" {
+		return at, nil
+	}
+	switch {
+	case req.NetNS != "" && req.PID != 0:
+		return at, invalid("give either --netns or --pid, not both")
+	case req.PID < 0:
+		return at, invalid("invalid --pid %d: want a process ID", req.PID)
+	case req.PID > 0:
+		p, err := d.attach.NetNSOfPID(req.PID)
+		if err != nil {
+			return at, invalid("--pid %d: no such process (%v)", req.PID, errors.Unwrap(err))
+		}
+		at.netns, at.pid = p, req.PID
+	case req.NetNS != "":
+		if !filepath.IsAbs(req.NetNS) {
+			return at, invalid("invalid --netns %q: want an absolute path like /var/run/netns/NAME", req.NetNS)
+		}
+		at.netns = req.NetNS
+	default:
+		return at, invalid("say which network namespace to connect: --netns PATH or --pid PID")
+	}
+	id, err := d.attach.NetNS(at.netns)
+	if err != nil {
+		return at, invalid("%v", err)
+	}
+	at.id = id
+	if req.IfName == "" {
+		names, err := d.attach.Links(ctx, at.netns)
+		if err != nil {
+			if ctx.Err() != nil {
+				return at, fmt.Errorf("list interfaces in %s: %w", at.netns, err)
+			}
+			return at, invalid("%v", err)
+		}
+		at.links = names
+	}
+	return at, nil
+}
+
+// reserve validates req against the network and holds what the endpoint
+// will use: its name and namespace (in n.pending) and its address.
+func (d *Daemon) reserve(n *network, req api.EndpointCreate, at place) (store.Endpoint, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return store.Endpoint{}, errClosed
+	}
+	if d.networks[n.rec.Name] != n {
+		return store.Endpoint{}, notFoundNetwork(n.rec.Name)
+	}
+	rec, err := d.newEndpointRecordLocked(n, req, at)
+	if err != nil {
+		return store.Endpoint{}, err
+	}
+	rec.Expose, rec.Aliases = req.Expose, req.Aliases
+	if req.WriteResolvConf {
+		if err := checkResolvConf(rec); err != nil {
+			n.addrs.Release(rec.Address.Addr())
+			return store.Endpoint{}, err
+		}
+	}
+	n.pending[rec.Name] = rec
+	return rec, nil
+}
+
+// unreserve gives back what reserve held, after a failed build.
+func (d *Daemon) unreserve(n *network, rec store.Endpoint) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(n.pending, rec.Name)
+	n.addrs.Release(rec.Address.Addr())
+}
+
+// build makes the endpoint of a reserved record; on error it undoes all it
+// did (the reservation is the caller's to give back).
+func (d *Daemon) build(ctx context.Context, n *network, rec store.Endpoint, specs []portSpec, resolvConf bool) (*endpoint, error) {
+	// Write ahead: a daemon killed between creating the TAP and saving the
+	// record would otherwise leave a device nobody knows of.
+	if err := d.store.PutEndpoint(rec); err != nil {
+		return nil, fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	ep, err := d.attachPort(ctx, n, rec, false)
+	if err != nil {
+		d.store.DeleteEndpoint(rec.Network, rec.Name)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		d.unattach(n, ep)
+		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
+	}
+	if resolvConf {
+		if err := d.writeResolvConf(n, ep); err != nil {
+			d.unattach(n, ep)
+			return nil, err
+		}
+	}
+	if err := d.publishAll(n, ep, specs); err != nil {
+		d.removeResolvConf(ep.rec)
+		d.unattach(n, ep)
+		return nil, err
+	}
+	return ep, nil
+}
+
+// unattach undoes attachPort and the record of a new endpoint: the device
+// is deleted, the address stays reserved.
+func (d *Daemon) unattach(n *network, ep *endpoint) {
+	d.store.DeleteEndpoint(ep.rec.Network, ep.rec.Name)
+	if err := ep.port.Forget(); err != nil {
+		d.log.Debug("forgetting the device", zap.String("endpoint", ep.rec.Key()), zap.Error(err))
+	}
+	n.sw.Detach(ep.link)
+	n.gw.RemoveNeighbor(ep.rec.Address.Addr())
+	n.addrs.Unbind(ep.rec.MAC, ep.rec.Address.Addr())
+}
+
+// teardown removes a built endpoint that never joined its network (the
+// daemon closed while it was being connected).
+func (d *Daemon) teardown(n *network, ep *endpoint) {
+	d.ports.UnpublishAll(ep.rec.Key())
+	d.removeResolvConf(ep.rec)
+	d.unattach(n, ep)
+	n.addrs.Release(ep.rec.Address.Addr())
+}
+
+// requestedSpecs validates the -p, --expose and -P of a connect request
+// and returns the specs to publish, before anything is created.
+func requestedSpecs(n *network, req api.EndpointCreate) ([]portSpec, error) {
+	raw := slices.Clone(req.Publish)
+	if req.PublishAll {
+		exp, err := exposedSpecs(req.Expose)
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, exp...)
+	} else if _, err := exposedSpecs(req.Expose); err != nil {
+		return nil, err
+	}
+	var specs []portSpec
+	for _, s := range raw {
+		ps, err := parsePortSpec(s)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, ps)
+	}
+	if len(specs) > 0 && n.rec.Internal {
+		return nil, invalid("network %q is internal: it has no published ports (as Docker's --internal)", n.rec.Name)
+	}
+	return specs, nil
+}
+
+// publishAll publishes specs for a new endpoint and records them; on
+// failure nothing stays published.
+func (d *Daemon) publishAll(n *network, e *endpoint, specs []portSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	var ports []store.Port
+	for _, ps := range specs {
+		pubs, err := d.publish(n, e, ps, nil)
+		if err != nil {
+			d.ports.UnpublishAll(e.rec.Key())
+			return err
+		}
+		ports = append(ports, store.Port{Spec: ps.raw, Bound: boundAddrs(pubs)})
+	}
+	rec := e.rec
+	rec.Ports = ports
+	if err := d.store.PutEndpoint(rec); err != nil {
+		d.ports.UnpublishAll(e.rec.Key())
+		return fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	e.rec = rec
+	return nil
+}
+
+// newEndpointRecordLocked validates req and reserves the endpoint's
+// address.
+func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at place) (store.Endpoint, error) {
+	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC(), DHCP: req.DHCP, TapOwner: -1}
+	if req.TapOnly != "" {
+		return d.newVMRecordLocked(n, rec, req)
+	}
+	rec.NetNS, rec.PID, rec.NetNSID = at.netns, at.pid, at.id
+	for _, other := range n.records() {
+		if other.NetNSID == at.id {
+			return rec, conflict("namespace %s is already connected to network %q as endpoint %q", rec.NetNS, n.rec.Name, other.Name)
+		}
+	}
+
+	rec.Name = req.Name
+	if rec.Name == "" {
+		rec.Name = defaultEndpointName(rec, at.id)
+	}
+	if err := checkName("endpoint", rec.Name); err != nil {
+		return rec, err
+	}
+	if n.taken(rec.Name) {
+		return rec, conflict("endpoint %q already exists in network %q (choose another --name)", rec.Name, n.rec.Name)
+	}
+
+	rec.IfName = req.IfName
+	if rec.IfName == "" {
+		rec.IfName = d.freeIfNameLocked(at)
+	} else if err := checkIfName(rec.IfName); err != nil {
+		return rec, err
+	}
+
+	if req.MAC != "" {
+		m, err := parseMAC(req.MAC)
+		if err != nil {
+			return rec, err
+		}
+		rec.MAC = m
+	}
+
+	return rec, d.assignAddress(n, &rec, req)
+}
+
+// newVMRecordLocked validates a --tap-only request.
+func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.EndpointCreate) (store.Endpoint, error) {
+	if req.NetNS != "" || req.PID != 0 {
+		return rec, invalid("--tap-only makes a TAP in the daemon's namespace: give no --netns or --pid")
+	}
+	if err := checkIfName(req.TapOnly); err != nil {
+		return rec, err
+	}
+	rec.TapOnly, rec.Name, rec.IfName, rec.DHCP = true, req.TapOnly, req.TapOnly, true
+	if req.Name != "" && req.Name != req.TapOnly {
+		return rec, invalid("--tap-only %s names the endpoint; --name %s differs", req.TapOnly, req.Name)
+	}
+	if req.TapOwner != nil {
+		rec.TapOwner = *req.TapOwner
+	}
+	if n.taken(rec.Name) {
+		return rec, conflict("endpoint %q already exists in network %q", rec.Name, n.rec.Name)
+	}
+	for _, other := range d.networks {
+		for _, e := range other.records() {
+			if e.TapOnly && e.IfName == rec.IfName {
+				return rec, conflict("a VM TAP named %s already exists (endpoint %s)", rec.IfName, e.Key())
+			}
+		}
+	}
+	if req.MAC != "" {
+		m, err := parseMAC(req.MAC)
+		if err != nil {
+			return rec, err
+		}
+		rec.MAC = m
+	}
+	return rec, d.assignAddress(n, &rec, req)
+}
+
+// checkIfName validates an interface name.
+func checkIfName(s string) error {
+	if s == "" || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") {
+		return invalid("invalid interface name %q: want 1-15 characters, no '/', ':' or spaces", s)
+	}
+	return nil
+}
+
+// parseMAC validates a --mac.
+func parseMAC(s string) (vswitch.MAC, error) {
+	m, err := vswitch.ParseMAC(s)
+	if err != nil {
+		return m, invalid("invalid --mac: %v", err)
+	}
+	if m.IsMulticast() || m.IsZero() {
+		return m, invalid("invalid --mac %s: want a unicast address (the first byte even)", m)
+	}
+	return m, nil
+}
+
+// assignAddress reserves the endpoint's address (--ip or the lowest free)
+// and derives its MAC if none was given.
+func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.EndpointCreate) error {
+	var addr netip.Addr
+	if req.IP != "" {
+		a, err := netip.ParseAddr(req.IP)
+		if err != nil {
+			return invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
+		}
+		if err := n.addrs.Reserve(a, rec.Name); err != nil {
+			return ipamError(err)
+		}
+		addr = a
+	} else {
+		a, err := n.addrs.Allocate(rec.Name)
+		if err != nil {
+			return ipamError(err)
+		}
+		addr = a
+	}
+	rec.Address = netip.PrefixFrom(addr, n.rec.Subnet.Bits())
+	if rec.MAC.IsZero() {
+		rec.MAC = dockerMAC(addr)
+	}
+	return nil
+}
+
+// ipamError gives an address-pool error its API kind.
+func ipamError(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrExhausted):
+		return &kindError{err, api.ErrConflict}
+	}
+	return &kindError{err, api.ErrInvalid}
+}
+
+// defaultEndpointName names an endpoint after its namespace: the file name
+// of /var/run/netns/NAME, "pid1234" for a process, else the namespace's
+// inode.
+func defaultEndpointName(rec store.Endpoint, id nsenter.ID) string {
+	if rec.PID > 0 {
+		return "pid" + strconv.Itoa(rec.PID)
+	}
+	if base := filepath.Base(rec.NetNS); base != "net" && namePattern.MatchString(base) {
+		return base
+	}
+	return "ns" + strconv.FormatUint(id.Ino, 10)
+}
+
+// freeIfNameLocked returns the first ethN that is neither in the
+// namespace when it was located nor given to an endpoint of the same
+// namespace since (in any network, being connected or connected).
+func (d *Daemon) freeIfNameLocked(at place) string {
+	taken := map[string]bool{}
+	for _, n := range at.links {
+		taken[n] = true
+	}
+	for _, n := range d.networks {
+		for _, rec := range n.records() {
+			if !rec.TapOnly && rec.NetNSID == at.id {
+				taken[rec.IfName] = true
+			}
+		}
+	}
+	for i := 0; ; i++ {
+		if n := "eth" + strconv.Itoa(i); !taken[n] {
+			return n
+		}
+	}
+}

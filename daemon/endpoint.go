@@ -78,8 +78,14 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 	}
 	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC})
 	if err != nil {
-		port.Forget()
-		port.Close()
+		// The switch closed the port: the device is deleted by name.
+		nsPath := rec.NetNS
+		if rec.TapOnly {
+			nsPath = ""
+		}
+		if rerr := d.attach.Remove(nsPath, rec.IfName); rerr != nil {
+			d.log.Warn("removing the device of a failed connect", zap.String("endpoint", rec.Key()), zap.Error(rerr))
+		}
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
 	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)

@@ -76,7 +76,7 @@ type Attacher struct {
 	devices map[devKey]*Device
 	ports   map[devKey]*Port // open ports
 	files   map[string][]byte
-	fail    map[Step][]error
+	fail    map[Step][]failure
 	block   map[Step][]*Gate
 }
 
@@ -87,7 +87,7 @@ func New() *Attacher {
 	return &Attacher{
 		netns: map[string]nsenter.ID{}, pids: map[int]string{}, links: map[string][]string{},
 		devices: map[devKey]*Device{}, ports: map[devKey]*Port{}, files: map[string][]byte{},
-		fail: map[Step][]error{}, block: map[Step][]*Gate{},
+		fail: map[Step][]failure{}, block: map[Step][]*Gate{},
 	}
 }
 
@@ -139,12 +139,22 @@ func (a *Attacher) DeleteNetNS(path string) {
 	}
 }
 
+// failure is a call told to fail: of any namespace if netns is "".
+type failure struct {
+	netns string
+	err   error
+}
+
 // Fail makes the next call of step return err (calls queue up: Fail twice
 // makes the next two calls fail).
-func (a *Attacher) Fail(step Step, err error) {
+func (a *Attacher) Fail(step Step, err error) { a.FailIn(step, "", err) }
+
+// FailIn makes the next call of step about namespace netns ("" for a VM
+// TAP's) return err.
+func (a *Attacher) FailIn(step Step, netns string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.fail[step] = append(a.fail[step], err)
+	a.fail[step] = append(a.fail[step], failure{netns, err})
 }
 
 // Block makes the next call of step wait until the gate is released (or
@@ -157,8 +167,9 @@ func (a *Attacher) Block(step Step) *Gate {
 	return g
 }
 
-// enter runs the failure and blocking rules of step.
-func (a *Attacher) enter(ctx context.Context, step Step) error {
+// enter runs the failure and blocking rules of step, for a call about
+// namespace netns.
+func (a *Attacher) enter(ctx context.Context, step Step, netns string) error {
 	a.mu.Lock()
 	var g *Gate
 	if gs := a.block[step]; len(gs) > 0 {
@@ -175,9 +186,11 @@ func (a *Attacher) enter(ctx context.Context, step Step) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if errs := a.fail[step]; len(errs) > 0 {
-		a.fail[step] = errs[1:]
-		return errs[0]
+	for i, f := range a.fail[step] {
+		if f.netns == "" || f.netns == netns {
+			a.fail[step] = slices.Delete(a.fail[step], i, i+1)
+			return f.err
+		}
 	}
 	return nil
 }
@@ -231,7 +244,7 @@ func (a *Attacher) Files() int {
 
 // NetNS implements attach.Attacher.
 func (a *Attacher) NetNS(path string) (nsenter.ID, error) {
-	if err := a.enter(context.Background(), StepNetNS); err != nil {
+	if err := a.enter(context.Background(), StepNetNS, path); err != nil {
 		return nsenter.ID{}, err
 	}
 	a.mu.Lock()
@@ -256,7 +269,7 @@ func (a *Attacher) NetNSOfPID(pid int) (string, error) {
 
 // Links implements attach.Attacher.
 func (a *Attacher) Links(ctx context.Context, nsPath string) ([]string, error) {
-	if err := a.enter(ctx, StepLinks); err != nil {
+	if err := a.enter(ctx, StepLinks, nsPath); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
@@ -276,7 +289,7 @@ func (a *Attacher) Links(ctx context.Context, nsPath string) ([]string, error) {
 // Open implements attach.Attacher: the device is made (or found, with
 // cfg.Existing) and a port opened on it.
 func (a *Attacher) Open(ctx context.Context, cfg tap.Config) (attach.Port, error) {
-	if err := a.enter(ctx, StepOpen); err != nil {
+	if err := a.enter(ctx, StepOpen, cfg.NetNS); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
@@ -292,7 +305,7 @@ func (a *Attacher) Open(ctx context.Context, cfg tap.Config) (attach.Port, error
 
 // OpenVM implements attach.Attacher.
 func (a *Attacher) OpenVM(ctx context.Context, cfg tap.VMConfig) (attach.Port, error) {
-	if err := a.enter(ctx, StepOpenVM); err != nil {
+	if err := a.enter(ctx, StepOpenVM, ""); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
@@ -324,7 +337,7 @@ func (a *Attacher) openLocked(k devKey, cfg tap.Config, existing, offload bool) 
 
 // Remove implements attach.Attacher.
 func (a *Attacher) Remove(nsPath, name string) error {
-	if err := a.enter(context.Background(), StepRemove); err != nil {
+	if err := a.enter(context.Background(), StepRemove, nsPath); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -335,7 +348,7 @@ func (a *Attacher) Remove(nsPath, name string) error {
 
 // WriteResolvConf implements attach.Attacher.
 func (a *Attacher) WriteResolvConf(path string, data []byte, mkdir bool) error {
-	if err := a.enter(context.Background(), StepWriteResolvConf); err != nil {
+	if err := a.enter(context.Background(), StepWriteResolvConf, ""); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -371,7 +384,7 @@ var _ attach.Port = (*Port)(nil)
 
 // Start implements vswitch.Port; it fails if StepStart was told to.
 func (p *Port) Start(in vswitch.Ingress) error {
-	if err := p.a.enter(context.Background(), StepStart); err != nil {
+	if err := p.a.enter(context.Background(), StepStart, p.key.netns); err != nil {
 		return err
 	}
 	return p.Port.Start(in)
@@ -382,7 +395,7 @@ func (p *Port) Offload() bool { return p.offload }
 
 // Forget implements attach.Port: the device goes when the port closes.
 func (p *Port) Forget() error {
-	if err := p.a.enter(context.Background(), StepForget); err != nil {
+	if err := p.a.enter(context.Background(), StepForget, p.key.netns); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/testing/attachtest"
+)
+
+// testEnv is a daemon on an in-memory Attacher and a state directory of
+// its own: it runs as any user, with no TAP and no namespace.
+type testEnv struct {
+	t     *testing.T
+	dir   string
+	att   *attachtest.Attacher
+	d     *Daemon
+	store *failingStore
+}
+
+// newEnv starts a daemon with no default network.
+func newEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), att: attachtest.New()}
+	e.start()
+	t.Cleanup(func() { e.d.Close() })
+	return e
+}
+
+// config is the daemon's configuration: nothing read from the host.
+func (e *testEnv) config() Config {
+	resolv := filepath.Join(e.dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return Config{
+		StateDir: filepath.Join(e.dir, "state"), Logger: zaptest.NewLogger(e.t), Attacher: e.att,
+		HostPrefixes:     func() ([]netip.Prefix, error) { return nil, nil },
+		HostAddrs:        func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.10")}, nil },
+		NoDefaultNetwork: true, ResolvConf: resolv, WatchInterval: 10 * time.Millisecond,
+	}
+}
+
+// start starts a daemon on the environment's state directory, with its
+// state writes going through a failingStore.
+func (e *testEnv) start() {
+	e.t.Helper()
+	d, err := New(e.config())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.d = d
+	d.mu.Lock()
+	e.store = &failingStore{stateStore: d.store}
+	d.store = e.store
+	d.mu.Unlock()
+}
+
+func (e *testEnv) createNetwork(req api.NetworkCreate) api.Network {
+	e.t.Helper()
+	n, err := e.d.CreateNetwork(req)
+	if err != nil {
+		e.t.Fatalf("create network %s: %v", req.Name, err)
+	}
+	return n
+}
+
+func (e *testEnv) connect(network string, req api.EndpointCreate) api.Endpoint {
+	e.t.Helper()
+	ep, err := e.d.Connect(context.Background(), network, req)
+	if err != nil {
+		e.t.Fatalf("connect to %s: %v", network, err)
+	}
+	return ep
+}
+
+// storedEndpoints returns the endpoints in the state file.
+func (e *testEnv) storedEndpoints() []store.Endpoint {
+	e.t.Helper()
+	eps, err := e.store.Endpoints()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return eps
+}
+
+// addrOwner returns who holds addr in network's pool ("" if free).
+func (e *testEnv) addrOwner(network string, addr netip.Addr) string {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	n := e.d.networks[network]
+	n.addrs.mu.Lock()
+	defer n.addrs.mu.Unlock()
+	owner, _ := n.addrs.pool.Owner(addr)
+	return owner
+}
+
+// switchPorts counts the ports attached to network's switch (its gateway
+// is one).
+func (e *testEnv) switchPorts(network string) int {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	return len(e.d.networks[network].sw.Stats().Ports)
+}
+
+// freePorts returns n distinct TCP ports of 127.0.0.1 nobody listens on
+// now.
+func freePorts(t *testing.T, n int) []uint16 {
+	t.Helper()
+	var out []uint16
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, uint16(l.Addr().(*net.TCPAddr).Port))
+	}
+	return out
+}
+
+// bindable reports whether 127.0.0.1:port is free to listen on.
+func bindable(port uint16) bool {
+	l, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// errInjected is the error the tests make steps fail with.
+var errInjected = errors.New("injected failure")
+
+// failingStore is the state file with writes that can be told to fail.
+type failingStore struct {
+	stateStore
+	mu       sync.Mutex
+	failPuts int // the next failPuts PutEndpoint calls fail...
+	skipPuts int // ...after skipPuts more succeed
+	failDels int // the next failDels DeleteEndpoint calls fail
+}
+
+// failPut makes PutEndpoint fail once, after skip successful calls.
+func (s *failingStore) failPut(skip int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skipPuts, s.failPuts = skip, 1
+}
+
+func (s *failingStore) failDelete() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failDels = 1
+}
+
+func (s *failingStore) PutEndpoint(rec store.Endpoint) error {
+	s.mu.Lock()
+	fail := false
+	if s.failPuts > 0 {
+		if s.skipPuts > 0 {
+			s.skipPuts--
+		} else {
+			s.failPuts--
+			fail = true
+		}
+	}
+	s.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return s.stateStore.PutEndpoint(rec)
+}
+
+func (s *failingStore) DeleteEndpoint(network, name string) error {
+	s.mu.Lock()
+	fail := s.failDels > 0
+	if fail {
+		s.failDels--
+	}
+	s.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return s.stateStore.DeleteEndpoint(network, name)
+}

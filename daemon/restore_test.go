@@ -1,0 +1,201 @@
+package daemon
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/attachtest"
+)
+
+// hostPorts returns the host ports endpoint key publishes, by container
+// port.
+func (e *testEnv) hostPorts(key string) map[uint16]uint16 {
+	e.t.Helper()
+	bs, err := e.d.Ports(key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[uint16]uint16{}
+	for _, b := range bs {
+		out[b.ContainerPort] = b.HostPort
+	}
+	return out
+}
+
+// A new daemon on the same state brings every endpoint back on its
+// device, with its address, its MAC and its published ports on the same
+// host ports (ephemeral ones too, unless taken meanwhile); it drops the
+// endpoints whose namespace is gone or whose device cannot be re-attached.
+func TestRestore(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	for _, ns := range []string{"a", "b", "d", "gone", "reused", "broken"} {
+		e.att.AddNetNS("/run/netns/" + ns)
+	}
+	fixed := freePorts(t, 1)[0]
+	// An ephemeral port taken and given back first: a new daemon's first
+	// ephemeral port is not the one a had.
+	e.att.AddNetNS("/run/netns/first")
+	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
+	if err := e.d.Disconnect("web", "first"); err != nil {
+		t.Fatal(err)
+	}
+	a := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",
+		Publish: []string{"127.0.0.1::80", "127.0.0.1:" + strconv.Itoa(int(fixed)) + ":81"}})
+	b := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b", Publish: []string{"127.0.0.1::80"}})
+	d := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/d", DHCP: true})
+	vm := e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
+	for _, ns := range []string{"gone", "reused", "broken"} {
+		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/" + ns})
+	}
+	portsA, portsB := e.hostPorts("web/a"), e.hostPorts("web/b")
+	if portsA[81] != fixed || portsA[80] == 0 || portsB[80] == 0 {
+		t.Fatalf("published ports %v and %v", portsA, portsB)
+	}
+
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e.att.OpenPorts() != 0 || len(e.att.Devices()) != 7 {
+		t.Fatalf("after Close: %d ports open, devices %+v; want none open, all 7 kept", e.att.OpenPorts(), e.att.Devices())
+	}
+	e.att.DeleteNetNS("/run/netns/gone")
+	e.att.AddNetNS("/run/netns/reused") // the path now names another namespace
+	e.att.FailIn(attachtest.StepOpen, "/run/netns/broken", errInjected)
+	// b's ephemeral port was taken while the daemon was down.
+	taken, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), portsB[80]).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	e.start()
+
+	eps, err := e.d.Endpoints("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]api.Endpoint{}
+	for _, ep := range eps {
+		got[ep.Name] = ep
+	}
+	for _, want := range []api.Endpoint{a, b, d, vm} {
+		ep, ok := got[want.Name]
+		if !ok {
+			t.Errorf("endpoint %s not restored", want.Name)
+			continue
+		}
+		if ep.Address != want.Address || ep.MAC != want.MAC || ep.IfName != want.IfName || ep.Kind != want.Kind || ep.DHCP != want.DHCP {
+			t.Errorf("restored %+v, want %+v", ep, want)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("restored %d endpoints, want a, b, d and vm0", len(got))
+	}
+	for _, name := range []string{"gone", "reused", "broken"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("endpoint %s restored", name)
+		}
+	}
+	if recs := e.storedEndpoints(); len(recs) != 4 {
+		t.Errorf("%d endpoints stored, want the 4 restored", len(recs))
+	}
+
+	// Devices: re-attached, not re-made; "broken"'s deleted.
+	for _, dev := range e.att.Devices() {
+		if dev.Name == "broken" || dev.NetNS == "/run/netns/broken" {
+			t.Errorf("the device of an endpoint that failed to restore is left: %+v", dev)
+		}
+		if dev.Opens != 2 {
+			t.Errorf("device %s %s opened %d times, want 2", dev.NetNS, dev.Name, dev.Opens)
+		}
+	}
+	if dev := e.att.Port("/run/netns/d", d.IfName); dev == nil {
+		t.Error("the DHCP endpoint's port is not open")
+	}
+	for _, dev := range e.att.Devices() {
+		switch dev.NetNS {
+		case "/run/netns/a":
+			if !dev.Config.Existing || !dev.Config.Configure || dev.Config.Addrs[0] != a.Address {
+				t.Errorf("a re-attached with %+v", dev.Config)
+			}
+		case "/run/netns/d":
+			if !dev.Config.Existing || dev.Config.Configure || len(dev.Config.Addrs) != 0 {
+				t.Errorf("the DHCP endpoint re-attached with %+v; want the device taken as it is", dev.Config)
+			}
+		}
+	}
+
+	// Ports: the same host ports, the ephemeral one too; b's ephemeral
+	// port was taken, so it has another.
+	if now := e.hostPorts("web/a"); now[80] != portsA[80] || now[81] != fixed {
+		t.Errorf("a's ports after restart %v, want %v", now, portsA)
+	}
+	if now := e.hostPorts("web/b"); now[80] == 0 || now[80] == portsB[80] {
+		t.Errorf("b's port after restart %v; want another than the taken %d", now, portsB[80])
+	}
+	if bindable(portsA[80]) || bindable(fixed) {
+		t.Error("a restored port is not bound")
+	}
+
+	// The addresses of the dropped endpoints are free again.
+	for _, name := range []string{"gone", "reused", "broken"} {
+		e.att.AddNetNS("/run/netns/x" + name)
+		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/x" + name})
+	}
+	if eps, _ := e.d.Endpoints("web"); len(eps) != 7 {
+		t.Errorf("%d endpoints, want 7", len(eps))
+	}
+}
+
+// waitEndpoints waits until network has n endpoints.
+func (e *testEnv) waitEndpoints(network string, n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		eps, err := e.d.Endpoints(network)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(eps) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d endpoints in %s, want %d", len(eps), network, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An endpoint whose namespace is deleted, or whose device disappears, is
+// removed: its record, its address and its ports go.
+func TestEndpointGone(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	e.att.AddNetNS("/run/netns/a")
+	e.att.AddNetNS("/run/netns/b")
+	port := freePorts(t, 1)[0]
+	a := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", Publish: []string{"127.0.0.1:" + strconv.Itoa(int(port)) + ":80"}})
+	b := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b"})
+
+	e.att.DeleteNetNS("/run/netns/a")
+	e.waitEndpoints("web", 1)
+	if !bindable(port) {
+		t.Error("the gone endpoint's port is still bound")
+	}
+	if owner := e.addrOwner("web", a.Address.Addr()); owner != "" {
+		t.Errorf("the gone endpoint's address is held by %q", owner)
+	}
+
+	e.att.Port("/run/netns/b", b.IfName).Gone()
+	e.waitEndpoints("web", 0)
+	if recs := e.storedEndpoints(); len(recs) != 0 {
+		t.Errorf("stored endpoints %+v, want none", recs)
+	}
+	if e.att.OpenPorts() != 0 {
+		t.Errorf("%d ports open, want none", e.att.OpenPorts())
+	}
+}

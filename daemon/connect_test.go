@@ -60,7 +60,7 @@ func TestConnectDisconnect(t *testing.T) {
 		t.Errorf("second endpoint %s on %s, want 10.7.0.3 on eth0", ep.Address, ep.IfName)
 	}
 
-	if err := e.d.Disconnect("web", "a"); err != nil {
+	if err := e.d.Disconnect(context.Background(), "web", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if devs := e.att.Devices(); len(devs) != 1 || devs[0].NetNS != "/run/netns/b" {
@@ -75,7 +75,7 @@ func TestConnectDisconnect(t *testing.T) {
 	if got := e.switchPorts("web"); got != 2 {
 		t.Errorf("%d ports on the switch after disconnect, want 2", got)
 	}
-	if err := e.d.Disconnect("web", "a"); !errors.Is(err, api.ErrNotFound) {
+	if err := e.d.Disconnect(context.Background(), "web", "a"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("second disconnect: %v, want not found", err)
 	}
 	// The freed address is the lowest free one again.
@@ -92,7 +92,7 @@ func TestDisconnectStoreFailure(t *testing.T) {
 	e.att.AddNetNS("/run/netns/a")
 	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a"})
 	e.store.failDelete()
-	if err := e.d.Disconnect("web", "a"); !errors.Is(err, errInjected) {
+	if err := e.d.Disconnect(context.Background(), "web", "a"); !errors.Is(err, errInjected) {
 		t.Fatalf("disconnect: %v, want the store's error", err)
 	}
 	if eps, _ := e.d.Endpoints("web"); len(eps) != 1 {
@@ -101,7 +101,7 @@ func TestDisconnectStoreFailure(t *testing.T) {
 	if len(e.att.Devices()) != 1 || e.att.OpenPorts() != 1 {
 		t.Errorf("device gone after a failed disconnect: %+v", e.att.Devices())
 	}
-	if err := e.d.Disconnect("web", "a"); err != nil {
+	if err := e.d.Disconnect(context.Background(), "web", "a"); err != nil {
 		t.Fatalf("disconnect after the store recovered: %v", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestConnectRollback(t *testing.T) {
 		{name: "address in use", kind: api.ErrConflict, arm: func(e *testEnv, _ []uint16) armed {
 			e.att.AddNetNS("/run/netns/other")
 			e.connect("web", api.EndpointCreate{NetNS: "/run/netns/other", IP: addr.String()})
-			return armed{undo: func() { e.d.Disconnect("web", "other") }}
+			return armed{undo: func() { e.d.Disconnect(context.Background(), "web", "other") }}
 		}},
 		{name: "write ahead", arm: func(e *testEnv, _ []uint16) armed {
 			e.store.failPut(0)

@@ -18,6 +18,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -85,6 +86,9 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	networks map[string]*network
+	// reserved holds networks being created or removed: their names and
+	// subnets are taken.
+	reserved map[string]store.Network
 	closed   bool
 	// busy counts connects and disconnects under way without mu; Close
 	// waits for them.
@@ -127,6 +131,7 @@ func New(cfg Config) (*Daemon, error) {
 		store:     st,
 		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
 		networks:  map[string]*network{},
+		reserved:  map[string]store.Network{},
 		stop:      make(chan struct{}),
 		upstreams: loadUpstreams(cfg.ResolvConf, cfg.Logger),
 	}
@@ -184,7 +189,7 @@ func (d *Daemon) restore() error {
 		return fmt.Errorf("read networks from %s: %w", d.store.Path(), err)
 	}
 	for _, rec := range nets {
-		n, err := d.bringUp(rec)
+		n, err := d.bringUp(context.Background(), rec)
 		if err != nil {
 			return fmt.Errorf("restore network %s: %w", rec.Name, err)
 		}

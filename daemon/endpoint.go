@@ -158,14 +158,18 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint, host []ne
 
 // Disconnect detaches an endpoint, deletes its TAP and frees its address.
 // The endpoint's name and address stay held (network.pending) until its
-// device is gone, without Daemon.mu.
-func (d *Daemon) Disconnect(network, name string) error {
+// device is gone, without Daemon.mu. ctx ended before the disconnect
+// begins cancels it; once begun, it is done.
+func (d *Daemon) Disconnect(ctx context.Context, network, name string) error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return errClosed
 	}
 	n, e, err := d.findEndpointLocked(network, name)
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		d.mu.Unlock()
 		return err

@@ -68,7 +68,7 @@ func (e *testEnv) start() {
 
 func (e *testEnv) createNetwork(req api.NetworkCreate) api.Network {
 	e.t.Helper()
-	n, err := e.d.CreateNetwork(req)
+	n, err := e.d.CreateNetwork(context.Background(), req)
 	if err != nil {
 		e.t.Fatalf("create network %s: %v", req.Name, err)
 	}

@@ -77,7 +77,7 @@ func TestConnectDoesNotHoldTheLock(t *testing.T) {
 		}
 	})
 	answers(t, "RemoveNetwork", func() {
-		if err := e.d.RemoveNetwork("web"); !errors.Is(err, api.ErrConflict) {
+		if err := e.d.RemoveNetwork(context.Background(), "web"); !errors.Is(err, api.ErrConflict) {
 			t.Errorf("removing a network with an endpoint being connected: %v, want a conflict", err)
 		}
 	})
@@ -101,7 +101,7 @@ func TestDisconnectDoesNotHoldTheLock(t *testing.T) {
 	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a"})
 	gate := e.att.Block(attachtest.StepForget)
 	done := make(chan error, 1)
-	go func() { done <- e.d.Disconnect("web", "a") }()
+	go func() { done <- e.d.Disconnect(context.Background(), "web", "a") }()
 	<-gate.Entered
 	defer gate.Release()
 	answers(t, "Endpoints", func() {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -180,8 +181,9 @@ func exposedSpecs(expose []string) ([]string, error) {
 	return specs, nil
 }
 
-// AddPort publishes one more -p spec on a running endpoint.
-func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) {
+// AddPort publishes one more -p spec on a running endpoint. ctx ended
+// before it begins cancels it.
+func (d *Daemon) AddPort(ctx context.Context, network, name, spec string) ([]api.PortBinding, error) {
 	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -192,6 +194,9 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 	ps, err := parsePortSpec(spec)
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish %s for %s: %w", spec, e.rec.Key(), err)
 	}
 	for _, p := range e.rec.Ports {
 		if old, err := parsePortSpec(p.Spec); err == nil && sameSpec(old, ps) {
@@ -216,8 +221,9 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 	return d.bindingsLocked(n, e, &ps), nil
 }
 
-// RemovePort unpublishes one -p spec of a running endpoint.
-func (d *Daemon) RemovePort(network, name, spec string) error {
+// RemovePort unpublishes one -p spec of a running endpoint. ctx ended
+// before it begins cancels it.
+func (d *Daemon) RemovePort(ctx context.Context, network, name, spec string) error {
 	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -235,6 +241,9 @@ func (d *Daemon) RemovePort(network, name, spec string) error {
 	})
 	if i < 0 {
 		return notFound("%s does not publish %s (see `switchyard port ls %s`)", e.rec.Key(), spec, e.rec.Key())
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("unpublish %s for %s: %w", spec, e.rec.Key(), err)
 	}
 	old, _ := parsePortSpec(e.rec.Ports[i].Spec)
 	rec := e.rec

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -41,7 +42,7 @@ func TestRestore(t *testing.T) {
 	// ephemeral port is not the one a had.
 	e.att.AddNetNS("/run/netns/first")
 	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
-	if err := e.d.Disconnect("web", "first"); err != nil {
+	if err := e.d.Disconnect(context.Background(), "web", "first"); err != nil {
 		t.Fatal(err)
 	}
 	a := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",

@@ -312,7 +312,7 @@ func (r *runner) connect(ctx context.Context) error {
 	if r.client != nil {
 		return r.connectDaemon(ctx)
 	}
-	return r.connectAlone()
+	return r.connectAlone(ctx)
 }
 
 func (r *runner) connectDaemon(ctx context.Context) error {
@@ -333,7 +333,7 @@ func (r *runner) connectDaemon(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) connectAlone() error {
+func (r *runner) connectAlone(ctx context.Context) error {
 	dir, err := os.MkdirTemp(runtimeDir(), "switchyard-run-")
 	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
@@ -351,7 +351,7 @@ func (r *runner) connectAlone() error {
 	if r.mode.subnet.IsValid() {
 		req.Subnet = r.mode.subnet.String()
 	}
-	if _, err := d.CreateNetwork(req); err != nil {
+	if _, err := d.CreateNetwork(ctx, req); err != nil {
 		return err
 	}
 	r.mark("network")
@@ -360,7 +360,7 @@ func (r *runner) connectAlone() error {
 		tap.RegisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid), r.helper)
 		r.helperRegistered = true
 	}
-	ep, err := d.Connect(context.Background(), r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
+	ep, err := d.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
 	r.dns = ep.DNS
 	return err
 }
@@ -509,7 +509,7 @@ func (r *runner) cleanup() {
 	}
 	if r.d != nil {
 		if r.network != "" {
-			r.d.Disconnect(r.network, r.name)
+			r.d.Disconnect(context.Background(), r.network, r.name)
 		}
 		r.d.Close()
 	}

@@ -129,6 +129,17 @@ func freePorts(t *testing.T, n int) []uint16 {
 	return out
 }
 
+// freeUDPPort returns a UDP port of 127.0.0.1 nobody uses now.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
 // bindable reports whether 127.0.0.1:port is free to listen on.
 func bindable(port uint16) bool {
 	l, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
@@ -145,52 +156,67 @@ var errInjected = errors.New("injected failure")
 // failingStore is the state file with writes that can be told to fail.
 type failingStore struct {
 	stateStore
-	mu       sync.Mutex
-	failPuts int // the next failPuts PutEndpoint calls fail...
-	skipPuts int // ...after skipPuts more succeed
-	failDels int // the next failDels DeleteEndpoint calls fail
+	mu   sync.Mutex
+	fail map[string]int // by method: the next call fails...
+	skip map[string]int // ...after this many more succeed
+}
+
+// failAfter makes the next call of method (PutEndpoint, DeleteEndpoint,
+// PutNetwork, DeleteNetwork) fail, after skip successful ones.
+func (s *failingStore) failAfter(method string, skip int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail == nil {
+		s.fail, s.skip = map[string]int{}, map[string]int{}
+	}
+	s.fail[method], s.skip[method] = 1, skip
 }
 
 // failPut makes PutEndpoint fail once, after skip successful calls.
-func (s *failingStore) failPut(skip int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.skipPuts, s.failPuts = skip, 1
-}
+func (s *failingStore) failPut(skip int) { s.failAfter("PutEndpoint", skip) }
 
-func (s *failingStore) failDelete() {
+// failDelete makes the next DeleteEndpoint fail.
+func (s *failingStore) failDelete() { s.failAfter("DeleteEndpoint", 0) }
+
+// fails reports whether this call of method is to fail.
+func (s *failingStore) fails(method string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failDels = 1
+	if s.fail[method] == 0 {
+		return false
+	}
+	if s.skip[method] > 0 {
+		s.skip[method]--
+		return false
+	}
+	s.fail[method]--
+	return true
 }
 
 func (s *failingStore) PutEndpoint(rec store.Endpoint) error {
-	s.mu.Lock()
-	fail := false
-	if s.failPuts > 0 {
-		if s.skipPuts > 0 {
-			s.skipPuts--
-		} else {
-			s.failPuts--
-			fail = true
-		}
-	}
-	s.mu.Unlock()
-	if fail {
+	if s.fails("PutEndpoint") {
 		return errInjected
 	}
 	return s.stateStore.PutEndpoint(rec)
 }
 
 func (s *failingStore) DeleteEndpoint(network, name string) error {
-	s.mu.Lock()
-	fail := s.failDels > 0
-	if fail {
-		s.failDels--
-	}
-	s.mu.Unlock()
-	if fail {
+	if s.fails("DeleteEndpoint") {
 		return errInjected
 	}
 	return s.stateStore.DeleteEndpoint(network, name)
+}
+
+func (s *failingStore) PutNetwork(rec store.Network) error {
+	if s.fails("PutNetwork") {
+		return errInjected
+	}
+	return s.stateStore.PutNetwork(rec)
+}
+
+func (s *failingStore) DeleteNetwork(name string) error {
+	if s.fails("DeleteNetwork") {
+		return errInjected
+	}
+	return s.stateStore.DeleteNetwork(name)
 }

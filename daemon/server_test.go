@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -36,17 +35,6 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, [
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
-}
-
-// freeUDPPort returns a UDP port of 127.0.0.1 nobody uses now.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // Every API call, through HTTP: its success status and body, and each of

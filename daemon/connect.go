@@ -317,14 +317,6 @@ func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at 
 		return rec, err
 	}
 
-	if req.MAC != "" {
-		m, err := parseMAC(req.MAC)
-		if err != nil {
-			return rec, err
-		}
-		rec.MAC = m
-	}
-
 	return rec, d.assignAddress(n, &rec, req)
 }
 
@@ -353,13 +345,6 @@ func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.Endpo
 			}
 		}
 	}
-	if req.MAC != "" {
-		m, err := parseMAC(req.MAC)
-		if err != nil {
-			return rec, err
-		}
-		rec.MAC = m
-	}
 	return rec, d.assignAddress(n, &rec, req)
 }
 
@@ -383,9 +368,17 @@ func parseMAC(s string) (vswitch.MAC, error) {
 	return m, nil
 }
 
-// assignAddress reserves the endpoint's address (--ip or the lowest free)
-// and derives its MAC if none was given.
+// assignAddress takes the endpoint's MAC (--mac) and reserves its
+// address (--ip or the lowest free), from which the MAC is derived if
+// none was given.
 func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.EndpointCreate) error {
+	if req.MAC != "" {
+		m, err := parseMAC(req.MAC)
+		if err != nil {
+			return err
+		}
+		rec.MAC = m
+	}
 	var addr netip.Addr
 	if req.IP != "" {
 		a, err := netip.ParseAddr(req.IP)

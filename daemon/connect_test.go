@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -25,34 +26,7 @@ func TestConnectDisconnect(t *testing.T) {
 	ep := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", Aliases: []string{"db"}})
 	want := api.Endpoint{Network: "web", Name: "a", NetNS: "/run/netns/a", IfName: "eth1", MAC: "02:42:0a:07:00:02",
 		Address: netip.MustParsePrefix("10.7.0.2/24"), Gateway: netip.MustParseAddr("10.7.0.1"), Kind: "netns"}
-	if ep.Network != want.Network || ep.Name != want.Name || ep.NetNS != want.NetNS || ep.IfName != want.IfName ||
-		ep.MAC != want.MAC || ep.Address != want.Address || ep.Gateway != want.Gateway || ep.Kind != want.Kind {
-		t.Errorf("connect answered %+v, want %+v", ep, want)
-	}
-	devs := e.att.Devices()
-	if len(devs) != 1 || devs[0].NetNS != "/run/netns/a" || devs[0].Name != "eth1" {
-		t.Fatalf("devices %+v, want eth1 in /run/netns/a", devs)
-	}
-	cfg := devs[0].Config
-	if cfg.MTU != 1400 || cfg.MAC.String() != want.MAC || len(cfg.Addrs) != 1 || cfg.Addrs[0] != want.Address ||
-		cfg.Gateway != want.Gateway || !cfg.Configure || cfg.Existing {
-		t.Errorf("device opened with %+v", cfg)
-	}
-	if got := e.addrOwner("web", want.Address.Addr()); got != "a" {
-		t.Errorf("address owner %q, want a", got)
-	}
-	if recs := e.storedEndpoints(); len(recs) != 1 || recs[0].Key() != "web/a" {
-		t.Errorf("stored endpoints %+v, want web/a", recs)
-	}
-	if eps, err := e.d.Endpoints("web"); err != nil || len(eps) != 1 || eps[0].Name != "a" || eps[0].Aliases[0] != "db" {
-		t.Errorf("endpoints %+v, %v", eps, err)
-	}
-	if n, _ := e.d.Network("web"); n.Endpoints != 1 || n.DNS == nil || n.DNS.Names != 2 {
-		t.Errorf("network after connect: %d endpoints, DNS %+v; want 1 and 2 names (a, db)", n.Endpoints, n.DNS)
-	}
-	if got := e.switchPorts("web"); got != 2 {
-		t.Errorf("%d ports on the switch, want the gateway and the endpoint", got)
-	}
+	e.checkConnected(ep, want, 1400)
 
 	// A second namespace gets the next address and eth0.
 	e.att.AddNetNS("/run/netns/b")
@@ -81,6 +55,60 @@ func TestConnectDisconnect(t *testing.T) {
 	// The freed address is the lowest free one again.
 	if ep := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a"}); ep.Address != want.Address {
 		t.Errorf("reconnect got %s, want %s back", ep.Address, want.Address)
+	}
+}
+
+// endpointKey is the part of an api.Endpoint connect decides.
+type endpointKey struct {
+	Network, Name, NetNS, IfName, MAC, Kind string
+	Address                                 netip.Prefix
+	Gateway                                 netip.Addr
+}
+
+func keyOf(ep api.Endpoint) endpointKey {
+	return endpointKey{ep.Network, ep.Name, ep.NetNS, ep.IfName, ep.MAC, ep.Kind, ep.Address, ep.Gateway}
+}
+
+// deviceKey is the part of a device's configuration connect decides.
+type deviceKey struct {
+	NetNS, Name, MAC    string
+	MTU                 int
+	Addrs               string
+	Gateway             netip.Addr
+	Configure, Existing bool
+}
+
+func deviceOf(d attachtest.Device) deviceKey {
+	c := d.Config
+	return deviceKey{d.NetNS, d.Name, c.MAC.String(), c.MTU, fmt.Sprint(c.Addrs), c.Gateway, c.Configure, c.Existing}
+}
+
+// checkConnected checks what connecting ep, expected as want, made: its
+// device, its address, its record, its names and its switch port.
+func (e *testEnv) checkConnected(ep, want api.Endpoint, mtu int) {
+	t := e.t
+	t.Helper()
+	if keyOf(ep) != keyOf(want) {
+		t.Errorf("connect answered %+v, want %+v", keyOf(ep), keyOf(want))
+	}
+	wantDev := deviceKey{want.NetNS, want.IfName, want.MAC, mtu, fmt.Sprint([]netip.Prefix{want.Address}), want.Gateway, true, false}
+	if devs := e.att.Devices(); len(devs) != 1 || deviceOf(devs[0]) != wantDev {
+		t.Errorf("devices %+v, want one %+v", devs, wantDev)
+	}
+	if got := e.addrOwner(want.Network, want.Address.Addr()); got != want.Name {
+		t.Errorf("address owner %q, want %s", got, want.Name)
+	}
+	if recs := e.storedEndpoints(); len(recs) != 1 || recs[0].Key() != want.Network+"/"+want.Name {
+		t.Errorf("stored endpoints %+v, want %s/%s", recs, want.Network, want.Name)
+	}
+	if eps, err := e.d.Endpoints(want.Network); err != nil || len(eps) != 1 || fmt.Sprint(eps[0].Aliases) != "[db]" {
+		t.Errorf("endpoints %+v, %v; want one with the alias db", eps, err)
+	}
+	if n, _ := e.d.Network(want.Network); n.Endpoints != 1 || n.DNS == nil || n.DNS.Names != 2 {
+		t.Errorf("network after connect: %d endpoints, DNS %+v; want 1 and 2 names (a, db)", n.Endpoints, n.DNS)
+	}
+	if got := e.switchPorts(want.Network); got != 2 {
+		t.Errorf("%d ports on the switch, want the gateway and the endpoint", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -27,37 +28,21 @@ func (e *testEnv) hostPorts(key string) map[uint16]uint16 {
 	return out
 }
 
+// restoreCase is the state TestRestore restarts a daemon on: a, b, d and
+// vm0 come back; "gone", "reused" and "broken" do not.
+type restoreCase struct {
+	a, b, d, vm    api.Endpoint
+	fixed          uint16            // a's fixed host port (container port 81)
+	portsA, portsB map[uint16]uint16 // host ports by container port
+}
+
 // A new daemon on the same state brings every endpoint back on its
 // device, with its address, its MAC and its published ports on the same
 // host ports (ephemeral ones too, unless taken meanwhile); it drops the
 // endpoints whose namespace is gone or whose device cannot be re-attached.
 func TestRestore(t *testing.T) {
 	e := newEnv(t)
-	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
-	for _, ns := range []string{"a", "b", "d", "gone", "reused", "broken"} {
-		e.att.AddNetNS("/run/netns/" + ns)
-	}
-	fixed := freePorts(t, 1)[0]
-	// An ephemeral port taken and given back first: a new daemon's first
-	// ephemeral port is not the one a had.
-	e.att.AddNetNS("/run/netns/first")
-	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
-	if err := e.d.Disconnect(context.Background(), "web", "first"); err != nil {
-		t.Fatal(err)
-	}
-	a := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",
-		Publish: []string{"127.0.0.1::80", "127.0.0.1:" + strconv.Itoa(int(fixed)) + ":81"}})
-	b := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b", Publish: []string{"127.0.0.1::80"}})
-	d := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/d", DHCP: true})
-	vm := e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
-	for _, ns := range []string{"gone", "reused", "broken"} {
-		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/" + ns})
-	}
-	portsA, portsB := e.hostPorts("web/a"), e.hostPorts("web/b")
-	if portsA[81] != fixed || portsA[80] == 0 || portsB[80] == 0 {
-		t.Fatalf("published ports %v and %v", portsA, portsB)
-	}
-
+	rc := e.connectForRestore()
 	if err := e.d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,81 +52,16 @@ func TestRestore(t *testing.T) {
 	e.att.DeleteNetNS("/run/netns/gone")
 	e.att.AddNetNS("/run/netns/reused") // the path now names another namespace
 	e.att.FailIn(attachtest.StepOpen, "/run/netns/broken", errInjected)
-	// b's ephemeral port was taken while the daemon was down.
-	taken, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), portsB[80]).String())
+	taken, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), rc.portsB[80]).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
 	e.start()
 
-	eps, err := e.d.Endpoints("web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]api.Endpoint{}
-	for _, ep := range eps {
-		got[ep.Name] = ep
-	}
-	for _, want := range []api.Endpoint{a, b, d, vm} {
-		ep, ok := got[want.Name]
-		if !ok {
-			t.Errorf("endpoint %s not restored", want.Name)
-			continue
-		}
-		if ep.Address != want.Address || ep.MAC != want.MAC || ep.IfName != want.IfName || ep.Kind != want.Kind || ep.DHCP != want.DHCP {
-			t.Errorf("restored %+v, want %+v", ep, want)
-		}
-	}
-	if len(got) != 4 {
-		t.Errorf("restored %d endpoints, want a, b, d and vm0", len(got))
-	}
-	for _, name := range []string{"gone", "reused", "broken"} {
-		if _, ok := got[name]; ok {
-			t.Errorf("endpoint %s restored", name)
-		}
-	}
-	if recs := e.storedEndpoints(); len(recs) != 4 {
-		t.Errorf("%d endpoints stored, want the 4 restored", len(recs))
-	}
-
-	// Devices: re-attached, not re-made; "broken"'s deleted.
-	for _, dev := range e.att.Devices() {
-		if dev.Name == "broken" || dev.NetNS == "/run/netns/broken" {
-			t.Errorf("the device of an endpoint that failed to restore is left: %+v", dev)
-		}
-		if dev.Opens != 2 {
-			t.Errorf("device %s %s opened %d times, want 2", dev.NetNS, dev.Name, dev.Opens)
-		}
-	}
-	if dev := e.att.Port("/run/netns/d", d.IfName); dev == nil {
-		t.Error("the DHCP endpoint's port is not open")
-	}
-	for _, dev := range e.att.Devices() {
-		switch dev.NetNS {
-		case "/run/netns/a":
-			if !dev.Config.Existing || !dev.Config.Configure || dev.Config.Addrs[0] != a.Address {
-				t.Errorf("a re-attached with %+v", dev.Config)
-			}
-		case "/run/netns/d":
-			if !dev.Config.Existing || dev.Config.Configure || len(dev.Config.Addrs) != 0 {
-				t.Errorf("the DHCP endpoint re-attached with %+v; want the device taken as it is", dev.Config)
-			}
-		}
-	}
-
-	// Ports: the same host ports, the ephemeral one too; b's ephemeral
-	// port was taken, so it has another.
-	if now := e.hostPorts("web/a"); now[80] != portsA[80] || now[81] != fixed {
-		t.Errorf("a's ports after restart %v, want %v", now, portsA)
-	}
-	if now := e.hostPorts("web/b"); now[80] == 0 || now[80] == portsB[80] {
-		t.Errorf("b's port after restart %v; want another than the taken %d", now, portsB[80])
-	}
-	if bindable(portsA[80]) || bindable(fixed) {
-		t.Error("a restored port is not bound")
-	}
-
+	e.checkRestoredEndpoints(rc)
+	e.checkRestoredDevices(rc)
+	e.checkRestoredPorts(rc)
 	// The addresses of the dropped endpoints are free again.
 	for _, name := range []string{"gone", "reused", "broken"} {
 		e.att.AddNetNS("/run/netns/x" + name)
@@ -149,6 +69,102 @@ func TestRestore(t *testing.T) {
 	}
 	if eps, _ := e.d.Endpoints("web"); len(eps) != 7 {
 		t.Errorf("%d endpoints, want 7", len(eps))
+	}
+}
+
+// connectForRestore connects the endpoints TestRestore restarts with.
+func (e *testEnv) connectForRestore() restoreCase {
+	t := e.t
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	for _, ns := range []string{"a", "b", "d", "gone", "reused", "broken"} {
+		e.att.AddNetNS("/run/netns/" + ns)
+	}
+	var rc restoreCase
+	rc.fixed = freePorts(t, 1)[0]
+	// An ephemeral port taken and given back first: a new daemon's first
+	// ephemeral port is not the one a had.
+	e.att.AddNetNS("/run/netns/first")
+	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
+	if err := e.d.Disconnect(context.Background(), "web", "first"); err != nil {
+		t.Fatal(err)
+	}
+	rc.a = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",
+		Publish: []string{"127.0.0.1::80", "127.0.0.1:" + strconv.Itoa(int(rc.fixed)) + ":81"}})
+	rc.b = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b", Publish: []string{"127.0.0.1::80"}})
+	rc.d = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/d", DHCP: true})
+	rc.vm = e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
+	for _, ns := range []string{"gone", "reused", "broken"} {
+		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/" + ns})
+	}
+	rc.portsA, rc.portsB = e.hostPorts("web/a"), e.hostPorts("web/b")
+	if rc.portsA[81] != rc.fixed || rc.portsA[80] == 0 || rc.portsB[80] == 0 {
+		t.Fatalf("published ports %v and %v", rc.portsA, rc.portsB)
+	}
+	return rc
+}
+
+// checkRestoredEndpoints checks that a, b, d and vm0 are back as they
+// were, and the others are gone from the daemon and its state.
+func (e *testEnv) checkRestoredEndpoints(rc restoreCase) {
+	t := e.t
+	eps, err := e.d.Endpoints("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]endpointKey{}
+	for _, ep := range eps {
+		got[ep.Name] = keyOf(ep)
+	}
+	want := map[string]endpointKey{}
+	for _, ep := range []api.Endpoint{rc.a, rc.b, rc.d, rc.vm} {
+		want[ep.Name] = keyOf(ep)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored %v\nwant     %v", got, want)
+	}
+	if recs := e.storedEndpoints(); len(recs) != 4 {
+		t.Errorf("%d endpoints stored, want the 4 restored", len(recs))
+	}
+}
+
+// checkRestoredDevices checks that devices were re-attached, not made
+// again, and the one that failed to re-attach was deleted.
+func (e *testEnv) checkRestoredDevices(rc restoreCase) {
+	t := e.t
+	for _, dev := range e.att.Devices() {
+		if dev.NetNS == "/run/netns/broken" {
+			t.Errorf("the device of an endpoint that failed to restore is left: %+v", dev)
+		}
+		if dev.Opens != 2 || !dev.Config.Existing {
+			t.Errorf("device %s %s opened %d times (last %+v), want re-attached", dev.NetNS, dev.Name, dev.Opens, dev.Config)
+		}
+	}
+	for _, dev := range e.att.Devices() {
+		switch dev.NetNS {
+		case "/run/netns/a":
+			if !dev.Config.Configure || dev.Config.Addrs[0] != rc.a.Address {
+				t.Errorf("a re-attached with %+v", dev.Config)
+			}
+		case "/run/netns/d":
+			if dev.Config.Configure || len(dev.Config.Addrs) != 0 {
+				t.Errorf("the DHCP endpoint re-attached with %+v; want the device taken as it is", dev.Config)
+			}
+		}
+	}
+}
+
+// checkRestoredPorts checks a's ports are on the same host ports, the
+// ephemeral one too, and b's, whose port was taken, on another.
+func (e *testEnv) checkRestoredPorts(rc restoreCase) {
+	t := e.t
+	if now := e.hostPorts("web/a"); now[80] != rc.portsA[80] || now[81] != rc.fixed {
+		t.Errorf("a's ports after restart %v, want %v", now, rc.portsA)
+	}
+	if now := e.hostPorts("web/b"); now[80] == 0 || now[80] == rc.portsB[80] {
+		t.Errorf("b's port after restart %v; want another than the taken %d", now, rc.portsB[80])
+	}
+	if bindable(rc.portsA[80]) || bindable(rc.fixed) {
+		t.Error("a restored port is not bound")
 	}
 }
 

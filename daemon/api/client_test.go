@@ -55,23 +55,30 @@ func newDaemon(t *testing.T) *api.Client {
 	return serve(t, d.Handler())
 }
 
-// Every client call against a daemon: answers decoded, errors of the
-// daemon's kind with its message.
-func TestClient(t *testing.T) {
-	c := newDaemon(t)
-	ctx := context.Background()
-	must := func(what string, err error) {
+// checks returns the test's assertions on a call's error: must (none)
+// and kind (one of the daemon's kinds).
+func checks(t *testing.T) (must func(string, error), kind func(string, error, error)) {
+	must = func(what string, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	kind := func(what string, err, want error) {
+	kind = func(what string, err, want error) {
 		t.Helper()
 		if !errors.Is(err, want) {
 			t.Errorf("%s: %v, want %v", what, err, want)
 		}
 	}
+	return must, kind
+}
+
+// The client's network calls against a daemon: answers decoded, errors
+// of the daemon's kind with its message.
+func TestClientNetworks(t *testing.T) {
+	c := newDaemon(t)
+	ctx := context.Background()
+	must, kind := checks(t)
 
 	v, err := c.Version(ctx)
 	must("version", err)
@@ -99,6 +106,22 @@ func TestClient(t *testing.T) {
 		t.Errorf("the client's error text %q is not the daemon's message", err)
 	}
 
+	_, err = c.Tunnel(ctx, "web")
+	kind("tunnel of a network without one", err, api.ErrInvalid)
+	_, err = c.AddTunnelPeer(ctx, "nope", "127.0.0.2")
+	kind("peer of an unknown network", err, api.ErrNotFound)
+	kind("remove a peer of an unknown network", c.RemoveTunnelPeer(ctx, "nope", "127.0.0.2"), api.ErrNotFound)
+	must("remove network", c.RemoveNetwork(ctx, "web"))
+	kind("remove it again", c.RemoveNetwork(ctx, "web"), api.ErrNotFound)
+}
+
+// The client's endpoint and port calls against a daemon.
+func TestClientEndpoints(t *testing.T) {
+	c := newDaemon(t)
+	ctx := context.Background()
+	must, kind := checks(t)
+	_, err := c.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	must("create", err)
 	ep, err := c.Connect(ctx, "web", api.EndpointCreate{NetNS: "/run/netns/a", Publish: []string{"127.0.0.1::80"}})
 	must("connect", err)
 	if ep.Name != "a" || ep.Address != netip.MustParsePrefix("10.7.0.2/24") || len(ep.Ports) != 1 {
@@ -139,11 +162,6 @@ func TestClient(t *testing.T) {
 	if len(st.Networks) != 1 || st.Proxy.Listeners != 1 {
 		t.Errorf("stats %+v", st)
 	}
-	_, err = c.Tunnel(ctx, "web")
-	kind("tunnel of a network without one", err, api.ErrInvalid)
-	_, err = c.AddTunnelPeer(ctx, "nope", "127.0.0.2")
-	kind("peer of an unknown network", err, api.ErrNotFound)
-	kind("remove a peer of an unknown network", c.RemoveTunnelPeer(ctx, "nope", "127.0.0.2"), api.ErrNotFound)
 	_, err = c.Capture(ctx, "web", "nope", 1)
 	kind("capture of an unknown endpoint", err, api.ErrNotFound)
 

@@ -310,7 +310,7 @@ func (a *Attacher) OpenVM(ctx context.Context, cfg tap.VMConfig) (attach.Port, e
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.openLocked(devKey{"", cfg.Name}, tap.Config{Name: cfg.Name, PortName: cfg.PortName, MTU: cfg.MTU}, cfg.Existing, false)
+	return a.openLocked(devKey{"", cfg.Name}, tap.Config{Name: cfg.Name, PortName: cfg.PortName, MTU: cfg.MTU, Existing: cfg.Existing}, cfg.Existing, false)
 }
 
 func (a *Attacher) openLocked(k devKey, cfg tap.Config, existing, offload bool) (attach.Port, error) {

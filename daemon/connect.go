@@ -164,7 +164,7 @@ func (d *Daemon) reserve(n *network, req api.EndpointCreate, at place) (store.En
 	}
 	rec.Expose, rec.Aliases = req.Expose, req.Aliases
 	if req.WriteResolvConf {
-		if err := checkResolvConf(rec); err != nil {
+		if err := d.checkResolvConf(rec); err != nil {
 			n.addrs.Release(rec.Address.Addr())
 			return store.Endpoint{}, err
 		}

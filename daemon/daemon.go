@@ -199,6 +199,9 @@ func (d *Daemon) restore() error {
 	if err != nil {
 		return fmt.Errorf("read endpoints from %s: %w", d.store.Path(), err)
 	}
+	for _, w := range d.store.Warnings() {
+		d.log.Warn(w)
+	}
 	restored := 0
 	for _, rec := range eps {
 		n := d.networks[rec.Network]
@@ -313,6 +316,7 @@ type stateStore interface {
 	PutEndpoint(store.Endpoint) error
 	DeleteEndpoint(network, name string) error
 	Endpoints() ([]store.Endpoint, error)
+	Warnings() []string
 }
 
 // errClosed is returned by operations on a closed daemon.

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,14 +124,26 @@ func resolvConfText(n *network) []byte {
 	return []byte(b.String())
 }
 
-// removeResolvConf removes what writeResolvConf wrote for a named
-// namespace (a process's own file is left: it belongs to its filesystem).
+// removeResolvConf undoes what writeResolvConf wrote: for a named
+// namespace it removes the file; for a process it puts back what the file
+// held, but only while that process is still the endpoint's (its network
+// namespace is the one connected), never into a process that reused the
+// PID.
 func (d *Daemon) removeResolvConf(rec store.Endpoint) {
-	if rec.ResolvConf == "" || rec.PID > 0 {
+	if rec.ResolvConf == "" {
 		return
 	}
-	if err := d.attach.RemoveResolvConf(rec.ResolvConf, true); err != nil {
-		d.log.Warn("removing resolv.conf", zap.String("endpoint", rec.Key()), zap.Error(err))
+	if rec.PID > 0 {
+		if rec.ResolvConfPrev == nil {
+			return
+		}
+		id, err := d.attach.NetNS(rec.NetNS)
+		if err != nil || id != rec.NetNSID {
+			return // the process is gone: so is its file
+		}
+	}
+	if err := d.attach.RemoveResolvConf(rec.ResolvConf, rec.PID, rec.ResolvConfPrev); err != nil {
+		d.log.Warn("could not undo --write-resolv-conf", zap.String("endpoint", rec.Key()), zap.Error(err))
 	}
 }
 
@@ -168,46 +179,43 @@ func dhcpLeases(n *network) []api.DHCPLease {
 
 // checkResolvConf tells whether --write-resolv-conf can be done for rec,
 // before anything is made for it.
-func checkResolvConf(rec store.Endpoint) error {
+func (d *Daemon) checkResolvConf(rec store.Endpoint) error {
 	if rec.TapOnly {
 		return invalid("--write-resolv-conf: a --tap-only endpoint has no namespace; its VM gets the resolver by DHCP")
 	}
 	if _, err := resolvConfPath(rec); err != nil {
 		return err
 	}
-	if rec.PID > 0 && sameMountNS(rec.PID) {
+	if rec.PID > 0 && d.attach.SharesMountNS(rec.PID) {
 		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", rec.PID)
 	}
 	return nil
 }
 
 // writeResolvConf writes e's resolv.conf (--write-resolv-conf) and records
-// it, so that disconnect removes it. On error nothing stays written.
+// it, so that disconnect undoes it. On error nothing stays written. A
+// process's own file is written inside its root, never following the
+// container's symlinks (the daemon may be root, the file the
+// container's); what it held before is recorded, so that disconnect can
+// put it back.
 func (d *Daemon) writeResolvConf(n *network, e *endpoint) error {
 	path, err := resolvConfPath(e.rec)
 	if err != nil {
 		return err
 	}
-	if err := d.attach.WriteResolvConf(path, resolvConfText(n), e.rec.PID == 0); err != nil {
+	prev, err := d.attach.WriteResolvConf(path, e.rec.PID, resolvConfText(n))
+	if err != nil {
+		if e.rec.PID > 0 {
+			return invalid("--write-resolv-conf: process %d: %v", e.rec.PID, err)
+		}
 		return fmt.Errorf("--write-resolv-conf: %w", err)
 	}
 	rec := e.rec
-	rec.ResolvConf = path
+	rec.ResolvConf, rec.ResolvConfPrev = path, prev
 	if err := d.store.PutEndpoint(rec); err != nil {
 		d.removeResolvConf(rec)
 		return fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
 	}
 	e.rec = rec
 	return nil
-}
-
-// sameMountNS reports whether process pid is in the daemon's own mount
-// namespace (or it cannot tell).
-func sameMountNS(pid int) bool {
-	self, err1 := os.Stat("/proc/self/ns/mnt")
-	other, err2 := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return os.SameFile(self, other)
 }

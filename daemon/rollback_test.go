@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
@@ -245,5 +246,50 @@ func TestConnectVMAndPID(t *testing.T) {
 	}
 	if e.att.Port("", "vm0") != nil || len(e.att.Devices()) != 2 {
 		t.Errorf("devices after the VM's disconnect: %+v", e.att.Devices())
+	}
+}
+
+// --write-resolv-conf for a process: written inside its root, put back on
+// disconnect, but never into a process that has reused the PID; refused
+// for a process in the daemon's own mount namespace.
+func TestResolvConfOfProcess(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	e.createNetwork(api.NetworkCreate{Name: "db", Subnet: "10.9.0.0/24"})
+	const inRoot = "/proc/4242/root/etc/resolv.conf"
+	e.att.AddPID(4242)
+	ep := e.connect("web", api.EndpointCreate{PID: 4242, WriteResolvConf: true})
+	if _, ok := e.att.File(inRoot); !ok || ep.ResolvConf != inRoot {
+		t.Fatalf("resolv.conf %q written: %v", ep.ResolvConf, ok)
+	}
+	if err := e.d.Disconnect(context.Background(), "web", ep.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.att.File(inRoot); ok {
+		t.Error("the process's resolv.conf was not put back")
+	}
+
+	e.connect("db", api.EndpointCreate{PID: 4242, WriteResolvConf: true})
+	e.att.AddPID(4242) // the process died and its PID went to another
+	if err := e.d.Disconnect(context.Background(), "db", ep.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.att.File(inRoot); !ok {
+		t.Error("the resolv.conf of a process that reused the PID was touched")
+	}
+
+	e.att.AddPID(77)
+	e.att.ShareMountNS(77)
+	_, err := e.d.Connect(context.Background(), "web", api.EndpointCreate{PID: 77, WriteResolvConf: true})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "mount namespace") {
+		t.Errorf("resolv.conf of a process in the daemon's mount namespace: %v, want invalid", err)
+	}
+	e.att.AddNetNS("/proc/1/ns/net")
+	_, err = e.d.Connect(context.Background(), "web", api.EndpointCreate{NetNS: "/proc/1/ns/net", WriteResolvConf: true})
+	if !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("resolv.conf of a namespace without a name: %v, want invalid", err)
+	}
+	if e.att.Files() != 1 || len(e.att.Devices()) != 0 {
+		t.Errorf("refused connects left files (%d) or devices (%+v)", e.att.Files(), e.att.Devices())
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/switchyard-net/switchyard/internal/nsenter"
+	"github.com/switchyard-net/switchyard/internal/rootfs"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tap"
 )
@@ -40,6 +42,10 @@ type Attacher interface {
 	// NetNSOfPID returns the path of process pid's network namespace,
 	// with an error naming the pid if there is no such process.
 	NetNSOfPID(pid int) (string, error)
+	// SharesMountNS reports whether process pid is in the daemon's own
+	// mount namespace, or it cannot tell: its /etc/resolv.conf is then the
+	// host's.
+	SharesMountNS(pid int) bool
 	// Links lists the interface names in the namespace at nsPath.
 	Links(ctx context.Context, nsPath string) ([]string, error)
 	// Open creates, configures and opens a device in the namespace
@@ -52,12 +58,16 @@ type Attacher interface {
 	// the daemon's own: a VM TAP), if it is there: a device left by a
 	// failed restore, whose Port is gone.
 	Remove(nsPath, name string) error
-	// WriteResolvConf writes an endpoint's resolv.conf at path, creating
-	// its directory if mkdir is set.
-	WriteResolvConf(path string, data []byte, mkdir bool) error
-	// RemoveResolvConf removes what WriteResolvConf wrote at path, and
-	// its directory if that is left empty and was made for it.
-	RemoveResolvConf(path string, rmdir bool) error
+	// WriteResolvConf writes data as an endpoint's resolv.conf: at path,
+	// its directory made if missing, for a named namespace (pid 0); for
+	// process pid, as etc/resolv.conf inside its root without following
+	// the container's symlinks (package rootfs), returning what the file
+	// held before.
+	WriteResolvConf(path string, pid int, data []byte) (*rootfs.Previous, error)
+	// RemoveResolvConf undoes WriteResolvConf: it removes the file at path
+	// and its directory if that is left empty, or puts prev back inside
+	// process pid's root.
+	RemoveResolvConf(path string, pid int, prev *rootfs.Previous) error
 }
 
 // TAPs is the production Attacher: TAP devices made by package tap. Its
@@ -71,6 +81,16 @@ func (TAPs) NetNS(path string) (nsenter.ID, error) { return nsenter.Stat(path) }
 
 // NetNSOfPID implements Attacher.
 func (TAPs) NetNSOfPID(pid int) (string, error) { return nsenter.PathOfPID(pid) }
+
+// SharesMountNS implements Attacher.
+func (TAPs) SharesMountNS(pid int) bool {
+	self, err1 := os.Stat("/proc/self/ns/mnt")
+	other, err2 := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return os.SameFile(self, other)
+}
 
 // Links implements Attacher. A listing under way is not interrupted by
 // ctx; ctx ended before it starts makes it return ctx's error.
@@ -113,28 +133,42 @@ func (TAPs) Remove(nsPath, name string) error {
 	return tap.Remove(nsPath, name)
 }
 
+// resolvConfIn is where a process's resolv.conf is, inside its root.
+const resolvConfIn = "etc/resolv.conf"
+
+func procRoot(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/root" }
+
 // WriteResolvConf implements Attacher.
-func (TAPs) WriteResolvConf(path string, data []byte, mkdir bool) error {
-	if mkdir {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
+func (TAPs) WriteResolvConf(path string, pid int, data []byte) (*rootfs.Previous, error) {
+	if pid > 0 {
+		prev, err := rootfs.Replace(procRoot(pid), resolvConfIn, data, 0o644)
+		if err != nil {
+			return nil, err
 		}
+		return &prev, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	return nil
+	return nil, nil
 }
 
 // RemoveResolvConf implements Attacher.
-func (TAPs) RemoveResolvConf(path string, rmdir bool) error {
+func (TAPs) RemoveResolvConf(path string, pid int, prev *rootfs.Previous) error {
+	if pid > 0 {
+		if prev == nil {
+			return nil
+		}
+		return rootfs.Restore(procRoot(pid), resolvConfIn, *prev)
+	}
 	err := os.Remove(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
-	if rmdir {
-		os.Remove(filepath.Dir(path)) // only if empty
-	}
+	os.Remove(filepath.Dir(path)) // only if empty
 	return nil
 }
 

@@ -8,11 +8,16 @@
 //	  builds the network in-process:                              │ waits on fd 3
 //	    daemon.Daemon (ephemeral state, no socket)                │
 //	    network "run", gateway, switch                            │
-//	    connect --pid init (TAP made by the rootless helper)      │
+//	    connect --pid init ─── TAP request on fd 4 ───────────────► makes the TAP (rootless)
 //	    publish -p ports on the host                              │
 //	  writes the go-ahead on fd 3 ─────────────────────────────► bind resolv.conf, start CMD
 //	  forwards Ctrl-C, waits                                       forwards signals, reaps
 //	  tears everything down, exits with CMD's status  ◄────────── exits with CMD's status
+//
+// Run by an ordinary user, the init itself makes the TAP when the
+// in-process daemon connects it (tap.ServeHelper on fd 4), so no helper
+// process is started; run by root, the parent opens the TAP from inside
+// the new network namespace.
 //
 // With --name and a running daemon, the network part is asked of the daemon
 // instead (connect --pid, disconnect at the end), so that `switchyard port

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon/attach"
 	"github.com/switchyard-net/switchyard/internal/nsenter"
+	"github.com/switchyard-net/switchyard/internal/rootfs"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tap"
 	"github.com/switchyard-net/switchyard/testing/porttest"
@@ -72,6 +73,7 @@ type Attacher struct {
 	nextIno uint64
 	netns   map[string]nsenter.ID
 	pids    map[int]string
+	hostMnt map[int]bool        // processes in the daemon's mount namespace
 	links   map[string][]string // other interfaces in a namespace (lo, …)
 	devices map[devKey]*Device
 	ports   map[devKey]*Port // open ports
@@ -85,7 +87,7 @@ var _ attach.Attacher = (*Attacher)(nil)
 // New returns an Attacher with no namespaces.
 func New() *Attacher {
 	return &Attacher{
-		netns: map[string]nsenter.ID{}, pids: map[int]string{}, links: map[string][]string{},
+		netns: map[string]nsenter.ID{}, pids: map[int]string{}, hostMnt: map[int]bool{}, links: map[string][]string{},
 		devices: map[devKey]*Device{}, ports: map[devKey]*Port{}, files: map[string][]byte{},
 		fail: map[Step][]failure{}, block: map[Step][]*Gate{},
 	}
@@ -267,6 +269,23 @@ func (a *Attacher) NetNSOfPID(pid int) (string, error) {
 	return p, nil
 }
 
+// ShareMountNS puts process pid in the daemon's mount namespace.
+func (a *Attacher) ShareMountNS(pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hostMnt[pid] = true
+}
+
+// SharesMountNS implements attach.Attacher: processes made by AddPID have
+// mount namespaces of their own, unless ShareMountNS said otherwise; any
+// other PID is the daemon's.
+func (a *Attacher) SharesMountNS(pid int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.pids[pid]
+	return !ok || a.hostMnt[pid]
+}
+
 // Links implements attach.Attacher.
 func (a *Attacher) Links(ctx context.Context, nsPath string) ([]string, error) {
 	if err := a.enter(ctx, StepLinks, nsPath); err != nil {
@@ -346,19 +365,24 @@ func (a *Attacher) Remove(nsPath, name string) error {
 	return nil
 }
 
-// WriteResolvConf implements attach.Attacher.
-func (a *Attacher) WriteResolvConf(path string, data []byte, mkdir bool) error {
+// WriteResolvConf implements attach.Attacher. A process's file is kept
+// under its path like a named namespace's; what it held before is the
+// empty Previous (the file did not exist).
+func (a *Attacher) WriteResolvConf(path string, pid int, data []byte) (*rootfs.Previous, error) {
 	if err := a.enter(context.Background(), StepWriteResolvConf, ""); err != nil {
-		return err
+		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.files[path] = slices.Clone(data)
-	return nil
+	if pid > 0 {
+		return &rootfs.Previous{}, nil
+	}
+	return nil, nil
 }
 
 // RemoveResolvConf implements attach.Attacher.
-func (a *Attacher) RemoveResolvConf(path string, rmdir bool) error {
+func (a *Attacher) RemoveResolvConf(path string, pid int, prev *rootfs.Previous) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.files, path)

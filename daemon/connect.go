@@ -129,7 +129,7 @@ func (d *Daemon) locate(ctx context.Context, req api.EndpointCreate) (place, err
 	default:
 		return at, invalid("say which network namespace to connect: --netns PATH or --pid PID")
 	}
-	id, err := d.attach.NetNS(at.netns)
+	id, err := d.attach.ForeignNetNS(at.netns)
 	if err != nil {
 		return at, invalid("%v", err)
 	}

@@ -218,6 +218,7 @@ func TestConnectVMAndPID(t *testing.T) {
 		{"web", api.EndpointCreate{PID: -1}, api.ErrInvalid},
 		{"web", api.EndpointCreate{PID: 1, NetNS: "/run/netns/a"}, api.ErrInvalid},
 		{"web", api.EndpointCreate{NetNS: "run/netns/a"}, api.ErrInvalid},
+		{"web", api.EndpointCreate{NetNS: attachtest.SelfNetNS}, api.ErrInvalid}, // the daemon's own
 	}
 	for _, r := range refused {
 		if _, err := e.d.Connect(context.Background(), r.network, r.req); !errors.Is(err, r.kind) {

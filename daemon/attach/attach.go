@@ -39,6 +39,10 @@ type Attacher interface {
 	// NetNS identifies the network namespace at path, with an error
 	// naming the path if it is not one.
 	NetNS(path string) (nsenter.ID, error)
+	// ForeignNetNS is NetNS that also refuses the daemon's own network
+	// namespace, whatever path names it (wrapping nsenter.ErrOwnNamespace):
+	// a TAP there would be a host interface.
+	ForeignNetNS(path string) (nsenter.ID, error)
 	// NetNSOfPID returns the path of process pid's network namespace,
 	// with an error naming the pid if there is no such process.
 	NetNSOfPID(pid int) (string, error)
@@ -78,6 +82,9 @@ var _ Attacher = TAPs{}
 
 // NetNS implements Attacher.
 func (TAPs) NetNS(path string) (nsenter.ID, error) { return nsenter.Stat(path) }
+
+// ForeignNetNS implements Attacher.
+func (TAPs) ForeignNetNS(path string) (nsenter.ID, error) { return nsenter.Foreign(path) }
 
 // NetNSOfPID implements Attacher.
 func (TAPs) NetNSOfPID(pid int) (string, error) { return nsenter.PathOfPID(pid) }

@@ -70,6 +70,7 @@ type devKey struct{ netns, name string }
 // Attacher is an in-memory attach.Attacher. Create it with New.
 type Attacher struct {
 	mu      sync.Mutex
+	self    nsenter.ID // the daemon's own namespace
 	nextIno uint64
 	netns   map[string]nsenter.ID
 	pids    map[int]string
@@ -84,13 +85,19 @@ type Attacher struct {
 
 var _ attach.Attacher = (*Attacher)(nil)
 
-// New returns an Attacher with no namespaces.
+// SelfNetNS is the path of the daemon's own namespace in every Attacher.
+const SelfNetNS = "/proc/self/ns/net"
+
+// New returns an Attacher with one namespace, the daemon's own at
+// SelfNetNS, which endpoints may not use.
 func New() *Attacher {
-	return &Attacher{
+	a := &Attacher{
 		netns: map[string]nsenter.ID{}, pids: map[int]string{}, hostMnt: map[int]bool{}, links: map[string][]string{},
 		devices: map[devKey]*Device{}, ports: map[devKey]*Port{}, files: map[string][]byte{},
 		fail: map[Step][]failure{}, block: map[Step][]*Gate{},
 	}
+	a.self = a.AddNetNS(SelfNetNS)
+	return a
 }
 
 // AddNetNS makes a namespace at path (replacing one already there, as a
@@ -254,6 +261,18 @@ func (a *Attacher) NetNS(path string) (nsenter.ID, error) {
 	id, ok := a.netns[path]
 	if !ok {
 		return nsenter.ID{}, fmt.Errorf("network namespace %s: %w", path, os.ErrNotExist)
+	}
+	return id, nil
+}
+
+// ForeignNetNS implements attach.Attacher.
+func (a *Attacher) ForeignNetNS(path string) (nsenter.ID, error) {
+	id, err := a.NetNS(path)
+	if err != nil {
+		return id, err
+	}
+	if id == a.self {
+		return nsenter.ID{}, fmt.Errorf("network namespace %s: %w", path, nsenter.ErrOwnNamespace)
 	}
 	return id, nil
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/internal/privdir"
 )
 
 // Serve listens on the configured socket (mode 0600, its directory created
@@ -48,9 +49,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 
 // Listen opens the API socket at path.
 func Listen(path string) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+	if err := privdir.Ensure(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err == nil {
 		c, err := net.DialTimeout("unix", path, time.Second)
@@ -205,12 +205,12 @@ func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.Status
 func replyStatus(w http.ResponseWriter, status int, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		code, kind := api.Classify(err)
+		code, body := api.Body(err)
 		if errors.Is(err, errClosed) {
 			code = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(api.Error{Message: err.Error(), Kind: kind})
+		json.NewEncoder(w).Encode(body)
 		return
 	}
 	if status == http.StatusNoContent {

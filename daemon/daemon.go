@@ -89,7 +89,9 @@ type Daemon struct {
 	// reserved holds networks being created or removed: their names and
 	// subnets are taken.
 	reserved map[string]store.Network
-	closed   bool
+	// host is the host's prefixes, read for the network being validated.
+	host   hostView
+	closed bool
 	// busy counts connects and disconnects under way without mu; Close
 	// waits for them.
 	busy sync.WaitGroup

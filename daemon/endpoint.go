@@ -187,16 +187,22 @@ func (d *Daemon) Disconnect(ctx context.Context, network, name string) error {
 		d.mu.Unlock()
 		return fmt.Errorf("disconnect %s: save state: %w", e.rec.Key(), err)
 	}
+	d.remove(n, e)
+	d.log.Info("endpoint disconnected", zap.String("endpoint", e.rec.Key()))
+	return nil
+}
+
+// remove finishes removing e, which is pending in n: it detaches it, then
+// gives back its name and address.
+func (d *Daemon) remove(n *network, e *endpoint) {
 	d.detach(n, e)
 	host := d.hostAddrs()
 	d.mu.Lock()
-	delete(n.pending, name)
+	defer d.mu.Unlock()
+	delete(n.pending, e.rec.Name)
 	n.addrs.Release(e.rec.Address.Addr())
 	d.syncNATLocked(n, host)
 	d.syncNamesLocked(n)
-	d.mu.Unlock()
-	d.log.Info("endpoint disconnected", zap.String("endpoint", e.rec.Key()))
-	return nil
 }
 
 // detach unpublishes e's ports, detaches it from its network and deletes
@@ -208,25 +214,26 @@ func (d *Daemon) detach(n *network, e *endpoint) {
 	d.unattach(n, e)
 }
 
-// endpointGone removes an endpoint whose namespace or device disappeared.
+// endpointGone removes an endpoint whose namespace or device disappeared,
+// like Disconnect.
 func (d *Daemon) endpointGone(rec store.Endpoint, why string) {
-	host := d.hostAddrs()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	n := d.networks[rec.Network]
-	if n == nil || d.closed {
-		return
+	var e *endpoint
+	if n != nil && !d.closed {
+		e = n.endpoints[rec.Name]
 	}
-	e := n.endpoints[rec.Name]
 	if e == nil || e.rec.NetNSID != rec.NetNSID || !e.rec.Created.Equal(rec.Created) {
+		d.mu.Unlock()
 		return // already gone, or a newer endpoint of the same name
 	}
-	d.store.DeleteEndpoint(rec.Network, rec.Name)
 	delete(n.endpoints, rec.Name)
-	d.detach(n, e)
-	n.addrs.Release(e.rec.Address.Addr())
-	d.syncNATLocked(n, host)
-	d.syncNamesLocked(n)
+	n.pending[rec.Name] = e.rec
+	d.busy.Add(1)
+	d.mu.Unlock()
+	defer d.busy.Done()
+	d.store.DeleteEndpoint(rec.Network, rec.Name)
+	d.remove(n, e)
 	d.log.Warn("endpoint removed: "+why, zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS))
 }
 

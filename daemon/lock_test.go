@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 // daemon that held its lock across the attach would never answer.
 const callTimeout = 10 * time.Second
 
-// answers runs fn and fails the test if it does not return in time.
+// answers runs fn and fails the test if it does not return in time, as
+// when the daemon holds its lock across an attach or a netlink call.
 func answers(t *testing.T, what string, fn func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -22,7 +25,7 @@ func answers(t *testing.T, what string, fn func()) {
 	select {
 	case <-done:
 	case <-time.After(callTimeout):
-		t.Fatalf("%s did not answer while an attach was under way: the daemon's lock is held across it", what)
+		t.Fatalf("%s did not answer while a slow call was under way: the daemon's lock is held across it", what)
 	}
 }
 
@@ -168,5 +171,42 @@ func TestCloseDuringConnect(t *testing.T) {
 	e.start()
 	if recs := e.storedEndpoints(); len(recs) != 0 {
 		t.Errorf("stored endpoints after an interrupted connect: %+v", recs)
+	}
+}
+
+// Reading the host's routes for a network without a subnet (netlink) is
+// done without the lock.
+func TestCreateNetworkReadsTheHostWithoutTheLock(t *testing.T) {
+	e := &testEnv{t: t, dir: t.TempDir(), att: attachtest.New()}
+	cfg := e.config()
+	entered, release := make(chan struct{}), make(chan struct{})
+	cfg.HostPrefixes = func() ([]netip.Prefix, error) {
+		close(entered)
+		<-release
+		return []netip.Prefix{netip.MustParsePrefix("172.17.0.0/16")}, nil
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before Close, if the test fails while it waits
+	type result struct {
+		n   api.Network
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		n, err := d.CreateNetwork(context.Background(), api.NetworkCreate{Name: "auto"})
+		res <- result{n, err}
+	}()
+	<-entered
+	answers(t, "Networks", func() { d.Networks() })
+	free()
+	r := <-res
+	if r.err != nil || r.n.Subnet.String() != "172.18.0.0/16" {
+		t.Errorf("created %v, %v; want 172.18.0.0/16, the host having 172.17.0.0/16", r.n.Subnet, r.err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -108,11 +109,13 @@ func checkName(kind, name string) error {
 // network is brought up without it, for it may take a while: a tunnel
 // network joins its cluster, until ctx ends or clusterTimeout.
 func (d *Daemon) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	host := d.readHost(req)
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return api.Network{}, errClosed
 	}
+	d.host = host
 	rec, err := d.newNetworkRecord(req)
 	if err == nil && d.reserved[rec.Name].Name != "" {
 		err = conflict("network %q is being created or removed", rec.Name)
@@ -174,14 +177,33 @@ func (d *Daemon) overlapping(p netip.Prefix) *network {
 	return nil
 }
 
+// hostView is what Config.HostPrefixes answered, read before Daemon.mu is
+// taken (it is a netlink call) for newNetworkRecord's pickSubnet.
+type hostView struct {
+	prefixes []netip.Prefix
+	err      error
+}
+
+// readHost reads the host's prefixes if a network of req needs them (it
+// names no subnet). Call it without Daemon.mu, and give the answer to
+// d.host under the lock before newNetworkRecord.
+func (d *Daemon) readHost(req api.NetworkCreate) hostView {
+	if req.Subnet != "" {
+		return hostView{}
+	}
+	p, err := d.cfg.HostPrefixes()
+	return hostView{p, err}
+}
+
 // pickSubnet chooses a subnet the way Docker does: the first of its
 // default pools that overlaps neither a route or address of the host nor
 // another network.
+// The host's prefixes are those hostPrefixesLocked answers.
 func (d *Daemon) pickSubnet() (netip.Prefix, error) {
-	inUse, err := d.cfg.HostPrefixes()
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", err)
+	if d.host.err != nil {
+		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", d.host.err)
 	}
+	inUse := slices.Clone(d.host.prefixes)
 	for _, n := range d.networks {
 		inUse = append(inUse, n.rec.Subnet)
 	}
@@ -199,12 +221,15 @@ func (d *Daemon) pickSubnet() (netip.Prefix, error) {
 // 172.17.0.0/16 unless the host uses that range already. It runs in New,
 // before anyone else has the daemon.
 func (d *Daemon) ensureDefaultNetwork() error {
+	req := api.NetworkCreate{Name: DefaultNetwork}
+	host := d.readHost(req)
 	d.mu.Lock()
 	if d.networks[DefaultNetwork] != nil {
 		d.mu.Unlock()
 		return nil
 	}
-	rec, err := d.newNetworkRecord(api.NetworkCreate{Name: DefaultNetwork})
+	d.host = host
+	rec, err := d.newNetworkRecord(req)
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("create the default network %s: %w", DefaultNetwork, err)

@@ -168,7 +168,8 @@ func (e *testEnv) checkRestoredPorts(rc restoreCase) {
 	}
 }
 
-// waitEndpoints waits until network has n endpoints.
+// waitEndpoints waits until network has n endpoints and none being
+// connected or removed.
 func (e *testEnv) waitEndpoints(network string, n int) {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -177,7 +178,10 @@ func (e *testEnv) waitEndpoints(network string, n int) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if len(eps) == n {
+		e.d.mu.Lock()
+		pending := len(e.d.networks[network].pending)
+		e.d.mu.Unlock()
+		if len(eps) == n && pending == 0 {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -34,6 +34,7 @@ type restoreCase struct {
 	a, b, d, vm    api.Endpoint
 	fixed          uint16            // a's fixed host port (container port 81)
 	portsA, portsB map[uint16]uint16 // host ports by container port
+	portsD         map[uint16]uint16 // d's: -P of --expose 90
 }
 
 // A new daemon on the same state brings every endpoint back on its
@@ -91,14 +92,14 @@ func (e *testEnv) connectForRestore() restoreCase {
 	rc.a = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",
 		Publish: []string{"127.0.0.1::80", "127.0.0.1:" + strconv.Itoa(int(rc.fixed)) + ":81"}})
 	rc.b = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b", Publish: []string{"127.0.0.1::80"}})
-	rc.d = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/d", DHCP: true})
+	rc.d = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/d", DHCP: true, Expose: []string{"90"}, PublishAll: true})
 	rc.vm = e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
 	for _, ns := range []string{"gone", "reused", "broken"} {
 		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/" + ns})
 	}
-	rc.portsA, rc.portsB = e.hostPorts("web/a"), e.hostPorts("web/b")
-	if rc.portsA[81] != rc.fixed || rc.portsA[80] == 0 || rc.portsB[80] == 0 {
-		t.Fatalf("published ports %v and %v", rc.portsA, rc.portsB)
+	rc.portsA, rc.portsB, rc.portsD = e.hostPorts("web/a"), e.hostPorts("web/b"), e.hostPorts("web/d")
+	if rc.portsA[81] != rc.fixed || rc.portsA[80] == 0 || rc.portsB[80] == 0 || rc.portsD[90] == 0 {
+		t.Fatalf("published ports %v, %v and %v", rc.portsA, rc.portsB, rc.portsD)
 	}
 	return rc
 }
@@ -154,11 +155,15 @@ func (e *testEnv) checkRestoredDevices(rc restoreCase) {
 }
 
 // checkRestoredPorts checks a's ports are on the same host ports, the
-// ephemeral one too, and b's, whose port was taken, on another.
+// ephemeral one too, d's -P port too, and b's, whose port was taken, on
+// another.
 func (e *testEnv) checkRestoredPorts(rc restoreCase) {
 	t := e.t
 	if now := e.hostPorts("web/a"); now[80] != rc.portsA[80] || now[81] != rc.fixed {
 		t.Errorf("a's ports after restart %v, want %v", now, rc.portsA)
+	}
+	if now := e.hostPorts("web/d"); now[90] != rc.portsD[90] {
+		t.Errorf("d's -P port after restart %v, want %v", now, rc.portsD)
 	}
 	if now := e.hostPorts("web/b"); now[80] == 0 || now[80] == rc.portsB[80] {
 		t.Errorf("b's port after restart %v; want another than the taken %d", now, rc.portsB[80])

@@ -85,11 +85,14 @@ func (d *Daemon) Connect(ctx context.Context, network string, req api.EndpointCr
 	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(n.pending, rec.Name)
 	if d.closed {
+		d.mu.Unlock() // Close waits for this connect: undo without the lock
 		d.teardown(n, ep)
+		d.mu.Lock()
+		delete(n.pending, rec.Name)
 		return api.Endpoint{}, errClosed
 	}
+	delete(n.pending, rec.Name)
 	n.endpoints[rec.Name] = ep
 	if len(specs) > 0 {
 		d.syncNATLocked(n, host)

@@ -49,6 +49,10 @@ type Config struct {
 	// WatchInterval is how often endpoints' namespaces are checked for
 	// being gone. 0 means 2 s.
 	WatchInterval time.Duration
+	// OwnListeners are the daemon process's own TCP listeners (metrics):
+	// containers' egress flows to them are refused, --host-loopback
+	// networks included.
+	OwnListeners []netip.AddrPort
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash
@@ -165,6 +169,9 @@ func (d *Daemon) restore() error {
 	eps, err := d.store.Endpoints()
 	if err != nil {
 		return fmt.Errorf("read endpoints from %s: %w", d.store.Path(), err)
+	}
+	for _, w := range d.store.Warnings() {
+		d.log.Warn(w)
 	}
 	restored := 0
 	for _, rec := range eps {

@@ -135,7 +135,7 @@ func (d *Daemon) Connect(network string, req api.EndpointCreate) (api.Endpoint, 
 		}
 	}
 	if err := d.publishAllLocked(n, ep, specs); err != nil {
-		removeResolvConf(ep.rec)
+		removeResolvConf(ep.rec, d.log)
 		undo()
 		return api.Endpoint{}, err
 	}
@@ -230,7 +230,7 @@ func (d *Daemon) newEndpointRecord(n *network, req api.EndpointCreate) (store.En
 	default:
 		return rec, invalid("say which network namespace to connect: --netns PATH or --pid PID")
 	}
-	id, err := nsenter.Stat(rec.NetNS)
+	id, err := nsenter.Foreign(rec.NetNS)
 	if err != nil {
 		return rec, invalid("%v", err)
 	}
@@ -544,7 +544,7 @@ func (d *Daemon) removeLocked(n *network, e *endpoint) {
 	n.gw.RemoveNeighbor(e.rec.Address.Addr())
 	n.addrs.Unbind(e.rec.MAC, e.rec.Address.Addr())
 	n.addrs.Release(e.rec.Address.Addr())
-	removeResolvConf(e.rec)
+	removeResolvConf(e.rec, d.log)
 	d.syncNATLocked(n)
 	d.syncNamesLocked(n)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/gateway"
 	"github.com/switchyard-net/switchyard/gateway/dns"
+	"github.com/switchyard-net/switchyard/internal/nsenter"
+	"github.com/switchyard-net/switchyard/internal/rootfs"
 )
 
 // Names: every network runs a DNS server at its gateway address (Docker
@@ -113,11 +115,14 @@ func resolvConfPath(rec store.Endpoint) (string, error) {
 }
 
 // writeResolvConf writes the endpoint's resolv.conf, naming the network's
-// DNS server.
-func writeResolvConf(n *network, rec store.Endpoint) (string, error) {
+// DNS server. A process's own file is written inside its root with
+// package rootfs, which never follows the container's symlinks (the
+// daemon may be root, the file the container's); what it held before is
+// returned, so that disconnect can put it back.
+func writeResolvConf(n *network, rec store.Endpoint) (string, *rootfs.Previous, error) {
 	path, err := resolvConfPath(rec)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var b strings.Builder
 	b.WriteString("# written by switchyard connect --write-resolv-conf\n")
@@ -126,21 +131,44 @@ func writeResolvConf(n *network, rec store.Endpoint) (string, error) {
 		fmt.Fprintf(&b, "search %s\n", n.rec.Name)
 	}
 	b.WriteString("options ndots:0\n")
-	if rec.PID == 0 {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return "", fmt.Errorf("--write-resolv-conf: %w", err)
+	if rec.PID > 0 {
+		prev, err := rootfs.Replace(procRoot(rec.PID), "etc/resolv.conf", []byte(b.String()), 0o644)
+		if err != nil {
+			return "", nil, invalid("--write-resolv-conf: process %d: %v", rec.PID, err)
 		}
+		return path, &prev, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", nil, fmt.Errorf("--write-resolv-conf: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return "", fmt.Errorf("--write-resolv-conf: %w", err)
+		return "", nil, fmt.Errorf("--write-resolv-conf: %w", err)
 	}
-	return path, nil
+	return path, nil, nil
 }
 
-// removeResolvConf removes what writeResolvConf wrote for a named
-// namespace (a process's own file is left: it belongs to its filesystem).
-func removeResolvConf(rec store.Endpoint) {
-	if rec.ResolvConf == "" || rec.PID > 0 {
+func procRoot(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/root" }
+
+// removeResolvConf undoes what writeResolvConf wrote: for a named
+// namespace it removes the file; for a process it puts back what the file
+// held, but only while that process is still the endpoint's (its network
+// namespace is the one connected), never into a process that reused the
+// PID.
+func removeResolvConf(rec store.Endpoint, log *zap.Logger) {
+	if rec.ResolvConf == "" {
+		return
+	}
+	if rec.PID > 0 {
+		if rec.ResolvConfPrev == nil {
+			return
+		}
+		id, err := nsenter.Stat("/proc/" + strconv.Itoa(rec.PID) + "/ns/net")
+		if err != nil || id != rec.NetNSID {
+			return // the process is gone: so is its file
+		}
+		if err := rootfs.Restore(procRoot(rec.PID), "etc/resolv.conf", *rec.ResolvConfPrev); err != nil {
+			log.Warn("could not put back the resolv.conf --write-resolv-conf replaced", zap.String("endpoint", rec.Key()), zap.Error(err))
+		}
 		return
 	}
 	if err := os.Remove(rec.ResolvConf); err == nil || errors.Is(err, os.ErrNotExist) {
@@ -187,13 +215,13 @@ func (d *Daemon) resolvConfLocked(n *network, e *endpoint) error {
 	if e.rec.PID > 0 && sameMountNS(e.rec.PID) {
 		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", e.rec.PID)
 	}
-	path, err := writeResolvConf(n, e.rec)
+	path, prev, err := writeResolvConf(n, e.rec)
 	if err != nil {
 		return err
 	}
-	e.rec.ResolvConf = path
+	e.rec.ResolvConf, e.rec.ResolvConfPrev = path, prev
 	if err := d.store.PutEndpoint(e.rec); err != nil {
-		removeResolvConf(e.rec)
+		removeResolvConf(e.rec, d.log)
 		return fmt.Errorf("connect %s: save state: %w", e.rec.Key(), err)
 	}
 	return nil

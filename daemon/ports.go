@@ -88,7 +88,7 @@ func sameSpec(a, b portSpec) bool {
 // dialer returns the proxy dialer for a spec of endpoint e on network n.
 func (d *Daemon) dialer(n *network, e *endpoint, ps portSpec) proxy.Dialer {
 	if ps.path == pathSplice {
-		return proxy.NetnsDialer{NetNS: e.rec.NetNS}
+		return d.ports.NetnsDialer(e.rec.NetNS)
 	}
 	return n.gw.Dialer(ps.source != sourceGateway)
 }

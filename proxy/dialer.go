@@ -24,9 +24,3 @@ type Dialer interface {
 	// src: Write sends a datagram to dst, Read returns dst's replies.
 	DialUDP(ctx context.Context, src, dst netip.AddrPort) (net.Conn, error)
 }
-
-// closeWriter is implemented by connections that can be half-closed
-// (*net.TCPConn, gVisor's gonet.TCPConn).
-type closeWriter interface {
-	CloseWrite() error
-}

@@ -12,8 +12,9 @@
 //	TCP client ──► listener ── acceptLoop ── per connection:
 //	                              Dialer.DialTCP(src = client, dst = target:port)
 //	                              failed ──► client reset (RST), counted
-//	                              ok ──► copyClientToContainer ─► (goroutine)
-//	                                     copyContainerToClient ◄─ (serve's goroutine)
+//	                              ok ──► internal/relay, a = client, b = container:
+//	                                     copyAToB ─► (serve's goroutine)
+//	                                     copyBToA ◄─ (the relay's goroutine)
 //	                                     splice between *net.TCPConn pairs,
 //	                                     pooled buffers otherwise
 //
@@ -36,7 +37,8 @@
 // the client is reset. Half-close is passed on both ways: when one side
 // shuts down its write side, the other gets EOF and can still send. A
 // reset or error on one side resets the other. Both sockets are closed
-// exactly once. Unpublishing a port closes its listeners and resets its
+// exactly once. (The relay itself is internal/relay's, the same that
+// carries the gateway's egress flows.) Unpublishing a port closes its listeners and resets its
 // live connections, and Unpublish returns when all their goroutines are
 // gone. There is no idle timeout on TCP (keep-alives, on by default for
 // accepted connections, find dead clients); UDP flows expire after

@@ -20,9 +20,8 @@ const (
 	DefaultMaxUDPFlows = 4096
 )
 
-// fallbackEphemeralRange is Linux's default ip_local_port_range, used when
-// the file cannot be read.
-var fallbackEphemeralRange = PortRange{32768, 60999}
+// Linux's default ip_local_port_range, used when the file cannot be read.
+const fallbackEphemeralStart, fallbackEphemeralEnd = 32768, 60999
 
 // Config configures a Manager. The zero Config is valid: every zero field
 // takes its default.
@@ -50,6 +49,12 @@ type Config struct {
 	// ip_local_port_range is read once, by NewManager or by a zero
 	// Manager's first use (32768-60999 if it cannot be read).
 	EphemeralRange PortRange
+
+	// NetnsPoolIdle is how long the sockets the Manager's NetnsDialers
+	// made ahead in a namespace are kept without a dial taking one (a
+	// pooled socket keeps its namespace alive). If not positive,
+	// DefaultNetnsPoolIdle.
+	NetnsPoolIdle time.Duration
 }
 
 // Options are per-Publish settings. The zero Options takes the Manager's
@@ -115,6 +120,8 @@ type Manager struct {
 	ephemeral   PortRange
 	epoch       time.Time
 	unprivStart func() (uint16, error)
+	netns       netnsPools // NetnsDialer's sockets; has its own lock
+	datagrams   sync.Pool  // UDP flows' reply buffers (newDatagramBuf)
 
 	// mu guards everything below. It is held while binding sockets (a
 	// few syscalls) so that concurrent Publish calls cannot pick the same
@@ -211,11 +218,14 @@ func (m *Manager) initLocked() {
 	c.DialTimeout = positiveOr(c.DialTimeout, DefaultDialTimeout)
 	c.UDPTimeout = positiveOr(c.UDPTimeout, DefaultUDPTimeout)
 	c.MaxUDPFlows = positiveOr(c.MaxUDPFlows, DefaultMaxUDPFlows)
+	c.NetnsPoolIdle = positiveOr(c.NetnsPoolIdle, DefaultNetnsPoolIdle)
+	m.netns.init(c.NetnsPoolIdle)
+	m.datagrams.New = newDatagramBuf
 	m.ephemeral = c.EphemeralRange
 	if m.ephemeral.Len() == 0 {
 		r, err := EphemeralRange()
 		if err != nil {
-			r = fallbackEphemeralRange
+			r = PortRange{fallbackEphemeralStart, fallbackEphemeralEnd}
 			m.log.Warn("using the default ephemeral port range", zap.Stringer("range", r), zap.Error(err))
 		}
 		m.ephemeral = r
@@ -290,7 +300,7 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 			continue
 		}
 		u := newUDPBinding(base, s.udp, m.epoch,
-			positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows))
+			positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows), &m.datagrams)
 		m.udp[u] = struct{}{}
 		e.bindings = append(e.bindings, u)
 	}
@@ -469,7 +479,7 @@ func (m *Manager) List(owner string) []Published {
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{TCP: m.retired.tcp, UDP: m.retired.udp}
+	s := Stats{TCP: m.retired.tcp, UDP: m.retired.udp, Netns: m.netns.stats()}
 	for b := range m.draining {
 		st := b.stats()
 		s.TCP.add(st.TCP)
@@ -487,7 +497,8 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
-// Close unpublishes everything and stops the janitor. It returns when every
+// Close unpublishes everything, stops the janitor and closes the sockets
+// pooled for NetnsDialers. It returns when every
 // listener, connection and flow is closed and every goroutine the Manager
 // started has ended. Later calls return nil at once (or, while the first
 // is still closing, when it has finished); Publish and Unpublish then
@@ -511,6 +522,7 @@ func (m *Manager) Close() error {
 
 	m.drain(all)
 	m.wg.Wait()
+	m.netns.close()
 	close(m.closeDone)
 	return nil
 }

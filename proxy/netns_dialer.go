@@ -29,12 +29,16 @@ import (
 // container the real client address.
 //
 // IPv6 targets with a zone (fe80::1%eth0) are not supported. The zero
-// value has no namespace and fails every dial; NetnsDialer{NetNS: path} is
-// ready to use, and safe for concurrent use.
+// value has no namespace and fails every dial. Manager.NetnsDialer(path)
+// gives one that takes its sockets from the Manager's pools; a
+// NetnsDialer{NetNS: path} made by hand works too, but enters the
+// namespace for every dial. Either is safe for concurrent use.
 type NetnsDialer struct {
 	// NetNS is the path of the container's network namespace, such as
 	// /var/run/netns/NAME or /proc/PID/ns/net.
 	NetNS string
+
+	pools *netnsPools // nil: one namespace entry per dial
 }
 
 var _ Dialer = NetnsDialer{}
@@ -90,7 +94,7 @@ func (d NetnsDialer) dial(ctx context.Context, typ int, dst netip.AddrPort) (net
 		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.Unmap().As4()}
 	}
 
-	fd, err := takeSocket(d.NetNS, family, typ)
+	fd, err := d.pools.take(d.NetNS, family, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +108,6 @@ func (d NetnsDialer) dial(ctx context.Context, typ int, dst netip.AddrPort) (net
 	}
 	return net.FileConn(f)
 }
-
-// aLongTimeAgo is a deadline in the past, to wake a pending connect.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // connect connects the socket of f to sa, waiting for a TCP handshake
 // until ctx is done.
@@ -129,7 +130,7 @@ func connect(ctx context.Context, f *os.File, sa unix.Sockaddr) error {
 
 	// When ctx is done (its deadline included), a deadline in the past
 	// wakes the wait below; ctx.Err() is set by then.
-	stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	var serr error

@@ -55,6 +55,20 @@ func occupy(t testing.TB, proto proxy.Proto, addr string) {
 	t.Cleanup(func() { c.Close() })
 }
 
+// formWant is one listener TestPublishForms expects.
+type formWant struct {
+	ip   string
+	port uint16 // 0: any port of the ephemeral range
+	ctr  uint16
+}
+
+// formCase is one -p form of TestPublishForms, without its protocol.
+type formCase struct {
+	spec   string
+	occupy string // an address held by "another process" first
+	want   []formWant
+}
+
 // TestPublishForms publishes every -p form, TCP and UDP, and talks to a
 // real server through each listener with the loopback dialer: the
 // listeners are the ones Docker would bind, each reaches the right
@@ -69,96 +83,99 @@ func TestPublishForms(t *testing.T) {
 	m := newManager(t, proxy.Config{}) // the kernel's ephemeral range
 	d := fakeContainer(t, 80, 81, 82)
 
-	type want struct {
-		ip   string
-		port uint16 // 0: any port of the ephemeral range
-		ctr  uint16
-	}
-	tests := []struct {
-		spec   string
-		occupy string // an address held by "another process" first
-		want   []want
-	}{
-		{spec: "80", want: []want{{"0.0.0.0", 0, 80}, {"::", 0, 80}}},
-		{spec: "21080:80", want: []want{{"0.0.0.0", 21080, 80}, {"::", 21080, 80}}},
-		{spec: "127.0.0.1:21081:80", want: []want{{"127.0.0.1", 21081, 80}}},
-		{spec: "127.0.0.1::80", want: []want{{"127.0.0.1", 0, 80}}},
-		{spec: "[::1]:21082:80", want: []want{{"::1", 21082, 80}}},
-		{spec: "[::]::80", want: []want{{"::", 0, 80}}},
-		{spec: "21000-21002:80-82", want: []want{
+	tests := []formCase{
+		{spec: "80", want: []formWant{{"0.0.0.0", 0, 80}, {"::", 0, 80}}},
+		{spec: "21080:80", want: []formWant{{"0.0.0.0", 21080, 80}, {"::", 21080, 80}}},
+		{spec: "127.0.0.1:21081:80", want: []formWant{{"127.0.0.1", 21081, 80}}},
+		{spec: "127.0.0.1::80", want: []formWant{{"127.0.0.1", 0, 80}}},
+		{spec: "[::1]:21082:80", want: []formWant{{"::1", 21082, 80}}},
+		{spec: "[::]::80", want: []formWant{{"::", 0, 80}}},
+		{spec: "21000-21002:80-82", want: []formWant{
 			{"0.0.0.0", 21000, 80}, {"::", 21000, 80},
 			{"0.0.0.0", 21001, 81}, {"::", 21001, 81},
 			{"0.0.0.0", 21002, 82}, {"::", 21002, 82},
 		}},
-		{spec: "21010-21020:80", occupy: "127.0.0.1:21010", want: []want{{"0.0.0.0", 21011, 80}, {"::", 21011, 80}}},
+		{spec: "21010-21020:80", occupy: "127.0.0.1:21010", want: []formWant{{"0.0.0.0", 21011, 80}, {"::", 21011, 80}}},
 	}
 	for _, proto := range []proxy.Proto{proxy.TCP, proxy.UDP} {
 		for _, tt := range tests {
 			spec := tt.spec + "/" + proto.String()
-			t.Run(spec, func(t *testing.T) {
-				if tt.occupy != "" {
-					occupy(t, proto, tt.occupy)
-				}
-				mps, err := proxy.ParsePublish(spec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got []proxy.Published
-				for _, mp := range mps {
-					pubs, err := m.Publish("web/a", mp, ctrIP, d, proxy.Options{})
-					if err != nil {
-						t.Fatalf("Publish(%s): %v", mp, err)
-					}
-					got = append(got, pubs...)
-				}
-				if len(got) != len(tt.want) {
-					t.Fatalf("Publish(%s) bound %v, want %d listeners %v", spec, got, len(tt.want), tt.want)
-				}
-				for i, w := range tt.want {
-					p := got[i]
-					if p.HostIP != netip.MustParseAddr(w.ip) || p.ContainerPort != w.ctr || p.Proto != proto ||
-						p.Owner != "web/a" || p.Target != ctrIP {
-						t.Errorf("listener %d = %+v, want %s:%d -> %d/%s", i, p, w.ip, w.port, w.ctr, proto)
-					}
-					switch {
-					case w.port != 0 && p.HostPort != w.port:
-						t.Errorf("listener %d on port %d, want %d", i, p.HostPort, w.port)
-					case w.port == 0 && (p.HostPort < eph.Start || p.HostPort > eph.End):
-						t.Errorf("listener %d on port %d, want one in the ephemeral range %s", i, p.HostPort, eph)
-					}
-					if i > 0 && got[i-1].ContainerPort == p.ContainerPort && got[i-1].HostPort != p.HostPort {
-						t.Errorf("the two families of %d got ports %d and %d, want the same", p.ContainerPort, got[i-1].HostPort, p.HostPort)
-					}
-					wantLine := fmt.Sprintf("%d/%s -> %s", w.ctr, proto, p.HostAddr())
-					if p.String() != wantLine {
-						t.Errorf("docker port line %q, want %q", p.String(), wantLine)
-					}
-					checkRoundTrip(t, d, p)
-				}
-				if strings.HasPrefix(tt.spec, "[::]") && proto == proxy.TCP {
-					// An explicit [::] is IPv6 only, as in Docker.
-					v4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), got[0].HostPort)
-					if c, err := net.DialTimeout("tcp", v4.String(), ioTimeout); err == nil {
-						c.Close()
-						t.Errorf("%s also answers on %s, want IPv6 only", spec, v4)
-					}
-				}
-
-				for _, mp := range mps {
-					if err := m.Unpublish("web/a", mp); err != nil {
-						t.Errorf("Unpublish(%s): %v", mp, err)
-					}
-				}
-				if l := m.List("web/a"); len(l) != 0 {
-					t.Errorf("after Unpublish, List = %v, want nothing", l)
-				}
-				for _, p := range got {
-					if err := canBind(proto, p.HostAddr()); err != nil {
-						t.Errorf("after Unpublish, %s/%s is still held: %v", p.HostAddr(), proto, err)
-					}
-				}
-			})
+			t.Run(spec, func(t *testing.T) { testPublishForm(t, m, d, eph, proto, tt) })
 		}
+	}
+}
+
+// testPublishForm publishes tt for proto, checks every listener, and
+// unpublishes it.
+func testPublishForm(t *testing.T, m *proxy.Manager, d *proxytest.Loopback, eph proxy.PortRange, proto proxy.Proto, tt formCase) {
+	spec := tt.spec + "/" + proto.String()
+	if tt.occupy != "" {
+		occupy(t, proto, tt.occupy)
+	}
+	mps, err := proxy.ParsePublish(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []proxy.Published
+	for _, mp := range mps {
+		pubs, err := m.Publish("web/a", mp, ctrIP, d, proxy.Options{})
+		if err != nil {
+			t.Fatalf("Publish(%s): %v", mp, err)
+		}
+		got = append(got, pubs...)
+	}
+	if len(got) != len(tt.want) {
+		t.Fatalf("Publish(%s) bound %v, want %d listeners %v", spec, got, len(tt.want), tt.want)
+	}
+	for i, w := range tt.want {
+		checkListener(t, got, i, w, proto, eph)
+		checkRoundTrip(t, d, got[i])
+	}
+	if strings.HasPrefix(tt.spec, "[::]") && proto == proxy.TCP {
+		// An explicit [::] is IPv6 only, as in Docker.
+		v4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), got[0].HostPort)
+		if c, err := net.DialTimeout("tcp", v4.String(), ioTimeout); err == nil {
+			c.Close()
+			t.Errorf("%s also answers on %s, want IPv6 only", spec, v4)
+		}
+	}
+
+	for _, mp := range mps {
+		if err := m.Unpublish("web/a", mp); err != nil {
+			t.Errorf("Unpublish(%s): %v", mp, err)
+		}
+	}
+	if l := m.List("web/a"); len(l) != 0 {
+		t.Errorf("after Unpublish, List = %v, want nothing", l)
+	}
+	for _, p := range got {
+		if err := canBind(proto, p.HostAddr()); err != nil {
+			t.Errorf("after Unpublish, %s/%s is still held: %v", p.HostAddr(), proto, err)
+		}
+	}
+}
+
+// checkListener checks got[i] against w: address, ports (the same for
+// both families of one container port) and its `docker port` line.
+func checkListener(t *testing.T, got []proxy.Published, i int, w formWant, proto proxy.Proto, eph proxy.PortRange) {
+	t.Helper()
+	p := got[i]
+	if p.HostIP != netip.MustParseAddr(w.ip) || p.ContainerPort != w.ctr || p.Proto != proto ||
+		p.Owner != "web/a" || p.Target != ctrIP {
+		t.Errorf("listener %d = %+v, want %s:%d -> %d/%s", i, p, w.ip, w.port, w.ctr, proto)
+	}
+	switch {
+	case w.port != 0 && p.HostPort != w.port:
+		t.Errorf("listener %d on port %d, want %d", i, p.HostPort, w.port)
+	case w.port == 0 && (p.HostPort < eph.Start || p.HostPort > eph.End):
+		t.Errorf("listener %d on port %d, want one in the ephemeral range %s", i, p.HostPort, eph)
+	}
+	if i > 0 && got[i-1].ContainerPort == p.ContainerPort && got[i-1].HostPort != p.HostPort {
+		t.Errorf("the two families of %d got ports %d and %d, want the same", p.ContainerPort, got[i-1].HostPort, p.HostPort)
+	}
+	wantLine := fmt.Sprintf("%d/%s -> %s", w.ctr, proto, p.HostAddr())
+	if p.String() != wantLine {
+		t.Errorf("docker port line %q, want %q", p.String(), wantLine)
 	}
 }
 

@@ -31,76 +31,97 @@ func FuzzParsePublish(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
 		ms, err := ParsePublish(spec)
-
 		if !strings.Contains(spec, ":") {
-			es, eerr := ParseExpose(spec)
-			if (err == nil) != (eerr == nil) {
-				t.Fatalf("ParsePublish(%q) error %v, but ParseExpose error %v", spec, err, eerr)
-			}
-			if err == nil {
-				if len(es) != len(ms) {
-					t.Fatalf("ParsePublish(%q) gave %d mappings, ParseExpose %d ports", spec, len(ms), len(es))
-				}
-				for i := range ms {
-					if ms[i].ContainerPort != es[i].Port || ms[i].Proto != es[i].Proto ||
-						!ms[i].HostPort.IsZero() || ms[i].HostIP.IsValid() {
-						t.Fatalf("ParsePublish(%q)[%d] = %+v, ParseExpose = %+v", spec, i, ms[i], es[i])
-					}
-				}
-			}
+			checkAgreesWithExpose(t, spec, ms, err)
 		}
-
 		if err != nil {
-			if !errors.Is(err, ErrInvalidSpec) {
-				t.Fatalf("ParsePublish(%q): error %q does not wrap ErrInvalidSpec", spec, err)
-			}
-			if !strings.Contains(err.Error(), strconv.Quote(spec)) {
-				t.Fatalf("ParsePublish(%q): error %q does not name the input", spec, err)
-			}
-			if ms != nil {
-				t.Fatalf("ParsePublish(%q) returned mappings with error %v", spec, err)
-			}
+			checkPublishError(t, spec, ms, err)
 			return
 		}
-
 		if len(ms) == 0 {
 			t.Fatalf("ParsePublish(%q) accepted the spec but returned no mappings", spec)
 		}
-		for i, m := range ms {
-			if m.ContainerPort == 0 {
-				t.Fatalf("ParsePublish(%q)[%d] = %+v: container port 0", spec, i, m)
-			}
-			if m.Proto != TCP && m.Proto != UDP {
-				t.Fatalf("ParsePublish(%q)[%d] = %+v: bad proto", spec, i, m)
-			}
-			if h := m.HostPort; !h.IsZero() && (h.Start == 0 || h.Start > h.End) {
-				t.Fatalf("ParsePublish(%q)[%d] = %+v: bad host range", spec, i, m)
-			}
-			if len(ms) > 1 && m.HostPort.Len() > 1 {
-				t.Fatalf("ParsePublish(%q)[%d] = %+v: host range with several container ports", spec, i, m)
-			}
-			if m.HostIP.Zone() != "" || m.HostIP.Is4In6() {
-				t.Fatalf("ParsePublish(%q)[%d] = %+v: zoned or IPv4-mapped host address", spec, i, m)
-			}
-			if i > 0 {
-				prev := ms[i-1]
-				if m.ContainerPort != prev.ContainerPort+1 || m.Proto != prev.Proto || m.HostIP != prev.HostIP {
-					t.Fatalf("ParsePublish(%q): mappings %d and %d are not consecutive: %+v, %+v", spec, i-1, i, prev, m)
-				}
-				if !m.HostPort.IsZero() && m.HostPort.Start != prev.HostPort.Start+1 {
-					t.Fatalf("ParsePublish(%q): host ports %d and %d are not consecutive: %+v, %+v", spec, i-1, i, prev, m)
-				}
-			}
-			s := m.String()
-			back, err := ParsePublish(s)
-			if err != nil {
-				t.Fatalf("ParsePublish(%q)[%d].String() = %q, which does not parse: %v", spec, i, s, err)
-			}
-			if len(back) != 1 || back[0] != m {
-				t.Fatalf("ParsePublish(%q)[%d].String() = %q, which parses to %+v, want [%+v]", spec, i, s, back, m)
-			}
+		for i := range ms {
+			checkMapping(t, spec, ms, i)
 		}
 	})
+}
+
+// checkAgreesWithExpose fails unless ParseExpose accepts what ParsePublish
+// accepted (ms, err) of a spec without a host part, with the same ports.
+func checkAgreesWithExpose(t *testing.T, spec string, ms []Mapping, err error) {
+	es, eerr := ParseExpose(spec)
+	if (err == nil) != (eerr == nil) {
+		t.Fatalf("ParsePublish(%q) error %v, but ParseExpose error %v", spec, err, eerr)
+	}
+	if err != nil {
+		return
+	}
+	if len(es) != len(ms) {
+		t.Fatalf("ParsePublish(%q) gave %d mappings, ParseExpose %d ports", spec, len(ms), len(es))
+	}
+	for i := range ms {
+		if ms[i].ContainerPort != es[i].Port || ms[i].Proto != es[i].Proto ||
+			!ms[i].HostPort.IsZero() || ms[i].HostIP.IsValid() {
+			t.Fatalf("ParsePublish(%q)[%d] = %+v, ParseExpose = %+v", spec, i, ms[i], es[i])
+		}
+	}
+}
+
+// checkPublishError fails unless ParsePublish's error wraps
+// ErrInvalidSpec, names the input and comes without mappings.
+func checkPublishError(t *testing.T, spec string, ms []Mapping, err error) {
+	if !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("ParsePublish(%q): error %q does not wrap ErrInvalidSpec", spec, err)
+	}
+	if !strings.Contains(err.Error(), strconv.Quote(spec)) {
+		t.Fatalf("ParsePublish(%q): error %q does not name the input", spec, err)
+	}
+	if ms != nil {
+		t.Fatalf("ParsePublish(%q) returned mappings with error %v", spec, err)
+	}
+}
+
+// checkMapping fails unless ms[i] is well formed, follows ms[i-1], and
+// prints to a spec that parses back to it alone.
+func checkMapping(t *testing.T, spec string, ms []Mapping, i int) {
+	m := ms[i]
+	if m.ContainerPort == 0 {
+		t.Fatalf("ParsePublish(%q)[%d] = %+v: container port 0", spec, i, m)
+	}
+	if m.Proto != TCP && m.Proto != UDP {
+		t.Fatalf("ParsePublish(%q)[%d] = %+v: bad proto", spec, i, m)
+	}
+	if h := m.HostPort; !h.IsZero() && (h.Start == 0 || h.Start > h.End) {
+		t.Fatalf("ParsePublish(%q)[%d] = %+v: bad host range", spec, i, m)
+	}
+	if len(ms) > 1 && m.HostPort.Len() > 1 {
+		t.Fatalf("ParsePublish(%q)[%d] = %+v: host range with several container ports", spec, i, m)
+	}
+	if m.HostIP.Zone() != "" || m.HostIP.Is4In6() {
+		t.Fatalf("ParsePublish(%q)[%d] = %+v: zoned or IPv4-mapped host address", spec, i, m)
+	}
+	if i > 0 {
+		checkConsecutive(t, spec, ms[i-1], m, i)
+	}
+	s := m.String()
+	back, err := ParsePublish(s)
+	if err != nil {
+		t.Fatalf("ParsePublish(%q)[%d].String() = %q, which does not parse: %v", spec, i, s, err)
+	}
+	if len(back) != 1 || back[0] != m {
+		t.Fatalf("ParsePublish(%q)[%d].String() = %q, which parses to %+v, want [%+v]", spec, i, s, back, m)
+	}
+}
+
+// checkConsecutive fails unless m, the i-th mapping of spec, follows prev.
+func checkConsecutive(t *testing.T, spec string, prev, m Mapping, i int) {
+	if m.ContainerPort != prev.ContainerPort+1 || m.Proto != prev.Proto || m.HostIP != prev.HostIP {
+		t.Fatalf("ParsePublish(%q): mappings %d and %d are not consecutive: %+v, %+v", spec, i-1, i, prev, m)
+	}
+	if !m.HostPort.IsZero() && m.HostPort.Start != prev.HostPort.Start+1 {
+		t.Fatalf("ParsePublish(%q): host ports %d and %d are not consecutive: %+v, %+v", spec, i-1, i, prev, m)
+	}
 }
 
 // FuzzParseExpose checks that ParseExpose never panics, that what it

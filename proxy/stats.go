@@ -10,6 +10,9 @@ type Stats struct {
 	TCP TCPStats
 	UDP UDPStats
 
+	// Netns counts the work of the Manager's NetnsDialers.
+	Netns NetnsStats
+
 	// Bindings has one entry per live host listener, in List order.
 	Bindings []BindingStats
 }

@@ -3,11 +3,9 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,7 +49,7 @@ func (b *tcpBinding) stop() {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.finish(true)
+		c.abort()
 	}
 }
 
@@ -114,20 +112,15 @@ func (b *tcpBinding) acceptLoop() {
 	}
 }
 
-// tcpConn is one accepted connection and, once dialed, its container side.
+// tcpConn is one accepted connection and, once dialed, the relay between
+// it and its container side.
 type tcpConn struct {
 	b      *tcpBinding
 	client *net.TCPConn
 
-	mu              sync.Mutex
-	container       net.Conn // nil until dialed
-	containerClosed bool     // closed after the client's EOF (no CloseWrite)
-	closed          bool     // finish has run
-}
-
-// lingerer is implemented by connections that can be reset on close.
-type lingerer interface {
-	SetLinger(sec int) error
+	mu     sync.Mutex
+	relay  *relay.Relay // nil until dialed
+	closed bool         // abort has run, or the dial failed
 }
 
 // serve dials the container for the client, then relays. The dial comes
@@ -149,142 +142,48 @@ func (c *tcpConn) serve() {
 	if err != nil {
 		c.b.c.refused.Add(1)
 		c.b.log.Debug("dial failed; resetting the client", zap.Stringer("client", src), zap.Error(err))
-		c.finish(true)
+		c.abort()
 		return
 	}
-	if !c.attach(container) {
+	// a is the client and b the container, so a stack dump's copyAToB
+	// is the client-to-container direction.
+	r := relay.New(c.client, container, relay.Config{AToB: &c.b.c.bytesIn, BToA: &c.b.c.bytesOut})
+	if !c.attach(r, container) {
 		return
 	}
-	c.relay()
+	r.Run()
 }
 
-// attach records the dialed container connection, unless the connection
-// was finished (its binding stopped) during the dial.
-func (c *tcpConn) attach(container net.Conn) bool {
+// attach records the relay, unless the connection was aborted (its
+// binding stopped) during the dial: then the client is already reset and
+// the container connection is closed here.
+func (c *tcpConn) attach(r *relay.Relay, container net.Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		container.Close()
 		return false
 	}
-	c.container = container
+	c.relay = r
 	return true
 }
 
-// relay runs one direction on its own goroutine and the other on this
-// one. Each direction, on its source's EOF, shuts down the write side of
-// its destination and ends; the other keeps going, so a client that has
-// finished sending still receives the whole reply. Any error aborts both.
-func (c *tcpConn) relay() {
-	done := make(chan struct{})
-	go c.copyClientToContainer(done)
-	c.copyContainerToClient()
-	<-done
-	c.finish(false)
-}
-
-// copyClientToContainer relays the client's bytes to the container. On the
-// client's EOF it shuts down the container's write side, or closes the
-// container connection if it cannot be half-closed (the Dialer contract).
-func (c *tcpConn) copyClientToContainer(done chan<- struct{}) {
-	defer close(done)
-	if err := relayCopy(c.container, c.client, &c.b.c.bytesIn); err != nil {
-		c.finish(true)
-		return
-	}
-	if cw, ok := c.container.(closeWriter); ok {
-		cw.CloseWrite()
-		return
-	}
-	c.mu.Lock()
-	if !c.closed && !c.containerClosed {
-		c.containerClosed = true
-		c.container.Close()
-	}
-	c.mu.Unlock()
-}
-
-// copyContainerToClient relays the container's bytes to the client. On the
-// container's EOF it shuts down the client's write side.
-func (c *tcpConn) copyContainerToClient() {
-	err := relayCopy(c.client, c.container, &c.b.c.bytesOut)
-	if err != nil {
-		c.mu.Lock()
-		early := c.containerClosed
-		c.mu.Unlock()
-		if !early {
-			c.finish(true)
-			return
-		}
-		// We closed the container after the client's EOF: its reply, if
-		// any, is lost; end the client's stream cleanly.
-	}
-	c.client.CloseWrite()
-}
-
-// finish closes both connections, once, whoever calls it first. With
-// reset, both are closed with SO_LINGER 0, so each peer gets a RST: a
-// reset or failure on one side is passed on to the other as a reset.
-func (c *tcpConn) finish(reset bool) {
+// abort resets the connection, once, whoever calls it first: the client
+// alone while the dial runs, both sides through the relay after. A
+// connection cut short must not look, to either side, like a complete one.
+func (c *tcpConn) abort() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
-	container := c.container
-	if c.containerClosed {
-		container = nil
-	}
+	r := c.relay
 	c.mu.Unlock()
-
-	if reset {
-		c.client.SetLinger(0)
-		if l, ok := container.(lingerer); ok {
-			l.SetLinger(0)
-		}
+	if r != nil {
+		r.Abort()
+		return
 	}
+	c.client.SetLinger(0)
 	c.client.Close()
-	if container != nil {
-		container.Close()
-	}
-}
-
-// spliceChunk is how much spliceCopy moves between updates of the byte
-// counters.
-const spliceChunk = 1 << 20
-
-// relayCopy copies src to dst until src's EOF (then it returns nil) or an
-// error, adding what it copies to n. Between two kernel TCP sockets it
-// splices; otherwise it copies through a pooled buffer.
-func relayCopy(dst, src net.Conn, n *atomic.Uint64) error {
-	if d, ok := dst.(*net.TCPConn); ok {
-		if s, ok := src.(*net.TCPConn); ok {
-			return spliceCopy(d, s, n)
-		}
-	}
-	return bufferedCopy(dst, src, n)
-}
-
-// spliceCopy hands the raw *net.TCPConn to ReadFrom, which on Linux moves
-// the bytes with splice(2) through a pipe, never through user space. The
-// LimitedReader keeps it splicing (the net package looks through it) while
-// letting the counter advance every spliceChunk bytes.
-func spliceCopy(dst, src *net.TCPConn, n *atomic.Uint64) error {
-	lr := &io.LimitedReader{R: src}
-	for {
-		lr.N = spliceChunk
-		w, err := dst.ReadFrom(lr)
-		n.Add(uint64(w))
-		if err != nil || lr.N > 0 {
-			return err // an error, or EOF before the limit
-		}
-	}
-}
-
-// bufferedCopy copies through internal/relay's pooled buffers, which
-// grow for bulk transfers and shrink back for interactive ones.
-func bufferedCopy(dst, src net.Conn, n *atomic.Uint64) error {
-	_, err := relay.Copy(dst, src, n)
-	return err
 }

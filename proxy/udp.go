@@ -28,14 +28,15 @@ import (
 // maxDatagram is the largest UDP payload (IPv4, IPv6 without jumbograms).
 const maxDatagram = 65535
 
-// datagramBufs holds the buffers of the flows' reply path. A flow whose
-// connection is a kernel socket takes one only while a datagram is in hand,
-// so an idle flow holds no buffer; a flow with another kind of connection
-// (a netstack) holds one while it waits.
-var datagramBufs = sync.Pool{New: func() any {
+// newDatagramBuf makes a buffer for the pool of the flows' reply path
+// (Manager.datagrams). A flow whose connection is a kernel socket takes
+// one only while a datagram is in hand, so an idle flow holds no buffer; a
+// flow with another kind of connection (a netstack) holds one while it
+// waits.
+func newDatagramBuf() any {
 	b := make([]byte, maxDatagram)
 	return &b
-}}
+}
 
 // maxConsecutiveRefusals ends a flow whose connection keeps returning
 // ECONNREFUSED (the container port is closed: ICMP port unreachable)
@@ -50,6 +51,7 @@ type udpBinding struct {
 	epoch    time.Time
 	timeout  time.Duration
 	maxFlows int
+	bufs     *sync.Pool // the Manager's datagram buffers, *[]byte of maxDatagram
 	c        udpCounters
 
 	mu     sync.Mutex
@@ -58,9 +60,10 @@ type udpBinding struct {
 	wg     sync.WaitGroup // the reader and each flow's relayReplies
 }
 
-func newUDPBinding(base bindingBase, conn *net.UDPConn, epoch time.Time, timeout time.Duration, maxFlows int) *udpBinding {
+func newUDPBinding(base bindingBase, conn *net.UDPConn, epoch time.Time, timeout time.Duration, maxFlows int, bufs *sync.Pool) *udpBinding {
 	return &udpBinding{
 		bindingBase: base,
+		bufs:        bufs,
 		conn:        conn,
 		pktinfo:     base.pub.HostIP.IsUnspecified(),
 		epoch:       epoch,
@@ -287,7 +290,7 @@ type udpFlow struct {
 	// The kernel-socket reply path, used on the flow's goroutine only.
 	raw    syscall.RawConn
 	readFn func(fd uintptr) bool // f.readDatagram, bound once
-	buf    *[]byte               // from datagramBufs, holding the datagram read
+	buf    *[]byte               // from b.bufs, holding the datagram read
 	n      int
 	rerr   error
 
@@ -343,7 +346,7 @@ func (f *udpFlow) relayKernelReplies() {
 		}
 		refusals = 0
 		f.reply((*f.buf)[:f.n])
-		datagramBufs.Put(f.buf)
+		f.b.bufs.Put(f.buf)
 		f.buf = nil
 	}
 }
@@ -351,19 +354,19 @@ func (f *udpFlow) relayKernelReplies() {
 // readDatagram is the RawConn read callback: it reports false (wait for
 // readability) only when the socket has nothing to read.
 func (f *udpFlow) readDatagram(fd uintptr) bool {
-	bp := datagramBufs.Get().(*[]byte)
+	bp := f.b.bufs.Get().(*[]byte)
 	for {
 		n, err := unix.Read(int(fd), *bp)
 		switch err {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			datagramBufs.Put(bp)
+			f.b.bufs.Put(bp)
 			return false
 		case nil:
 			f.buf, f.n, f.rerr = bp, n, nil
 		default:
-			datagramBufs.Put(bp)
+			f.b.bufs.Put(bp)
 			f.rerr = err
 		}
 		return true
@@ -372,8 +375,8 @@ func (f *udpFlow) readDatagram(fd uintptr) bool {
 
 // relayBufferedReplies reads any other net.Conn into a buffer it holds.
 func (f *udpFlow) relayBufferedReplies() {
-	bp := datagramBufs.Get().(*[]byte)
-	defer datagramBufs.Put(bp)
+	bp := f.b.bufs.Get().(*[]byte)
+	defer f.b.bufs.Put(bp)
 	refusals := 0
 	for {
 		n, err := f.conn.Read(*bp)

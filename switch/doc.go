@@ -18,8 +18,10 @@
 //	   ├─ destination known ──► one egress Link ─┐
 //	   └─ broadcast, multicast, unknown ──► every other Link (flood)
 //	                                             │
-//	   isolation (icc=false), egress MTU,        │
-//	   offload fix-ups (checksum, segmentation) ◄┘
+//	   isolation (icc=false), egress MTU         │
+//	   (too big: ICMP "fragmentation needed" to  │
+//	   the sender, pmtu.go), offload fix-ups     │
+//	   (checksum, segmentation)                 ◄┘
 //	   │
 //	   ▼
 //	Port.Write(Frame)   synchronous; the port copies if it queues
@@ -27,8 +29,9 @@
 // Forwarding runs on the goroutine of the ingress port's reader: there is no
 // goroutine per frame and no queue inside the switch. A port whose Write
 // would block (a netstack, a tunnel) queues internally and counts its own
-// drops. The only goroutine the switch owns is the janitor that ages the
-// forwarding table.
+// drops. The only goroutine the switch owns is the janitor, which once a
+// second refreshes the coarse clock the forwarding path reads, publishes
+// newly learned MACs and ages out old ones.
 //
 // # Buffer ownership
 //
@@ -40,8 +43,18 @@
 //
 // # Locks
 //
-// Switch.mu serialises Attach and Detach. The forwarding table has its own
-// RWMutex (fdb.mu); it is taken after Switch.mu when both are held. The
-// forwarding path takes only fdb.mu, for reading, and never allocates in the
-// steady state (known source, known destination).
+// The forwarding path takes no lock in the steady state (known source,
+// known destination) and never allocates. The forwarding table (fdb.go) is
+// an immutable map published through an atomic pointer: readers load it
+// and look up without locking. MACs learned since the last publication wait
+// in a small pending map under fdb.mu, which only writers and lookups of
+// those new MACs take; the janitor folds them into a fresh snapshot within
+// a tick, or sooner once there are enough of them. An entry's port and
+// last-seen time are atomics, so a move or a refresh copies nothing. The
+// set of attached links is likewise an immutable slice behind an atomic
+// pointer, which flooding reads without a lock.
+//
+// Switch.mu serialises Attach, Detach and Close, which replace that slice.
+// It is never held while fdb.mu is taken: Detach releases it before it
+// flushes the detached port's MACs, so the two locks have no order to keep.
 package vswitch

@@ -16,10 +16,18 @@
 //	GET    /v1/ports[?endpoint=NET/EP]           []PortBinding
 //	GET    /v1/networks/{name}/nat               NATTable
 //	GET    /v1/conntrack[?network=NAME]          []ConntrackEntry
+//	GET    /v1/networks/{name}/endpoints/{ep}/capture[?count=N]   a pcap stream
+//	GET    /v1/networks/{name}/tunnel            Tunnel
+//	POST   /v1/networks/{name}/tunnel/peers      PeerRequest → Tunnel
+//	DELETE /v1/networks/{name}/tunnel/peers?addr=IP[:PORT]
+//	GET    /v1/stats                             Stats
 //
 // Errors come back as an Error body with an HTTP status that matches its
 // kind; the client turns them into errors that wrap ErrInvalid,
-// ErrNotFound or ErrConflict.
+// ErrNotFound or ErrConflict. An invalid request (400) lists every
+// offending field by its JSON name, in the order of the request type's
+// fields (Error.Fields, a *ValidationError on the client), so each client
+// can say it in its own words: the CLI names its flags.
 package api
 
 import (

@@ -4,7 +4,8 @@
 // finds either the state before the change or after it.
 //
 // Records are JSON values under their name: networks by network name,
-// endpoints by "network/endpoint". IP address allocations are not stored:
+// endpoints by "network/endpoint". A damaged file never stops the daemon
+// nor panics it: see salvage.go. IP address allocations are not stored:
 // they are rebuilt from the endpoint records at start-up.
 package store
 
@@ -16,12 +17,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/switchyard-net/switchyard/internal/nsenter"
+	"github.com/switchyard-net/switchyard/internal/rootfs"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -96,8 +99,11 @@ type Endpoint struct {
 	DHCP bool `json:"dhcp,omitempty"`
 	// Aliases are more DNS names of the endpoint's address.
 	Aliases []string `json:"aliases,omitempty"`
-	// ResolvConf is the resolv.conf connect wrote, removed on disconnect.
-	ResolvConf string `json:"resolv_conf,omitempty"`
+	// ResolvConf is the resolv.conf connect wrote, removed on disconnect;
+	// for a process's own file, ResolvConfPrev is what it held before,
+	// put back on disconnect.
+	ResolvConf     string           `json:"resolv_conf,omitempty"`
+	ResolvConfPrev *rootfs.Previous `json:"resolv_conf_prev,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so
@@ -114,6 +120,9 @@ func (e Endpoint) Key() string { return e.Network + "/" + e.Name }
 type Store struct {
 	db   *bolt.DB
 	path string
+
+	mu       sync.Mutex
+	warnings []string
 }
 
 // Open opens (creating if needed) the state file state.db in dir.
@@ -128,26 +137,42 @@ func open(dir string, noSync bool) (*Store, error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "state.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync, NoFreelistSync: noSync})
+	opts := &bolt.Options{Timeout: time.Second, NoSync: noSync, NoFreelistSync: noSync}
+	var warnings []string
+	if st, err := os.Stat(path); err == nil && st.Size() == 0 {
+		// bbolt would quietly make a new database of an empty file; but
+		// bbolt never leaves one, so something else truncated ours.
+		w, err := moveAside(path, "empty", time.Now())
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w)
+	}
+	db, more, err := openChecked(path, opts)
+	if errors.Is(err, errCorrupt) {
+		w, aerr := moveAside(path, err.Error(), time.Now())
+		if aerr != nil {
+			return nil, aerr
+		}
+		warnings = append(warnings, w)
+		db, more, err = openChecked(path, opts)
+	}
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("state file %s: %w (is another switchyard daemon using --state-dir %s?)", path, ErrLocked, dir)
 		}
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("state file %s: %w", path, err)
-	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, warnings: append(warnings, more...)}, nil
+}
+
+// Warnings says what had to be done about a damaged state file: a corrupt
+// file moved aside by Open, records that could not be read and were
+// skipped. The daemon logs each after restoring.
+func (s *Store) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.warnings...)
 }
 
 // Path returns the state file's path.
@@ -168,19 +193,30 @@ func del(s *Store, bucket []byte, key string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
+// list decodes every record of bucket. Open has already moved records
+// that do not decode to quarantine; one that still does not (damage bbolt
+// did not show until now) is skipped with a warning rather than failing
+// the whole list.
 func list[T any](s *Store, bucket []byte) ([]T, error) {
 	var out []T
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			var t T
 			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("record %q: %w", k, err)
+				s.warn(fmt.Sprintf("state file %s: %s record %q cannot be read (%v): skipped", s.path, bucket, k, err))
+				return nil
 			}
 			out = append(out, t)
 			return nil
 		})
 	})
 	return out, err
+}
+
+func (s *Store) warn(w string) {
+	s.mu.Lock()
+	s.warnings = append(s.warnings, w)
+	s.mu.Unlock()
 }
 
 // PutNetwork stores n, replacing a network of the same name.

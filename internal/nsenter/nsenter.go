@@ -15,6 +15,7 @@
 package nsenter
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -34,21 +35,62 @@ type ID struct {
 // IsZero reports whether id is unset.
 func (id ID) IsZero() bool { return id == ID{} }
 
+// nsGetNSType is NS_GET_NSTYPE (linux/nsfs.h: _IO(0xb7, 0x3)), which
+// golang.org/x/sys/unix does not define: it returns the CLONE_NEW* type of
+// a namespace file.
+const nsGetNSType = 0xb703
+
 // Stat returns the ID of the network namespace at path, and an error naming
-// the path if it is missing or not a namespace.
+// the path if it is missing, is not a namespace, or is a namespace of
+// another kind (a mount or PID namespace).
 func Stat(path string) (ID, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return ID{}, fmt.Errorf("network namespace %s: %w", path, err)
 	}
+	notNet := fmt.Errorf("network namespace %s: not a network namespace file (want a path like /var/run/netns/NAME or /proc/PID/ns/net)", path)
 	var fs unix.Statfs_t
 	if err := unix.Statfs(path, &fs); err != nil {
 		return ID{}, fmt.Errorf("network namespace %s: %w", path, err)
 	}
-	if fs.Type != unix.NSFS_MAGIC && fs.Type != unix.PROC_SUPER_MAGIC {
-		return ID{}, fmt.Errorf("network namespace %s: not a namespace file (want a path like /var/run/netns/NAME or /proc/PID/ns/net)", path)
+	if fs.Type != unix.NSFS_MAGIC {
+		return ID{}, notNet
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return ID{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	kind, err := unix.IoctlRetInt(fd, nsGetNSType)
+	if err != nil {
+		return ID{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	if kind != unix.CLONE_NEWNET {
+		return ID{}, notNet
 	}
 	return ID{Dev: st.Dev, Ino: st.Ino}, nil
+}
+
+// ErrOwnNamespace is returned by Foreign for the caller's own network
+// namespace.
+var ErrOwnNamespace = errors.New("it is the daemon's own network namespace (the host's): a TAP there would be a host interface, not a container's")
+
+// Foreign is Stat that also refuses the calling process's own network
+// namespace, whatever path names it (/proc/self/ns/net, /proc/1/ns/net, a
+// bind mount of it).
+func Foreign(path string) (ID, error) {
+	id, err := Stat(path)
+	if err != nil {
+		return ID{}, err
+	}
+	self, err := Current()
+	if err != nil {
+		return ID{}, err
+	}
+	if id == self {
+		return ID{}, fmt.Errorf("network namespace %s: %w", path, ErrOwnNamespace)
+	}
+	return id, nil
 }
 
 // Current returns the ID of the calling process's network namespace.

@@ -1,6 +1,10 @@
 // Package pcap writes captures in the classic libpcap file format
 // (readable by tcpdump, tshark and Wireshark): a 24-byte file header, then
 // for each frame a 16-byte record header and the frame's bytes.
+//
+// It is written here rather than taken from gopacket's pcapgo, whose
+// writer needs gopacket's protocol-layer package for one link-type
+// constant; the format itself is two fixed headers.
 package pcap
 
 import (

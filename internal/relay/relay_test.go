@@ -91,16 +91,20 @@ func TestHalfCloseBuffered(t *testing.T) {
 	testHalfClose(t, func(c net.Conn) net.Conn { return plainConn{c.(*net.TCPConn)} })
 }
 
+// copyPaths are the relay's two copy paths: raw kernel TCP conns, which
+// splice, and conns that hide *net.TCPConn, which copy through buffers.
+var copyPaths = []struct {
+	name string
+	wrap func(net.Conn) net.Conn
+}{
+	{"splice", func(c net.Conn) net.Conn { return c }},
+	{"buffered", func(c net.Conn) net.Conn { return plainConn{c.(*net.TCPConn)} }},
+}
+
 // A reset on one side ends the relay and resets the other side, on both
 // copy paths.
 func TestAbortResetsBoth(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		wrap func(net.Conn) net.Conn
-	}{
-		{"splice", func(c net.Conn) net.Conn { return c }},
-		{"buffered", func(c net.Conn) net.Conn { return plainConn{c.(*net.TCPConn)} }},
-	} {
+	for _, tc := range copyPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			base := runtime.NumGoroutine()
 			client, a := pair(t)
@@ -114,7 +118,10 @@ func TestAbortResetsBoth(t *testing.T) {
 				t.Fatalf("client read %v after the server side was reset, want ECONNRESET", err)
 			}
 			select {
-			case <-done:
+			case r := <-done:
+				if !errors.Is(r.Err, syscall.ECONNRESET) {
+					t.Errorf("Result.Err %v, want the server side's ECONNRESET", r.Err)
+				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("relay still running after one side was reset")
 			}

@@ -40,6 +40,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 		if other := d.overlapping(cfg.Subnet); other != nil {
 			return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses", cfg.Subnet, other.rec.Name, other.rec.Subnet)
 		}
+		if err := d.checkHostOverlap(cfg.Subnet); err != nil {
+			return store.Network{}, err
+		}
 	} else {
 		p, err := d.pickSubnet()
 		if err != nil {
@@ -57,6 +60,23 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
 	return rec, nil
+}
+
+// checkHostOverlap refuses a subnet that overlaps the host's own
+// addresses or routes (other than the default route), as Docker refuses
+// one that overlaps a host route: the host could no longer reach those
+// addresses, and containers would shadow them.
+func (d *Daemon) checkHostOverlap(subnet netip.Prefix) error {
+	host, err := d.cfg.HostPrefixes()
+	if err != nil {
+		return err
+	}
+	for _, h := range host {
+		if h.Overlaps(subnet) {
+			return conflict("subnet %s overlaps %s, an address or route of the host: choose a subnet the host does not use", subnet, h)
+		}
+	}
+	return nil
 }
 
 // parseNetworkCreate checks everything a request says about itself. The
@@ -128,11 +148,42 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) ipam.Config {
 	}
 	aux, auxOK := parseAux(errs, req.AuxAddresses)
 	cfg.Aux = aux
+	if ok && cfg.Subnet.IsValid() {
+		if why := reservedSubnet(cfg.Subnet); why != "" {
+			errs.add("subnet", req.Subnet, why, "a private range such as 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or fd00::/8")
+			ok = false
+		}
+	}
 	if ok && auxOK && cfg.Subnet.IsValid() {
 		_, poolErrs := newPool(cfg)
 		*errs = append(*errs, poolErrs...)
 	}
 	return cfg
+}
+
+// reserved are ranges no network may use, with the reason.
+var reserved = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "overlaps 0.0.0.0/8, which means \"this host\" and cannot be routed"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "overlaps 127.0.0.0/8, the loopback range: packets for it never leave a host"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "overlaps 169.254.0.0/16, the link-local range"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "overlaps 224.0.0.0/4, the multicast range"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "overlaps 240.0.0.0/4, reserved (and its broadcast address)"},
+	{netip.MustParsePrefix("::/127"), "overlaps ::/127, the unspecified and loopback addresses"},
+	{netip.MustParsePrefix("fe80::/10"), "overlaps fe80::/10, the link-local range"},
+	{netip.MustParsePrefix("ff00::/8"), "overlaps ff00::/8, the multicast range"},
+}
+
+// reservedSubnet says why p cannot be a network's subnet, or "".
+func reservedSubnet(p netip.Prefix) string {
+	for _, r := range reserved {
+		if r.p.Addr().Is4() == p.Addr().Is4() && r.p.Overlaps(p) {
+			return r.why
+		}
+	}
+	return ""
 }
 
 // parseAux parses name=IP reservations.

@@ -77,7 +77,11 @@ func TestNetworkCreateFieldErrors(t *testing.T) {
 		{"host_loopback internal", api.NetworkCreate{Name: "n", HostLoopback: true, Internal: true}, "host_loopback", ""},
 		{"host_loopback_addr bad", api.NetworkCreate{Name: "n", HostLoopback: true, HostLoopbackAddr: "127.0.0.1"}, "host_loopback_addr", "127.0.0.1"},
 		{"host_loopback_addr inside", api.NetworkCreate{Name: "n", Subnet: "10.5.0.0/24", HostLoopback: true, HostLoopbackAddr: "10.5.0.9"}, "host_loopback_addr", "10.5.0.9"},
-		{"subnet holds host loopback", api.NetworkCreate{Name: "n", Subnet: "169.254.1.0/24", HostLoopback: true}, "subnet", "169.254.1.0/24"},
+		{"subnet link-local", api.NetworkCreate{Name: "n", Subnet: "169.254.1.0/24"}, "subnet", "169.254.1.0/24"},
+		{"subnet loopback", api.NetworkCreate{Name: "n", Subnet: "127.5.0.0/24"}, "subnet", "127.5.0.0/24"},
+		{"subnet multicast", api.NetworkCreate{Name: "n", Subnet: "239.1.0.0/16"}, "subnet", "239.1.0.0/16"},
+		{"subnet covering loopback", api.NetworkCreate{Name: "n", Subnet: "96.0.0.0/3"}, "subnet", "96.0.0.0/3"},
+		{"subnet IPv6 multicast", api.NetworkCreate{Name: "n", Subnet: "ff05::/64"}, "subnet", "ff05::/64"},
 		{"vni without tunnel", api.NetworkCreate{Name: "n", VNI: intp(5)}, "vni", ""},
 		{"peers without tunnel", api.NetworkCreate{Name: "n", Peers: []string{"192.0.2.2"}}, "peers", ""},
 		{"unknown tunnel", tun(api.NetworkCreate{Tunnel: "gre"}), "tunnel", "gre"},
@@ -184,5 +188,23 @@ func TestNetworkCreateValid(t *testing.T) {
 	picked, err := checkDaemon().newNetworkRecord(api.NetworkCreate{Name: "p"})
 	if err != nil || !picked.Subnet.IsValid() {
 		t.Fatalf("picked subnet %v, %v", picked.Subnet, err)
+	}
+}
+
+// A subnet that overlaps the host's addresses or routes is a conflict
+// naming the host's prefix; one beside them is fine.
+func TestNetworkCreateHostOverlap(t *testing.T) {
+	d := checkDaemon()
+	d.cfg.HostPrefixes = func() ([]netip.Prefix, error) {
+		return []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.8.0.0/16")}, nil
+	}
+	for _, subnet := range []string{"192.0.2.0/25", "10.0.0.0/8", "10.8.3.0/24"} {
+		_, err := d.newNetworkRecord(api.NetworkCreate{Name: "n", Subnet: subnet})
+		if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "host") {
+			t.Errorf("subnet %s over a host prefix: %v, want a conflict naming the host", subnet, err)
+		}
+	}
+	if _, err := d.newNetworkRecord(api.NetworkCreate{Name: "n", Subnet: "10.9.0.0/24"}); err != nil {
+		t.Errorf("subnet beside the host's: %v", err)
 	}
 }

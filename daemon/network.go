@@ -283,6 +283,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
+		Refuse: d.ownListener,
 	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the

@@ -190,14 +190,41 @@ func (l lazyHeader) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
+// maxBody is the largest request body the API reads.
+const maxBody = 1 << 20
+
+// decode reads r's body into v: exactly one JSON value with no unknown
+// fields, nothing after it, at most maxBody bytes.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		replyStatus(w, 0, nil, invalid("malformed request body: %v", err))
-		return false
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errTrailing
+			if tooLarge(terr) {
+				err = terr
+			}
+		}
 	}
-	return true
+	switch {
+	case err == nil:
+		return true
+	case tooLarge(err):
+		replyStatus(w, 0, nil, invalid("request body over %d bytes: send one JSON object of at most 1 MiB", maxBody))
+	case err == errTrailing:
+		replyStatus(w, 0, nil, invalid("malformed request body: data after the JSON object; send exactly one object"))
+	default:
+		replyStatus(w, 0, nil, invalid("malformed request body: %v", err))
+	}
+	return false
+}
+
+var errTrailing = errors.New("trailing data")
+
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
 }
 
 func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.StatusOK, v, err) }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,8 +26,8 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
 			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
 			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
-			&cli.StringFlag{Name: "debug-addr", Usage: "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"},
-			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100)"},
+			&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -34,29 +35,38 @@ func daemonCommand() *cli.Command {
 				return cli.Exit(err.Error(), 2)
 			}
 			defer log.Sync()
+			// The metrics socket is opened first, so that the daemon
+			// knows to keep containers' flows away from it.
+			var own []netip.AddrPort
+			metricsL, err := listenMetrics(c.String("metrics"))
+			if err != nil {
+				return err
+			}
+			if metricsL != nil {
+				defer metricsL.Close()
+				own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
+			}
 			d, err := daemon.New(daemon.Config{
-				StateDir:   c.String("state-dir"),
-				Socket:     c.String("socket"),
-				Logger:     log,
-				Offload:    c.Bool("offload"),
-				ResolvConf: c.String("resolv-conf"),
+				StateDir:     c.String("state-dir"),
+				Socket:       c.String("socket"),
+				Logger:       log,
+				Offload:      c.Bool("offload"),
+				ResolvConf:   c.String("resolv-conf"),
+				OwnListeners: own,
 			})
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if addr := c.String("debug-addr"); addr != "" {
-				if err := serveDebug(ctx, addr, log); err != nil {
+			if path := c.String("debug-socket"); path != "" {
+				if err := serveDebug(ctx, path, log); err != nil {
 					d.Close()
 					return err
 				}
 			}
-			if addr := c.String("metrics"); addr != "" {
-				if err := serveMetrics(ctx, addr, d, log); err != nil {
-					d.Close()
-					return err
-				}
+			if metricsL != nil {
+				serveMetrics(ctx, metricsL, d, log)
 			}
 			serveErr := d.Serve(ctx)
 			log.Info("shutting down")

@@ -36,7 +36,8 @@ func Ensure(dir string) error {
 }
 
 // CheckSocket checks the directory of a socket a client is about to
-// trust: owned by the calling user or root, writable by no one else.
+// trust: owned by the calling user or root (or anyone, when the caller is
+// root), writable by no one else.
 func CheckSocket(path string) error { return check(filepath.Dir(path), true) }
 
 func check(dir string, rootOK bool) error {
@@ -55,7 +56,9 @@ func check(dir string, rootOK bool) error {
 		return fmt.Errorf("socket directory %s: cannot read its owner", dir)
 	}
 	me := uint32(os.Geteuid())
-	if sys.Uid != me && !(rootOK && sys.Uid == 0) {
+	// A client run by root may talk to any user's daemon: root's own
+	// default socket is in root's /run, which no fallback can take.
+	if sys.Uid != me && !(rootOK && (sys.Uid == 0 || me == 0)) {
 		return fmt.Errorf("socket directory %s belongs to uid %d, not to this user (uid %d): %w; remove it, or set XDG_RUNTIME_DIR or --socket to a directory of your own",
 			dir, sys.Uid, me, ErrNotPrivate)
 	}

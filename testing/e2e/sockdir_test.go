@@ -54,7 +54,12 @@ func TestSocketDirectoryOfAnotherUserIsRefused(t *testing.T) {
 	run := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		full := append(clitest.NobodyPrefix(t), "TMPDIR="+tmp, bin)
+		// As clitest.NobodyPrefix, but with no SWITCHYARD_SOCKET at all:
+		// the default socket is what is tested.
+		clitest.NobodyPrefix(t)
+		full := []string{"setpriv", "--reuid=" + strconv.Itoa(clitest.Nobody), "--regid=" + strconv.Itoa(clitest.Nobody),
+			"--clear-groups", "--inh-caps=-all", "env", "-u", "SWITCHYARD_SOCKET", "-u", "XDG_RUNTIME_DIR",
+			"HOME=/tmp", "TMPDIR=" + tmp, bin}
 		full = append(full, args...)
 		out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
 		return string(out), err

@@ -271,7 +271,7 @@ func (d *Daemon) publishAll(n *network, e *endpoint, specs []portSpec) error {
 	}
 	var ports []store.Port
 	for _, ps := range specs {
-		pubs, err := d.publish(n, e, ps, nil)
+		pubs, err := d.publish(n, e, ps, nil, true)
 		if err != nil {
 			d.ports.UnpublishAll(e.rec.Key())
 			return err

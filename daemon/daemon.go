@@ -216,13 +216,14 @@ func (d *Daemon) restore() error {
 			d.store.DeleteEndpoint(rec.Network, rec.Name)
 			continue
 		}
-		if err := d.restoreEndpointLocked(n, rec, host); err != nil {
+		if err := d.restoreEndpointLocked(n, rec); err != nil {
 			d.log.Warn("endpoint removed", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS), zap.Error(err))
 			d.store.DeleteEndpoint(rec.Network, rec.Name)
 			continue
 		}
 		restored++
 	}
+	d.restorePortsLocked(host)
 	if len(nets) > 0 {
 		d.log.Info("state restored", zap.Int("networks", len(nets)), zap.Int("endpoints", restored),
 			zap.Int("removed", len(eps)-restored), zap.String("state", d.store.Path()))

@@ -116,9 +116,10 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 	return cfg
 }
 
-// restoreEndpoint brings a stored endpoint back after a restart, if its
-// namespace is still the one it was connected in.
-func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint, host []netip.Addr) error {
+// restoreEndpointLocked brings a stored endpoint back after a restart, if
+// its namespace is still the one it was connected in. Its ports are
+// published by restorePortsLocked, once every endpoint is back.
+func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 	if !rec.TapOnly {
 		id, err := d.attach.NetNS(rec.NetNS)
 		if err != nil {
@@ -142,18 +143,46 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint, host []ne
 		return err
 	}
 	n.endpoints[rec.Name] = ep
-	for _, p := range rec.Ports {
-		ps, err := parsePortSpec(p.Spec)
-		if err == nil {
-			_, err = d.publish(n, ep, ps, p.Bound)
-		}
-		if err != nil {
-			d.log.Warn("published port not restored", zap.String("endpoint", rec.Key()), zap.String("spec", p.Spec), zap.Error(err))
-		}
-	}
-	d.syncNATLocked(n, host)
 	d.syncNamesLocked(n)
 	return nil
+}
+
+// restorePortsLocked publishes the restored endpoints' ports again, on
+// the host ports they had where they are free. Every endpoint gets back
+// the ports it remembers before any port is chosen afresh: otherwise an
+// ephemeral port chosen for one endpoint (its own taken meanwhile) could
+// be another's that is not restored yet.
+func (d *Daemon) restorePortsLocked(host []netip.Addr) {
+	type later struct {
+		n  *network
+		e  *endpoint
+		ps portSpec
+		p  store.Port
+	}
+	var again []later
+	for _, n := range d.sortedNetworksLocked() {
+		for _, e := range n.sortedEndpoints() {
+			for _, p := range e.rec.Ports {
+				ps, err := parsePortSpec(p.Spec)
+				if err == nil {
+					_, err = d.publish(n, e, ps, p.Bound, false)
+				}
+				if errors.Is(err, errNotRebound) {
+					again = append(again, later{n, e, ps, p})
+				} else if err != nil {
+					d.log.Warn("published port not restored", zap.String("endpoint", e.rec.Key()), zap.String("spec", p.Spec), zap.Error(err))
+				}
+			}
+		}
+	}
+	for _, l := range again {
+		if _, err := d.publish(l.n, l.e, l.ps, l.p.Bound, true); err != nil {
+			d.log.Warn("published port not restored", zap.String("endpoint", l.e.rec.Key()), zap.String("spec", l.p.Spec), zap.Error(err))
+		}
+	}
+	for _, n := range d.networks {
+		d.syncNATLocked(n, host)
+	}
 }
 
 // Disconnect detaches an endpoint, deletes its TAP and frees its address.

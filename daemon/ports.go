@@ -94,10 +94,16 @@ func (d *Daemon) dialer(n *network, e *endpoint, ps portSpec) proxy.Dialer {
 	return n.gw.Dialer(ps.source != sourceGateway)
 }
 
+// errNotRebound is returned by publish, asked for no fresh port, when a
+// mapping that may choose its host port cannot have the one it had.
+var errNotRebound = errors.New("its previous host port is not free")
+
 // publish publishes ps for e. prev, if given, are the host sockets a
-// previous life of the daemon bound for it, tried first. It is all or
-// nothing: on failure nothing of ps stays bound.
-func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort) ([]proxy.Published, error) {
+// previous life of the daemon bound for it, tried first; if none is free
+// and fresh is false, a mapping that would choose its port afresh fails
+// with errNotRebound instead. It is all or nothing: on failure nothing of
+// ps stays bound.
+func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
 	if n.rec.Internal {
 		return nil, invalid("network %q is internal: it has no published ports (as Docker's --internal)", n.rec.Name)
 	}
@@ -111,7 +117,7 @@ func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.Addr
 		}
 	}
 	for _, mp := range ps.mappings {
-		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), dialer, prev)
+		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), dialer, prev, fresh)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("publish %s for %s: %w", ps.raw, owner, err)
@@ -123,10 +129,11 @@ func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.Addr
 }
 
 // publishMapping publishes one mapping, on the host port it had before if
-// that one is free again.
-func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort) ([]proxy.Published, error) {
+// that one is free again, else (if fresh) on the one it would choose now.
+func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
+	named := !mp.HostPort.IsZero() && mp.HostPort.Start == mp.HostPort.End
 	for _, hp := range prev {
-		if hp.Port() == 0 || !mp.HostPort.IsZero() && mp.HostPort.Start == mp.HostPort.End {
+		if hp.Port() == 0 || named {
 			continue // the mapping names its port: nothing to remember
 		}
 		if !mp.HostPort.IsZero() && (hp.Port() < mp.HostPort.Start || hp.Port() > mp.HostPort.End) {
@@ -137,6 +144,9 @@ func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Add
 		if pub, err := d.ports.Publish(owner, fixed, target, dialer, proxy.Options{}); err == nil {
 			return pub, nil
 		}
+	}
+	if !fresh && !named && len(prev) > 0 {
+		return nil, errNotRebound
 	}
 	pub, err := d.ports.Publish(owner, mp, target, dialer, proxy.Options{})
 	if err != nil {
@@ -203,7 +213,7 @@ func (d *Daemon) AddPort(ctx context.Context, network, name, spec string) ([]api
 			return nil, conflict("%s already publishes %s", e.rec.Key(), spec)
 		}
 	}
-	pubs, err := d.publish(n, e, ps, nil)
+	pubs, err := d.publish(n, e, ps, nil, true)
 	if err != nil {
 		return nil, err
 	}

@@ -28,12 +28,13 @@ func (e *testEnv) hostPorts(key string) map[uint16]uint16 {
 	return out
 }
 
-// restoreCase is the state TestRestore restarts a daemon on: a, b, d and
-// vm0 come back; "gone", "reused" and "broken" do not.
+// restoreCase is the state TestRestore restarts a daemon on: a, b, c, d
+// and vm0 come back; "gone", "reused" and "broken" do not.
 type restoreCase struct {
-	a, b, d, vm    api.Endpoint
+	a, b, c, d, vm api.Endpoint
 	fixed          uint16            // a's fixed host port (container port 81)
 	portsA, portsB map[uint16]uint16 // host ports by container port
+	portsC         map[uint16]uint16 // c's: the first port of a range
 	portsD         map[uint16]uint16 // d's: -P of --expose 90
 }
 
@@ -47,8 +48,8 @@ func TestRestore(t *testing.T) {
 	if err := e.d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if e.att.OpenPorts() != 0 || len(e.att.Devices()) != 7 {
-		t.Fatalf("after Close: %d ports open, devices %+v; want none open, all 7 kept", e.att.OpenPorts(), e.att.Devices())
+	if e.att.OpenPorts() != 0 || len(e.att.Devices()) != 8 {
+		t.Fatalf("after Close: %d ports open, devices %+v; want none open, all 8 kept", e.att.OpenPorts(), e.att.Devices())
 	}
 	e.att.DeleteNetNS("/run/netns/gone")
 	e.att.AddNetNS("/run/netns/reused") // the path now names another namespace
@@ -68,8 +69,8 @@ func TestRestore(t *testing.T) {
 		e.att.AddNetNS("/run/netns/x" + name)
 		e.connect("web", api.EndpointCreate{NetNS: "/run/netns/x" + name})
 	}
-	if eps, _ := e.d.Endpoints("web"); len(eps) != 7 {
-		t.Errorf("%d endpoints, want 7", len(eps))
+	if eps, _ := e.d.Endpoints("web"); len(eps) != 8 {
+		t.Errorf("%d endpoints, want 8", len(eps))
 	}
 }
 
@@ -77,7 +78,7 @@ func TestRestore(t *testing.T) {
 func (e *testEnv) connectForRestore() restoreCase {
 	t := e.t
 	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
-	for _, ns := range []string{"a", "b", "d", "gone", "reused", "broken"} {
+	for _, ns := range []string{"a", "b", "c", "d", "gone", "reused", "broken"} {
 		e.att.AddNetNS("/run/netns/" + ns)
 	}
 	var rc restoreCase
@@ -85,10 +86,17 @@ func (e *testEnv) connectForRestore() restoreCase {
 	// An ephemeral port taken and given back first: a new daemon's first
 	// ephemeral port is not the one a had.
 	e.att.AddNetNS("/run/netns/first")
-	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
+	first := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/first", Publish: []string{"127.0.0.1::80"}})
 	if err := e.d.Disconnect(context.Background(), "web", "first"); err != nil {
 		t.Fatal(err)
 	}
+	// c takes that port back through a range that starts at it. At the
+	// restart b, whose own port is taken, needs a fresh ephemeral port:
+	// the lowest free one, c's, were c not given its own first.
+	low := int(first.Ports[0].HostPort)
+	rc.c = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/c",
+		Publish: []string{"127.0.0.1:" + strconv.Itoa(low) + "-" + strconv.Itoa(low+9) + ":80"}})
+	rc.portsC = e.hostPorts("web/c")
 	rc.a = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", MAC: "52:54:00:00:00:0a",
 		Publish: []string{"127.0.0.1::80", "127.0.0.1:" + strconv.Itoa(int(rc.fixed)) + ":81"}})
 	rc.b = e.connect("web", api.EndpointCreate{NetNS: "/run/netns/b", Publish: []string{"127.0.0.1::80"}})
@@ -117,14 +125,14 @@ func (e *testEnv) checkRestoredEndpoints(rc restoreCase) {
 		got[ep.Name] = keyOf(ep)
 	}
 	want := map[string]endpointKey{}
-	for _, ep := range []api.Endpoint{rc.a, rc.b, rc.d, rc.vm} {
+	for _, ep := range []api.Endpoint{rc.a, rc.b, rc.c, rc.d, rc.vm} {
 		want[ep.Name] = keyOf(ep)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("restored %v\nwant     %v", got, want)
 	}
-	if recs := e.storedEndpoints(); len(recs) != 4 {
-		t.Errorf("%d endpoints stored, want the 4 restored", len(recs))
+	if recs := e.storedEndpoints(); len(recs) != 5 {
+		t.Errorf("%d endpoints stored, want the 5 restored", len(recs))
 	}
 }
 
@@ -161,6 +169,9 @@ func (e *testEnv) checkRestoredPorts(rc restoreCase) {
 	t := e.t
 	if now := e.hostPorts("web/a"); now[80] != rc.portsA[80] || now[81] != rc.fixed {
 		t.Errorf("a's ports after restart %v, want %v", now, rc.portsA)
+	}
+	if now := e.hostPorts("web/c"); now[80] != rc.portsC[80] {
+		t.Errorf("c's port after restart %v, want %v: another endpoint's fresh port took it", now, rc.portsC)
 	}
 	if now := e.hostPorts("web/d"); now[90] != rc.portsD[90] {
 		t.Errorf("d's -P port after restart %v, want %v", now, rc.portsD)

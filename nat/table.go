@@ -46,13 +46,13 @@ type Table struct {
 	// Process reads it without mu to let foreign packets pass.
 	rules atomic.Pointer[ruleset]
 
-	mu    sync.Mutex
-	conns map[tuple]*conn // guarded by mu; each conn under both its tuples
-	n     int             // guarded by mu; number of conns
-	// head and tail of the eviction candidates, oldest first (mu).
-	head, tail *conn
-	expiry     expiryHeap // guarded by mu
-	cursor     uint32     // guarded by mu; where the next port search starts
+	mu     sync.Mutex
+	conns  map[tuple]*conn       // guarded by mu; each conn under both its tuples
+	n      int                   // guarded by mu; number of conns
+	evict  connList              // guarded by mu; the eviction candidates, oldest first
+	expiry expiryHeap            // guarded by mu
+	pools  map[poolKey]*portPool // guarded by mu; masquerade ports per responder
+	cursor uint32                // guarded by mu; where the next port search starts
 
 	stats stats
 }
@@ -99,6 +99,7 @@ func (t *Table) SetMappings(ms []PortMapping) error {
 			t.removeLocked(c, &t.stats.deleted)
 		}
 	}
+	t.reservePortsLocked(rs)
 	return nil
 }
 
@@ -223,11 +224,16 @@ func (t *Table) newFlowLocked(p *packet, now int64) (*conn, Verdict) {
 	c := &conn{orig: p.tuple(), mapping: m, created: now, streamAt: now + int64(udpStreamAfter), heapIdx: -1}
 	// The port first: taking one over frees an entry, and a flow refused
 	// for want of ports should not have evicted anything.
-	if !t.allocLocked(c, gw, now) {
+	switch t.allocLocked(c, gw, now) {
+	case allocExhausted:
 		t.stats.portsExhausted.Add(1)
+		return nil, Drop
+	case allocOverShare:
+		t.stats.portsOverShare.Add(1)
 		return nil, Drop
 	}
 	if !t.makeRoomLocked(now) {
+		t.freeLocked(c)
 		t.stats.refusedFull.Add(1)
 		return nil, Drop
 	}

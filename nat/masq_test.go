@@ -208,3 +208,113 @@ func TestMasqPublishedInRange(t *testing.T) {
 	}
 	checkPools(t, tb)
 }
+
+// FuzzMasqTable drives a table with an 8-port range and a share of 3
+// through new flows from three sources toward three responders, replies,
+// resets, the passing of time, sweeps and a port published inside the
+// range and unpublished again. After every step the pools must agree with
+// the entries (checkPools), and every refusal must have its reason: the
+// source holds its share, or every port is held by an entry that may not
+// give it up. Each op is two bytes.
+func FuzzMasqTable(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 1, 0, 2, 3, 0, 6})
+	f.Add([]byte{0, 0, 0, 0x10, 0, 0x20, 0, 0x30, 0, 0x40, 0, 0x50, 0, 0x60, 0, 0x70, 0, 0x80, 5, 0, 0, 0x90})
+	f.Add([]byte{4, 0, 4, 1, 4, 2, 4, 3, 1, 0, 4, 4, 2, 200, 3, 0, 4, 5})
+	// Eight assured connections fill the range; one is reset; a new one
+	// takes its port.
+	f.Add([]byte{4, 0, 4, 1, 4, 2, 4, 4, 4, 5, 4, 6, 4, 8, 4, 9,
+		1, 0, 1, 1, 1, 2, 1, 3, 1, 4, 1, 5, 1, 6, 1, 7, 5, 0, 4, 10, 4, 14})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		cfg := testConfig()
+		cfg.MasqPorts = [2]uint16{20000, 20007}
+		cfg.MasqPortsPerSource = 3
+		ms := append(testMappings(), PortMapping{Proto: UDP, HostPort: 5354, Target: ap(b4, 54)})
+		published := append(ms[:len(ms):len(ms)], PortMapping{Proto: UDP, HostPort: 20003, Target: ap(c4, 53)})
+		tb := newTestTable(t, cfg, ms)
+		srcs := []netip.Addr{a4, c4, netip.MustParseAddr("172.18.0.5")}
+		var now int64
+		type sentFlow struct {
+			from netip.AddrPort // the initiator
+			out  flow           // its first packet, as it left
+		}
+		var sent []sentFlow // flows to answer
+		for i := 0; i+2 <= len(ops); i += 2 {
+			op, arg := ops[i]%6, ops[i+1]
+			src := ap(srcs[arg%3], 1000+uint16(arg>>2))
+			var pkt []byte
+			switch op {
+			case 0: // a new UDP flow toward b:53 or b:54
+				pkt = udpDgram(src, ap(gw4, 5353+uint16(arg>>7)), nil, false)
+			case 4: // a new TCP connection toward b:80
+				pkt = tcpSeg(src, ap(gw4, 8080), syn, 1, 0, nil)
+			case 1, 5: // a reply (op 1) or a reset (op 5) from the responder
+				if len(sent) == 0 {
+					continue
+				}
+				fl := sent[int(arg)%len(sent)]
+				b, m := fl.out.dst, fl.out.src // the responder, and the gateway end it sees
+				switch {
+				case b.Port() != 80:
+					if op == 1 {
+						tb.Process(udpDgram(b, m, nil, false), now)
+					}
+				case op == 1: // the handshake: the connection is assured
+					tb.Process(tcpSeg(b, m, syn|ack, 1, 2, nil), now)
+					tb.Process(tcpSeg(fl.from, ap(gw4, 8080), ack, 2, 2, nil), now)
+				default:
+					tb.Process(tcpSeg(b, m, rst|ack, 1, 1, nil), now)
+				}
+			case 2:
+				now += sec(float64(arg))
+			case 3:
+				if arg&1 == 0 {
+					tb.Sweep(now)
+				} else if err := tb.SetMappings([][]PortMapping{ms, published}[arg>>1&1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if pkt != nil {
+				before := tb.Stats()
+				switch tb.Process(pkt, now) {
+				case Translated:
+					sent = append(sent, sentFlow{src, flowOf(t, pkt)})
+				case Drop:
+					checkRefusal(t, tb, pkt, before)
+				}
+			}
+			checkPools(t, tb)
+		}
+	})
+}
+
+// checkRefusal fails unless the new flow of pkt, just dropped, was
+// refused for a reason that holds: its source holds its share of the
+// responder's ports, or the responder's ports are all held by entries
+// that may not give them up.
+func checkRefusal(t *testing.T, tb *Table, pkt []byte, before Stats) {
+	t.Helper()
+	var p packet
+	parse(pkt, &p)
+	m, _ := tb.rules.Load().match(Proto(p.proto), p.dst, p.dport)
+	after := tb.Stats()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	pool := tb.pools[poolKey{m.Proto, m.Target}]
+	switch {
+	case after.PortsOverShare == before.PortsOverShare+1:
+		if n := pool.bySrc[p.src]; n < pool.share {
+			t.Fatalf("flow from %v refused over share, holding %d of %d", p.src, n, pool.share)
+		}
+	case after.PortsExhausted == before.PortsExhausted+1:
+		if pool.ports.free != 0 {
+			t.Fatalf("flow from %v refused for want of ports, with %d free", p.src, pool.ports.free)
+		}
+		for k, c := range tb.conns {
+			if k == c.orig && c.pool == pool && c.evictable() {
+				t.Fatalf("flow from %v refused for want of ports, but the flow from %v:%d could give port %d up", p.src, c.orig.src, c.orig.sport, masqPort(c))
+			}
+		}
+	default:
+		t.Fatalf("flow from %v dropped, stats %+v", p.src, after)
+	}
+}

@@ -229,6 +229,31 @@ func (t *Table) removeLocked(c *conn, counter *counter) {
 	t.freeLocked(c)
 	t.n--
 	counter.Add(1)
+	t.recycleLocked(c)
+}
+
+// maxSpareConns bounds the removed entries kept for reuse: enough that a
+// flood of new flows that evict each other allocates nothing, little
+// enough (some 70 KiB) to keep after the flood.
+const maxSpareConns = 256
+
+// newConnLocked returns a zero conn, a removed one if there is one.
+func (t *Table) newConnLocked() *conn {
+	if n := len(t.spares); n > 0 {
+		c := t.spares[n-1]
+		t.spares = t.spares[:n-1]
+		return c
+	}
+	return new(conn)
+}
+
+// recycleLocked keeps c, which is in no map, list or heap any more and
+// which nothing refers to, for newConnLocked.
+func (t *Table) recycleLocked(c *conn) {
+	if len(t.spares) < maxSpareConns {
+		*c = conn{}
+		t.spares = append(t.spares, c)
+	}
 }
 
 // lookupLocked returns the live entry for k, removing it if it has expired.

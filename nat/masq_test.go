@@ -318,3 +318,30 @@ func checkRefusal(t *testing.T, tb *Table, pkt []byte, before Stats) {
 		t.Fatalf("flow from %v dropped, stats %+v", p.src, after)
 	}
 }
+
+// TestMasqFloodDoesNotAllocate: once a flood of new flows from spoofed
+// sources has filled a responder's ports, each further flow takes the port
+// of the oldest without allocating: the evicted entry is reused.
+func TestMasqFloodDoesNotAllocate(t *testing.T) {
+	tb := newTestTable(t, testConfig(), testMappings())
+	pkt := udpDgram(ap(netip.AddrFrom4([4]byte{10, 2, 0, 0}), 5000), ap(gw4, 5353), nil, false)
+	hdr := append([]byte(nil), pkt...)
+	i := 0
+	flood := func() {
+		i++
+		copy(pkt, hdr)
+		pkt[13], pkt[14], pkt[15] = byte(i>>16), byte(i>>8), byte(i)
+		if v := tb.Process(pkt, 0); v != Translated {
+			t.Fatalf("flow %d: %v", i, v)
+		}
+	}
+	for range int(DefaultMasqPorts[1]-DefaultMasqPorts[0]) + 1 {
+		flood()
+	}
+	if n := testing.AllocsPerRun(1000, flood); n != 0 {
+		t.Errorf("%v allocations per new flow, want 0", n)
+	}
+	if s := tb.Stats(); s.Evicted < 1000 {
+		t.Fatalf("Stats = %+v, want the flood's flows evicting each other", s)
+	}
+}

@@ -53,6 +53,7 @@ type Table struct {
 	expiry expiryHeap            // guarded by mu
 	pools  map[poolKey]*portPool // guarded by mu; masquerade ports per responder
 	cursor uint32                // guarded by mu; where the next port search starts
+	spares []*conn               // guarded by mu; removed entries for reuse
 
 	stats stats
 }
@@ -221,19 +222,22 @@ func (t *Table) newFlowLocked(p *packet, now int64) (*conn, Verdict) {
 	if !gw.IsValid() {
 		return nil, Pass
 	}
-	c := &conn{orig: p.tuple(), mapping: m, created: now, streamAt: now + int64(udpStreamAfter), heapIdx: -1}
+	c := t.newConnLocked()
+	*c = conn{orig: p.tuple(), mapping: m, created: now, streamAt: now + int64(udpStreamAfter), heapIdx: -1}
 	// The port first: taking one over frees an entry, and a flow refused
 	// for want of ports should not have evicted anything.
-	switch t.allocLocked(c, gw, now) {
-	case allocExhausted:
-		t.stats.portsExhausted.Add(1)
-		return nil, Drop
-	case allocOverShare:
-		t.stats.portsOverShare.Add(1)
+	if r := t.allocLocked(c, gw, now); r != allocOK {
+		t.recycleLocked(c)
+		if r == allocOverShare {
+			t.stats.portsOverShare.Add(1)
+		} else {
+			t.stats.portsExhausted.Add(1)
+		}
 		return nil, Drop
 	}
 	if !t.makeRoomLocked(now) {
 		t.freeLocked(c)
+		t.recycleLocked(c)
 		t.stats.refusedFull.Add(1)
 		return nil, Drop
 	}

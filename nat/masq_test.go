@@ -107,8 +107,8 @@ func TestMasqShare(t *testing.T) {
 		udpFlow(t, tb, ap(a4, 1000+i), 0, Translated)
 	}
 	udpFlow(t, tb, ap(a4, 2000), 0, Drop)
-	if s := tb.Stats(); s.PortsOverShare != 1 || s.PortsExhausted != 0 || s.Evicted != 0 || s.Entries != 25 {
-		t.Fatalf("Stats = %+v, want 1 over share, nothing evicted, 25 entries", s)
+	if s := tb.Stats(); s.PortsOverShare != 1 || s.Dropped() != 1 || s.PortsExhausted != 0 || s.Evicted != 0 || s.Entries != 25 {
+		t.Fatalf("Stats = %+v, want 1 dropped over share, nothing evicted, 25 entries", s)
 	}
 	// c still gets its own share toward b:53; a still gets ports toward
 	// b:80; a's refused flow took nothing.

@@ -85,3 +85,10 @@ func (t *Table) Stats() Stats {
 		TranslatedReply: s.translated[dirReply].Load(),
 	}
 }
+
+// Dropped returns the packets the table dropped, all reasons together:
+// Filtered, RefusedFull, PortsExhausted and PortsOverShare, and Invalid
+// (which also counts the unexpected segments that were forwarded).
+func (s Stats) Dropped() uint64 {
+	return s.Filtered + s.Invalid + s.RefusedFull + s.PortsExhausted + s.PortsOverShare
+}

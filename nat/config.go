@@ -89,8 +89,9 @@ type Config struct {
 	// refuses every destination outside the network.
 	Internal bool
 	// MasqPorts is the inclusive range of masquerade source ports (and
-	// ICMP echo identifiers). Zero means DefaultMasqPorts. The gateway's
-	// netstack must not pick its own ephemeral ports from this range, or
+	// ICMP echo identifiers), each available once toward each responder.
+	// Zero means DefaultMasqPorts. The gateway's netstack must not pick
+	// its own ephemeral ports from this range (Table.MasqPorts), or
 	// replies to its connections into the network would be taken for
 	// replies to hairpinned flows: with the default, call
 	// stack.SetPortRange(16000, 60999) on it (gVisor's own default,

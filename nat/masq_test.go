@@ -55,29 +55,36 @@ func checkPools(t testing.TB, tb *Table) {
 		w.lists[c.pclass]++
 	}
 	for p, w := range wants {
-		for off := range p.ports.n {
-			port := p.ports.lo + uint16(off)
-			if p.ports.taken(port) != w.ports[port] {
-				t.Fatalf("port %d: taken %v, held by an entry or published %v", port, p.ports.taken(port), w.ports[port])
-			}
+		checkPool(t, p, w.ports, w.bySrc, w.lists)
+	}
+}
+
+// checkPool fails the test unless pool p holds exactly the ports in
+// ports, counts bySrc, and has lists[k] entries on each list k.
+func checkPool(t testing.TB, p *portPool, ports map[uint16]bool, bySrc map[netip.Addr]int32, lists [numClasses]int) {
+	t.Helper()
+	for off := range p.ports.n {
+		port := p.ports.lo + uint16(off)
+		if p.ports.taken(port) != ports[port] {
+			t.Fatalf("port %d: taken %v, held by an entry or published %v", port, p.ports.taken(port), ports[port])
 		}
-		if p.ports.free != int(p.ports.n)-len(w.ports) {
-			t.Fatalf("%d free ports, want %d", p.ports.free, int(p.ports.n)-len(w.ports))
-		}
-		if !maps.Equal(p.bySrc, w.bySrc) {
-			t.Fatalf("per-source counts %v, want %v", p.bySrc, w.bySrc)
-		}
-		for _, k := range []connClass{classFresh, classClosed} {
-			n := 0
-			for c := p.lists[k].head; c != nil; c = c.links[linkPool].next {
-				if c.pclass != k || c.pool != p {
-					t.Fatalf("entry %v of class %d on list %d", c.orig, c.pclass, k)
-				}
-				n++
+	}
+	if p.ports.free != int(p.ports.n)-len(ports) {
+		t.Fatalf("%d free ports, want %d", p.ports.free, int(p.ports.n)-len(ports))
+	}
+	if !maps.Equal(p.bySrc, bySrc) {
+		t.Fatalf("per-source counts %v, want %v", p.bySrc, bySrc)
+	}
+	for _, k := range []connClass{classFresh, classClosed} {
+		n := 0
+		for c := p.lists[k].head; c != nil; c = c.links[linkPool].next {
+			if c.pclass != k || c.pool != p {
+				t.Fatalf("entry %v of class %d on list %d", c.orig, c.pclass, k)
 			}
-			if n != w.lists[k] {
-				t.Fatalf("list %d holds %d entries, want %d", k, n, w.lists[k])
-			}
+			n++
+		}
+		if n != lists[k] {
+			t.Fatalf("list %d holds %d entries, want %d", k, n, lists[k])
 		}
 	}
 }

@@ -158,11 +158,11 @@ func (t *Table) poolLocked(c *conn) *portPool {
 // allocLocked picks the masquerade port of new entry c and sets c.reply
 // and c.pool. It keeps the initiator's own port when that is in the range
 // and free (as Linux does), and otherwise takes the next free port after
-// the last one taken toward any responder. A source whose open flows hold their share of the
-// responder's ports is refused. If every port is taken, expired entries
-// are removed first, then the entry that is the best to lose gives its
-// port up (portPool.spare); if there is none, c is refused. Nothing is
-// evicted for a refused flow.
+// the last one taken toward any responder. A source whose open flows hold
+// their share of the responder's ports is refused. If every port is
+// taken, expired entries are removed first, then the entry that is the
+// best to lose gives its port up (portPool.spare); if there is none, c is
+// refused. Nothing is evicted for a refused flow.
 func (t *Table) allocLocked(c *conn, gw netip.Addr, now int64) allocResult {
 	p := t.poolLocked(c)
 	src := c.orig.src

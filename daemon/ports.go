@@ -410,7 +410,7 @@ func (d *Daemon) NAT(network string) (api.NATTable, error) {
 	st, lost := n.gw.NATStats()
 	out.Entries = int(st.Entries)
 	out.TranslatedOrig, out.TranslatedReply = st.TranslatedOrig, st.TranslatedReply
-	out.Dropped = st.Filtered + st.Invalid + st.RefusedFull + st.PortsExhausted + lost
+	out.Dropped = st.Dropped() + lost
 	return out, nil
 }
 

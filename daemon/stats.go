@@ -15,7 +15,7 @@ func (d *Daemon) Stats() api.Stats {
 			Network: n.rec.Name, FDBEntries: sw.FDBEntries, FDBMoves: sw.FDBMoves,
 			Segmented: sw.Segmented, ICMPTooBig: sw.ICMPSent,
 			Conntrack: int(nat.Entries), NATTranslated: nat.TranslatedOrig + nat.TranslatedReply,
-			NATDropped: nat.Filtered + nat.Invalid + nat.RefusedFull + nat.PortsExhausted + lost,
+			NATDropped: nat.Dropped() + lost,
 			Egress: api.EgressStats{
 				TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
 				UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,

@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/rlimit"
 	"github.com/switchyard-net/switchyard/proxy"
 )
 
@@ -85,6 +86,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	rlimit.Raise(cfg.Logger) // before the proxy sizes its connection limits from it
 	if cfg.HostPrefixes == nil {
 		cfg.HostPrefixes = HostPrefixes
 	}

@@ -81,12 +81,12 @@ func wantReset(t *testing.T, p proxy.Published) {
 
 func bindingOf(t *testing.T, m *proxy.Manager, p proxy.Published) proxy.BindingStats {
 	t.Helper()
-	for _, b := range m.Stats().Bindings {
+	for _, b := range m.BindingStats(p.Owner) {
 		if b.Published == p {
 			return b
 		}
 	}
-	t.Fatalf("no stats for %v", p)
+	t.Fatalf("no stats for %v among %v", p, m.Stats().Bindings)
 	return proxy.BindingStats{}
 }
 

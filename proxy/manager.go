@@ -465,6 +465,23 @@ func (m *Manager) List(owner string) []Published {
 	return out
 }
 
+// BindingStats returns the counters of owner's listeners (every owner's
+// if owner is empty), in List order.
+func (m *Manager) BindingStats(owner string) []BindingStats {
+	m.mu.Lock()
+	var out []BindingStats
+	for _, e := range m.entries {
+		if owner == "" || e.owner == owner {
+			for _, b := range e.bindings {
+				out = append(out, b.stats())
+			}
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b BindingStats) int { return comparePublished(a.Published, b.Published) })
+	return out
+}
+
 // Stats returns the Manager's counters: totals, and one BindingStats per
 // live listener in List order.
 func (m *Manager) Stats() Stats {

@@ -1,0 +1,199 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
+)
+
+// fdLimit is the open-file limit the flooded daemon runs with (soft and
+// hard, so that neither the Go runtime nor the daemon can raise it).
+const fdLimit = 256
+
+// holdServer listens in ns on addr and keeps every connection open until
+// the client closes it or the test ends.
+func holdServer(t *testing.T, ns *netnstest.NS, addr string) {
+	t.Helper()
+	l, err := ns.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+// portStats returns the listener of endpoint published on 0.0.0.0:port.
+func portStats(t *testing.T, w *world, endpoint string, port uint16) api.PortBinding {
+	t.Helper()
+	for _, b := range bindings(t, w, endpoint) {
+		if b.HostPort == port && b.HostIP.Is4() {
+			return b
+		}
+	}
+	t.Fatalf("%s has no listener on 0.0.0.0:%d", endpoint, port)
+	return api.PortBinding{}
+}
+
+func fdCount(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// A daemon allowed 256 open files, flooded with 400 connections to one
+// published port (each held open), refuses those over the port's limit at
+// once and keeps answering: the API, and a second published port.
+func TestFloodedPortLeavesAPIAndOtherPorts(t *testing.T) {
+	for _, path := range []string{"netstack", "splice"} {
+		t.Run(path, func(t *testing.T) { testFlood(t, path) })
+	}
+}
+
+func testFlood(t *testing.T, path string) {
+	w := newWorld(t, func(w *world) {
+		w.d.Wrap = append(w.d.Wrap, "prlimit", fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit))
+	})
+	c := netnstest.New(t)
+	holdServer(t, c, "0.0.0.0:80")
+	whoServer(t, c, "0.0.0.0:81")
+	w.d.MustRun("network", "create", "web", "--subnet", "10.240.0.0/24")
+	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c",
+		"-p", "18080:80,path="+path, "-p", "18081:81,path="+path)
+	var st api.Stats
+	if err := json.Unmarshal([]byte(w.d.MustRun("stats", "--format", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	perPort := st.Proxy.MaxConnsPerPort
+	if perPort <= 0 || st.Proxy.MaxConns <= perPort || st.Proxy.MaxConns*2 >= fdLimit {
+		t.Fatalf("limits %d per port, %d in all: want defaults that leave most of the %d descriptors to connections but keep a reserve",
+			perPort, st.Proxy.MaxConns, fdLimit)
+	}
+	before := fdCount(w.d.PID())
+
+	// The flood: 400 connections, held open. Those over the limit are
+	// reset by the daemon, at connect or a little later.
+	const flood = 400
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, conn := range held {
+			conn.Close()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < flood && time.Now().Before(deadline); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, err := w.host.Dial(ctx, "tcp", "127.0.0.1:18080")
+		cancel()
+		if err == nil {
+			held = append(held, conn)
+		}
+	}
+	var b api.PortBinding
+	ok := waitUntil(20*time.Second, func() bool {
+		b = portStats(t, w, "web/c", 18080)
+		return b.Active+int64(b.OverLimit) >= flood
+	})
+	if !ok {
+		t.Fatalf("after %d connections to 18080: %d open, %d over the limit; want every one counted", flood, b.Active, b.OverLimit)
+	}
+	if b.Active != int64(perPort) || b.OverLimit != uint64(flood-perPort) {
+		t.Errorf("18080: %d open, %d over the limit; want %d open (the port's limit), %d refused", b.Active, b.OverLimit, perPort, flood-perPort)
+	}
+	during := fdCount(w.d.PID())
+
+	// The API answers (it just did, for port ls) and the other port serves.
+	if got := askWho(t, w.host, "127.0.0.1:18081"); got == "" {
+		t.Error("port 18081 gave no answer while 18080 was flooded")
+	}
+	if err := json.Unmarshal([]byte(w.d.MustRun("stats", "--format", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Proxy.OverLimit != uint64(flood-perPort) || st.Proxy.AcceptErrors != 0 {
+		t.Errorf("stats: %d over the limit, %d failed accepts; want %d and none", st.Proxy.OverLimit, st.Proxy.AcceptErrors, flood-perPort)
+	}
+	log := w.d.Log()
+	if n := strings.Count(log, "connection limit reached"); n < 1 || n > 2 {
+		t.Errorf("%d log lines about the limit for %d refusals; want one (two if the flood spanned the warning interval)", n, flood-perPort)
+	}
+	if strings.Contains(log, "too many open files") {
+		t.Error("the daemon ran out of file descriptors")
+	}
+	t.Logf("%s: limits %d/%d per port; daemon fds %d before the flood, %d during (of %d)", path,
+		st.Proxy.MaxConns, perPort, before, during, fdLimit)
+
+	// Once the flood's connections are gone, the port takes new ones.
+	for _, conn := range held {
+		conn.Close()
+	}
+	held = nil
+	if !waitUntil(20*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 0 }) {
+		t.Fatal("the flood's connections are not released")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := w.host.Dial(ctx, "tcp", "127.0.0.1:18080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if !waitUntil(10*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 1 }) {
+		t.Error("a new connection after the flood is not relayed")
+	}
+}
+
+// waitUntil polls cond every 100 ms until it holds or timeout passes.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

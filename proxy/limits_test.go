@@ -182,6 +182,19 @@ func TestTCPGlobalLimit(t *testing.T) {
 	}
 }
 
+// publishUDPGreeter publishes 127.0.0.1::53/udp for "web/a" to a UDP
+// greeter "u" and returns the listener and the address clients send to.
+func publishUDPGreeter(t *testing.T, m *proxy.Manager) (proxy.Published, netip.AddrPort) {
+	t.Helper()
+	srv := serveUDP(t, "udp4", "127.0.0.1:0", udpGreeter("u"))
+	d := &proxytest.Loopback{Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
+	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pubs[0], clientAddr(pubs[0])
+}
+
 // Past the Manager's limit a new UDP client's datagram is dropped and
 // counted while existing flows keep working; once a flow expires, its slot
 // serves the next client.
@@ -189,13 +202,7 @@ func TestUDPGlobalLimit(t *testing.T) {
 	leakCheck(t)
 	log, logs := observed()
 	m := newManager(t, proxy.Config{Logger: log, MaxConns: 2, MaxConnsPerPort: 10, UDPTimeout: 300 * time.Millisecond, WarnInterval: time.Hour})
-	srv := serveUDP(t, "udp4", "127.0.0.1:0", udpGreeter("u"))
-	d := &proxytest.Loopback{Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
-	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := clientAddr(pubs[0])
+	p, addr := publishUDPGreeter(t, m)
 	lo := netip.MustParseAddr("127.0.0.1")
 	c1, c2, c3 := udpClient(t, lo), udpClient(t, lo), udpClient(t, lo)
 	if got, _ := udpAsk(t, c1, addr, "1"); got != "u: 1" {
@@ -207,10 +214,10 @@ func TestUDPGlobalLimit(t *testing.T) {
 	if _, err := c3.WriteToUDPAddrPort([]byte("3"), addr); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(ioTimeout, func() bool { return bindingOf(t, m, pubs[0]).UDP.FlowsOverLimit == 1 }) {
-		t.Fatalf("client 3's datagram is not counted over the limit: %+v", bindingOf(t, m, pubs[0]).UDP)
+	if !waitFor(ioTimeout, func() bool { return bindingOf(t, m, p).UDP.FlowsOverLimit == 1 }) {
+		t.Fatalf("client 3's datagram is not counted over the limit: %+v", bindingOf(t, m, p).UDP)
 	}
-	if st := bindingOf(t, m, pubs[0]).UDP; st.FlowsActive != 2 || st.FlowsTotal != 2 || st.Dropped != 1 {
+	if st := bindingOf(t, m, p).UDP; st.FlowsActive != 2 || st.FlowsTotal != 2 || st.Dropped != 1 {
 		t.Errorf("%+v; want 2 flows active, 2 made, 1 datagram dropped", st)
 	}
 	if n := logs.FilterMessage(overLimitMsg).Len(); n != 1 {
@@ -231,13 +238,7 @@ func TestUDPGlobalLimit(t *testing.T) {
 func TestUDPPortLimitEvicts(t *testing.T) {
 	leakCheck(t)
 	m := newManager(t, proxy.Config{MaxConns: 100, MaxConnsPerPort: 2, MaxUDPFlows: 50})
-	srv := serveUDP(t, "udp4", "127.0.0.1:0", udpGreeter("u"))
-	d := &proxytest.Loopback{Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
-	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := clientAddr(pubs[0])
+	p, addr := publishUDPGreeter(t, m)
 	lo := netip.MustParseAddr("127.0.0.1")
 	for i := range 3 {
 		msg := string(rune('1' + i))
@@ -245,7 +246,7 @@ func TestUDPPortLimitEvicts(t *testing.T) {
 			t.Fatalf("client %d got %q", i, got)
 		}
 	}
-	if st := bindingOf(t, m, pubs[0]).UDP; st.FlowsActive != 2 || st.FlowsEvicted != 1 || st.FlowsOverLimit != 0 {
+	if st := bindingOf(t, m, p).UDP; st.FlowsActive != 2 || st.FlowsEvicted != 1 || st.FlowsOverLimit != 0 {
 		t.Errorf("%+v; want 2 flows active, 1 evicted, none refused", st)
 	}
 }

@@ -451,16 +451,7 @@ func (m *Manager) drain(gone []binding) {
 // ordered by owner, container port, protocol, host port and host address.
 // An empty owner lists every owner's.
 func (m *Manager) List(owner string) []Published {
-	m.mu.Lock()
-	var out []Published
-	for _, e := range m.entries {
-		if owner == "" || e.owner == owner {
-			for _, b := range e.bindings {
-				out = append(out, b.published())
-			}
-		}
-	}
-	m.mu.Unlock()
+	out := collect(m, owner, binding.published)
 	slices.SortFunc(out, comparePublished)
 	return out
 }
@@ -468,17 +459,23 @@ func (m *Manager) List(owner string) []Published {
 // BindingStats returns the counters of owner's listeners (every owner's
 // if owner is empty), in List order.
 func (m *Manager) BindingStats(owner string) []BindingStats {
+	out := collect(m, owner, binding.stats)
+	slices.SortFunc(out, func(a, b BindingStats) int { return comparePublished(a.Published, b.Published) })
+	return out
+}
+
+// collect returns f of every listener of owner (of every owner if empty).
+func collect[T any](m *Manager, owner string, f func(binding) T) []T {
 	m.mu.Lock()
-	var out []BindingStats
+	defer m.mu.Unlock()
+	var out []T
 	for _, e := range m.entries {
 		if owner == "" || e.owner == owner {
 			for _, b := range e.bindings {
-				out = append(out, b.stats())
+				out = append(out, f(b))
 			}
 		}
 	}
-	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b BindingStats) int { return comparePublished(a.Published, b.Published) })
 	return out
 }
 

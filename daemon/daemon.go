@@ -50,6 +50,10 @@ type Config struct {
 	// WatchInterval is how often endpoints' namespaces are checked for
 	// being gone. 0 means 2 s.
 	WatchInterval time.Duration
+	// OwnListeners are the daemon process's own TCP listeners (metrics):
+	// containers' egress flows to them are refused, --host-loopback
+	// networks included.
+	OwnListeners []netip.AddrPort
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -111,102 +110,6 @@ func (d *Daemon) createLocked(rec store.Network) (api.Network, error) {
 	return d.networkView(n), nil
 }
 
-// newNetworkRecord turns a request into a validated record. Every error
-// names the offending input.
-func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) {
-	if err := checkName("network", req.Name); err != nil {
-		return store.Network{}, err
-	}
-	if d.networks[req.Name] != nil {
-		return store.Network{}, conflict("network %q already exists", req.Name)
-	}
-	rec := store.Network{Name: req.Name, MTU: req.MTU, ICC: true, Internal: req.Internal, Created: time.Now().UTC()}
-	if req.ICC != nil {
-		rec.ICC = *req.ICC
-	}
-	if rec.MTU == 0 {
-		rec.MTU = vswitch.DefaultMTU
-	}
-	if rec.MTU < minMTU || rec.MTU > maxMTU {
-		return store.Network{}, invalid("invalid MTU %d: want %d-%d", req.MTU, minMTU, maxMTU)
-	}
-
-	var cfg ipam.Config
-	if req.Subnet == "" {
-		p, err := d.pickSubnet()
-		if err != nil {
-			return store.Network{}, err
-		}
-		cfg.Subnet = p
-	} else {
-		p, err := netip.ParsePrefix(req.Subnet)
-		if err != nil {
-			return store.Network{}, invalid("invalid subnet %q: want CIDR notation like 10.240.0.0/24", req.Subnet)
-		}
-		if other := d.overlapping(p); other != nil {
-			return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses", p, other.rec.Name, other.rec.Subnet)
-		}
-		cfg.Subnet = p
-	}
-	if req.Gateway != "" {
-		a, err := netip.ParseAddr(req.Gateway)
-		if err != nil {
-			return store.Network{}, invalid("invalid gateway %q: want an IP address inside %s", req.Gateway, cfg.Subnet)
-		}
-		cfg.Gateway = a
-	}
-	if req.IPRange != "" {
-		p, err := netip.ParsePrefix(req.IPRange)
-		if err != nil {
-			return store.Network{}, invalid("invalid ip-range %q: want CIDR notation inside %s", req.IPRange, cfg.Subnet)
-		}
-		cfg.IPRange = p
-	}
-	if len(req.AuxAddresses) > 0 {
-		cfg.Aux = map[string]netip.Addr{}
-		for _, kv := range req.AuxAddresses {
-			name, addr, ok := strings.Cut(kv, "=")
-			a, err := netip.ParseAddr(addr)
-			if !ok || name == "" || err != nil {
-				return store.Network{}, invalid("invalid aux-address %q: want name=IP, like router=%s", kv, cfg.Subnet.Addr().Next().Next())
-			}
-			if _, dup := cfg.Aux[name]; dup {
-				return store.Network{}, invalid("aux-address name %q given twice", name)
-			}
-			cfg.Aux[name] = a
-		}
-	}
-	pool, err := ipam.New(cfg)
-	if err != nil {
-		return store.Network{}, &kindError{err, api.ErrInvalid}
-	}
-	if req.HostLoopbackAddr != "" && !req.HostLoopback {
-		return store.Network{}, invalid("--host-loopback-addr %s given without --host-loopback", req.HostLoopbackAddr)
-	}
-	if req.HostLoopback {
-		if req.Internal {
-			return store.Network{}, invalid("--host-loopback and --internal exclude each other: an internal network reaches nothing outside it")
-		}
-		rec.HostLoopback = DefaultHostLoopback
-		if req.HostLoopbackAddr != "" {
-			a, err := netip.ParseAddr(req.HostLoopbackAddr)
-			if err != nil || !a.Is4() || cfg.Subnet.Contains(a) || a.IsLoopback() || a.IsMulticast() || a.IsUnspecified() {
-				return store.Network{}, invalid("invalid --host-loopback-addr %q: want an IPv4 unicast address outside %s (default %s)", req.HostLoopbackAddr, cfg.Subnet, DefaultHostLoopback)
-			}
-			rec.HostLoopback = a
-		}
-		if cfg.Subnet.Contains(rec.HostLoopback) {
-			return store.Network{}, invalid("subnet %s contains the host-loopback address %s: give another with --host-loopback-addr", cfg.Subnet, rec.HostLoopback)
-		}
-	}
-	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
-	rec.GatewayMAC = dockerMAC(rec.Gateway)
-	if err := newTunnelRecord(req, &rec, rec.Subnet); err != nil {
-		return store.Network{}, err
-	}
-	return rec, nil
-}
-
 // overlapping returns a network whose subnet overlaps p, or nil.
 func (d *Daemon) overlapping(p netip.Prefix) *network {
 	for _, n := range d.networks {
@@ -230,7 +133,7 @@ func (d *Daemon) pickSubnet() (netip.Prefix, error) {
 	}
 	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
 	if err != nil {
-		return netip.Prefix{}, conflict("no free subnet left in the default pools (give one with --subnet): %v", err)
+		return netip.Prefix{}, conflict("no free subnet left in the default pools; choose a subnet for the network: %v", err)
 	}
 	return p, nil
 }
@@ -296,6 +199,7 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
+		Refuse: d.ownListener,
 	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the

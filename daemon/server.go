@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/internal/privdir"
 )
 
 // Serve listens on the configured socket (mode 0600, its directory created
@@ -48,9 +49,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 
 // Listen opens the API socket at path.
 func Listen(path string) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+	if err := privdir.Ensure(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err == nil {
 		c, err := net.DialTimeout("unix", path, time.Second)
@@ -190,14 +190,41 @@ func (l lazyHeader) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
+// maxBody is the largest request body the API reads.
+const maxBody = 1 << 20
+
+// decode reads r's body into v: exactly one JSON value with no unknown
+// fields, nothing after it, at most maxBody bytes.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		replyStatus(w, 0, nil, invalid("malformed request body: %v", err))
-		return false
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errTrailing
+			if tooLarge(terr) {
+				err = terr
+			}
+		}
 	}
-	return true
+	switch {
+	case err == nil:
+		return true
+	case tooLarge(err):
+		replyStatus(w, 0, nil, invalid("request body over %d bytes: send one JSON object of at most 1 MiB", maxBody))
+	case err == errTrailing:
+		replyStatus(w, 0, nil, invalid("malformed request body: data after the JSON object; send exactly one object"))
+	default:
+		replyStatus(w, 0, nil, invalid("malformed request body: %v", err))
+	}
+	return false
+}
+
+var errTrailing = errors.New("trailing data")
+
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
 }
 
 func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.StatusOK, v, err) }
@@ -205,12 +232,12 @@ func reply(w http.ResponseWriter, v any, err error) { replyStatus(w, http.Status
 func replyStatus(w http.ResponseWriter, status int, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		code, kind := api.Classify(err)
+		code, body := api.Body(err)
 		if errors.Is(err, errClosed) {
 			code = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(api.Error{Message: err.Error(), Kind: kind})
+		json.NewEncoder(w).Encode(body)
 		return
 	}
 	if status == http.StatusNoContent {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -61,111 +60,15 @@ type netTunnel struct {
 	wg       sync.WaitGroup
 }
 
-// newTunnelRecord validates the tunnel options of req for a network on
-// subnet; it fills in rec.Tunnel and, unless --mtu was given, rec.MTU.
-func newTunnelRecord(req api.NetworkCreate, rec *store.Network, subnet netip.Prefix) error {
-	if req.Tunnel == "" {
-		for flag, set := range map[string]bool{"--vni": req.VNI != nil, "--tunnel-listen": req.TunnelListen != "", "--peer": len(req.Peers) > 0,
-			"--key-file": req.KeyFile != "", "--cluster": req.Cluster != "", "--subnet-len": req.SubnetLen != 0, "--underlay-mtu": req.UnderlayMTU != 0} {
-			if set {
-				return invalid("%s given without --tunnel vxlan|secure", flag)
-			}
-		}
-		return nil
-	}
-	t := &store.Tunnel{Mode: req.Tunnel, VNI: DefaultVNI, UnderlayMTU: req.UnderlayMTU}
-	mode, err := tunnelMode(req.Tunnel)
-	if err != nil {
-		return err
-	}
-	if req.Subnet == "" {
-		return invalid("--tunnel needs --subnet: every host must give the network the same subnet")
-	}
-	if req.VNI != nil {
-		if *req.VNI < 0 || *req.VNI > tunnel.MaxVNI {
-			return invalid("invalid --vni %d: want 0-%d", *req.VNI, tunnel.MaxVNI)
-		}
-		t.VNI = uint32(*req.VNI)
-	}
-	if t.UnderlayMTU == 0 {
-		t.UnderlayMTU = vswitch.DefaultMTU
-	}
-	if t.UnderlayMTU < 576 || t.UnderlayMTU > 65535 {
-		return invalid("invalid --underlay-mtu %d: want 576-65535", req.UnderlayMTU)
-	}
-	inner := tunnelMTU(mode, t.UnderlayMTU)
-	if req.MTU == 0 {
-		rec.MTU = inner
-	}
-	t.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), mode.DefaultPort())
-	if req.TunnelListen != "" {
-		ap, err := parseHostPort(req.TunnelListen, mode.DefaultPort())
-		if err != nil {
-			return invalid("invalid --tunnel-listen %q: want IP:PORT, like 192.0.2.1:%d", req.TunnelListen, mode.DefaultPort())
-		}
-		t.Listen = ap
-	}
-	for _, p := range req.Peers {
-		ap, err := parseHostPort(p, mode.DefaultPort())
-		if err != nil || ap.Addr().IsUnspecified() {
-			return invalid("invalid --peer %q: want IP[:PORT] of another host, like 192.0.2.2:%d", p, mode.DefaultPort())
-		}
-		if !slices.Contains(t.Peers, ap) {
-			t.Peers = append(t.Peers, ap)
-		}
-	}
-	switch {
-	case mode == tunnel.ModeSecure && req.KeyFile == "":
-		return invalid("--tunnel secure needs --key-file: a file with the hosts' shared key (head -c 32 /dev/urandom | base64 > key)")
-	case mode == tunnel.ModeVXLAN && req.KeyFile != "":
-		return invalid("--key-file is for --tunnel secure; plain VXLAN is not encrypted")
-	case req.KeyFile != "":
-		if _, err := tunnel.LoadKey(req.KeyFile); err != nil {
-			return invalid("--key-file: %v", err)
-		}
-		t.KeyFile = req.KeyFile
-	}
-	if req.Cluster != "" {
-		eps, err := parseCluster(req.Cluster)
-		if err != nil {
-			return err
-		}
-		if !t.Listen.Addr().IsValid() || t.Listen.Addr().IsUnspecified() {
-			return invalid("--cluster needs --tunnel-listen with this host's address (IP:PORT), which the other hosts will send to")
-		}
-		if req.IPRange != "" {
-			return invalid("--ip-range and --cluster exclude each other: with --cluster, each host's range is its lease")
-		}
-		t.Cluster = eps
-		if req.LeaseTTL < 0 {
-			return invalid("invalid --lease-ttl %ds: want a positive number of seconds", req.LeaseTTL)
-		}
-		t.LeaseTTL = req.LeaseTTL
-		t.SubnetLen = req.SubnetLen
-		if t.SubnetLen == 0 {
-			t.SubnetLen = DefaultSubnetLen
-		}
-		if t.SubnetLen <= subnet.Bits() || t.SubnetLen > subnet.Addr().BitLen()-2 {
-			return invalid("invalid --subnet-len %d: want a prefix length longer than %s's /%d and at most /%d", t.SubnetLen, subnet, subnet.Bits(), subnet.Addr().BitLen()-2)
-		}
-		var id [16]byte
-		rand.Read(id[:])
-		t.HostID = hex.EncodeToString(id[:])
-	} else if req.SubnetLen != 0 || req.LeaseTTL != 0 {
-		return invalid("--subnet-len and --lease-ttl are for --cluster")
-	}
-	rec.Tunnel = t
-	return nil
-}
-
-func tunnelMode(s string) (tunnel.Mode, error) {
+// tunnelMode parses a tunnel's mode.
+func tunnelMode(s string) (tunnel.Mode, bool) {
 	switch s {
 	case "vxlan":
-		return tunnel.ModeVXLAN, nil
+		return tunnel.ModeVXLAN, true
 	case "secure":
-		return tunnel.ModeSecure, nil
+		return tunnel.ModeSecure, true
 	}
-	return 0, invalid("invalid --tunnel %q: want vxlan or secure", s)
+	return tunnel.ModeVXLAN, false
 }
 
 func tunnelMTU(m tunnel.Mode, underlay int) int {
@@ -190,27 +93,25 @@ func parseHostPort(s string, defPort uint16) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), defPort), nil
 }
 
-// parseCluster turns etcd://HOST:PORT[,HOST:PORT...] into client URLs.
-func parseCluster(s string) ([]string, error) {
-	bad := func() error {
-		return invalid("invalid --cluster %q: want etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379", s)
-	}
+// parseCluster turns etcd://HOST:PORT[,HOST:PORT...] into client URLs;
+// false if s is not of that form.
+func parseCluster(s string) ([]string, bool) {
 	rest, ok := strings.CutPrefix(s, "etcd://")
 	if !ok || rest == "" {
-		return nil, bad()
+		return nil, false
 	}
 	var eps []string
 	for _, hp := range strings.Split(rest, ",") {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" {
-			return nil, bad()
+			return nil, false
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, bad()
+			return nil, false
 		}
 		eps = append(eps, "http://"+net.JoinHostPort(host, port))
 	}
-	return eps, nil
+	return eps, true
 }
 
 // prepareTunnel opens the tunnel's socket and, for a cluster network
@@ -219,9 +120,9 @@ func parseCluster(s string) ([]string, error) {
 // with the host's subnet filled in.
 func (d *Daemon) prepareTunnel(rec store.Network) (*netTunnel, store.Network, error) {
 	tc := rec.Tunnel
-	mode, err := tunnelMode(tc.Mode)
-	if err != nil {
-		return nil, rec, err
+	mode, ok := tunnelMode(tc.Mode)
+	if !ok {
+		return nil, rec, fmt.Errorf("network %s: stored tunnel mode %q is neither vxlan nor secure", rec.Name, tc.Mode)
 	}
 	cfg := tunnel.Config{
 		Name: "tunnel", Mode: mode, VNI: tc.VNI, Listen: tc.Listen, Peers: tc.Peers,
@@ -433,7 +334,7 @@ func (d *Daemon) tunnelNetworkLocked(name string) (*network, error) {
 		return nil, notFoundNetwork(name)
 	}
 	if n.tun == nil {
-		return nil, invalid("network %q has no tunnel (create it with --tunnel vxlan|secure)", name)
+		return nil, invalid("network %q has no tunnel: it was created without one", name)
 	}
 	return n, nil
 }
@@ -451,7 +352,8 @@ func (d *Daemon) AddTunnelPeer(name, addr string) (api.Tunnel, error) {
 	ap, err := parseHostPort(addr, mode.DefaultPort())
 	if err != nil || ap.Addr().IsUnspecified() {
 		d.mu.Unlock()
-		return api.Tunnel{}, invalid("invalid peer %q: want IP[:PORT] of another host, like 192.0.2.3:%d", addr, mode.DefaultPort())
+		return api.Tunnel{}, api.Validate(api.PeerRequest{}, fieldErrs{{Field: "addr", Value: addr,
+			Problem: "not another host's address", Accepted: "IP[:PORT], like 192.0.2.3:" + strconv.Itoa(int(mode.DefaultPort()))}})
 	}
 	if slices.Contains(n.rec.Tunnel.Peers, ap) {
 		d.mu.Unlock()
@@ -487,11 +389,11 @@ func (d *Daemon) RemoveTunnelPeer(name, addr string) error {
 	mode, _ := tunnelMode(n.rec.Tunnel.Mode)
 	ap, err := parseHostPort(addr, mode.DefaultPort())
 	if err != nil {
-		return invalid("invalid peer %q: want IP[:PORT]", addr)
+		return api.Validate(api.PeerRequest{}, fieldErrs{{Field: "addr", Value: addr, Problem: "not an address", Accepted: "IP[:PORT]"}})
 	}
 	i := slices.Index(n.rec.Tunnel.Peers, ap)
 	if i < 0 {
-		return notFound("%s is not a static peer of network %q (peers from --cluster come and go with their leases)", ap, name)
+		return notFound("%s is not a static peer of network %q (peers from the cluster come and go with their leases)", ap, name)
 	}
 	rec := n.rec
 	tc := *rec.Tunnel

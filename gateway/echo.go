@@ -70,6 +70,11 @@ type echoProxy struct {
 	requests, replies, dropped atomic.Int64
 }
 
+// pingWarning makes the warning that pings cannot leave appear once per
+// process: it is about the process's permissions, the same for every
+// gateway.
+var pingWarning sync.Once
+
 // newEchoProxy picks the socket kind this process may use. It returns nil
 // (and logs why) if neither is allowed: pings then get no answer.
 func newEchoProxy(g *Gateway) *echoProxy {
@@ -81,7 +86,11 @@ func newEchoProxy(g *Gateway) *echoProxy {
 	}
 	raw, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 	if err != nil {
-		p.log.Info("containers' pings to the outside will go unanswered: no ICMP socket allowed (add the daemon's group to net.ipv4.ping_group_range, or give it CAP_NET_RAW)",
+		// The same for every network of the process: warned once, then
+		// said again at debug level per network.
+		log := p.log.Debug
+		pingWarning.Do(func() { log = p.log.Warn })
+		log("containers' pings to the outside will go unanswered: no ICMP socket allowed (add the daemon's group to net.ipv4.ping_group_range, or give it CAP_NET_RAW)",
 			zap.Error(err))
 		return nil
 	}

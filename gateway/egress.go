@@ -105,6 +105,14 @@ type egress struct {
 	// quoted sequence number is outside the connection's window).
 	synMu  sync.Mutex
 	synSeq map[stack.TransportEndpointID]synRecord
+
+	// Life cycle: every goroutine that handles or relays a flow is counted
+	// in flows, and every flow's host socket is in hosts, so that shut
+	// can end them all and wait can see them gone (Gateway.Close).
+	flowMu sync.Mutex
+	closed bool
+	hosts  map[net.Conn]struct{}
+	flows  sync.WaitGroup
 }
 
 type synRecord struct {
@@ -117,7 +125,8 @@ const maxSynRecords = 4096
 
 func newEgress(ctx context.Context, g *Gateway, cfg EgressConfig) *egress {
 	cfg.defaults()
-	e := &egress{g: g, cfg: cfg, log: g.log.Named("egress"), ctx: ctx, synSeq: map[stack.TransportEndpointID]synRecord{}}
+	e := &egress{g: g, cfg: cfg, log: g.log.Named("egress"), ctx: ctx,
+		synSeq: map[stack.TransportEndpointID]synRecord{}, hosts: map[net.Conn]struct{}{}}
 	fwd := tcp.NewForwarder(g.stack, 0, cfg.MaxTCPInFlight, e.handleTCP)
 	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
 		e.rememberSYN(id, pkt)
@@ -157,9 +166,62 @@ func (e *egress) takeSYN(id stack.TransportEndpointID) (uint32, bool) {
 	return r.seq, ok
 }
 
+// enter counts a goroutine that handles a flow; it reports false, and
+// counts nothing, once the gateway is closing.
+func (e *egress) enter() bool {
+	e.flowMu.Lock()
+	defer e.flowMu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.flows.Add(1)
+	return true
+}
+
+// track records a flow's host socket, for shut to close; it reports false
+// once the gateway is closing (the caller closes the socket).
+func (e *egress) track(host net.Conn) bool {
+	e.flowMu.Lock()
+	defer e.flowMu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.hosts[host] = struct{}{}
+	return true
+}
+
+// untrack forgets a host socket whose flow has ended.
+func (e *egress) untrack(host net.Conn) {
+	e.flowMu.Lock()
+	delete(e.hosts, host)
+	e.flowMu.Unlock()
+}
+
+// shut refuses new flows and closes every flow's host socket, which ends
+// the relays reading from them. Relays blocked on the netstack side end
+// when the netstack closes its endpoints; wait waits for all of them.
+func (e *egress) shut() {
+	e.flowMu.Lock()
+	e.closed = true
+	hosts := e.hosts
+	e.hosts = nil
+	e.flowMu.Unlock()
+	for c := range hosts {
+		c.Close()
+	}
+}
+
+// wait waits until no goroutine handles or relays a flow; call shut first.
+func (e *egress) wait() { e.flows.Wait() }
+
 // handleTCP runs on its own goroutine (the forwarder starts one per SYN)
 // and, once the connection is accepted, relays it until it ends.
 func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
+	if !e.enter() {
+		r.Complete(true)
+		return
+	}
+	defer e.flows.Done()
 	id := r.ID()
 	seq, haveSeq := e.takeSYN(id)
 	dst, ok := e.g.egressTarget(netip.AddrPortFrom(addrFrom(id.LocalAddress), id.LocalPort))
@@ -186,6 +248,12 @@ func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
 		e.g.unreachableTCP(id, seq)
 		return
 	}
+	if !e.track(host) {
+		r.Complete(true)
+		host.Close()
+		return
+	}
+	defer e.untrack(host)
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
@@ -219,9 +287,20 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 		e.udpRefused.Add(1)
 		return false
 	}
+	if !e.enter() {
+		host.Close()
+		return true
+	}
+	if !e.track(host) {
+		e.flows.Done()
+		host.Close()
+		return true
+	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		e.untrack(host)
+		e.flows.Done()
 		host.Close()
 		return true
 	}
@@ -245,7 +324,11 @@ type udpFlow struct {
 	lastLen atomic.Int64
 }
 
+// run relays the flow; the flow was counted in e.flows and its host
+// socket tracked by handleUDP, and run undoes both when it ends.
 func (f *udpFlow) run() {
+	defer f.e.flows.Done()
+	defer f.e.untrack(f.host)
 	defer f.e.udpActive.Add(-1)
 	f.last.Store(time.Now().UnixNano())
 	done := make(chan struct{})

@@ -53,7 +53,7 @@ func TestEgressBulkFromHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(300 * time.Millisecond) // let the gateway's send buffer fill
+	waitStalled(t, n.gw.Link()) // the container's window and the gateway's send buffer are full
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	got, err := io.ReadAll(c)
 	if err != nil {

@@ -60,6 +60,11 @@ type Config struct {
 	HostLoopback netip.Addr
 	// Egress bounds and times egress flows.
 	Egress EgressConfig
+	// Refuse, if set, is asked about each egress flow's host destination
+	// (after HostLoopback is mapped to 127.0.0.1); true refuses the flow
+	// as on an internal network. The daemon keeps containers away from
+	// its own listeners with it. It must be safe for concurrent use.
+	Refuse func(netip.AddrPort) bool
 	// NAT, if set, translates packets for published ports that arrive
 	// from inside the network (hairpin) before the netstack sees them.
 	// The gateway sweeps its connection table; the owner sets its
@@ -321,8 +326,18 @@ func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
 // egressTarget maps a destination a container asked for to the host
 // address to reach it at, and reports false if the flow must not leave:
 // the gateway itself, the network's own subnet, the host's loopback (unless
-// through HostLoopback), broadcast and multicast.
+// through HostLoopback), broadcast and multicast, and what Config.Refuse
+// refuses.
 func (g *Gateway) egressTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
+	target, ok := g.mapEgress(dst)
+	if ok && g.cfg.Refuse != nil && g.cfg.Refuse(target) {
+		return dst, false
+	}
+	return target, ok
+}
+
+// mapEgress is egressTarget without Config.Refuse.
+func (g *Gateway) mapEgress(dst netip.AddrPort) (netip.AddrPort, bool) {
 	a := dst.Addr()
 	switch {
 	case g.cfg.Internal:
@@ -369,9 +384,13 @@ func (g *Gateway) Stats() EgressStats {
 }
 
 // Close detaches the gateway from the switch and shuts its netstack down,
-// ending every egress flow.
+// ending every egress flow. When it returns, no goroutine of the gateway's
+// is left: every egress relay has ended.
 func (g *Gateway) Close() {
 	g.cancel()
+	if g.egress != nil {
+		g.egress.shut()
+	}
 	g.wg.Wait()
 	if g.nat != nil {
 		g.nat.wait()
@@ -383,6 +402,9 @@ func (g *Gateway) Close() {
 	if g.link != nil {
 		g.sw.Detach(g.link)
 	}
-	g.stack.Close()
+	g.stack.Close() // aborts the netstack's endpoints: relays blocked on them end
+	if g.egress != nil {
+		g.egress.wait()
+	}
 	g.stack.Wait()
 }

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"sync"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/switchyard-net/switchyard/internal/csum"
 )
 
 // This file finishes, in software, the work a TAP with offloads leaves to
@@ -14,12 +17,7 @@ import (
 // kernel's skb_checksum_help and skb_segment do.
 
 const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86dd
 	etherTypeVLAN = 0x8100
-
-	protoTCP = 6
-	protoUDP = 17
 
 	// maxSuperframe bounds a superframe: a 64 KiB IP packet behind an
 	// Ethernet header with one VLAN tag.
@@ -39,31 +37,25 @@ var segPool = sync.Pool{New: func() any {
 // reports false if the offsets point outside the frame.
 func completeChecksum(f *Frame) bool {
 	o := f.Offload
-	start, field := int(o.CsumStart), int(o.CsumStart)+int(o.CsumOffset)
-	if start < EthHeaderLen || field+2 > len(f.Data) {
+	if !csum.Complete(f.Data, int(o.CsumStart), int(o.CsumStart)+int(o.CsumOffset), EthHeaderLen) {
 		return false
 	}
-	sum := ^checksum.Checksum(f.Data[start:], 0)
-	if sum == 0 {
-		sum = 0xffff // a zero UDP checksum means "none"; 0xffff is the same sum
-	}
-	binary.BigEndian.PutUint16(f.Data[field:], sum)
 	f.Offload = Offload{}
 	return true
 }
 
 // l3Offset returns the offset of the IP header and its EtherType, skipping
 // one VLAN tag.
-func l3Offset(b []byte) (int, uint16, bool) {
+func l3Offset(b []byte) (int, tcpip.NetworkProtocolNumber, bool) {
 	if len(b) < EthHeaderLen {
 		return 0, 0, false
 	}
-	et := binary.BigEndian.Uint16(b[12:14])
+	et := header.Ethernet(b).Type()
 	if et == etherTypeVLAN {
 		if len(b) < EthHeaderLen+vlanTagLen {
 			return 0, 0, false
 		}
-		return EthHeaderLen + vlanTagLen, binary.BigEndian.Uint16(b[16:18]), true
+		return EthHeaderLen + vlanTagLen, tcpip.NetworkProtocolNumber(binary.BigEndian.Uint16(b[16:18])), true
 	}
 	return EthHeaderLen, et, true
 }
@@ -97,142 +89,123 @@ func SegmentFrameInto(f Frame, next func(n int) []byte, emit func([]byte)) bool 
 // segmentFrame builds each segment in next's buffer or, if next is nil, in
 // scratch.
 func segmentFrame(f Frame, scratch []byte, next func(int) []byte, emit func([]byte)) bool {
-	b := f.Data
-	l3, et, ok := l3Offset(b)
+	h, ok := parseSuperframe(f)
 	if !ok {
 		return false
 	}
-	var l4, ipHdrLen int
-	var proto uint8
-	switch et {
-	case etherTypeIPv4:
-		if len(b) < l3+header.IPv4MinimumSize {
-			return false
-		}
-		ip := header.IPv4(b[l3:])
-		ipHdrLen = int(ip.HeaderLength())
-		if ip[0]>>4 != 4 || ipHdrLen < header.IPv4MinimumSize {
-			return false
-		}
-		proto = ip.Protocol()
-	case etherTypeIPv6:
-		if len(b) < l3+header.IPv6MinimumSize {
-			return false
-		}
-		ip := header.IPv6(b[l3:])
-		ipHdrLen = header.IPv6MinimumSize
-		if ip[0]>>4 != 6 {
-			return false
-		}
-		proto = ip.NextHeader() // extension headers are not supported
-	default:
-		return false
-	}
-	l4 = l3 + ipHdrLen
-
-	var hdrLen int
-	switch f.Offload.GSOType &^ GSOECN {
-	case GSOTCPv4, GSOTCPv6:
-		if proto != protoTCP || len(b) < l4+header.TCPMinimumSize {
-			return false
-		}
-		hdrLen = l4 + int(header.TCP(b[l4:]).DataOffset())
-		if hdrLen < l4+header.TCPMinimumSize {
-			return false
-		}
-	case GSOUDPL4:
-		if proto != protoUDP {
-			return false
-		}
-		hdrLen = l4 + header.UDPMinimumSize
-	default:
-		return false
-	}
-	mss := int(f.Offload.GSOSize)
-	if mss == 0 || hdrLen > len(b) {
-		return false
-	}
-	payload := b[hdrLen:]
-	if len(payload) == 0 {
-		return false
-	}
-
-	var seq uint32
-	var tcpFlags uint8
-	isTCP := proto == protoTCP
-	if isTCP {
-		tcp := header.TCP(b[l4:])
-		seq = tcp.SequenceNumber()
-		tcpFlags = uint8(tcp.Flags())
-	}
-	var id uint16
-	if et == etherTypeIPv4 {
-		id = header.IPv4(b[l3:]).ID()
-	}
-
+	b, mss := f.Data, int(f.Offload.GSOSize)
+	payload := b[h.hdrLen:]
 	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
 		end := min(off+mss, len(payload))
-		n := hdrLen + end - off
+		n := h.hdrLen + end - off
 		var seg []byte
 		if next != nil {
 			seg = next(n)[:n]
 		} else {
 			seg = scratch[:n]
 		}
-		copy(seg, b[:hdrLen])
-		copy(seg[hdrLen:], payload[off:end])
-		last := end == len(payload)
-
-		l4Len := n - l4
-		if et == etherTypeIPv4 {
-			ip := header.IPv4(seg[l3:])
-			ip.SetTotalLength(uint16(n - l3))
-			ip.SetID(id + uint16(i))
-			ip.SetChecksum(0)
-			ip.SetChecksum(^ip.CalculateChecksum())
-		} else {
-			header.IPv6(seg[l3:]).SetPayloadLength(uint16(l4Len))
-		}
-		var csumField int
-		if isTCP {
-			tcp := header.TCP(seg[l4:])
-			tcp.SetSequenceNumber(seq + uint32(off))
-			fl := tcpFlags
-			if !last {
-				fl &^= uint8(header.TCPFlagFin | header.TCPFlagPsh)
-			}
-			if i > 0 {
-				fl &^= uint8(header.TCPFlagCwr)
-			}
-			tcp.SetFlags(fl)
-			csumField = l4 + 16
-		} else {
-			binary.BigEndian.PutUint16(seg[l4+4:], uint16(l4Len))
-			csumField = l4 + 6
-		}
-		seg[csumField], seg[csumField+1] = 0, 0
-		sum := checksum.Checksum(seg[l4:], pseudoHeaderSum(seg[l3:], et, proto, l4Len))
-		sum = ^sum
-		if sum == 0 && !isTCP {
-			sum = 0xffff
-		}
-		binary.BigEndian.PutUint16(seg[csumField:], sum)
+		copy(seg, b[:h.hdrLen])
+		copy(seg[h.hdrLen:], payload[off:end])
+		h.fixSegment(seg, i, off, end == len(payload))
 		emit(seg)
 	}
 	return true
 }
 
-// pseudoHeaderSum is the one's-complement sum of the IPv4 or IPv6
-// pseudo-header of a transport segment of length l4Len.
-func pseudoHeaderSum(ip []byte, et uint16, proto uint8, l4Len int) uint16 {
-	var sum uint16
-	if et == etherTypeIPv4 {
-		sum = checksum.Checksum(ip[12:20], 0) // source and destination
-	} else {
-		sum = checksum.Checksum(ip[8:40], 0)
+// superHeaders is what cutting a superframe needs from its headers.
+type superHeaders struct {
+	l3, l4, hdrLen int // offsets of the IP and transport headers, and their end
+	v6             bool
+	proto          tcpip.TransportProtocolNumber
+	id             uint16 // IPv4 ID of the first segment
+	seq            uint32 // TCP sequence number of the first segment
+	tcpFlags       uint8
+}
+
+// parseSuperframe reads f's headers. It reports false if they do not
+// describe a TCP or UDP superframe of f's GSO type with a payload to cut.
+func parseSuperframe(f Frame) (superHeaders, bool) {
+	b := f.Data
+	l3, et, ok := l3Offset(b)
+	if !ok {
+		return superHeaders{}, false
 	}
-	var tail [4]byte
-	binary.BigEndian.PutUint16(tail[0:], uint16(proto))
-	binary.BigEndian.PutUint16(tail[2:], uint16(l4Len))
-	return checksum.Checksum(tail[:], sum)
+	h := superHeaders{l3: l3}
+	switch et {
+	case header.IPv4ProtocolNumber:
+		ip := header.IPv4(b[l3:])
+		if len(ip) < header.IPv4MinimumSize || header.IPVersion(ip) != header.IPv4Version ||
+			ip.HeaderLength() < header.IPv4MinimumSize {
+			return superHeaders{}, false
+		}
+		h.l4, h.proto, h.id = l3+int(ip.HeaderLength()), tcpip.TransportProtocolNumber(ip.Protocol()), ip.ID()
+	case header.IPv6ProtocolNumber:
+		ip := header.IPv6(b[l3:])
+		if len(ip) < header.IPv6MinimumSize || header.IPVersion(ip) != header.IPv6Version {
+			return superHeaders{}, false
+		}
+		// Extension headers are not supported.
+		h.v6, h.l4, h.proto = true, l3+header.IPv6MinimumSize, tcpip.TransportProtocolNumber(ip.NextHeader())
+	default:
+		return superHeaders{}, false
+	}
+	if !h.parseTransport(b, f.Offload.GSOType&^GSOECN) {
+		return superHeaders{}, false
+	}
+	return h, f.Offload.GSOSize != 0 && h.hdrLen < len(b)
+}
+
+// parseTransport reads the transport header of b, which must be that of
+// GSO type gso.
+func (h *superHeaders) parseTransport(b []byte, gso uint8) bool {
+	switch gso {
+	case GSOTCPv4, GSOTCPv6:
+		if h.proto != header.TCPProtocolNumber || len(b) < h.l4+header.TCPMinimumSize {
+			return false
+		}
+		tcp := header.TCP(b[h.l4:])
+		h.hdrLen = h.l4 + int(tcp.DataOffset())
+		h.seq, h.tcpFlags = tcp.SequenceNumber(), uint8(tcp.Flags())
+		return h.hdrLen >= h.l4+header.TCPMinimumSize
+	case GSOUDPL4:
+		h.hdrLen = h.l4 + header.UDPMinimumSize
+		return h.proto == header.UDPProtocolNumber
+	}
+	return false
+}
+
+// fixSegment finishes seg, segment i of the superframe, which carries its
+// payload from offset off on (last: to the end): lengths, IPv4 ID and
+// header checksum, TCP sequence number and flags, transport checksum.
+func (h *superHeaders) fixSegment(seg []byte, i, off int, last bool) {
+	l4Len := len(seg) - h.l4
+	if h.v6 {
+		header.IPv6(seg[h.l3:]).SetPayloadLength(uint16(l4Len))
+	} else {
+		ip := header.IPv4(seg[h.l3:])
+		ip.SetTotalLength(uint16(len(seg) - h.l3))
+		ip.SetID(h.id + uint16(i))
+		ip.SetChecksum(0)
+		ip.SetChecksum(^ip.CalculateChecksum())
+	}
+	pseudo := csum.Pseudo(seg[h.l3:], h.v6, h.proto, l4Len)
+	if h.proto == header.UDPProtocolNumber {
+		udp := header.UDP(seg[h.l4:])
+		udp.SetLength(uint16(l4Len))
+		udp.SetChecksum(0)
+		udp.SetChecksum(csum.Field(checksum.Checksum(udp, pseudo), true))
+		return
+	}
+	tcp := header.TCP(seg[h.l4:])
+	tcp.SetSequenceNumber(h.seq + uint32(off))
+	fl := h.tcpFlags
+	if !last {
+		fl &^= uint8(header.TCPFlagFin | header.TCPFlagPsh)
+	}
+	if i > 0 {
+		fl &^= uint8(header.TCPFlagCwr)
+	}
+	tcp.SetFlags(fl)
+	tcp.SetChecksum(0)
+	tcp.SetChecksum(csum.Field(checksum.Checksum(tcp, pseudo), false))
 }

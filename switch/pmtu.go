@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/switchyard-net/switchyard/internal/icmperr"
 )
 
@@ -77,9 +79,9 @@ func (s *Switch) tooBig(in *Link, f Frame, mtu int) {
 	eth := icmperr.Eth{Dst: f.Src(), Src: r.MAC}
 	var n int
 	switch {
-	case et == etherTypeIPv4 && r.IPv4.IsValid():
+	case et == header.IPv4ProtocolNumber && r.IPv4.IsValid():
 		n = icmperr.Unreachable4(*buf, eth, r.IPv4, f.Data[l3:], icmperr.CodeFragNeeded4, uint16(mtu))
-	case et == etherTypeIPv6 && r.IPv6.IsValid():
+	case et == header.IPv6ProtocolNumber && r.IPv6.IsValid():
 		n = icmperr.Error6(*buf, eth, r.IPv6, f.Data[l3:], icmperr.TypePacketTooBig6, 0, uint32(max(mtu, 1280)))
 	}
 	if n == 0 {

@@ -31,19 +31,6 @@ func nlHandle(nsPath string) (*netlink.Handle, error) {
 	return h, nil
 }
 
-// linkExists reports whether the namespace has an interface called name.
-func linkExists(h *netlink.Handle, name string) (bool, error) {
-	_, err := h.LinkByName(name)
-	if err == nil {
-		return true, nil
-	}
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
-		return false, nil
-	}
-	return false, err
-}
-
 // configure sets the device's MAC, MTU, addresses and default route and
 // brings it (and the namespace's loopback) up. It is idempotent: applied to
 // a device that already has the configuration it changes nothing, and it
@@ -53,20 +40,43 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
 	}
+	if err := setLinkAttrs(h, link, cfg); err != nil {
+		return err
+	}
+	if err := syncAddrs(h, link, cfg.Addrs); err != nil {
+		return err
+	}
+	if err := bringUp(h, link); err != nil {
+		return err
+	}
+	if cfg.Gateway.IsValid() {
+		return defaultRoute(h, link.Attrs().Index, name, cfg.Gateway)
+	}
+	return nil
+}
+
+// setLinkAttrs gives link cfg's MAC and MTU where they differ.
+func setLinkAttrs(h *netlink.Handle, link netlink.Link, cfg Config) error {
 	attrs := link.Attrs()
 	if !cfg.MAC.IsZero() && !equalMAC(attrs.HardwareAddr, cfg.MAC[:]) {
 		if err := h.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
-			return fmt.Errorf("set MAC %s on %s: %w", cfg.MAC, name, err)
+			return fmt.Errorf("set MAC %s on %s: %w", cfg.MAC, attrs.Name, err)
 		}
 	}
 	if cfg.MTU > 0 && attrs.MTU != cfg.MTU {
 		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
-			return fmt.Errorf("set MTU %d on %s: %w", cfg.MTU, name, err)
+			return fmt.Errorf("set MTU %d on %s: %w", cfg.MTU, attrs.Name, err)
 		}
 	}
+	return nil
+}
 
+// syncAddrs leaves link with the addresses addrs plus its link-local ones:
+// others are removed, missing ones added.
+func syncAddrs(h *netlink.Handle, link netlink.Link, addrs []netip.Prefix) error {
+	name := link.Attrs().Name
 	want := map[netip.Prefix]bool{}
-	for _, p := range cfg.Addrs {
+	for _, p := range addrs {
 		want[p] = true
 	}
 	have, err := h.AddrList(link, netlink.FAMILY_ALL)
@@ -83,29 +93,27 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 			return fmt.Errorf("remove stale address %s from %s: %w", p, name, err)
 		}
 	}
-	for _, p := range cfg.Addrs {
+	for _, p := range addrs {
 		if !want[p] {
 			continue
 		}
-		addr := &netlink.Addr{IPNet: netipx.IPNet(p)}
-		if err := h.AddrReplace(link, addr); err != nil {
+		if err := h.AddrReplace(link, &netlink.Addr{IPNet: netipx.IPNet(p)}); err != nil {
 			return fmt.Errorf("add address %s to %s: %w", p, name, err)
 		}
 	}
+	return nil
+}
 
-	if attrs.Flags&net.FlagUp == 0 {
+// bringUp sets link, and the namespace's loopback, up if they are down.
+func bringUp(h *netlink.Handle, link netlink.Link) error {
+	if link.Attrs().Flags&net.FlagUp == 0 {
 		if err := h.LinkSetUp(link); err != nil {
-			return fmt.Errorf("bring %s up: %w", name, err)
+			return fmt.Errorf("bring %s up: %w", link.Attrs().Name, err)
 		}
 	}
 	if lo, err := h.LinkByName("lo"); err == nil && lo.Attrs().Flags&net.FlagUp == 0 {
 		if err := h.LinkSetUp(lo); err != nil {
 			return fmt.Errorf("bring lo up: %w", err)
-		}
-	}
-	if cfg.Gateway.IsValid() {
-		if err := defaultRoute(h, attrs.Index, name, cfg.Gateway); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -226,30 +226,12 @@ func serveHelper(req helperRequest) (helperReply, int) {
 	default:
 		return fail(fmt.Errorf("unknown request %q", req.Op))
 	}
-	h, err := nlHandle("")
+	res, err := openConfigured(Config{
+		Name: req.Name, Offload: req.Offload, Existing: req.Existing, Configure: req.Configure,
+		MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway,
+	})
 	if err != nil {
 		return fail(err)
-	}
-	defer h.Close()
-	if !req.Existing {
-		exists, err := linkExists(h, req.Name)
-		if err != nil {
-			return fail(err)
-		}
-		if exists {
-			return fail(fmt.Errorf("tap %s: %w (choose another --ifname)", req.Name, ErrExists))
-		}
-	}
-	res, err := openTAP("", req.Name, req.Offload, !req.Existing)
-	if err != nil {
-		return fail(err)
-	}
-	if req.Configure {
-		cfg := Config{MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway}
-		if err := configure(h, res.name, cfg); err != nil {
-			res.file.Close()
-			return fail(err)
-		}
 	}
 	fd, err := unix.Dup(int(res.file.Fd()))
 	res.file.Close()

@@ -22,8 +22,14 @@
 // With Offload, the TAP is opened with IFF_VNET_HDR and TUNSETOFFLOAD (TSO
 // and checksum offload), so the container's kernel hands over 64 KiB TCP
 // superframes instead of MTU-sized frames; the switch forwards them whole to
-// other offload ports. water, which opens plain TAPs, cannot set
-// IFF_VNET_HDR, so the offload path opens /dev/net/tun itself.
+// other offload ports.
+//
+// Every TAP, plain, offload or a VM's, is opened by openDevice, which asks
+// the kernel with IFF_TUN_EXCL to create a new device or fail if the name
+// is taken, in one step. water, named in the design, has neither
+// IFF_TUN_EXCL nor IFF_VNET_HDR nor a way to leave the device's group
+// unset, so this package talks to /dev/net/tun itself (ioctls from
+// golang.org/x/sys/unix).
 package tap
 
 import (
@@ -33,7 +39,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-net/switchyard/internal/nsenter"
@@ -67,11 +72,7 @@ func openTAP(nsPath, name string, offload, exclusive bool) (openResult, error) {
 	var res openResult
 	open := func() error {
 		var err error
-		if offload {
-			res, err = openVnet(name, exclusive)
-		} else {
-			res, err = openWater(name)
-		}
+		res, err = openPort(name, offload, exclusive)
 		return err
 	}
 	var err error
@@ -81,24 +82,6 @@ func openTAP(nsPath, name string, offload, exclusive bool) (openResult, error) {
 		err = nsenter.Do(nsPath, open)
 	}
 	return res, err
-}
-
-// openWater opens a plain TAP through water. water has no IFF_TUN_EXCL:
-// Open checks through netlink that a new device's name is free first.
-func openWater(name string) (openResult, error) {
-	ifce, err := water.New(water.Config{
-		DeviceType:             water.TAP,
-		PlatformSpecificParams: water.PlatformSpecificParams{Name: name, Persist: true},
-	})
-	if err != nil {
-		return openResult{}, explainOpen(name, err)
-	}
-	f, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return openResult{}, fmt.Errorf("tap %s: water returned %T, want *os.File", name, ifce.ReadWriteCloser)
-	}
-	return openResult{file: f, name: ifce.Name()}, nil
 }
 
 // ifreq is struct ifreq with the flags member of the union.
@@ -115,44 +98,83 @@ func ioctl(fd uintptr, req uintptr, arg uintptr) error {
 	return nil
 }
 
-// openVnet opens a TAP with IFF_VNET_HDR and enables checksum and TCP
-// segmentation offload, and UDP segmentation offload where the kernel has
-// it (6.2 and later).
-func openVnet(name string, exclusive bool) (openResult, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+// openDevice is the one way this package opens a TAP: /dev/net/tun
+// attached to the device name (created if missing) with TUNSETIFF, made
+// persistent. With exclusive, IFF_TUN_EXCL makes the kernel refuse a name
+// that exists (EBUSY, reported as ErrExists) in the same step that creates
+// it, so no other process can slip in between a check and the creation.
+// extra are more TUNSETIFF flags (IFF_VNET_HDR); setup, if not nil, runs
+// on the file descriptor before the device is made persistent. It returns
+// the descriptor and the device's name.
+func openDevice(name string, exclusive bool, extra uint16, fdFlags int, setup func(fd int) error) (int, string, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|fdFlags, 0)
 	if err != nil {
-		return openResult{}, explainOpen(name, err)
+		return -1, "", explainOpen(name, err)
 	}
 	var req ifreq
 	copy(req.name[:unix.IFNAMSIZ-1], name)
-	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | iffVnetHdr
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | extra
 	if exclusive {
 		req.flags |= iffTunExcl
 	}
 	if err := ioctl(uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); err != nil {
 		unix.Close(fd)
-		return openResult{}, explainOpen(name, err)
+		return -1, "", explainOpen(name, err)
+	}
+	name = strings.TrimRight(string(req.name[:]), "\x00")
+	if setup != nil {
+		if err := setup(fd); err != nil {
+			unix.Close(fd)
+			return -1, "", fmt.Errorf("tap %s: %w", name, err)
+		}
 	}
 	if err := ioctl(uintptr(fd), unix.TUNSETPERSIST, 1); err != nil {
 		unix.Close(fd)
-		return openResult{}, fmt.Errorf("tap %s: make persistent: %w", name, err)
+		return -1, "", fmt.Errorf("tap %s: make persistent: %w", name, err)
 	}
-	hdrLen := int32(10)
-	if err := ioctl(uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&hdrLen))); err != nil {
-		unix.Close(fd)
-		return openResult{}, fmt.Errorf("tap %s: set vnet header size: %w", name, err)
+	return fd, name, nil
+}
+
+// openPort opens the TAP a Port reads and writes, non-blocking so that
+// reads go through Go's poller. With offload it sets IFF_VNET_HDR and
+// enables checksum and TCP segmentation offload, and UDP segmentation
+// offload where the kernel has it (6.2 and later).
+func openPort(name string, offload, exclusive bool) (openResult, error) {
+	if !offload {
+		fd, name, err := openDevice(name, exclusive, 0, unix.O_NONBLOCK, nil)
+		if err != nil {
+			return openResult{}, err
+		}
+		return openResult{file: os.NewFile(uintptr(fd), "/dev/net/tun:"+name), name: name}, nil
 	}
 	res := openResult{offload: true, uso: true}
-	if err := ioctl(uintptr(fd), unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6); err != nil {
-		res.uso = false
-		if err := ioctl(uintptr(fd), unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
-			unix.Close(fd)
-			return openResult{}, fmt.Errorf("tap %s: enable offloads: %w", name, err)
-		}
+	fd, name, err := openDevice(name, exclusive, iffVnetHdr, unix.O_NONBLOCK, func(fd int) error {
+		uso, err := enableOffloads(fd)
+		res.uso = uso
+		return err
+	})
+	if err != nil {
+		return openResult{}, err
 	}
-	res.name = strings.TrimRight(string(req.name[:]), "\x00")
-	res.file = os.NewFile(uintptr(fd), "/dev/net/tun:"+res.name) // non-blocking: uses the poller
+	res.name = name
+	res.file = os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
 	return res, nil
+}
+
+// enableOffloads sets the virtio-net header size and the offloads; it
+// reports whether UDP segmentation offload was accepted.
+func enableOffloads(fd int) (uso bool, err error) {
+	hdrLen := int32(10)
+	if err := ioctl(uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&hdrLen))); err != nil {
+		return false, fmt.Errorf("set vnet header size: %w", err)
+	}
+	if err := ioctl(uintptr(fd), unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6); err == nil {
+		return true, nil
+	}
+	if err := ioctl(uintptr(fd), unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
+		return false, fmt.Errorf("enable offloads: %w", err)
+	}
+	return false, nil
 }
 
 // explainOpen turns the kernel's answer to TUNSETIFF into a sentence that

@@ -64,7 +64,6 @@ type Port struct {
 
 	writers sync.Pool // *vnetWriter
 
-	readErrors  atomic.Uint64
 	writeErrors atomic.Uint64
 }
 
@@ -90,19 +89,13 @@ func Open(cfg Config) (*Port, error) {
 	if where == "" {
 		where = "the host namespace"
 	}
-	var res openResult
-	var err error
+	open := openConfigured
 	if needsHelper(cfg.NetNS) {
-		// Unprivileged: the helper does it all inside the namespace.
-		res, err = openViaHelper(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("in %s: %w", where, err)
-		}
-	} else {
-		res, err = openDirect(cfg, where)
-		if err != nil {
-			return nil, err
-		}
+		open = openViaHelper // unprivileged: the helper does it all inside the namespace
+	}
+	res, err := open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", where, err)
 	}
 	p := &Port{
 		cfg:     cfg,
@@ -121,33 +114,24 @@ func Open(cfg Config) (*Port, error) {
 	return p, nil
 }
 
-// openDirect opens and configures the TAP of cfg from this process, which
-// may enter the namespace itself.
-func openDirect(cfg Config, where string) (openResult, error) {
-	h, err := nlHandle(cfg.NetNS)
-	if err != nil {
-		return openResult{}, err
-	}
-	defer h.Close()
-	if !cfg.Existing {
-		exists, err := linkExists(h, cfg.Name)
-		if err != nil {
-			return openResult{}, fmt.Errorf("tap %s in %s: %w", cfg.Name, where, err)
-		}
-		if exists {
-			return openResult{}, fmt.Errorf("tap %s in %s: %w (choose another --ifname)", cfg.Name, where, ErrExists)
-		}
-	}
+// openConfigured opens the TAP of cfg in the namespace at cfg.NetNS and,
+// with cfg.Configure, configures it; a device that cannot be configured is
+// removed. It is Open's work where this process may enter the namespace,
+// and the helper's inside it where it may not.
+func openConfigured(cfg Config) (openResult, error) {
 	res, err := openTAP(cfg.NetNS, cfg.Name, cfg.Offload, !cfg.Existing)
-	if err != nil {
-		return openResult{}, fmt.Errorf("in %s: %w", where, err)
+	if err != nil || !cfg.Configure {
+		return res, err
 	}
-	if cfg.Configure {
-		if err := configure(h, res.name, cfg); err != nil {
-			res.file.Close()
-			Remove(cfg.NetNS, res.name)
-			return openResult{}, fmt.Errorf("configure tap in %s: %w", where, err)
-		}
+	h, err := nlHandle(cfg.NetNS)
+	if err == nil {
+		err = configure(h, res.name, cfg)
+		h.Close()
+	}
+	if err != nil {
+		res.file.Close()
+		Remove(cfg.NetNS, res.name)
+		return openResult{}, fmt.Errorf("configure tap %s: %w", res.name, err)
 	}
 	return res, nil
 }
@@ -176,51 +160,25 @@ const readBufLen = vswitch.VnetHdrLen + 65535 + vswitch.EthHeaderLen + 4
 
 // Start implements vswitch.Port: it starts the reader goroutine.
 func (p *Port) Start(in vswitch.Ingress) error {
-	p.start(func() { p.read(in) })
+	p.start(in, p)
 	return nil
 }
 
-// read is the port's one reader: a frame at a time from the device into
-// one buffer, handed to the switch, which forwards it before returning.
-//
-// It reads through Go's netpoller. Two alternatives were measured and
-// rejected (benchmarks/RESULTS.md): handing frames to a second goroutine
-// to overlap reads with writes (no throughput gain, request/response rate
-// down 40%), and blocking in poll(2) on a locked thread as vde_switch does
-// (request/response rate down 35%: the thread must win a P back after
-// every wakeup).
-func (p *Port) read(in vswitch.Ingress) {
-	buf := make([]byte, readBufLen)
-	for {
-		n, err := p.file.Read(buf)
-		if err != nil {
-			if p.readFailed(err) {
-				return
-			}
-			continue
-		}
-		p.deliver(in, buf[:n])
+// gone implements frameSource: EBADFD, ENODEV and EIO mean the device was
+// deleted (its namespace went away); OnGone is told.
+func (p *Port) gone(err error) bool {
+	if !errors.Is(err, unix.EBADFD) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EIO) {
+		return false
 	}
+	p.log.Warn("tap device gone", zap.Error(err))
+	if p.cfg.OnGone != nil {
+		p.cfg.OnGone(err)
+	}
+	return true
 }
 
-// readFailed handles a read error; it reports whether the reader must stop.
-func (p *Port) readFailed(err error) bool {
-	if p.stopping(err) {
-		return true
-	}
-	if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EIO) {
-		// The device is gone: its namespace was deleted.
-		p.log.Warn("tap device gone", zap.Error(err))
-		if p.cfg.OnGone != nil {
-			p.cfg.OnGone(err)
-		}
-		return true
-	}
-	p.readErrors.Add(1)
-	return false
-}
-
-// deliver hands one frame read from the device to the switch.
+// deliver implements frameSource: it hands one frame read from the
+// device to the switch, without its virtio-net header.
 func (p *Port) deliver(in vswitch.Ingress, b []byte) {
 	if !p.offload {
 		in.Receive(vswitch.Frame{Data: b})

@@ -18,18 +18,6 @@ import (
 	"github.com/switchyard-net/switchyard/testing/vnettest"
 )
 
-// The test binary doubles as the TAP helper, and as the unprivileged
-// child of TestRootlessTAP.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == tap.HelperArg {
-		os.Exit(tap.RunHelper())
-	}
-	if os.Getenv("SWITCHYARD_TEST_ROOTLESS_CHILD") != "" {
-		os.Exit(rootlessChild())
-	}
-	os.Exit(m.Run())
-}
-
 const nobody = 65534
 
 // TestRootlessTAP runs, as the unprivileged user nobody, what a rootless

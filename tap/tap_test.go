@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,62 @@ func TestNameTakenIsAnError(t *testing.T) {
 		if !errors.Is(err, tap.ErrExists) {
 			t.Errorf("offload=%v: open over an existing eth0: err %v, want ErrExists", offload, err)
 		}
+	}
+}
+
+// A new device's name is taken or free in one step (IFF_TUN_EXCL): a
+// persistent TAP left by an earlier run is not silently re-attached
+// without Existing, the failed open leaves it as it was, and of several
+// opens racing for one free name exactly one wins.
+func TestOpenIsExclusive(t *testing.T) {
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
+			ns := netnstest.New(t)
+			left := openIn(t, ns, "10.77.0.2/24", offload)
+			left.Close() // persistent: eth0 stays, detached, as after a crash
+			ifindex := ns.MustRun("cat", "/sys/class/net/eth0/ifindex")
+			_, err := tap.Open(tap.Config{NetNS: ns.Path, Name: "eth0", Offload: offload, Configure: true,
+				Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.9/24")}})
+			if !errors.Is(err, tap.ErrExists) {
+				t.Fatalf("open over a detached persistent eth0: err %v, want ErrExists", err)
+			}
+			if got := ns.MustRun("cat", "/sys/class/net/eth0/ifindex"); got != ifindex {
+				t.Errorf("eth0's ifindex went from %s to %s: the failed open replaced it", ifindex, got)
+			}
+			if addrs, err := ns.Addrs("eth0"); err != nil || len(addrs) == 0 || addrs[0] != netip.MustParsePrefix("10.77.0.2/24") ||
+				slices.Contains(addrs, netip.MustParsePrefix("10.77.0.9/24")) {
+				t.Errorf("eth0 has %v (%v) after the failed open, want 10.77.0.2/24 untouched", addrs, err)
+			}
+
+			const racers = 8
+			errs := make(chan error, racers)
+			ports := make(chan *tap.Port, racers)
+			for range racers {
+				go func() {
+					p, err := tap.Open(tap.Config{NetNS: ns.Path, Name: "eth1", Offload: offload})
+					if err == nil {
+						ports <- p
+					}
+					errs <- err
+				}()
+			}
+			var won int
+			for range racers {
+				switch err := <-errs; {
+				case err == nil:
+					won++
+				case !errors.Is(err, tap.ErrExists):
+					t.Errorf("a losing open: err %v, want ErrExists", err)
+				}
+			}
+			close(ports)
+			for p := range ports {
+				p.Remove()
+			}
+			if won != 1 {
+				t.Errorf("%d of %d racing opens of one new name succeeded, want exactly 1", won, racers)
+			}
+		})
 	}
 }
 

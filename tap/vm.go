@@ -3,7 +3,6 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -53,8 +52,8 @@ type VMPort struct {
 	raw     sysRawConn
 	ifindex int
 
-	readErrors, writeErrors atomic.Uint64
-	sendPool                sync.Pool
+	writeErrors atomic.Uint64
+	sendPool    sync.Pool
 }
 
 type sysRawConn interface {
@@ -78,12 +77,7 @@ func OpenVM(cfg VMConfig) (*VMPort, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if !cfg.Existing {
-		if _, err := net.InterfaceByName(cfg.Name); err == nil {
-			return nil, fmt.Errorf("tap %s: %w in the host namespace (choose another name)", cfg.Name, ErrExists)
-		}
-	}
-	if err := createPersistent(cfg.Name, cfg.Owner, cfg.Group); err != nil {
+	if err := createPersistent(cfg.Name, cfg.Owner, cfg.Group, !cfg.Existing); err != nil {
 		return nil, err
 	}
 	link, err := netlink.LinkByName(cfg.Name)
@@ -119,36 +113,27 @@ func OpenVM(cfg VMConfig) (*VMPort, error) {
 	return p, nil
 }
 
-// createPersistent makes (or re-attaches to) the persistent TAP name,
-// owned by owner and group when they are not negative, and lets it go: the
-// VM's hypervisor opens it. (water cannot leave the group unset, and keeps
-// the file open when a device option fails.)
-func createPersistent(name string, owner, group int) error {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+// createPersistent makes (or, with !exclusive, re-attaches to) the
+// persistent TAP name, owned by owner and group when they are not
+// negative, and lets it go: the VM's hypervisor opens it.
+func createPersistent(name string, owner, group int, exclusive bool) error {
+	fd, _, err := openDevice(name, exclusive, 0, 0, func(fd int) error {
+		if owner >= 0 {
+			if err := ioctl(uintptr(fd), unix.TUNSETOWNER, uintptr(owner)); err != nil {
+				return fmt.Errorf("set owner %d: %w", owner, err)
+			}
+		}
+		if group >= 0 {
+			if err := ioctl(uintptr(fd), unix.TUNSETGROUP, uintptr(group)); err != nil {
+				return fmt.Errorf("set group %d: %w", group, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return explainOpen(name, err)
+		return err
 	}
-	defer unix.Close(fd)
-	var req ifreq
-	copy(req.name[:unix.IFNAMSIZ-1], name)
-	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
-	if err := ioctl(uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); err != nil {
-		return explainOpen(name, err)
-	}
-	if owner >= 0 {
-		if err := ioctl(uintptr(fd), unix.TUNSETOWNER, uintptr(owner)); err != nil {
-			return fmt.Errorf("tap %s: set owner %d: %w", name, owner, err)
-		}
-	}
-	if group >= 0 {
-		if err := ioctl(uintptr(fd), unix.TUNSETGROUP, uintptr(group)); err != nil {
-			return fmt.Errorf("tap %s: set group %d: %w", name, group, err)
-		}
-	}
-	if err := ioctl(uintptr(fd), unix.TUNSETPERSIST, 1); err != nil {
-		return fmt.Errorf("tap %s: make persistent: %w", name, err)
-	}
-	return nil
+	return unix.Close(fd)
 }
 
 // htons is the network-order form of a 16-bit protocol number.
@@ -186,27 +171,21 @@ func (p *VMPort) Info() vswitch.PortInfo {
 
 // Start implements vswitch.Port.
 func (p *VMPort) Start(in vswitch.Ingress) error {
-	p.start(func() { p.read(in) })
+	p.start(in, p)
 	return nil
 }
 
-func (p *VMPort) read(in vswitch.Ingress) {
-	buf := make([]byte, readBufLen)
-	for {
-		n, err := p.file.Read(buf)
-		if err != nil {
-			if p.stopping(err) {
-				return
-			}
-			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) {
-				p.log.Warn("VM tap interface gone", zap.Error(err))
-				return
-			}
-			p.readErrors.Add(1)
-			continue
-		}
-		in.Receive(vswitch.Frame{Data: buf[:n]})
+// deliver implements frameSource.
+func (p *VMPort) deliver(in vswitch.Ingress, b []byte) { in.Receive(vswitch.Frame{Data: b}) }
+
+// gone implements frameSource: ENETDOWN and ENXIO mean the interface went
+// away.
+func (p *VMPort) gone(err error) bool {
+	if !errors.Is(err, unix.ENETDOWN) && !errors.Is(err, unix.ENXIO) {
+		return false
 	}
+	p.log.Warn("VM tap interface gone", zap.Error(err))
+	return true
 }
 
 // packetSender holds one sendto's address and frame, with its callback

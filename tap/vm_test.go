@@ -2,6 +2,8 @@ package tap_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,7 +73,6 @@ func TestVMTAP(t *testing.T) {
 	copy(in[6:], peerMAC[:])
 	in[12], in[13] = 0x88, 0xb5
 	copy(in[14:], "to the VM")
-	peer.Inject(in)
 	got := make(chan []byte, 1)
 	go func() {
 		buf := make([]byte, 2048)
@@ -86,9 +87,44 @@ func TestVMTAP(t *testing.T) {
 			}
 		}
 	}()
-	select {
-	case <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the switch's frame did not reach the VM")
+	// The kernel drops what is sent to the TAP until it has activated the
+	// device's queue, which it does asynchronously after QEMU attaches
+	// (linkwatch): send again until the VM sees the frame.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(5 * time.Second)
+	for peer.Inject(in); ; {
+		select {
+		case <-got:
+			return
+		case <-tick.C:
+			peer.Inject(in)
+		case <-timeout:
+			t.Fatal("the switch's frame did not reach the VM")
+		}
+	}
+}
+
+// A VM's TAP is created exclusively too: a name that exists is ErrExists
+// without Existing, and re-attached with it.
+func TestVMTAPExclusive(t *testing.T) {
+	ns := netnstest.New(t)
+	err := ns.Do(func() error {
+		p, err := tap.OpenVM(tap.VMConfig{Name: "vm1", Owner: -1, Group: -1})
+		if err != nil {
+			return err
+		}
+		p.Close() // persistent: vm1 stays
+		if _, err := tap.OpenVM(tap.VMConfig{Name: "vm1", Owner: -1, Group: -1}); !errors.Is(err, tap.ErrExists) {
+			return fmt.Errorf("OpenVM over an existing vm1: err %v, want ErrExists", err)
+		}
+		p, err = tap.OpenVM(tap.VMConfig{Name: "vm1", Owner: -1, Group: -1, Existing: true})
+		if err != nil {
+			return fmt.Errorf("OpenVM with Existing: %w", err)
+		}
+		return p.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

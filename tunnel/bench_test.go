@@ -2,7 +2,6 @@ package tunnel_test
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 
 	"github.com/switchyard-net/switchyard/tunnel"
@@ -102,24 +101,6 @@ func BenchmarkDecodeVXLAN(b *testing.B) {
 		if _, _, err := tunnel.DecodeVXLAN(buf); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func BenchmarkSourcePort(b *testing.B) {
-	v4, v6 := baseFlow(), baseFlow()
-	v6.v6 = true
-	v6.srcIP, v6.dstIP = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
-	for _, tc := range []struct {
-		name string
-		fl   flow
-	}{{"IPv4", v4}, {"IPv6", v6}} {
-		b.Run(tc.name, func(b *testing.B) {
-			frame := tc.fl.frame()
-			b.ReportAllocs()
-			for b.Loop() {
-				tunnel.SourcePort(frame, 0, 0)
-			}
-		})
 	}
 }
 

@@ -2,9 +2,9 @@ package tunnel
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
@@ -78,22 +78,17 @@ type tcpSeg struct {
 	ok      bool // a candidate: ACK or ACK|PSH, a payload, no padding, a plain IPv4 header
 }
 
-const (
-	tcpFlagPsh = 0x08
-	tcpFlagAck = 0x10
-)
-
 func parseTCP(b []byte, in l4Info) tcpSeg {
-	tcp := b[in.l4:in.end]
-	thl := int(tcp[12]>>4) * 4
-	if thl < 20 || thl > len(tcp) {
+	tcp := header.TCP(b[in.l4:in.end])
+	thl := int(tcp.DataOffset())
+	if thl < header.TCPMinimumSize || thl > len(tcp) {
 		return tcpSeg{}
 	}
-	s := tcpSeg{hdrLen: in.l4 + thl, payload: len(tcp) - thl, seq: binary.BigEndian.Uint32(tcp[4:8])}
-	flags := tcp[13]
-	s.psh = flags&tcpFlagPsh != 0
-	s.ok = flags&^tcpFlagPsh == tcpFlagAck && s.payload > 0 && in.end == len(b) &&
-		(in.v6 || in.l4-in.l3 == ipv4MinLen && checksum.Checksum(b[in.l3:in.l4], 0) == 0xffff)
+	s := tcpSeg{hdrLen: in.l4 + thl, payload: len(tcp) - thl, seq: tcp.SequenceNumber()}
+	flags := tcp.Flags()
+	s.psh = flags&header.TCPFlagPsh != 0
+	s.ok = flags&^header.TCPFlagPsh == header.TCPFlagAck && s.payload > 0 && in.end == len(b) &&
+		(in.v6 || in.l4-in.l3 == header.IPv4MinimumSize && header.IPv4(b[in.l3:]).IsChecksumValid())
 	return s
 }
 
@@ -109,7 +104,7 @@ func (c *coalescer) add(b []byte) {
 			c.ctr.csumFixed.Add(1)
 		}
 	}
-	if !c.enabled || !isL4 || in.proto != ipProtoTCP {
+	if !c.enabled || !isL4 || in.proto != header.TCPProtocolNumber {
 		c.deliver(b)
 		return
 	}
@@ -144,7 +139,7 @@ func (c *coalescer) add(b []byte) {
 	p.frame, p.owned, p.segs, p.in, p.hdrLen, p.mss = b, false, 1, in, seg.hdrLen, seg.payload
 	p.nextSeq = seg.seq + uint32(seg.payload)
 	if !in.v6 {
-		p.nextID = binary.BigEndian.Uint16(b[in.l3+4:]) + 1
+		p.nextID = header.IPv4(b[in.l3:]).ID() + 1
 	}
 }
 
@@ -182,13 +177,13 @@ func (p *pending) canMerge(b []byte, in l4Info, s tcpSeg) bool {
 			return false
 		}
 	} else if ip[1] != fip[1] || ip[6] != fip[6] || ip[8] != fip[8] ||
-		binary.BigEndian.Uint16(ip[4:6]) != p.nextID {
+		header.IPv4(ip).ID() != p.nextID {
 		return false // TOS, DF, TTL, ID
 	}
 	tcp, ftcp := b[in.l4:s.hdrLen], f[in.l4:p.hdrLen]
 	// Acknowledgment number, data offset, window, urgent pointer, options;
 	// flags but PSH.
-	return bytes.Equal(tcp[8:13], ftcp[8:13]) && tcp[13]&^tcpFlagPsh == ftcp[13] &&
+	return bytes.Equal(tcp[8:13], ftcp[8:13]) && tcp[13]&^uint8(header.TCPFlagPsh) == ftcp[13] &&
 		bytes.Equal(tcp[14:16], ftcp[14:16]) && bytes.Equal(tcp[18:], ftcp[18:])
 }
 
@@ -206,7 +201,8 @@ func (p *pending) merge(b []byte, s tcpSeg) bool {
 	p.nextSeq += uint32(s.payload)
 	p.nextID++
 	if s.psh {
-		p.frame[p.in.l4+13] |= tcpFlagPsh
+		tcp := header.TCP(p.frame[p.in.l4:])
+		tcp.SetFlags(uint8(tcp.Flags() | header.TCPFlagPsh))
 	}
 	return s.psh || s.payload < p.mss
 }
@@ -239,20 +235,20 @@ func (c *coalescer) deliverPending(p *pending) {
 		HdrLen:     uint16(p.hdrLen),
 		GSOSize:    uint16(p.mss),
 		CsumStart:  uint16(in.l4),
-		CsumOffset: 16,
+		CsumOffset: header.TCPChecksumOffset,
 	}
-	ip := b[in.l3:]
 	if in.v6 {
 		o.GSOType = vswitch.GSOTCPv6
-		binary.BigEndian.PutUint16(ip[4:6], uint16(len(ip)-ipv6HeaderLen))
+		header.IPv6(b[in.l3:]).SetPayloadLength(uint16(len(b) - in.l4))
 	} else {
-		binary.BigEndian.PutUint16(ip[2:4], uint16(len(ip)))
-		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:12], ^checksum.Checksum(ip[:ipv4MinLen], 0))
+		ip := header.IPv4(b[in.l3:])
+		ip.SetTotalLength(uint16(len(ip)))
+		ip.SetChecksum(0)
+		ip.SetChecksum(^ip.CalculateChecksum())
 	}
 	// A partial checksum holds the pseudo-header sum, as the kernel
 	// leaves it for the device.
-	binary.BigEndian.PutUint16(b[in.l4+16:], in.pseudoSum(b, len(b)-in.l4))
+	header.TCP(b[in.l4:]).SetChecksum(in.pseudoSum(b, len(b)-in.l4))
 	c.ctr.coalesced.Add(1)
 	c.in.Receive(vswitch.Frame{Data: b, Offload: o})
 }
@@ -271,27 +267,26 @@ func (c *coalescer) deliver(b []byte) { c.in.Receive(vswitch.Frame{Data: b}) }
 // a checksum that is neither partial nor valid.
 func superframe(b []byte, mtu int) (vswitch.Offload, bool) {
 	in, ok := parseL4(b)
-	if !ok || in.proto != ipProtoTCP || in.end != len(b) {
+	if !ok || in.proto != header.TCPProtocolNumber || in.end != len(b) {
 		return vswitch.Offload{}, false
 	}
-	thl := int(b[in.l4+12]>>4) * 4
+	tcp := header.TCP(b[in.l4:in.end])
+	thl := int(tcp.DataOffset())
 	hdrLen := in.l4 + thl
 	mss := mtu - (in.l4 - in.l3) - thl
-	if thl < 20 || hdrLen > len(b) || mss <= 0 || len(b)-hdrLen <= mss {
+	if thl < header.TCPMinimumSize || hdrLen > len(b) || mss <= 0 || len(b)-hdrLen <= mss {
 		return vswitch.Offload{}, false
 	}
-	n := in.end - in.l4
-	pseudo := in.pseudoSum(b, n)
-	field := in.l4 + 16
-	if binary.BigEndian.Uint16(b[field:]) != pseudo {
-		if checksum.Checksum(b[in.l4:in.end], pseudo) != 0xffff {
+	pseudo := in.pseudoSum(b, len(tcp))
+	if tcp.Checksum() != pseudo {
+		if checksum.Checksum(tcp, pseudo) != 0xffff {
 			return vswitch.Offload{}, false
 		}
-		binary.BigEndian.PutUint16(b[field:], pseudo)
+		tcp.SetChecksum(pseudo)
 	}
 	o := vswitch.Offload{
 		Flags: vswitch.OffloadNeedsCsum, GSOType: vswitch.GSOTCPv4, HdrLen: uint16(hdrLen),
-		GSOSize: uint16(mss), CsumStart: uint16(in.l4), CsumOffset: 16,
+		GSOSize: uint16(mss), CsumStart: uint16(in.l4), CsumOffset: header.TCPChecksumOffset,
 	}
 	if in.v6 {
 		o.GSOType = vswitch.GSOTCPv6

@@ -3,8 +3,11 @@ package tunnel
 import (
 	"encoding/binary"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/switchyard-net/switchyard/internal/csum"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -34,7 +37,7 @@ type l4Info struct {
 	l3, l4 int  // offsets of the IP and transport headers
 	end    int  // end of the IP packet (frames may carry Ethernet padding)
 	v6     bool // IPv6
-	proto  uint8
+	proto  tcpip.TransportProtocolNumber
 }
 
 // parseL4 returns where the TCP or UDP header of frame b is. It reports
@@ -42,96 +45,74 @@ type l4Info struct {
 // fragments, IPv6 extension headers, inconsistent lengths. IPv4 options
 // are allowed.
 func parseL4(b []byte) (l4Info, bool) {
-	const l3 = vswitch.EthHeaderLen
-	if len(b) < l3+20 {
+	const l3 = header.EthernetMinimumSize
+	if len(b) < l3+header.IPv4MinimumSize {
 		return l4Info{}, false
 	}
-	var in l4Info
-	in.l3 = l3
-	switch binary.BigEndian.Uint16(b[12:14]) {
-	case etherTypeIPv4:
-		ip := b[l3:]
-		ihl := int(ip[0]&0x0f) * 4
-		total := int(binary.BigEndian.Uint16(ip[2:4]))
-		if ip[0]>>4 != 4 || ihl < ipv4MinLen || total < ihl || total > len(ip) ||
-			binary.BigEndian.Uint16(ip[6:8])&ipv4FragMask != 0 {
+	in := l4Info{l3: l3}
+	switch ip := b[l3:]; header.Ethernet(b).Type() {
+	case header.IPv4ProtocolNumber:
+		h := header.IPv4(ip)
+		if !h.IsValid(len(h)) || h.FragmentOffset() != 0 || h.More() {
 			return l4Info{}, false
 		}
-		in.proto, in.l4, in.end = ip[9], l3+ihl, l3+total
-	case etherTypeIPv6:
-		if len(b) < l3+ipv6HeaderLen {
+		in.proto, in.l4, in.end = tcpip.TransportProtocolNumber(h.Protocol()), l3+int(h.HeaderLength()), l3+int(h.TotalLength())
+	case header.IPv6ProtocolNumber:
+		h := header.IPv6(ip)
+		if !h.IsValid(len(h)) {
 			return l4Info{}, false
 		}
-		ip := b[l3:]
-		plen := int(binary.BigEndian.Uint16(ip[4:6]))
-		if ip[0]>>4 != 6 || ipv6HeaderLen+plen > len(ip) {
-			return l4Info{}, false
-		}
-		in.v6, in.proto, in.l4, in.end = true, ip[6], l3+ipv6HeaderLen, l3+ipv6HeaderLen+plen
+		in.v6, in.proto = true, tcpip.TransportProtocolNumber(h.NextHeader())
+		in.l4, in.end = l3+header.IPv6MinimumSize, l3+header.IPv6MinimumSize+int(h.PayloadLength())
 	default:
 		return l4Info{}, false
 	}
 	switch in.proto {
-	case ipProtoTCP:
-		if in.end-in.l4 < 20 {
-			return l4Info{}, false
-		}
-	case ipProtoUDP:
-		if in.end-in.l4 < 8 {
-			return l4Info{}, false
-		}
-	default:
-		return l4Info{}, false
+	case header.TCPProtocolNumber:
+		return in, in.end-in.l4 >= header.TCPMinimumSize
+	case header.UDPProtocolNumber:
+		return in, in.end-in.l4 >= header.UDPMinimumSize
 	}
-	return in, true
+	return l4Info{}, false
 }
 
 // csumField returns the offset of the transport checksum.
 func (in l4Info) csumField() int {
-	if in.proto == ipProtoTCP {
-		return in.l4 + 16
+	if in.proto == header.TCPProtocolNumber {
+		return in.l4 + header.TCPChecksumOffset
 	}
-	return in.l4 + 6
+	return in.l4 + udpChecksumOffset
 }
+
+// udpChecksumOffset is where the UDP checksum is; gVisor does not export it.
+const udpChecksumOffset = 6
 
 // pseudoSum is the one's-complement sum of the pseudo-header of a
 // transport segment of length n in frame b.
 func (in l4Info) pseudoSum(b []byte, n int) uint16 {
-	var sum uint16
-	if in.v6 {
-		sum = checksum.Checksum(b[in.l3+8:in.l3+40], 0)
-	} else {
-		sum = checksum.Checksum(b[in.l3+12:in.l3+20], 0)
-	}
-	var tail [4]byte
-	binary.BigEndian.PutUint16(tail[0:], uint16(in.proto))
-	binary.BigEndian.PutUint16(tail[2:], uint16(n))
-	return checksum.Checksum(tail[:], sum)
+	return csum.Pseudo(b[in.l3:], in.v6, in.proto, n)
 }
 
 // checkTransport verifies the TCP or UDP checksum of frame b, completing
 // it if it is partial (see above). It reports whether the checksum is
 // now valid and whether it completed it.
 func checkTransport(b []byte, in l4Info) (valid, completed bool) {
-	n := in.end - in.l4
+	seg := b[in.l4:in.end]
 	field := in.csumField()
 	got := binary.BigEndian.Uint16(b[field:])
-	if in.proto == ipProtoUDP && got == 0 && !in.v6 {
+	udp := in.proto == header.UDPProtocolNumber
+	if udp && got == 0 && !in.v6 {
 		return true, false // IPv4 UDP without a checksum
 	}
-	pseudo := in.pseudoSum(b, n)
-	if checksum.Checksum(b[in.l4:in.end], pseudo) == 0xffff {
+	pseudo := in.pseudoSum(b, len(seg))
+	if checksum.Checksum(seg, pseudo) == 0xffff {
 		return true, false
 	}
 	if got != pseudo {
 		return false, false
 	}
 	b[field], b[field+1] = 0, 0
-	sum := ^checksum.Checksum(b[in.l4:in.end], pseudo)
-	if sum == 0 && in.proto == ipProtoUDP {
-		sum = 0xffff
-	}
-	binary.BigEndian.PutUint16(b[field:], sum)
+	binary.BigEndian.PutUint16(b[field:], csum.Field(checksum.Checksum(seg, pseudo), udp))
 	return true, true
 }
 
@@ -139,14 +120,5 @@ func checkTransport(b []byte, in l4Info) (valid, completed bool) {
 // b (a copy the port owns), as the switch does for ports without checksum
 // offload. It reports false if the offsets point outside the frame.
 func completeChecksum(b []byte, o vswitch.Offload) bool {
-	start, field := int(o.CsumStart), int(o.CsumStart)+int(o.CsumOffset)
-	if start < vswitch.EthHeaderLen || field+2 > len(b) {
-		return false
-	}
-	sum := ^checksum.Checksum(b[start:], 0)
-	if sum == 0 {
-		sum = 0xffff
-	}
-	binary.BigEndian.PutUint16(b[field:], sum)
-	return true
+	return csum.Complete(b, int(o.CsumStart), int(o.CsumStart)+int(o.CsumOffset), vswitch.EthHeaderLen)
 }

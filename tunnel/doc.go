@@ -39,8 +39,8 @@
 // forged datagrams from strangers costs no cryptography. The source port
 // is not part of a peer's identity, because the Linux vxlan device sends
 // from a port that varies per flow; a Port itself sends everything from
-// its socket's one port (so it cannot spread flows over ECMP paths the way
-// SourcePort would).
+// its socket's one port (so the underlay cannot spread its flows over ECMP
+// paths).
 //
 // The MTU a Port advertises to the switch is the underlay's minus the
 // encapsulation: MTUFor(1500) = 1450 for VXLAN, SecureMTUFor(1500) = 1418

@@ -19,8 +19,6 @@ func ExampleEncodeVXLAN() {
 	if err := tunnel.EncodeVXLAN(udpPayload, 42); err != nil {
 		panic(err)
 	}
-	srcPort := tunnel.SourcePort(frame, 0, 0) // ECMP entropy, as Linux does
-	_ = srcPort
 
 	vni, inner, err := tunnel.DecodeVXLAN(udpPayload)
 	fmt.Printf("% x\n", udpPayload[:8])

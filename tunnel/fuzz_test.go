@@ -198,27 +198,3 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
-
-// FuzzSourcePort: never panic, stay in range, give one answer per frame.
-func FuzzSourcePort(f *testing.F) {
-	f.Add(baseFlow().frame(), uint16(0), uint16(0))
-	v6 := baseFlow()
-	v6.v6 = true
-	f.Add(v6.frame(), uint16(1), uint16(65535))
-	tagged := baseFlow()
-	tagged.vlan = 100
-	f.Add(tagged.frame(), uint16(5000), uint16(5001))
-	f.Add([]byte{}, uint16(10), uint16(5))
-	f.Fuzz(func(t *testing.T, frame []byte, lo, hi uint16) {
-		p := tunnel.SourcePort(frame, lo, hi)
-		if lo == 0 || hi < lo {
-			lo, hi = tunnel.SourcePortMin, tunnel.SourcePortMax
-		}
-		if p < lo || p > hi {
-			t.Fatalf("port %d outside [%d,%d]", p, lo, hi)
-		}
-		if q := tunnel.SourcePort(bytes.Clone(frame), lo, hi); q != p {
-			t.Fatalf("same frame: %d then %d", p, q)
-		}
-	})
-}

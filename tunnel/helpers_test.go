@@ -10,19 +10,16 @@ import (
 
 // flow describes the inner packet of a test frame.
 type flow struct {
-	dst, src   [6]byte
-	vlan       uint16 // 0: untagged
-	v6         bool
-	srcIP      netip.Addr
-	dstIP      netip.Addr
-	proto      byte
-	sport      uint16
-	dport      uint16
-	fragOffset uint16 // IPv4 fragment offset in 8-byte units
-	moreFrags  bool
-	ttl        byte
-	ipID       uint16
-	payload    int // bytes after the transport ports
+	dst, src [6]byte
+	v6       bool
+	srcIP    netip.Addr
+	dstIP    netip.Addr
+	proto    byte
+	sport    uint16
+	dport    uint16
+	ttl      byte
+	ipID     uint16
+	payload  int // bytes after the transport ports
 }
 
 func baseFlow() flow {
@@ -44,10 +41,6 @@ func baseFlow() flow {
 func (fl flow) frame() []byte {
 	b := append([]byte{}, fl.dst[:]...)
 	b = append(b, fl.src[:]...)
-	if fl.vlan != 0 {
-		b = binary.BigEndian.AppendUint16(b, 0x8100)
-		b = binary.BigEndian.AppendUint16(b, fl.vlan)
-	}
 	l4 := binary.BigEndian.AppendUint16(nil, fl.sport)
 	l4 = binary.BigEndian.AppendUint16(l4, fl.dport)
 	if fl.proto == 17 {
@@ -70,11 +63,7 @@ func (fl flow) frame() []byte {
 	ip := []byte{0x45, 0}
 	ip = binary.BigEndian.AppendUint16(ip, uint16(20+len(l4)))
 	ip = binary.BigEndian.AppendUint16(ip, fl.ipID)
-	fo := fl.fragOffset
-	if fl.moreFrags {
-		fo |= 0x2000
-	}
-	ip = binary.BigEndian.AppendUint16(ip, fo)
+	ip = append(ip, 0, 0) // flags and fragment offset
 	ip = append(ip, fl.ttl, fl.proto, 0, 0)
 	s, d := fl.srcIP.As4(), fl.dstIP.As4()
 	ip = append(append(ip, s[:]...), d[:]...)

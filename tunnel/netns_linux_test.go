@@ -33,9 +33,10 @@ import (
 
 // underlay is the wire namespace with its bridge.
 type underlay struct {
-	t    *testing.T
-	wire *netnstest.NS
-	n    int
+	t        *testing.T
+	wire     *netnstest.NS
+	n        int
+	stranger *net.UDPConn // for drain, made on first use
 }
 
 func newUnderlay(t *testing.T) *underlay {
@@ -107,6 +108,30 @@ func (u *underlay) syHost(o hostOpts) *syHost {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// drain is drainWith for namespaced hosts. The stranger is a socket in a
+// namespace of its own on the underlay, at an address no host has as a
+// peer.
+func (u *underlay) drain(tb testing.TB, hosts ...*syHost) {
+	tb.Helper()
+	if u.stranger == nil {
+		ns, _ := u.hostNS()
+		if err := ns.Do(func() (err error) {
+			u.stranger, err = net.ListenUDP("udp4", &net.UDPAddr{})
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
+		u.t.Cleanup(func() { u.stranger.Close() })
+	}
+	for _, h := range hosts {
+		to := netip.AddrPortFrom(h.addr, h.tun.LocalAddr().Port())
+		drainWith(tb, h.tun, func(b []byte) error {
+			_, err := u.stranger.WriteToUDPAddrPort(b, to)
+			return err
+		})
+	}
 }
 
 // peerWith makes every host a peer of every other.

@@ -159,7 +159,7 @@ func TestPortDropsSegmentsTooBig(t *testing.T) {
 				}
 				return len(got) >= len(want)
 			})
-			settle()
+			drain(t, b)
 			for _, fr := range b.local.Take() {
 				got = append(got, segments(t, fr)...)
 			}

@@ -144,9 +144,47 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-// settle waits a little for anything still in flight, for tests that
-// check that nothing more arrives.
-func settle() { time.Sleep(100 * time.Millisecond) }
+// drain returns once each node's tunnel port has handed its switch
+// everything that reached its socket before the call, for tests that then
+// check that something did not arrive. See drainWith; the stranger is a
+// socket on 127.0.0.99, which no test makes a peer.
+func drain(tb testing.TB, nodes ...*node) {
+	tb.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 99)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range nodes {
+		drainWith(tb, n.tun, func(b []byte) error {
+			_, err := c.WriteToUDPAddrPort(b, n.tun.LocalAddr())
+			return err
+		})
+	}
+}
+
+// drainWith returns once p has handed its switch everything that reached
+// its socket before the call. send sends a datagram to p from an address
+// that is no peer of p's. Two such datagrams go out, the second only once
+// the first was counted as DropUnknownPeer: by then the reader had taken
+// the first's receive batch, so the second comes in a later batch, and
+// the reader delivers all of one batch (flushing the coalescer) before it
+// reads the next. Everything sent to p before the call is ahead of the
+// first, as the kernel queues a datagram crossing loopback or a veth on
+// the receiving socket before sendto returns. Each call adds 2 to p's
+// DropUnknownPeer and Drops counts.
+func drainWith(tb testing.TB, p *tunnel.Port, send func([]byte) error) {
+	tb.Helper()
+	for range 2 {
+		want := p.Stats().DropsBy[tunnel.DropUnknownPeer] + 1
+		if err := send([]byte("drain")); err != nil {
+			tb.Fatal(err)
+		}
+		waitFor(tb, "a stranger's datagram to be dropped", func() bool {
+			return p.Stats().DropsBy[tunnel.DropUnknownPeer] >= want
+		})
+	}
+}
 
 // tcpSuper describes a TCP/IPv4 superframe as a TAP with TSO hands it
 // over: complete headers, a partial checksum, GSO metadata.

@@ -67,7 +67,7 @@ func TestPortUnicastFloodAndSplitHorizon(t *testing.T) {
 			c.local.Inject(rawFrame(vswitch.Broadcast, macN(3), 0, 60))
 			waitFrames(t, a.local, 1)
 			waitFrames(t, b.local, 1)
-			settle()
+			drain(t, a, b) // their forwarding of it is done and counted
 			for _, n := range []*node{a, b, c} {
 				if s := n.tun.Stats(); s.TXFrames+s.RXFrames > 2 {
 					t.Fatalf("a broadcast from c made %d frames on one tunnel: forwarded between peers", s.TXFrames+s.RXFrames)
@@ -78,18 +78,20 @@ func TestPortUnicastFloodAndSplitHorizon(t *testing.T) {
 					a.tun.Stats().TXFrames, b.tun.Stats().TXFrames, c.tun.Stats().TXFrames)
 			}
 
-			// a to MAC 3: c only.
+			// a to MAC 3: c only. (Had it gone to b too, b's switch would
+			// drop it as a hairpin, so b's tunnel is what must not see it.)
+			bRX := b.tun.Stats().RXFrames
 			a.local.Inject(rawFrame(macN(3), macN(1), 1, 60))
 			waitFrames(t, c.local, 1)
-			settle()
-			if b.local.Written() != 1 {
-				t.Fatalf("b saw %d frames, want only the broadcast: a unicast to a learned MAC was flooded", b.local.Written())
+			drain(t, b)
+			if n := b.tun.Stats().RXFrames - bRX; n != 0 || b.local.Written() != 1 {
+				t.Fatalf("b's tunnel received %d frames and b saw %d, want 0 and only the broadcast: a unicast to a learned MAC was flooded", n, b.local.Written())
 			}
 			// a to an unknown MAC: both.
 			a.local.Inject(rawFrame(macN(99), macN(1), 2, 60))
 			waitFrames(t, b.local, 2)
 			waitFrames(t, c.local, 2)
-			settle()
+			drain(t, b, c)
 			if got := a.tun.Stats().TXFrames; got != 3 {
 				t.Fatalf("a sent %d frames, want 3 (1 unicast + 2 flooded)", got)
 			}
@@ -124,11 +126,11 @@ func TestPortMACMoves(t *testing.T) {
 			t.Errorf("peer %v holds %d MACs, want %d", ps.Addr, ps.MACs, want)
 		}
 	}
-	before := b.local.Written()
+	before, bRX := b.local.Written(), b.tun.Stats().RXFrames
 	a.local.Inject(rawFrame(macN(7), macN(1), 0, 60))
 	waitFrames(t, c.local, 1)
-	settle()
-	if b.local.Written() != before {
+	drain(t, b)
+	if b.local.Written() != before || b.tun.Stats().RXFrames != bRX {
 		t.Error("the frame to the moved MAC still went to its old peer")
 	}
 }
@@ -198,7 +200,7 @@ func TestPortDropsBadDatagrams(t *testing.T) {
 	}
 	send(good)
 	waitFrames(t, a.local, 1)
-	settle()
+	drain(t, a)
 	if a.local.Written() != 1 {
 		t.Fatalf("the switch received %d frames, want only the one good datagram", a.local.Written())
 	}
@@ -270,7 +272,7 @@ func TestSecurePortRefusesReplayAndForgery(t *testing.T) {
 			t.Errorf("%s drops %d, want %d", r, st.DropsBy[r], n)
 		}
 	}
-	settle()
+	drain(t, a)
 	if n := a.local.Written(); n != 1 {
 		t.Fatalf("%d frames reached the switch, want only the first", n)
 	}

@@ -143,7 +143,7 @@ func TestSecureReplayOnTheWire(t *testing.T) {
 	if r := after.DropsBy[tunnel.DropAuth] - before.DropsBy[tunnel.DropAuth]; r != 1 {
 		t.Errorf("authentication drops +%d, want +1", r)
 	}
-	time.Sleep(200 * time.Millisecond)
+	u.drain(t, b)
 	if n := seen(want); n != 1 {
 		t.Fatalf("the captured frame reached b's switch %d more times", n-1)
 	}

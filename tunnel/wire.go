@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 )
 
 // VXLAN header (RFC 7348, section 5):
@@ -43,13 +42,6 @@ const (
 
 	// OverheadIPv6 is Overhead for an IPv6 underlay (40-byte outer header).
 	OverheadIPv6 = 70
-
-	// SourcePortMin and SourcePortMax bound the default UDP source port
-	// range of SourcePort. Linux's vxlan device, unless given "srcport",
-	// uses the host's ephemeral port range (net.ipv4.ip_local_port_range),
-	// whose default is 32768–60999; these are that default.
-	SourcePortMin = 32768
-	SourcePortMax = 60999
 )
 
 // vxlanFlagI is the I flag: the VNI field is valid.
@@ -138,127 +130,4 @@ func DecodeVXLAN(b []byte) (vni uint32, inner []byte, err error) {
 // or 0 if the link is too small to carry anything.
 func MTUFor(linkMTU int) int {
 	return max(linkMTU-Overhead, 0)
-}
-
-// SourcePort returns the UDP source port for carrying innerFrame, in
-// [lo, hi]. Like Linux's vxlan device (RFC 7348 section 5 recommends it), it
-// hashes the inner flow so that the underlay's ECMP and RSS spread flows
-// while keeping each flow's packets in order on one path. The hash covers
-// the Ethernet addresses and type (after up to two VLAN tags, whose IDs are
-// included) and, for IPv4 and IPv6, the addresses, the protocol and, for
-// TCP, UDP, UDP-Lite and SCTP, the ports. Ports are left out of IPv4
-// fragments and IPv6 packets with extension headers, so every fragment of
-// a datagram takes the same path. The hash is fixed, not seeded per
-// process: a flow gets the same port across restarts.
-//
-// The hash is mapped onto the range by multiply-and-shift, as the kernel
-// does, rather than by a modulo. If lo is 0 or hi < lo, the kernel's default
-// range SourcePortMin–SourcePortMax is used.
-func SourcePort(innerFrame []byte, lo, hi uint16) uint16 {
-	if lo == 0 || hi < lo {
-		lo, hi = SourcePortMin, SourcePortMax
-	}
-	span := uint64(hi-lo) + 1
-	return lo + uint16(uint64(flowHash(innerFrame))*span>>32)
-}
-
-// Constants of the flow hash: odd 64-bit multipliers with well-mixed bits
-// (the golden-ratio constant and two primes common in non-cryptographic
-// hashes) and an arbitrary fixed seed.
-const (
-	hashK1   = 0x9e3779b97f4a7c15
-	hashK2   = 0xc2b2ae3d27d4eb4f
-	hashK3   = 0x165667b19e3779f9
-	hashSeed = 0x5377_6974_6368_7964 // "Switchyd"
-)
-
-// hashAdd folds one 64-bit word into the running hash h.
-func hashAdd(h, v uint64) uint64 {
-	h ^= v * hashK1
-	return bits.RotateLeft64(h, 27)*hashK2 + hashK3
-}
-
-// hashFinish spreads the state's entropy to all bits and folds it to 32.
-func hashFinish(h uint64) uint32 {
-	h ^= h >> 31
-	h *= hashK2
-	h ^= h >> 29
-	h *= hashK3
-	h ^= h >> 32
-	return uint32(h)
-}
-
-// EtherTypes and IP protocols the flow hash looks into.
-const (
-	etherTypeIPv4   = 0x0800
-	etherTypeIPv6   = 0x86dd
-	etherTypeVLAN   = 0x8100
-	etherTypeQinQ   = 0x88a8
-	ipProtoTCP      = 6
-	ipProtoUDP      = 17
-	ipProtoUDPLite  = 136
-	ipProtoSCTP     = 132
-	ipv4MinLen      = 20
-	ipv6HeaderLen   = 40
-	ipv4FragMask    = 0x3fff // MF flag and fragment offset
-	transportPortsN = 4      // source and destination port
-)
-
-// hasPorts reports whether the transport header of proto starts with a
-// 16-bit source and destination port.
-func hasPorts(proto byte) bool {
-	switch proto {
-	case ipProtoTCP, ipProtoUDP, ipProtoUDPLite, ipProtoSCTP:
-		return true
-	}
-	return false
-}
-
-// flowHash hashes the flow identity of an Ethernet frame (see SourcePort).
-func flowHash(f []byte) uint32 {
-	h := uint64(hashSeed)
-	if len(f) < EthHeaderLen {
-		for _, c := range f {
-			h = hashAdd(h, uint64(c))
-		}
-		return hashFinish(hashAdd(h, uint64(len(f))))
-	}
-	h = hashAdd(h, binary.BigEndian.Uint64(f[0:8]))
-	h = hashAdd(h, uint64(binary.BigEndian.Uint32(f[8:12])))
-	off := 12
-	etype := binary.BigEndian.Uint16(f[off:])
-	for i := 0; i < 2 && (etype == etherTypeVLAN || etype == etherTypeQinQ) && len(f) >= off+6; i++ {
-		h = hashAdd(h, uint64(binary.BigEndian.Uint16(f[off+2:])&0x0fff)) // VLAN ID
-		off += 4
-		etype = binary.BigEndian.Uint16(f[off:])
-	}
-	h = hashAdd(h, uint64(etype))
-	ip := f[off+2:]
-	switch etype {
-	case etherTypeIPv4:
-		if len(ip) < ipv4MinLen || ip[0]>>4 != 4 {
-			break
-		}
-		ihl := int(ip[0]&0x0f) * 4
-		proto := ip[9]
-		h = hashAdd(h, binary.BigEndian.Uint64(ip[12:20]))
-		h = hashAdd(h, uint64(proto))
-		if ihl >= ipv4MinLen && len(ip) >= ihl+transportPortsN &&
-			binary.BigEndian.Uint16(ip[6:8])&ipv4FragMask == 0 && hasPorts(proto) {
-			h = hashAdd(h, uint64(binary.BigEndian.Uint32(ip[ihl:])))
-		}
-	case etherTypeIPv6:
-		if len(ip) < ipv6HeaderLen || ip[0]>>4 != 6 {
-			break
-		}
-		for i := 8; i < ipv6HeaderLen; i += 8 {
-			h = hashAdd(h, binary.BigEndian.Uint64(ip[i:]))
-		}
-		next := ip[6]
-		h = hashAdd(h, uint64(next))
-		if len(ip) >= ipv6HeaderLen+transportPortsN && hasPorts(next) {
-			h = hashAdd(h, uint64(binary.BigEndian.Uint32(ip[ipv6HeaderLen:])))
-		}
-	}
-	return hashFinish(h)
 }

@@ -42,21 +42,33 @@ func main() {
 // agree without a key file. It protects nothing.
 var benchKey = tunnel.Key{0: 0x5b, 31: 0x42}
 
-func run() error {
-	hostNS := flag.String("host", "", "host network namespace `name` (under /var/run/netns) for the UDP socket")
-	local := flag.String("local", "", "this host's underlay `address`")
-	peers := flag.String("peer", "", "comma-separated underlay `addresses` of the other hosts")
-	ctrNS := flag.String("container", "", "container network namespace `name` for the TAP")
-	ip := flag.String("ip", "", "the container's `address/prefix`")
-	mode := flag.String("mode", "vxlan", "`vxlan` or secure")
-	mtu := flag.Int("mtu", 0, "container and tunnel MTU; 0: the tunnel's default for a 1500-byte underlay")
-	disable := flag.String("disable", "", "comma-separated tunnel `features` to turn off: tso, gso, gro, batch, coalesce, pipeline")
-	offload := flag.Bool("offload", true, "open the TAP with offloads (IFF_VNET_HDR)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to `file` until stopped")
-	flag.Parse()
+// options are the command line.
+type options struct {
+	hostNS, local, peers, ctrNS, ip, mode, disable, cpuProfile string
+	mtu                                                        int
+	offload                                                    bool
+}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+func parseFlags() options {
+	var o options
+	flag.StringVar(&o.hostNS, "host", "", "host network namespace `name` (under /var/run/netns) for the UDP socket")
+	flag.StringVar(&o.local, "local", "", "this host's underlay `address`")
+	flag.StringVar(&o.peers, "peer", "", "comma-separated underlay `addresses` of the other hosts")
+	flag.StringVar(&o.ctrNS, "container", "", "container network namespace `name` for the TAP")
+	flag.StringVar(&o.ip, "ip", "", "the container's `address/prefix`")
+	flag.StringVar(&o.mode, "mode", "vxlan", "`vxlan` or secure")
+	flag.IntVar(&o.mtu, "mtu", 0, "container and tunnel MTU; 0: the tunnel's default for a 1500-byte underlay")
+	flag.StringVar(&o.disable, "disable", "", "comma-separated tunnel `features` to turn off: tso, gso, gro, batch, coalesce, pipeline")
+	flag.BoolVar(&o.offload, "offload", true, "open the TAP with offloads (IFF_VNET_HDR)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until stopped")
+	flag.Parse()
+	return o
+}
+
+func run() error {
+	o := parseFlags()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -65,63 +77,30 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-
-	la, err := netip.ParseAddr(*local)
+	la, err := netip.ParseAddr(o.local)
 	if err != nil {
 		return fmt.Errorf("-local: %w", err)
 	}
-	prefix, err := netip.ParsePrefix(*ip)
+	prefix, err := netip.ParsePrefix(o.ip)
 	if err != nil {
 		return fmt.Errorf("-ip: %w", err)
 	}
-	cfg := tunnel.Config{Name: "tunnel", VNI: 42, MTU: *mtu}
-	switch *mode {
-	case "vxlan":
-	case "secure":
-		cfg.Mode, cfg.Key, cfg.KeyID = tunnel.ModeSecure, benchKey, 1
-		cfg.SenderID = uint32(la.As4()[0])<<24 | uint32(la.As4()[1])<<16 | uint32(la.As4()[2])<<8 | uint32(la.As4()[3])
-	default:
-		return fmt.Errorf("-mode %q: want vxlan or secure", *mode)
+	cfg, err := tunnelConfig(o, la)
+	if err != nil {
+		return err
 	}
-	for _, f := range strings.Split(*disable, ",") {
-		switch f {
-		case "":
-		case "tso":
-			cfg.Disable |= tunnel.FeatureTSO
-		case "gso":
-			cfg.Disable |= tunnel.FeatureGSO
-		case "gro":
-			cfg.Disable |= tunnel.FeatureGRO
-		case "batch":
-			cfg.Disable |= tunnel.FeatureBatch
-		case "coalesce":
-			cfg.Disable |= tunnel.FeatureCoalesce
-		case "pipeline":
-			cfg.Disable |= tunnel.FeaturePipeline
-		default:
-			return fmt.Errorf("-disable: unknown feature %q (want tso, gso, gro, batch, coalesce, pipeline)", f)
-		}
-	}
-	for _, p := range strings.Split(*peers, ",") {
-		a, err := netip.ParseAddr(p)
-		if err != nil {
-			return fmt.Errorf("-peer: %w", err)
-		}
-		cfg.Peers = append(cfg.Peers, netip.AddrPortFrom(a, 0))
-	}
-
 	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
 	if err != nil {
 		return err
 	}
-	err = nsenter.Do("/var/run/netns/"+*hostNS, func() (err error) {
+	cfg.Logger = log
+	err = nsenter.Do("/var/run/netns/"+o.hostNS, func() (err error) {
 		cfg.Conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: la.AsSlice(), Port: int(cfg.Mode.DefaultPort())})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	cfg.Logger = log
 	tun, err := tunnel.New(cfg)
 	if err != nil {
 		return err
@@ -133,9 +112,9 @@ func run() error {
 	}
 	a4 := prefix.Addr().As4()
 	port, err := tap.Open(tap.Config{
-		NetNS: "/var/run/netns/" + *ctrNS, Name: "eth0", MTU: tun.Info().MTU,
+		NetNS: "/var/run/netns/" + o.ctrNS, Name: "eth0", MTU: tun.Info().MTU,
 		MAC:   vswitch.MAC{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]},
-		Addrs: []netip.Prefix{prefix}, Offload: *offload, Configure: true, Logger: log,
+		Addrs: []netip.Prefix{prefix}, Offload: o.offload, Configure: true, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -151,7 +130,46 @@ func run() error {
 	<-sig
 	s := tun.Stats()
 	fmt.Fprintf(os.Stderr, "tunnel %s (%v): tx %d datagrams in %d syscalls (%d GSO), %d superframes cut; rx %d datagrams in %d batches (%d GRO), %d superframes built; drops %d %v\n",
-		*mode, tun.Features(), s.TXDatagrams, s.TXSyscalls, s.TXGSO, s.Segmented,
+		o.mode, tun.Features(), s.TXDatagrams, s.TXSyscalls, s.TXGSO, s.Segmented,
 		s.RXDatagrams, s.RXBatches, s.RXGRO, s.Coalesced, s.Drops, s.DropsBy)
 	return nil
+}
+
+// features names the tunnel features -disable takes.
+var features = map[string]tunnel.Features{
+	"tso": tunnel.FeatureTSO, "gso": tunnel.FeatureGSO, "gro": tunnel.FeatureGRO,
+	"batch": tunnel.FeatureBatch, "coalesce": tunnel.FeatureCoalesce, "pipeline": tunnel.FeaturePipeline,
+}
+
+// tunnelConfig is the tunnel's configuration from -mode, -mtu, -disable
+// and -peer, for a host at underlay address la.
+func tunnelConfig(o options, la netip.Addr) (tunnel.Config, error) {
+	cfg := tunnel.Config{Name: "tunnel", VNI: 42, MTU: o.mtu}
+	switch o.mode {
+	case "vxlan":
+	case "secure":
+		a := la.As4()
+		cfg.Mode, cfg.Key, cfg.KeyID = tunnel.ModeSecure, benchKey, 1
+		cfg.SenderID = uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	default:
+		return cfg, fmt.Errorf("-mode %q: want vxlan or secure", o.mode)
+	}
+	for _, f := range strings.Split(o.disable, ",") {
+		if f == "" {
+			continue
+		}
+		feat, ok := features[f]
+		if !ok {
+			return cfg, fmt.Errorf("-disable: unknown feature %q (want tso, gso, gro, batch, coalesce, pipeline)", f)
+		}
+		cfg.Disable |= feat
+	}
+	for _, p := range strings.Split(o.peers, ",") {
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return cfg, fmt.Errorf("-peer: %w", err)
+		}
+		cfg.Peers = append(cfg.Peers, netip.AddrPortFrom(a, 0))
+	}
+	return cfg, nil
 }

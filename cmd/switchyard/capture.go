@@ -20,7 +20,7 @@ func captureCommand() *cli.Command {
 		ArgsUsage: "NETWORK/NAME",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "write", Aliases: []string{"w"}, Usage: "file to write, - for standard output", Required: true},
-			&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after this many frames (default: until Ctrl-C)"},
+			&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after this many frames", DefaultText: "until Ctrl-C"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "NETWORK/NAME -w FILE [--count N]"); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,9 +25,9 @@ func daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
 			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
-			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward (default /etc/resolv.conf)"},
-			&cli.StringFlag{Name: "debug-addr", Usage: "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"},
-			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100)"},
+			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
+			&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -34,29 +35,38 @@ func daemonCommand() *cli.Command {
 				return cli.Exit(err.Error(), 2)
 			}
 			defer log.Sync()
+			// The metrics socket is opened first, so that the daemon
+			// knows to keep containers' flows away from it.
+			var own []netip.AddrPort
+			metricsL, err := listenMetrics(c.String("metrics"))
+			if err != nil {
+				return err
+			}
+			if metricsL != nil {
+				defer metricsL.Close()
+				own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
+			}
 			d, err := daemon.New(daemon.Config{
-				StateDir:   c.String("state-dir"),
-				Socket:     c.String("socket"),
-				Logger:     log,
-				Offload:    c.Bool("offload"),
-				ResolvConf: c.String("resolv-conf"),
+				StateDir:     c.String("state-dir"),
+				Socket:       c.String("socket"),
+				Logger:       log,
+				Offload:      c.Bool("offload"),
+				ResolvConf:   c.String("resolv-conf"),
+				OwnListeners: own,
 			})
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if addr := c.String("debug-addr"); addr != "" {
-				if err := serveDebug(ctx, addr, log); err != nil {
+			if path := c.String("debug-socket"); path != "" {
+				if err := serveDebug(ctx, path, log); err != nil {
 					d.Close()
 					return err
 				}
 			}
-			if addr := c.String("metrics"); addr != "" {
-				if err := serveMetrics(ctx, addr, d, log); err != nil {
-					d.Close()
-					return err
-				}
+			if metricsL != nil {
+				serveMetrics(ctx, metricsL, d, log)
 			}
 			serveErr := d.Serve(ctx)
 			log.Info("shutting down")
@@ -78,24 +88,24 @@ func networkCommand() *cli.Command {
 				Usage:     "create a network",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "subnet", Usage: "subnet in CIDR form (default: the next free private range)"},
-					&cli.StringFlag{Name: "gateway", Usage: "gateway address (default: the first usable address)"},
+					&cli.StringFlag{Name: "subnet", Usage: "subnet in CIDR form", DefaultText: "the next free private range"},
+					&cli.StringFlag{Name: "gateway", Usage: "gateway address", DefaultText: "the first usable address"},
 					&cli.StringFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range"},
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
-					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network (default 1500; with --tunnel, the underlay's minus the encapsulation: 1450 for vxlan, 1418 secure)"},
+					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", DefaultText: "1500; with --tunnel, the underlay's minus the encapsulation: 1450 for vxlan, 1418 secure"},
 					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
 					&cli.BoolFlag{Name: "internal", Usage: "no default route, no egress, no published ports"},
 					&cli.BoolFlag{Name: "host-loopback", Usage: "let endpoints reach the host's 127.0.0.1 through --host-loopback-addr"},
-					&cli.StringFlag{Name: "host-loopback-addr", Usage: "the address that leads to the host's loopback (default 169.254.1.2)"},
+					&cli.StringFlag{Name: "host-loopback-addr", Usage: "the address that leads to the host's loopback", DefaultText: "169.254.1.2"},
 					&cli.StringFlag{Name: "tunnel", Usage: "join this network on other hosts through a UDP tunnel: vxlan (Linux-compatible) or secure (encrypted)"},
-					&cli.IntFlag{Name: "vni", Usage: "VXLAN network identifier, 0-16777215 (default 1)"},
-					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT (default every address, port 4789; secure 4793)"},
+					&cli.IntFlag{Name: "vni", Usage: "VXLAN network identifier, 0-16777215", DefaultText: "1"},
+					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT", DefaultText: "every address, port 4789; secure 4793"},
 					&cli.StringSliceFlag{Name: "peer", Usage: "another host's tunnel address IP[:PORT] (repeatable)"},
 					&cli.StringFlag{Name: "key-file", Usage: "the shared key of a secure tunnel (44 base64 or 64 hex characters)"},
 					&cli.StringFlag{Name: "cluster", Usage: "etcd://HOST:PORT[,HOST:PORT]: lease this host's subnet and find peers in etcd"},
-					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster (default 24)"},
-					&cli.DurationFlag{Name: "lease-ttl", Usage: "with --cluster, how long a stopped host's lease lasts (default 24h)"},
-					&cli.IntFlag{Name: "underlay-mtu", Usage: "MTU of the path between hosts (default 1500)"},
+					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster", DefaultText: "24"},
+					&cli.DurationFlag{Name: "lease-ttl", Usage: "with --cluster, how long a stopped host's lease lasts", DefaultText: "24h"},
+					&cli.IntFlag{Name: "underlay-mtu", Usage: "MTU of the path between hosts", DefaultText: "1500"},
 					formatFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -267,10 +277,10 @@ func connectCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "netns", Usage: "path of the namespace, like /var/run/netns/NAME"},
 			&cli.IntFlag{Name: "pid", Usage: "connect the namespace of this process"},
-			&cli.StringFlag{Name: "name", Usage: "endpoint name (default: derived from the namespace)"},
-			&cli.StringFlag{Name: "ip", Usage: "address to use (default: the lowest free one)"},
-			&cli.StringFlag{Name: "mac", Usage: "MAC address (default: 02:42 followed by the IPv4 address)"},
-			&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace (default: the first free ethN)"},
+			&cli.StringFlag{Name: "name", Usage: "endpoint name", DefaultText: "derived from the namespace"},
+			&cli.StringFlag{Name: "ip", Usage: "address to use", DefaultText: "the lowest free one"},
+			&cli.StringFlag{Name: "mac", Usage: "MAC address", DefaultText: "02:42 followed by the IPv4 address"},
+			&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace", DefaultText: "the first free ethN"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax [ip:][hostPort:]containerPort[/proto], optionally ,path=splice or ,source=gateway (repeatable)"},
 			&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish every --expose'd port on an ephemeral host port"},
 			&cli.StringSliceFlag{Name: "expose", Usage: "expose a port or range, like 9000 or 9000-9010/udp (repeatable)"},

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon"
-	"github.com/switchyard-net/switchyard/daemon/run"
+	"github.com/switchyard-net/switchyard/run"
 	"github.com/switchyard-net/switchyard/tap"
 )
 
@@ -45,7 +45,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "switchyard",
 		Usage:   "userspace virtual switch and port proxy: Docker's bridge networking in one unprivileged process",
 		Version: daemon.Version,
@@ -79,7 +79,12 @@ func newApp() *cli.App {
 		// a -p value may carry ",path=splice".
 		DisableSliceFlagSeparator: true,
 		EnableBashCompletion:      true,
+		// main prints errors, once (errors.go).
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
 	}
+	prepareCommands(app.Commands)
+	return app
 }
 
 // defaultSocket is /run/switchyard/switchyard.sock for root and

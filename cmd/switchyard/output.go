@@ -87,11 +87,12 @@ func dropSummary(s api.PortStats) string {
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ","))
 }
 
-// commandPath is the command's full path, like "network create".
+// commandPath is the command's full path, like "network create" (the
+// root command, named after the program, left out).
 func commandPath(c *cli.Context) string {
 	var parts []string
 	for _, l := range c.Lineage() {
-		if l.Command != nil && l.Command.Name != "" {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
 			parts = append([]string{l.Command.Name}, parts...)
 		}
 	}

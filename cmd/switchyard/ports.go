@@ -30,44 +30,14 @@ func portCommand() *cli.Command {
 				Usage:     "publish a port on a running endpoint",
 				ArgsUsage: "NETWORK/NAME SPEC",
 				Flags:     []cli.Flag{formatFlag},
-				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 2, "NETWORK/NAME SPEC   (SPEC: Docker's -p syntax, like 8443:443 or 127.0.0.1::5000/udp)"); err != nil {
-						return err
-					}
-					network, name, err := splitEndpoint(c.Args().Get(0))
-					if err != nil {
-						return err
-					}
-					cl, ctx, cancel := client(c)
-					defer cancel()
-					bs, err := cl.AddPort(ctx, network, name, c.Args().Get(1))
-					if err != nil {
-						return err
-					}
-					return output(c, bs, func(w io.Writer) {
-						for _, b := range bs {
-							fmt.Fprintln(w, b.Docker)
-						}
-					})
-				},
+				Action:    portAdd,
 			},
 			{
 				Name:      "rm",
 				Aliases:   []string{"remove"},
 				Usage:     "unpublish a port of a running endpoint",
 				ArgsUsage: "NETWORK/NAME SPEC",
-				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 2, "NETWORK/NAME SPEC"); err != nil {
-						return err
-					}
-					network, name, err := splitEndpoint(c.Args().Get(0))
-					if err != nil {
-						return err
-					}
-					cl, ctx, cancel := client(c)
-					defer cancel()
-					return cl.RemovePort(ctx, network, name, c.Args().Get(1))
-				},
+				Action:    portRemove,
 			},
 			{
 				Name:      "ls",
@@ -75,57 +45,107 @@ func portCommand() *cli.Command {
 				Usage:     "list published ports, like `docker port`",
 				ArgsUsage: "[NETWORK/NAME [PORT[/PROTO]]]",
 				Flags:     []cli.Flag{formatFlag},
-				Action: func(c *cli.Context) error {
-					if c.NArg() > 2 {
-						return cli.Exit("usage: switchyard port ls [NETWORK/NAME [PORT[/PROTO]]]", 2)
-					}
-					endpoint := c.Args().Get(0)
-					if endpoint != "" {
-						if _, _, err := splitEndpoint(endpoint); err != nil {
-							return err
-						}
-					}
-					var port uint16
-					var proto proxy.Proto
-					var hasProto bool
-					if f := c.Args().Get(1); f != "" {
-						var err error
-						if port, proto, hasProto, err = proxy.ParsePortFilter(f); err != nil {
-							return cli.Exit(err.Error(), 2)
-						}
-					}
-					cl, ctx, cancel := client(c)
-					defer cancel()
-					bs, err := cl.Ports(ctx, endpoint)
-					if err != nil {
-						return err
-					}
-					var shown []api.PortBinding
-					for _, b := range bs {
-						if port != 0 && (b.ContainerPort != port || (hasProto && b.Proto != proto.String())) {
-							continue
-						}
-						shown = append(shown, b)
-					}
-					if port != 0 && len(shown) == 0 {
-						return cli.Exit(fmt.Sprintf("no public port '%s' published for %s", c.Args().Get(1), endpoint), 1)
-					}
-					return output(c, shown, func(w io.Writer) {
-						for _, b := range shown {
-							switch {
-							case port != 0: // as `docker port C 80`: the host address only
-								fmt.Fprintln(w, hostAddr(b))
-							case endpoint != "":
-								fmt.Fprintln(w, b.Docker)
-							default:
-								fmt.Fprintf(w, "%s/%s\t%s\t%s\n", b.Network, b.Endpoint, b.Docker, b.Path)
-							}
-						}
-					})
-				},
+				Action:    portList,
 			},
 		},
 	}
+}
+
+// portAdd is `port add NETWORK/NAME SPEC`.
+func portAdd(c *cli.Context) error {
+	network, name, err := endpointAndSpec(c, "NETWORK/NAME SPEC   (SPEC: Docker's -p syntax, like 8443:443 or 127.0.0.1::5000/udp)")
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := client(c)
+	defer cancel()
+	bs, err := cl.AddPort(ctx, network, name, c.Args().Get(1))
+	if err != nil {
+		return err
+	}
+	return output(c, bs, func(w io.Writer) {
+		for _, b := range bs {
+			fmt.Fprintln(w, b.Docker)
+		}
+	})
+}
+
+// portRemove is `port rm NETWORK/NAME SPEC`.
+func portRemove(c *cli.Context) error {
+	network, name, err := endpointAndSpec(c, "NETWORK/NAME SPEC")
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := client(c)
+	defer cancel()
+	return cl.RemovePort(ctx, network, name, c.Args().Get(1))
+}
+
+// endpointAndSpec checks the NETWORK/NAME SPEC arguments of port add and
+// rm and returns the network and the endpoint's name.
+func endpointAndSpec(c *cli.Context, usage string) (string, string, error) {
+	if err := needArgs(c, 2, usage); err != nil {
+		return "", "", err
+	}
+	return splitEndpoint(c.Args().Get(0))
+}
+
+// portFilter is the PORT[/PROTO] of `port ls`; the zero value shows all.
+type portFilter struct {
+	port     uint16
+	proto    proxy.Proto
+	hasProto bool
+}
+
+func (f portFilter) match(b api.PortBinding) bool {
+	return f.port == 0 || (b.ContainerPort == f.port && (!f.hasProto || b.Proto == f.proto.String()))
+}
+
+// portList is `port ls [NETWORK/NAME [PORT[/PROTO]]]`.
+func portList(c *cli.Context) error {
+	if c.NArg() > 2 {
+		return cli.Exit("usage: switchyard port ls [NETWORK/NAME [PORT[/PROTO]]]", 2)
+	}
+	endpoint := c.Args().Get(0)
+	if endpoint != "" {
+		if _, _, err := splitEndpoint(endpoint); err != nil {
+			return err
+		}
+	}
+	var f portFilter
+	if arg := c.Args().Get(1); arg != "" {
+		var err error
+		if f.port, f.proto, f.hasProto, err = proxy.ParsePortFilter(arg); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+	}
+	cl, ctx, cancel := client(c)
+	defer cancel()
+	bs, err := cl.Ports(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	var shown []api.PortBinding
+	for _, b := range bs {
+		if f.match(b) {
+			shown = append(shown, b)
+		}
+	}
+	if f.port != 0 && len(shown) == 0 {
+		return cli.Exit(fmt.Sprintf("no public port '%s' published for %s", c.Args().Get(1), endpoint), 1)
+	}
+	return output(c, shown, func(w io.Writer) {
+		for _, b := range shown {
+			switch {
+			case f.port != 0: // as `docker port C 80`: the host address only
+				fmt.Fprintln(w, hostAddr(b))
+			case endpoint != "":
+				fmt.Fprintln(w, b.Docker)
+			default:
+				fmt.Fprintf(w, "%s/%s\t%s\t%s\n", b.Network, b.Endpoint, b.Docker, b.Path)
+			}
+		}
+	})
 }
 
 func hostAddr(b api.PortBinding) string {

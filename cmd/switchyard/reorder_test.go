@@ -17,6 +17,10 @@ func TestReorderArgs(t *testing.T) {
 		{"sy network create web --aux-address a=10.0.0.9 --aux-address b=10.0.0.10", "sy network create --aux-address a=10.0.0.9 --aux-address b=10.0.0.10 web"},
 		{"sy nosuchcommand --x y", "sy nosuchcommand --x y"},
 		{"sy connect web -- --netns x", "sy connect web -- --netns x"},
+		{"sy daemon --log-format json", "sy --log-format json daemon"},
+		{"sy network create web --socket /s --subnet 10.0.0.0/24", "sy --socket /s network create --subnet 10.0.0.0/24 web"},
+		{"sy --log-level warn network ls --socket=/s", "sy --log-level warn --socket=/s network ls"},
+		{"sy run --log-level debug -p 80 -- cmd --log-format json", "sy --log-level debug run -p 80 -- cmd --log-format json"},
 	} {
 		got := reorderArgs(app, strings.Fields(tc.in))
 		if want := strings.Fields(tc.want); !reflect.DeepEqual(got, want) {

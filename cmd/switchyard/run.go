@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/switchyard-net/switchyard/daemon/run"
+	"github.com/switchyard-net/switchyard/run"
 )
 
 func runCommand() *cli.Command {
@@ -22,17 +22,20 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "network", Usage: "a CIDR for the command's network, a daemon network's name, none, host, or container:[NETWORK/]NAME (share an endpoint's namespace)"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax (repeatable)"},
+			&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish every --expose'd port on an ephemeral host port"},
+			&cli.StringSliceFlag{Name: "expose", Usage: "expose a port or range for -P, like 9000 or 9000-9010/udp (repeatable)"},
 			&cli.StringFlag{Name: "name", Usage: "register with the running daemon under this name (switchyard port add/ls then work on it)"},
-			&cli.StringFlag{Name: "dns", Usage: "the resolver the command uses (default: the network's DNS server at the gateway, which forwards to the host's)"},
-			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the network's DNS server forwards (default /etc/resolv.conf)"},
+			&cli.StringFlag{Name: "dns", Usage: "the resolver the command uses", DefaultText: "the network's DNS server at the gateway, which forwards to the host's"},
+			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the network's DNS server forwards", DefaultText: "/etc/resolv.conf"},
 			&cli.BoolFlag{Name: "host-loopback", Usage: "let the command reach the host's 127.0.0.1 at 169.254.1.2"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return cli.Exit("usage: switchyard run [--network CIDR|NAME|none|host|container:NAME] [-p SPEC]... [--name NAME] [--dns IP] [--host-loopback] -- CMD [ARGS...]", 2)
+				return cli.Exit("usage: switchyard run [--network CIDR|NAME|none|host|container:NAME] [-p SPEC]... [-P --expose PORT]... [--name NAME] [--dns IP] [--host-loopback] -- CMD [ARGS...]", 2)
 			}
 			cfg := run.Config{
 				Network: c.String("network"), Publish: c.StringSlice("publish"), Name: c.String("name"),
+				Expose: c.StringSlice("expose"), PublishAll: c.Bool("publish-all"),
 				Socket: c.String("socket"), HostLoopback: c.Bool("host-loopback"), ResolvConf: c.String("resolv-conf"),
 				Cmd: c.Args().First(), Args: c.Args().Tail(),
 			}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/switchyard-net/switchyard/internal/privdir"
 )
 
 // ErrUnreachable wraps failures to reach the daemon at all.
@@ -27,6 +29,10 @@ type Client struct {
 func NewClient(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			// Never trust a socket another user could have put there.
+			if err := privdir.CheckSocket(socket); err != nil {
+				return nil, err
+			}
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},

@@ -24,7 +24,10 @@
 //
 // Errors come back as an Error body with an HTTP status that matches its
 // kind; the client turns them into errors that wrap ErrInvalid,
-// ErrNotFound or ErrConflict.
+// ErrNotFound or ErrConflict. An invalid request (400) lists every
+// offending field by its JSON name, in the order of the request type's
+// fields (Error.Fields, a *ValidationError on the client), so each client
+// can say it in its own words: the CLI names its flags.
 package api
 
 import (

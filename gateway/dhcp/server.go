@@ -201,8 +201,29 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// checkConfig validates cfg and fills in defaults.
+// checkConfig validates cfg and fills in defaults: the addresses, then
+// the options handed to clients, then the hooks.
 func checkConfig(cfg *Config) error {
+	if err := checkAddressing(cfg); err != nil {
+		return err
+	}
+	if err := checkClientOptions(cfg); err != nil {
+		return err
+	}
+	if err := checkLimits(cfg); err != nil {
+		return err
+	}
+	if cfg.Allocator == nil {
+		return errors.New("dhcp: no Allocator")
+	}
+	if cfg.Send == nil {
+		return errors.New("dhcp: no Send function")
+	}
+	return nil
+}
+
+// checkAddressing checks the subnet, the router and the server's MAC.
+func checkAddressing(cfg *Config) error {
 	p := cfg.Subnet
 	if !p.IsValid() || !p.Addr().Is4() {
 		return fmt.Errorf("dhcp: subnet %s: want an IPv4 subnet like 10.0.0.0/24", p)
@@ -220,6 +241,11 @@ func checkConfig(cfg *Config) error {
 	if cfg.ServerMAC.IsZero() || cfg.ServerMAC.IsMulticast() {
 		return fmt.Errorf("dhcp: server MAC %s: want the gateway's unicast MAC", cfg.ServerMAC)
 	}
+	return nil
+}
+
+// checkClientOptions checks the DNS servers and the domain name.
+func checkClientOptions(cfg *Config) error {
 	if len(cfg.DNS) > MaxDNS {
 		return fmt.Errorf("dhcp: %d DNS servers: at most %d", len(cfg.DNS), MaxDNS)
 	}
@@ -236,6 +262,11 @@ func checkConfig(cfg *Config) error {
 			return fmt.Errorf("dhcp: domain name %q: want letters, digits, '-' and '.'", cfg.DomainName)
 		}
 	}
+	return nil
+}
+
+// checkLimits checks the MTU and the lease time and fills in defaults.
+func checkLimits(cfg *Config) error {
 	if cfg.MTU == 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
@@ -249,12 +280,6 @@ func checkConfig(cfg *Config) error {
 		return fmt.Errorf("dhcp: lease time %s: want 1s to %s", cfg.LeaseTime, math.MaxUint32*time.Second)
 	}
 	cfg.LeaseTime = cfg.LeaseTime.Truncate(time.Second)
-	if cfg.Allocator == nil {
-		return errors.New("dhcp: no Allocator")
-	}
-	if cfg.Send == nil {
-		return errors.New("dhcp: no Send function")
-	}
 	return nil
 }
 

@@ -1,10 +1,11 @@
 package stackport
 
 import (
-	"encoding/binary"
-
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/switchyard-net/switchyard/internal/csum"
 )
 
 // checksumsValid reports whether the Ethernet frame b's IPv4 header
@@ -15,13 +16,12 @@ func checksumsValid(b []byte) bool {
 	if len(b) < header.EthernetMinimumSize {
 		return true
 	}
-	et := binary.BigEndian.Uint16(b[12:14])
 	ip := b[header.EthernetMinimumSize:]
 	var l4 []byte
 	var proto uint8
-	var pseudo uint16
-	switch et {
-	case 0x0800:
+	var v6 bool
+	switch header.Ethernet(b).Type() {
+	case header.IPv4ProtocolNumber:
 		h := header.IPv4(ip)
 		if !h.IsValid(len(ip)) {
 			return true
@@ -32,36 +32,30 @@ func checksumsValid(b []byte) bool {
 		if h.FragmentOffset() != 0 || h.More() {
 			return true
 		}
-		l4 = ip[h.HeaderLength():h.TotalLength()]
-		proto = h.Protocol()
-		pseudo = checksum.Checksum(ip[12:20], 0)
-	case 0x86dd:
+		l4, proto = ip[h.HeaderLength():h.TotalLength()], h.Protocol()
+	case header.IPv6ProtocolNumber:
 		h := header.IPv6(ip)
 		if !h.IsValid(len(ip)) {
 			return true
 		}
-		l4 = ip[header.IPv6MinimumSize : header.IPv6MinimumSize+int(h.PayloadLength())]
-		proto = h.NextHeader()
-		pseudo = checksum.Checksum(ip[8:40], 0)
+		l4, proto, v6 = ip[header.IPv6MinimumSize:header.IPv6MinimumSize+int(h.PayloadLength())], h.NextHeader(), true
 	default:
 		return true
 	}
-	var tail [4]byte
-	binary.BigEndian.PutUint16(tail[0:], uint16(proto))
-	binary.BigEndian.PutUint16(tail[2:], uint16(len(l4)))
-	switch proto {
-	case 6, 58: // TCP, ICMPv6: always checksummed over the pseudo-header
-		return checksum.Checksum(l4, checksum.Checksum(tail[:], pseudo)) == 0xffff
-	case 17:
+	tp := tcpip.TransportProtocolNumber(proto)
+	switch tp {
+	case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber:
+	case header.UDPProtocolNumber:
 		if len(l4) < header.UDPMinimumSize {
 			return false
 		}
-		if et == 0x0800 && header.UDP(l4).Checksum() == 0 {
+		if !v6 && header.UDP(l4).Checksum() == 0 {
 			return true // no checksum (IPv4 only)
 		}
-		return checksum.Checksum(l4, checksum.Checksum(tail[:], pseudo)) == 0xffff
-	case 1: // ICMPv4: no pseudo-header
+	case header.ICMPv4ProtocolNumber: // no pseudo-header
 		return checksum.Checksum(l4, 0) == 0xffff
+	default:
+		return true
 	}
-	return true
+	return checksum.Checksum(l4, csum.Pseudo(ip, v6, tp, len(l4))) == 0xffff
 }

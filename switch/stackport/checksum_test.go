@@ -1,6 +1,7 @@
 package stackport
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -52,8 +53,126 @@ func TestChecksumsValid(t *testing.T) {
 	}
 }
 
+// FuzzChecksumsValid compares checksumsValid with a reference written
+// with gVisor's header views and its pseudo-header and checksum code. With
+// fix, the frame's checksums are first made right (by the reference), so
+// that the fuzzer reaches frames that must be accepted, not only ones
+// that must be refused.
 func FuzzChecksumsValid(f *testing.F) {
-	f.Add(udpFrame(false))
-	f.Add(udpFrame(true))
-	f.Fuzz(func(t *testing.T, b []byte) { checksumsValid(b) })
+	for _, v6 := range []bool{false, true} {
+		f.Add(udpFrame(v6), false)
+		tcp := udpFrame(v6)
+		if v6 {
+			tcp[14+6] = 6
+		} else {
+			tcp[14+9] = 6
+		}
+		f.Add(tcp, true)
+		icmp := udpFrame(v6)
+		if v6 {
+			icmp[14+6] = 58
+		} else {
+			icmp[14+9] = 1
+		}
+		f.Add(icmp, true)
+		zero := udpFrame(v6)
+		zero[len(zero)-len("switchyard checksum test")-2] = 0
+		zero[len(zero)-len("switchyard checksum test")-1] = 0
+		f.Add(zero, false)
+	}
+	frag := udpFrame(false)
+	frag[14+6] |= 0x20 // more fragments
+	f.Add(frag, true)
+	f.Add([]byte{1, 2, 3}, false)
+	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
+		if fix {
+			refFix(b)
+		}
+		if got, want := checksumsValid(b), refChecksumsValid(b); got != want {
+			t.Fatalf("checksumsValid = %v, reference %v, for % x", got, want, b)
+		}
+	})
+}
+
+// refParse finds what checksumsValid checks in frame b: the IPv4 header
+// (nil for IPv6), the transport bytes the IP header says it carries, the
+// addresses and the protocol. ok is false where nothing is checked (but
+// the IPv4 header checksum, for a fragment).
+func refParse(b []byte) (ip4 header.IPv4, l4 []byte, src, dst tcpip.Address, proto tcpip.TransportProtocolNumber, ok bool) {
+	if len(b) < header.EthernetMinimumSize {
+		return nil, nil, src, dst, 0, false
+	}
+	ip := b[header.EthernetMinimumSize:]
+	switch header.Ethernet(b).Type() {
+	case header.IPv4ProtocolNumber:
+		h := header.IPv4(ip)
+		if !h.IsValid(len(ip)) {
+			return nil, nil, src, dst, 0, false
+		}
+		frag := h.FragmentOffset() != 0 || h.More()
+		return h, h.Payload(), h.SourceAddress(), h.DestinationAddress(), tcpip.TransportProtocolNumber(h.Protocol()), !frag
+	case header.IPv6ProtocolNumber:
+		h := header.IPv6(ip)
+		if !h.IsValid(len(ip)) {
+			return nil, nil, src, dst, 0, false
+		}
+		return nil, h.Payload(), h.SourceAddress(), h.DestinationAddress(), tcpip.TransportProtocolNumber(h.NextHeader()), true
+	}
+	return nil, nil, src, dst, 0, false
+}
+
+// refChecksumsValid is the reference for checksumsValid.
+func refChecksumsValid(b []byte) bool {
+	ip4, l4, src, dst, proto, ok := refParse(b)
+	if ip4 != nil && !ip4.IsChecksumValid() {
+		return false
+	}
+	if !ok {
+		return true
+	}
+	pseudo := header.PseudoHeaderChecksum(proto, src, dst, uint16(len(l4)))
+	switch proto {
+	case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber:
+		return checksum.Checksum(l4, pseudo) == 0xffff
+	case header.UDPProtocolNumber:
+		if len(l4) < header.UDPMinimumSize {
+			return false
+		}
+		return ip4 != nil && header.UDP(l4).Checksum() == 0 || checksum.Checksum(l4, pseudo) == 0xffff
+	case header.ICMPv4ProtocolNumber:
+		return checksum.Checksum(l4, 0) == 0xffff
+	}
+	return true
+}
+
+// refFix writes right checksums into b where the reference finds fields
+// to write them in.
+func refFix(b []byte) {
+	ip4, l4, src, dst, proto, ok := refParse(b)
+	if ip4 != nil {
+		ip4.SetChecksum(0)
+		ip4.SetChecksum(^ip4.CalculateChecksum())
+	}
+	if !ok {
+		return
+	}
+	var field int
+	sum := header.PseudoHeaderChecksum(proto, src, dst, uint16(len(l4)))
+	switch proto {
+	case header.TCPProtocolNumber:
+		field = header.TCPChecksumOffset
+	case header.UDPProtocolNumber:
+		field = 6 // gVisor exports no UDP checksum offset
+	case header.ICMPv6ProtocolNumber:
+		field = header.ICMPv6ChecksumOffset
+	case header.ICMPv4ProtocolNumber:
+		field, sum = header.ICMPv6ChecksumOffset, 0 // the same offset in ICMPv4
+	default:
+		return
+	}
+	if len(l4) < field+2 {
+		return
+	}
+	l4[field], l4[field+1] = 0, 0
+	binary.BigEndian.PutUint16(l4[field:], ^checksum.Checksum(l4, sum))
 }

@@ -286,7 +286,10 @@ func AsNobody(t testing.TB, name string, args ...string) *exec.Cmd {
 
 // NobodyPrefix is the command-line prefix that runs what follows as the
 // user nobody, with no capabilities (for Daemon.Wrap). It skips the test
-// if that is not possible.
+// if that is not possible. SWITCHYARD_SOCKET points at a socket in the
+// test's own directory that nothing serves, so that a command without
+// --socket never reaches a daemon the test did not start (one on the
+// machine's default socket, say); --socket still wins.
 func NobodyPrefix(t testing.TB) []string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -296,5 +299,5 @@ func NobodyPrefix(t testing.TB) []string {
 		t.Skipf("skipping: setpriv not installed: %v", err)
 	}
 	return []string{"setpriv", fmt.Sprintf("--reuid=%d", Nobody), fmt.Sprintf("--regid=%d", Nobody), "--clear-groups", "--inh-caps=-all",
-		"env", "HOME=/tmp", "XDG_RUNTIME_DIR="}
+		"env", "HOME=/tmp", "XDG_RUNTIME_DIR=", "SWITCHYARD_SOCKET=" + filepath.Join(t.TempDir(), "none.sock")}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,6 +153,33 @@ func TestEgressToTheInternet(t *testing.T) {
 	}
 }
 
+// inAddrErrors returns how many packets ns dropped because they were for
+// an address it does not have and it does not forward (Ip InAddrErrors).
+func inAddrErrors(t *testing.T, ns *netnstest.NS) int64 {
+	t.Helper()
+	var names, values []string
+	for _, l := range strings.Split(ns.MustRun("cat", "/proc/net/snmp"), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "Ip:" {
+			if names == nil {
+				names = f
+			} else {
+				values = f
+			}
+		}
+	}
+	for i, n := range names {
+		if n == "InAddrErrors" && i < len(values) {
+			v, err := strconv.ParseInt(values[i], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no Ip InAddrErrors in %s's /proc/net/snmp", ns.Name)
+	return 0
+}
+
 // udpAsk sends msg from a UDP socket in ns and returns the reply.
 func udpAsk(ns *netnstest.NS, addr, msg string) (string, error) {
 	var c net.Conn
@@ -200,13 +228,19 @@ func TestEgressFailures(t *testing.T) {
 	}
 
 	// Blackholed SYNs: the connect hangs (until the gateway's dial
-	// timeout), while other flows go on.
+	// timeout), while other flows go on. The other flow starts once inet
+	// has dropped the gateway's SYN, so the blackholed one is pending.
+	dropped := inAddrErrors(t, w.inet)
 	done := make(chan error, 1)
 	go func() {
 		_, err := dialErr(a, blackhole+":80", 30*time.Second)
 		done <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); inAddrErrors(t, w.inet) == dropped; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no SYN for the blackholed address reached inet within 10 s")
+		}
+	}
 	if got := askWho(t, a, inetAddr+":8000"); !strings.HasPrefix(got, hostAddr) {
 		t.Errorf("a flow during the blackholed one got %q", got)
 	}

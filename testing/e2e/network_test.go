@@ -5,6 +5,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/testing/clitest"
@@ -368,23 +371,89 @@ func TestDefaultBridgeAvoidsHostSubnets(t *testing.T) {
 }
 
 // connect --wait: a runtime may ask before it has made the namespace;
-// connect waits for it, and says which path never appeared.
+// connect waits for it, and says which path never appeared. connect runs
+// on a terminal, where it says that it waits; the namespace is made once
+// it has said so.
 func TestConnectWaitsForNamespace(t *testing.T) {
 	d := clitest.NewDaemon(t)
 	d.Start()
 	name := fmt.Sprintf("%slate-%d", netnstest.Prefix, os.Getpid())
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		exec.Command("ip", "netns", "add", name).Run()
-	}()
-	out := d.MustRun("connect", "bridge", "--netns", "/var/run/netns/"+name, "--wait", "10s", "--name", "late")
-	if !strings.Contains(out, "connected bridge/late") {
-		t.Fatalf("connect --wait: %s", out)
+	master, slave, err := openPTY()
+	if err != nil {
+		t.Skipf("skipping: no pseudo-terminal for connect to report on: %v", err)
+	}
+	defer master.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout strings.Builder
+	cmd := exec.CommandContext(ctx, d.Bin, "--socket", d.Socket, "connect", "bridge", "--netns", "/var/run/netns/"+name, "--wait", "30s", "--name", "late")
+	cmd.Stdout, cmd.Stderr = &stdout, slave
+	err = cmd.Start()
+	slave.Close() // connect has its own copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOutput(master, "waiting for /var/run/netns/"+name, 10*time.Second); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("connect --wait: %v", err)
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if msg := string(out); strings.Contains(msg, "Operation not permitted") || strings.Contains(msg, "Permission denied") {
+			t.Skipf("skipping: the kernel refused to create a named network namespace (needs root): %s", msg)
+		}
+		t.Fatalf("ip netns add %s: %v %s", name, err, out)
+	}
+	if err := cmd.Wait(); err != nil || !strings.Contains(stdout.String(), "connected bridge/late") {
+		t.Fatalf("connect --wait: %v: %s", err, stdout.String())
 	}
 	d.MustRun("disconnect", "bridge", "late")
 	r := d.Run("connect", "bridge", "--netns", "/var/run/netns/"+name+"-never", "--wait", "300ms")
 	if r.Code == 0 || !strings.Contains(r.Stderr, name+"-never did not appear") {
 		t.Errorf("connect --wait for a namespace that never comes: %s", r)
 	}
+}
+
+// openPTY opens a pseudo-terminal: the master end (non-blocking, for
+// deadlines) and the terminal a child process writes to.
+func openPTY() (master, slave *os.File, err error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	master = os.NewFile(uintptr(fd), "/dev/ptmx")
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// waitOutput reads r until what it has read contains want, for at most
+// within.
+func waitOutput(r *os.File, want string, within time.Duration) error {
+	r.SetReadDeadline(time.Now().Add(within))
+	var got []byte
+	buf := make([]byte, 512)
+	for !strings.Contains(string(got), want) {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return fmt.Errorf("%w before %q; read %q", err, want, got)
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -53,7 +54,7 @@ func TestCaptureMetricsStats(t *testing.T) {
 	if err := capture.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let the capture attach
+	waitCapturing(t, pcap)
 	if err := a.Ping("10.252.0.3", 4); err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +107,29 @@ func TestCaptureMetricsStats(t *testing.T) {
 		t.Errorf("switchyard stats:\n%s", stats)
 	}
 	// A second capture of the same endpoint while one runs is refused.
-	long := exec.CommandContext(ctx, d.Bin, "--socket", d.Socket, "capture", "web/b", "-w", filepath.Join(t.TempDir(), "b.pcap"))
+	longPcap := filepath.Join(t.TempDir(), "b.pcap")
+	long := exec.CommandContext(ctx, d.Bin, "--socket", d.Socket, "capture", "web/b", "-w", longPcap)
 	if err := long.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitCapturing(t, longPcap)
 	if r := d.Run("capture", "web/b", "-w", filepath.Join(t.TempDir(), "c.pcap")); r.Code == 0 || !strings.Contains(r.Stderr, "already running") {
 		t.Errorf("second capture of web/b: %s", r)
 	}
 	long.Process.Kill()
 	long.Wait()
+}
+
+// waitCapturing waits until the capture writing path is attached: the
+// daemon writes the pcap file header once it is.
+func waitCapturing(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, err := os.Stat(path); err == nil && st.Size() >= 24 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture to %s not attached after 10 s (no pcap header)", path)
+		}
+	}
 }

@@ -19,6 +19,10 @@ import (
 func TestTwoNetworksOneEndpoint(t *testing.T) {
 	x, y, z := netnstest.New(t), netnstest.New(t), netnstest.New(t)
 	d := clitest.NewDaemon(t)
+	// The daemon's host is a namespace of the test's: y's ping to the
+	// other network leaves as egress, and must not reach this machine's
+	// real network (where something may well answer it).
+	d.Wrap = []string{"nsenter", "--net=" + netnstest.New(t).Path}
 	d.Start()
 	d.MustRun("network", "create", "front", "--subnet", "10.250.1.0/24")
 	d.MustRun("network", "create", "back", "--subnet", "10.250.2.0/24")

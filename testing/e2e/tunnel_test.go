@@ -164,16 +164,16 @@ func TestTunnelTwoHosts(t *testing.T) {
 	}
 	a.d.MustRun("tunnel", "peer", "rm", "overlay", "10.213.70.9:4789")
 	for _, c := range []struct{ args, want string }{
-		{"tunnel peer add overlay not-an-ip", `invalid peer "not-an-ip"`},
+		{"tunnel peer add overlay not-an-ip", `"not-an-ip": not another host's address`},
 		{"tunnel peer add overlay " + b.addr, "already a peer"},
 		{"tunnel peer rm overlay 10.213.70.77", "not a static peer"},
 		{"tunnel ls bridge", "has no tunnel"},
-		{"network create bad --subnet 10.251.0.0/16 --tunnel gre", `invalid --tunnel "gre"`},
-		{"network create bad --tunnel vxlan", "--tunnel needs --subnet"},
-		{"network create bad --subnet 10.251.0.0/16 --tunnel vxlan --vni 16777216", "invalid --vni 16777216"},
-		{"network create bad --subnet 10.251.0.0/16 --tunnel secure", "--tunnel secure needs --key-file"},
-		{"network create bad --subnet 10.251.0.0/16 --peer 10.0.0.1", "--peer given without --tunnel"},
-		{"network create bad --subnet 10.251.0.0/16 --tunnel vxlan --cluster etcd://x", "invalid --cluster"},
+		{"network create bad --subnet 10.251.0.0/16 --tunnel gre", `invalid --tunnel "gre": unknown tunnel mode`},
+		{"network create bad --tunnel vxlan", "invalid --subnet: missing: a network with a --tunnel needs one"},
+		{"network create bad --subnet 10.251.0.0/16 --tunnel vxlan --vni 16777216", `invalid --vni "16777216": out of range`},
+		{"network create bad --subnet 10.251.0.0/16 --tunnel secure", "invalid --key-file: missing: a secure tunnel needs"},
+		{"network create bad --subnet 10.251.0.0/16 --peer 10.0.0.1", "invalid --peer: given without --tunnel"},
+		{"network create bad --subnet 10.251.0.0/16 --tunnel vxlan --cluster etcd://x", `--cluster "etcd://x": not a list of etcd endpoints`},
 	} {
 		r := a.d.Run(strings.Fields(c.args)...)
 		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {

@@ -1,7 +1,9 @@
-// Package netnstest gives tests network namespaces of their own: created
-// with iproute2 exactly as a user would (`ip netns add`), removed in
-// t.Cleanup, and skipped cleanly, with the kernel's reason, where the
-// machine refuses to create them (no root, no CAP_SYS_ADMIN).
+// Package netnstest gives tests network namespaces of their own, removed
+// in t.Cleanup. As root they are created with iproute2 exactly as a user
+// would (`ip netns add`). As an ordinary user they are created the way a
+// rootless runtime creates them (`unshare -Urn`): a small holder process
+// in a new user and network namespace of its own (userns.go). A test is
+// skipped, with the kernel's reason, only where the kernel refuses both.
 //
 // Tests never touch the host's own interfaces: everything they create lives
 // in namespaces made here, and traffic goes only to addresses inside them.
@@ -13,6 +15,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand"
@@ -24,15 +27,23 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/switchyard-net/switchyard/internal/nsenter"
 )
 
 // NS is a network namespace owned by one test.
 type NS struct {
-	t       testing.TB
-	Name    string
+	t testing.TB
+	// Name names the namespace for iproute2 (ip link ... netns NAME):
+	// its name under /var/run/netns as root, its holder's PID in a user
+	// namespace.
+	Name string
+	// Path is the namespace's file: /var/run/netns/NAME as root,
+	// /proc/PID/ns/net of the holder process in a user namespace.
 	Path    string
 	deleted bool
+	holder  *holder // without root: holds the namespace; nil as root
 }
 
 // Prefix starts the name of every namespace this package creates, so a
@@ -46,13 +57,29 @@ func New(t testing.TB) *NS {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skipf("skipping: iproute2's ip command is not installed (%v)", err)
 	}
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skipf("skipping: util-linux's nsenter command is not installed (%v)", err)
+	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	name := Prefix + hex.EncodeToString(rnd[:])
+	var ns *NS
+	if os.Geteuid() == 0 {
+		ns = newNamed(t, name)
+	} else {
+		ns = newInUserNS(t, name)
+	}
+	ns.MustRun("ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// newNamed creates the namespace with ip netns add.
+func newNamed(t testing.TB, name string) *NS {
+	t.Helper()
 	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
-		if os.Geteuid() != 0 || strings.Contains(msg, "Operation not permitted") || strings.Contains(msg, "Permission denied") {
+		if strings.Contains(msg, "Operation not permitted") || strings.Contains(msg, "Permission denied") {
 			t.Skipf("skipping: the kernel refused to create a network namespace (needs CAP_SYS_ADMIN): %s", msg)
 		}
 		t.Fatalf("ip netns add %s: %v: %s", name, err, msg)
@@ -69,13 +96,19 @@ func New(t testing.TB) *NS {
 		// by connect --write-resolv-conf), if anything left them.
 		os.RemoveAll("/etc/netns/" + name)
 	})
-	ns.MustRun("ip", "link", "set", "lo", "up")
 	return ns
 }
 
 // Delete removes the namespace before the test ends (to test what happens
 // to whoever used it); the cleanup then has nothing to do.
 func Delete(n *NS) (string, error) {
+	if n.holder != nil {
+		if err := n.holder.stop(); err != nil {
+			return "", err
+		}
+		n.deleted = true
+		return "", nil
+	}
 	out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput()
 	if err == nil {
 		n.deleted = true
@@ -83,12 +116,29 @@ func Delete(n *NS) (string, error) {
 	return string(out), err
 }
 
-// Do runs fn inside the namespace (see nsenter.Do).
-func (n *NS) Do(fn func() error) error { return nsenter.Do(n.Path, fn) }
+// Do runs fn inside the namespace (see nsenter.Do). In a user namespace
+// (without root) the kernel refuses: a process with threads may not
+// enter another user namespace, and without entering it, it may not enter
+// the network namespace. Do then skips the test, saying so; call it only
+// from the test's goroutine. (Listen, ListenPacket, Dial and Command work
+// in either kind of namespace.)
+func (n *NS) Do(fn func() error) error {
+	n.t.Helper()
+	err := nsenter.Do(n.Path, fn)
+	if n.holder != nil && errors.Is(err, unix.EPERM) {
+		n.t.Skipf("skipping: the kernel refuses to let this unprivileged, multi-threaded process enter namespace %s: %v", n.Name, err)
+	}
+	return err
+}
 
-// Command returns a command that runs inside the namespace.
+// Command returns a command that runs inside the namespace (as root in it,
+// in the test binary's user namespace).
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + n.Path, "--", name}, args...)...)
+	enter := []string{"--net=" + n.Path}
+	if n.holder != nil {
+		enter = []string{"--preserve-credentials", "--user=" + n.holder.userPath(), "--net=" + n.Path}
+	}
+	return exec.CommandContext(ctx, "nsenter", append(append(enter, "--", name), args...)...)
 }
 
 // Run runs a command inside the namespace and returns its combined output.
@@ -114,6 +164,9 @@ func (n *NS) MustRun(name string, args ...string) string {
 
 // Listen opens a TCP listener inside the namespace.
 func (n *NS) Listen(addr string) (net.Listener, error) {
+	if n.holder != nil {
+		return n.holder.listen(addr)
+	}
 	var l net.Listener
 	err := n.Do(func() (err error) {
 		l, err = net.Listen("tcp", addr)
@@ -124,6 +177,9 @@ func (n *NS) Listen(addr string) (net.Listener, error) {
 
 // ListenPacket opens a UDP socket inside the namespace.
 func (n *NS) ListenPacket(addr string) (net.PacketConn, error) {
+	if n.holder != nil {
+		return n.holder.listenPacket(addr)
+	}
 	var c net.PacketConn
 	err := n.Do(func() (err error) {
 		c, err = net.ListenPacket("udp", addr)
@@ -135,6 +191,9 @@ func (n *NS) ListenPacket(addr string) (net.PacketConn, error) {
 // Dial opens a TCP connection from inside the namespace. The connection
 // attempt is made in the namespace; the returned conn can be used anywhere.
 func (n *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if n.holder != nil {
+		return n.holder.dial(ctx, network, addr)
+	}
 	var c net.Conn
 	err := n.Do(func() (err error) {
 		var d net.Dialer

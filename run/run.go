@@ -55,6 +55,11 @@ type Config struct {
 	Network string
 	// Publish holds -p specs.
 	Publish []string
+	// Expose lists ports (9000, 9000-9010/udp) that PublishAll (-P)
+	// publishes on ephemeral host ports. A run has no image whose EXPOSE
+	// Docker's -P would read: the ports are given here.
+	Expose     []string
+	PublishAll bool
 	// Name registers the run with the daemon at Socket, if one answers.
 	Name   string
 	Socket string
@@ -93,14 +98,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if mode.kind == modeHost {
-		if len(cfg.Publish) > 0 {
-			fmt.Fprintln(cfg.Stderr, "switchyard run: --network host: the command uses the host's network itself; -p is ignored")
-		}
-		return runHost(ctx, cfg)
+	if err := checkPublish(cfg, mode); err != nil {
+		return 0, err
 	}
-	if mode.kind == modeContainer && len(cfg.Publish) > 0 {
-		return 0, fmt.Errorf("--network %s shares that endpoint's network: publish its ports with `switchyard port add NETWORK/NAME SPEC`, not -p", cfg.Network)
+	if mode.kind == modeHost {
+		return runHost(ctx, cfg)
 	}
 	if mode.kind != modeNone && mode.kind != modeContainer && os.Geteuid() != 0 {
 		if err := checkTun(); err != nil {
@@ -134,6 +136,23 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	r.mark("go-ahead")
 	return r.wait(ctx), nil
+}
+
+// checkPublish checks -p, -P and --expose against the network mode.
+func checkPublish(cfg Config, mode networkMode) error {
+	if cfg.PublishAll && len(cfg.Expose) == 0 {
+		return errors.New("-P publishes the ports given with --expose, and there are none: add --expose PORT[-PORT][/PROTO], or publish with -p")
+	}
+	if len(cfg.Publish) == 0 && !cfg.PublishAll {
+		return nil
+	}
+	switch mode.kind {
+	case modeHost:
+		fmt.Fprintln(cfg.Stderr, "switchyard run: --network host: the command uses the host's network itself; -p and -P are ignored")
+	case modeContainer:
+		return fmt.Errorf("--network %s shares that endpoint's network: publish its ports with `switchyard port add NETWORK/NAME SPEC`, not -p or -P", cfg.Network)
+	}
+	return nil
 }
 
 // mark logs how long the run has taken to reach a stage (debug level).
@@ -185,8 +204,14 @@ func parseNetwork(s string) (networkMode, error) {
 		}
 		return networkMode{kind: modeContainer, name: name}, nil
 	}
-	if p, err := netip.ParsePrefix(s); err == nil {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err == nil:
 		return networkMode{kind: modeOwn, subnet: p}, nil
+	case strings.Contains(s, "/"):
+		// Network names have no '/': this was meant as a CIDR.
+		_, why, _ := strings.Cut(err.Error(), "): ") // after netip.ParsePrefix("…")
+		return networkMode{}, fmt.Errorf("invalid --network %q: not a CIDR prefix (%s); want one like 10.5.0.0/24, or a network's name, none, host or container:NAME", s, why)
 	}
 	return networkMode{kind: modeDaemonNet, name: s}, nil
 }
@@ -330,12 +355,24 @@ func (r *runner) connectDaemon(ctx context.Context) error {
 		}
 		r.network = daemon.DefaultNetwork
 	}
-	ep, err := r.client.Connect(ctx, r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
+	ep, err := r.client.Connect(ctx, r.network, r.endpoint())
 	if err != nil {
 		return fmt.Errorf("connect to the daemon's network %s: %w", r.network, err)
 	}
 	r.dns = ep.DNS
+	r.showPorts(ep)
 	return nil
+}
+
+// showPorts says where -P published the exposed ports: on ephemeral host
+// ports, which the user cannot know otherwise.
+func (r *runner) showPorts(ep api.Endpoint) {
+	if !r.cfg.PublishAll {
+		return
+	}
+	for _, p := range ep.Ports {
+		fmt.Fprintf(r.cfg.Stderr, "switchyard run: %s\n", p.Docker)
+	}
 }
 
 func (r *runner) connectAlone() error {
@@ -365,9 +402,19 @@ func (r *runner) connectAlone() error {
 		tap.RegisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid), r.helper)
 		r.helperRegistered = true
 	}
-	ep, err := d.Connect(r.network, api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0", Publish: r.cfg.Publish})
+	ep, err := d.Connect(r.network, r.endpoint())
+	if err != nil {
+		return err
+	}
 	r.dns = ep.DNS
-	return err
+	r.showPorts(ep)
+	return nil
+}
+
+// endpoint is the request that connects the init's namespace.
+func (r *runner) endpoint() api.EndpointCreate {
+	return api.EndpointCreate{PID: r.init.Process.Pid, Name: r.name, IfName: "eth0",
+		Publish: r.cfg.Publish, Expose: r.cfg.Expose, PublishAll: r.cfg.PublishAll}
 }
 
 // runtimeDir is where ephemeral state goes: $XDG_RUNTIME_DIR (tmpfs,
@@ -381,7 +428,9 @@ func runtimeDir() string {
 
 // goAhead tells the init the network is ready.
 func (r *runner) goAhead() error {
-	cfg := initConfig{Hostname: r.name}
+	// A namespace of its own has its loopback down until someone brings
+	// it up; Docker does, for --network none too.
+	cfg := initConfig{Hostname: r.name, LoopbackUp: r.mode.kind != modeContainer}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "switchyard-run"
 	}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-net/switchyard/tap"
@@ -36,6 +37,8 @@ type initConfig struct {
 	// ResolvConf, if set, is a file to bind-mount over /etc/resolv.conf.
 	ResolvConf string `json:"resolv_conf,omitempty"`
 	Hostname   string `json:"hostname,omitempty"`
+	// LoopbackUp brings lo up in the init's network namespace.
+	LoopbackUp bool `json:"loopback_up,omitempty"`
 }
 
 // Init is the main of the init process: argv is InitArg, the command and
@@ -98,6 +101,15 @@ func prepare(cfg initConfig) error {
 		}
 		if err := unix.Mount(cfg.ResolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s over /etc/resolv.conf: %w", cfg.ResolvConf, err)
+		}
+	}
+	if cfg.LoopbackUp {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("find the loopback interface: %w", err)
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("bring the loopback interface up: %w", err)
 		}
 	}
 	if cfg.Hostname != "" {

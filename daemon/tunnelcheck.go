@@ -1,0 +1,155 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/store"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tunnel"
+)
+
+// Checking the tunnel fields of a `network create` request (see
+// netcheck.go for the rules every problem follows).
+
+// tunnelOnly are the fields that mean something only with a tunnel, in
+// the order of api.NetworkCreate.
+func tunnelOnly(req api.NetworkCreate) []struct {
+	field string
+	set   bool
+} {
+	return []struct {
+		field string
+		set   bool
+	}{
+		{"vni", req.VNI != nil}, {"tunnel_listen", req.TunnelListen != ""}, {"peers", len(req.Peers) > 0},
+		{"key_file", req.KeyFile != ""}, {"cluster", req.Cluster != ""}, {"subnet_len", req.SubnetLen != 0},
+		{"lease_ttl", req.LeaseTTL != 0}, {"underlay_mtu", req.UnderlayMTU != 0},
+	}
+}
+
+// parseTunnel checks the tunnel fields of req for a network on subnet
+// (invalid if the request gave none, or a bad one). It returns the
+// tunnel, nil if the request asks for none, and the inner MTU the tunnel
+// carries.
+func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) (*store.Tunnel, int) {
+	if req.Tunnel == "" {
+		for _, f := range tunnelOnly(req) {
+			if f.set {
+				errs.add(f.field, "", "given without `tunnel`", "`tunnel` vxlan or secure, or no `"+f.field+"`")
+			}
+		}
+		return nil, 0
+	}
+	mode, ok := tunnelMode(req.Tunnel)
+	if !ok {
+		errs.add("tunnel", req.Tunnel, "unknown tunnel mode", "vxlan or secure")
+	}
+	if req.Subnet == "" {
+		errs.add("subnet", "", "missing: a network with a `tunnel` needs one", "the same subnet on every host, like 10.250.0.0/16")
+	}
+	t := &store.Tunnel{Mode: req.Tunnel, VNI: DefaultVNI, UnderlayMTU: req.UnderlayMTU}
+	parseTunnelWire(errs, req, mode, t)
+	parseTunnelKey(errs, req, mode, ok, t)
+	parseTunnelCluster(errs, req, subnet, t)
+	return t, tunnelMTU(mode, t.UnderlayMTU)
+}
+
+// parseTunnelWire checks the VNI, the underlay's MTU and the addresses.
+func parseTunnelWire(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, t *store.Tunnel) {
+	if req.VNI != nil {
+		if *req.VNI < 0 || *req.VNI > tunnel.MaxVNI {
+			errs.add("vni", strconv.Itoa(*req.VNI), "out of range", "0-"+strconv.Itoa(tunnel.MaxVNI))
+		} else {
+			t.VNI = uint32(*req.VNI)
+		}
+	}
+	if t.UnderlayMTU == 0 {
+		t.UnderlayMTU = vswitch.DefaultMTU
+	}
+	if t.UnderlayMTU < 576 || t.UnderlayMTU > 65535 {
+		errs.add("underlay_mtu", strconv.Itoa(req.UnderlayMTU), "out of range", "576-65535")
+		t.UnderlayMTU = vswitch.DefaultMTU
+	}
+	port := mode.DefaultPort()
+	t.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+	if req.TunnelListen != "" {
+		ap, err := parseHostPort(req.TunnelListen, port)
+		if err != nil {
+			errs.add("tunnel_listen", req.TunnelListen, "not an address", "IP:PORT, like 192.0.2.1:"+strconv.Itoa(int(port)))
+		}
+		t.Listen = ap
+	}
+	for _, p := range req.Peers {
+		ap, err := parseHostPort(p, port)
+		if err != nil || ap.Addr().IsUnspecified() {
+			errs.add("peers", p, "not another host's address", "IP[:PORT], like 192.0.2.2:"+strconv.Itoa(int(port)))
+			continue
+		}
+		if !slices.Contains(t.Peers, ap) {
+			t.Peers = append(t.Peers, ap)
+		}
+	}
+}
+
+// parseTunnelKey checks the key file against the mode (known says
+// whether the mode is one).
+func parseTunnelKey(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, known bool, t *store.Tunnel) {
+	switch {
+	case !known:
+	case mode == tunnel.ModeSecure && req.KeyFile == "":
+		errs.add("key_file", "", "missing: a secure tunnel needs the hosts' shared key",
+			"a file with 32 random bytes in base64, like the output of head -c 32 /dev/urandom | base64")
+	case mode == tunnel.ModeVXLAN && req.KeyFile != "":
+		errs.add("key_file", req.KeyFile, "only for `tunnel` secure: plain VXLAN is not encrypted", "no `key_file`, or `tunnel` secure")
+	case req.KeyFile != "":
+		if _, err := tunnel.LoadKey(req.KeyFile); err != nil {
+			errs.add("key_file", req.KeyFile, err.Error(), "")
+		}
+		t.KeyFile = req.KeyFile
+	}
+}
+
+// parseTunnelCluster checks the cluster, the lease length and TTL.
+func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix, t *store.Tunnel) {
+	if req.Cluster == "" {
+		if req.SubnetLen != 0 {
+			errs.add("subnet_len", strconv.Itoa(req.SubnetLen), "given without `cluster`", "`cluster`, or no `subnet_len`")
+		}
+		if req.LeaseTTL != 0 {
+			errs.add("lease_ttl", strconv.Itoa(req.LeaseTTL), "given without `cluster`", "`cluster`, or no `lease_ttl`")
+		}
+		return
+	}
+	eps, ok := parseCluster(req.Cluster)
+	if !ok {
+		errs.add("cluster", req.Cluster, "not a list of etcd endpoints", "etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379")
+	}
+	if req.TunnelListen == "" || t.Listen.Addr().IsUnspecified() {
+		errs.add("tunnel_listen", req.TunnelListen, "needed with `cluster`, as this host's own address: the other hosts send to it",
+			"this host's IP:PORT, like 192.0.2.1:"+strconv.Itoa(int(t.Listen.Port())))
+	}
+	if req.IPRange != "" {
+		errs.add("ip_range", req.IPRange, "excludes `cluster`: with a cluster, each host's range is its lease", "no `ip_range`")
+	}
+	t.Cluster = eps
+	if req.LeaseTTL < 0 {
+		errs.add("lease_ttl", strconv.Itoa(req.LeaseTTL), "negative", "a positive number of seconds (0: 24 hours)")
+	}
+	t.LeaseTTL = req.LeaseTTL
+	t.SubnetLen = req.SubnetLen
+	if t.SubnetLen == 0 {
+		t.SubnetLen = DefaultSubnetLen
+	}
+	if subnet.IsValid() && (t.SubnetLen <= subnet.Bits() || t.SubnetLen > subnet.Addr().BitLen()-2) {
+		errs.add("subnet_len", strconv.Itoa(t.SubnetLen), "not a host lease inside "+subnet.String(),
+			"a prefix length from "+strconv.Itoa(subnet.Bits()+1)+" to "+strconv.Itoa(subnet.Addr().BitLen()-2))
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	t.HostID = hex.EncodeToString(id[:])
+}

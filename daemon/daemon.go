@@ -54,6 +54,10 @@ type Config struct {
 	// containers' egress flows to them are refused, --host-loopback
 	// networks included.
 	OwnListeners []netip.AddrPort
+	// MaxConns and MaxConnsPerPort limit published ports' connections and
+	// UDP flows, over all ports and per port; 0 derives them from the
+	// open-file limit, negative removes them (proxy.Config).
+	MaxConns, MaxConnsPerPort int
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash
@@ -109,7 +113,7 @@ func New(cfg Config) (*Daemon, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		store:     st,
-		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
+		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger, MaxConns: cfg.MaxConns, MaxConnsPerPort: cfg.MaxConnsPerPort}),
 		networks:  map[string]*network{},
 		stop:      make(chan struct{}),
 		upstreams: loadUpstreams(cfg.ResolvConf, cfg.Logger),

@@ -86,15 +86,26 @@ func fdCount(pid int) int {
 // A daemon allowed 256 open files, flooded with 400 connections to one
 // published port (each held open), refuses those over the port's limit at
 // once and keeps answering: the API, and a second published port.
+// With --max-conns-per-port the port's limit is the flag's.
 func TestFloodedPortLeavesAPIAndOtherPorts(t *testing.T) {
-	for _, path := range []string{"netstack", "splice"} {
-		t.Run(path, func(t *testing.T) { testFlood(t, path) })
+	for _, tc := range []struct {
+		name, path string
+		perPort    int // 0: the default
+	}{
+		{"netstack", "netstack", 0},
+		{"splice", "splice", 0},
+		{"flag", "netstack", 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFlood(t, tc.path, tc.perPort) })
 	}
 }
 
-func testFlood(t *testing.T, path string) {
+func testFlood(t *testing.T, path string, wantPerPort int) {
 	w := newWorld(t, func(w *world) {
 		w.d.Wrap = append(w.d.Wrap, "prlimit", fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit))
+		if wantPerPort > 0 {
+			w.d.Extra = append(w.d.Extra, "--max-conns-per-port", fmt.Sprint(wantPerPort))
+		}
 	})
 	c := netnstest.New(t)
 	holdServer(t, c, "0.0.0.0:80")
@@ -110,6 +121,9 @@ func testFlood(t *testing.T, path string) {
 	if perPort <= 0 || st.Proxy.MaxConns <= perPort || st.Proxy.MaxConns*2 >= fdLimit {
 		t.Fatalf("limits %d per port, %d in all: want defaults that leave most of the %d descriptors to connections but keep a reserve",
 			perPort, st.Proxy.MaxConns, fdLimit)
+	}
+	if wantPerPort > 0 && perPort != wantPerPort {
+		t.Fatalf("with --max-conns-per-port %d the port's limit is %d", wantPerPort, perPort)
 	}
 	before := fdCount(w.d.PID())
 

@@ -102,10 +102,67 @@ func TestFloodedPortLeavesAPIAndOtherPorts(t *testing.T) {
 }
 
 func testFlood(t *testing.T, path string, wantPerPort int) {
+	w, perPort := startFlooded(t, path, wantPerPort)
+	before := fdCount(w.d.PID())
+	floodStart := time.Now()
+	held := flood(t, w, "127.0.0.1:18080", floodConns)
+	t.Cleanup(func() { closeAll(held) }) // closed twice on success: harmless
+	var b api.PortBinding
+	ok := waitUntil(20*time.Second, func() bool {
+		b = portStats(t, w, "web/c", 18080)
+		return b.Active+int64(b.OverLimit) >= floodConns
+	})
+	if !ok {
+		t.Fatalf("after %d connections to 18080: %d open, %d over the limit; want every one counted", floodConns, b.Active, b.OverLimit)
+	}
+	refused := uint64(floodConns - perPort)
+	if b.Active != int64(perPort) || b.OverLimit != refused {
+		t.Errorf("18080: %d open, %d over the limit; want %d open (the port's limit), %d refused", b.Active, b.OverLimit, perPort, refused)
+	}
+	during := fdCount(w.d.PID())
+
+	// The API answers (it just did, for port ls) and the other port serves.
+	if got := askWho(t, w.host, "127.0.0.1:18081"); got == "" {
+		t.Error("port 18081 gave no answer while 18080 was flooded")
+	}
+	st := daemonStats(t, w)
+	if st.Proxy.OverLimit != refused || st.Proxy.AcceptErrors != 0 {
+		t.Errorf("stats: %d over the limit, %d failed accepts; want %d and none", st.Proxy.OverLimit, st.Proxy.AcceptErrors, refused)
+	}
+	checkFloodLog(t, w.d.Log(), time.Since(floodStart))
+	t.Logf("%s: limits %d/%d per port; daemon fds %d before the flood, %d during (of %d)", path,
+		st.Proxy.MaxConns, perPort, before, during, fdLimit)
+
+	// Once the flood's connections are gone, the port takes new ones.
+	closeAll(held)
+	if !waitUntil(20*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 0 }) {
+		t.Fatal("the flood's connections are not released")
+	}
+	again := flood(t, w, "127.0.0.1:18080", 1)
+	defer closeAll(again)
+	if len(again) != 1 {
+		t.Fatal("no connection to 18080 after the flood")
+	}
+	if !waitUntil(10*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 1 }) {
+		t.Error("a new connection after the flood is not relayed")
+	}
+}
+
+// floodConns is how many connections the flood opens: more than the
+// flooded daemon's file descriptors.
+const floodConns = 400
+
+// startFlooded starts a daemon limited to fdLimit open files (with
+// --max-conns-per-port perPort, if positive) and an endpoint whose port 80
+// (a holdServer) is published on 18080 and port 81 (a whoServer) on 18081,
+// both by path. It returns the world and the per-port limit in force,
+// having checked that the limits leave a reserve.
+func startFlooded(t *testing.T, path string, perPort int) (*world, int) {
+	t.Helper()
 	w := newWorld(t, func(w *world) {
 		w.d.Wrap = append(w.d.Wrap, "prlimit", fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit))
-		if wantPerPort > 0 {
-			w.d.Extra = append(w.d.Extra, "--max-conns-per-port", fmt.Sprint(wantPerPort))
+		if perPort > 0 {
+			w.d.Extra = append(w.d.Extra, "--max-conns-per-port", fmt.Sprint(perPort))
 		}
 	})
 	c := netnstest.New(t)
@@ -114,91 +171,61 @@ func testFlood(t *testing.T, path string, wantPerPort int) {
 	w.d.MustRun("network", "create", "web", "--subnet", "10.240.0.0/24")
 	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c",
 		"-p", "18080:80,path="+path, "-p", "18081:81,path="+path)
-	var st api.Stats
-	if err := json.Unmarshal([]byte(w.d.MustRun("stats", "--format", "json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	perPort := st.Proxy.MaxConnsPerPort
-	if perPort <= 0 || st.Proxy.MaxConns <= perPort || st.Proxy.MaxConns*2 >= fdLimit {
+	p := daemonStats(t, w).Proxy
+	if p.MaxConnsPerPort <= 0 || p.MaxConns <= p.MaxConnsPerPort || p.MaxConns*2 >= fdLimit {
 		t.Fatalf("limits %d per port, %d in all: want defaults that leave most of the %d descriptors to connections but keep a reserve",
-			perPort, st.Proxy.MaxConns, fdLimit)
+			p.MaxConnsPerPort, p.MaxConns, fdLimit)
 	}
-	if wantPerPort > 0 && perPort != wantPerPort {
-		t.Fatalf("with --max-conns-per-port %d the port's limit is %d", wantPerPort, perPort)
+	if perPort > 0 && p.MaxConnsPerPort != perPort {
+		t.Fatalf("with --max-conns-per-port %d the port's limit is %d", perPort, p.MaxConnsPerPort)
 	}
-	before := fdCount(w.d.PID())
+	return w, p.MaxConnsPerPort
+}
 
-	// The flood: 400 connections, held open. Those over the limit are
-	// reset by the daemon, at connect or a little later.
-	const flood = 400
+// flood opens n connections to addr from the daemon's namespace, within a
+// minute, and returns those that connected (the daemon resets those over
+// its limits at connect or a little later).
+func flood(t *testing.T, w *world, addr string, n int) []net.Conn {
+	t.Helper()
 	var held []net.Conn
-	t.Cleanup(func() {
-		for _, conn := range held {
-			conn.Close()
-		}
-	})
-	floodStart := time.Now()
-	deadline := floodStart.Add(60 * time.Second)
-	for i := 0; i < flood && time.Now().Before(deadline); i++ {
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; i < n && time.Now().Before(deadline); i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		conn, err := w.host.Dial(ctx, "tcp", "127.0.0.1:18080")
+		conn, err := w.host.Dial(ctx, "tcp", addr)
 		cancel()
 		if err == nil {
 			held = append(held, conn)
 		}
 	}
-	var b api.PortBinding
-	ok := waitUntil(20*time.Second, func() bool {
-		b = portStats(t, w, "web/c", 18080)
-		return b.Active+int64(b.OverLimit) >= flood
-	})
-	if !ok {
-		t.Fatalf("after %d connections to 18080: %d open, %d over the limit; want every one counted", flood, b.Active, b.OverLimit)
-	}
-	if b.Active != int64(perPort) || b.OverLimit != uint64(flood-perPort) {
-		t.Errorf("18080: %d open, %d over the limit; want %d open (the port's limit), %d refused", b.Active, b.OverLimit, perPort, flood-perPort)
-	}
-	during := fdCount(w.d.PID())
+	return held
+}
 
-	// The API answers (it just did, for port ls) and the other port serves.
-	if got := askWho(t, w.host, "127.0.0.1:18081"); got == "" {
-		t.Error("port 18081 gave no answer while 18080 was flooded")
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
 	}
+}
+
+func daemonStats(t *testing.T, w *world) api.Stats {
+	t.Helper()
+	var st api.Stats
 	if err := json.Unmarshal([]byte(w.d.MustRun("stats", "--format", "json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Proxy.OverLimit != uint64(flood-perPort) || st.Proxy.AcceptErrors != 0 {
-		t.Errorf("stats: %d over the limit, %d failed accepts; want %d and none", st.Proxy.OverLimit, st.Proxy.AcceptErrors, flood-perPort)
-	}
-	// One line per 10 s (proxy.DefaultWarnInterval) at most.
-	log := w.d.Log()
-	most := 1 + int(time.Since(floodStart)/proxy.DefaultWarnInterval)
+	return st
+}
+
+// checkFloodLog checks that a flood that lasted took was warned about at
+// most once per warning interval, and that the daemon never ran out of
+// descriptors.
+func checkFloodLog(t *testing.T, log string, took time.Duration) {
+	t.Helper()
+	most := 1 + int(took/proxy.DefaultWarnInterval)
 	if n := strings.Count(log, "connection limit reached"); n < 1 || n > most {
-		t.Errorf("%d log lines about the limit for %d refusals; want 1 to %d (one per warning interval)", n, flood-perPort, most)
+		t.Errorf("%d log lines about the limit; want 1 to %d (one per warning interval)", n, most)
 	}
 	if strings.Contains(log, "too many open files") {
 		t.Error("the daemon ran out of file descriptors")
-	}
-	t.Logf("%s: limits %d/%d per port; daemon fds %d before the flood, %d during (of %d)", path,
-		st.Proxy.MaxConns, perPort, before, during, fdLimit)
-
-	// Once the flood's connections are gone, the port takes new ones.
-	for _, conn := range held {
-		conn.Close()
-	}
-	held = nil
-	if !waitUntil(20*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 0 }) {
-		t.Fatal("the flood's connections are not released")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := w.host.Dial(ctx, "tcp", "127.0.0.1:18080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if !waitUntil(10*time.Second, func() bool { return portStats(t, w, "web/c", 18080).Active == 1 }) {
-		t.Error("a new connection after the flood is not relayed")
 	}
 }
 

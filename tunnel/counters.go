@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-net/switchyard/internal/reasons"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -80,21 +81,10 @@ var dropReasonNames = [numDropReasons]string{
 }
 
 // String names the reason as it appears in metrics and the CLI.
-func (r DropReason) String() string {
-	if r < numDropReasons {
-		return dropReasonNames[r]
-	}
-	return "unknown"
-}
+func (r DropReason) String() string { return reasons.Name(dropReasonNames[:], r) }
 
 // DropReasons lists every reason, in counter order.
-func DropReasons() []DropReason {
-	rs := make([]DropReason, numDropReasons)
-	for i := range rs {
-		rs[i] = DropReason(i)
-	}
-	return rs
-}
+func DropReasons() []DropReason { return reasons.All[DropReason](int(numDropReasons)) }
 
 // dropFor maps a data-path sentinel error to its counter.
 func dropFor(err error) DropReason {

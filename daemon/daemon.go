@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/attach"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/rlimit"
 	"github.com/switchyard-net/switchyard/proxy"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// containers' egress flows to them are refused, --host-loopback
 	// networks included.
 	OwnListeners []netip.AddrPort
+	// MaxConns and MaxConnsPerPort limit published ports' connections and
+	// UDP flows, over all ports and per port; 0 derives them from the
+	// open-file limit, negative removes them (proxy.Config).
+	MaxConns, MaxConnsPerPort int
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash
@@ -110,6 +115,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	rlimit.Raise(cfg.Logger) // before the proxy sizes its connection limits from it
 	if cfg.HostPrefixes == nil {
 		cfg.HostPrefixes = HostPrefixes
 	}
@@ -135,7 +141,7 @@ func New(cfg Config) (*Daemon, error) {
 		log:       cfg.Logger,
 		attach:    cfg.Attacher,
 		store:     st,
-		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
+		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger, MaxConns: cfg.MaxConns, MaxConnsPerPort: cfg.MaxConnsPerPort}),
 		networks:  map[string]*network{},
 		reserved:  map[string]store.Network{},
 		stop:      make(chan struct{}),

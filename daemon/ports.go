@@ -306,7 +306,8 @@ func (d *Daemon) bindingsLocked(n *network, e *endpoint, only *portSpec) []api.P
 		}
 	}
 	var out []api.PortBinding
-	for _, p := range d.ports.List(e.rec.Key()) {
+	for _, st := range d.ports.BindingStats(e.rec.Key()) {
+		p := st.Published
 		ps := specs[p.Spec.String()]
 		if only != nil && !slices.Contains(only.mappings, p.Spec) {
 			continue
@@ -315,6 +316,7 @@ func (d *Daemon) bindingsLocked(n *network, e *endpoint, only *portSpec) []api.P
 			Network: n.rec.Name, Endpoint: e.rec.Name, Proto: p.Proto.String(),
 			HostIP: p.HostIP, HostPort: p.HostPort, ContainerIP: p.Target, ContainerPort: p.ContainerPort,
 			Spec: ps.raw, Path: ps.path, Source: ps.source, Docker: p.String(),
+			Active: st.TCP.Active + st.UDP.FlowsActive, OverLimit: st.TCP.OverLimit + st.UDP.FlowsOverLimit,
 		})
 	}
 	return out

@@ -41,6 +41,8 @@ func (d *Daemon) Stats() api.Stats {
 		Listeners: len(ps.Bindings), TCPActive: ps.TCP.Active, TCPTotal: ps.TCP.Total, TCPRefused: ps.TCP.Refused,
 		TCPBytesIn: ps.TCP.BytesIn, TCPBytesOut: ps.TCP.BytesOut,
 		UDPFlowsActive: ps.UDP.FlowsActive, UDPFlowsTotal: ps.UDP.FlowsTotal, UDPEvicted: ps.UDP.FlowsEvicted, UDPExpired: ps.UDP.FlowsExpired,
+		OverLimit: ps.TCP.OverLimit + ps.UDP.FlowsOverLimit, AcceptErrors: ps.TCP.AcceptErrors,
+		Conns: ps.Conns, MaxConns: ps.MaxConns, MaxConnsPerPort: ps.MaxConnsPerPort,
 	}
 	return out
 }

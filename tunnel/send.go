@@ -32,7 +32,10 @@ import (
 // traffic, ACKs) skip the queue while it is empty, so they pay no goroutine
 // hand-off; once anything is queued they queue behind it, so that no frame
 // overtakes an earlier one. txq is bounded: a Write that finds it full
-// waits, which holds back the sending TAP as a full socket buffer would.
+// drops the batch and counts it (DropQueueFull), and a send on the caller's
+// goroutine that finds the socket buffer full drops it too (DropSend): the
+// caller is a switch port's reader, which a port must never hold up. Only
+// the sender goroutine, which holds up nobody, waits for the socket.
 //
 // A flooded frame is encapsulated (and sealed) once and the same bytes go to
 // every peer: the counter of a sealed datagram is unique per datagram, not
@@ -271,9 +274,13 @@ func (t *txBatch) flush() {
 	}
 	p := t.p
 	if !t.async {
+		// On the caller's goroutine: a full socket buffer drops the
+		// batch (counted as DropSend) rather than holding up the switch.
+		b.sys.setNoWait(true)
 		if !p.sendBuf(b) {
 			t.fail(ErrSend)
 		}
+		b.sys.setNoWait(false)
 		b.nd, b.used = 0, 0
 		return
 	}
@@ -284,6 +291,14 @@ func (t *txBatch) flush() {
 		p.txBusy.Add(-1)
 		p.drop(DropSend, b.nd)
 		t.fail(ErrClosed)
+		b.nd, b.used = 0, 0
+		return
+	default:
+		// The sender goroutine is behind (the underlay is slower than
+		// the frames arriving): drop rather than hold up the switch.
+		p.txBusy.Add(-1)
+		p.drop(DropQueueFull, b.nd*len(b.targets))
+		t.fail(ErrSend)
 		b.nd, b.used = 0, 0
 		return
 	}

@@ -54,6 +54,11 @@ const (
 	DropSend
 	// DropSeal: the Sealer refused (its counter is exhausted).
 	DropSeal
+	// DropQueueFull: a frame to send found the sender goroutine's queue
+	// full (the underlay is slower than the frames arriving), and was
+	// dropped rather than hold up the switch (counted once per datagram
+	// and peer).
+	DropQueueFull
 
 	numDropReasons
 )
@@ -78,6 +83,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropNoPeer:      "no_peer",
 	DropSend:        "send",
 	DropSeal:        "seal",
+	DropQueueFull:   "queue_full",
 }
 
 // String names the reason as it appears in metrics and the CLI.

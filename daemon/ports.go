@@ -256,18 +256,34 @@ func (d *Daemon) RemovePort(ctx context.Context, network, name, spec string) err
 		return fmt.Errorf("unpublish %s for %s: %w", spec, e.rec.Key(), err)
 	}
 	old, _ := parsePortSpec(e.rec.Ports[i].Spec)
+	bound := e.rec.Ports[i].Bound
 	rec := e.rec
 	rec.Ports = slices.Delete(slices.Clone(rec.Ports), i, i+1)
 	if err := d.store.PutEndpoint(rec); err != nil {
 		return fmt.Errorf("unpublish %s for %s: save state: %w", spec, e.rec.Key(), err)
 	}
 	e.rec = rec
-	for _, mp := range old.mappings {
-		d.ports.Unpublish(e.rec.Key(), mp)
-	}
+	d.unpublishSpec(e.rec.Key(), old, bound)
 	d.syncNATLocked(n, host)
 	d.log.Info("port unpublished", zap.String("endpoint", e.rec.Key()), zap.String("spec", spec))
 	return nil
+}
+
+// unpublishSpec removes what ps published for owner: each mapping as
+// given, or, for a mapping that chose its host port (an ephemeral port or
+// a range) and was published again after a restart, on the host port it
+// was bound to, as publishMapping then fixes it.
+func (d *Daemon) unpublishSpec(owner string, ps portSpec, bound []netip.AddrPort) {
+	for _, mp := range ps.mappings {
+		if d.ports.Unpublish(owner, mp) == nil {
+			continue
+		}
+		for _, hp := range bound {
+			fixed := mp
+			fixed.HostPort = proxy.PortRange{Start: hp.Port(), End: hp.Port()}
+			d.ports.Unpublish(owner, fixed)
+		}
+	}
 }
 
 // Ports lists published ports, of one endpoint ("net/name") or all.

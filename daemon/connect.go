@@ -115,26 +115,29 @@ func (d *Daemon) locate(ctx context.Context, req api.EndpointCreate) (place, err
 	}
 	switch {
 	case req.NetNS != "" && req.PID != 0:
-		return at, invalid("give either --netns or --pid, not both")
+		return at, endpointField("pid", strconv.Itoa(req.PID), "given with `netns`", "one of `netns` and `pid`")
 	case req.PID < 0:
-		return at, invalid("invalid --pid %d: want a process ID", req.PID)
+		return at, endpointField("pid", strconv.Itoa(req.PID), "not a process ID", "a positive process ID")
 	case req.PID > 0:
 		p, err := d.attach.NetNSOfPID(req.PID)
 		if err != nil {
-			return at, invalid("--pid %d: no such process (%v)", req.PID, errors.Unwrap(err))
+			return at, endpointField("pid", strconv.Itoa(req.PID), fmt.Sprintf("no such process (%v)", errors.Unwrap(err)), "")
 		}
 		at.netns, at.pid = p, req.PID
 	case req.NetNS != "":
 		if !filepath.IsAbs(req.NetNS) {
-			return at, invalid("invalid --netns %q: want an absolute path like /var/run/netns/NAME", req.NetNS)
+			return at, endpointField("netns", req.NetNS, "not an absolute path", "an absolute path like /var/run/netns/NAME")
 		}
 		at.netns = req.NetNS
 	default:
-		return at, invalid("say which network namespace to connect: --netns PATH or --pid PID")
+		return at, endpointField("netns", "", "missing: no network namespace to connect", "`netns` (a path) or `pid` (a process)")
 	}
 	id, err := d.attach.ForeignNetNS(at.netns)
 	if err != nil {
-		return at, invalid("%v", err)
+		if at.pid > 0 {
+			return at, endpointField("pid", strconv.Itoa(at.pid), err.Error(), "")
+		}
+		return at, endpointField("netns", at.netns, err.Error(), "")
 	}
 	at.id = id
 	if req.IfName == "" {
@@ -310,13 +313,13 @@ func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at 
 		return rec, err
 	}
 	if n.taken(rec.Name) {
-		return rec, conflict("endpoint %q already exists in network %q (choose another --name)", rec.Name, n.rec.Name)
+		return rec, conflict("endpoint %q already exists in network %q (choose another name)", rec.Name, n.rec.Name)
 	}
 
 	rec.IfName = req.IfName
 	if rec.IfName == "" {
 		rec.IfName = d.freeIfNameLocked(at)
-	} else if err := checkIfName(rec.IfName); err != nil {
+	} else if err := checkIfName("ifname", rec.IfName); err != nil {
 		return rec, err
 	}
 
@@ -326,14 +329,14 @@ func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at 
 // newVMRecordLocked validates a --tap-only request.
 func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.EndpointCreate) (store.Endpoint, error) {
 	if req.NetNS != "" || req.PID != 0 {
-		return rec, invalid("--tap-only makes a TAP in the daemon's namespace: give no --netns or --pid")
+		return rec, endpointField("tap_only", req.TapOnly, "makes a TAP in the daemon's namespace, so takes no `netns` or `pid`", "")
 	}
-	if err := checkIfName(req.TapOnly); err != nil {
+	if err := checkIfName("tap_only", req.TapOnly); err != nil {
 		return rec, err
 	}
 	rec.TapOnly, rec.Name, rec.IfName, rec.DHCP = true, req.TapOnly, req.TapOnly, true
 	if req.Name != "" && req.Name != req.TapOnly {
-		return rec, invalid("--tap-only %s names the endpoint; --name %s differs", req.TapOnly, req.Name)
+		return rec, endpointField("name", req.Name, "differs from `tap_only`, which names the endpoint", "no `name`, or the same as `tap_only`")
 	}
 	if req.TapOwner != nil {
 		rec.TapOwner = *req.TapOwner
@@ -351,22 +354,29 @@ func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.Endpo
 	return rec, d.assignAddress(n, &rec, req)
 }
 
-// checkIfName validates an interface name.
-func checkIfName(s string) error {
+// checkIfName validates an interface name given in field.
+func checkIfName(field, s string) error {
 	if s == "" || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") {
-		return invalid("invalid interface name %q: want 1-15 characters, no '/', ':' or spaces", s)
+		return endpointField(field, s, "not an interface name", "1-15 characters, no '/', ':' or spaces")
 	}
 	return nil
 }
 
-// parseMAC validates a --mac.
+// endpointField is a problem with one field of an api.EndpointCreate, as
+// the API reports it: named by its JSON name (the CLI maps it to its
+// flag), other fields named in the text between backquotes.
+func endpointField(field, value, problem, accepted string) error {
+	return api.Validate(api.EndpointCreate{}, []api.FieldError{{Field: field, Value: value, Problem: problem, Accepted: accepted}})
+}
+
+// parseMAC validates a requested MAC.
 func parseMAC(s string) (vswitch.MAC, error) {
 	m, err := vswitch.ParseMAC(s)
 	if err != nil {
-		return m, invalid("invalid --mac: %v", err)
+		return m, endpointField("mac", s, err.Error(), "a MAC address like 02:42:0a:00:00:05")
 	}
 	if m.IsMulticast() || m.IsZero() {
-		return m, invalid("invalid --mac %s: want a unicast address (the first byte even)", m)
+		return m, endpointField("mac", s, "not a unicast address", "a unicast address (the first byte even)")
 	}
 	return m, nil
 }
@@ -386,7 +396,7 @@ func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.Endpoint
 	if req.IP != "" {
 		a, err := netip.ParseAddr(req.IP)
 		if err != nil {
-			return invalid("invalid --ip %q: want an address inside %s", req.IP, n.rec.Subnet)
+			return endpointField("ip", req.IP, "not an IP address", "an address inside "+n.rec.Subnet.String())
 		}
 		if err := n.addrs.Reserve(a, rec.Name); err != nil {
 			return ipamError(err)

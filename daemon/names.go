@@ -90,7 +90,7 @@ func checkAliases(aliases []string) error {
 	for _, a := range aliases {
 		if a == "" || len(a) > 253 || strings.ContainsAny(a, " \t\n/:") || strings.HasPrefix(a, ".") || strings.HasSuffix(a, ".") ||
 			strings.Contains(a, "..") {
-			return invalid("invalid --alias %q: want a DNS name (letters, digits, '-', '.'), like db or db.internal", a)
+			return endpointField("aliases", a, "not a DNS name", "letters, digits, '-', '.', like db or db.internal")
 		}
 	}
 	return nil
@@ -107,7 +107,7 @@ func resolvConfPath(rec store.Endpoint) (string, error) {
 	if dir := filepath.Dir(rec.NetNS); dir == "/var/run/netns" || dir == "/run/netns" {
 		return filepath.Join("/etc/netns", filepath.Base(rec.NetNS), "resolv.conf"), nil
 	}
-	return "", invalid("--write-resolv-conf: namespace %s is neither /var/run/netns/NAME nor a --pid: there is no resolv.conf of its own to write", rec.NetNS)
+	return "", endpointField("write_resolv_conf", "", fmt.Sprintf("namespace %s is neither /var/run/netns/NAME nor a process's (`pid`): it has no resolv.conf of its own to write", rec.NetNS), "")
 }
 
 // resolvConfText is the resolv.conf --write-resolv-conf writes for an
@@ -181,13 +181,13 @@ func dhcpLeases(n *network) []api.DHCPLease {
 // before anything is made for it.
 func (d *Daemon) checkResolvConf(rec store.Endpoint) error {
 	if rec.TapOnly {
-		return invalid("--write-resolv-conf: a --tap-only endpoint has no namespace; its VM gets the resolver by DHCP")
+		return endpointField("write_resolv_conf", "", "a `tap_only` endpoint has no namespace; its VM gets the resolver by DHCP", "")
 	}
 	if _, err := resolvConfPath(rec); err != nil {
 		return err
 	}
 	if rec.PID > 0 && d.attach.SharesMountNS(rec.PID) {
-		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", rec.PID)
+		return endpointField("write_resolv_conf", "", fmt.Sprintf("process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", rec.PID), "")
 	}
 	return nil
 }
@@ -206,7 +206,7 @@ func (d *Daemon) writeResolvConf(n *network, e *endpoint) error {
 	prev, err := d.attach.WriteResolvConf(path, e.rec.PID, resolvConfText(n))
 	if err != nil {
 		if e.rec.PID > 0 {
-			return invalid("--write-resolv-conf: process %d: %v", e.rec.PID, err)
+			return endpointField("write_resolv_conf", "", fmt.Sprintf("process %d: %v", e.rec.PID, err), "")
 		}
 		return fmt.Errorf("--write-resolv-conf: %w", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 
-	"go.uber.org/zap"
-
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -86,20 +84,6 @@ func (g *Gateway) UnpinNeighbor(addr netip.Addr) {
 	}
 	_ = g.stack.RemoveNeighbor(NICID, stackport.Protocol(addr), stackport.Addr(addr)) // absent: nothing to do
 }
-
-// SetNeighbor is PinNeighbor for callers that cannot handle its error.
-//
-// Deprecated: use PinNeighbor.
-func (g *Gateway) SetNeighbor(ip netip.Addr, mac vswitch.MAC) {
-	if err := g.PinNeighbor(ip, mac); err != nil {
-		g.log.Warn("pinning neighbour", zap.Error(err))
-	}
-}
-
-// RemoveNeighbor is UnpinNeighbor.
-//
-// Deprecated: use UnpinNeighbor.
-func (g *Gateway) RemoveNeighbor(ip netip.Addr) { g.UnpinNeighbor(ip) }
 
 // learn remembers which MAC an address of the network sent from, unless
 // the address is pinned.

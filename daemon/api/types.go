@@ -280,6 +280,13 @@ type EndpointCreate struct {
 	// /var/run/netns/NAME (what `ip netns exec` mounts), the process's
 	// /etc/resolv.conf for a PID.
 	WriteResolvConf bool `json:"write_resolv_conf,omitempty"`
+	// AllowedAddresses are more source addresses or prefixes ("10.1.0.0/24",
+	// "fd00::5") the endpoint may send from: port security drops frames
+	// from any other source (routers, VMs with several addresses).
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	// MACSpoofing lets the endpoint send from other MACs than its own
+	// (a VM with guests of its own); each is learned, up to a small limit.
+	MACSpoofing bool `json:"mac_spoofing,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -355,6 +362,9 @@ type Endpoint struct {
 	Ports []PortBinding `json:"ports,omitempty"`
 	// Expose lists the exposed ports (-P publishes them).
 	Expose []string `json:"expose,omitempty"`
+	// AllowedAddresses and MACSpoofing are as in EndpointCreate.
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	MACSpoofing      bool     `json:"mac_spoofing,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received

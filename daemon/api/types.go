@@ -376,7 +376,7 @@ type PortStats struct {
 	TXFrames uint64 `json:"tx_frames"`
 	TXBytes  uint64 `json:"tx_bytes"`
 	TXDrops  uint64 `json:"tx_drops"`
-	// Drops by reason ("malformed", "oversize", "fdb_full", …), both
+	// Drops by reason ("malformed", "oversize", "spoofed_ip", …), both
 	// directions; reasons with no drops are left out.
 	DropsBy map[string]uint64 `json:"drops_by,omitempty"`
 }
@@ -393,6 +393,9 @@ type NetworkStats struct {
 	Network    string `json:"network"`
 	FDBEntries int    `json:"fdb_entries"`
 	FDBMoves   uint64 `json:"fdb_moves"`
+	// FDBFull counts frames from new MACs the full table forwarded
+	// without learning them.
+	FDBFull uint64 `json:"fdb_full"`
 	// Segmented counts superframes the switch cut for ports without
 	// segmentation offload; ICMPTooBig the path-MTU errors it sent.
 	Segmented  uint64 `json:"segmented"`

@@ -104,12 +104,12 @@ func (b *leaseBinder) leased(mac vswitch.MAC, addr netip.Addr) {
 	if link == nil {
 		return
 	}
+	b.mu.Lock() // around the read, change and write of the binding
+	defer b.mu.Unlock()
 	bind := link.Binding()
 	if bind == nil || !bind.MACSpoofing {
 		return // not a port that may send from that MAC
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if !slices.Contains(bind.Addrs, addr) {
 		bind.Addrs = append(bind.Addrs, addr)
 		if err := link.SetBinding(bind); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -126,5 +127,57 @@ func TestConnectBindsPort(t *testing.T) {
 	var ve *api.ValidationError
 	if !errors.As(err, &ve) || ve.Fields[0].Field != "allowed_addresses" {
 		t.Errorf("a bad allowed address: %v, want a validation error naming allowed_addresses", err)
+	}
+}
+
+// A dynamic DHCP lease to a client behind a --mac-spoofing endpoint joins
+// that endpoint's binding and is pinned at the gateway until released;
+// behind an endpoint without --mac-spoofing it changes nothing.
+func TestLeaseBinder(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	e.att.AddNetNS("/run/netns/vmhost")
+	e.att.AddNetNS("/run/netns/plain")
+	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/vmhost", MACSpoofing: true})
+	e.connect("web", api.EndpointCreate{NetNS: "/run/netns/plain"})
+	e.d.mu.Lock()
+	n := e.d.networks["web"]
+	e.d.mu.Unlock()
+	b := newLeaseBinder(zap.NewNop())
+	b.start(n.sw, n.gw)
+
+	vm, stranger := vswitch.MAC{0x52, 0x54, 0, 0, 0, 1}, vswitch.MAC{0x52, 0x54, 0, 0, 0, 2}
+	for _, c := range []struct {
+		mac  vswitch.MAC
+		port string
+	}{{vm, "vmhost"}, {stranger, "plain"}} {
+		// A DHCP DISCOVER from the client: the switch learns its MAC
+		// on the port (or, without --mac-spoofing, drops it).
+		f := make([]byte, 14+20+8)
+		copy(f[0:6], vswitch.Broadcast[:])
+		copy(f[6:12], c.mac[:])
+		f[12], f[13] = 0x08, 0x00
+		f[14], f[23] = 0x45, 17
+		f[34], f[35], f[36], f[37] = 0, 68, 0, 67
+		e.boundLink("web", c.port).Receive(vswitch.Frame{Data: f})
+	}
+	addr, other := netip.MustParseAddr("10.7.0.50"), netip.MustParseAddr("10.7.0.51")
+	b.leased(vm, addr)
+	b.leased(stranger, other)
+	if got := e.boundLink("web", "vmhost").Binding().Addrs; !slices.Contains(got, addr) {
+		t.Errorf("vmhost's binding %v lacks the leased %s", got, addr)
+	}
+	if got, ok := e.pinned("web", addr); !ok || got != vm {
+		t.Errorf("leased %s pinned to %s (%v), want %s", addr, got, ok, vm)
+	}
+	if got := e.boundLink("web", "plain").Binding().Addrs; slices.Contains(got, other) {
+		t.Errorf("an endpoint without --mac-spoofing got a lease in its binding: %v", got)
+	}
+	b.released(addr)
+	if got := e.boundLink("web", "vmhost").Binding().Addrs; slices.Contains(got, addr) {
+		t.Errorf("vmhost's binding %v keeps the released %s", got, addr)
+	}
+	if _, ok := e.pinned("web", addr); ok {
+		t.Error("the released address is still pinned")
 	}
 }

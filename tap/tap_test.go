@@ -37,6 +37,15 @@ func openIn(t *testing.T, ns *netnstest.NS, addr string, offload bool) *tap.Port
 	return port
 }
 
+func mustIfindex(t *testing.T, ns *netnstest.NS, ifname string) int {
+	t.Helper()
+	i, err := ns.Ifindex(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
 func TestOpenConfiguresDevice(t *testing.T) {
 	ns := netnstest.New(t)
 	port, err := tap.Open(tap.Config{
@@ -90,14 +99,14 @@ func TestOpenIsExclusive(t *testing.T) {
 			ns := netnstest.New(t)
 			left := openIn(t, ns, "10.77.0.2/24", offload)
 			left.Close() // persistent: eth0 stays, detached, as after a crash
-			ifindex := ns.MustRun("cat", "/sys/class/net/eth0/ifindex")
+			ifindex := mustIfindex(t, ns, "eth0")
 			_, err := tap.Open(tap.Config{NetNS: ns.Path, Name: "eth0", Offload: offload, Configure: true,
 				Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.9/24")}})
 			if !errors.Is(err, tap.ErrExists) {
 				t.Fatalf("open over a detached persistent eth0: err %v, want ErrExists", err)
 			}
-			if got := ns.MustRun("cat", "/sys/class/net/eth0/ifindex"); got != ifindex {
-				t.Errorf("eth0's ifindex went from %s to %s: the failed open replaced it", ifindex, got)
+			if got := mustIfindex(t, ns, "eth0"); got != ifindex {
+				t.Errorf("eth0's ifindex went from %d to %d: the failed open replaced it", ifindex, got)
 			}
 			if addrs, err := ns.Addrs("eth0"); err != nil || len(addrs) == 0 || addrs[0] != netip.MustParsePrefix("10.77.0.2/24") ||
 				slices.Contains(addrs, netip.MustParsePrefix("10.77.0.9/24")) {
@@ -186,7 +195,7 @@ func TestReattachExisting(t *testing.T) {
 	if err := a.Ping("10.77.0.3", 1); err != nil {
 		t.Fatal(err)
 	}
-	ifindex := a.MustRun("cat", "/sys/class/net/eth0/ifindex")
+	ifindex := mustIfindex(t, a, "eth0")
 	sw.Detach(la) // closes the fd, as a daemon crash would
 	if !strings.Contains(a.MustRun("ip", "link", "show", "eth0"), "NO-CARRIER") {
 		t.Error("eth0 still has carrier with no process attached")
@@ -197,8 +206,8 @@ func TestReattachExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	sw.Attach(pa2, vswitch.AttachOptions{})
-	if got := a.MustRun("cat", "/sys/class/net/eth0/ifindex"); got != ifindex {
-		t.Errorf("ifindex changed from %s to %s: the device was recreated, not re-attached", ifindex, got)
+	if got := mustIfindex(t, a, "eth0"); got != ifindex {
+		t.Errorf("ifindex changed from %d to %d: the device was recreated, not re-attached", ifindex, got)
 	}
 	if err := a.Ping("10.77.0.3", 1); err != nil {
 		t.Fatalf("after re-attach: %v", err)

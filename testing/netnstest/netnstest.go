@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +219,22 @@ func (n *NS) Addrs(ifname string) ([]netip.Prefix, error) {
 		}
 	}
 	return ps, nil
+}
+
+// Ifindex returns the index of interface ifname inside the namespace, as
+// `ip -o link` reports it. (Not /sys/class/net: sysfs shows the
+// namespace of whoever mounted it, which nsenter does not change.)
+func (n *NS) Ifindex(ifname string) (int, error) {
+	out, err := n.Run("ip", "-o", "link", "show", "dev", ifname)
+	if err != nil {
+		return 0, err
+	}
+	index, _, ok := strings.Cut(out, ":")
+	i, err := strconv.Atoi(strings.TrimSpace(index))
+	if !ok || err != nil {
+		return 0, fmt.Errorf("in %s: ip -o link show dev %s: no index in %q", n.Name, ifname, out)
+	}
+	return i, nil
 }
 
 // Ping pings addr from inside the namespace, count times, and reports

@@ -163,6 +163,25 @@ func (n *NS) MustRun(name string, args ...string) string {
 	return out
 }
 
+// Socket returns a new socket of the namespace (socket(2) with protocol
+// 0; non-blocking), in either kind of namespace: a raw packet socket to
+// write frames to an interface, say.
+func (n *NS) Socket(domain, typ int) (*os.File, error) {
+	if n.holder != nil {
+		return n.holder.socket(domain, typ)
+	}
+	var f *os.File
+	err := n.Do(func() error {
+		fd, err := unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket in %s: %w", n.Name, err)
+		}
+		f = os.NewFile(uintptr(fd), "netnstest-socket")
+		return nil
+	})
+	return f, err
+}
+
 // Listen opens a TCP listener inside the namespace.
 func (n *NS) Listen(addr string) (net.Listener, error) {
 	if n.holder != nil {

@@ -280,6 +280,13 @@ type EndpointCreate struct {
 	// /var/run/netns/NAME (what `ip netns exec` mounts), the process's
 	// /etc/resolv.conf for a PID.
 	WriteResolvConf bool `json:"write_resolv_conf,omitempty"`
+	// AllowedAddresses are more source addresses or prefixes ("10.1.0.0/24",
+	// "fd00::5") the endpoint may send from: port security drops frames
+	// from any other source (routers, VMs with several addresses).
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	// MACSpoofing lets the endpoint send from other MACs than its own
+	// (a VM with guests of its own); each is learned, up to a small limit.
+	MACSpoofing bool `json:"mac_spoofing,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -355,6 +362,9 @@ type Endpoint struct {
 	Ports []PortBinding `json:"ports,omitempty"`
 	// Expose lists the exposed ports (-P publishes them).
 	Expose []string `json:"expose,omitempty"`
+	// AllowedAddresses and MACSpoofing are as in EndpointCreate.
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	MACSpoofing      bool     `json:"mac_spoofing,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received
@@ -366,7 +376,7 @@ type PortStats struct {
 	TXFrames uint64 `json:"tx_frames"`
 	TXBytes  uint64 `json:"tx_bytes"`
 	TXDrops  uint64 `json:"tx_drops"`
-	// Drops by reason ("malformed", "oversize", "fdb_full", …), both
+	// Drops by reason ("malformed", "oversize", "spoofed_ip", …), both
 	// directions; reasons with no drops are left out.
 	DropsBy map[string]uint64 `json:"drops_by,omitempty"`
 }
@@ -383,6 +393,9 @@ type NetworkStats struct {
 	Network    string `json:"network"`
 	FDBEntries int    `json:"fdb_entries"`
 	FDBMoves   uint64 `json:"fdb_moves"`
+	// FDBFull counts frames from new MACs the full table forwarded
+	// without learning them.
+	FDBFull uint64 `json:"fdb_full"`
 	// Segmented counts superframes the switch cut for ports without
 	// segmentation offload; ICMPTooBig the path-MTU errors it sent.
 	Segmented  uint64 `json:"segmented"`

@@ -104,6 +104,11 @@ type Endpoint struct {
 	// put back on disconnect.
 	ResolvConf     string           `json:"resolv_conf,omitempty"`
 	ResolvConfPrev *rootfs.Previous `json:"resolv_conf_prev,omitempty"`
+	// AllowedAddresses are source prefixes the endpoint may send from
+	// besides its address; MACSpoofing lets it send from other MACs
+	// (port security, see vswitch.Binding).
+	AllowedAddresses []netip.Prefix `json:"allowed_addresses,omitempty"`
+	MACSpoofing      bool           `json:"mac_spoofing,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

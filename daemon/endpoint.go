@@ -144,7 +144,10 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 		if rec.TapOnly {
 			nsPath = ""
 		}
-		d.attach.Remove(nsPath, rec.IfName)
+		if rerr := d.attach.Remove(nsPath, rec.IfName); errors.Is(rerr, tap.ErrNotOurs) {
+			d.log.Warn("an interface stands where the endpoint's TAP was, and Switchyard did not make it: left alone",
+				zap.String("endpoint", rec.Key()), zap.Error(rerr))
+		}
 		return err
 	}
 	n.endpoints[rec.Name] = ep

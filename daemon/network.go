@@ -285,6 +285,9 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
 		Refuse: d.ownListener,
+		// Egress flows hold host sockets from the same descriptors as
+		// published ports: they share the ports' connection limit.
+		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the

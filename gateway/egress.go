@@ -55,6 +55,14 @@ type EgressConfig struct {
 	UDPTimeout time.Duration
 	// Dial opens host sockets. nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Admit, if set, is asked before each new flow takes a host socket,
+	// and Release told when it gives it back: the daemon shares its
+	// descriptor budget (the published ports' connection limit) with
+	// egress through them, so that no container can spend the
+	// descriptors the API needs. A flow Admit refuses is refused as one
+	// over MaxConns or MaxUDPFlows. Both must be safe for concurrent use.
+	Admit   func() bool
+	Release func()
 }
 
 func (c *EgressConfig) defaults() {
@@ -217,6 +225,16 @@ func (e *egress) shut() {
 	}
 }
 
+// admit asks EgressConfig.Admit for a flow's host socket.
+func (e *egress) admit() bool { return e.cfg.Admit == nil || e.cfg.Admit() }
+
+// release gives back what admit took.
+func (e *egress) release() {
+	if e.cfg.Release != nil {
+		e.cfg.Release()
+	}
+}
+
 // wait waits until no goroutine handles or relays a flow; call shut first.
 func (e *egress) wait() { e.flows.Wait() }
 
@@ -235,11 +253,12 @@ func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	if e.tcpActive.Load() >= int64(e.cfg.MaxConns) {
+	if e.tcpActive.Load() >= int64(e.cfg.MaxConns) || !e.admit() {
 		e.tcpOver.Add(1)
 		r.Complete(true)
 		return
 	}
+	defer e.release()
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.DialTimeout)
 	host, err := e.cfg.Dial(ctx, "tcp", dst.String())
 	cancel()
@@ -284,20 +303,23 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 	if !ok {
 		return false
 	}
-	if e.udpActive.Load() >= int64(e.cfg.MaxUDPFlows) {
+	if e.udpActive.Load() >= int64(e.cfg.MaxUDPFlows) || !e.admit() {
 		e.udpOver.Add(1)
 		return true // dropped silently, as a full conntrack table would
 	}
 	host, err := e.cfg.Dial(e.ctx, "udp", dst.String()) // no handshake: does not block
 	if err != nil {
+		e.release()
 		e.udpRefused.Add(1)
 		return false
 	}
 	if !e.enter() {
+		e.release()
 		host.Close()
 		return true
 	}
 	if !e.track(host) {
+		e.release()
 		e.flows.Done()
 		host.Close()
 		return true
@@ -305,6 +327,7 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		e.release()
 		e.untrack(host)
 		e.flows.Done()
 		host.Close()

@@ -72,6 +72,7 @@ func (f *udpFlow) run() {
 	defer f.e.flows.Done()
 	defer f.e.untrack(f.host)
 	defer f.e.udpActive.Add(-1)
+	defer f.e.release()
 	e := f.e
 	e.udpReadable(f) // a datagram that came with the first may wait already
 	f.host.SetReadDeadline(time.Now().Add(e.cfg.UDPTimeout))

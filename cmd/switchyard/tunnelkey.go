@@ -31,8 +31,10 @@ func rotateKeyCommand() *cli.Command {
 				return err
 			}
 			req := api.KeyRotation{KeyFile: c.String("key-file"), Window: c.String("window")}
-			if abs, err := filepath.Abs(req.KeyFile); err == nil {
-				req.KeyFile = abs
+			if req.KeyFile != "" {
+				if abs, err := filepath.Abs(req.KeyFile); err == nil {
+					req.KeyFile = abs
+				}
 			}
 			cl, ctx, cancel := client(c)
 			defer cancel()

@@ -6,14 +6,19 @@
 //	HTTP (api) ──► Daemon ──► network ── vswitch.Switch
 //	                 │           ├────── gateway.Gateway
 //	                 │           ├────── ipam.Pool
-//	                 │           └────── endpoints ── tap.Port
+//	                 │           └────── endpoints ── attach.Port (a TAP)
+//	                 ├──► attach.Attacher (TAPs in namespaces, via package tap)
 //	                 └──► store (bbolt: networks, endpoints)
 //
-// All control-plane operations hold Daemon.mu; the data path (switch
-// readers) never takes it.
+// Control-plane operations hold Daemon.mu while they read or change the
+// daemon's tables; the slow work of connecting and disconnecting an
+// endpoint (the Attacher's fork/exec and netlink calls, the state file)
+// runs without it, between a reservation and a commit (see connect.go).
+// The data path (switch readers) never takes it.
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -25,7 +30,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/attach"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/rlimit"
 	"github.com/switchyard-net/switchyard/proxy"
 )
 
@@ -53,11 +60,21 @@ type Config struct {
 	// containers' egress flows to them are refused, --host-loopback
 	// networks included.
 	OwnListeners []netip.AddrPort
+	// MaxConns and MaxConnsPerPort limit published ports' connections and
+	// UDP flows, over all ports and per port; 0 derives them from the
+	// open-file limit, negative removes them (proxy.Config).
+	MaxConns, MaxConnsPerPort int
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash
 	// (switchyard run).
 	Ephemeral bool
+	// Attacher opens endpoints' ports and inspects namespaces. nil means
+	// TAP devices (attach.TAPs).
+	Attacher attach.Attacher
+	// HostAddrs lists the daemon's own addresses, which published ports
+	// hairpin. nil means HostAddrs.
+	HostAddrs func() ([]netip.Addr, error)
 	// ResolvConf names the host's resolvers, to which the networks' DNS
 	// servers forward names they do not know. Empty: /etc/resolv.conf
 	// (or systemd-resolved's upstreams if it lists none).
@@ -67,9 +84,10 @@ type Config struct {
 // Daemon is the control plane. Create it with New, serve it with Serve,
 // stop it with Close.
 type Daemon struct {
-	cfg   Config
-	log   *zap.Logger
-	store *store.Store
+	cfg    Config
+	log    *zap.Logger
+	attach attach.Attacher
+	store  stateStore
 	// ports serves every published port of every network.
 	ports *proxy.Manager
 	// upstreams are the host's resolvers (Config.ResolvConf), read once.
@@ -77,7 +95,15 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	networks map[string]*network
-	closed   bool
+	// reserved holds networks being created or removed: their names and
+	// subnets are taken.
+	reserved map[string]store.Network
+	// host is the host's prefixes, read for the network being validated.
+	host   hostView
+	closed bool
+	// busy counts connects and disconnects under way without mu; Close
+	// waits for them.
+	busy sync.WaitGroup
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -89,8 +115,15 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	rlimit.Raise(cfg.Logger) // before the proxy sizes its connection limits from it
 	if cfg.HostPrefixes == nil {
 		cfg.HostPrefixes = HostPrefixes
+	}
+	if cfg.HostAddrs == nil {
+		cfg.HostAddrs = HostAddrs
+	}
+	if cfg.Attacher == nil {
+		cfg.Attacher = attach.TAPs{}
 	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 2 * time.Second
@@ -106,9 +139,11 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		attach:    cfg.Attacher,
 		store:     st,
-		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger}),
+		ports:     proxy.NewManager(proxy.Config{Logger: cfg.Logger, MaxConns: cfg.MaxConns, MaxConnsPerPort: cfg.MaxConnsPerPort}),
 		networks:  map[string]*network{},
+		reserved:  map[string]store.Network{},
 		stop:      make(chan struct{}),
 		upstreams: loadUpstreams(cfg.ResolvConf, cfg.Logger),
 	}
@@ -137,6 +172,9 @@ func (d *Daemon) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.mu.Unlock()
+	d.busy.Wait() // connects under way see closed and undo what they did
+	d.mu.Lock()
 	nets := d.networks
 	d.networks = map[string]*network{}
 	d.mu.Unlock()
@@ -155,12 +193,15 @@ func (d *Daemon) Close() error {
 // re-attached. A network that cannot be brought up is an error: the
 // daemon does not start half-way.
 func (d *Daemon) restore() error {
+	host := d.hostAddrs()
+	d.mu.Lock() // nobody else has d yet, but the endpoints' OnGone may fire
+	defer d.mu.Unlock()
 	nets, err := d.store.Networks()
 	if err != nil {
 		return fmt.Errorf("read networks from %s: %w", d.store.Path(), err)
 	}
 	for _, rec := range nets {
-		n, err := d.bringUp(rec)
+		n, err := d.bringUp(context.Background(), rec)
 		if err != nil {
 			return fmt.Errorf("restore network %s: %w", rec.Name, err)
 		}
@@ -181,13 +222,14 @@ func (d *Daemon) restore() error {
 			d.store.DeleteEndpoint(rec.Network, rec.Name)
 			continue
 		}
-		if err := d.restoreEndpoint(n, rec); err != nil {
+		if err := d.restoreEndpointLocked(n, rec); err != nil {
 			d.log.Warn("endpoint removed", zap.String("endpoint", rec.Key()), zap.String("netns", rec.NetNS), zap.Error(err))
 			d.store.DeleteEndpoint(rec.Network, rec.Name)
 			continue
 		}
 		restored++
 	}
+	d.restorePortsLocked(host)
 	if len(nets) > 0 {
 		d.log.Info("state restored", zap.Int("networks", len(nets)), zap.Int("endpoints", restored),
 			zap.Int("removed", len(eps)-restored), zap.String("state", d.store.Path()))
@@ -274,6 +316,20 @@ func conflict(format string, args ...any) error {
 
 func notFound(format string, args ...any) error {
 	return &kindError{fmt.Errorf(format, args...), api.ErrNotFound}
+}
+
+// stateStore is the state file as the daemon uses it: a *store.Store,
+// which tests wrap to make writes fail.
+type stateStore interface {
+	Path() string
+	Close() error
+	PutNetwork(store.Network) error
+	DeleteNetwork(name string) error
+	Networks() ([]store.Network, error)
+	PutEndpoint(store.Endpoint) error
+	DeleteEndpoint(network, name string) error
+	Endpoints() ([]store.Endpoint, error)
+	Warnings() []string
 }
 
 // errClosed is returned by operations on a closed daemon.

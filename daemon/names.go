@@ -1,10 +1,8 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,8 +13,6 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/gateway"
 	"github.com/switchyard-net/switchyard/gateway/dns"
-	"github.com/switchyard-net/switchyard/internal/nsenter"
-	"github.com/switchyard-net/switchyard/internal/rootfs"
 )
 
 // Names: every network runs a DNS server at its gateway address (Docker
@@ -94,7 +90,7 @@ func checkAliases(aliases []string) error {
 	for _, a := range aliases {
 		if a == "" || len(a) > 253 || strings.ContainsAny(a, " \t\n/:") || strings.HasPrefix(a, ".") || strings.HasSuffix(a, ".") ||
 			strings.Contains(a, "..") {
-			return invalid("invalid --alias %q: want a DNS name (letters, digits, '-', '.'), like db or db.internal", a)
+			return endpointField("aliases", a, "not a DNS name", "letters, digits, '-', '.', like db or db.internal")
 		}
 	}
 	return nil
@@ -111,19 +107,13 @@ func resolvConfPath(rec store.Endpoint) (string, error) {
 	if dir := filepath.Dir(rec.NetNS); dir == "/var/run/netns" || dir == "/run/netns" {
 		return filepath.Join("/etc/netns", filepath.Base(rec.NetNS), "resolv.conf"), nil
 	}
-	return "", invalid("--write-resolv-conf: namespace %s is neither /var/run/netns/NAME nor a --pid: there is no resolv.conf of its own to write", rec.NetNS)
+	return "", endpointField("write_resolv_conf", "", fmt.Sprintf("namespace %s is neither /var/run/netns/NAME nor a process's (`pid`): it has no resolv.conf of its own to write", rec.NetNS), "")
 }
 
-// writeResolvConf writes the endpoint's resolv.conf, naming the network's
-// DNS server. A process's own file is written inside its root with
-// package rootfs, which never follows the container's symlinks (the
-// daemon may be root, the file the container's); what it held before is
-// returned, so that disconnect can put it back.
-func writeResolvConf(n *network, rec store.Endpoint) (string, *rootfs.Previous, error) {
-	path, err := resolvConfPath(rec)
-	if err != nil {
-		return "", nil, err
-	}
+// resolvConfText is the resolv.conf --write-resolv-conf writes for an
+// endpoint of n: the network's DNS server, and its name as the search
+// domain.
+func resolvConfText(n *network) []byte {
 	var b strings.Builder
 	b.WriteString("# written by switchyard connect --write-resolv-conf\n")
 	fmt.Fprintf(&b, "nameserver %s\n", n.rec.Gateway)
@@ -131,30 +121,15 @@ func writeResolvConf(n *network, rec store.Endpoint) (string, *rootfs.Previous, 
 		fmt.Fprintf(&b, "search %s\n", n.rec.Name)
 	}
 	b.WriteString("options ndots:0\n")
-	if rec.PID > 0 {
-		prev, err := rootfs.Replace(procRoot(rec.PID), "etc/resolv.conf", []byte(b.String()), 0o644)
-		if err != nil {
-			return "", nil, invalid("--write-resolv-conf: process %d: %v", rec.PID, err)
-		}
-		return path, &prev, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", nil, fmt.Errorf("--write-resolv-conf: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return "", nil, fmt.Errorf("--write-resolv-conf: %w", err)
-	}
-	return path, nil, nil
+	return []byte(b.String())
 }
-
-func procRoot(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/root" }
 
 // removeResolvConf undoes what writeResolvConf wrote: for a named
 // namespace it removes the file; for a process it puts back what the file
 // held, but only while that process is still the endpoint's (its network
 // namespace is the one connected), never into a process that reused the
 // PID.
-func removeResolvConf(rec store.Endpoint, log *zap.Logger) {
+func (d *Daemon) removeResolvConf(rec store.Endpoint) {
 	if rec.ResolvConf == "" {
 		return
 	}
@@ -162,17 +137,13 @@ func removeResolvConf(rec store.Endpoint, log *zap.Logger) {
 		if rec.ResolvConfPrev == nil {
 			return
 		}
-		id, err := nsenter.Stat("/proc/" + strconv.Itoa(rec.PID) + "/ns/net")
+		id, err := d.attach.NetNS(rec.NetNS)
 		if err != nil || id != rec.NetNSID {
 			return // the process is gone: so is its file
 		}
-		if err := rootfs.Restore(procRoot(rec.PID), "etc/resolv.conf", *rec.ResolvConfPrev); err != nil {
-			log.Warn("could not put back the resolv.conf --write-resolv-conf replaced", zap.String("endpoint", rec.Key()), zap.Error(err))
-		}
-		return
 	}
-	if err := os.Remove(rec.ResolvConf); err == nil || errors.Is(err, os.ErrNotExist) {
-		os.Remove(filepath.Dir(rec.ResolvConf)) // only if empty
+	if err := d.attach.RemoveResolvConf(rec.ResolvConf, rec.PID, rec.ResolvConfPrev); err != nil {
+		d.log.Warn("could not undo --write-resolv-conf", zap.String("endpoint", rec.Key()), zap.Error(err))
 	}
 }
 
@@ -206,34 +177,45 @@ func dhcpLeases(n *network) []api.DHCPLease {
 	return out
 }
 
-// resolvConfLocked writes e's resolv.conf (--write-resolv-conf) and
-// records it, so that disconnect removes it.
-func (d *Daemon) resolvConfLocked(n *network, e *endpoint) error {
-	if e.rec.TapOnly {
-		return invalid("--write-resolv-conf: a --tap-only endpoint has no namespace; its VM gets the resolver by DHCP")
+// checkResolvConf tells whether --write-resolv-conf can be done for rec,
+// before anything is made for it.
+func (d *Daemon) checkResolvConf(rec store.Endpoint) error {
+	if rec.TapOnly {
+		return endpointField("write_resolv_conf", "", "a `tap_only` endpoint has no namespace; its VM gets the resolver by DHCP", "")
 	}
-	if e.rec.PID > 0 && sameMountNS(e.rec.PID) {
-		return invalid("--write-resolv-conf: process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", e.rec.PID)
-	}
-	path, prev, err := writeResolvConf(n, e.rec)
-	if err != nil {
+	if _, err := resolvConfPath(rec); err != nil {
 		return err
 	}
-	e.rec.ResolvConf, e.rec.ResolvConfPrev = path, prev
-	if err := d.store.PutEndpoint(e.rec); err != nil {
-		removeResolvConf(e.rec, d.log)
-		return fmt.Errorf("connect %s: save state: %w", e.rec.Key(), err)
+	if rec.PID > 0 && d.attach.SharesMountNS(rec.PID) {
+		return endpointField("write_resolv_conf", "", fmt.Sprintf("process %d shares the daemon's mount namespace, so its /etc/resolv.conf is the host's: not overwriting it", rec.PID), "")
 	}
 	return nil
 }
 
-// sameMountNS reports whether process pid is in the daemon's own mount
-// namespace (or it cannot tell).
-func sameMountNS(pid int) bool {
-	self, err1 := os.Stat("/proc/self/ns/mnt")
-	other, err2 := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
-	if err1 != nil || err2 != nil {
-		return true
+// writeResolvConf writes e's resolv.conf (--write-resolv-conf) and records
+// it, so that disconnect undoes it. On error nothing stays written. A
+// process's own file is written inside its root, never following the
+// container's symlinks (the daemon may be root, the file the
+// container's); what it held before is recorded, so that disconnect can
+// put it back.
+func (d *Daemon) writeResolvConf(n *network, e *endpoint) error {
+	path, err := resolvConfPath(e.rec)
+	if err != nil {
+		return err
 	}
-	return os.SameFile(self, other)
+	prev, err := d.attach.WriteResolvConf(path, e.rec.PID, resolvConfText(n))
+	if err != nil {
+		if e.rec.PID > 0 {
+			return endpointField("write_resolv_conf", "", fmt.Sprintf("process %d: %v", e.rec.PID, err), "")
+		}
+		return fmt.Errorf("--write-resolv-conf: %w", err)
+	}
+	rec := e.rec
+	rec.ResolvConf, rec.ResolvConfPrev = path, prev
+	if err := d.store.PutEndpoint(rec); err != nil {
+		d.removeResolvConf(rec)
+		return fmt.Errorf("connect %s: save state: %w", rec.Key(), err)
+	}
+	e.rec = rec
+	return nil
 }

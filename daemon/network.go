@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,6 +48,30 @@ type network struct {
 	tun       *netTunnel // nil unless the network spans hosts
 	names     int        // names the DNS server answers
 	endpoints map[string]*endpoint
+	// pending holds the records of endpoints being connected or
+	// disconnected: their names, namespaces and addresses are taken,
+	// though they are in no other table.
+	pending map[string]store.Endpoint
+}
+
+// records returns the records of the network's endpoints, those being
+// connected or disconnected included.
+func (n *network) records() []store.Endpoint {
+	out := make([]store.Endpoint, 0, len(n.endpoints)+len(n.pending))
+	for _, e := range n.endpoints {
+		out = append(out, e.rec)
+	}
+	for _, rec := range n.pending {
+		out = append(out, rec)
+	}
+	return out
+}
+
+// taken reports whether an endpoint of the network, or one being connected
+// or disconnected, has the name.
+func (n *network) taken(name string) bool {
+	_, pending := n.pending[name]
+	return pending || n.endpoints[name] != nil
 }
 
 // sortedEndpoints returns the network's endpoints by name.
@@ -78,58 +104,111 @@ func checkName(kind, name string) error {
 	return nil
 }
 
-// CreateNetwork validates req, stores the network and brings it up.
-func (d *Daemon) CreateNetwork(req api.NetworkCreate) (api.Network, error) {
+// CreateNetwork validates req, stores the network and brings it up. The
+// name and subnet are reserved under Daemon.mu (Daemon.reserved); the
+// network is brought up without it, for it may take a while: a tunnel
+// network joins its cluster, until ctx ends or clusterTimeout.
+func (d *Daemon) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	host := d.readHost(req)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return api.Network{}, errClosed
 	}
+	d.host = host
 	rec, err := d.newNetworkRecord(req)
+	if err == nil && d.reserved[rec.Name].Name != "" {
+		err = conflict("network %q is being created or removed", rec.Name)
+	}
 	if err != nil {
+		d.mu.Unlock()
 		return api.Network{}, err
 	}
-	return d.createLocked(rec)
+	d.reserved[rec.Name] = rec
+	d.busy.Add(1)
+	d.mu.Unlock()
+	defer d.busy.Done()
+	return d.create(ctx, rec)
 }
 
-func (d *Daemon) createLocked(rec store.Network) (api.Network, error) {
-	n, err := d.bringUp(rec)
+// create brings up and stores a network whose record is reserved, and
+// adds it to the daemon's networks.
+func (d *Daemon) create(ctx context.Context, rec store.Network) (api.Network, error) {
+	n, err := d.bringUp(ctx, rec)
 	if err != nil {
-		return api.Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
+		err = fmt.Errorf("create network %s: %w", rec.Name, err)
+	} else if err = d.store.PutNetwork(n.rec); err != nil {
+		err = fmt.Errorf("create network %s: save state: %w", rec.Name, err)
 	}
-	if err := d.store.PutNetwork(n.rec); err != nil {
-		if n.tun != nil {
-			n.tun.leave(d.log)
+	d.mu.Lock()
+	delete(d.reserved, rec.Name)
+	if err == nil && d.closed {
+		err = errClosed
+		d.store.DeleteNetwork(rec.Name)
+	}
+	if err != nil {
+		d.mu.Unlock()
+		if n != nil {
+			n.remove(d.log)
 		}
-		n.shutdown()
-		return api.Network{}, fmt.Errorf("create network %s: save state: %w", rec.Name, err)
+		return api.Network{}, err
 	}
 	d.networks[rec.Name] = n
+	v := d.networkView(n)
+	d.mu.Unlock()
 	d.log.Info("network created", zap.String("network", rec.Name), zap.Stringer("subnet", rec.Subnet),
 		zap.Stringer("gateway", rec.Gateway), zap.Int("mtu", rec.MTU), zap.Bool("icc", rec.ICC), zap.Bool("internal", rec.Internal))
-	return d.networkView(n), nil
+	return v, nil
 }
 
-// overlapping returns a network whose subnet overlaps p, or nil.
+// overlapping returns a network whose subnet overlaps p, or nil. A
+// network being created or removed counts.
 func (d *Daemon) overlapping(p netip.Prefix) *network {
 	for _, n := range d.networks {
 		if ipam.Overlaps(n.rec.Subnet, p) {
 			return n
 		}
 	}
+	for _, rec := range d.reserved {
+		if ipam.Overlaps(rec.Subnet, p) {
+			return &network{rec: rec}
+		}
+	}
 	return nil
+}
+
+// hostView is what Config.HostPrefixes answered, read before Daemon.mu is
+// taken (it is a netlink call) for newNetworkRecord's pickSubnet.
+type hostView struct {
+	prefixes []netip.Prefix
+	err      error
+}
+
+// readHost reads the host's prefixes if a network of req needs them (it
+// names no subnet). Call it without Daemon.mu, and give the answer to
+// d.host under the lock before newNetworkRecord.
+func (d *Daemon) readHost(req api.NetworkCreate) hostView {
+	if req.Subnet != "" {
+		return hostView{}
+	}
+	p, err := d.cfg.HostPrefixes()
+	return hostView{p, err}
 }
 
 // pickSubnet chooses a subnet the way Docker does: the first of its
 // default pools that overlaps neither a route or address of the host nor
 // another network.
+// The host's prefixes are those hostPrefixesLocked answers.
 func (d *Daemon) pickSubnet() (netip.Prefix, error) {
-	inUse, err := d.cfg.HostPrefixes()
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", err)
+	if d.host.err != nil {
+		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", d.host.err)
 	}
+	inUse := slices.Clone(d.host.prefixes)
 	for _, n := range d.networks {
 		inUse = append(inUse, n.rec.Subnet)
+	}
+	for _, rec := range d.reserved {
+		inUse = append(inUse, rec.Subnet)
 	}
 	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
 	if err != nil {
@@ -139,14 +218,19 @@ func (d *Daemon) pickSubnet() (netip.Prefix, error) {
 }
 
 // ensureDefaultNetwork creates "bridge" if it does not exist, on
-// 172.17.0.0/16 unless the host uses that range already.
+// 172.17.0.0/16 unless the host uses that range already. It runs in New,
+// before anyone else has the daemon.
 func (d *Daemon) ensureDefaultNetwork() error {
+	req := api.NetworkCreate{Name: DefaultNetwork}
+	host := d.readHost(req)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.networks[DefaultNetwork] != nil {
+		d.mu.Unlock()
 		return nil
 	}
-	rec, err := d.newNetworkRecord(api.NetworkCreate{Name: DefaultNetwork})
+	d.host = host
+	rec, err := d.newNetworkRecord(req)
+	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("create the default network %s: %w", DefaultNetwork, err)
 	}
@@ -155,16 +239,16 @@ func (d *Daemon) ensureDefaultNetwork() error {
 		d.log.Warn("default network does not use Docker's usual subnet: it is in use on this host",
 			zap.String("network", DefaultNetwork), zap.Stringer("usual", first), zap.Stringer("subnet", rec.Subnet))
 	}
-	_, err = d.createLocked(rec)
+	_, err = d.create(context.Background(), rec)
 	return err
 }
 
 // bringUp builds the live network for a record: switch, gateway and pool.
-func (d *Daemon) bringUp(rec store.Network) (*network, error) {
+func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, error) {
 	var tun *netTunnel
 	if rec.Tunnel != nil {
 		var err error
-		if tun, rec, err = d.prepareTunnel(rec); err != nil {
+		if tun, rec, err = d.prepareTunnel(ctx, rec); err != nil {
 			return nil, err
 		}
 	}
@@ -216,7 +300,8 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 		closeTunnel()
 		return nil, err
 	}
-	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{}}
+	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{},
+		pending: map[string]store.Endpoint{}}
 	if err := d.startDNS(n); err != nil {
 		n.shutdown()
 		closeTunnel()
@@ -229,7 +314,7 @@ func (d *Daemon) bringUp(rec store.Network) (*network, error) {
 			return nil, err
 		}
 	}
-	d.syncNATLocked(n)
+	d.syncNATLocked(n, d.hostAddrs())
 	return n, nil
 }
 
@@ -246,10 +331,24 @@ func (n *network) shutdown() {
 	n.sw.Close()
 }
 
-// RemoveNetwork removes a network with no endpoints.
-func (d *Daemon) RemoveNetwork(name string) error {
+// remove shuts a network down for good: it leaves its cluster too.
+func (n *network) remove(log *zap.Logger) {
+	if n.tun != nil {
+		n.tun.leave(log)
+	}
+	n.shutdown()
+}
+
+// RemoveNetwork removes a network with no endpoints. Its name and subnet
+// stay reserved until it is shut down, which is done without Daemon.mu
+// (leaving a cluster is a call to etcd). ctx ended before the removal
+// begins cancels it.
+func (d *Daemon) RemoveNetwork(ctx context.Context, name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
 	n := d.networks[name]
 	if n == nil {
 		return notFoundNetwork(name)
@@ -257,23 +356,29 @@ func (d *Daemon) RemoveNetwork(name string) error {
 	if n.rec.Default {
 		return conflict("%s is the default network and cannot be removed", name)
 	}
-	if len(n.endpoints) > 0 {
-		names := make([]string, 0, len(n.endpoints))
-		for e := range n.endpoints {
-			names = append(names, e)
+	if len(n.endpoints)+len(n.pending) > 0 {
+		names := make([]string, 0, len(n.endpoints)+len(n.pending))
+		for _, rec := range n.records() {
+			names = append(names, rec.Name)
 		}
 		sort.Strings(names)
 		return conflict("network %q has active endpoints (%s): disconnect them first", name, strings.Join(names, ", "))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	if err := d.store.DeleteNetwork(name); err != nil {
 		return fmt.Errorf("remove network %s: save state: %w", name, err)
 	}
 	delete(d.networks, name)
-	if n.tun != nil {
-		n.tun.leave(d.log)
-	}
-	n.shutdown()
+	d.reserved[name] = n.rec
+	d.busy.Add(1)
+	d.mu.Unlock()
+	n.remove(d.log)
 	d.log.Info("network removed", zap.String("network", name))
+	d.busy.Done()
+	d.mu.Lock()
+	delete(d.reserved, name)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -93,10 +94,16 @@ func (d *Daemon) dialer(n *network, e *endpoint, ps portSpec) proxy.Dialer {
 	return n.gw.Dialer(ps.source != sourceGateway)
 }
 
-// publishLocked publishes ps for e. prev, if given, are the host sockets a
-// previous life of the daemon bound for it, tried first. It is all or
-// nothing: on failure nothing of ps stays bound.
-func (d *Daemon) publishLocked(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort) ([]proxy.Published, error) {
+// errNotRebound is returned by publish, asked for no fresh port, when a
+// mapping that may choose its host port cannot have the one it had.
+var errNotRebound = errors.New("its previous host port is not free")
+
+// publish publishes ps for e. prev, if given, are the host sockets a
+// previous life of the daemon bound for it, tried first; if none is free
+// and fresh is false, a mapping that would choose its port afresh fails
+// with errNotRebound instead. It is all or nothing: on failure nothing of
+// ps stays bound.
+func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
 	if n.rec.Internal {
 		return nil, invalid("network %q is internal: it has no published ports (as Docker's --internal)", n.rec.Name)
 	}
@@ -110,7 +117,7 @@ func (d *Daemon) publishLocked(n *network, e *endpoint, ps portSpec, prev []neti
 		}
 	}
 	for _, mp := range ps.mappings {
-		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), dialer, prev)
+		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), dialer, prev, fresh)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("publish %s for %s: %w", ps.raw, owner, err)
@@ -122,10 +129,11 @@ func (d *Daemon) publishLocked(n *network, e *endpoint, ps portSpec, prev []neti
 }
 
 // publishMapping publishes one mapping, on the host port it had before if
-// that one is free again.
-func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort) ([]proxy.Published, error) {
+// that one is free again, else (if fresh) on the one it would choose now.
+func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
+	named := !mp.HostPort.IsZero() && mp.HostPort.Start == mp.HostPort.End
 	for _, hp := range prev {
-		if hp.Port() == 0 || !mp.HostPort.IsZero() && mp.HostPort.Start == mp.HostPort.End {
+		if hp.Port() == 0 || named {
 			continue // the mapping names its port: nothing to remember
 		}
 		if !mp.HostPort.IsZero() && (hp.Port() < mp.HostPort.Start || hp.Port() > mp.HostPort.End) {
@@ -136,6 +144,9 @@ func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Add
 		if pub, err := d.ports.Publish(owner, fixed, target, dialer, proxy.Options{}); err == nil {
 			return pub, nil
 		}
+	}
+	if !fresh && !named && len(prev) > 0 {
+		return nil, errNotRebound
 	}
 	pub, err := d.ports.Publish(owner, mp, target, dialer, proxy.Options{})
 	if err != nil {
@@ -180,8 +191,10 @@ func exposedSpecs(expose []string) ([]string, error) {
 	return specs, nil
 }
 
-// AddPort publishes one more -p spec on a running endpoint.
-func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) {
+// AddPort publishes one more -p spec on a running endpoint. ctx ended
+// before it begins cancels it.
+func (d *Daemon) AddPort(ctx context.Context, network, name, spec string) ([]api.PortBinding, error) {
+	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, e, err := d.findEndpointLocked(network, name)
@@ -192,12 +205,15 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish %s for %s: %w", spec, e.rec.Key(), err)
+	}
 	for _, p := range e.rec.Ports {
 		if old, err := parsePortSpec(p.Spec); err == nil && sameSpec(old, ps) {
 			return nil, conflict("%s already publishes %s", e.rec.Key(), spec)
 		}
 	}
-	pubs, err := d.publishLocked(n, e, ps, nil)
+	pubs, err := d.publish(n, e, ps, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -210,13 +226,15 @@ func (d *Daemon) AddPort(network, name, spec string) ([]api.PortBinding, error) 
 		return nil, fmt.Errorf("publish %s for %s: save state: %w", spec, e.rec.Key(), err)
 	}
 	e.rec = rec
-	d.syncNATLocked(n)
+	d.syncNATLocked(n, host)
 	d.log.Info("port published", zap.String("endpoint", e.rec.Key()), zap.String("spec", spec))
 	return d.bindingsLocked(n, e, &ps), nil
 }
 
-// RemovePort unpublishes one -p spec of a running endpoint.
-func (d *Daemon) RemovePort(network, name, spec string) error {
+// RemovePort unpublishes one -p spec of a running endpoint. ctx ended
+// before it begins cancels it.
+func (d *Daemon) RemovePort(ctx context.Context, network, name, spec string) error {
+	host := d.hostAddrs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, e, err := d.findEndpointLocked(network, name)
@@ -234,19 +252,38 @@ func (d *Daemon) RemovePort(network, name, spec string) error {
 	if i < 0 {
 		return notFound("%s does not publish %s (see `switchyard port ls %s`)", e.rec.Key(), spec, e.rec.Key())
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("unpublish %s for %s: %w", spec, e.rec.Key(), err)
+	}
 	old, _ := parsePortSpec(e.rec.Ports[i].Spec)
+	bound := e.rec.Ports[i].Bound
 	rec := e.rec
 	rec.Ports = slices.Delete(slices.Clone(rec.Ports), i, i+1)
 	if err := d.store.PutEndpoint(rec); err != nil {
 		return fmt.Errorf("unpublish %s for %s: save state: %w", spec, e.rec.Key(), err)
 	}
 	e.rec = rec
-	for _, mp := range old.mappings {
-		d.ports.Unpublish(e.rec.Key(), mp)
-	}
-	d.syncNATLocked(n)
+	d.unpublishSpec(e.rec.Key(), old, bound)
+	d.syncNATLocked(n, host)
 	d.log.Info("port unpublished", zap.String("endpoint", e.rec.Key()), zap.String("spec", spec))
 	return nil
+}
+
+// unpublishSpec removes what ps published for owner: each mapping as
+// given, or, for a mapping that chose its host port (an ephemeral port or
+// a range) and was published again after a restart, on the host port it
+// was bound to, as publishMapping then fixes it.
+func (d *Daemon) unpublishSpec(owner string, ps portSpec, bound []netip.AddrPort) {
+	for _, mp := range ps.mappings {
+		if d.ports.Unpublish(owner, mp) == nil {
+			continue
+		}
+		for _, hp := range bound {
+			fixed := mp
+			fixed.HostPort = proxy.PortRange{Start: hp.Port(), End: hp.Port()}
+			d.ports.Unpublish(owner, fixed)
+		}
+	}
 }
 
 // Ports lists published ports, of one endpoint ("net/name") or all.
@@ -285,7 +322,8 @@ func (d *Daemon) bindingsLocked(n *network, e *endpoint, only *portSpec) []api.P
 		}
 	}
 	var out []api.PortBinding
-	for _, p := range d.ports.List(e.rec.Key()) {
+	for _, st := range d.ports.BindingStats(e.rec.Key()) {
+		p := st.Published
 		ps := specs[p.Spec.String()]
 		if only != nil && !slices.Contains(only.mappings, p.Spec) {
 			continue
@@ -294,21 +332,21 @@ func (d *Daemon) bindingsLocked(n *network, e *endpoint, only *portSpec) []api.P
 			Network: n.rec.Name, Endpoint: e.rec.Name, Proto: p.Proto.String(),
 			HostIP: p.HostIP, HostPort: p.HostPort, ContainerIP: p.Target, ContainerPort: p.ContainerPort,
 			Spec: ps.raw, Path: ps.path, Source: ps.source, Docker: p.String(),
+			Active: st.TCP.Active + st.UDP.FlowsActive, OverLimit: st.TCP.OverLimit + st.UDP.FlowsOverLimit,
 		})
 	}
 	return out
 }
 
 // syncNATLocked rebuilds the network's NAT mappings from its endpoints'
-// published ports and refreshes the host's addresses.
-func (d *Daemon) syncNATLocked(n *network) {
+// published ports and refreshes the host's addresses (read by hostAddrs
+// before the lock was taken, as it is a netlink call; nil if unknown).
+func (d *Daemon) syncNATLocked(n *network, host []netip.Addr) {
 	if n.nat == nil {
 		return
 	}
-	if addrs, err := hostAddrs(); err == nil {
-		n.nat.SetHostAddrs(addrs)
-	} else {
-		d.log.Warn("reading the host's addresses for hairpin NAT", zap.Error(err))
+	if host != nil {
+		n.nat.SetHostAddrs(host)
 	}
 	seen := map[nat.PortMapping]bool{}
 	var ms []nat.PortMapping
@@ -341,10 +379,24 @@ func natProto(p proxy.Proto) nat.Proto {
 	return nat.TCP
 }
 
-// hostAddrs lists the addresses of the daemon's own namespace (loopback
+// hostAddrs lists the addresses of the daemon's own namespace
+// (Config.HostAddrs), or none if they cannot be read.
+func (d *Daemon) hostAddrs() []netip.Addr {
+	addrs, err := d.cfg.HostAddrs()
+	if err != nil {
+		d.log.Warn("reading the host's addresses for hairpin NAT", zap.Error(err))
+		return nil
+	}
+	if addrs == nil {
+		addrs = []netip.Addr{} // read, and none: not the same as unknown
+	}
+	return addrs
+}
+
+// HostAddrs lists the addresses of the daemon's own namespace (loopback
 // aside): a container connecting to one of them on a published port is
 // hairpinned.
-func hostAddrs() ([]netip.Addr, error) {
+func HostAddrs() ([]netip.Addr, error) {
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list host addresses: %w", err)
@@ -376,7 +428,7 @@ func (d *Daemon) NAT(network string) (api.NATTable, error) {
 	st, lost := n.gw.NATStats()
 	out.Entries = int(st.Entries)
 	out.TranslatedOrig, out.TranslatedReply = st.TranslatedOrig, st.TranslatedReply
-	out.Dropped = st.Filtered + st.Invalid + st.RefusedFull + st.PortsExhausted + lost
+	out.Dropped = st.Dropped() + lost
 	return out, nil
 }
 

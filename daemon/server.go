@@ -87,7 +87,7 @@ func (d *Daemon) Handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		n, err := d.CreateNetwork(req)
+		n, err := d.CreateNetwork(r.Context(), req)
 		replyStatus(w, http.StatusCreated, n, err)
 	})
 	mux.HandleFunc("GET /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -95,29 +95,29 @@ func (d *Daemon) Handler() http.Handler {
 		reply(w, n, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
-		replyStatus(w, http.StatusNoContent, nil, d.RemoveNetwork(r.PathValue("name")))
+		replyStatus(w, http.StatusNoContent, nil, d.RemoveNetwork(r.Context(), r.PathValue("name")))
 	})
 	mux.HandleFunc("POST /v1/networks/{name}/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		var req api.EndpointCreate
 		if !decode(w, r, &req) {
 			return
 		}
-		e, err := d.Connect(r.PathValue("name"), req)
+		e, err := d.Connect(r.Context(), r.PathValue("name"), req)
 		replyStatus(w, http.StatusCreated, e, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}", func(w http.ResponseWriter, r *http.Request) {
-		replyStatus(w, http.StatusNoContent, nil, d.Disconnect(r.PathValue("name"), r.PathValue("ep")))
+		replyStatus(w, http.StatusNoContent, nil, d.Disconnect(r.Context(), r.PathValue("name"), r.PathValue("ep")))
 	})
 	mux.HandleFunc("POST /v1/networks/{name}/endpoints/{ep}/ports", func(w http.ResponseWriter, r *http.Request) {
 		var req api.PortRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		b, err := d.AddPort(r.PathValue("name"), r.PathValue("ep"), req.Spec)
+		b, err := d.AddPort(r.Context(), r.PathValue("name"), r.PathValue("ep"), req.Spec)
 		replyStatus(w, http.StatusCreated, b, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/endpoints/{ep}/ports", func(w http.ResponseWriter, r *http.Request) {
-		replyStatus(w, http.StatusNoContent, nil, d.RemovePort(r.PathValue("name"), r.PathValue("ep"), r.URL.Query().Get("spec")))
+		replyStatus(w, http.StatusNoContent, nil, d.RemovePort(r.Context(), r.PathValue("name"), r.PathValue("ep"), r.URL.Query().Get("spec")))
 	})
 	mux.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, r *http.Request) {
 		b, err := d.Ports(r.URL.Query().Get("endpoint"))
@@ -158,7 +158,7 @@ func (d *Daemon) Handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		t, err := d.AddTunnelPeer(r.PathValue("name"), req.Addr)
+		t, err := d.AddTunnelPeer(r.Context(), r.PathValue("name"), req.Addr)
 		replyStatus(w, http.StatusCreated, t, err)
 	})
 	mux.HandleFunc("POST /v1/networks/{name}/tunnel/key", func(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +170,7 @@ func (d *Daemon) Handler() http.Handler {
 		reply(w, t, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/tunnel/peers", func(w http.ResponseWriter, r *http.Request) {
-		replyStatus(w, http.StatusNoContent, nil, d.RemoveTunnelPeer(r.PathValue("name"), r.URL.Query().Get("addr")))
+		replyStatus(w, http.StatusNoContent, nil, d.RemoveTunnelPeer(r.Context(), r.PathValue("name"), r.URL.Query().Get("addr")))
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.Stats(), nil)

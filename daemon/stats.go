@@ -15,7 +15,7 @@ func (d *Daemon) Stats() api.Stats {
 			Network: n.rec.Name, FDBEntries: sw.FDBEntries, FDBMoves: sw.FDBMoves,
 			Segmented: sw.Segmented, ICMPTooBig: sw.ICMPSent,
 			Conntrack: int(nat.Entries), NATTranslated: nat.TranslatedOrig + nat.TranslatedReply,
-			NATDropped: nat.Filtered + nat.Invalid + nat.RefusedFull + nat.PortsExhausted + lost,
+			NATDropped: nat.Dropped() + lost,
 			Egress: api.EgressStats{
 				TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
 				UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
@@ -41,6 +41,8 @@ func (d *Daemon) Stats() api.Stats {
 		Listeners: len(ps.Bindings), TCPActive: ps.TCP.Active, TCPTotal: ps.TCP.Total, TCPRefused: ps.TCP.Refused,
 		TCPBytesIn: ps.TCP.BytesIn, TCPBytesOut: ps.TCP.BytesOut,
 		UDPFlowsActive: ps.UDP.FlowsActive, UDPFlowsTotal: ps.UDP.FlowsTotal, UDPEvicted: ps.UDP.FlowsEvicted, UDPExpired: ps.UDP.FlowsExpired,
+		OverLimit: ps.TCP.OverLimit + ps.UDP.FlowsOverLimit, AcceptErrors: ps.TCP.AcceptErrors,
+		Conns: ps.Conns, MaxConns: ps.MaxConns, MaxConnsPerPort: ps.MaxConnsPerPort,
 	}
 	return out
 }

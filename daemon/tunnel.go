@@ -118,7 +118,7 @@ func parseCluster(s string) ([]string, bool) {
 // being created, joins the cluster to learn this host's range. It runs
 // before the network's address pool is made, and returns the record
 // with the host's subnet filled in.
-func (d *Daemon) prepareTunnel(rec store.Network) (*netTunnel, store.Network, error) {
+func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunnel, store.Network, error) {
 	tc := rec.Tunnel
 	mode, ok := tunnelMode(tc.Mode)
 	if !ok {
@@ -158,7 +158,7 @@ func (d *Daemon) prepareTunnel(rec store.Network) (*netTunnel, store.Network, er
 	}
 	t.port = port
 	if len(tc.Cluster) > 0 && !tc.HostSubnet.IsValid() {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 		c, err := d.joinCluster(ctx, rec, t)
 		cancel()
 		if err != nil {
@@ -348,8 +348,8 @@ func (d *Daemon) tunnelNetworkLocked(name string) (*network, error) {
 }
 
 // AddTunnelPeer adds a static peer to a network's tunnel, at once and for
-// good (it is stored).
-func (d *Daemon) AddTunnelPeer(name, addr string) (api.Tunnel, error) {
+// good (it is stored). ctx ended before it begins cancels it.
+func (d *Daemon) AddTunnelPeer(ctx context.Context, name, addr string) (api.Tunnel, error) {
 	d.mu.Lock()
 	n, err := d.tunnelNetworkLocked(name)
 	if err != nil {
@@ -366,6 +366,10 @@ func (d *Daemon) AddTunnelPeer(name, addr string) (api.Tunnel, error) {
 	if slices.Contains(n.rec.Tunnel.Peers, ap) {
 		d.mu.Unlock()
 		return api.Tunnel{}, conflict("%s is already a peer of network %q", ap, name)
+	}
+	if err := ctx.Err(); err != nil {
+		d.mu.Unlock()
+		return api.Tunnel{}, fmt.Errorf("add peer %s: %w", ap, err)
 	}
 	if err := n.tun.port.AddPeer(ap); err != nil {
 		d.mu.Unlock()
@@ -386,8 +390,9 @@ func (d *Daemon) AddTunnelPeer(name, addr string) (api.Tunnel, error) {
 	return d.Tunnel(name)
 }
 
-// RemoveTunnelPeer removes a static peer.
-func (d *Daemon) RemoveTunnelPeer(name, addr string) error {
+// RemoveTunnelPeer removes a static peer. ctx ended before it begins
+// cancels it.
+func (d *Daemon) RemoveTunnelPeer(ctx context.Context, name, addr string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, err := d.tunnelNetworkLocked(name)
@@ -402,6 +407,9 @@ func (d *Daemon) RemoveTunnelPeer(name, addr string) error {
 	i := slices.Index(n.rec.Tunnel.Peers, ap)
 	if i < 0 {
 		return notFound("%s is not a static peer of network %q (peers from the cluster come and go with their leases)", ap, name)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remove peer %s: %w", ap, err)
 	}
 	rec := n.rec
 	tc := *rec.Tunnel

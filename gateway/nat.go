@@ -25,12 +25,39 @@ import (
 // translation rewrites in place and the frame's buffer belongs to the
 // port it came in on. Egress traffic is never copied.
 
-// Masquerade ports (nat.DefaultMasqPorts) and the netstack's own
-// ephemeral ports must not overlap: the netstack uses the range below.
+// The masquerade ports (the table's MasqPorts, nat.DefaultMasqPorts
+// unless configured) and the netstack's own ephemeral ports must not
+// overlap. The netstack takes the larger part of 16000-65535 (gVisor's
+// own range) left by the masquerade range: 16000-60999 with the default.
 const (
 	netstackPortsStart = 16000
-	netstackPortsEnd   = 60999
+	netstackPortsEnd   = 65535
+	// netstackPortsFloor is where the netstack's range may start when the
+	// masquerade range takes all of 16000-65535.
+	netstackPortsFloor = 1024
 )
+
+// netstackPorts returns the netstack's ephemeral port range for
+// masquerade range masq, or an error if masq leaves no room for it.
+func netstackPorts(masq [2]uint16) (first, last uint16, err error) {
+	if masq[1] < netstackPortsStart {
+		return netstackPortsStart, netstackPortsEnd, nil
+	}
+	below := [2]int{netstackPortsStart, int(masq[0]) - 1}
+	above := [2]int{int(masq[1]) + 1, netstackPortsEnd}
+	best := below
+	if above[1]-above[0] > below[1]-below[0] {
+		best = above
+	}
+	if best[0] > best[1] {
+		best = [2]int{netstackPortsFloor, int(masq[0]) - 1}
+	}
+	if best[0] > best[1] {
+		return 0, 0, fmt.Errorf("masquerade ports %d-%d leave the netstack no ephemeral ports: keep some of %d-%d out of them",
+			masq[0], masq[1], netstackPortsFloor, netstackPortsEnd)
+	}
+	return uint16(best[0]), uint16(best[1]), nil
+}
 
 // natSweepEvery is how often expired connection-table entries are removed.
 const natSweepEvery = 5 * time.Second
@@ -46,8 +73,12 @@ type natPath struct {
 }
 
 func (g *Gateway) startNAT(t *nat.Table) error {
-	if err := g.stack.SetPortRange(netstackPortsStart, netstackPortsEnd); err != nil {
-		return fmt.Errorf("netstack port range: %s", err)
+	first, last, err := netstackPorts(t.MasqPorts())
+	if err != nil {
+		return err
+	}
+	if err := g.stack.SetPortRange(first, last); err != nil {
+		return fmt.Errorf("netstack port range %d-%d: %s", first, last, err)
 	}
 	p := &natPath{g: g, table: t, epoch: time.Now(), done: make(chan struct{})}
 	p.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }

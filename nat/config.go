@@ -49,6 +49,14 @@ const (
 // kept below it too (see Config.MasqPorts).
 var DefaultMasqPorts = [2]uint16{61000, 65535}
 
+// DefaultMasqShare is the divisor of the masquerade range that gives the
+// default Config.MasqPortsPerSource: with the default range, 1,134 ports,
+// far more open flows than one client keeps to one published port, while a
+// source that floods it leaves three quarters of the range to the others.
+// A share that follows the range keeps that meaning when the range is
+// changed, where a fixed number would not.
+const DefaultMasqShare = 4
+
 // DefaultMaxEntries is the default size cap of the connection table, in
 // connections (Linux's nf_conntrack_max is of the same order).
 const DefaultMaxEntries = 65536
@@ -81,14 +89,23 @@ type Config struct {
 	// refuses every destination outside the network.
 	Internal bool
 	// MasqPorts is the inclusive range of masquerade source ports (and
-	// ICMP echo identifiers). Zero means DefaultMasqPorts. The gateway's
-	// netstack must not pick its own ephemeral ports from this range, or
+	// ICMP echo identifiers), each available once toward each responder.
+	// Zero means DefaultMasqPorts. The gateway's netstack must not pick
+	// its own ephemeral ports from this range (Table.MasqPorts), or
 	// replies to its connections into the network would be taken for
 	// replies to hairpinned flows: with the default, call
 	// stack.SetPortRange(16000, 60999) on it (gVisor's own default,
 	// 16000-65535, overlaps). Published host ports inside the range are
 	// skipped.
 	MasqPorts [2]uint16
+	// MasqPortsPerSource caps the masquerade ports toward one responder
+	// that the open flows of one initiator address may hold at once, so
+	// that one container cannot take them all; its further flows to that
+	// responder are dropped and counted (Stats.PortsOverShare). Closed TCP
+	// connections (TIME_WAIT) do not count. Zero means a quarter of the
+	// range (DefaultMasqShare); a value at least the size of the range
+	// means no cap.
+	MasqPortsPerSource int
 	// MaxEntries caps the connection table, in connections. Zero means
 	// DefaultMaxEntries. When it is full, the oldest entry that is not
 	// yet assured, or whose TCP connection has closed, is evicted (Linux's
@@ -218,6 +235,13 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.MasqPorts[0] == 0 || c.MasqPorts[0] > c.MasqPorts[1] {
 		return c, configErrorf("nat for %s: masquerade port range %d-%d: want 1 <= first <= last", c.Network, c.MasqPorts[0], c.MasqPorts[1])
+	}
+	if n := int(c.MasqPorts[1]-c.MasqPorts[0]) + 1; c.MasqPortsPerSource == 0 {
+		c.MasqPortsPerSource = max(1, n/DefaultMasqShare)
+	} else if c.MasqPortsPerSource < 0 {
+		return c, configErrorf("nat for %s: MasqPortsPerSource %d: want 0 (a quarter of the range) or more", c.Network, c.MasqPortsPerSource)
+	} else {
+		c.MasqPortsPerSource = min(c.MasqPortsPerSource, n)
 	}
 	if c.MaxEntries < 0 {
 		return c, configErrorf("nat for %s: MaxEntries %d: want 0 (default %d) or more", c.Network, c.MaxEntries, DefaultMaxEntries)

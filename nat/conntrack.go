@@ -52,10 +52,55 @@ type conn struct {
 
 	packets, bytes [2]uint64
 
-	// prev and next link the eviction candidates (see evictable), oldest
-	// first; listed says whether c is on that list.
-	prev, next *conn
-	listed     bool
+	// links chain c into the table's eviction candidates (see evictable,
+	// linkEvict), and into a list of its pool (linkPool); listed says
+	// whether c is on the first, pclass which of the second it is on.
+	links  [numLinks]struct{ prev, next *conn }
+	listed bool
+	pool   *portPool // the pool c's masquerade port is from
+	pclass connClass
+}
+
+// Which of a conn's links a connList uses.
+const (
+	linkEvict = iota
+	linkPool
+	numLinks
+)
+
+// connList is an intrusive doubly linked list of conns, oldest first,
+// through their links[link].
+type connList struct {
+	head, tail *conn
+	link       uint8
+}
+
+// push appends c, which is on no list of l's kind.
+func (l *connList) push(c *conn) {
+	lk := &c.links[l.link]
+	lk.prev, lk.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.links[l.link].next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+// unlink takes c, which is on l, off it.
+func (l *connList) unlink(c *conn) {
+	lk := &c.links[l.link]
+	if lk.prev != nil {
+		lk.prev.links[l.link].next = lk.next
+	} else {
+		l.head = lk.next
+	}
+	if lk.next != nil {
+		lk.next.links[l.link].prev = lk.prev
+	} else {
+		l.tail = lk.prev
+	}
+	lk.prev, lk.next = nil, nil
 }
 
 // dirOf returns the direction of a packet whose tuple k found c.
@@ -145,37 +190,24 @@ func (t *Table) trackLocked(c *conn, p *packet, dir uint8, now int64) bool {
 }
 
 // relistLocked puts c on the eviction list, at the end, when it becomes
-// evictable, and takes it off when it stops being so.
+// evictable, and takes it off when it stops being so; and moves it to the
+// list of its pool that its state calls for.
 func (t *Table) relistLocked(c *conn) {
 	switch e := c.evictable(); {
 	case e && !c.listed:
-		c.prev, c.next, c.listed = t.tail, nil, true
-		if t.tail != nil {
-			t.tail.next = c
-		} else {
-			t.head = c
-		}
-		t.tail = c
+		t.evict.push(c)
+		c.listed = true
 	case !e && c.listed:
 		t.unlistLocked(c)
 	}
+	c.pool.setClass(c, classOf(c))
 }
 
 func (t *Table) unlistLocked(c *conn) {
-	if !c.listed {
-		return
+	if c.listed {
+		t.evict.unlink(c)
+		c.listed = false
 	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		t.head = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else {
-		t.tail = c.prev
-	}
-	c.prev, c.next, c.listed = nil, nil, false
 }
 
 // insertLocked adds c under both its tuples.
@@ -194,8 +226,34 @@ func (t *Table) removeLocked(c *conn, counter *counter) {
 	delete(t.conns, c.reply)
 	t.unlistLocked(c)
 	t.unscheduleLocked(c)
+	t.freeLocked(c)
 	t.n--
 	counter.Add(1)
+	t.recycleLocked(c)
+}
+
+// maxSpareConns bounds the removed entries kept for reuse: enough that a
+// flood of new flows that evict each other allocates nothing, little
+// enough (some 70 KiB) to keep after the flood.
+const maxSpareConns = 256
+
+// newConnLocked returns a zero conn, a removed one if there is one.
+func (t *Table) newConnLocked() *conn {
+	if n := len(t.spares); n > 0 {
+		c := t.spares[n-1]
+		t.spares = t.spares[:n-1]
+		return c
+	}
+	return new(conn)
+}
+
+// recycleLocked keeps c, which is in no map, list or heap any more and
+// which nothing refers to, for newConnLocked.
+func (t *Table) recycleLocked(c *conn) {
+	if len(t.spares) < maxSpareConns {
+		*c = conn{}
+		t.spares = append(t.spares, c)
+	}
 }
 
 // lookupLocked returns the live entry for k, removing it if it has expired.
@@ -215,7 +273,7 @@ func (t *Table) makeRoomLocked(now int64) bool {
 	if t.n < t.cfg.MaxEntries {
 		return true
 	}
-	c := t.head
+	c := t.evict.head
 	if c == nil {
 		return false
 	}

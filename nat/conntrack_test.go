@@ -164,7 +164,9 @@ func TestEarlyDrop(t *testing.T) {
 // port before refusing.
 func TestPortAllocation(t *testing.T) {
 	t.Run("unique", func(t *testing.T) {
-		tb := newTestTable(t, testConfig(), testMappings())
+		cfg := testConfig()
+		cfg.MasqPortsPerSource = 1 << 16 // one source: no share
+		tb := newTestTable(t, cfg, testMappings())
 		seen := map[netip.AddrPort]bool{}
 		for i := range 4000 {
 			pkt := tcpSeg(ap(a4, uint16(1000+i)), ap(gw4, 8080), syn, 1, 0, nil)
@@ -199,6 +201,7 @@ func TestPortAllocation(t *testing.T) {
 	t.Run("exhausted", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.MasqPorts = [2]uint16{20000, 20009}
+		cfg.MasqPortsPerSource = 1 << 16
 		ms := append(testMappings(), PortMapping{Proto: TCP, HostPort: 20003, Target: ap(b4, 81)})
 		tb := newTestTable(t, cfg, ms)
 		open := func(port uint16, want Verdict) netip.AddrPort {

@@ -13,7 +13,7 @@
 //	            Translated                    Pass                     Drop
 //	   pkt rewritten in place:      not ours: on to the gateway's   filtered (icc=false),
 //	   gateway re-emits it toward   netstack (ARP, ping, DNS,       table full, ports
-//	   the new destination's MAC    egress flows on host sockets,   exhausted, invalid
+//	   the new destination's MAC    egress flows on host sockets,   exhausted or over share, invalid
 //	                                which asks AllowEgress first)   TCP flags: counted
 //
 // Inside Process:
@@ -24,7 +24,8 @@
 //	   ├─ conntrack hit (ESTABLISHED) ──► TCP/UDP/ICMP state, timeout ──► rewrite
 //	   └─ miss: DOCKER chain (published ports) ──► FORWARD filter (icc) ──►
 //	            new entry: DNAT to the container, MASQUERADE to the gateway
-//	            address with a source port from Config.MasqPorts ──► rewrite
+//	            address with a source port from its responder's pool
+//	            (Config.MasqPorts, a share per source) ──► rewrite
 //
 // The rules it models are Docker's for a network with the userland proxy
 // off (hairpin NAT done by the kernel): a DNAT rule per published port in
@@ -93,7 +94,24 @@
 // # Allocation
 //
 // A packet of an existing flow, and a packet that passes, allocates
-// nothing (TestEstablishedDoesNotAllocate). Creating an entry allocates it.
+// nothing (TestEstablishedDoesNotAllocate). Creating an entry allocates it,
+// unless a removed one is kept for reuse: a flood of new flows that evict
+// each other allocates nothing (TestMasqFloodDoesNotAllocate).
+//
+// # Masquerade ports
+//
+// Each responder (published port target) has its own pool of the range
+// Config.MasqPorts: a two-level bitmap (portset.go), so that taking and
+// freeing a port cost the same in an empty range and a full one
+// (BenchmarkPortSet, BenchmarkMasqFlood). The open flows of one source
+// address may hold at most Config.MasqPortsPerSource of a pool's ports
+// (a quarter by default): a container that floods a published port with
+// new flows leaves the rest to the others. The share is per address, so
+// it holds against spoofed source addresses only where the switch's port
+// security stops them. When a pool is full, a closed TCP connection, then
+// the oldest flow not yet assured, gives its port up, in O(1) (per-pool
+// lists, portalloc.go); refusals are counted by reason
+// (Stats.PortsOverShare, Stats.PortsExhausted).
 //
 // # Expiry and eviction
 //

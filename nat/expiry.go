@@ -62,8 +62,14 @@ func (t *Table) unscheduleLocked(c *conn) {
 func (t *Table) Sweep(now int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.sweepLocked(now, -1)
+}
+
+// sweepLocked is Sweep, looking at no more than limit entries of the heap
+// if limit is not negative.
+func (t *Table) sweepLocked(now int64, limit int) int {
 	n := 0
-	for len(t.expiry) > 0 && t.expiry[0].checkAt <= now {
+	for ; len(t.expiry) > 0 && t.expiry[0].checkAt <= now && limit != 0; limit-- {
 		c := t.expiry[0]
 		if c.expires <= now {
 			t.removeLocked(c, &t.stats.expired)

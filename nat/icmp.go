@@ -1,8 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
-
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -118,13 +116,12 @@ func rewriteQuote(b []byte, q *packet, to *tuple) delta {
 		port(header.TCPSrcPortOffset, to.sport)
 		port(header.TCPDstPortOffset, to.dport)
 		if len(t) >= header.TCPChecksumOffset+2 {
-			cs := binary.BigEndian.Uint16(t[header.TCPChecksumOffset:])
-			setField(t[header.TCPChecksumOffset:], l3.plus(l4).full(cs), &dm)
+			setField(t[header.TCPChecksumOffset:], l3.plus(l4).full(header.TCP(t).Checksum()), &dm)
 		}
 	case protoUDP:
 		port(0, to.sport)
 		port(2, to.dport)
-		if cs := binary.BigEndian.Uint16(t[udpCsumOff:]); cs != 0 || q.v6 {
+		if cs := header.UDP(t).Checksum(); cs != 0 || q.v6 {
 			setField(t[udpCsumOff:], nonZero(l3.plus(l4).full(cs)), &dm)
 		}
 	case protoICMPv4:

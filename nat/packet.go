@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -155,7 +154,8 @@ func parseL4(b []byte, p *packet, whole bool) kind {
 		typ := t[0]
 		switch {
 		case isEcho(typ, p.v6):
-			p.sport, p.dport = binary.BigEndian.Uint16(t[4:]), uint16(typ)
+			// The identifier sits where it does in ICMPv4 in ICMPv6 too.
+			p.sport, p.dport = header.ICMPv4(t).Ident(), uint16(typ)
 			return kindFlow
 		case whole && isError(typ, p.v6):
 			return kindICMPError

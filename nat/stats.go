@@ -11,6 +11,7 @@ type counter = atomic.Uint64
 type stats struct {
 	inserted, deleted, expired, evicted         counter
 	refusedFull, portsExhausted, invalid        counter
+	portsOverShare                              counter
 	filtered, egressRefused, fragments, related counter
 	translated                                  [2]counter
 }
@@ -35,6 +36,10 @@ type Stats struct {
 	// PortsExhausted counts new flows dropped because no masquerade port
 	// was free toward their responder.
 	PortsExhausted uint64
+	// PortsOverShare counts new flows dropped because the open flows of
+	// their source address already held Config.MasqPortsPerSource ports
+	// toward their responder.
+	PortsOverShare uint64
 	// Invalid counts packets of tracked flows that made no sense: TCP
 	// flag combinations no stack sends (dropped), and segments unexpected
 	// in the connection's state (forwarded).
@@ -70,6 +75,7 @@ func (t *Table) Stats() Stats {
 		Evicted:         s.evicted.Load(),
 		RefusedFull:     s.refusedFull.Load(),
 		PortsExhausted:  s.portsExhausted.Load(),
+		PortsOverShare:  s.portsOverShare.Load(),
 		Invalid:         s.invalid.Load(),
 		Filtered:        s.filtered.Load(),
 		EgressRefused:   s.egressRefused.Load(),
@@ -78,4 +84,11 @@ func (t *Table) Stats() Stats {
 		TranslatedOrig:  s.translated[dirOrig].Load(),
 		TranslatedReply: s.translated[dirReply].Load(),
 	}
+}
+
+// Dropped returns the packets the table dropped, all reasons together:
+// Filtered, RefusedFull, PortsExhausted and PortsOverShare, and Invalid
+// (which also counts the unexpected segments that were forwarded).
+func (s Stats) Dropped() uint64 {
+	return s.Filtered + s.Invalid + s.RefusedFull + s.PortsExhausted + s.PortsOverShare
 }

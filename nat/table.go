@@ -46,13 +46,14 @@ type Table struct {
 	// Process reads it without mu to let foreign packets pass.
 	rules atomic.Pointer[ruleset]
 
-	mu    sync.Mutex
-	conns map[tuple]*conn // guarded by mu; each conn under both its tuples
-	n     int             // guarded by mu; number of conns
-	// head and tail of the eviction candidates, oldest first (mu).
-	head, tail *conn
-	expiry     expiryHeap // guarded by mu
-	cursor     uint32     // guarded by mu; where the next port search starts
+	mu     sync.Mutex
+	conns  map[tuple]*conn       // guarded by mu; each conn under both its tuples
+	n      int                   // guarded by mu; number of conns
+	evict  connList              // guarded by mu; the eviction candidates, oldest first
+	expiry expiryHeap            // guarded by mu
+	pools  map[poolKey]*portPool // guarded by mu; masquerade ports per responder
+	cursor uint32                // guarded by mu; where the next port search starts
+	spares []*conn               // guarded by mu; removed entries for reuse
 
 	stats stats
 }
@@ -99,6 +100,7 @@ func (t *Table) SetMappings(ms []PortMapping) error {
 			t.removeLocked(c, &t.stats.deleted)
 		}
 	}
+	t.reservePortsLocked(rs)
 	return nil
 }
 
@@ -220,14 +222,22 @@ func (t *Table) newFlowLocked(p *packet, now int64) (*conn, Verdict) {
 	if !gw.IsValid() {
 		return nil, Pass
 	}
-	c := &conn{orig: p.tuple(), mapping: m, created: now, streamAt: now + int64(udpStreamAfter), heapIdx: -1}
+	c := t.newConnLocked()
+	*c = conn{orig: p.tuple(), mapping: m, created: now, streamAt: now + int64(udpStreamAfter), heapIdx: -1}
 	// The port first: taking one over frees an entry, and a flow refused
 	// for want of ports should not have evicted anything.
-	if !t.allocLocked(c, gw, now) {
-		t.stats.portsExhausted.Add(1)
+	if r := t.allocLocked(c, gw, now); r != allocOK {
+		t.recycleLocked(c)
+		if r == allocOverShare {
+			t.stats.portsOverShare.Add(1)
+		} else {
+			t.stats.portsExhausted.Add(1)
+		}
 		return nil, Drop
 	}
 	if !t.makeRoomLocked(now) {
+		t.freeLocked(c)
+		t.recycleLocked(c)
 		t.stats.refusedFull.Add(1)
 		return nil, Drop
 	}

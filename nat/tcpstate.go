@@ -89,41 +89,56 @@ func tcpNext(s tcpState, seg segment, dir, finDir uint8) (next tcpState, unexpec
 		}
 		return s, true
 	case segSYNACK:
-		switch {
-		case dir != dirReply:
-			return s, true
-		case s == tcpSynSent:
-			return tcpSynRecv, false
-		case s == tcpSynRecv || s == tcpEstablished:
-			return s, false // retransmitted: the final ACK was lost
-		}
-		return s, true
+		return synAckNext(s, dir)
 	case segFIN:
-		switch s {
-		case tcpSynSent:
-			return s, true
-		case tcpSynRecv, tcpEstablished:
-			return tcpFinWait, false
-		case tcpFinWait, tcpCloseWait:
-			if dir != finDir {
-				return tcpLastAck, false
-			}
-		}
-		return s, false // retransmitted FIN, or FIN+ACK after both FINs
+		return finNext(s, dir, finDir)
 	case segACK:
-		switch s {
-		case tcpSynRecv:
-			if dir == dirOrig {
-				return tcpEstablished, false // the handshake's final ACK
-			}
-		case tcpFinWait:
-			if dir != finDir {
-				return tcpCloseWait, false // the other side took the FIN
-			}
-		case tcpLastAck:
-			return tcpTimeWait, false // the last FIN acknowledged
-		}
-		return s, false
+		return ackNext(s, dir, finDir), false
 	}
 	return s, true
+}
+
+// synAckNext is tcpNext for a SYN+ACK.
+func synAckNext(s tcpState, dir uint8) (tcpState, bool) {
+	switch {
+	case dir != dirReply:
+		return s, true
+	case s == tcpSynSent:
+		return tcpSynRecv, false
+	case s == tcpSynRecv || s == tcpEstablished:
+		return s, false // retransmitted: the final ACK was lost
+	}
+	return s, true
+}
+
+// finNext is tcpNext for a FIN+ACK.
+func finNext(s tcpState, dir, finDir uint8) (tcpState, bool) {
+	switch s {
+	case tcpSynSent:
+		return s, true
+	case tcpSynRecv, tcpEstablished:
+		return tcpFinWait, false
+	case tcpFinWait, tcpCloseWait:
+		if dir != finDir {
+			return tcpLastAck, false
+		}
+	}
+	return s, false // retransmitted FIN, or FIN+ACK after both FINs
+}
+
+// ackNext is tcpNext for a bare ACK, which is never unexpected.
+func ackNext(s tcpState, dir, finDir uint8) tcpState {
+	switch s {
+	case tcpSynRecv:
+		if dir == dirOrig {
+			return tcpEstablished // the handshake's final ACK
+		}
+	case tcpFinWait:
+		if dir != finDir {
+			return tcpCloseWait // the other side took the FIN
+		}
+	case tcpLastAck:
+		return tcpTimeWait // the last FIN acknowledged
+	}
+	return s
 }

@@ -10,6 +10,7 @@
 //	                           │ binds 0.0.0.0:P and [::]:P (or HostIP:P)
 //	                           ▼
 //	TCP client ──► listener ── acceptLoop ── per connection:
+//	                              over the port's or the Manager's limit ──► reset, counted
 //	                              Dialer.DialTCP(src = client, dst = target:port)
 //	                              failed ──► client reset (RST), counted
 //	                              ok ──► internal/relay, a = client, b = container:
@@ -19,7 +20,8 @@
 //	                                     pooled buffers otherwise
 //
 //	UDP client ──► socket ── readLoop ── flow table (client addr → flow)
-//	                              new client: Dialer.DialUDP(src, dst), one
+//	                              new client: over the Manager's limit ──► dropped;
+//	                              else Dialer.DialUDP(src, dst), one
 //	                              relayReplies goroutine per flow; replies leave
 //	                              from the address the client sent to
 //	              one janitor per Manager closes idle flows; a full table
@@ -43,6 +45,17 @@
 // gone. There is no idle timeout on TCP (keep-alives, on by default for
 // accepted connections, find dead clients); UDP flows expire after
 // Config.UDPTimeout without a datagram either way.
+//
+// # Limits
+//
+// Connections and flows hold file descriptors, and a daemon out of them
+// cannot answer its API. Each published port has a connection limit and
+// the Manager one over all ports (Config.MaxConnsPerPort, MaxConns), by
+// default derived from the open-file limit so that a reserve is left to
+// the rest of the daemon (DefaultConnLimits). Connections over a limit
+// are reset at once and counted; failed accepts (EMFILE) are counted and
+// retried after a pause; both are logged at warn level at most once per
+// listener per Config.WarnInterval. limits.go has the details.
 //
 // # Goroutines and locks
 //

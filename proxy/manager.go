@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -26,9 +25,11 @@ const fallbackEphemeralStart, fallbackEphemeralEnd = 32768, 60999
 // Config configures a Manager. The zero Config is valid: every zero field
 // takes its default.
 type Config struct {
-	// Logger receives one line per publish and unpublish and the rare
-	// listener failure; nothing is logged per connection or datagram
-	// (except at debug level: failed dials). If nil, nothing is logged.
+	// Logger receives one line per publish and unpublish, and warnings
+	// about refused connections and failed accepts at most once per
+	// listener per WarnInterval; nothing is logged per connection or
+	// datagram (except at debug level: failed dials). If nil, nothing is
+	// logged.
 	Logger *zap.Logger
 
 	// DialTimeout bounds the dial to the container for each accepted
@@ -50,6 +51,24 @@ type Config struct {
 	// Manager's first use (32768-60999 if it cannot be read).
 	EphemeralRange PortRange
 
+	// MaxConns caps the TCP connections (from accept to close) and UDP
+	// flows of every listener together; a connection beyond it is reset at
+	// once and a new UDP client's datagram dropped, both counted. If zero,
+	// derived from the open-file limit by DefaultConnLimits, read by
+	// NewManager (or a zero Manager's first use); if negative, no limit.
+	MaxConns int
+
+	// MaxConnsPerPort caps the TCP connections of each published port (of
+	// its listeners together: 0.0.0.0 and [::]) and the flow table of each
+	// UDP listener, below MaxUDPFlows. If zero, derived as MaxConns is; if
+	// negative, no limit.
+	MaxConnsPerPort int
+
+	// WarnInterval is the shortest time between two warnings about one
+	// listener's refused connections (or failed accepts), each giving the
+	// count since the last. If not positive, DefaultWarnInterval.
+	WarnInterval time.Duration
+
 	// NetnsPoolIdle is how long the sockets the Manager's NetnsDialers
 	// made ahead in a namespace are kept without a dial taking one (a
 	// pooled socket keeps its namespace alive). If not positive,
@@ -66,6 +85,9 @@ type Options struct {
 	UDPTimeout time.Duration
 	// MaxUDPFlows, if positive, replaces Config.MaxUDPFlows for this mapping.
 	MaxUDPFlows int
+	// MaxConns, if not zero, replaces Config.MaxConnsPerPort for this
+	// mapping (negative: no limit of its own; the Manager's still holds).
+	MaxConns int
 }
 
 // Published is one host listener of a published port: the source of one
@@ -122,6 +144,7 @@ type Manager struct {
 	unprivStart func() (uint16, error)
 	netns       netnsPools // NetnsDialer's sockets; has its own lock
 	datagrams   sync.Pool  // UDP flows' reply buffers (newDatagramBuf)
+	conns       connLimit  // every listener's connections and flows (Config.MaxConns)
 
 	// mu guards everything below. It is held while binding sockets (a
 	// few syscalls) so that concurrent Publish calls cannot pick the same
@@ -169,33 +192,6 @@ type portKey struct {
 	port  uint16
 }
 
-// binding is one host listener with its goroutines.
-type binding interface {
-	published() Published
-	// start starts the listener's goroutines.
-	start()
-	// stop closes the listener and its connections or flows, and cancels
-	// dials in progress. It does not wait and may be called with
-	// Manager.mu held.
-	stop()
-	// wait returns when every goroutine of the binding has ended.
-	wait()
-	stats() BindingStats
-}
-
-// bindingBase is what TCP and UDP bindings share.
-type bindingBase struct {
-	pub         Published
-	dialer      Dialer
-	dst         netip.AddrPort
-	dialTimeout time.Duration
-	log         *zap.Logger
-	ctx         context.Context // cancelled by stop: aborts dials
-	cancel      context.CancelFunc
-}
-
-func (b *bindingBase) published() Published { return b.pub }
-
 // NewManager returns a Manager configured by cfg.
 func NewManager(cfg Config) *Manager {
 	m := &Manager{cfg: cfg}
@@ -219,6 +215,10 @@ func (m *Manager) initLocked() {
 	c.UDPTimeout = positiveOr(c.UDPTimeout, DefaultUDPTimeout)
 	c.MaxUDPFlows = positiveOr(c.MaxUDPFlows, DefaultMaxUDPFlows)
 	c.NetnsPoolIdle = positiveOr(c.NetnsPoolIdle, DefaultNetnsPoolIdle)
+	c.WarnInterval = positiveOr(c.WarnInterval, DefaultWarnInterval)
+	c.MaxConns, c.MaxConnsPerPort = connLimits(c.MaxConns, c.MaxConnsPerPort)
+	m.conns.max = int64(c.MaxConns)
+	m.log.Info("connection limits", zap.Int("max_conns", c.MaxConns), zap.Int("max_conns_per_port", c.MaxConnsPerPort))
 	m.netns.init(c.NetnsPoolIdle)
 	m.datagrams.New = newDatagramBuf
 	m.ephemeral = c.EphemeralRange
@@ -287,6 +287,12 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 		return nil, err
 	}
 	e := &entry{owner: owner, spec: mp, port: port}
+	perPort := cmp.Or(opts.MaxConns, m.cfg.MaxConnsPerPort)
+	portLimit := &connLimit{max: int64(perPort)} // the TCP listeners', together
+	maxFlows := positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows)
+	if perPort > 0 {
+		maxFlows = min(maxFlows, perPort)
+	}
 	pubs := make([]Published, len(socks))
 	for i, s := range socks {
 		pub := Published{
@@ -296,11 +302,11 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 		pubs[i] = pub
 		base := m.newBase(pub, d, opts)
 		if s.tcp != nil {
+			base.port = portLimit
 			e.bindings = append(e.bindings, newTCPBinding(base, s.tcp))
 			continue
 		}
-		u := newUDPBinding(base, s.udp, m.epoch,
-			positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), positiveOr(opts.MaxUDPFlows, m.cfg.MaxUDPFlows), &m.datagrams)
+		u := newUDPBinding(base, s.udp, positiveOr(opts.UDPTimeout, m.cfg.UDPTimeout), maxFlows, &m.datagrams)
 		m.udp[u] = struct{}{}
 		e.bindings = append(e.bindings, u)
 	}
@@ -338,21 +344,6 @@ func checkPublish(owner string, mp Mapping, target netip.Addr, d Dialer) error {
 			mp, owner, mp.HostPort.Start, mp.HostPort.End)
 	}
 	return nil
-}
-
-func (m *Manager) newBase(pub Published, d Dialer, opts Options) bindingBase {
-	ctx, cancel := context.WithCancel(context.Background())
-	dst := pub.TargetAddr()
-	return bindingBase{
-		pub:         pub,
-		dialer:      d,
-		dst:         dst,
-		dialTimeout: positiveOr(opts.DialTimeout, m.cfg.DialTimeout),
-		log: m.log.With(zap.String("owner", pub.Owner),
-			zap.String("listen", pub.HostAddr().String()+"/"+pub.Proto.String()), zap.Stringer("target", dst)),
-		ctx:    ctx,
-		cancel: cancel,
-	}
 }
 
 // Unpublish removes what Publish bound for owner and mp, closing its
@@ -460,17 +451,31 @@ func (m *Manager) drain(gone []binding) {
 // ordered by owner, container port, protocol, host port and host address.
 // An empty owner lists every owner's.
 func (m *Manager) List(owner string) []Published {
+	out := collect(m, owner, binding.published)
+	slices.SortFunc(out, comparePublished)
+	return out
+}
+
+// BindingStats returns the counters of owner's listeners (every owner's
+// if owner is empty), in List order.
+func (m *Manager) BindingStats(owner string) []BindingStats {
+	out := collect(m, owner, binding.stats)
+	slices.SortFunc(out, func(a, b BindingStats) int { return comparePublished(a.Published, b.Published) })
+	return out
+}
+
+// collect returns f of every listener of owner (of every owner if empty).
+func collect[T any](m *Manager, owner string, f func(binding) T) []T {
 	m.mu.Lock()
-	var out []Published
+	defer m.mu.Unlock()
+	var out []T
 	for _, e := range m.entries {
 		if owner == "" || e.owner == owner {
 			for _, b := range e.bindings {
-				out = append(out, b.published())
+				out = append(out, f(b))
 			}
 		}
 	}
-	m.mu.Unlock()
-	slices.SortFunc(out, comparePublished)
 	return out
 }
 
@@ -479,7 +484,9 @@ func (m *Manager) List(owner string) []Published {
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{TCP: m.retired.tcp, UDP: m.retired.udp, Netns: m.netns.stats()}
+	m.initLocked()
+	s := Stats{TCP: m.retired.tcp, UDP: m.retired.udp, Netns: m.netns.stats(),
+		Conns: m.conns.n.Load(), MaxConns: m.cfg.MaxConns, MaxConnsPerPort: m.cfg.MaxConnsPerPort}
 	for b := range m.draining {
 		st := b.stats()
 		s.TCP.add(st.TCP)

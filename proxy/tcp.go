@@ -62,16 +62,20 @@ func (b *tcpBinding) stats() BindingStats {
 	return BindingStats{Published: b.pub, TCP: b.c.snapshot(n)}
 }
 
+// forget frees a finished connection's slots and drops it from the set
+// (in that order: once it no longer counts as active, its slots are free).
 func (b *tcpBinding) forget(c *tcpConn) {
+	b.release()
 	b.mu.Lock()
 	delete(b.conns, c)
 	b.mu.Unlock()
 }
 
-// acceptLoop is the binding's one accept goroutine. An accept error other
+// acceptLoop is the binding's one accept goroutine. A connection over the
+// port's or the Manager's limit is reset at once. An accept error other
 // than the listener's closing (out of file descriptors, usually) is
-// retried with a backoff of up to a second; the kernel keeps waiting
-// connections in the backlog meanwhile.
+// counted and retried after a pause that doubles up to a second; the
+// kernel keeps waiting connections in the backlog meanwhile.
 func (b *tcpBinding) acceptLoop() {
 	defer b.wg.Done()
 	var backoff time.Duration
@@ -81,27 +85,26 @@ func (b *tcpBinding) acceptLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if backoff == 0 {
-				b.log.Warn("accept failed; retrying", zap.Error(err))
-			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t := time.NewTimer(backoff)
-			select {
-			case <-b.ctx.Done():
-				t.Stop()
+			b.warnAcceptFailed(err, b.c.acceptErrors.Add(1), backoff)
+			if !b.pause(backoff) {
 				return
-			case <-t.C:
 			}
 			continue
 		}
 		backoff = 0
+		if scope := admit(b.port, b.global); scope != scopeNone {
+			reset(client)
+			b.warnOverLimit(scope, b.c.overLimit.Add(1))
+			continue
+		}
 
 		c := &tcpConn{b: b, client: client}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
-			client.SetLinger(0)
-			client.Close()
+			b.release()
+			reset(client)
 			return
 		}
 		b.conns[c] = struct{}{}
@@ -110,6 +113,20 @@ func (b *tcpBinding) acceptLoop() {
 		b.c.total.Add(1)
 		go c.serve()
 	}
+}
+
+// release gives a connection's slots of the port's and the Manager's
+// limits back.
+func (b *tcpBinding) release() {
+	b.port.release()
+	b.global.release()
+}
+
+// reset closes c with SO_LINGER 0: its peer gets a reset, not an end of
+// stream.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }
 
 // tcpConn is one accepted connection and, once dialed, the relay between
@@ -184,6 +201,5 @@ func (c *tcpConn) abort() {
 		r.Abort()
 		return
 	}
-	c.client.SetLinger(0)
-	c.client.Close()
+	reset(c.client)
 }

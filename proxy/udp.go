@@ -48,7 +48,6 @@ type udpBinding struct {
 	bindingBase
 	conn     *net.UDPConn
 	pktinfo  bool // a wildcard socket: datagrams carry their destination
-	epoch    time.Time
 	timeout  time.Duration
 	maxFlows int
 	bufs     *sync.Pool // the Manager's datagram buffers, *[]byte of maxDatagram
@@ -60,13 +59,12 @@ type udpBinding struct {
 	wg     sync.WaitGroup // the reader and each flow's relayReplies
 }
 
-func newUDPBinding(base bindingBase, conn *net.UDPConn, epoch time.Time, timeout time.Duration, maxFlows int, bufs *sync.Pool) *udpBinding {
+func newUDPBinding(base bindingBase, conn *net.UDPConn, timeout time.Duration, maxFlows int, bufs *sync.Pool) *udpBinding {
 	return &udpBinding{
 		bindingBase: base,
 		bufs:        bufs,
 		conn:        conn,
 		pktinfo:     base.pub.HostIP.IsUnspecified(),
-		epoch:       epoch,
 		timeout:     timeout,
 		maxFlows:    maxFlows,
 		flows:       make(map[netip.AddrPort]*udpFlow),
@@ -104,8 +102,6 @@ func (b *udpBinding) stats() BindingStats {
 	b.mu.Unlock()
 	return BindingStats{Published: b.pub, UDP: b.c.snapshot(n)}
 }
-
-func (b *udpBinding) now() int64 { return int64(time.Since(b.epoch)) }
 
 // readLoop is the binding's one reader: every client datagram goes through
 // it to its flow. It owns buf and oob.
@@ -172,18 +168,6 @@ func (b *udpBinding) readLoop() {
 	}
 }
 
-// pause sleeps for d, or returns false at once when the binding stops.
-func (b *udpBinding) pause(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-b.ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // flowFor returns client's flow, creating it if there is none. It returns
 // nil if the flow cannot be dialed or the binding has stopped.
 func (b *udpBinding) flowFor(client netip.AddrPort, oob []byte) *udpFlow {
@@ -201,10 +185,15 @@ func (b *udpBinding) flowFor(client netip.AddrPort, oob []byte) *udpFlow {
 // The dial runs on the reader: a UDP dial is a socket and a connect (or a
 // netstack endpoint), which do not wait for the network.
 func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
+	if admit(nil, b.global) != scopeNone {
+		b.warnOverLimit(scopeGlobal, b.c.overLimit.Add(1))
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.dialTimeout)
 	conn, err := b.dialer.DialUDP(ctx, client, b.dst)
 	cancel()
 	if err != nil {
+		b.global.release()
 		b.c.refused.Add(1)
 		b.log.Debug("dial failed; dropping the datagram", zap.Stringer("client", client), zap.Error(err))
 		return nil
@@ -226,7 +215,7 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		conn.Close()
+		f.close()
 		return nil
 	}
 	if len(b.flows) >= b.maxFlows {
@@ -300,10 +289,14 @@ type udpFlow struct {
 
 func (f *udpFlow) touch() { f.last.Store(f.b.now()) }
 
-// close closes the flow's connection, once; its goroutine then ends.
+// close closes the flow's connection and gives its slot of the Manager's
+// limit back, once; its goroutine (if started) then ends.
 func (f *udpFlow) close() { f.once.Do(f.closeConn) }
 
-func (f *udpFlow) closeConn() { f.conn.Close() }
+func (f *udpFlow) closeConn() {
+	f.conn.Close()
+	f.b.global.release()
+}
 
 // end removes the flow from the table if it is still there, and closes it.
 func (f *udpFlow) end() {

@@ -342,7 +342,7 @@ func (r *runner) connect(ctx context.Context) error {
 	if r.client != nil {
 		return r.connectDaemon(ctx)
 	}
-	return r.connectAlone()
+	return r.connectAlone(ctx)
 }
 
 func (r *runner) connectDaemon(ctx context.Context) error {
@@ -375,7 +375,7 @@ func (r *runner) showPorts(ep api.Endpoint) {
 	}
 }
 
-func (r *runner) connectAlone() error {
+func (r *runner) connectAlone(ctx context.Context) error {
 	dir, err := os.MkdirTemp(runtimeDir(), "switchyard-run-")
 	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
@@ -393,7 +393,7 @@ func (r *runner) connectAlone() error {
 	if r.mode.subnet.IsValid() {
 		req.Subnet = r.mode.subnet.String()
 	}
-	if _, err := d.CreateNetwork(req); err != nil {
+	if _, err := d.CreateNetwork(ctx, req); err != nil {
 		return err
 	}
 	r.mark("network")
@@ -402,7 +402,7 @@ func (r *runner) connectAlone() error {
 		tap.RegisterHelper(fmt.Sprintf("/proc/%d/ns/net", r.init.Process.Pid), r.helper)
 		r.helperRegistered = true
 	}
-	ep, err := d.Connect(r.network, r.endpoint())
+	ep, err := d.Connect(ctx, r.network, r.endpoint())
 	if err != nil {
 		return err
 	}
@@ -563,7 +563,7 @@ func (r *runner) cleanup() {
 	}
 	if r.d != nil {
 		if r.network != "" {
-			r.d.Disconnect(r.network, r.name)
+			r.d.Disconnect(context.Background(), r.network, r.name)
 		}
 		r.d.Close()
 	}

@@ -1,6 +1,10 @@
 package vswitch
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/switchyard-net/switchyard/internal/reasons"
+)
 
 // DropReason says why the switch dropped a frame.
 type DropReason uint8
@@ -46,21 +50,10 @@ var dropReasonNames = [numDropReasons]string{
 }
 
 // String names the reason as it appears in metrics and the CLI.
-func (r DropReason) String() string {
-	if r < numDropReasons {
-		return dropReasonNames[r]
-	}
-	return "unknown"
-}
+func (r DropReason) String() string { return reasons.Name(dropReasonNames[:], r) }
 
 // DropReasons lists every reason, in counter order.
-func DropReasons() []DropReason {
-	rs := make([]DropReason, numDropReasons)
-	for i := range rs {
-		rs[i] = DropReason(i)
-	}
-	return rs
-}
+func DropReasons() []DropReason { return reasons.All[DropReason](int(numDropReasons)) }
 
 // dirCounters are the counters of one direction of one port. Each direction
 // is written mostly by one goroutine (RX by the port's reader, TX by the

@@ -178,7 +178,13 @@ type txSys struct {
 	count int  // sendmmsg: messages to send
 	err   error
 	fn    func(fd uintptr) bool
+	// noWait makes a full socket buffer an error (EAGAIN) rather than
+	// a wait: set for sends on the caller's goroutine, a switch port's
+	// reader, which must never be held up (the switch's Port contract).
+	noWait bool
 }
+
+func (t *txSys) setNoWait(v bool) { t.noWait = v }
 
 func (t *txSys) init() {
 	t.fn = t.call
@@ -204,6 +210,10 @@ func (t *txSys) call(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if t.noWait {
+				t.err = errno
+				return true
+			}
 			return false
 		default:
 			t.err = errno

@@ -38,6 +38,10 @@ type txSys struct{}
 
 func (t *txSys) init() {}
 
+// setNoWait is a no-op: without batching the send waits in the runtime's
+// poller, as net.UDPConn's WriteTo does.
+func (t *txSys) setNoWait(bool) {}
+
 func (s *sysConn) send(t *txBuf, pr *peer) (int, error) {
 	for i, d := range t.dg[:t.nd] {
 		s.ctr.txSyscalls.Add(1)

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-net/switchyard/internal/reasons"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -53,6 +54,11 @@ const (
 	DropSend
 	// DropSeal: the Sealer refused (its counter is exhausted).
 	DropSeal
+	// DropQueueFull: a frame to send found the sender goroutine's queue
+	// full (the underlay is slower than the frames arriving), and was
+	// dropped rather than hold up the switch (counted once per datagram
+	// and peer).
+	DropQueueFull
 
 	numDropReasons
 )
@@ -77,24 +83,14 @@ var dropReasonNames = [numDropReasons]string{
 	DropNoPeer:      "no_peer",
 	DropSend:        "send",
 	DropSeal:        "seal",
+	DropQueueFull:   "queue_full",
 }
 
 // String names the reason as it appears in metrics and the CLI.
-func (r DropReason) String() string {
-	if r < numDropReasons {
-		return dropReasonNames[r]
-	}
-	return "unknown"
-}
+func (r DropReason) String() string { return reasons.Name(dropReasonNames[:], r) }
 
 // DropReasons lists every reason, in counter order.
-func DropReasons() []DropReason {
-	rs := make([]DropReason, numDropReasons)
-	for i := range rs {
-		rs[i] = DropReason(i)
-	}
-	return rs
-}
+func DropReasons() []DropReason { return reasons.All[DropReason](int(numDropReasons)) }
 
 // dropFor maps a data-path sentinel error to its counter.
 func dropFor(err error) DropReason {

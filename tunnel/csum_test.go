@@ -95,26 +95,36 @@ func FuzzCheckTransport(f *testing.F) {
 		case 2:
 			binary.BigEndian.PutUint16(b[field:], pseudo)
 		}
-		before := bytes.Clone(b)
-		got := binary.BigEndian.Uint16(b[field:])
-		udp := in.proto == header.UDPProtocolNumber
-		none := udp && v4 && got == 0
-		right := checksum.Checksum(rseg, pseudo) == 0xffff
-		valid, completed := checkTransport(b, in)
-		if wantValid, wantCompleted := none || right || got == pseudo, !none && !right && got == pseudo; valid != wantValid || completed != wantCompleted {
-			t.Fatalf("checkTransport = valid %v, completed %v; reference %v, %v", valid, completed, wantValid, wantCompleted)
-		}
-		if !completed {
-			if !bytes.Equal(b, before) {
-				t.Fatal("checkTransport changed a frame it did not complete")
-			}
-			return
-		}
-		if checksum.Checksum(rseg, pseudo) != 0xffff || udp && binary.BigEndian.Uint16(b[field:]) == 0 {
-			t.Fatalf("completed checksum %#04x does not verify", binary.BigEndian.Uint16(b[field:]))
-		}
-		if !bytes.Equal(b[:field], before[:field]) || !bytes.Equal(b[field+2:], before[field+2:]) {
-			t.Fatal("completing changed more than the checksum field")
-		}
+		checkCheckTransport(t, b, in, field, pseudo, v4)
 	})
+}
+
+// checkCheckTransport runs checkTransport on b, whose transport checksum
+// field is at field and pseudo-header sum is pseudo, and compares the
+// outcome with the reference: valid if the checksum is right, absent
+// (IPv4 UDP) or partial; completed, and then right, only if partial.
+func checkCheckTransport(t *testing.T, b []byte, in l4Info, field int, pseudo uint16, v4 bool) {
+	t.Helper()
+	seg, before := b[in.l4:in.end], bytes.Clone(b)
+	got := binary.BigEndian.Uint16(b[field:])
+	udp := in.proto == header.UDPProtocolNumber
+	none := udp && v4 && got == 0
+	right := checksum.Checksum(seg, pseudo) == 0xffff
+	wantValid, wantCompleted := none || right || got == pseudo, !none && !right && got == pseudo
+	valid, completed := checkTransport(b, in)
+	if valid != wantValid || completed != wantCompleted {
+		t.Fatalf("checkTransport = valid %v, completed %v; reference %v, %v", valid, completed, wantValid, wantCompleted)
+	}
+	if !completed {
+		if !bytes.Equal(b, before) {
+			t.Fatal("checkTransport changed a frame it did not complete")
+		}
+		return
+	}
+	if checksum.Checksum(seg, pseudo) != 0xffff || udp && binary.BigEndian.Uint16(b[field:]) == 0 {
+		t.Fatalf("completed checksum %#04x does not verify", binary.BigEndian.Uint16(b[field:]))
+	}
+	if !bytes.Equal(b[:field], before[:field]) || !bytes.Equal(b[field+2:], before[field+2:]) {
+		t.Fatal("completing changed more than the checksum field")
+	}
 }

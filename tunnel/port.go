@@ -206,6 +206,9 @@ type Port struct {
 	txBufs sync.Pool    // *txBuf
 	txq    chan *txBuf  // to the sender goroutine; nil without FeaturePipeline
 	txBusy atomic.Int32 // txBufs queued or being sent by the sender goroutine
+	// congested: a Write waited txWait for a place in txq in vain;
+	// Writes drop without waiting until the sender gets a batch out.
+	congested atomic.Bool
 
 	startOnce sync.Once
 	closeOnce sync.Once

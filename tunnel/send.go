@@ -1,6 +1,8 @@
 package tunnel
 
 import (
+	"time"
+
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -31,8 +33,13 @@ import (
 // the two halves then run on two cores. Single frames (request/response
 // traffic, ACKs) skip the queue while it is empty, so they pay no goroutine
 // hand-off; once anything is queued they queue behind it, so that no frame
-// overtakes an earlier one. txq is bounded: a Write that finds it full
-// waits, which holds back the sending TAP as a full socket buffer would.
+// overtakes an earlier one. txq is bounded. The caller is a switch port's
+// reader, which a port must never hold up: a Write that finds txq full
+// waits at most txWait for a place, and not at all while the port is
+// congested (see queueSlow), then drops the batch and counts it
+// (DropQueueFull); a send on the caller's goroutine that finds the socket
+// buffer full drops it too (DropSend). Only the sender goroutine, which
+// holds up nobody, waits for the socket.
 //
 // A flooded frame is encapsulated (and sealed) once and the same bytes go to
 // every peer: the counter of a sealed datagram is unique per datagram, not
@@ -54,6 +61,8 @@ const (
 	scratchLen = 65535 + vswitch.EthHeaderLen + 4
 	// txQueueLen is how many full txBufs wait for the sender goroutine.
 	txQueueLen = 4
+	// txWait is the longest a Write waits for a place in a full txq.
+	txWait = 10 * time.Millisecond
 )
 
 // dgram is one datagram of a batch: buf[off:off+n], carrying an inner frame
@@ -108,6 +117,7 @@ type txBatch struct {
 	tooBig  bool  // the segment being built goes to scratch, to be dropped
 	nextFn  func(int) []byte
 	emitFn  func([]byte)
+	timer   *time.Timer // queueSlow's, made on first use
 }
 
 func newTxBatch(p *Port) *txBatch {
@@ -271,24 +281,64 @@ func (t *txBatch) flush() {
 	}
 	p := t.p
 	if !t.async {
+		// On the caller's goroutine: a full socket buffer drops the
+		// batch (counted as DropSend) rather than holding up the switch.
+		b.sys.setNoWait(true)
 		if !p.sendBuf(b) {
 			t.fail(ErrSend)
 		}
+		b.sys.setNoWait(false)
 		b.nd, b.used = 0, 0
 		return
 	}
 	p.txBusy.Add(1)
 	select {
 	case p.txq <- b:
-	case <-p.stop:
-		p.txBusy.Add(-1)
-		p.drop(DropSend, b.nd)
-		t.fail(ErrClosed)
-		b.nd, b.used = 0, 0
-		return
+	default:
+		if err := t.queueSlow(b); err != nil {
+			p.txBusy.Add(-1)
+			if err == ErrClosed {
+				p.drop(DropSend, b.nd)
+			} else {
+				p.drop(DropQueueFull, b.nd*len(b.targets))
+			}
+			t.fail(err)
+			b.nd, b.used = 0, 0
+			return
+		}
 	}
 	t.cur = p.txBufs.Get().(*txBuf)
 	t.cur.setTargets(t.targets)
+}
+
+// queueSlow queues b on a full txq. While the sender goroutine keeps up
+// it frees a place within microseconds, and waiting for it (at most
+// txWait) is what spares a bulk TCP transfer its drops. A sender that
+// does not free one in that time is stuck on a slow underlay: the port
+// is then marked congested and later Writes drop at once, never wait,
+// until the sender gets a batch out; so a slow underlay costs the switch
+// one txWait per batch the underlay takes, not one per frame.
+func (t *txBatch) queueSlow(b *txBuf) error {
+	p := t.p
+	if p.congested.Load() {
+		return ErrSend
+	}
+	if t.timer == nil {
+		t.timer = time.NewTimer(txWait)
+	} else {
+		t.timer.Reset(txWait)
+	}
+	select {
+	case p.txq <- b:
+		t.timer.Stop()
+		return nil
+	case <-p.stop:
+		t.timer.Stop()
+		return ErrClosed
+	case <-t.timer.C:
+		p.congested.Store(true)
+		return ErrSend
+	}
 }
 
 // sender is the sender goroutine: it sends the txBufs Writes queued.
@@ -310,6 +360,9 @@ func (p *Port) sender() {
 			}
 		case b := <-p.txq:
 			p.sendBuf(b)
+			if p.congested.Load() {
+				p.congested.Store(false) // a batch went out: Writes may wait again
+			}
 			b.reset()
 			p.txBufs.Put(b)
 			p.txBusy.Add(-1)

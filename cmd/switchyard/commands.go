@@ -28,6 +28,8 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
 			&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
+			&cli.IntFlag{Name: "max-conns", Usage: "most connections and UDP flows all published ports hold at once; 0: from the open-file limit, -1: no limit"},
+			&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -47,12 +49,14 @@ func daemonCommand() *cli.Command {
 				own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
 			}
 			d, err := daemon.New(daemon.Config{
-				StateDir:     c.String("state-dir"),
-				Socket:       c.String("socket"),
-				Logger:       log,
-				Offload:      c.Bool("offload"),
-				ResolvConf:   c.String("resolv-conf"),
-				OwnListeners: own,
+				StateDir:        c.String("state-dir"),
+				Socket:          c.String("socket"),
+				Logger:          log,
+				Offload:         c.Bool("offload"),
+				ResolvConf:      c.String("resolv-conf"),
+				OwnListeners:    own,
+				MaxConns:        c.Int("max-conns"),
+				MaxConnsPerPort: c.Int("max-conns-per-port"),
 			})
 			if err != nil {
 				return err

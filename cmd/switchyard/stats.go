@@ -36,8 +36,9 @@ func statsCommand() *cli.Command {
 				}
 				fmt.Fprintln(w)
 				p := s.Proxy
-				fmt.Fprintf(w, "published ports:\t%d listeners, tcp %d open/%d total (%d refused), %s in, %s out, udp %d flows open/%d total\n",
-					p.Listeners, p.TCPActive, p.TCPTotal, p.TCPRefused, human(p.TCPBytesIn), human(p.TCPBytesOut), p.UDPFlowsActive, p.UDPFlowsTotal)
+				fmt.Fprintf(w, "published ports:\t%d listeners, tcp %d open/%d total (%d refused), %s in, %s out, udp %d flows open/%d total, %d over limit (%d/%d per port)\n",
+					p.Listeners, p.TCPActive, p.TCPTotal, p.TCPRefused, human(p.TCPBytesIn), human(p.TCPBytesOut), p.UDPFlowsActive, p.UDPFlowsTotal,
+					p.OverLimit, p.MaxConns, p.MaxConnsPerPort)
 			})
 		},
 	}

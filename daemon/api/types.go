@@ -352,6 +352,11 @@ type PortBinding struct {
 	Source string `json:"source"`
 	// Docker is the `docker port` line: "80/tcp -> 0.0.0.0:8080".
 	Docker string `json:"docker"`
+	// Active counts the listener's open TCP connections or UDP flows;
+	// OverLimit the connections (or new UDP clients) refused because a
+	// connection limit was full.
+	Active    int64  `json:"active"`
+	OverLimit uint64 `json:"over_limit"`
 }
 
 // NATTable is a network's userspace netfilter: the rules, as
@@ -458,4 +463,14 @@ type ProxyStats struct {
 	UDPFlowsTotal  uint64 `json:"udp_flows_total"`
 	UDPEvicted     uint64 `json:"udp_evicted"`
 	UDPExpired     uint64 `json:"udp_expired"`
+	// OverLimit counts TCP connections reset and new UDP clients dropped
+	// because a port's or the daemon's connection limit was full;
+	// AcceptErrors failed accepts (out of file descriptors, usually).
+	OverLimit    uint64 `json:"over_limit"`
+	AcceptErrors uint64 `json:"accept_errors"`
+	// Conns holds a slot of MaxConns now; MaxConns and MaxConnsPerPort
+	// are the limits (not positive: none).
+	Conns           int64 `json:"conns"`
+	MaxConns        int   `json:"max_conns"`
+	MaxConnsPerPort int   `json:"max_conns_per_port"`
 }

@@ -452,3 +452,36 @@ func TestResetsCrossPublishedPort(t *testing.T) {
 		t.Errorf("the client read %v after the container's reset, want ECONNRESET", err)
 	}
 }
+
+// Ports on ephemeral host ports (IP::PORT and a bare container port) can
+// still be removed by the spec they were published with after a restart:
+// port rm then closes their listeners.
+func TestEphemeralPortsRemovableAfterRestart(t *testing.T) {
+	w := newWorld(t)
+	c := netnstest.New(t)
+	whoServers(t, c, []int{80, 81}, nil)
+	w.d.MustRun("network", "create", "web", "--subnet", "10.240.0.0/24")
+	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c", "-p", hostAddr+"::80", "-p", "81")
+	before := w.d.MustRun("port", "ls", "web/c")
+	var addrs []string
+	for _, line := range strings.Split(strings.TrimSpace(before), "\n") {
+		if addr := line[strings.LastIndex(line, " ")+1:]; !strings.HasPrefix(addr, "[::]") {
+			addrs = append(addrs, strings.Replace(addr, "0.0.0.0", hostAddr, 1))
+		}
+	}
+	if len(addrs) != 2 {
+		t.Fatalf("port ls before the restart:\n%s", before)
+	}
+	w.d.Kill9()
+	w.d.Start()
+	w.d.MustRun("port", "rm", "web/c", hostAddr+"::80")
+	w.d.MustRun("port", "rm", "web/c", "81")
+	if after := strings.TrimSpace(w.d.MustRun("port", "ls", "web/c")); after != "" {
+		t.Errorf("port ls after removing both:\n%s", after)
+	}
+	for _, a := range addrs {
+		if _, err := dialErr(w.inet, a, 5*time.Second); err == nil {
+			t.Errorf("%s still answers after port rm", a)
+		}
+	}
+}

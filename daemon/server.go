@@ -166,7 +166,7 @@ func (d *Daemon) Handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		t, err := d.RotateTunnelKey(r.PathValue("name"), req)
+		t, err := d.RotateTunnelKey(r.Context(), r.PathValue("name"), req)
 		reply(w, t, err)
 	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/tunnel/peers", func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -79,10 +80,11 @@ func parseKeyRotation(req api.KeyRotation) (tunnel.Key, time.Duration, fieldErrs
 
 // RotateTunnelKey starts replacing the key of network name's sealed
 // tunnel with the key in req.KeyFile, and stores the rotation. It returns
-// once the tunnel accepts the new key; the rest follows on the clock.
-func (d *Daemon) RotateTunnelKey(name string, req api.KeyRotation) (api.Tunnel, error) {
+// once the tunnel accepts the new key; the rest follows on the clock. ctx
+// ended before it begins cancels it.
+func (d *Daemon) RotateTunnelKey(ctx context.Context, name string, req api.KeyRotation) (api.Tunnel, error) {
 	d.mu.Lock()
-	n, err := d.rotateLocked(name, req)
+	n, err := d.rotateLocked(ctx, name, req)
 	d.mu.Unlock()
 	if err != nil {
 		return api.Tunnel{}, err
@@ -97,7 +99,7 @@ func (d *Daemon) RotateTunnelKey(name string, req api.KeyRotation) (api.Tunnel, 
 	return d.Tunnel(name)
 }
 
-func (d *Daemon) rotateLocked(name string, req api.KeyRotation) (*network, error) {
+func (d *Daemon) rotateLocked(ctx context.Context, name string, req api.KeyRotation) (*network, error) {
 	n, err := d.tunnelNetworkLocked(name)
 	if err != nil {
 		return nil, err
@@ -113,6 +115,9 @@ func (d *Daemon) rotateLocked(name string, req api.KeyRotation) (*network, error
 	if r := n.tun.port.Keys().Rotation; r != nil && window > 0 {
 		return nil, conflict("a key rotation of network %q is under way until %s: wait for it to end, or give a window of 0 to replace every key at once",
 			name, r.DropAt().UTC().Format(time.RFC3339))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("rotate the key of network %s: %w", name, err)
 	}
 	now := time.Now()
 	err = n.tun.port.Rotate(tunnel.Rotation{Key: key, KeyID: tunnel.KeyIDOf(key), Start: now, Window: window})

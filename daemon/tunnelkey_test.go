@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -69,6 +70,7 @@ func keysOf(t *testing.T, d *Daemon, name string) (send uint16, accepted []uint1
 // second rotation waits for the first unless it has no window, and a
 // vanished old key file does not stop the network.
 func TestRotateTunnelKey(t *testing.T) {
+	ctx := context.Background()
 	dir, keys := t.TempDir(), t.TempDir()
 	var k [4]tunnel.Key
 	var f [4]string
@@ -80,11 +82,11 @@ func TestRotateTunnelKey(t *testing.T) {
 	}
 	d := startDaemon(t, dir)
 	defer func() { d.Close() }()
-	if _, err := d.CreateNetwork(api.NetworkCreate{Name: "sealed", Subnet: "10.251.0.0/16", Tunnel: "secure",
+	if _, err := d.CreateNetwork(ctx, api.NetworkCreate{Name: "sealed", Subnet: "10.251.0.0/16", Tunnel: "secure",
 		KeyFile: f[0], TunnelListen: freeUDP(t)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.CreateNetwork(api.NetworkCreate{Name: "plain", Subnet: "10.252.0.0/16", Tunnel: "vxlan",
+	if _, err := d.CreateNetwork(ctx, api.NetworkCreate{Name: "plain", Subnet: "10.252.0.0/16", Tunnel: "vxlan",
 		TunnelListen: freeUDP(t)}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func TestRotateTunnelKey(t *testing.T) {
 		{"plain VXLAN", "plain", api.KeyRotation{KeyFile: f[1]}, api.ErrInvalid, ""},
 		{"no such network", "nope", api.KeyRotation{KeyFile: f[1]}, api.ErrNotFound, ""},
 	} {
-		_, err := d.RotateTunnelKey(c.network, c.req)
+		_, err := d.RotateTunnelKey(ctx, c.network, c.req)
 		if !errors.Is(err, c.kind) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.kind)
 			continue
@@ -119,7 +121,16 @@ func TestRotateTunnelKey(t *testing.T) {
 		}
 	}
 
-	tn, err := d.RotateTunnelKey("sealed", api.KeyRotation{KeyFile: f[1], Window: "1h"})
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.RotateTunnelKey(cancelled, "sealed", api.KeyRotation{KeyFile: f[1]}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled request: %v, want context.Canceled", err)
+	}
+	if _, _, r := keysOf(t, d, "sealed"); r != nil {
+		t.Fatalf("refused requests started a rotation: %+v", r)
+	}
+
+	tn, err := d.RotateTunnelKey(ctx, "sealed", api.KeyRotation{KeyFile: f[1], Window: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +138,7 @@ func TestRotateTunnelKey(t *testing.T) {
 	if r == nil || r.KeyID != id[1] || !r.DropAt.Equal(r.Start.Add(2*time.Hour)) || tn.Keys.SendID != id[0] || len(tn.Keys.Accepted) != 2 {
 		t.Fatalf("rotation started: %+v", tn.Keys)
 	}
-	if _, err := d.RotateTunnelKey("sealed", api.KeyRotation{KeyFile: f[2], Window: "1h"}); !errors.Is(err, api.ErrConflict) {
+	if _, err := d.RotateTunnelKey(ctx, "sealed", api.KeyRotation{KeyFile: f[2], Window: "1h"}); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("a second rotation during the first: %v, want a conflict", err)
 	}
 
@@ -140,7 +151,7 @@ func TestRotateTunnelKey(t *testing.T) {
 	}
 
 	// No window: every key replaced at once, also while a rotation runs.
-	if _, err := d.RotateTunnelKey("sealed", api.KeyRotation{KeyFile: f[2], Window: "0s"}); err != nil {
+	if _, err := d.RotateTunnelKey(ctx, "sealed", api.KeyRotation{KeyFile: f[2], Window: "0s"}); err != nil {
 		t.Fatal(err)
 	}
 	if send, acc, r := keysOf(t, d, "sealed"); send != id[2] || len(acc) != 1 || r != nil {
@@ -154,7 +165,7 @@ func TestRotateTunnelKey(t *testing.T) {
 
 	// The old key file gone during a rotation: the restart goes on with
 	// the new key alone.
-	if _, err := d.RotateTunnelKey("sealed", api.KeyRotation{KeyFile: f[3], Window: "1h"}); err != nil {
+	if _, err := d.RotateTunnelKey(ctx, "sealed", api.KeyRotation{KeyFile: f[3], Window: "1h"}); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()

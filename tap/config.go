@@ -170,7 +170,7 @@ func Remove(nsPath, name string) error {
 		return fmt.Errorf("find %s in %s: %w", name, nsPath, err)
 	}
 	if !ours(link) {
-		return fmt.Errorf("interface %s (%s) in %s: %w", name, link.Type(), nsPath, ErrNotOurs)
+		return fmt.Errorf("interface %s (%s): %w", name, link.Type(), ErrNotOurs)
 	}
 	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)

@@ -62,8 +62,9 @@ type helperReply struct {
 	USO     bool     `json:"uso,omitempty"`
 	Links   []string `json:"links,omitempty"`
 	Err     string   `json:"err,omitempty"`
-	// Exists marks Err as ErrExists.
-	Exists bool `json:"exists,omitempty"`
+	// Exists marks Err as ErrExists; NotOurs as ErrNotOurs.
+	Exists  bool `json:"exists,omitempty"`
+	NotOurs bool `json:"not_ours,omitempty"`
 }
 
 // ErrNoHelper is returned when a rootless TAP is needed but this binary
@@ -208,7 +209,7 @@ func RunHelper() int {
 // serveHelper does req in the helper's namespaces.
 func serveHelper(req helperRequest) (helperReply, int) {
 	fail := func(err error) (helperReply, int) {
-		return helperReply{Err: err.Error(), Exists: errors.Is(err, ErrExists)}, -1
+		return helperReply{Err: err.Error(), Exists: errors.Is(err, ErrExists), NotOurs: errors.Is(err, ErrNotOurs)}, -1
 	}
 	switch req.Op {
 	case opLinks:
@@ -267,7 +268,7 @@ func openViaHelper(cfg Config) (openResult, error) {
 		return openResult{}, err
 	}
 	if reply.Err != "" {
-		return openResult{}, helperError{reply.Err, reply.Exists}
+		return openResult{}, helperError{reply.Err, reply.Exists, reply.NotOurs}
 	}
 	if file == nil {
 		return openResult{}, errors.New("TAP helper sent no file descriptor")
@@ -275,16 +276,19 @@ func openViaHelper(cfg Config) (openResult, error) {
 	return openResult{file: file, name: reply.Name, offload: reply.Offload, uso: reply.USO}, nil
 }
 
-// helperError is an error the helper reported; it matches ErrExists when
-// the helper's did.
+// helperError is an error the helper reported; it matches ErrExists or
+// ErrNotOurs when the helper's did.
 type helperError struct {
-	msg    string
-	exists bool
+	msg     string
+	exists  bool
+	notOurs bool
 }
 
 func (e helperError) Error() string { return e.msg }
 
-func (e helperError) Is(target error) bool { return e.exists && target == ErrExists }
+func (e helperError) Is(target error) bool {
+	return (e.exists && target == ErrExists) || (e.notOurs && target == ErrNotOurs)
+}
 
 // linksViaHelper lists the interfaces of a namespace through the helper.
 func linksViaHelper(nsPath string) ([]string, error) {
@@ -293,7 +297,7 @@ func linksViaHelper(nsPath string) ([]string, error) {
 		return nil, err
 	}
 	if reply.Err != "" {
-		return nil, helperError{reply.Err, false}
+		return nil, helperError{msg: reply.Err}
 	}
 	return reply.Links, nil
 }
@@ -305,7 +309,7 @@ func removeViaHelper(nsPath, name string) error {
 		return err
 	}
 	if reply.Err != "" {
-		return helperError{reply.Err, false}
+		return helperError{msg: reply.Err, notOurs: reply.NotOurs}
 	}
 	return nil
 }

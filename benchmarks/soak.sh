@@ -13,7 +13,7 @@
 #   SWITCHYARD_SOAK_SETTLE=100s    longest wait for fds/goroutines to return
 #   SWITCHYARD_SOAK_PPS=5000       MAC flood frames/s (UDP spray: half that)
 #   SWITCHYARD_SOAK_CONNS=2000     connections per burst
-#   SWITCHYARD_SOAK_RSS_MB=256     bound on the daemon's peak RSS
+#   SWITCHYARD_SOAK_RSS_MB=96      bound on the daemon's peak RSS (about 4× idle)
 # The test refuses settings that could last more than 10 minutes.
 #
 # Network safety: the daemon runs in a namespace of its own with only

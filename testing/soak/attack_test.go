@@ -80,6 +80,7 @@ type attack struct {
 	flood, spoof, spray *rawSocket
 	burstOK, burstFail  atomic.Uint64
 	bursts              atomic.Uint64
+	burstErr            atomic.Value // the first failed connection's error
 }
 
 // spoofRate is how many spoofed ARP/IP/ND frames the attacker sends a
@@ -197,6 +198,7 @@ func (a *attack) burst(ctx context.Context, w *world, addr string, n int) {
 				cancel()
 				if err != nil {
 					a.burstFail.Add(1)
+					a.burstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				a.burstOK.Add(1)

@@ -28,7 +28,7 @@ const setupAllowance = 30 * time.Second
 
 func loadConfig() (config, error) {
 	c := config{load: 60 * time.Second, settle: 100 * time.Second, iccModes: []bool{true, false},
-		pps: 5000, conns: 2000, rssMB: 256, report: os.Getenv("SWITCHYARD_SOAK_REPORT")}
+		pps: 5000, conns: 2000, rssMB: 96, report: os.Getenv("SWITCHYARD_SOAK_REPORT")}
 	var err error
 	if c.load, err = envDuration("SWITCHYARD_SOAK_DURATION", c.load); err != nil {
 		return c, err

@@ -23,14 +23,16 @@
 // unsolicited neighbour advertisements and router advertisements, UDP from
 // random source ports to the victim's published UDP port (through the
 // gateway, hairpin) and bursts of 2,000 connections to its published TCP
-// port. Every loop stops at the load's deadline and after a fixed number
+// port (also through the gateway: on an icc=false network that hairpin is
+// dropped by design, so there the bursts time out). Every loop stops at the load's deadline and after a fixed number
 // of frames or connections, whichever comes first.
 //
 // Figures (printed, and appended to SWITCHYARD_SOAK_REPORT as markdown):
 // the victim's ping loss (goal ≤ 1 %), HTTP p50/p99 (goal p99 ≤ 50 ms),
 // hijacks — answers that did not come from the victim's server (goal 0),
 // the daemon's RSS before, at its peak and after (bound:
-// SWITCHYARD_SOAK_RSS_MB), its open files and goroutines before and after
+// SWITCHYARD_SOAK_RSS_MB, default 96 MiB, about four times an idle
+// daemon's), its open files and goroutines before and after
 // (goal: back to where they started, within the settle time). A missed
 // goal fails the test; the figures are written either way.
 //

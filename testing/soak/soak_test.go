@@ -161,6 +161,9 @@ func (f *figures) report(t *testing.T, cfg config) {
 		"%d bursts: %d connections opened, %d failed",
 		a.flood.sent.Load(), a.flood.refused.Load(), a.spoof.sent.Load(), a.spray.sent.Load(),
 		a.bursts.Load(), a.burstOK.Load(), a.burstFail.Load())
+	if err := a.burstErr.Load(); err != nil {
+		t.Logf("attack: the first connection of a burst that failed: %s", err)
+	}
 	t.Logf("switch: %d FDB entries, %d moves; drops by reason %v; proxy: %d TCP total, %d over the limit, %d UDP flows, %d evicted",
 		f.fdbEntries, f.fdbMove, f.drops, f.proxy.TCPTotal, f.proxy.OverLimit, f.proxy.UDPFlowsTotal, f.proxy.UDPEvicted)
 	row := f.row(cfg)

@@ -14,6 +14,7 @@
 #   SWITCHYARD_SOAK_PPS=5000       MAC flood frames/s (UDP spray: half that)
 #   SWITCHYARD_SOAK_CONNS=2000     connections per burst
 #   SWITCHYARD_SOAK_RSS_MB=96      bound on the daemon's peak RSS (about 4× idle)
+#   SWITCHYARD_SOAK_ATTACK=0       the control: the victim's loops with no attacker
 # The test refuses settings that could last more than 10 minutes.
 #
 # Network safety: the daemon runs in a namespace of its own with only

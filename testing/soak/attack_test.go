@@ -96,7 +96,11 @@ const burstEvery = 25 * time.Second
 // its own, so that whatever a poisoned gateway sends to the victim's
 // address is answered by the attacker's server (and its kernel answers
 // the gateway's ARP requests for that address too).
+// With cfg.attack false (the control run) it sends nothing.
 func runAttack(ctx context.Context, t *testing.T, w *world, cfg config) *attack {
+	if !cfg.attack {
+		return &attack{flood: &rawSocket{}, spoof: &rawSocket{}, spray: &rawSocket{}}
+	}
 	a := &attack{flood: openRaw(t, w), spoof: openRaw(t, w), spray: openRaw(t, w)}
 	stolen := w.victimEP.Address.Addr().String() + "/32"
 	w.attacker.MustRun("ip", "addr", "add", stolen, "dev", w.attackerEP.IfName)

@@ -17,6 +17,7 @@ type config struct {
 	conns    int           // connections per burst
 	rssMB    int           // the bound on the daemon's peak RSS
 	report   string        // file the markdown rows are appended to ("" for none)
+	attack   bool          // false: the control run, the victim's loops alone
 }
 
 // maxTotal is the longest a whole soak may last.
@@ -28,7 +29,8 @@ const setupAllowance = 30 * time.Second
 
 func loadConfig() (config, error) {
 	c := config{load: 60 * time.Second, settle: 100 * time.Second, iccModes: []bool{true, false},
-		pps: 5000, conns: 2000, rssMB: 96, report: os.Getenv("SWITCHYARD_SOAK_REPORT")}
+		pps: 5000, conns: 2000, rssMB: 96, report: os.Getenv("SWITCHYARD_SOAK_REPORT"),
+		attack: os.Getenv("SWITCHYARD_SOAK_ATTACK") != "0"}
 	var err error
 	if c.load, err = envDuration("SWITCHYARD_SOAK_DURATION", c.load); err != nil {
 		return c, err

@@ -40,7 +40,9 @@
 // 60s), SWITCHYARD_SOAK_ICC ("true,false"), SWITCHYARD_SOAK_SETTLE (longest
 // wait for the daemon to return to its start, default 100s),
 // SWITCHYARD_SOAK_PPS (MAC flood frames per second, default 5000),
-// SWITCHYARD_SOAK_CONNS (connections per burst, default 2000). The whole
+// SWITCHYARD_SOAK_CONNS (connections per burst, default 2000),
+// SWITCHYARD_SOAK_ATTACK=0 (the control: the victim's loops with no
+// attack, which must meet every goal). The whole
 // run is refused if it could last more than 10 minutes.
 //
 // Traffic goes only to loopback inside the test's own namespace and to

@@ -30,7 +30,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("soak: %s of load per network, networks with icc=%v, at most %s in all", cfg.load, cfg.iccModes, cfg.total())
+	t.Logf("soak: %s of load per network, networks with icc=%v, attack %t, at most %s in all", cfg.load, cfg.iccModes, cfg.attack, cfg.total())
 	for _, icc := range cfg.iccModes {
 		t.Run(fmt.Sprintf("icc=%t", icc), func(t *testing.T) { soak(t, cfg, icc) })
 	}
@@ -40,6 +40,7 @@ func TestSoak(t *testing.T) {
 type figures struct {
 	icc                 bool
 	ping                pingResult
+	newcomer            pingResult // a container connected after the load
 	http                *httpResult
 	after               *httpResult // requests once the attack has stopped
 	before, end         usage
@@ -96,6 +97,7 @@ func soak(t *testing.T, cfg config, icc bool) {
 	if f.end, f.settled, err = p.settle(f.before, cfg.settle); err != nil {
 		t.Fatal(err)
 	}
+	f.newcomer = newcomer(t, w)
 	f.report(t, cfg)
 	f.check(t, cfg)
 }
@@ -129,6 +131,11 @@ func (f *figures) check(t *testing.T, cfg config) {
 		t.Error(f.ping.err)
 	} else if loss := f.ping.lossPct(); loss > 1 {
 		t.Errorf("the victim lost %.1f%% of its pings to the gateway (%d of %d): goal ≤ 1%%", loss, f.ping.sent-f.ping.received, f.ping.sent)
+	}
+	if f.newcomer.err != nil {
+		t.Error(f.newcomer.err)
+	} else if f.newcomer.received < f.newcomer.sent {
+		t.Errorf("a container connected after the load had %d of %d pings to the gateway answered: want all", f.newcomer.received, f.newcomer.sent)
 	}
 	if p99 := f.http.percentile(99); p99 > 50*time.Millisecond {
 		t.Errorf("HTTP p99 %s: goal ≤ 50ms", p99)
@@ -182,8 +189,8 @@ func (f *figures) report(t *testing.T, cfg config) {
 	fmt.Fprintln(fh, row)
 }
 
-const tableHeader = "| icc | load | ping loss | HTTP ok/failed (after the load) | p50 | p99 | hijacks (during/after) | RSS before/peak/after MiB | fds before→after | goroutines before→after | settled in | attack sent | switch drops |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+const tableHeader = "| icc | attack | load | ping loss | HTTP ok/failed (after the load) | p50 | p99 | hijacks (during/after) | RSS before/peak/after MiB | fds before→after | goroutines before→after | settled in | newcomer pings | attack sent | switch drops |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 func (f *figures) row(cfg config) string {
 	mib := func(kb int) string { return fmt.Sprintf("%.1f", float64(kb)/1024) }
@@ -200,12 +207,16 @@ func (f *figures) row(cfg config) string {
 	if f.ping.err != nil {
 		ping = "no result"
 	}
-	return fmt.Sprintf("| %t | %s | %s | %d/%d (%d/%d) | %s | %s | %d/%d | %s/%s/%s (bound %d) | %d→%d | %d→%d | %s | %d MAC flood, %d spoofed, %d UDP, %d conns in %d bursts (%d failed) | %s |",
-		f.icc, cfg.load, ping, f.http.ok, f.http.failed, f.after.ok, f.after.failed,
+	newcomer := fmt.Sprintf("%d/%d", f.newcomer.received, f.newcomer.sent)
+	if f.newcomer.err != nil {
+		newcomer = "no result"
+	}
+	return fmt.Sprintf("| %t | %t | %s | %s | %d/%d (%d/%d) | %s | %s | %d/%d | %s/%s/%s (bound %d) | %d→%d | %d→%d | %s | %s | %d MAC flood, %d spoofed, %d UDP, %d conns in %d bursts (%d failed) | %s |",
+		f.icc, cfg.attack, cfg.load, ping, f.http.ok, f.http.failed, f.after.ok, f.after.failed,
 		f.http.percentile(50).Round(100*time.Microsecond), f.http.percentile(99).Round(100*time.Microsecond),
 		f.http.hijacked+f.http.other, f.after.hijacked+f.after.other,
 		mib(f.before.rssKB), mib(f.peakKB), mib(f.end.rssKB), cfg.rssMB,
-		f.before.fds, f.end.fds, f.before.goroutines, f.end.goroutines, f.settled.Round(time.Second),
+		f.before.fds, f.end.fds, f.before.goroutines, f.end.goroutines, f.settled.Round(time.Second), newcomer,
 		a.flood.sent.Load(), a.spoof.sent.Load(), a.spray.sent.Load(), a.burstOK.Load(), a.bursts.Load(), a.burstFail.Load(),
 		strings.Join(drops, ", "))
 }

@@ -6,7 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"testing"
 	"time"
+
+	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
 // pingResult is what the victim's ping loop saw.
@@ -31,14 +34,37 @@ func pingLoop(ctx context.Context, w *world, d time.Duration) pingResult {
 	secs := int((d + time.Second - 1) / time.Second)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d+15*time.Second)
 	defer cancel()
-	out, _ := w.victim.Command(ctx, "ping", "-n", "-q", "-i", "0.1", "-W", "1", "-w", strconv.Itoa(secs), w.gw.String()).CombinedOutput()
+	return pingGateway(ctx, w, w.victim, "-w", strconv.Itoa(secs))
+}
+
+// pingGateway pings the gateway from ns every 100 ms (more arguments
+// bound it) and returns ping's summary.
+func pingGateway(ctx context.Context, w *world, ns *netnstest.NS, bound ...string) pingResult {
+	args := append([]string{"-n", "-q", "-i", "0.1", "-W", "1"}, bound...)
+	out, _ := ns.Command(ctx, "ping", append(args, w.gw.String())...).CombinedOutput()
 	m := pingSummary.FindSubmatch(out)
 	if m == nil {
-		return pingResult{err: fmt.Errorf("ping %s from the victim printed no summary: %q", w.gw, out)}
+		return pingResult{err: fmt.Errorf("ping %s from %s printed no summary: %q", w.gw, ns.Name, out)}
 	}
 	sent, _ := strconv.Atoi(string(m[1]))
 	recv, _ := strconv.Atoi(string(m[2]))
 	return pingResult{sent: sent, received: recv}
+}
+
+// newcomerPings is how many pings a container connected after the
+// attack sends to the gateway.
+const newcomerPings = 20
+
+// newcomer connects a new container once the attack is over (when the
+// MAC flood may have filled the switch's table) and pings the gateway
+// from it.
+func newcomer(t *testing.T, w *world) pingResult {
+	t.Helper()
+	ns := netnstest.New(t)
+	w.d.MustRun("connect", "soak", "--netns", ns.Path, "--name", "newcomer")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return pingGateway(ctx, w, ns, "-c", strconv.Itoa(newcomerPings))
 }
 
 // httpResult is what the HTTP loop saw.

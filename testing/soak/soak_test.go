@@ -213,7 +213,7 @@ func (f *figures) row(cfg config) string {
 	}
 	return fmt.Sprintf("| %t | %t | %s | %s | %d/%d (%d/%d) | %s | %s | %d/%d | %s/%s/%s (bound %d) | %d→%d | %d→%d | %s | %s | %d MAC flood, %d spoofed, %d UDP, %d conns in %d bursts (%d failed) | %s |",
 		f.icc, cfg.attack, cfg.load, ping, f.http.ok, f.http.failed, f.after.ok, f.after.failed,
-		f.http.percentile(50).Round(100*time.Microsecond), f.http.percentile(99).Round(100*time.Microsecond),
+		f.http.latency(50), f.http.latency(99),
 		f.http.hijacked+f.http.other, f.after.hijacked+f.after.other,
 		mib(f.before.rssKB), mib(f.peakKB), mib(f.end.rssKB), cfg.rssMB,
 		f.before.fds, f.end.fds, f.before.goroutines, f.end.goroutines, f.settled.Round(time.Second), newcomer,

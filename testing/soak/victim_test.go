@@ -131,3 +131,11 @@ func (r *httpResult) percentile(p float64) time.Duration {
 	i := int(float64(len(s))*p/100+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
+
+// latency is percentile p for the report: "n/a" if nothing was answered.
+func (r *httpResult) latency(p float64) string {
+	if len(r.lat) == 0 {
+		return "n/a"
+	}
+	return r.percentile(p).Round(100 * time.Microsecond).String()
+}

@@ -81,6 +81,8 @@ type attack struct {
 	burstOK, burstFail  atomic.Uint64
 	bursts              atomic.Uint64
 	burstErr            atomic.Value // the first failed connection's error
+	on                  bool         // false: the control run
+	stolen              string       // the victim's address, held by the attacker
 }
 
 // spoofRate is how many spoofed ARP/IP/ND frames the attacker sends a
@@ -90,48 +92,65 @@ const spoofRate = 70
 // burstEvery is the pause between connection bursts.
 const burstEvery = 25 * time.Second
 
-// runAttack runs every attack until ctx ends and returns when they have
-// all stopped. Each loop is bounded by ctx and by a count. While it lasts
-// the attacker also holds the victim's address as a second address of
-// its own, so that whatever a poisoned gateway sends to the victim's
-// address is answered by the attacker's server (and its kernel answers
-// the gateway's ARP requests for that address too).
-// With cfg.attack false (the control run) it sends nothing.
-func runAttack(ctx context.Context, t *testing.T, w *world, cfg config) *attack {
+// newAttack prepares the attack on the test's goroutine: the raw
+// sockets, and the victim's address as a second address of the
+// attacker's own, held until the test calls stop, so that whatever a
+// poisoned gateway sends to the victim's address is answered by the
+// attacker's server (and its kernel answers the gateway's ARP requests
+// for that address too). With cfg.attack false (the control run) the
+// attack sends nothing.
+func newAttack(t *testing.T, w *world, cfg config) *attack {
+	t.Helper()
 	if !cfg.attack {
 		return &attack{flood: &rawSocket{}, spoof: &rawSocket{}, spray: &rawSocket{}}
 	}
-	a := &attack{flood: openRaw(t, w), spoof: openRaw(t, w), spray: openRaw(t, w)}
-	stolen := w.victimEP.Address.Addr().String() + "/32"
-	w.attacker.MustRun("ip", "addr", "add", stolen, "dev", w.attackerEP.IfName)
-	defer w.attacker.MustRun("ip", "addr", "del", stolen, "dev", w.attackerEP.IfName)
+	a := &attack{flood: openRaw(t, w), spoof: openRaw(t, w), spray: openRaw(t, w), on: true,
+		stolen: w.victimEP.Address.Addr().String() + "/32"}
+	w.attacker.MustRun("ip", "addr", "add", a.stolen, "dev", w.attackerEP.IfName)
+	return a
+}
+
+// stop gives the victim's address back (on the test's goroutine, once
+// run has returned).
+func (a *attack) stop(t *testing.T, w *world) {
+	t.Helper()
+	if a.on {
+		w.attacker.MustRun("ip", "addr", "del", a.stolen, "dev", w.attackerEP.IfName)
+	}
+}
+
+// run runs every attack until ctx ends and returns when they have all
+// stopped. Each loop is bounded by ctx and by a count.
+func (a *attack) run(ctx context.Context, w *world, cfg config) {
+	if !a.on {
+		return
+	}
 	secs := int(cfg.load/time.Second) + 1
 	var wg sync.WaitGroup
-	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
-	run(func() {
+	spawn := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	spawn(func() {
 		r := rand.New(rand.NewPCG(1, 2))
 		buf := make([]byte, minFrame)
 		paced(ctx, cfg.pps, cfg.pps*secs, func() { a.flood.send(buf[:floodFrame(r, buf)]) })
 	})
-	run(func() {
+	spawn(func() {
 		frames := spoofFrames(w)
 		i := 0
 		paced(ctx, spoofRate, spoofRate*secs, func() { a.spoof.send(frames[i%len(frames)]); i++ })
 	})
-	run(func() {
+	spawn(func() {
 		r := rand.New(rand.NewPCG(3, 4))
 		buf := make([]byte, 128)
-		src, mac := w.attackerEP.Address.Addr(), w.attackerEP.MAC
-		hw, _ := net.ParseMAC(mac)
+		src := w.attackerEP.Address.Addr()
+		hw, _ := net.ParseMAC(w.attackerEP.MAC)
 		rate := max(1, cfg.pps/2)
 		paced(ctx, rate, rate*secs, func() {
 			sport := uint16(1024 + r.IntN(64000))
 			a.spray.send(buf[:udp4Frame(buf, hw, w.gwMAC, src, w.gw, sport, pubUDP, 16)])
 		})
 	})
-	run(func() { a.burstLoop(ctx, w, cfg.conns) })
+	spawn(func() { a.burstLoop(ctx, w, cfg.conns) })
 	wg.Wait()
-	return a
 }
 
 // spoofFrames are the attacker's lies, each claiming the victim's

@@ -24,8 +24,9 @@ type config struct {
 const maxTotal = 10 * time.Minute
 
 // setupAllowance is what setting up and tearing down one network's world
-// takes at most, counted against maxTotal.
-const setupAllowance = 30 * time.Second
+// and the newcomer's check take at most, counted against maxTotal (with
+// the load, the requests after it and the settle time).
+const setupAllowance = 60 * time.Second
 
 func loadConfig() (config, error) {
 	c := config{load: 60 * time.Second, settle: 100 * time.Second, iccModes: []bool{true, false},
@@ -61,15 +62,15 @@ func loadConfig() (config, error) {
 		return c, fmt.Errorf("SWITCHYARD_SOAK_DURATION=%s: want at least 10s", c.load)
 	}
 	if total := c.total(); total > maxTotal {
-		return c, fmt.Errorf("a soak of %d network(s) × (%s load + %s settle + %s set-up) could last %s: want at most %s",
-			len(c.iccModes), c.load, c.settle, setupAllowance, total, maxTotal)
+		return c, fmt.Errorf("a soak of %d network(s) × (%s load + %s after it + %s settle + %s set-up) could last %s: want at most %s",
+			len(c.iccModes), c.load, afterWindow, c.settle, setupAllowance, total, maxTotal)
 	}
 	return c, nil
 }
 
 // total is the longest the soak can last.
 func (c config) total() time.Duration {
-	return time.Duration(len(c.iccModes)) * (c.load + c.settle + setupAllowance)
+	return time.Duration(len(c.iccModes)) * (c.load + afterWindow + c.settle + setupAllowance)
 }
 
 func envDuration(name string, def time.Duration) (time.Duration, error) {

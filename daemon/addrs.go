@@ -65,31 +65,45 @@ func (a *addrs) Unbind(mac vswitch.MAC, addr netip.Addr) {
 	}
 }
 
-// dhcpAllocator is addrs as the DHCP server sees it.
-type dhcpAllocator struct{ *addrs }
+// dhcpAllocator is addrs as the DHCP server sees it. binder, if set,
+// learns of dynamic leases (port security).
+type dhcpAllocator struct {
+	*addrs
+	binder *leaseBinder
+}
 
 // Lease implements dhcp.Allocator.
 func (d dhcpAllocator) Lease(mac vswitch.MAC, hostname string, requested netip.Addr) (netip.Addr, error) {
+	addr, dynamic, err := d.lease(mac, requested)
+	if err == nil && dynamic && d.binder != nil {
+		d.binder.leased(mac, addr) // outside addrs.mu: addrs never calls out
+	}
+	return addr, err
+}
+
+// lease finds or allocates mac's address and reports whether it is a
+// dynamic lease (not an endpoint's own address).
+func (d dhcpAllocator) lease(mac vswitch.MAC, requested netip.Addr) (netip.Addr, bool, error) {
 	a := d.addrs
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if addr, ok := a.static[mac]; ok {
-		return addr, nil
+		return addr, false, nil
 	}
 	if addr, ok := a.dynamic[mac]; ok {
-		return addr, nil
+		return addr, true, nil
 	}
 	owner := "dhcp:" + mac.String()
 	if requested.IsValid() && a.pool.Reserve(requested, owner) == nil {
 		a.dynamic[mac] = requested
-		return requested, nil
+		return requested, true, nil
 	}
 	addr, err := a.pool.Allocate(owner)
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, false, err
 	}
 	a.dynamic[mac] = addr
-	return addr, nil
+	return addr, true, nil
 }
 
 // Release implements dhcp.Allocator: a dynamic lease's address goes back
@@ -97,9 +111,14 @@ func (d dhcpAllocator) Lease(mac vswitch.MAC, hostname string, requested netip.A
 func (d dhcpAllocator) Release(mac vswitch.MAC, addr netip.Addr) {
 	a := d.addrs
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if cur, ok := a.dynamic[mac]; ok && cur == addr {
+	cur, ok := a.dynamic[mac]
+	released := ok && cur == addr
+	if released {
 		delete(a.dynamic, mac)
 		a.pool.Release(addr)
+	}
+	a.mu.Unlock()
+	if released && d.binder != nil {
+		d.binder.released(addr)
 	}
 }

@@ -17,7 +17,7 @@ func TestDHCPAllocator(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAddrs(p)
-	alloc := dhcpAllocator{a}
+	alloc := dhcpAllocator{addrs: a}
 	ep := vswitch.MAC{2, 0x42, 10, 9, 0, 2}
 	addr, _ := a.Allocate("web")
 	a.Bind(ep, addr)

@@ -226,7 +226,7 @@ func (d *Daemon) unattach(n *network, ep *endpoint) {
 		d.log.Debug("forgetting the device", zap.String("endpoint", ep.rec.Key()), zap.Error(err))
 	}
 	n.sw.Detach(ep.link)
-	n.gw.RemoveNeighbor(ep.rec.Address.Addr())
+	n.gw.UnpinNeighbor(ep.rec.Address.Addr())
 	n.addrs.Unbind(ep.rec.MAC, ep.rec.Address.Addr())
 }
 
@@ -294,7 +294,12 @@ func (d *Daemon) publishAll(n *network, e *endpoint, specs []portSpec) error {
 // newEndpointRecordLocked validates req and reserves the endpoint's
 // address.
 func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at place) (store.Endpoint, error) {
-	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC(), DHCP: req.DHCP, TapOwner: -1}
+	rec := store.Endpoint{Network: n.rec.Name, Created: time.Now().UTC(), DHCP: req.DHCP, TapOwner: -1, MACSpoofing: req.MACSpoofing}
+	allowed, err := parseAllowedAddresses(req.AllowedAddresses)
+	if err != nil {
+		return rec, err
+	}
+	rec.AllowedAddresses = allowed
 	if req.TapOnly != "" {
 		return d.newVMRecordLocked(n, rec, req)
 	}

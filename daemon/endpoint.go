@@ -32,6 +32,7 @@ func (e *endpoint) view(n *network) api.Endpoint {
 		MAC: e.rec.MAC.String(), Address: e.rec.Address, Offload: e.port.Offload(), Created: e.rec.Created,
 		Stats: portStats(e.link.Stats()), Kind: "netns", DHCP: e.rec.DHCP,
 		Aliases: e.rec.Aliases, ResolvConf: e.rec.ResolvConf,
+		AllowedAddresses: formatPrefixes(e.rec.AllowedAddresses), MACSpoofing: e.rec.MACSpoofing,
 	}
 	if n.dns != nil {
 		v.DNS = n.rec.Gateway
@@ -76,7 +77,12 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 		}
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
-	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC})
+	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC, Binding: endpointBinding(rec)})
+	if err == nil {
+		if err = n.gw.PinNeighbor(rec.Address.Addr(), rec.MAC); err != nil {
+			n.sw.Detach(link)
+		}
+	}
 	if err != nil {
 		// The switch closed the port: the device is deleted by name.
 		nsPath := rec.NetNS
@@ -88,7 +94,6 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 		}
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
-	n.gw.SetNeighbor(rec.Address.Addr(), rec.MAC)
 	n.addrs.Bind(rec.MAC, rec.Address.Addr())
 	return &endpoint{rec: rec, port: port, link: link}, nil
 }
@@ -139,7 +144,10 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 		if rec.TapOnly {
 			nsPath = ""
 		}
-		d.attach.Remove(nsPath, rec.IfName)
+		if rerr := d.attach.Remove(nsPath, rec.IfName); errors.Is(rerr, tap.ErrNotOurs) {
+			d.log.Warn("an interface stands where the endpoint's TAP was, and Switchyard did not make it: left alone",
+				zap.String("endpoint", rec.Key()), zap.Error(rerr))
+		}
 		return err
 	}
 	n.endpoints[rec.Name] = ep

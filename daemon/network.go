@@ -280,15 +280,19 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		return nil, err
 	}
 	addrs := newAddrs(pool)
+	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
 		Refuse: d.ownListener,
+		// Egress flows hold host sockets from the same descriptors as
+		// published ports: they share the ports' connection limit.
+		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the
 		// network's name as their domain.
-		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{addrs}, DNS: []netip.Addr{rec.Gateway}}
+		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{addrs, binder}, DNS: []netip.Addr{rec.Gateway}}
 		if !rec.Default {
 			gcfg.DHCP.DomainName = rec.Name
 		}
@@ -300,6 +304,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		closeTunnel()
 		return nil, err
 	}
+	binder.start(sw, gw)
 	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{},
 		pending: map[string]store.Endpoint{}}
 	if err := d.startDNS(n); err != nil {

@@ -161,6 +161,14 @@ func (d *Daemon) Handler() http.Handler {
 		t, err := d.AddTunnelPeer(r.Context(), r.PathValue("name"), req.Addr)
 		replyStatus(w, http.StatusCreated, t, err)
 	})
+	mux.HandleFunc("POST /v1/networks/{name}/tunnel/key", func(w http.ResponseWriter, r *http.Request) {
+		var req api.KeyRotation
+		if !decode(w, r, &req) {
+			return
+		}
+		t, err := d.RotateTunnelKey(r.Context(), r.PathValue("name"), req)
+		reply(w, t, err)
+	})
 	mux.HandleFunc("DELETE /v1/networks/{name}/tunnel/peers", func(w http.ResponseWriter, r *http.Request) {
 		replyStatus(w, http.StatusNoContent, nil, d.RemoveTunnelPeer(r.Context(), r.PathValue("name"), r.URL.Query().Get("addr")))
 	})

@@ -12,7 +12,7 @@ func (d *Daemon) Stats() api.Stats {
 		eg := n.gw.Stats()
 		nat, lost := n.gw.NATStats()
 		ns := api.NetworkStats{
-			Network: n.rec.Name, FDBEntries: sw.FDBEntries, FDBMoves: sw.FDBMoves,
+			Network: n.rec.Name, FDBEntries: sw.FDBEntries, FDBMoves: sw.FDBMoves, FDBFull: sw.FDBFull,
 			Segmented: sw.Segmented, ICMPTooBig: sw.ICMPSent,
 			Conntrack: int(nat.Entries), NATTranslated: nat.TranslatedOrig + nat.TranslatedReply,
 			NATDropped: nat.Dropped() + lost,

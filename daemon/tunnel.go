@@ -130,11 +130,13 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 	}
 	t := &netTunnel{}
 	t.ctx, t.stop = context.WithCancel(context.Background())
+	var rotation *tunnel.Rotation
 	if mode == tunnel.ModeSecure {
-		key, err := tunnel.LoadKey(tc.KeyFile)
+		key, r, err := startKeys(cfg.Logger, tc, time.Now())
 		if err != nil {
 			return nil, rec, err
 		}
+		rotation = r
 		// A fresh sender ID at every start: the nonce is (sender,
 		// counter), and the counter starts again at 1.
 		for t.senderID == 0 {
@@ -142,11 +144,17 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 			rand.Read(b[:])
 			t.senderID = binary.BigEndian.Uint32(b[:])
 		}
-		cfg.Key, cfg.KeyID, cfg.SenderID = key, 1, t.senderID
+		cfg.Key, cfg.KeyID, cfg.SenderID = key, tunnel.KeyIDOf(key), t.senderID
 	}
 	port, err := tunnel.New(cfg)
 	if err != nil {
 		return nil, rec, fmt.Errorf("tunnel on %s: %w", tc.Listen, err)
+	}
+	if rotation != nil {
+		if err := port.Rotate(*rotation); err != nil {
+			port.Close()
+			return nil, rec, fmt.Errorf("resume the key rotation to %s: %w", tc.KeyFile, err)
+		}
 	}
 	t.port = port
 	if len(tc.Cluster) > 0 && !tc.HostSubnet.IsValid() {
@@ -293,7 +301,7 @@ func (d *Daemon) Tunnel(name string) (api.Tunnel, error) {
 	}
 	tc := n.rec.Tunnel
 	out := api.Tunnel{Network: name, TunnelInfo: *tunnelInfo(n), StaticPeers: tc.Peers, HostID: tc.HostID,
-		Encrypted: tc.Mode == "secure", SenderID: n.tun.senderID}
+		Encrypted: tc.Mode == "secure", SenderID: n.tun.senderID, Keys: tunnelKeys(n.tun.port)}
 	if out.StaticPeers == nil {
 		out.StaticPeers = []netip.AddrPort{}
 	}

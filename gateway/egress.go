@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -56,6 +55,14 @@ type EgressConfig struct {
 	UDPTimeout time.Duration
 	// Dial opens host sockets. nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Admit, if set, is asked before each new flow takes a host socket,
+	// and Release told when it gives it back: the daemon shares its
+	// descriptor budget (the published ports' connection limit) with
+	// egress through them, so that no container can spend the
+	// descriptors the API needs. A flow Admit refuses is refused as one
+	// over MaxConns or MaxUDPFlows. Both must be safe for concurrent use.
+	Admit   func() bool
+	Release func()
 }
 
 func (c *EgressConfig) defaults() {
@@ -113,6 +120,10 @@ type egress struct {
 	closed bool
 	hosts  map[net.Conn]struct{}
 	flows  sync.WaitGroup
+
+	// udpReady queues UDP flows whose container side has datagrams, for
+	// udpPump; it holds every flow once (MaxUDPFlows).
+	udpReady chan *udpFlow
 }
 
 type synRecord struct {
@@ -126,7 +137,10 @@ const maxSynRecords = 4096
 func newEgress(ctx context.Context, g *Gateway, cfg EgressConfig) *egress {
 	cfg.defaults()
 	e := &egress{g: g, cfg: cfg, log: g.log.Named("egress"), ctx: ctx,
-		synSeq: map[stack.TransportEndpointID]synRecord{}, hosts: map[net.Conn]struct{}{}}
+		synSeq: map[stack.TransportEndpointID]synRecord{}, hosts: map[net.Conn]struct{}{},
+		udpReady: make(chan *udpFlow, cfg.MaxUDPFlows)}
+	e.flows.Add(1)
+	go e.udpPump()
 	fwd := tcp.NewForwarder(g.stack, 0, cfg.MaxTCPInFlight, e.handleTCP)
 	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
 		e.rememberSYN(id, pkt)
@@ -211,6 +225,16 @@ func (e *egress) shut() {
 	}
 }
 
+// admit asks EgressConfig.Admit for a flow's host socket.
+func (e *egress) admit() bool { return e.cfg.Admit == nil || e.cfg.Admit() }
+
+// release gives back what admit took.
+func (e *egress) release() {
+	if e.cfg.Release != nil {
+		e.cfg.Release()
+	}
+}
+
 // wait waits until no goroutine handles or relays a flow; call shut first.
 func (e *egress) wait() { e.flows.Wait() }
 
@@ -229,11 +253,12 @@ func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	if e.tcpActive.Load() >= int64(e.cfg.MaxConns) {
+	if e.tcpActive.Load() >= int64(e.cfg.MaxConns) || !e.admit() {
 		e.tcpOver.Add(1)
 		r.Complete(true)
 		return
 	}
+	defer e.release()
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.DialTimeout)
 	host, err := e.cfg.Dial(ctx, "tcp", dst.String())
 	cancel()
@@ -278,20 +303,23 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 	if !ok {
 		return false
 	}
-	if e.udpActive.Load() >= int64(e.cfg.MaxUDPFlows) {
+	if e.udpActive.Load() >= int64(e.cfg.MaxUDPFlows) || !e.admit() {
 		e.udpOver.Add(1)
 		return true // dropped silently, as a full conntrack table would
 	}
 	host, err := e.cfg.Dial(e.ctx, "udp", dst.String()) // no handshake: does not block
 	if err != nil {
+		e.release()
 		e.udpRefused.Add(1)
 		return false
 	}
 	if !e.enter() {
+		e.release()
 		host.Close()
 		return true
 	}
 	if !e.track(host) {
+		e.release()
 		e.flows.Done()
 		host.Close()
 		return true
@@ -299,6 +327,7 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		e.release()
 		e.untrack(host)
 		e.flows.Done()
 		host.Close()
@@ -306,102 +335,9 @@ func (e *egress) handleUDP(r *udp.ForwarderRequest) bool {
 	}
 	e.udpActive.Add(1)
 	e.udpTotal.Add(1)
-	f := &udpFlow{e: e, inner: gonet.NewUDPConn(&wq, ep), host: host, id: id}
+	f := newUDPFlow(e, &wq, ep, host, id)
 	go f.run()
 	return true
-}
-
-// udpFlow relays one container↔destination UDP flow until it is idle for
-// UDPTimeout or the gateway closes.
-type udpFlow struct {
-	e     *egress
-	inner *gonet.UDPConn
-	host  net.Conn
-	id    stack.TransportEndpointID
-	last  atomic.Int64 // unix nanoseconds of the last datagram either way
-	// lastLen is the length of the last datagram sent out, to quote its
-	// UDP header in a port unreachable error if the destination refuses it.
-	lastLen atomic.Int64
-}
-
-// run relays the flow; the flow was counted in e.flows and its host
-// socket tracked by handleUDP, and run undoes both when it ends.
-func (f *udpFlow) run() {
-	defer f.e.flows.Done()
-	defer f.e.untrack(f.host)
-	defer f.e.udpActive.Add(-1)
-	f.last.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.hostToInner()
-	}()
-	f.innerToHost()
-	f.host.Close()
-	f.inner.Close()
-	<-done
-}
-
-func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
-
-// idle reports whether the flow has been quiet for UDPTimeout, and extends
-// the read deadline otherwise.
-func (f *udpFlow) idle(c interface{ SetReadDeadline(time.Time) error }) bool {
-	quiet := time.Since(time.Unix(0, f.last.Load()))
-	if quiet >= f.e.cfg.UDPTimeout {
-		return true
-	}
-	c.SetReadDeadline(time.Now().Add(f.e.cfg.UDPTimeout - quiet))
-	return false
-}
-
-func (f *udpFlow) innerToHost() {
-	buf := make([]byte, 65535)
-	f.inner.SetReadDeadline(time.Now().Add(f.e.cfg.UDPTimeout))
-	for {
-		n, err := f.inner.Read(buf)
-		if err != nil {
-			if isTimeout(err) && !f.idle(f.inner) {
-				continue
-			}
-			return
-		}
-		f.touch()
-		f.lastLen.Store(int64(n))
-		if _, err := f.host.Write(buf[:n]); err != nil && errors.Is(err, syscall.ECONNREFUSED) {
-			f.refused()
-		}
-	}
-}
-
-func (f *udpFlow) hostToInner() {
-	buf := make([]byte, 65535)
-	f.host.SetReadDeadline(time.Now().Add(f.e.cfg.UDPTimeout))
-	for {
-		n, err := f.host.Read(buf)
-		if err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				f.refused()
-				continue
-			}
-			if isTimeout(err) && !f.idle(f.host) {
-				continue
-			}
-			f.inner.Close() // end the other direction too
-			return
-		}
-		f.touch()
-		if _, err := f.inner.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
-
-// refused answers the container with ICMP port unreachable, as the
-// destination answered the host.
-func (f *udpFlow) refused() {
-	f.e.udpRefused.Add(1)
-	f.e.g.unreachableUDP(f.id, int(f.lastLen.Load()))
 }
 
 func isTimeout(err error) bool {

@@ -93,8 +93,7 @@ type Gateway struct {
 	dhcp   *dhcp.Server
 	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
 
-	mu        sync.RWMutex
-	neighbors map[netip.Addr]vswitch.MAC
+	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
 }
 
 // New creates the gateway's netstack and attaches it to sw.
@@ -116,7 +115,7 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.Named("gateway").With(zap.String("network", cfg.Network)),
 		sw:        sw,
-		neighbors: map[netip.Addr]vswitch.MAC{},
+		neighbors: newNeighbors(),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.stack = stackport.NewStack()
@@ -269,58 +268,6 @@ func (g *Gateway) foreignNeighborQuery(b []byte) bool {
 		return target != g.cfg.Addr
 	}
 	return false
-}
-
-// learn remembers which MAC an address of the network sent from.
-func (g *Gateway) learn(ip netip.Addr, mac vswitch.MAC) {
-	if !g.cfg.Subnet.Contains(ip) {
-		return
-	}
-	g.mu.RLock()
-	known, ok := g.neighbors[ip]
-	g.mu.RUnlock()
-	if ok && known == mac {
-		return
-	}
-	g.mu.Lock()
-	if len(g.neighbors) < 1<<16 {
-		g.neighbors[ip] = mac
-	}
-	g.mu.Unlock()
-}
-
-// SetNeighbor records the MAC of an endpoint address (the daemon knows
-// them); RemoveNeighbor forgets it.
-func (g *Gateway) SetNeighbor(ip netip.Addr, mac vswitch.MAC) {
-	g.mu.Lock()
-	g.neighbors[ip] = mac
-	g.mu.Unlock()
-}
-
-// RemoveNeighbor forgets an endpoint address.
-func (g *Gateway) RemoveNeighbor(ip netip.Addr) {
-	g.mu.Lock()
-	delete(g.neighbors, ip)
-	g.mu.Unlock()
-}
-
-// neighbor returns the MAC of an address of the network. If it is not
-// known yet it starts resolving it (ARP, neighbor discovery) through the
-// netstack and reports false; the answer is remembered for next time.
-func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
-	g.mu.RLock()
-	mac, ok := g.neighbors[ip]
-	g.mu.RUnlock()
-	if ok || !g.cfg.Subnet.Contains(ip) {
-		return mac, ok
-	}
-	g.stack.GetLinkAddress(NICID, stackport.Addr(ip), stackport.Addr(g.cfg.Addr), stackport.Protocol(ip),
-		func(r stack.LinkResolutionResult) {
-			if r.Err == nil && len(r.LinkAddress) == 6 {
-				g.SetNeighbor(ip, vswitch.MAC([]byte(r.LinkAddress)))
-			}
-		})
-	return vswitch.MAC{}, false
 }
 
 // egressTarget maps a destination a container asked for to the host

@@ -162,3 +162,13 @@ func (g *warnGate) due(now int64, every time.Duration, total uint64) (uint64, bo
 	prev := g.warned.Swap(total)
 	return total - min(prev, total), true
 }
+
+// AdmitExternal takes one slot of the Manager's connection limit
+// (Config.MaxConns) for a flow that is not a published port's but holds a
+// host socket from the same descriptors: the gateways' egress flows. It
+// reports false when none is free; each true is given back with
+// ReleaseExternal. A Manager made by NewManager is needed.
+func (m *Manager) AdmitExternal() bool { return m.conns.acquire() }
+
+// ReleaseExternal gives back a slot AdmitExternal took.
+func (m *Manager) ReleaseExternal() { m.conns.release() }

@@ -17,11 +17,12 @@ const (
 	DropMalformed DropReason = iota
 	// DropOversize: longer than the port's MTU allows.
 	DropOversize
-	// DropFDBFull: a new source MAC arrived while the forwarding table was
-	// at its size cap; the frame is dropped and the MAC not learned.
-	DropFDBFull
-	// DropSpoofed: the source MAC is not the one the port is locked to,
-	// or one the port may not send from (AttachOptions.DenyMAC).
+	// DropLearnLimit: a new source MAC arrived on a port that already has
+	// as many MACs in the forwarding table as it may (AttachOptions.MaxMACs).
+	DropLearnLimit
+	// DropSpoofed: the source MAC is not the one the port is locked or
+	// bound to, one the port may not send from (AttachOptions.DenyMAC), or
+	// a MAC bound to another port.
 	DropSpoofed
 	// DropIsolated: unicast between two isolated ports (icc=false).
 	DropIsolated
@@ -34,19 +35,37 @@ const (
 	// DropWrite: the egress port refused the frame (queue full, device
 	// error, port closing).
 	DropWrite
+	// DropSpoofedIP: a bound port sent from an IPv4 or IPv6 address not in
+	// its Binding.
+	DropSpoofedIP
+	// DropSpoofedARP: a bound port's ARP spoke for another MAC or address.
+	DropSpoofedARP
+	// DropSpoofedND: a bound port's neighbour solicitation or advertisement
+	// spoke for another MAC or address.
+	DropSpoofedND
+	// DropRAGuard: a bound port sent an IPv6 router advertisement.
+	DropRAGuard
+	// DropEtherType: a bound port sent something other than IPv4, ARP or
+	// IPv6 (VLAN-tagged frames included).
+	DropEtherType
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	DropMalformed: "malformed",
-	DropOversize:  "oversize",
-	DropFDBFull:   "fdb_full",
-	DropSpoofed:   "spoofed",
-	DropIsolated:  "isolated",
-	DropHairpin:   "hairpin",
-	DropOffload:   "offload",
-	DropWrite:     "write",
+	DropMalformed:  "malformed",
+	DropOversize:   "oversize",
+	DropLearnLimit: "learn_limit",
+	DropSpoofed:    "spoofed",
+	DropIsolated:   "isolated",
+	DropHairpin:    "hairpin",
+	DropOffload:    "offload",
+	DropWrite:      "write",
+	DropSpoofedIP:  "spoofed_ip",
+	DropSpoofedARP: "spoofed_arp",
+	DropSpoofedND:  "spoofed_nd",
+	DropRAGuard:    "ra_guard",
+	DropEtherType:  "ethertype",
 }
 
 // String names the reason as it appears in metrics and the CLI.
@@ -107,6 +126,9 @@ type Stats struct {
 	FDBEntries int
 	// FDBMoves counts MACs relearned on another port.
 	FDBMoves uint64
+	// FDBFull counts frames from a new source MAC that the full table
+	// could not learn; they are forwarded all the same.
+	FDBFull uint64
 	// Segmented counts superframes cut into segments for ports without
 	// segmentation offload.
 	Segmented uint64

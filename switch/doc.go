@@ -12,8 +12,10 @@
 //	   │  Ingress.Receive(Frame)         frame buffer owned by the port
 //	   ▼
 //	Link.Receive ── malformed / oversize / spoofed source ──► RX drop counter
+//	   │              port security (portsec.go): MAC, IP, ARP, ND, RA
 //	   │
-//	   ├─ learn source MAC → FDB (table full: drop, counted, not learned)
+//	   ├─ learn source MAC → FDB (port over its MAC limit: drop, counted;
+//	   │                         table full: forwarded, not learned)
 //	   │
 //	   ├─ destination known ──► one egress Link ─┐
 //	   └─ broadcast, multicast, unknown ──► every other Link (flood)

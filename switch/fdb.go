@@ -1,6 +1,8 @@
 package vswitch
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -16,6 +18,12 @@ import (
 // next sweep. Entries themselves are shared between the maps; their port
 // and timestamp are atomics, so moves and refreshes need no copy at all.
 //
+// Static entries (an endpoint's own MAC) never age, never move to another
+// port and do not count against the cap. A port may have a limited number
+// of learned entries (Link.maxMACs; Link.learned counts them, under mu);
+// a table at its cap still forwards frames from new MACs, unlearned, so a
+// flood of random MACs cannot blackhole newcomers.
+//
 // Time is the switch's coarse clock (nanoseconds, refreshed about once a
 // second), so a busy entry's timestamp is written at most once a second.
 type fdb struct {
@@ -27,14 +35,24 @@ type fdb struct {
 	// the snapshot skip mu when nothing is pending.
 	npending atomic.Int64
 
-	max   int   // size cap, fixed at construction
-	aging int64 // nanoseconds
-	moves atomic.Uint64
+	max     int // cap on learned entries, fixed at construction
+	nstatic int // static entries, not counted against max; guarded by mu
+	aging   int64
+	moves   atomic.Uint64
+	full    atomic.Uint64 // new MACs not learned because the table was full
 }
+
+// ErrMACBound is returned when a port is bound to a MAC that another port
+// is already bound to.
+var ErrMACBound = errors.New("MAC is already bound")
 
 type fdbEntry struct {
 	link atomic.Pointer[Link]
 	seen atomic.Int64 // coarse time of the last frame from this MAC
+	// static entries are an endpoint's own MAC (Link.SetBinding): set
+	// before the entry is published and never changed; pin and unpin
+	// replace the entry instead.
+	static bool
 }
 
 func newFDB(max int, aging int64) *fdb {
@@ -59,10 +77,10 @@ func (t *fdb) get(mac MAC) *fdbEntry {
 }
 
 // lookup returns the live link behind mac, or nil if mac is unknown, aged
-// out, or behind a detached link.
+// out, or behind a detached link. Static entries do not age.
 func (t *fdb) lookup(mac MAC, now int64) *Link {
 	e := t.get(mac)
-	if e == nil || now-e.seen.Load() > t.aging {
+	if e == nil || (!e.static && now-e.seen.Load() > t.aging) {
 		return nil
 	}
 	l := e.link.Load()
@@ -72,30 +90,75 @@ func (t *fdb) lookup(mac MAC, now int64) *Link {
 	return l
 }
 
-// learn records that mac was seen on l at now. It reports false if mac is
-// new and the table is full, in which case nothing is recorded.
-func (t *fdb) learn(mac MAC, l *Link, now int64) bool {
+// learnResult says what learn made of a source MAC.
+type learnResult uint8
+
+const (
+	learnOK     learnResult = iota // known or learned: forward the frame
+	learnFull                      // table full, not learned: forward the frame
+	learnLimit                     // the port has all the MACs it may: drop
+	learnPinned                    // mac is static on another port: drop
+)
+
+// learn records that mac was seen on l at now. In the steady state (mac
+// known on l) it takes no lock and writes at most one timestamp.
+func (t *fdb) learn(mac MAC, l *Link, now int64) learnResult {
 	if e := t.get(mac); e != nil {
-		t.refresh(e, l, now)
-		return true
+		if e.link.Load() == l {
+			if e.seen.Load() != now {
+				e.seen.Store(now)
+			}
+			return learnOK
+		}
+		if e.static {
+			return learnPinned
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.learnLocked(mac, l, now)
+}
+
+// learnLocked is learn's slow path: a new MAC, or one that moves to l.
+// t.mu must be held.
+func (t *fdb) learnLocked(mac MAC, l *Link, now int64) learnResult {
 	snap := *t.snap.Load()
-	if e := snap[mac]; e != nil { // published meanwhile
-		t.refresh(e, l, now)
-		return true
+	e := t.pending[mac]
+	if e == nil {
+		e = snap[mac]
 	}
-	if e := t.pending[mac]; e != nil { // learned by another reader meanwhile
-		t.refresh(e, l, now)
-		return true
+	if e != nil {
+		old := e.link.Load()
+		switch {
+		case old == l:
+		case e.static:
+			return learnPinned
+		case !l.mayLearn():
+			return learnLimit
+		default:
+			e.link.Store(l)
+			if old != nil {
+				old.learned.Add(-1)
+				if !old.detached.Load() && now-e.seen.Load() <= t.aging {
+					t.moves.Add(1)
+				}
+			}
+			l.learned.Add(1)
+		}
+		e.seen.Store(now)
+		return learnOK
 	}
-	if len(snap)+len(t.pending) >= t.max {
-		return false
+	if !l.mayLearn() {
+		return learnLimit
 	}
-	e := new(fdbEntry)
+	if len(snap)+len(t.pending)-t.nstatic >= t.max {
+		t.full.Add(1)
+		return learnFull
+	}
+	e = new(fdbEntry)
 	e.link.Store(l)
 	e.seen.Store(now)
+	l.learned.Add(1)
 	t.pending[mac] = e
 	t.npending.Store(int64(len(t.pending)))
 	// Publish once pending outgrows an eighth of the snapshot: at once
@@ -103,30 +166,69 @@ func (t *fdb) learn(mac MAC, l *Link, now int64) bool {
 	if len(t.pending) > len(snap)/8 {
 		t.publishLocked(nil)
 	}
-	return true
+	return learnOK
 }
 
-func (t *fdb) refresh(e *fdbEntry, l *Link, now int64) {
-	if old := e.link.Load(); old != l {
-		e.link.Store(l)
-		if old != nil && !old.detached.Load() && now-e.seen.Load() <= t.aging {
-			t.moves.Add(1)
+// pin makes mac a static entry on l: never aged out, never moved by
+// learning, and not counted against the table's cap or l's learning limit.
+// A learned entry for mac, on any port, is replaced. Pinning a MAC that is
+// static on another live port is refused.
+func (t *fdb) pin(mac MAC, l *Link, now int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.pending[mac]
+	if e == nil {
+		e = (*t.snap.Load())[mac]
+	}
+	if e != nil {
+		old := e.link.Load()
+		if e.static {
+			if old == l {
+				return nil
+			}
+			if old != nil && !old.detached.Load() {
+				return fmt.Errorf("MAC %s: %w to port %s", mac, ErrMACBound, old.info.Name)
+			}
+			t.nstatic--
+		} else if old != nil {
+			old.learned.Add(-1)
 		}
 	}
-	if e.seen.Load() != now {
-		e.seen.Store(now)
-	}
+	p := &fdbEntry{static: true}
+	p.link.Store(l)
+	p.seen.Store(now)
+	t.nstatic++
+	// Publish at once: the pinned entry must replace the learned one in
+	// the snapshot readers see, not wait in pending behind it.
+	t.pending[mac] = p
+	t.publishLocked(nil)
+	return nil
+}
+
+// unpin removes mac's static entry if it is l's.
+func (t *fdb) unpin(mac MAC, l *Link) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.publishLocked(func(m MAC, e *fdbEntry) bool { return m == mac && e.static && e.link.Load() == l })
 }
 
 // publishLocked folds pending entries into a new snapshot, leaving out
-// those for which drop returns true. t.mu must be held.
-func (t *fdb) publishLocked(drop func(*fdbEntry) bool) int {
+// those for which drop returns true (and keeping the static and per-port
+// counts right). A pending entry replaces a snapshot entry for the same
+// MAC. t.mu must be held.
+func (t *fdb) publishLocked(drop func(MAC, *fdbEntry) bool) int {
 	old := *t.snap.Load()
 	next := make(map[MAC]*fdbEntry, len(old)+len(t.pending))
 	for _, m := range []map[MAC]*fdbEntry{old, t.pending} {
 		for mac, e := range m {
-			if drop == nil || !drop(e) {
+			if drop == nil || !drop(mac, e) {
 				next[mac] = e
+				continue
+			}
+			if e.static {
+				t.nstatic--
+			} else if l := e.link.Load(); l != nil {
+				l.learned.Add(-1)
 			}
 		}
 	}
@@ -149,18 +251,19 @@ func (t *fdb) publishPending() {
 	}
 }
 
-// sweep removes entries that have aged out, and returns how many remain.
+// sweep removes learned entries that have aged out, and returns how many
+// entries remain.
 func (t *fdb) sweep(now int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.publishLocked(func(e *fdbEntry) bool { return now-e.seen.Load() > t.aging })
+	return t.publishLocked(func(_ MAC, e *fdbEntry) bool { return !e.static && now-e.seen.Load() > t.aging })
 }
 
-// flush removes every entry that points at l.
+// flush removes every entry, static ones included, that points at l.
 func (t *fdb) flush(l *Link) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.publishLocked(func(e *fdbEntry) bool { return e.link.Load() == l })
+	t.publishLocked(func(_ MAC, e *fdbEntry) bool { return e.link.Load() == l })
 }
 
 func (t *fdb) len() int {
@@ -175,6 +278,8 @@ type FDBEntry struct {
 	Port string
 	// AgeSeconds is how long ago the MAC was last seen.
 	AgeSeconds int64
+	// Static is set for an endpoint's own, bound MAC (Link.SetBinding).
+	Static bool
 }
 
 func (t *fdb) entries(now int64) []FDBEntry {
@@ -185,11 +290,16 @@ func (t *fdb) entries(now int64) []FDBEntry {
 		for mac, e := range m {
 			seen := e.seen.Load()
 			l := e.link.Load()
-			if now-seen > t.aging || l == nil || l.detached.Load() {
+			if (!e.static && now-seen > t.aging) || l == nil || l.detached.Load() {
 				continue
 			}
-			out = append(out, FDBEntry{MAC: mac, Port: l.info.Name, AgeSeconds: (now - seen) / 1e9})
+			out = append(out, FDBEntry{MAC: mac, Port: l.info.Name, AgeSeconds: (now - seen) / 1e9, Static: e.static})
 		}
 	}
 	return out
 }
+
+// LinkOf returns the link the forwarding table has mac behind, or nil if
+// mac is unknown or aged out: for the control plane, which learns there
+// which port a DHCP client's MAC is on.
+func (s *Switch) LinkOf(mac MAC) *Link { return s.fdb.lookup(mac, s.now.Load()) }

@@ -13,7 +13,7 @@ func TestFDBLearnLookup(t *testing.T) {
 	if got := tb.lookup(mac(1), 0); got != nil {
 		t.Fatalf("lookup of unknown MAC = %p, want nil", got)
 	}
-	if !tb.learn(mac(1), a, 0) || !tb.learn(mac(2), b, 0) {
+	if tb.learn(mac(1), a, 0) != learnOK || tb.learn(mac(2), b, 0) != learnOK {
 		t.Fatal("learn failed with room in the table")
 	}
 	if got := tb.lookup(mac(1), 0); got != a {
@@ -65,23 +65,23 @@ func TestFDBCap(t *testing.T) {
 	tb := newFDB(3, int64(time.Minute))
 	a := &Link{}
 	for i := byte(1); i <= 3; i++ {
-		if !tb.learn(mac(i), a, 0) {
+		if tb.learn(mac(i), a, 0) != learnOK {
 			t.Fatalf("learn %d failed below the cap", i)
 		}
 	}
-	if tb.learn(mac(4), a, 0) {
-		t.Fatal("learned a fourth MAC in a table capped at 3")
+	if r := tb.learn(mac(4), a, 0); r != learnFull {
+		t.Fatalf("learn of a fourth MAC in a table capped at 3 = %d, want learnFull", r)
 	}
 	if tb.len() != 3 {
 		t.Fatalf("len = %d after refused learn, want 3", tb.len())
 	}
 	// Known MACs still refresh when the table is full.
-	if !tb.learn(mac(2), a, 1) {
+	if tb.learn(mac(2), a, 1) != learnOK {
 		t.Fatal("refresh of a known MAC refused when the table is full")
 	}
 	// Once entries age out and are swept, there is room again.
 	tb.sweep(int64(time.Minute) + 2)
-	if !tb.learn(mac(4), a, int64(time.Minute)+2) {
+	if tb.learn(mac(4), a, int64(time.Minute)+2) != learnOK {
 		t.Fatal("learn refused after sweep freed the table")
 	}
 }
@@ -108,7 +108,7 @@ func TestFDBPublishesPending(t *testing.T) {
 	a := &Link{}
 	for i := 0; i < 5000; i++ {
 		m := MAC{0x02, 0, 0, 0, byte(i >> 8), byte(i)}
-		if !tb.learn(m, a, 0) {
+		if tb.learn(m, a, 0) != learnOK {
 			t.Fatalf("learn %d refused", i)
 		}
 		if tb.lookup(m, 0) != a {

@@ -1,6 +1,9 @@
 package vswitch
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Link is a port as attached to a switch: the port, its policies and its
 // counters. It is the Ingress the port delivers received frames to.
@@ -13,6 +16,15 @@ type Link struct {
 
 	detached atomic.Bool
 	capture  atomic.Pointer[CaptureFunc]
+
+	// binding is the port's security binding, nil if it has none; bindMu
+	// serialises SetBinding.
+	binding atomic.Pointer[binding]
+	bindMu  sync.Mutex
+	// maxMACs caps the port's learned (not static) MACs; 0 is no cap.
+	// learned counts them; it changes only under the fdb's mu.
+	maxMACs int64
+	learned atomic.Int64
 
 	rx dirCounters // frames the port delivered to the switch
 	tx dirCounters // frames the switch wrote to the port
@@ -66,6 +78,10 @@ func (l *Link) Stats() PortStats {
 	return PortStats{Name: l.info.Name, Kind: l.info.Kind, RX: l.rx.snapshot(), TX: l.tx.snapshot()}
 }
 
+// mayLearn reports whether l may have one more learned MAC. The fdb's mu
+// must be held.
+func (l *Link) mayLearn() bool { return l.maxMACs == 0 || l.learned.Load() < l.maxMACs }
+
 // fits reports whether f is within the link's MTU. A superframe fits when
 // each of its segments will.
 func (l *Link) fits(f Frame) bool {
@@ -99,14 +115,9 @@ func (l *Link) Receive(f Frame) {
 		l.rx.drops[DropMalformed].Add(1)
 		return
 	}
-	if (!l.opts.LockMAC.IsZero() && src != l.opts.LockMAC) || (!l.opts.DenyMAC.IsZero() && src == l.opts.DenyMAC) {
-		l.rx.drops[DropSpoofed].Add(1)
-		return
-	}
 	sw := l.sw
 	now := sw.now.Load()
-	if !sw.fdb.learn(src, l, now) {
-		l.rx.drops[DropFDBFull].Add(1)
+	if !l.admit(f, src, now) {
 		return
 	}
 
@@ -128,6 +139,31 @@ func (l *Link) Receive(f Frame) {
 		}
 	}
 	sw.flood(l, f)
+}
+
+// admit applies the port's source policies to f (locked, denied and
+// bound sources, the learning limit), learns src, and reports whether f
+// may be forwarded. A refused frame is counted.
+func (l *Link) admit(f Frame, src MAC, now int64) bool {
+	if (!l.opts.LockMAC.IsZero() && src != l.opts.LockMAC) || (!l.opts.DenyMAC.IsZero() && src == l.opts.DenyMAC) {
+		l.rx.drops[DropSpoofed].Add(1)
+		return false
+	}
+	if b := l.binding.Load(); b != nil {
+		if reason, ok := b.check(f.Data, src); !ok {
+			l.rx.drops[reason].Add(1)
+			return false
+		}
+	}
+	switch l.sw.fdb.learn(src, l, now) {
+	case learnLimit:
+		l.rx.drops[DropLearnLimit].Add(1)
+		return false
+	case learnPinned:
+		l.rx.drops[DropSpoofed].Add(1)
+		return false
+	}
+	return true
 }
 
 // send writes f out of l, fixing up offloads the port cannot take.

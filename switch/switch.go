@@ -30,9 +30,11 @@ type Config struct {
 	// Aging is how long a learned MAC stays without traffic from it.
 	// If zero, DefaultAging (300 s, as the Linux bridge).
 	Aging time.Duration
-	// MaxMACs caps the forwarding table. Frames from a new source MAC
-	// while the table is full are dropped (DropFDBFull), so a flood of
-	// random MACs cannot grow memory. If zero, DefaultMaxMACs.
+	// MaxMACs caps the learned entries of the forwarding table, so a
+	// flood of random MACs cannot grow memory. Frames from a new source
+	// MAC while the table is full are forwarded without being learned
+	// (Stats.FDBFull), so they cannot blackhole newcomers either. If zero,
+	// DefaultMaxMACs.
 	MaxMACs int
 	// Now is the clock. If nil, time.Now. The switch reads it about once a
 	// second, not per frame.
@@ -149,6 +151,14 @@ type AttachOptions struct {
 	// MAC (an anycast gateway), and a remote one's frames must not move
 	// the local gateway's entry to the tunnel.
 	DenyMAC MAC
+	// Binding, if set, is the port's security binding (see Binding and
+	// Link.SetBinding, which changes it later).
+	Binding *Binding
+	// MaxMACs caps how many learned MACs the port may have in the
+	// forwarding table; frames from more are dropped (DropLearnLimit).
+	// Zero means DefaultPortMACs for a port attached with a Binding and no
+	// cap for others (uplinks, tunnels, the gateway); negative, no cap.
+	MaxMACs int
 }
 
 // Attach connects p to the switch and starts it. The switch owns p from
@@ -165,6 +175,12 @@ func (s *Switch) Attach(p Port, opts AttachOptions) (*Link, error) {
 		info:     info,
 		opts:     opts,
 		maxFrame: info.MTU + EthHeaderLen + vlanTagLen,
+	}
+	switch {
+	case opts.MaxMACs > 0:
+		l.maxMACs = int64(opts.MaxMACs)
+	case opts.MaxMACs == 0 && opts.Binding != nil:
+		l.maxMACs = DefaultPortMACs
 	}
 
 	s.mu.Lock()
@@ -187,6 +203,12 @@ func (s *Switch) Attach(p Port, opts AttachOptions) (*Link, error) {
 	s.links.Store(&next)
 	s.mu.Unlock()
 
+	if opts.Binding != nil {
+		if err := l.SetBinding(opts.Binding); err != nil {
+			s.Detach(l)
+			return nil, fmt.Errorf("attach port %s: %w", info.Name, err)
+		}
+	}
 	if err := p.Start(l); err != nil {
 		s.Detach(l)
 		return nil, fmt.Errorf("start port %s: %w", info.Name, err)
@@ -214,7 +236,11 @@ func (s *Switch) Detach(l *Link) {
 	s.links.Store(&next)
 	s.mu.Unlock()
 
+	// Under bindMu, so that a SetBinding in flight cannot pin l's MAC
+	// after the flush.
+	l.bindMu.Lock()
 	s.fdb.flush(l)
+	l.bindMu.Unlock()
 	if err := l.port.Close(); err != nil {
 		s.log.Warn("closing port", zap.String("port", l.info.Name), zap.Error(err))
 	}
@@ -251,6 +277,7 @@ func (s *Switch) Stats() Stats {
 		Ports:       make([]PortStats, 0, len(links)),
 		FDBEntries:  s.fdb.len(),
 		FDBMoves:    s.fdb.moves.Load(),
+		FDBFull:     s.fdb.full.Load(),
 		Segmented:   s.segmented.Load(),
 		ICMPSent:    s.pmtu.sent.Load(),
 		ICMPLimited: s.pmtu.limited.Load(),

@@ -148,8 +148,10 @@ func equalMAC(a net.HardwareAddr, b []byte) bool {
 }
 
 // Remove deletes the interface name from the namespace at nsPath, if it is
-// there. It is how a device whose Port is gone (a failed restore) is
-// cleaned up; a live Port is removed with Port.Remove.
+// there and is a TAP Switchyard made (see Mark); anything else under that
+// name is left alone and reported with ErrNotOurs. It is how a device
+// whose Port is gone (a failed restore) is cleaned up; a live Port is
+// removed with Port.Remove.
 func Remove(nsPath, name string) error {
 	if needsHelper(nsPath) {
 		return removeViaHelper(nsPath, name)
@@ -166,6 +168,9 @@ func Remove(nsPath, name string) error {
 			return nil
 		}
 		return fmt.Errorf("find %s in %s: %w", name, nsPath, err)
+	}
+	if !ours(link) {
+		return fmt.Errorf("interface %s (%s) in %s: %w", name, link.Type(), nsPath, ErrNotOurs)
 	}
 	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)

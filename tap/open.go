@@ -24,9 +24,9 @@
 // superframes instead of MTU-sized frames; the switch forwards them whole to
 // other offload ports.
 //
-// Every TAP, plain, offload or a VM's, is opened by openDevice, which asks
-// the kernel with IFF_TUN_EXCL to create a new device or fail if the name
-// is taken, in one step. water, named in the design, has neither
+// Every TAP, plain, offload or a VM's, is opened by openDevice. A new one
+// (no Existing) is asked for with IFF_TUN_EXCL: the kernel creates it or
+// refuses a name that is taken, in one step. water, named in the design, has neither
 // IFF_TUN_EXCL nor IFF_VNET_HDR nor a way to leave the device's group
 // unset, so this package talks to /dev/net/tun itself (ioctls from
 // golang.org/x/sys/unix).

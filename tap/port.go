@@ -120,14 +120,31 @@ func Open(cfg Config) (*Port, error) {
 // and the helper's inside it where it may not.
 func openConfigured(cfg Config) (openResult, error) {
 	res, err := openTAP(cfg.NetNS, cfg.Name, cfg.Offload, !cfg.Existing)
-	if err != nil || !cfg.Configure {
+	if err != nil {
 		return res, err
 	}
 	h, err := nlHandle(cfg.NetNS)
-	if err == nil {
-		err = configure(h, res.name, cfg)
-		h.Close()
+	if err != nil {
+		res.file.Close()
+		return openResult{}, err
 	}
+	defer h.Close()
+	if cfg.Existing {
+		// Adopt only a TAP of ours: closing the descriptor leaves
+		// anything else as it was.
+		if err := checkMark(h, res.name); err != nil {
+			res.file.Close()
+			return openResult{}, err
+		}
+	} else if err = setMark(h, res.name); err != nil {
+		res.file.Close()
+		Remove(cfg.NetNS, res.name)
+		return openResult{}, err
+	}
+	if !cfg.Configure {
+		return res, nil
+	}
+	err = configure(h, res.name, cfg)
 	if err != nil {
 		res.file.Close()
 		Remove(cfg.NetNS, res.name)

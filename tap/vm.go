@@ -84,6 +84,15 @@ func OpenVM(cfg VMConfig) (*VMPort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", cfg.Name, err)
 	}
+	switch {
+	case cfg.Existing && !ours(link):
+		return nil, fmt.Errorf("tap %s (%s): %w", cfg.Name, link.Type(), ErrNotOurs)
+	case !cfg.Existing:
+		if err := netlink.LinkSetAlias(link, Mark); err != nil {
+			netlink.LinkDel(link)
+			return nil, fmt.Errorf("tap %s: mark it as Switchyard's: %w", cfg.Name, err)
+		}
+	}
 	if link.Attrs().MTU != cfg.MTU {
 		if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
 			RemoveVM(cfg.Name)

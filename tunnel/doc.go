@@ -17,6 +17,50 @@
 //     data are drawn at the top of secure.go. Its default port is
 //     SecurePort, 4793.
 //
+// # Key rotation
+//
+// A sealed Port replaces its key while it runs, without losing a frame
+// (rotate.go). Hosts share keys, not sessions, so each host rotates on
+// its own, at a moment of its own, with no handshake: Port.Rotate runs
+// three phases on one host's clock, with W the rotation window:
+//
+//	t0         accept the new key as well as the old (phase 1)
+//	t0 + W     seal under the new key (phase 2)
+//	t0 + 2W    drop the old key: its datagrams count as DropUnknownKey (phase 3)
+//
+// Why nothing is lost: if every host starts within W of the first one
+// (at t0 ≤ tᵢ ≤ t0+W), no host seals under the new key before tᵢ+W ≥
+// t0+W, by which time every host accepts it; and every host stops
+// sealing under the old key by t0+2W ≤ tⱼ+2W, before any host drops it.
+// Between t0+W and the last host's 2W both keys are in the air, and each
+// receiver takes both. So the operator's one rule is "run the rotation on
+// every host within W of the first" (the daemon's default W is 60 s).
+// A zero window switches and drops at once, losing what peers still seal
+// under the old key: the choice for a key known to be stolen.
+//
+// Keys are named on the wire by a 16-bit key ID that every host derives
+// from the key itself (KeyIDOf: the first two bytes of a SHA-256 of the
+// key behind a label), so hosts agree on the new key's ID without talking.
+// Rotate refuses a key whose ID is already taken (ErrKeyID), once in
+// 65,536 keys. The Opener keeps one replay window per (key ID, sender
+// ID), so a replay is refused under either key during the window, and
+// counts the datagrams it accepted under each key (Port.Keys), which says
+// whether peers still seal under the old one.
+//
+// A host that restarts during a rotation calls Rotate again with the
+// rotation's original Start: it resumes in the phase the clock puts it
+// in. Each phase is a swap of an immutable snapshot: the Sealer behind
+// an atomic pointer, the Opener's key map copied on write, so the data
+// path takes no lock and allocates nothing more. A timer, not a
+// goroutine, runs phases 2 and 3.
+//
+// What rotation does not give: forward secrecy. The keys are pre-shared
+// and long-lived; whoever holds a key can decrypt every datagram recorded
+// under it, before and after. Rotation bounds how much traffic one stolen
+// key opens. Never rotate back to a key used before: its replay windows
+// were forgotten when it was dropped, so datagrams recorded under it could
+// be replayed once more.
+//
 // # The Port
 //
 //	container TAPs ──► vswitch ──Write──► Port ──UDP──► peers (other hosts)

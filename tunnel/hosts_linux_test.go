@@ -43,7 +43,10 @@ func TestTwoHostsTransfer(t *testing.T) {
 				t.Errorf("tunnels received %d and %d bytes; want at least the transfer through b", sa.RXBytes, sb.RXBytes)
 			}
 			for _, s := range []tunnel.Stats{sa, sb} {
-				bad := s.Drops - s.DropsBy[tunnel.DropSend]
+				// Overload drops (the kernel's, or a send queue the sender
+				// goroutine did not drain within txWait on a loaded machine)
+				// are TCP's to recover from; the transfer's hash says it did.
+				bad := s.Drops - s.DropsBy[tunnel.DropSend] - s.DropsBy[tunnel.DropQueueFull]
 				if bad != 0 {
 					t.Errorf("unexpected drops %v", s.DropsBy)
 				}

@@ -81,7 +81,9 @@ func TestKernelVXLANInterop(t *testing.T) {
 		t.Logf("%s: %d MiB in %v, sha256 %x", dir.name, n>>20, d, sum[:6])
 	}
 	st := s.tun.Stats()
-	if st.Drops != 0 {
+	// Overload drops (a send queue not drained within txWait on a loaded
+	// machine) are TCP's to recover from; the hashes say it did.
+	if st.Drops != st.DropsBy[tunnel.DropQueueFull] {
 		t.Errorf("drops %v", st.DropsBy)
 	}
 }

@@ -2,8 +2,10 @@ package tunnel
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -104,4 +106,26 @@ func LoadKey(path string) (Key, error) {
 		return Key{}, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// keyIDLabel separates the hash that names a key from any other use of it.
+const keyIDLabel = "switchyard tunnel key ID\x00"
+
+// KeyIDOf returns the key ID under which hosts that share key announce
+// it: the first two bytes of SHA-256(label ‖ key). Every host derives the
+// same ID from the same key, so hosts that rotate keys independently
+// agree on the new key's ID without talking to each other. Two bytes of a
+// hash of a 256-bit random key reveal nothing useful about it; they let
+// an observer tell when the key changes, which the key ID does anyway.
+// Two keys share an ID once in 65,536 rotations; Port.Rotate refuses such
+// a key (ErrKeyID), and another one is generated.
+func KeyIDOf(key Key) uint16 {
+	h := sha256.New()
+	h.Write([]byte(keyIDLabel))
+	h.Write(key[:])
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	id := binary.BigEndian.Uint16(sum[:2])
+	clear(sum[:])
+	return id
 }

@@ -149,7 +149,9 @@ type Config struct {
 
 	// Key, KeyID and SenderID configure ModeSecure (and are ignored in
 	// ModeVXLAN). Every host sharing the key needs a different SenderID,
-	// which must not be 0: the ID is part of the nonce.
+	// which must not be 0: the ID is part of the nonce. Every host must
+	// announce the same key under the same KeyID (KeyIDOf derives one).
+	// Rotate replaces the key on a running port.
 	Key      Key
 	KeyID    uint16
 	SenderID uint32
@@ -189,8 +191,8 @@ type Port struct {
 	features Features
 	aging    time.Duration
 
-	sealer *Sealer
-	opener *Opener
+	sealer *keyring // secure mode: the keys, and the Sealer of the moment
+	opener *Opener  // secure mode: sealer's Opener
 	sock   *sysConn
 
 	peersMu sync.Mutex // serialises AddPeer and RemovePeer
@@ -309,13 +311,10 @@ func newPortState(cfg Config) (*Port, error) {
 			return nil, fmt.Errorf("tunnel %s: secure mode needs a SenderID other than 0, different on every host sharing the key (for instance the host's IPv4 address as a number)", cfg.Name)
 		}
 		var err error
-		if p.sealer, err = NewSealer(cfg.Key, cfg.KeyID, cfg.SenderID); err != nil {
+		if p.sealer, err = newKeyring(cfg.Key, cfg.KeyID, cfg.SenderID, p.log); err != nil {
 			return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
 		}
-		p.opener = NewOpener(cfg.SenderID)
-		if err := p.opener.SetKey(cfg.KeyID, cfg.Key); err != nil {
-			return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
-		}
+		p.opener = p.sealer.opener
 		p.headroom, p.tailroom = SecureHeadroom, TagLen
 		defaultMTU = SecureMTUFor(DefaultLinkMTU)
 	default:
@@ -432,6 +431,9 @@ func (p *Port) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		close(p.stop)
+		if p.sealer != nil {
+			p.sealer.close()
+		}
 		if p.sock != nil {
 			err = p.sock.close()
 		}

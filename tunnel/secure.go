@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,11 +48,13 @@ import (
 // told apart.
 //
 // Type: 1 = data, the only type so far. The other values are reserved for a
-// future handshake (key agreement and rotation) and keepalives. Receivers
-// drop types they do not know (ErrType).
+// future handshake (key agreement) and keepalives. Receivers drop types
+// they do not know (ErrType).
 //
 // Key ID: which key sealed the datagram. A receiver may hold several keys at
-// once, so that a new key can be rolled out before the old one is removed.
+// once, so that a new key can be rolled out before the old one is removed
+// (see "Key rotation" in the package doc). Hosts derive it from the key
+// with KeyIDOf, so that they agree on it without talking.
 //
 // Sender ID: the sealing host. Each host sharing a key must use a different
 // sender ID: it is part of the nonce (see below). The receiver keeps one
@@ -259,7 +263,18 @@ type openerState struct {
 // openerKey is one key an Opener holds.
 type openerKey struct {
 	aead cipher.AEAD
-	key  Key // to tell a repeated SetKey from a new key under the same ID
+	key  Key           // to tell a repeated SetKey from a new key under the same ID
+	rx   atomic.Uint64 // datagrams accepted under the key
+}
+
+// KeyStats is what an Opener has accepted under one of its keys.
+type KeyStats struct {
+	// ID is the key's ID on the wire.
+	ID uint16
+	// RXDatagrams counts the authentic datagrams accepted under the key
+	// since it was set: during a rotation, the count of the old key tells
+	// whether peers still send under it.
+	RXDatagrams uint64
 }
 
 // windowID names a replay window: counters are per sender and per key.
@@ -319,6 +334,24 @@ func (o *Opener) Forget(sender uint32) {
 	next := &openerState{keys: old.keys, windows: maps.Clone(old.windows)}
 	maps.DeleteFunc(next.windows, func(id windowID, _ *ReplayWindow) bool { return id.sender == sender })
 	o.state.Store(next)
+}
+
+// Keys returns the keys the Opener holds, by ID, and what each accepted.
+func (o *Opener) Keys() []KeyStats {
+	st := o.state.Load()
+	out := make([]KeyStats, 0, len(st.keys))
+	for id, k := range st.keys {
+		out = append(out, KeyStats{ID: id, RXDatagrams: k.rx.Load()})
+	}
+	slices.SortFunc(out, func(a, b KeyStats) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// hasOtherKey reports whether the Opener holds a key under keyID that is
+// not key.
+func (o *Opener) hasOtherKey(keyID uint16, key *Key) bool {
+	k := o.state.Load().keys[keyID]
+	return k != nil && subtle.ConstantTimeCompare(k.key[:], key[:]) != 1
 }
 
 // ReplayWindows returns how many replay windows the Opener holds: one per
@@ -404,5 +437,6 @@ func (o *Opener) Open(b []byte) (inner []byte, sender uint32, err error) {
 	if !w.Accept(counter) {
 		return nil, 0, ErrReplay
 	}
+	k.rx.Add(1)
 	return plain, id.sender, nil
 }

@@ -61,8 +61,10 @@ const (
 	scratchLen = 65535 + vswitch.EthHeaderLen + 4
 	// txQueueLen is how many full txBufs wait for the sender goroutine.
 	txQueueLen = 4
-	// txWait is the longest a Write waits for a place in a full txq.
-	txWait = 10 * time.Millisecond
+	// txWait is the longest a Write waits for a place in a full txq: a
+	// sender goroutine that has not freed one by then is stuck on the
+	// underlay, not merely descheduled on a loaded machine.
+	txWait = 50 * time.Millisecond
 )
 
 // dgram is one datagram of a batch: buf[off:off+n], carrying an inner frame

@@ -294,6 +294,8 @@ func connectCommand() *cli.Command {
 			&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for the namespace (--netns path or --pid) to appear, like 30s"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "another DNS name for the endpoint in this network (repeatable)"},
 			&cli.BoolFlag{Name: "write-resolv-conf", Usage: "point the namespace's resolv.conf at the network's DNS server (/etc/netns/NAME/resolv.conf, or the process's /etc/resolv.conf with --pid)"},
+			&cli.StringSliceFlag{Name: "allowed-address", Usage: "another source address or prefix the endpoint may send from, like 10.1.0.0/24 (repeatable; port security drops any other)"},
+			&cli.BoolFlag{Name: "mac-spoofing", Usage: "let the endpoint send from other MACs than its own (a VM with guests of its own)"},
 			formatFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -315,6 +317,7 @@ func connectCommand() *cli.Command {
 				Publish: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), Expose: c.StringSlice("expose"),
 				TapOnly: c.String("tap-only"), DHCP: c.Bool("dhcp"), TapOwner: tapOwner(c),
 				Aliases: c.StringSlice("alias"), WriteResolvConf: c.Bool("write-resolv-conf"),
+				AllowedAddresses: c.StringSlice("allowed-address"), MACSpoofing: c.Bool("mac-spoofing"),
 			})
 			if err != nil {
 				return err

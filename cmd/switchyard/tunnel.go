@@ -16,7 +16,7 @@ import (
 func tunnelCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tunnel",
-		Usage: "show a network's tunnel to other hosts; add and remove peers",
+		Usage: "show a network's tunnel to other hosts; add and remove peers; rotate its key",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "ls",
@@ -36,6 +36,7 @@ func tunnelCommand() *cli.Command {
 					return output(c, t, func(w io.Writer) { printTunnel(w, t) })
 				},
 			},
+			rotateKeyCommand(),
 			{
 				Name:  "peer",
 				Usage: "add or remove a static peer",
@@ -87,8 +88,10 @@ func printTunnel(out io.Writer, t api.Tunnel) {
 		enc = "ChaCha20-Poly1305"
 	}
 	fmt.Fprintf(out, "%s: %s, VNI %d, listening on %s, inner MTU %d, %s\n", t.Network, t.Mode, t.VNI, t.Listen, t.MTU, enc)
-	fmt.Fprintf(out, "received %d datagrams (%s), sent %d (%s), dropped %d%s\n\n",
+	fmt.Fprintf(out, "received %d datagrams (%s), sent %d (%s), dropped %d%s\n",
 		t.Stats.RXDatagrams, human(t.Stats.RXBytes), t.Stats.TXDatagrams, human(t.Stats.TXBytes), t.Stats.Drops, dropsBy(t.DropsBy))
+	printTunnelKeys(out, t.Keys)
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "PEER\tFROM\tMACS\tRX\tTX\tLAST SEEN")
 	for _, p := range t.Peers {

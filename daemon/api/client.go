@@ -220,6 +220,12 @@ func (c *Client) AddTunnelPeer(ctx context.Context, network, addr string) (Tunne
 	return t, c.do(ctx, http.MethodPost, "/v1/networks/"+url.PathEscape(network)+"/tunnel/peers", PeerRequest{Addr: addr}, &t)
 }
 
+// RotateTunnelKey starts replacing the key of a network's sealed tunnel.
+func (c *Client) RotateTunnelKey(ctx context.Context, network string, req KeyRotation) (Tunnel, error) {
+	var t Tunnel
+	return t, c.do(ctx, http.MethodPost, "/v1/networks/"+url.PathEscape(network)+"/tunnel/key", req, &t)
+}
+
 // RemoveTunnelPeer removes a static peer from a network's tunnel.
 func (c *Client) RemoveTunnelPeer(ctx context.Context, network, addr string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(network)+"/tunnel/peers?addr="+url.QueryEscape(addr), nil, nil)

@@ -20,6 +20,7 @@
 //	GET    /v1/networks/{name}/tunnel            Tunnel
 //	POST   /v1/networks/{name}/tunnel/peers      PeerRequest → Tunnel
 //	DELETE /v1/networks/{name}/tunnel/peers?addr=IP[:PORT]
+//	POST   /v1/networks/{name}/tunnel/key        KeyRotation → Tunnel
 //	GET    /v1/stats                             Stats
 //
 // Errors come back as an Error body with an HTTP status that matches its
@@ -124,6 +125,52 @@ type Tunnel struct {
 	DropsBy   map[string]uint64 `json:"drops_by,omitempty"`
 	SenderID  uint32            `json:"sender_id,omitempty"`
 	Encrypted bool              `json:"encrypted"`
+	// Keys, for a sealed tunnel.
+	Keys *TunnelKeys `json:"keys,omitempty"`
+}
+
+// TunnelKeys are a sealed tunnel's keys on this host, named by their key
+// IDs (derived from the keys: the same on every host).
+type TunnelKeys struct {
+	// SendID is the key this host seals under.
+	SendID uint16 `json:"send_id"`
+	// Accepted are the keys it accepts.
+	Accepted []TunnelKey `json:"accepted"`
+	// Rotation is the key rotation under way, if any.
+	Rotation *TunnelRotation `json:"rotation,omitempty"`
+}
+
+// TunnelKey is a key a sealed tunnel accepts.
+type TunnelKey struct {
+	ID uint16 `json:"id"`
+	// RXDatagrams counts what was received under the key: while the
+	// old key's count grows, some peer still seals under it.
+	RXDatagrams uint64 `json:"rx_datagrams"`
+}
+
+// TunnelRotation is a key rotation under way on this host.
+type TunnelRotation struct {
+	// KeyID is the new key's.
+	KeyID uint16 `json:"key_id"`
+	// Start is when this host began accepting the new key, SendAt when it
+	// seals under it, DropAt when it stops accepting the others.
+	Start  time.Time `json:"start"`
+	SendAt time.Time `json:"send_at"`
+	DropAt time.Time `json:"drop_at"`
+}
+
+// KeyRotation asks a sealed tunnel to replace its key. Every host of the
+// network must be asked within Window of the first one: each accepts the
+// new key at once, seals under it after Window and drops the old key
+// after twice Window, so no frame is lost.
+type KeyRotation struct {
+	// KeyFile is the daemon's path to the new key, in the form of
+	// network create's key_file.
+	KeyFile string `json:"key_file"`
+	// Window is a Go duration, like "60s"; empty means 60 s. "0s"
+	// replaces every key at once (for a stolen key): frames other hosts
+	// still seal under the old key are lost until they rotate too.
+	Window string `json:"window,omitempty"`
 }
 
 // TunnelPeer is one remote host of a tunnel.
@@ -280,6 +327,13 @@ type EndpointCreate struct {
 	// /var/run/netns/NAME (what `ip netns exec` mounts), the process's
 	// /etc/resolv.conf for a PID.
 	WriteResolvConf bool `json:"write_resolv_conf,omitempty"`
+	// AllowedAddresses are more source addresses or prefixes ("10.1.0.0/24",
+	// "fd00::5") the endpoint may send from: port security drops frames
+	// from any other source (routers, VMs with several addresses).
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	// MACSpoofing lets the endpoint send from other MACs than its own
+	// (a VM with guests of its own); each is learned, up to a small limit.
+	MACSpoofing bool `json:"mac_spoofing,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -355,6 +409,9 @@ type Endpoint struct {
 	Ports []PortBinding `json:"ports,omitempty"`
 	// Expose lists the exposed ports (-P publishes them).
 	Expose []string `json:"expose,omitempty"`
+	// AllowedAddresses and MACSpoofing are as in EndpointCreate.
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	MACSpoofing      bool     `json:"mac_spoofing,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received
@@ -366,7 +423,7 @@ type PortStats struct {
 	TXFrames uint64 `json:"tx_frames"`
 	TXBytes  uint64 `json:"tx_bytes"`
 	TXDrops  uint64 `json:"tx_drops"`
-	// Drops by reason ("malformed", "oversize", "fdb_full", …), both
+	// Drops by reason ("malformed", "oversize", "spoofed_ip", …), both
 	// directions; reasons with no drops are left out.
 	DropsBy map[string]uint64 `json:"drops_by,omitempty"`
 }
@@ -383,6 +440,9 @@ type NetworkStats struct {
 	Network    string `json:"network"`
 	FDBEntries int    `json:"fdb_entries"`
 	FDBMoves   uint64 `json:"fdb_moves"`
+	// FDBFull counts frames from new MACs the full table forwarded
+	// without learning them.
+	FDBFull uint64 `json:"fdb_full"`
 	// Segmented counts superframes the switch cut for ports without
 	// segmentation offload; ICMPTooBig the path-MTU errors it sent.
 	Segmented  uint64 `json:"segmented"`

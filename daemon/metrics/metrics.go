@@ -67,6 +67,7 @@ func families(s api.Stats) []*family {
 	portDrops := def("port_drops_total", counter, "Frames dropped at a switch port, by reason.", "network", "port", "kind", "reason")
 	fdb := def("fdb_entries", gauge, "MAC addresses a network's switch has learned.", "network")
 	fdbMoves := def("fdb_moves_total", counter, "MAC addresses relearned on another port.", "network")
+	fdbFull := def("fdb_full_total", counter, "Frames from new MAC addresses forwarded unlearned because the table was full.", "network")
 	segmented := def("segmented_total", counter, "Superframes cut into segments for ports without segmentation offload.", "network")
 	icmpTooBig := def("icmp_too_big_total", counter, "ICMP fragmentation-needed / packet-too-big errors sent for path MTU discovery.", "network")
 	conntrack := def("conntrack_entries", gauge, "Connections tracked by a network's NAT.", "network")
@@ -96,6 +97,7 @@ func families(s api.Stats) []*family {
 		}
 		fdb.add(float64(n.FDBEntries), n.Network)
 		fdbMoves.add(float64(n.FDBMoves), n.Network)
+		fdbFull.add(float64(n.FDBFull), n.Network)
 		segmented.add(float64(n.Segmented), n.Network)
 		icmpTooBig.add(float64(n.ICMPTooBig), n.Network)
 		conntrack.add(float64(n.Conntrack), n.Network)

@@ -12,7 +12,7 @@ import (
 func snapshot() api.Stats {
 	return api.Stats{
 		Networks: []api.NetworkStats{{
-			Network: "web", FDBEntries: 3, Conntrack: 2, DNSQueries: 9,
+			Network: "web", FDBEntries: 3, FDBFull: 6, Conntrack: 2, DNSQueries: 9,
 			Ports: []api.PortCounters{
 				{Name: "b", Kind: "tap", Stats: api.PortStats{RXFrames: 1}},
 				{Name: "a", Kind: "tap", Stats: api.PortStats{RXFrames: 10, TXFrames: 7, RXBytes: 1000, DropsBy: map[string]uint64{"oversize": 4}}},
@@ -38,6 +38,7 @@ func TestWrite(t *testing.T) {
 		`switchyard_port_drops_total{kind="tap",network="web",port="a",reason="oversize"} 4` + "\n",
 		`port="we\"ird\\\n"`,
 		"# TYPE switchyard_fdb_entries gauge\nswitchyard_fdb_entries{network=\"web\"} 3\n",
+		"switchyard_fdb_full_total{network=\"web\"} 6\n",
 		"switchyard_conntrack_entries{network=\"web\"} 2\n",
 		"switchyard_dns_queries_total{network=\"web\"} 9\n",
 		"switchyard_proxy_tcp_connections_total 5\n",

@@ -62,6 +62,14 @@ type Tunnel struct {
 	Peers       []netip.AddrPort `json:"peers,omitempty"`
 	KeyFile     string           `json:"key_file,omitempty"`
 	UnderlayMTU int              `json:"underlay_mtu"`
+	// PrevKeyFile, RotateStart and RotateWindow describe the last key
+	// rotation (tunnel rotate-key): KeyFile holds the new key and
+	// PrevKeyFile the one it replaces. A restart before
+	// RotateStart+2×RotateWindow resumes the rotation where the clock
+	// puts it (see tunnel.Rotation).
+	PrevKeyFile  string        `json:"prev_key_file,omitempty"`
+	RotateStart  time.Time     `json:"rotate_start,omitzero"`
+	RotateWindow time.Duration `json:"rotate_window,omitempty"`
 	// Cluster lists the etcd endpoints (http://HOST:PORT); HostID names
 	// this host there across restarts, and HostSubnet is the subnet it
 	// last leased.
@@ -104,6 +112,11 @@ type Endpoint struct {
 	// put back on disconnect.
 	ResolvConf     string           `json:"resolv_conf,omitempty"`
 	ResolvConfPrev *rootfs.Previous `json:"resolv_conf_prev,omitempty"`
+	// AllowedAddresses are source prefixes the endpoint may send from
+	// besides its address; MACSpoofing lets it send from other MACs
+	// (port security, see vswitch.Binding).
+	AllowedAddresses []netip.Prefix `json:"allowed_addresses,omitempty"`
+	MACSpoofing      bool           `json:"mac_spoofing,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

@@ -148,8 +148,9 @@ func TestDHCP(t *testing.T) {
 
 	// b is an endpoint too (10.250.20.3), but its interface now has a MAC
 	// of its own, as a VM behind it would: a dynamic lease, the lowest
-	// free address.
-	d.MustRun("connect", "vms", "--netns", b.Path, "--name", "b", "--dhcp")
+	// free address. Port security lets it send from that MAC only with
+	// --mac-spoofing, and from the leased address once it is leased.
+	d.MustRun("connect", "vms", "--netns", b.Path, "--name", "b", "--dhcp", "--mac-spoofing")
 	const vmMAC = "52:54:00:00:00:99"
 	b.MustRun("ip", "link", "set", "eth0", "address", vmMAC)
 	env = udhcpc(t, b, "eth0", true)

@@ -129,3 +129,29 @@ func TestConnectRefusesHostAndNonNamespaces(t *testing.T) {
 		t.Errorf("refused connects left endpoints: %+v", es)
 	}
 }
+
+// After kill -9, whatever stands under an endpoint's interface name and
+// is not a TAP the daemon made (here a veth) is neither adopted nor
+// deleted by the restarted daemon: it reports it and drops the endpoint.
+func TestRestoreLeavesForeignInterfacesAlone(t *testing.T) {
+	c, far := netnstest.New(t), netnstest.New(t)
+	d := clitest.NewDaemon(t)
+	d.Wrap = []string{"nsenter", "--net=" + netnstest.New(t).Path}
+	d.Start()
+	d.MustRun("network", "create", "web", "--subnet", "10.246.5.0/24")
+	d.MustRun("connect", "web", "--netns", c.Path, "--name", "c")
+	d.Kill9()
+	c.MustRun("ip", "link", "del", "eth0")
+	c.MustRun("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0", "netns", far.Name)
+	d.Start()
+	waitEndpoints(t, d, "web", 0, "the endpoint whose TAP was replaced")
+	if _, err := c.Run("ip", "link", "show", "eth0"); err != nil {
+		t.Errorf("the restarted daemon deleted the veth that replaced its TAP: %v", err)
+	}
+	if _, err := far.Run("ip", "link", "show", "peer0"); err != nil {
+		t.Errorf("the veth's peer is gone: %v", err)
+	}
+	if !strings.Contains(d.Log(), "did not make it") {
+		t.Errorf("the daemon did not say why it left the interface:\n%s", d.Log())
+	}
+}

@@ -106,15 +106,16 @@ func strays(t *testing.T, marker string) int {
 func TestRunServesAndPassesExitCode(t *testing.T) {
 	bin := clitest.PublicBinary(t)
 	script := fmt.Sprintf("%s whoami --listen :80 & sleep 4; kill $!; exit 7", bin)
-	cmd, out := startRun(t, "-p", "18181:80", "--", "sh", "-c", script)
-	body, err := httpGet("http://127.0.0.1:18181/", 4*time.Second)
+	port := freePort(t) // not a fixed one: other test runs share the host
+	cmd, out := startRun(t, "-p", fmt.Sprintf("%d:80", port), "--", "sh", "-c", script)
+	body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Second)
 	if err != nil || !strings.Contains(body, "you are 172.") {
-		t.Fatalf("GET localhost:18181 → %q, %v\nrun output:\n%s", body, err, out)
+		t.Fatalf("GET localhost:%d → %q, %v\nrun output:\n%s", port, body, err, out)
 	}
 	if code := waitExit(t, cmd, 15*time.Second); code != 7 {
 		t.Fatalf("switchyard run exited %d, want the command's 7\n%s", code, out)
 	}
-	if _, err := net.DialTimeout("tcp", "127.0.0.1:18181", time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Error("the published port is still open after run exited")
 	}
 }
@@ -126,8 +127,9 @@ func TestRunCtrlCTearsDown(t *testing.T) {
 	marker := "sleep 4242"
 	// The command leaves a background process behind: the PID namespace
 	// must take it down with the init.
-	cmd, out := startRun(t, "-p", "18182:80", "--", "sh", "-c", fmt.Sprintf("sleep 4242 & %s whoami --listen :80", bin))
-	if _, err := httpGet("http://127.0.0.1:18182/", 4*time.Second); err != nil {
+	port := freePort(t)
+	cmd, out := startRun(t, "-p", fmt.Sprintf("%d:80", port), "--", "sh", "-c", fmt.Sprintf("sleep 4242 & %s whoami --listen :80", bin))
+	if _, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Second); err != nil {
 		t.Fatalf("the command never served: %v\n%s", err, out)
 	}
 	if strays(t, marker) == 0 {
@@ -145,7 +147,7 @@ func TestRunCtrlCTearsDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := net.DialTimeout("tcp", "127.0.0.1:18182", time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Error("the published port is still open after Ctrl-C")
 	}
 }

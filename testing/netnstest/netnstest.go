@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,25 @@ func (n *NS) MustRun(name string, args ...string) string {
 	return out
 }
 
+// Socket returns a new socket of the namespace (socket(2) with protocol
+// 0; non-blocking), in either kind of namespace: a raw packet socket to
+// write frames to an interface, say.
+func (n *NS) Socket(domain, typ int) (*os.File, error) {
+	if n.holder != nil {
+		return n.holder.socket(domain, typ)
+	}
+	var f *os.File
+	err := n.Do(func() error {
+		fd, err := unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket in %s: %w", n.Name, err)
+		}
+		f = os.NewFile(uintptr(fd), "netnstest-socket")
+		return nil
+	})
+	return f, err
+}
+
 // Listen opens a TCP listener inside the namespace.
 func (n *NS) Listen(addr string) (net.Listener, error) {
 	if n.holder != nil {
@@ -218,6 +238,22 @@ func (n *NS) Addrs(ifname string) ([]netip.Prefix, error) {
 		}
 	}
 	return ps, nil
+}
+
+// Ifindex returns the index of interface ifname inside the namespace, as
+// `ip -o link` reports it. (Not /sys/class/net: sysfs shows the
+// namespace of whoever mounted it, which nsenter does not change.)
+func (n *NS) Ifindex(ifname string) (int, error) {
+	out, err := n.Run("ip", "-o", "link", "show", "dev", ifname)
+	if err != nil {
+		return 0, err
+	}
+	index, _, ok := strings.Cut(out, ":")
+	i, err := strconv.Atoi(strings.TrimSpace(index))
+	if !ok || err != nil {
+		return 0, fmt.Errorf("in %s: ip -o link show dev %s: no index in %q", n.Name, ifname, out)
+	}
+	return i, nil
 }
 
 // Ping pings addr from inside the namespace, count times, and reports

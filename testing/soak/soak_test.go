@@ -49,6 +49,8 @@ type figures struct {
 	atk                 *attack
 	drops               map[string]uint64
 	fdbEntries, fdbMove uint64
+	conntrack           int
+	natDropped          uint64
 	proxy               api.ProxyStats
 }
 
@@ -117,6 +119,7 @@ func (f *figures) readStats(t *testing.T, w *world) {
 			continue
 		}
 		f.fdbEntries, f.fdbMove = uint64(n.FDBEntries), n.FDBMoves
+		f.conntrack, f.natDropped = n.Conntrack, n.NATDropped
 		for _, port := range n.Ports {
 			for why, c := range port.Stats.DropsBy {
 				f.drops[why] += c
@@ -173,8 +176,8 @@ func (f *figures) report(t *testing.T, cfg config) {
 	if err := a.burstErr.Load(); err != nil {
 		t.Logf("attack: the first connection of a burst that failed: %s", err)
 	}
-	t.Logf("switch: %d FDB entries, %d moves; drops by reason %v; proxy: %d TCP total, %d over the limit, %d UDP flows, %d evicted",
-		f.fdbEntries, f.fdbMove, f.drops, f.proxy.TCPTotal, f.proxy.OverLimit, f.proxy.UDPFlowsTotal, f.proxy.UDPEvicted)
+	t.Logf("switch: %d FDB entries, %d moves; drops by reason %v; NAT: %d tracked, %d dropped; proxy: %d TCP total, %d over the limit, %d UDP flows, %d evicted",
+		f.fdbEntries, f.fdbMove, f.drops, f.conntrack, f.natDropped, f.proxy.TCPTotal, f.proxy.OverLimit, f.proxy.UDPFlowsTotal, f.proxy.UDPEvicted)
 	row := f.row(cfg)
 	t.Logf("\n%s\n%s", tableHeader, row)
 	if cfg.report == "" {

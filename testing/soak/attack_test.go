@@ -80,6 +80,7 @@ type attack struct {
 	flood, spoof, spray *rawSocket
 	burstOK, burstFail  atomic.Uint64
 	bursts              atomic.Uint64
+	firstOK             uint64       // connections the first burst opened (read once run returns)
 	burstErr            atomic.Value // the first failed connection's error
 	on                  bool         // false: the control run
 	stolen              string       // the victim's address, held by the attacker
@@ -138,7 +139,18 @@ func (a *attack) run(ctx context.Context, w *world, cfg config) {
 		i := 0
 		paced(ctx, spoofRate, spoofRate*secs, func() { a.spoof.send(frames[i%len(frames)]); i++ })
 	})
+	firstBurst := make(chan struct{})
 	spawn(func() {
+		// The spray fills the attacker's share of the gateway's NAT
+		// ports, after which its own hairpin connections are dropped:
+		// it starts once the first burst is over (or a sixth into the
+		// load), so that one burst has the share to itself.
+		select {
+		case <-firstBurst:
+		case <-time.After(cfg.load / 6):
+		case <-ctx.Done():
+			return
+		}
 		r := rand.New(rand.NewPCG(3, 4))
 		buf := make([]byte, 128)
 		src := w.attackerEP.Address.Addr()
@@ -149,7 +161,7 @@ func (a *attack) run(ctx context.Context, w *world, cfg config) {
 			a.spray.send(buf[:udp4Frame(buf, hw, w.gwMAC, src, w.gw, sport, pubUDP, 16)])
 		})
 	})
-	spawn(func() { a.burstLoop(ctx, w, cfg.conns) })
+	spawn(func() { a.burstLoop(ctx, w, cfg.conns, firstBurst) })
 	wg.Wait()
 }
 
@@ -184,12 +196,17 @@ func spoofFrames(w *world) [][]byte {
 // burstLoop opens bursts of n connections from the attacker to the
 // victim's published TCP port through the gateway (hairpin), holds them
 // until the burst is complete, closes them, and starts again after
-// burstEvery, until ctx ends.
-func (a *attack) burstLoop(ctx context.Context, w *world, n int) {
+// burstEvery, until ctx ends. It closes first when the first burst is
+// over.
+func (a *attack) burstLoop(ctx context.Context, w *world, n int, first chan<- struct{}) {
 	addr := fmt.Sprintf("%s:%d", w.gw, pubTCP)
 	for ctx.Err() == nil {
+		ok := a.burstOK.Load()
 		a.burst(ctx, w, addr, n)
-		a.bursts.Add(1)
+		if a.bursts.Add(1) == 1 {
+			a.firstOK = a.burstOK.Load() - ok
+			close(first)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(burstEvery):
@@ -197,8 +214,12 @@ func (a *attack) burstLoop(ctx context.Context, w *world, n int) {
 	}
 }
 
-// burstWorkers is how many connections a burst opens at once.
-const burstWorkers = 64
+// burstWorkers is how many connections a burst opens at once, each
+// given up after burstDialTimeout.
+const (
+	burstWorkers     = 64
+	burstDialTimeout = 2 * time.Second
+)
 
 func (a *attack) burst(ctx context.Context, w *world, addr string, n int) {
 	conns := make(chan net.Conn, n)
@@ -216,7 +237,7 @@ func (a *attack) burst(ctx context.Context, w *world, addr string, n int) {
 				if ctx.Err() != nil {
 					return
 				}
-				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				dctx, cancel := context.WithTimeout(ctx, burstDialTimeout)
 				c, err := w.attacker.Dial(dctx, "tcp", addr)
 				cancel()
 				if err != nil {

@@ -170,9 +170,9 @@ func (f *figures) report(t *testing.T, cfg config) {
 	t.Helper()
 	a := f.atk
 	t.Logf("attack: %d flood frames (%d refused by the kernel), %d spoofed ARP/IP/ND, %d UDP from random ports, "+
-		"%d bursts: %d connections opened, %d failed",
+		"%d bursts: %d connections opened (%d by the first, before the UDP spray), %d failed",
 		a.flood.sent.Load(), a.flood.refused.Load(), a.spoof.sent.Load(), a.spray.sent.Load(),
-		a.bursts.Load(), a.burstOK.Load(), a.burstFail.Load())
+		a.bursts.Load(), a.burstOK.Load(), a.firstOK, a.burstFail.Load())
 	if err := a.burstErr.Load(); err != nil {
 		t.Logf("attack: the first connection of a burst that failed: %s", err)
 	}

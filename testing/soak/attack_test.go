@@ -87,7 +87,7 @@ type attack struct {
 }
 
 // spoofRate is how many spoofed ARP/IP/ND frames the attacker sends a
-// second (cycling through the kinds in spoofKinds).
+// second (cycling through spoofFrames).
 const spoofRate = 70
 
 // burstEvery is the pause between connection bursts.
@@ -161,7 +161,7 @@ func (a *attack) run(ctx context.Context, w *world, cfg config) {
 			a.spray.send(buf[:udp4Frame(buf, hw, w.gwMAC, src, w.gw, sport, pubUDP, 16)])
 		})
 	})
-	spawn(func() { a.burstLoop(ctx, w, cfg.conns, firstBurst) })
+	spawn(func() { a.burstLoop(ctx, w, cfg.conns, int(cfg.load/burstEvery)+1, firstBurst) })
 	wg.Wait()
 }
 
@@ -196,11 +196,11 @@ func spoofFrames(w *world) [][]byte {
 // burstLoop opens bursts of n connections from the attacker to the
 // victim's published TCP port through the gateway (hairpin), holds them
 // until the burst is complete, closes them, and starts again after
-// burstEvery, until ctx ends. It closes first when the first burst is
-// over.
-func (a *attack) burstLoop(ctx context.Context, w *world, n int, first chan<- struct{}) {
+// burstEvery, until ctx ends or it has made most bursts. It closes first
+// when the first burst is over.
+func (a *attack) burstLoop(ctx context.Context, w *world, n, most int, first chan<- struct{}) {
 	addr := fmt.Sprintf("%s:%d", w.gw, pubTCP)
-	for ctx.Err() == nil {
+	for i := 0; i < most && ctx.Err() == nil; i++ {
 		ok := a.burstOK.Load()
 		a.burst(ctx, w, addr, n)
 		if a.bursts.Add(1) == 1 {

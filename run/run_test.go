@@ -20,10 +20,14 @@ import (
 )
 
 // switchyard returns `switchyard run args...`, run as the test's own user.
+// When ctx ends it is stopped as a person stops it, with Ctrl-C (SIGINT),
+// so that it tears down what it made; SIGKILL comes only 10 s later.
 func switchyard(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, clitest.Binary(t), append([]string{"run"}, args...)...)
 	cmd.Dir = "/"
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
 
@@ -63,7 +67,7 @@ func TestPublishAllExposed(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
 	published := regexp.MustCompile(`8000/tcp -> 0\.0\.0\.0:(\d+)`)
 	var seen bytes.Buffer
 	sc := bufio.NewScanner(io.TeeReader(stderr, &seen))

@@ -26,8 +26,27 @@ var (
 	buildErr  error
 )
 
+// Main runs a test binary's tests and then removes the switchyard binary
+// Binary built for them: call it from TestMain, as
+// os.Exit(clitest.Main(m)), or wrap m with it for goleak.VerifyTestMain.
+func Main(m interface{ Run() int }) int {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	return code
+}
+
+// Cleaning wraps m so that its Run is Main's (for goleak.VerifyTestMain,
+// which runs the tests itself).
+func Cleaning(m interface{ Run() int }) interface{ Run() int } { return mainRunner{m} }
+
+type mainRunner struct{ m interface{ Run() int } }
+
+func (r mainRunner) Run() int { return Main(r.m) }
+
 // Binary builds ./cmd/switchyard (once per test process) and returns its
-// path.
+// path. The package's TestMain removes it with Main.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {

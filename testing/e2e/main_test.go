@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
@@ -13,5 +14,5 @@ import (
 // namespace.
 func TestMain(m *testing.M) {
 	netnstest.RootOnly("the daemon under test is run inside the tests' namespaces with nsenter --net and ip netns exec")
-	os.Exit(m.Run())
+	os.Exit(clitest.Main(m))
 }

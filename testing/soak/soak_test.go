@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
@@ -30,6 +32,10 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The soak is this binary's only test: remove the switchyard binary
+	// clitest builds when it ends (clitest.Main's job, without a TestMain).
+	bin := clitest.Binary(t)
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	t.Logf("soak: %s of load per network, networks with icc=%v, attack %t, at most %s in all", cfg.load, cfg.iccModes, cfg.attack, cfg.total())
 	for _, icc := range cfg.iccModes {
 		t.Run(fmt.Sprintf("icc=%t", icc), func(t *testing.T) { soak(t, cfg, icc) })

@@ -23,9 +23,15 @@
 // unsolicited neighbour advertisements and router advertisements, UDP from
 // random source ports to the victim's published UDP port (through the
 // gateway, hairpin) and bursts of 2,000 connections to its published TCP
-// port (also through the gateway: on an icc=false network that hairpin is
-// dropped by design, so there the bursts time out). Every loop stops at the load's deadline and after a fixed number
-// of frames or connections, whichever comes first.
+// port, also through the gateway: they are bounded by the attacker's
+// share of the gateway's NAT ports, which the UDP spray fills, so the
+// spray waits for the first burst; on an icc=false network the hairpin
+// between containers is dropped by design and the bursts time out. Every
+// loop stops at the load's deadline or after a fixed number of frames or
+// connections, whichever comes first. After the load: requests that show
+// whether the poison lingers, and a newcomer container connected (once
+// the MAC flood may have filled the switch's table) that pings the
+// gateway.
 //
 // Figures (printed, and appended to SWITCHYARD_SOAK_REPORT as markdown):
 // the victim's ping loss (goal ≤ 1 %), HTTP p50/p99 (goal p99 ≤ 50 ms),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon"
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/daemon/cluster"
+	"github.com/switchyard-net/switchyard/daemon/cluster/etcdv3"
 )
 
 func daemonCommand() *cli.Command {
@@ -57,6 +60,9 @@ func daemonCommand() *cli.Command {
 				OwnListeners:    own,
 				MaxConns:        c.Int("max-conns"),
 				MaxConnsPerPort: c.Int("max-conns-per-port"),
+				Cluster: func(ctx context.Context, d cluster.Dial) (cluster.Backend, error) {
+					return etcdv3.New(ctx, d, log)
+				},
 			})
 			if err != nil {
 				return err

@@ -71,7 +71,8 @@ func Start(t testing.TB, cfg Config) *Server {
 	srv := &Server{}
 	if cfg.TLS {
 		client = "https://" + cfg.ClientAddr
-		srv.Certs = NewCerts(t)
+		host, _, _ := net.SplitHostPort(cfg.ClientAddr)
+		srv.Certs = NewCerts(t, net.ParseIP(host))
 	}
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "etcd.log"))

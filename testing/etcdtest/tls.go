@@ -22,14 +22,15 @@ import (
 )
 
 // Certs are PEM files made for one test: a CA, a server certificate for
-// 127.0.0.1 signed by it, and a client certificate signed by it.
+// 127.0.0.1 (and the server's own address) signed by it, and a client
+// certificate signed by it.
 type Certs struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
 // NewCerts writes a fresh CA and its server and client certificates to
-// a temporary directory.
-func NewCerts(t testing.TB) Certs {
+// a temporary directory; the server's is valid for 127.0.0.1 and ips.
+func NewCerts(t testing.TB, ips ...net.IP) Certs {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, ca := mustCert(t, nil, nil, &x509.Certificate{
@@ -47,7 +48,7 @@ func NewCerts(t testing.TB) Certs {
 		tmpl      x509.Certificate
 	}{
 		{&c.ServerCert, &c.ServerKey, "server", x509.Certificate{Subject: pkix.Name{CommonName: "etcd"},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: both}},
+			IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...), ExtKeyUsage: both}},
 		{&c.ClientCert, &c.ClientKey, "client", x509.Certificate{Subject: pkix.Name{CommonName: "switchyard-host"},
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}},
 	} {

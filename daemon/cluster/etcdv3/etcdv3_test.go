@@ -71,6 +71,19 @@ func TestBackend(t *testing.T) {
 	if won, _, err := b.PutIf(ctx, "/t/a", "v4", id, cluster.ModRevision, kvs[0].ModRevision, false); err != nil || won {
 		t.Fatalf("put at the key's revision before the last change: won %v err %v, want lost", won, err)
 	}
+	revokeEndsKeepAlive(ctx, t, b, id)
+	if _, kvs, err := b.Range(ctx, "/t/"); err != nil || len(kvs) != 0 {
+		t.Fatalf("keys after revoking their lease: %+v %v, want none", kvs, err)
+	}
+	if got := watched(ctx, t, events, 3); got != "put /t/a=v1,put /t/a=v3,delete /t/a=" {
+		t.Fatalf("watch saw %s, want put /t/a=v1,put /t/a=v3,delete /t/a=", got)
+	}
+}
+
+// revokeEndsKeepAlive revokes lease id while it is kept alive, and
+// checks that the keep-alive ends.
+func revokeEndsKeepAlive(ctx context.Context, t *testing.T, b *etcdv3.Backend, id int64) {
+	t.Helper()
 	kctx, kcancel := context.WithCancel(ctx)
 	defer kcancel()
 	alive := b.KeepAlive(kctx, id)
@@ -81,12 +94,6 @@ func TestBackend(t *testing.T) {
 	case <-alive:
 	case <-ctx.Done():
 		t.Fatal("keep-alive of a revoked lease did not end")
-	}
-	if _, kvs, err := b.Range(ctx, "/t/"); err != nil || len(kvs) != 0 {
-		t.Fatalf("keys after revoking their lease: %+v %v, want none", kvs, err)
-	}
-	if got := watched(ctx, t, events, 3); got != "put /t/a=v1,put /t/a=v3,delete /t/a=" {
-		t.Fatalf("watch saw %s, want put /t/a=v1,put /t/a=v3,delete /t/a=", got)
 	}
 }
 

@@ -65,6 +65,9 @@ type Config struct {
 	// UDP flows, over all ports and per port; 0 derives them from the
 	// open-file limit, negative removes them (proxy.Config).
 	MaxConns, MaxConnsPerPort int
+	// NetnsDir is where named network namespaces are, searched at start
+	// for TAPs of this daemon's that no endpoint names. Empty: /run/netns.
+	NetnsDir string
 	// NoDefaultNetwork skips creating the "bridge" network.
 	NoDefaultNetwork bool
 	// Ephemeral state is not synced to disk: it need not survive a crash
@@ -91,8 +94,10 @@ type Config struct {
 // Daemon is the control plane. Create it with New, serve it with Serve,
 // stop it with Close.
 type Daemon struct {
-	cfg    Config
-	log    *zap.Logger
+	cfg Config
+	log *zap.Logger
+	// id marks the TAPs this daemon makes (see orphans.go).
+	id     string
 	attach attach.Attacher
 	store  stateStore
 	// ports serves every published port of every network.
@@ -154,10 +159,15 @@ func New(cfg Config) (*Daemon, error) {
 		stop:      make(chan struct{}),
 		upstreams: loadUpstreams(cfg.ResolvConf, cfg.Logger),
 	}
+	if d.id, err = loadID(cfg.StateDir); err != nil {
+		d.Close()
+		return nil, err
+	}
 	if err := d.restore(); err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.sweepOrphans()
 	if !cfg.NoDefaultNetwork {
 		if err := d.ensureDefaultNetwork(); err != nil {
 			d.Close()

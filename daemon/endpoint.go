@@ -66,7 +66,7 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 	var port attach.Port
 	var err error
 	if rec.TapOnly {
-		port, err = d.attach.OpenVM(ctx, tap.VMConfig{Name: rec.IfName, PortName: rec.Name, Owner: rec.TapOwner, Group: -1,
+		port, err = d.attach.OpenVM(ctx, tap.VMConfig{Name: rec.IfName, PortName: rec.Name, Owner: rec.TapOwner, Group: -1, Daemon: d.id,
 			MTU: n.rec.MTU, Existing: restoring, Logger: d.log.With(zap.String("network", n.rec.Name))})
 	} else {
 		port, err = d.attach.Open(ctx, d.tapConfig(n, rec, restoring))
@@ -102,7 +102,7 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.Config {
 	cfg := tap.Config{
 		NetNS: rec.NetNS, Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU,
-		Addrs: []netip.Prefix{rec.Address}, Offload: d.cfg.Offload, Existing: restoring, Configure: true,
+		Addrs: []netip.Prefix{rec.Address}, Offload: d.cfg.Offload, Existing: restoring, Configure: true, Owner: d.id,
 		Logger: d.log.With(zap.String("network", n.rec.Name)),
 		OnGone: func(err error) {
 			// Called from the port's reader: detach from another goroutine.

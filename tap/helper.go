@@ -54,6 +54,7 @@ type helperRequest struct {
 	MTU       int            `json:"mtu,omitempty"`
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`
 	Gateway   netip.Addr     `json:"gateway,omitzero"`
+	Owner     string         `json:"owner,omitempty"`
 }
 
 type helperReply struct {
@@ -229,7 +230,7 @@ func serveHelper(req helperRequest) (helperReply, int) {
 	}
 	res, err := openConfigured(Config{
 		Name: req.Name, Offload: req.Offload, Existing: req.Existing, Configure: req.Configure,
-		MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway,
+		MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway, Owner: req.Owner,
 	})
 	if err != nil {
 		return fail(err)
@@ -262,7 +263,7 @@ func sameNamespace(f *os.File, path string) (bool, error) {
 func openViaHelper(cfg Config) (openResult, error) {
 	reply, file, err := runHelper(cfg.NetNS, helperRequest{
 		Op: opOpen, Name: cfg.Name, Offload: cfg.Offload, Existing: cfg.Existing, Configure: cfg.Configure,
-		MAC: cfg.MAC, MTU: cfg.MTU, Addrs: cfg.Addrs, Gateway: cfg.Gateway,
+		MAC: cfg.MAC, MTU: cfg.MTU, Addrs: cfg.Addrs, Gateway: cfg.Gateway, Owner: cfg.Owner,
 	})
 	if err != nil {
 		return openResult{}, err

@@ -3,6 +3,7 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 )
@@ -14,21 +15,35 @@ import (
 // deletes its peer too. The mark is the interface alias (IFLA_IFALIAS,
 // what `ip link set NAME alias` sets), written when the device is made;
 // only a TAP (link type tuntap) with the mark is adopted or removed.
+//
+// A daemon also writes its own ID after the mark (Config.Owner), so that
+// it can find the TAPs a previous life of its own left behind and no
+// record names any more (its state file lost): Marked lists them, and no
+// other daemon's.
 
-// Mark is the interface alias of every TAP Switchyard makes.
+// Mark is the interface alias of every TAP Switchyard makes, or its first
+// word, followed by the owner's ID.
 const Mark = "switchyard"
+
+// markFor is the alias of a TAP made for owner.
+func markFor(owner string) string {
+	if owner == "" {
+		return Mark
+	}
+	return Mark + " " + owner
+}
 
 // ErrNotOurs is returned for an interface that Switchyard did not make:
 // it is neither adopted nor deleted.
 var ErrNotOurs = errors.New("not a TAP Switchyard made (no switchyard alias): left alone")
 
-// setMark marks the new TAP name.
-func setMark(h *netlink.Handle, name string) error {
+// setMark marks the new TAP name as owner's.
+func setMark(h *netlink.Handle, name, owner string) error {
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
 	}
-	if err := h.LinkSetAlias(link, Mark); err != nil {
+	if err := h.LinkSetAlias(link, markFor(owner)); err != nil {
 		return fmt.Errorf("mark %s as Switchyard's: %w", name, err)
 	}
 	return nil
@@ -36,7 +51,33 @@ func setMark(h *netlink.Handle, name string) error {
 
 // ours reports whether link is a TAP Switchyard made.
 func ours(link netlink.Link) bool {
-	return link.Type() == "tuntap" && link.Attrs().Alias == Mark
+	a := link.Attrs().Alias
+	return link.Type() == "tuntap" && (a == Mark || strings.HasPrefix(a, Mark+" "))
+}
+
+// Marked lists the TAPs in the namespace at nsPath ("" for this process's
+// own) that Switchyard made for owner. It needs to enter the namespace
+// itself: namespaces only a helper can enter are not searched (nil).
+func Marked(nsPath, owner string) ([]string, error) {
+	if owner == "" || needsHelper(nsPath) {
+		return nil, nil
+	}
+	h, err := nlHandle(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces in %s: %w", nsPath, err)
+	}
+	var names []string
+	for _, l := range links {
+		if l.Type() == "tuntap" && l.Attrs().Alias == markFor(owner) {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	return names, nil
 }
 
 // checkMark fails with ErrNotOurs unless the interface name is a TAP

@@ -39,6 +39,9 @@ type Config struct {
 	Gateway netip.Addr
 	// Offload opens the device with IFF_VNET_HDR and TSO/checksum offload.
 	Offload bool
+	// Owner, if set, identifies the daemon that makes the device: it is
+	// written into the device's mark, for Marked.
+	Owner string
 	// Existing re-attaches to a device of that name left by an earlier
 	// run (or creates it if missing). Without it the name must be free.
 	Existing bool
@@ -136,7 +139,7 @@ func openConfigured(cfg Config) (openResult, error) {
 			res.file.Close()
 			return openResult{}, err
 		}
-	} else if err = setMark(h, res.name); err != nil {
+	} else if err = setMark(h, res.name, cfg.Owner); err != nil {
 		res.file.Close()
 		Remove(cfg.NetNS, res.name)
 		return openResult{}, err

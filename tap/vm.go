@@ -39,6 +39,9 @@ type VMConfig struct {
 	Owner, Group int
 	// MTU of the interface; 0 means 1500.
 	MTU int
+	// Daemon, if set, identifies the daemon that makes the device: it is
+	// written into the device's mark, for Marked.
+	Daemon string
 	// Existing re-attaches to a device left by an earlier run.
 	Existing bool
 	Logger   *zap.Logger
@@ -88,7 +91,7 @@ func OpenVM(cfg VMConfig) (*VMPort, error) {
 	case cfg.Existing && !ours(link):
 		return nil, fmt.Errorf("tap %s (%s): %w", cfg.Name, link.Type(), ErrNotOurs)
 	case !cfg.Existing:
-		if err := netlink.LinkSetAlias(link, Mark); err != nil {
+		if err := netlink.LinkSetAlias(link, markFor(cfg.Daemon)); err != nil {
 			netlink.LinkDel(link)
 			return nil, fmt.Errorf("tap %s: mark it as Switchyard's: %w", cfg.Name, err)
 		}

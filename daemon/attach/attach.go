@@ -58,6 +58,9 @@ type Attacher interface {
 	Open(ctx context.Context, cfg tap.Config) (Port, error)
 	// OpenVM does the same for a VM's TAP in the daemon's namespace.
 	OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error)
+	// Marked lists the devices in the namespace at nsPath ("" is the
+	// daemon's own) that a daemon with ID owner made (tap.Marked).
+	Marked(nsPath, owner string) ([]string, error)
 	// Remove deletes the device name from the namespace at nsPath ("" is
 	// the daemon's own: a VM TAP), if it is there: a device left by a
 	// failed restore, whose Port is gone.
@@ -133,6 +136,8 @@ func (TAPs) OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error) {
 }
 
 // Remove implements Attacher.
+func (TAPs) Marked(nsPath, owner string) ([]string, error) { return tap.Marked(nsPath, owner) }
+
 func (TAPs) Remove(nsPath, name string) error {
 	if nsPath == "" {
 		return tap.RemoveVM(name)

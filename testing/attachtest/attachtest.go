@@ -348,7 +348,7 @@ func (a *Attacher) OpenVM(ctx context.Context, cfg tap.VMConfig) (attach.Port, e
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.openLocked(devKey{"", cfg.Name}, tap.Config{Name: cfg.Name, PortName: cfg.PortName, MTU: cfg.MTU, Existing: cfg.Existing}, cfg.Existing, false)
+	return a.openLocked(devKey{"", cfg.Name}, tap.Config{Name: cfg.Name, PortName: cfg.PortName, MTU: cfg.MTU, Existing: cfg.Existing, Owner: cfg.Daemon}, cfg.Existing, false)
 }
 
 func (a *Attacher) openLocked(k devKey, cfg tap.Config, existing, offload bool) (attach.Port, error) {
@@ -371,6 +371,21 @@ func (a *Attacher) openLocked(k devKey, cfg tap.Config, existing, offload bool) 
 	p := &Port{Port: porttest.New(name, cfg.MTU), a: a, key: k, offload: offload, onGone: cfg.OnGone}
 	a.ports[k] = p
 	return p, nil
+}
+
+// Marked implements attach.Attacher: the devices in nsPath whose last
+// Open named owner.
+func (a *Attacher) Marked(nsPath, owner string) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var names []string
+	for k, d := range a.devices {
+		if k.netns == nsPath && owner != "" && d.Config.Owner == owner {
+			names = append(names, k.name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // Remove implements attach.Attacher.

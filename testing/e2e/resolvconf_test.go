@@ -155,3 +155,31 @@ func TestRestoreLeavesForeignInterfacesAlone(t *testing.T) {
 		t.Errorf("the daemon did not say why it left the interface:\n%s", d.Log())
 	}
 }
+
+// A daemon whose state file was lost while it was down (emptied after
+// kill -9) removes, when it starts again, the TAP it had made in a named
+// namespace, which no endpoint names any more, and says so; the
+// namespace's other interfaces stay.
+func TestLostStateOrphansAreRemoved(t *testing.T) {
+	c := netnstest.New(t)
+	c.MustRun("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+	d := clitest.NewDaemon(t)
+	d.Wrap = []string{"nsenter", "--net=" + netnstest.New(t).Path}
+	d.Start()
+	d.MustRun("network", "create", "web", "--subnet", "10.246.6.0/24")
+	d.MustRun("connect", "web", "--netns", c.Path, "--name", "c")
+	d.Kill9()
+	if err := os.Truncate(filepath.Join(d.StateDir, "state.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	if _, err := c.Run("ip", "link", "show", "eth0"); err == nil {
+		t.Error("the orphaned TAP eth0 is still in the namespace")
+	}
+	if _, err := c.Run("ip", "link", "show", "v0"); err != nil {
+		t.Errorf("the namespace's own interface is gone: %v", err)
+	}
+	if !strings.Contains(d.Log(), "no longer in its state") || !strings.Contains(d.Log(), "moved to") {
+		t.Errorf("the daemon did not say what it did:\n%s", d.Log())
+	}
+}

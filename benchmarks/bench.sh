@@ -817,8 +817,8 @@ main() {
 	trap 'cleanup_all' EXIT
 	trap 'exit 130' INT TERM
 
-	log "building rr and switchyard"
-	(cd "$REPO" && CGO_ENABLED=0 go build -o "$RR" ./benchmarks/rr && go build -o "$SY" ./cmd/switchyard) || { echo "go build failed" >&2; exit 1; }
+	log "building rr, switchyard and switchyardd"
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$RR" ./benchmarks/rr && go build -o "$WORK/" ./cmd/switchyard ./cmd/switchyardd) || { echo "go build failed" >&2; exit 1; }
 	: >"$OUT/detail.txt"
 	: >"$OUT/client.err"
 	case "${1:-}" in

@@ -31,6 +31,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/attach"
+	"github.com/switchyard-net/switchyard/daemon/cluster"
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/internal/rlimit"
 	"github.com/switchyard-net/switchyard/proxy"
@@ -82,6 +83,12 @@ type Config struct {
 	// servers forward names they do not know. Empty: /etc/resolv.conf
 	// (or systemd-resolved's upstreams if it lists none).
 	ResolvConf string
+	// Cluster connects to etcd for a `cluster` network, as dial says.
+	// nil means this binary has no etcd client: creating a `cluster`
+	// network fails with ErrNoCluster. switchyardd sets it to package
+	// etcdv3's New; the CLI binary leaves it nil so that it does not
+	// link etcd's client (gRPC), which slows every start.
+	Cluster func(ctx context.Context, dial cluster.Dial) (cluster.Backend, error)
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,

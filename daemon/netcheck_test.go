@@ -100,6 +100,11 @@ func TestNetworkCreateFieldErrors(t *testing.T) {
 		{"cluster with ip_range", tun(api.NetworkCreate{Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", IPRange: "10.250.1.0/24"}), "ip_range", "10.250.1.0/24"},
 		{"negative lease_ttl", tun(api.NetworkCreate{Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", LeaseTTL: -1}), "lease_ttl", "-1"},
 		{"subnet_len too short", tun(api.NetworkCreate{Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", SubnetLen: 16}), "subnet_len", "16"},
+		{"etcd_cacert without cluster", tun(api.NetworkCreate{EtcdCACert: "/ca.pem"}), "etcd_cacert", "/ca.pem"},
+		{"etcd_cacert without TLS", tun(api.NetworkCreate{Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", EtcdCACert: "/ca.pem"}), "etcd_cacert", "/ca.pem"},
+		{"etcd_cacert unreadable", tun(api.NetworkCreate{Cluster: "etcds://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", EtcdCACert: "/nonexistent/ca.pem"}), "etcd_cacert", "/nonexistent/ca.pem"},
+		{"etcd_user without password", tun(api.NetworkCreate{Cluster: "etcds://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", EtcdUser: "root"}), "etcd_password_file", ""},
+		{"etcd password file unreadable", tun(api.NetworkCreate{Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789", EtcdUser: "root", EtcdPasswordFile: "/nonexistent/pw"}), "etcd_password_file", "/nonexistent/pw"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,10 +95,15 @@ func parseHostPort(s string, defPort uint16) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), defPort), nil
 }
 
-// parseCluster turns etcd://HOST:PORT[,HOST:PORT...] into client URLs;
-// false if s is not of that form.
+// parseCluster turns etcd://HOST:PORT[,HOST:PORT...] into http:// client
+// URLs, and etcds://… into https:// ones; false if s is not of that form.
 func parseCluster(s string) ([]string, bool) {
+	scheme := "http://"
 	rest, ok := strings.CutPrefix(s, "etcd://")
+	if !ok {
+		scheme = "https://"
+		rest, ok = strings.CutPrefix(s, "etcds://")
+	}
 	if !ok || rest == "" {
 		return nil, false
 	}
@@ -109,7 +116,7 @@ func parseCluster(s string) ([]string, bool) {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return nil, false
 		}
-		eps = append(eps, "http://"+net.JoinHostPort(host, port))
+		eps = append(eps, scheme+net.JoinHostPort(host, port))
 	}
 	return eps, true
 }
@@ -173,12 +180,56 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 	return t, rec, nil
 }
 
+// ErrNoCluster: this daemon binary was built without an etcd client
+// (Config.Cluster is nil), so it cannot serve `cluster` networks.
+var ErrNoCluster = errors.New("this daemon has no etcd client: `cluster` networks are served by switchyardd (`switchyard daemon` starts it; install it with go install ./cmd/...)")
+
+// clusterDial is how tc reaches etcd, with the password read from its
+// file.
+func clusterDial(tc *store.Tunnel) (cluster.Dial, error) {
+	dial := cluster.Dial{Endpoints: tc.Cluster, CACert: tc.EtcdCACert, Cert: tc.EtcdCert, Key: tc.EtcdKey,
+		Username: tc.EtcdUser, Timeout: clusterTimeout / 2}
+	if tc.EtcdPasswordFile != "" {
+		pw, err := readPassword(tc.EtcdPasswordFile)
+		if err != nil {
+			return dial, err
+		}
+		dial.Password = pw
+	}
+	return dial, nil
+}
+
+// readPassword reads the first line of path.
+func readPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("etcd password: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("etcd password file %s: empty", path)
+	}
+	return pw, nil
+}
+
 // joinCluster joins rec's cluster with t's port as this host's endpoint.
 func (d *Daemon) joinCluster(ctx context.Context, rec store.Network, t *netTunnel) (*cluster.Cluster, error) {
 	tc := rec.Tunnel
 	log := d.log.With(zap.String("network", rec.Name))
+	if d.cfg.Cluster == nil {
+		return nil, fmt.Errorf("network %s: %w", rec.Name, ErrNoCluster)
+	}
+	dial, err := clusterDial(tc)
+	if err != nil {
+		return nil, fmt.Errorf("join cluster %s for network %s: %w", strings.Join(tc.Cluster, ","), rec.Name, err)
+	}
+	backend, err := d.cfg.Cluster(ctx, dial)
+	if err != nil {
+		return nil, fmt.Errorf("join cluster %s for network %s: %w", strings.Join(tc.Cluster, ","), rec.Name, err)
+	}
 	c, err := cluster.Join(ctx, cluster.Config{
-		Endpoints: tc.Cluster, Network: rec.Name, NetworkCIDR: rec.Subnet, SubnetLen: tc.SubnetLen,
+		Backend: backend, Network: rec.Name, NetworkCIDR: rec.Subnet, SubnetLen: tc.SubnetLen,
 		PublicAddr: tc.Listen, HostID: tc.HostID, PreviousSubnet: tc.HostSubnet,
 		TTL: time.Duration(tc.LeaseTTL) * time.Second, Logger: log,
 		OnChange: func(e cluster.Event) {

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/store"
@@ -29,6 +31,8 @@ func tunnelOnly(req api.NetworkCreate) []struct {
 		{"vni", req.VNI != nil}, {"tunnel_listen", req.TunnelListen != ""}, {"peers", len(req.Peers) > 0},
 		{"key_file", req.KeyFile != ""}, {"cluster", req.Cluster != ""}, {"subnet_len", req.SubnetLen != 0},
 		{"lease_ttl", req.LeaseTTL != 0}, {"underlay_mtu", req.UnderlayMTU != 0},
+		{"etcd_cacert", req.EtcdCACert != ""}, {"etcd_cert", req.EtcdCert != ""}, {"etcd_key", req.EtcdKey != ""},
+		{"etcd_user", req.EtcdUser != ""}, {"etcd_password_file", req.EtcdPasswordFile != ""},
 	}
 }
 
@@ -117,18 +121,19 @@ func parseTunnelKey(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, kn
 // parseTunnelCluster checks the cluster, the lease length and TTL.
 func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix, t *store.Tunnel) {
 	if req.Cluster == "" {
-		if req.SubnetLen != 0 {
-			errs.add("subnet_len", strconv.Itoa(req.SubnetLen), "given without `cluster`", "`cluster`, or no `subnet_len`")
-		}
-		if req.LeaseTTL != 0 {
-			errs.add("lease_ttl", strconv.Itoa(req.LeaseTTL), "given without `cluster`", "`cluster`, or no `lease_ttl`")
+		for _, f := range clusterOnly(req) {
+			if f.value != "" {
+				errs.add(f.field, f.value, "given without `cluster`", "`cluster`, or no `"+f.field+"`")
+			}
 		}
 		return
 	}
 	eps, ok := parseCluster(req.Cluster)
 	if !ok {
-		errs.add("cluster", req.Cluster, "not a list of etcd endpoints", "etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379")
+		errs.add("cluster", req.Cluster, "not a list of etcd endpoints",
+			"etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379, or etcds://… for TLS")
 	}
+	parseEtcdSecrets(errs, req, ok && strings.HasPrefix(req.Cluster, "etcds://"), t)
 	if req.TunnelListen == "" || t.Listen.Addr().IsUnspecified() {
 		errs.add("tunnel_listen", req.TunnelListen, "needed with `cluster`, as this host's own address: the other hosts send to it",
 			"this host's IP:PORT, like 192.0.2.1:"+strconv.Itoa(int(t.Listen.Port())))
@@ -152,4 +157,53 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Pre
 	var id [16]byte
 	rand.Read(id[:])
 	t.HostID = hex.EncodeToString(id[:])
+}
+
+// clusterOnly are the fields that mean something only with `cluster`.
+func clusterOnly(req api.NetworkCreate) []struct{ field, value string } {
+	n := func(i int) string {
+		if i == 0 {
+			return ""
+		}
+		return strconv.Itoa(i)
+	}
+	return []struct{ field, value string }{
+		{"subnet_len", n(req.SubnetLen)}, {"lease_ttl", n(req.LeaseTTL)},
+		{"etcd_cacert", req.EtcdCACert}, {"etcd_cert", req.EtcdCert}, {"etcd_key", req.EtcdKey},
+		{"etcd_user", req.EtcdUser}, {"etcd_password_file", req.EtcdPasswordFile},
+	}
+}
+
+// parseEtcdSecrets checks the TLS files (only with an etcds:// cluster,
+// secure says) and the user and password file, which go together.
+func parseEtcdSecrets(errs *fieldErrs, req api.NetworkCreate, secure bool, t *store.Tunnel) {
+	files := []struct{ field, path string }{
+		{"etcd_cacert", req.EtcdCACert}, {"etcd_cert", req.EtcdCert}, {"etcd_key", req.EtcdKey},
+	}
+	for _, f := range files {
+		switch {
+		case f.path == "":
+		case !secure:
+			errs.add(f.field, f.path, "only with TLS to etcd", "`cluster` etcds://HOST:PORT, or no `"+f.field+"`")
+		default:
+			if _, err := os.Stat(f.path); err != nil {
+				errs.add(f.field, f.path, "cannot be read", "a PEM file on the daemon's host")
+			}
+		}
+	}
+	if (req.EtcdCert == "") != (req.EtcdKey == "") {
+		errs.add("etcd_key", req.EtcdKey, "the client certificate and its key go together", "both `etcd_cert` and `etcd_key`, or neither")
+	}
+	switch {
+	case req.EtcdUser != "" && req.EtcdPasswordFile == "":
+		errs.add("etcd_password_file", "", "missing: `etcd_user` needs its password", "a file holding the password, on the daemon's host")
+	case req.EtcdUser == "" && req.EtcdPasswordFile != "":
+		errs.add("etcd_user", "", "missing: `etcd_password_file` is the password of a user", "the etcd user's name, like root")
+	case req.EtcdPasswordFile != "":
+		if _, err := readPassword(req.EtcdPasswordFile); err != nil {
+			errs.add("etcd_password_file", req.EtcdPasswordFile, err.Error(), "a file whose first line is the password")
+		}
+	}
+	t.EtcdCACert, t.EtcdCert, t.EtcdKey = req.EtcdCACert, req.EtcdCert, req.EtcdKey
+	t.EtcdUser, t.EtcdPasswordFile = req.EtcdUser, req.EtcdPasswordFile
 }

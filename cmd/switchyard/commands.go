@@ -3,84 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
-	"github.com/switchyard-net/switchyard/daemon"
 	"github.com/switchyard-net/switchyard/daemon/api"
 )
-
-func daemonCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "daemon",
-		Usage: "run the daemon in the foreground; state survives restarts",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: defaultStateDir()},
-			&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
-			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
-			&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
-			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
-			&cli.IntFlag{Name: "max-conns", Usage: "most connections and UDP flows all published ports hold at once; 0: from the open-file limit, -1: no limit"},
-			&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
-		},
-		Action: func(c *cli.Context) error {
-			log, err := newLogger(c)
-			if err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
-			defer log.Sync()
-			// The metrics socket is opened first, so that the daemon
-			// knows to keep containers' flows away from it.
-			var own []netip.AddrPort
-			metricsL, err := listenMetrics(c.String("metrics"))
-			if err != nil {
-				return err
-			}
-			if metricsL != nil {
-				defer metricsL.Close()
-				own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
-			}
-			d, err := daemon.New(daemon.Config{
-				StateDir:        c.String("state-dir"),
-				Socket:          c.String("socket"),
-				Logger:          log,
-				Offload:         c.Bool("offload"),
-				ResolvConf:      c.String("resolv-conf"),
-				OwnListeners:    own,
-				MaxConns:        c.Int("max-conns"),
-				MaxConnsPerPort: c.Int("max-conns-per-port"),
-			})
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if path := c.String("debug-socket"); path != "" {
-				if err := serveDebug(ctx, path, log); err != nil {
-					d.Close()
-					return err
-				}
-			}
-			if metricsL != nil {
-				serveMetrics(ctx, metricsL, d, log)
-			}
-			serveErr := d.Serve(ctx)
-			log.Info("shutting down")
-			if err := d.Close(); err != nil {
-				log.Warn("closing state", zap.Error(err))
-			}
-			return serveErr
-		},
-	}
-}
 
 func networkCommand() *cli.Command {
 	return &cli.Command{
@@ -106,7 +37,12 @@ func networkCommand() *cli.Command {
 					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT", DefaultText: "every address, port 4789; secure 4793"},
 					&cli.StringSliceFlag{Name: "peer", Usage: "another host's tunnel address IP[:PORT] (repeatable)"},
 					&cli.StringFlag{Name: "key-file", Usage: "the shared key of a secure tunnel (44 base64 or 64 hex characters)"},
-					&cli.StringFlag{Name: "cluster", Usage: "etcd://HOST:PORT[,HOST:PORT]: lease this host's subnet and find peers in etcd"},
+					&cli.StringFlag{Name: "cluster", Usage: "etcd://HOST:PORT[,HOST:PORT] (etcds:// for TLS): lease this host's subnet and find peers in etcd"},
+					&cli.StringFlag{Name: "etcd-cacert", Usage: "with etcds://, the CA certificates (PEM) that sign etcd's", DefaultText: "the system's"},
+					&cli.StringFlag{Name: "etcd-cert", Usage: "with etcds://, this host's client certificate (PEM) for etcd's --client-cert-auth"},
+					&cli.StringFlag{Name: "etcd-key", Usage: "the key of --etcd-cert (PEM)"},
+					&cli.StringFlag{Name: "etcd-user", Usage: "etcd user to log in as, when etcd's auth is on"},
+					&cli.StringFlag{Name: "etcd-password-file", Usage: "a file whose first line is --etcd-user's password (never the password itself on a command line)"},
 					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster", DefaultText: "24"},
 					&cli.DurationFlag{Name: "lease-ttl", Usage: "with --cluster, how long a stopped host's lease lasts", DefaultText: "24h"},
 					&cli.IntFlag{Name: "underlay-mtu", Usage: "MTU of the path between hosts", DefaultText: "1500"},
@@ -130,10 +66,15 @@ func networkCommand() *cli.Command {
 						v := c.Int("vni")
 						req.VNI = &v
 					}
-					if req.KeyFile != "" {
-						// The daemon reads it: give it a path that means the same there.
-						if abs, err := filepath.Abs(req.KeyFile); err == nil {
-							req.KeyFile = abs
+					req.EtcdCACert, req.EtcdCert, req.EtcdKey = c.String("etcd-cacert"), c.String("etcd-cert"), c.String("etcd-key")
+					req.EtcdUser, req.EtcdPasswordFile = c.String("etcd-user"), c.String("etcd-password-file")
+					// The daemon reads the files: give it paths that mean the same there.
+					for _, p := range []*string{&req.KeyFile, &req.EtcdCACert, &req.EtcdCert, &req.EtcdKey, &req.EtcdPasswordFile} {
+						if *p == "" {
+							continue
+						}
+						if abs, err := filepath.Abs(*p); err == nil {
+							*p = abs
 						}
 					}
 					cl, ctx, cancel := client(c)

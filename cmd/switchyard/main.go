@@ -1,19 +1,20 @@
-// Command switchyard is the CLI of Switchyard: the daemon itself
-// (`switchyard daemon`) and every command that talks to it over its unix
-// socket. It only parses arguments and calls package daemon or the API
-// client; no networking logic lives here.
+// Command switchyard is the CLI of Switchyard: every command that talks
+// to the daemon over its unix socket, `switchyard run`, and `switchyard
+// daemon`, which execs the daemon binary, switchyardd (daemon.go). It
+// only parses arguments and calls the API client or package run; no
+// networking logic lives here. It does not link etcd's client: see
+// cmd/switchyardd.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/switchyard-net/switchyard/cmd/internal/daemoncmd"
 	"github.com/switchyard-net/switchyard/daemon"
 	"github.com/switchyard-net/switchyard/run"
 	"github.com/switchyard-net/switchyard/tap"
@@ -49,16 +50,7 @@ func newApp() *cli.App {
 		Name:    "switchyard",
 		Usage:   "userspace virtual switch and port proxy: Docker's bridge networking in one unprivileged process",
 		Version: daemon.Version,
-		Flags: []cli.Flag{
-			&cli.StringFlag{
-				Name:    "socket",
-				Usage:   "the daemon's API socket",
-				EnvVars: []string{"SWITCHYARD_SOCKET"},
-				Value:   defaultSocket(),
-			},
-			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
-			&cli.StringFlag{Name: "log-format", Usage: "console (human-readable) or json", Value: "console"},
-		},
+		Flags:   daemoncmd.GlobalFlags(),
 		Commands: []*cli.Command{
 			daemonCommand(),
 			runCommand(),
@@ -87,33 +79,6 @@ func newApp() *cli.App {
 	return app
 }
 
-// defaultSocket is /run/switchyard/switchyard.sock for root and
-// $XDG_RUNTIME_DIR/switchyard/switchyard.sock for anyone else.
-func defaultSocket() string {
-	if os.Geteuid() == 0 {
-		return "/run/switchyard/switchyard.sock"
-	}
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
-		return filepath.Join(dir, "switchyard", "switchyard.sock")
-	}
-	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "switchyard.sock")
-}
-
-// defaultStateDir is /var/lib/switchyard for root and
-// $XDG_DATA_HOME/switchyard (~/.local/share/switchyard) for anyone else.
-func defaultStateDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/switchyard"
-	}
-	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" {
-		return filepath.Join(dir, "switchyard")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "switchyard")
-	}
-	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "state")
-}
-
 // newQuietLogger is newLogger for commands that speak to a person in the
 // foreground (run): warnings and errors only, unless --log-level is given.
 func newQuietLogger(c *cli.Context) (*zap.Logger, error) {
@@ -124,23 +89,4 @@ func newQuietLogger(c *cli.Context) (*zap.Logger, error) {
 }
 
 // newLogger builds the process's logger from the global flags.
-func newLogger(c *cli.Context) (*zap.Logger, error) {
-	level, err := zap.ParseAtomicLevel(c.String("log-level"))
-	if err != nil {
-		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", c.String("log-level"))
-	}
-	var cfg zap.Config
-	switch c.String("log-format") {
-	case "console":
-		cfg = zap.NewDevelopmentConfig()
-		cfg.DisableStacktrace = true
-		cfg.Development = false
-	case "json":
-		cfg = zap.NewProductionConfig()
-	default:
-		return nil, fmt.Errorf("invalid --log-format %q: want console or json", c.String("log-format"))
-	}
-	cfg.Level = level
-	cfg.DisableCaller = true
-	return cfg.Build()
-}
+func newLogger(c *cli.Context) (*zap.Logger, error) { return daemoncmd.NewLogger(c) }

@@ -82,11 +82,24 @@ type NetworkCreate struct {
 	Peers []string `json:"peers,omitempty"`
 	// KeyFile holds the shared key of a secure tunnel.
 	KeyFile string `json:"key_file,omitempty"`
-	// Cluster is etcd://HOST:PORT[,HOST:PORT...]: each host leases a
-	// SubnetLen-sized part of the subnet for its endpoints and finds its
-	// peers there.
+	// Cluster is etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS):
+	// each host leases a SubnetLen-sized part of the subnet for its
+	// endpoints and finds its peers there; requests fail over between
+	// the endpoints.
 	Cluster   string `json:"cluster,omitempty"`
 	SubnetLen int    `json:"subnet_len,omitempty"`
+	// EtcdCACert, EtcdCert and EtcdKey are PEM files, on the daemon's
+	// host, for an etcds:// cluster: the CAs that sign etcd's
+	// certificate (empty: the system's), and a client certificate and
+	// its key for etcd's --client-cert-auth.
+	EtcdCACert string `json:"etcd_cacert,omitempty"`
+	EtcdCert   string `json:"etcd_cert,omitempty"`
+	EtcdKey    string `json:"etcd_key,omitempty"`
+	// EtcdUser and EtcdPasswordFile log in to etcd's auth; the file
+	// holds the password (its first line), so that the password is
+	// never in a request, a command line or the daemon's state.
+	EtcdUser         string `json:"etcd_user,omitempty"`
+	EtcdPasswordFile string `json:"etcd_password_file,omitempty"`
 	// LeaseTTL is how long, in seconds, a host's lease outlives its last
 	// renewal (a host that stops disappears from the others after it);
 	// 0 means 24 hours, flannel's default.

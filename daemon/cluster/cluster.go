@@ -42,11 +42,9 @@ var (
 
 // Config configures a host's membership of one network.
 type Config struct {
-	// Endpoints are the etcd client URLs, like http://10.0.0.5:2379.
-	Endpoints []string
-	// DialTimeout bounds connecting to etcd, and each request. If zero,
-	// DefaultDialTimeout.
-	DialTimeout time.Duration
+	// Backend reaches etcd (package etcdv3 makes one from a Dial). The
+	// Cluster owns it from Join on, and closes it, even if Join fails.
+	Backend Backend
 
 	// Network is the network's name, one path element (no "/").
 	Network string
@@ -127,7 +125,7 @@ type Event struct {
 type Cluster struct {
 	cfg    Config
 	log    *zap.Logger
-	client *etcd
+	client Backend
 	keys   keys
 	space  space
 	ttl    int64 // seconds
@@ -152,27 +150,28 @@ type Cluster struct {
 // present at Join; OnChange is told about them too, from the watcher.
 func Join(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := checkConfig(&cfg); err != nil {
+		if cfg.Backend != nil {
+			cfg.Backend.Close()
+		}
 		return nil, err
 	}
 	sp, err := newSpace(cfg.NetworkCIDR, cfg.SubnetLen)
 	if err != nil {
+		cfg.Backend.Close()
 		return nil, fmt.Errorf("network %s: %w", cfg.Network, err)
 	}
 	c := &Cluster{
-		cfg:   cfg,
-		log:   cfg.Logger.Named("cluster").With(zap.String("network", cfg.Network), zap.String("host", cfg.HostID)),
-		keys:  newKeys(cfg.KeyPrefix, cfg.Network),
-		space: sp,
-		ttl:   max(int64((cfg.TTL+time.Second-1)/time.Second), 1),
-		peers: map[string]Lease{},
-	}
-	c.client, err = newEtcd(cfg.Endpoints, cfg.DialTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", cfg.Network, err)
+		cfg:    cfg,
+		log:    cfg.Logger.Named("cluster").With(zap.String("network", cfg.Network), zap.String("host", cfg.HostID)),
+		keys:   newKeys(cfg.KeyPrefix, cfg.Network),
+		space:  sp,
+		ttl:    max(int64((cfg.TTL+time.Second-1)/time.Second), 1),
+		peers:  map[string]Lease{},
+		client: cfg.Backend,
 	}
 	if err := c.join(ctx); err != nil {
-		c.client.close()
-		return nil, fmt.Errorf("%w (etcd at %s)", err, strings.Join(cfg.Endpoints, ","))
+		c.client.Close()
+		return nil, err
 	}
 	return c, nil
 }
@@ -185,17 +184,14 @@ func checkConfig(cfg *Config) error {
 		return fmt.Errorf("network %s: host ID not set: want a stable ID per host (the daemon keeps one in its state directory)", cfg.Network)
 	case !cfg.PublicAddr.IsValid() || cfg.PublicAddr.Addr().IsUnspecified() || cfg.PublicAddr.Port() == 0:
 		return fmt.Errorf("network %s: public address %v: want the host's tunnel endpoint, an address the other hosts reach, and a port, like 10.0.0.5:4789", cfg.Network, cfg.PublicAddr)
-	case len(cfg.Endpoints) == 0:
-		return fmt.Errorf("network %s: no etcd endpoints: want URLs like http://10.0.0.5:2379", cfg.Network)
+	case cfg.Backend == nil:
+		return fmt.Errorf("network %s: no etcd backend: want one made from the etcd endpoints (package etcdv3)", cfg.Network)
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -213,7 +209,7 @@ func (c *Cluster) join(ctx context.Context) error {
 	}
 	c.own, c.ownKey, c.leaseID = own, key, id
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	ka := c.client.keepAlive(c.ctx, id, c.ttl, &c.wg)
+	ka := c.client.KeepAlive(c.ctx, id)
 	rev, initial, err := c.list(ctx)
 	if err != nil {
 		c.cancel()
@@ -239,7 +235,7 @@ func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
 	want := networkConfig{Network: c.space.network, SubnetLen: c.space.subnetLen}
 	b, _ := json.Marshal(want)
 	key := c.keys.config()
-	ok, kvs, err := c.client.txnPut(ctx, key, string(b), 0, "CREATE", 0, true)
+	ok, kvs, err := c.client.PutIf(ctx, key, string(b), 0, CreateRevision, 0, true)
 	if err != nil {
 		return fmt.Errorf("network %s: register configuration in etcd: %w", c.cfg.Network, err)
 	}
@@ -262,7 +258,7 @@ func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
 
 // list reads every lease of the network.
 func (c *Cluster) list(ctx context.Context) (int64, map[string]Lease, error) {
-	rev, kvs, err := c.client.rangePrefix(ctx, c.keys.subnets)
+	rev, kvs, err := c.client.Range(ctx, c.keys.subnets)
 	if err != nil {
 		return 0, nil, fmt.Errorf("network %s: read leases: %w", c.cfg.Network, err)
 	}
@@ -280,7 +276,7 @@ func (c *Cluster) list(ctx context.Context) (int64, map[string]Lease, error) {
 // acquire takes a subnet lease (see the package doc for the order of
 // preference) and returns it with its key and etcd lease.
 func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, string, int64, error) {
-	id, err := c.client.grant(ctx, c.ttl)
+	id, err := c.client.Grant(ctx, c.ttl)
 	if err != nil {
 		return Lease{}, "", 0, fmt.Errorf("network %s: grant an etcd lease: %w", c.cfg.Network, err)
 	}
@@ -288,7 +284,7 @@ func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, stri
 	if err != nil {
 		// Best effort: the lease holds nothing and would expire anyway.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = c.client.revoke(rctx, id)
+		_ = c.client.Revoke(rctx, id)
 		cancel()
 		return Lease{}, "", 0, err
 	}
@@ -298,7 +294,7 @@ func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, stri
 func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Lease, string, error) {
 	value := leaseValue{HostID: c.cfg.HostID, PublicAddr: c.cfg.PublicAddr}.marshal()
 	for range maxAttempts {
-		_, kvs, err := c.client.rangePrefix(ctx, c.keys.subnets)
+		_, kvs, err := c.client.Range(ctx, c.keys.subnets)
 		if err != nil {
 			return Lease{}, "", fmt.Errorf("network %s: read leases: %w", c.cfg.Network, err)
 		}
@@ -309,13 +305,13 @@ func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Leas
 			// since we read it.
 			key := mine.key
 			p, _ := c.keys.parseSubnet(key)
-			ok, _, err := c.client.txnPut(ctx, key, value, id, "MOD", mine.modRev, false)
+			ok, _, err := c.client.PutIf(ctx, key, value, id, ModRevision, mine.modRev, false)
 			if err != nil {
 				return Lease{}, "", fmt.Errorf("network %s: renew lease of %s: %w", c.cfg.Network, p, err)
 			}
 			if ok {
 				if old := mine.lease; old != 0 && old != id {
-					_ = c.client.revoke(ctx, old) // holds nothing any more
+					_ = c.client.Revoke(ctx, old) // holds nothing any more
 				}
 				c.log.Info("kept own subnet from an earlier run", zap.Stringer("subnet", p))
 				return c.lease(p), key, nil
@@ -327,7 +323,7 @@ func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Leas
 			return Lease{}, "", fmt.Errorf("network %s: %w: all %d subnets /%d of %s are leased", c.cfg.Network, ErrNoSubnet, c.space.count(), c.space.subnetLen, c.space.network)
 		}
 		key := c.keys.subnet(p)
-		won, _, err := c.client.txnPut(ctx, key, value, id, "CREATE", 0, false)
+		won, _, err := c.client.PutIf(ctx, key, value, id, CreateRevision, 0, false)
 		if err != nil {
 			return Lease{}, "", fmt.Errorf("network %s: lease %s: %w", c.cfg.Network, p, err)
 		}
@@ -348,7 +344,7 @@ type ownKey struct {
 
 // scan returns the subnets taken, by index, and the first key holding
 // this host's ID, if any.
-func (c *Cluster) scan(kvs []etcdKV) (map[uint64]bool, ownKey) {
+func (c *Cluster) scan(kvs []KV) (map[uint64]bool, ownKey) {
 	taken := make(map[uint64]bool, len(kvs))
 	var mine ownKey
 	for _, kv := range kvs {
@@ -361,7 +357,7 @@ func (c *Cluster) scan(kvs []etcdKV) (map[uint64]bool, ownKey) {
 			taken[i] = true // even if its value is unreadable: someone's
 		}
 		if l, ok := parseLease(c.keys, string(kv.Key), kv.Value); ok && inSpace && l.HostID == c.cfg.HostID && mine.key == "" {
-			mine = ownKey{key: string(kv.Key), modRev: int64(kv.ModRevision), lease: int64(kv.Lease)}
+			mine = ownKey{key: string(kv.Key), modRev: kv.ModRevision, lease: kv.Lease}
 		}
 	}
 	return taken, mine
@@ -409,8 +405,7 @@ func (c *Cluster) Peers() []Lease {
 	return out
 }
 
-// Close stops renewing the lease and watching, and closes the etcd client
-// if Join opened it. The lease is not revoked: it expires after the TTL,
+// Close stops renewing the lease and watching, and closes the Backend. The lease is not revoked: it expires after the TTL,
 // and a host that joins again with the same HostID before then keeps its
 // subnet.
 func (c *Cluster) Close() error { return c.close("stopped; the lease stays until it expires") }
@@ -420,7 +415,7 @@ func (c *Cluster) close(why string) error {
 	c.once.Do(func() {
 		c.cancel()
 		c.wg.Wait()
-		c.client.close()
+		err = c.client.Close()
 		c.log.Info(why)
 	})
 	return err
@@ -432,7 +427,7 @@ func (c *Cluster) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	id, subnet := c.leaseID, c.own.Subnet
 	c.mu.Unlock()
-	rerr := c.client.revoke(ctx, id)
+	rerr := c.client.Revoke(ctx, id)
 	cerr := c.close("left; the lease is revoked")
 	if rerr != nil {
 		return fmt.Errorf("network %s: revoke lease of %s: %w", c.cfg.Network, subnet, rerr)

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/switchyard-net/switchyard/daemon/cluster"
+	"github.com/switchyard-net/switchyard/daemon/cluster/etcdv3"
+	"github.com/switchyard-net/switchyard/testing/etcdtest"
 )
 
 var testNet = netip.MustParsePrefix("10.240.0.0/16")
@@ -62,24 +64,42 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// host is a test host's configuration and how it reaches etcd: each join
+// makes a new Backend, which the Cluster owns.
+type host struct {
+	cluster.Config
+	dial cluster.Dial
+}
+
+// join makes h's Backend and joins.
+func (h host) join(ctx context.Context) (*cluster.Cluster, error) {
+	b, err := etcdv3.New(ctx, h.dial, h.Logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg := h.Config
+	cfg.Backend = b
+	return cluster.Join(ctx, cfg)
+}
+
 // hostConfig is the configuration of test host n.
-func hostConfig(t *testing.T, endpoints []string, n int, ttl time.Duration, r *recorder) cluster.Config {
+func hostConfig(t *testing.T, endpoints []string, n int, ttl time.Duration, r *recorder) host {
 	cfg := cluster.Config{
-		Endpoints: endpoints, Network: "web", NetworkCIDR: testNet, SubnetLen: 24,
+		Network: "web", NetworkCIDR: testNet, SubnetLen: 24,
 		PublicAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 213, 0, byte(n)}), 4789),
 		HostID:     fmt.Sprintf("host-%d", n), TTL: ttl, Logger: zaptest.NewLogger(t),
 	}
 	if r != nil {
 		cfg.OnChange = r.on
 	}
-	return cfg
+	return host{Config: cfg, dial: cluster.Dial{Endpoints: endpoints}}
 }
 
-func join(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+func join(t *testing.T, cfg host) *cluster.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := cluster.Join(ctx, cfg)
+	c, err := cfg.join(ctx)
 	if err != nil {
 		t.Fatalf("join %s: %v", cfg.HostID, err)
 	}
@@ -113,7 +133,7 @@ func TestJoinGivesDisjointLeases(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hosts[i], errs[i] = cluster.Join(context.Background(), cfg)
+			hosts[i], errs[i] = cfg.join(context.Background())
 		}()
 	}
 	wg.Wait()
@@ -147,7 +167,7 @@ func TestJoinGivesDisjointLeases(t *testing.T) {
 	}
 	cfg := hostConfig(t, endpoints, 9, time.Minute, nil)
 	cfg.NetworkCIDR = netip.MustParsePrefix("10.240.0.0/22")
-	if _, err := cluster.Join(context.Background(), cfg); !errors.Is(err, cluster.ErrNoSubnet) {
+	if _, err := cfg.join(context.Background()); !errors.Is(err, cluster.ErrNoSubnet) {
 		t.Fatalf("a fifth host on four subnets: err %v, want ErrNoSubnet", err)
 	}
 }
@@ -170,7 +190,7 @@ func TestHelperHost(t *testing.T) {
 	if p := os.Getenv(helperPrevEnv); p != "" {
 		cfg.PreviousSubnet = netip.MustParsePrefix(p)
 	}
-	c, err := cluster.Join(context.Background(), cfg)
+	c, err := cfg.join(context.Background())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -384,15 +404,25 @@ func TestConfigMismatch(t *testing.T) {
 	join(t, hostConfig(t, endpoints, 1, time.Minute, nil))
 	cfg := hostConfig(t, endpoints, 2, time.Minute, nil)
 	cfg.SubnetLen = 25
-	_, err := cluster.Join(context.Background(), cfg)
+	_, err := cfg.join(context.Background())
 	if !errors.Is(err, cluster.ErrConfigMismatch) || !strings.Contains(err.Error(), "/25") || !strings.Contains(err.Error(), "/24") {
 		t.Fatalf("err %v, want ErrConfigMismatch naming /24 and /25", err)
 	}
 }
 
+// closeCounter is a Backend that is never called but closed.
+type closeCounter struct {
+	cluster.Backend
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// A bad configuration is refused before etcd is asked, naming what is
+// wrong, and the Backend is closed all the same.
 func TestJoinRefusesBadConfig(t *testing.T) {
 	base := cluster.Config{
-		Endpoints: []string{"http://127.0.0.1:1"}, Network: "web", NetworkCIDR: testNet, SubnetLen: 24,
+		Network: "web", NetworkCIDR: testNet, SubnetLen: 24,
 		PublicAddr: netip.MustParseAddrPort("10.213.0.1:4789"), HostID: "h",
 	}
 	for _, tc := range []struct {
@@ -403,37 +433,41 @@ func TestJoinRefusesBadConfig(t *testing.T) {
 		{"name", func(c *cluster.Config) { c.Network = "a/b" }, "network name"},
 		{"host", func(c *cluster.Config) { c.HostID = "" }, "host ID"},
 		{"public", func(c *cluster.Config) { c.PublicAddr = netip.MustParseAddrPort("0.0.0.0:4789") }, "public address"},
-		{"endpoints", func(c *cluster.Config) { c.Endpoints = nil }, "etcd endpoints"},
+		{"backend", func(c *cluster.Config) { c.Backend = nil }, "etcd backend"},
 		{"cidr", func(c *cluster.Config) { c.NetworkCIDR = netip.Prefix{} }, "network CIDR"},
 		{"len", func(c *cluster.Config) { c.SubnetLen = 16 }, "subnet length"},
 		{"huge", func(c *cluster.Config) { c.NetworkCIDR = netip.MustParsePrefix("fd00::/64"); c.SubnetLen = 120 }, "2^56"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
+			b := &closeCounter{}
+			cfg.Backend = b
 			tc.mod(&cfg)
 			_, err := cluster.Join(context.Background(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
 			}
+			if cfg.Backend != nil && b.closed != 1 {
+				t.Fatalf("backend closed %d times, want once", b.closed)
+			}
 		})
 	}
 }
 
-// With etcd unreachable, Join gives up when its context does, with an
-// error that names the network.
-func TestJoinWithoutEtcd(t *testing.T) {
-	cfg := cluster.Config{
-		Endpoints: []string{"http://" + freeAddr(t)}, Network: "web", NetworkCIDR: testNet, SubnetLen: 24,
-		PublicAddr: netip.MustParseAddrPort("10.213.0.1:4789"), HostID: "h", Logger: zaptest.NewLogger(t),
+// Hosts join an etcd that wants TLS with client certificates and a
+// password, and find each other.
+func TestJoinOverTLSWithAuth(t *testing.T) {
+	srv := etcdtest.Start(t, etcdtest.Config{TLS: true, Auth: true})
+	ra := &recorder{}
+	hosts := []host{hostConfig(t, nil, 1, time.Minute, ra), hostConfig(t, nil, 2, time.Minute, nil)}
+	var cs []*cluster.Cluster
+	for _, h := range hosts {
+		h.dial = cluster.Dial{Endpoints: []string{srv.URL}, CACert: srv.Certs.CA, Cert: srv.Certs.ClientCert,
+			Key: srv.Certs.ClientKey, Username: "root", Password: srv.Password}
+		cs = append(cs, join(t, h))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err := cluster.Join(ctx, cfg)
-	if err == nil || !strings.Contains(err.Error(), "network web") {
-		t.Fatalf("err %v, want one naming the network", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Join took %v with a 1 s context", d)
+	waitFor(t, 10*time.Second, "host-1 to see host-2", func() bool { return ra.count(cluster.PeerAdded, "host-2") == 1 })
+	if got, want := peersOf(cs[0])["host-2"], cs[1].Lease(); got != want {
+		t.Fatalf("host-1 sees host-2 as %+v, want %+v", got, want)
 	}
 }

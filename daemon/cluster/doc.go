@@ -45,4 +45,12 @@
 // lease goes. A lease whose endpoint changes is reported removed, then
 // added. If the watch breaks (compaction, lost connection) the watcher
 // re-reads the leases and reports the difference.
+//
+// # etcd
+//
+// The Cluster speaks to etcd through a Backend (backend.go), a handful of
+// calls: package etcdv3 implements it with etcd's own Go client, which
+// does TLS, auth, failover, keep-alives and watches. This package does
+// not import that client, so that package daemon, and the binaries that
+// link it without needing a cluster, stay free of gRPC.
 package cluster

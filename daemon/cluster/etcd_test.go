@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -16,17 +15,6 @@ import (
 func startEtcd(t *testing.T) []string {
 	t.Helper()
 	return []string{etcdtest.Start(t, etcdtest.Config{}).URL}
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // etcdClient returns a client of the test's server, closed at the end:

@@ -56,7 +56,7 @@ func (c *Cluster) renew(ka <-chan struct{}) {
 		for backoff := time.Second; ; backoff = min(2*backoff, maxBackoff) {
 			l, key, id, err := c.acquire(c.ctx, old.Subnet)
 			if err == nil {
-				ka = c.client.keepAlive(c.ctx, id, c.ttl, &c.wg)
+				ka = c.client.KeepAlive(c.ctx, id)
 				c.mu.Lock()
 				c.own, c.ownKey, c.leaseID = l, key, id
 				delete(c.peers, key)
@@ -116,7 +116,7 @@ func (c *Cluster) follow(rev *int64) bool {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	got := false
-	for resp := range c.client.watch(ctx, c.keys.subnets, *rev+1, &c.wg) {
+	for resp := range c.client.Watch(ctx, c.keys.subnets, *rev+1) {
 		if resp.CompactRevision != 0 || resp.Canceled || resp.Err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Warn("watch of the leases broke; reading them again", zap.Error(resp.Err), zap.Int64("compacted", resp.CompactRevision))
@@ -139,7 +139,7 @@ func (c *Cluster) ownKeyNow() string {
 }
 
 // apply updates the peers with one watch event and reports the change.
-func (c *Cluster) apply(ev watchEvent) {
+func (c *Cluster) apply(ev WatchEvent) {
 	key := string(ev.KV.Key)
 	l, valid := Lease{}, false
 	if !ev.Delete {

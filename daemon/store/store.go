@@ -70,14 +70,22 @@ type Tunnel struct {
 	PrevKeyFile  string        `json:"prev_key_file,omitempty"`
 	RotateStart  time.Time     `json:"rotate_start,omitzero"`
 	RotateWindow time.Duration `json:"rotate_window,omitempty"`
-	// Cluster lists the etcd endpoints (http://HOST:PORT); HostID names
-	// this host there across restarts, and HostSubnet is the subnet it
-	// last leased.
-	Cluster    []string     `json:"cluster,omitempty"`
-	SubnetLen  int          `json:"subnet_len,omitempty"`
-	LeaseTTL   int          `json:"lease_ttl,omitempty"` // seconds; 0: the cluster package's default
-	HostID     string       `json:"host_id,omitempty"`
-	HostSubnet netip.Prefix `json:"host_subnet,omitzero"`
+	// Cluster lists the etcd endpoints (http://HOST:PORT, https:// with
+	// TLS); HostID names this host there across restarts, and HostSubnet
+	// is the subnet it last leased.
+	Cluster []string `json:"cluster,omitempty"`
+	// EtcdCACert, EtcdCert, EtcdKey, EtcdUser and EtcdPasswordFile are
+	// api.NetworkCreate's: read again at every join, so that a restored
+	// network rejoins with them and renewed files are picked up.
+	EtcdCACert       string       `json:"etcd_cacert,omitempty"`
+	EtcdCert         string       `json:"etcd_cert,omitempty"`
+	EtcdKey          string       `json:"etcd_key,omitempty"`
+	EtcdUser         string       `json:"etcd_user,omitempty"`
+	EtcdPasswordFile string       `json:"etcd_password_file,omitempty"`
+	SubnetLen        int          `json:"subnet_len,omitempty"`
+	LeaseTTL         int          `json:"lease_ttl,omitempty"` // seconds; 0: the cluster package's default
+	HostID           string       `json:"host_id,omitempty"`
+	HostSubnet       netip.Prefix `json:"host_subnet,omitzero"`
 }
 
 // Endpoint is a stored endpoint.

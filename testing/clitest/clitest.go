@@ -45,8 +45,8 @@ type mainRunner struct{ m interface{ Run() int } }
 
 func (r mainRunner) Run() int { return Main(r.m) }
 
-// Binary builds ./cmd/switchyard (once per test process) and returns its
-// path. The package's TestMain removes it with Main.
+// Binary builds ./cmd/switchyard and, next to it, ./cmd/switchyardd (once
+// per test process) and returns the path of switchyard. The package's TestMain removes it with Main.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -61,10 +61,12 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/switchyard")
+		// Both binaries in one directory: `switchyard daemon` execs the
+		// switchyardd next to it.
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/switchyard", "./cmd/switchyardd")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/switchyard: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/switchyard ./cmd/switchyardd: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -267,8 +269,8 @@ func (d *Daemon) run(timeout time.Duration, args ...string) (string, string, int
 	return out.String(), errOut.String(), code
 }
 
-// PublicBinary returns a copy of the switchyard binary in a directory any
-// user can read, for tests that run it as an unprivileged user.
+// PublicBinary returns a copy of the switchyard binary, with switchyardd
+// next to it, in a directory any user can read, for tests that run it as an unprivileged user.
 func PublicBinary(t testing.TB) string {
 	t.Helper()
 	src := Binary(t)
@@ -280,15 +282,16 @@ func PublicBinary(t testing.TB) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"switchyard", "switchyardd"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(src), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	dst := filepath.Join(dir, "switchyard")
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return filepath.Join(dir, "switchyard")
 }
 
 // Nobody is the uid and gid tests use for unprivileged runs.

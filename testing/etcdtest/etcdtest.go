@@ -22,8 +22,12 @@ const Binary = "/usr/bin/etcd"
 
 // Server is a running etcd.
 type Server struct {
-	// URL is the client URL, http://ADDR.
+	// URL is the client URL, http://ADDR (https:// with TLS).
 	URL string
+	// Certs are the CA and certificates, with TLS.
+	Certs Certs
+	// Password is root's, with Auth.
+	Password string
 }
 
 // Config says where the server listens.
@@ -37,6 +41,13 @@ type Config struct {
 	// Dial, if set, opens the connection used to check that the server is
 	// up (from inside NetNS).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS serves clients over TLS only, with certificates made for the
+	// test (NewCerts), and requires a client certificate signed by its
+	// CA (etcd's --client-cert-auth).
+	TLS bool
+	// Auth turns etcd's auth on, with user root whose password is
+	// Server.Password.
+	Auth bool
 }
 
 // Start runs the server and waits until it answers /health. It fails the
@@ -57,23 +68,18 @@ func Start(t testing.TB, cfg Config) *Server {
 		cfg.PeerAddr = freeAddr(t)
 	}
 	client, peer := "http://"+cfg.ClientAddr, "http://"+cfg.PeerAddr
+	srv := &Server{}
+	if cfg.TLS {
+		client = "https://" + cfg.ClientAddr
+		host, _, _ := net.SplitHostPort(cfg.ClientAddr)
+		srv.Certs = NewCerts(t, net.ParseIP(host))
+	}
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{bin,
-		"--name", "sytest", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "sytest=" + peer, "--initial-cluster-state", "new",
-		// Short election settings make the minimum lease TTL about 1 s.
-		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--logger", "zap", "--log-level", "warn",
-	}
-	if cfg.NetNS != "" {
-		args = append([]string{"nsenter", "--net=" + cfg.NetNS, "--"}, args...)
-	}
+	args := serverArgs(bin, dir, client, peer, cfg, srv.Certs)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
@@ -98,23 +104,38 @@ func Start(t testing.TB, cfg Config) *Server {
 		}
 	})
 	tr := &http.Transport{DisableKeepAlives: true}
+	if cfg.TLS {
+		tr.TLSClientConfig = srv.Certs.clientTLS(t)
+	}
 	if cfg.Dial != nil {
 		tr.DialContext = cfg.Dial
 	}
-	hc := http.Client{Transport: tr, Timeout: time.Second}
+	waitHealthy(t, &http.Client{Transport: tr, Timeout: time.Second}, client, done, logf.Name())
+	srv.URL = client
+	if cfg.Auth {
+		srv.Password = "pw-" + filepath.Base(dir)
+		enableAuth(t, client, tr.TLSClientConfig, cfg.Dial, srv.Password)
+	}
+	return srv
+}
+
+// waitHealthy waits until the server at client answers /health, failing
+// the test if it exits (done closes) first or takes over 20 s.
+func waitHealthy(t testing.TB, hc *http.Client, client string, done <-chan struct{}, logName string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := hc.Get(client + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return &Server{URL: client}
+				return
 			}
 			err = fmt.Errorf("/health: %s", resp.Status)
 		}
 		select {
 		case <-done:
-			b, _ := os.ReadFile(logf.Name())
+			b, _ := os.ReadFile(logName)
 			t.Fatalf("etcd exited: %s", b)
 		default:
 		}
@@ -123,6 +144,27 @@ func Start(t testing.TB, cfg Config) *Server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// serverArgs is the command line of the server.
+func serverArgs(bin, dir, client, peer string, cfg Config, certs Certs) []string {
+	args := []string{bin,
+		"--name", "sytest", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "sytest=" + peer, "--initial-cluster-state", "new",
+		// Short election settings make the minimum lease TTL about 1 s.
+		"--heartbeat-interval", "50", "--election-timeout", "500",
+		"--logger", "zap", "--log-level", "warn",
+	}
+	if cfg.TLS {
+		args = append(args, "--cert-file", certs.ServerCert, "--key-file", certs.ServerKey,
+			"--trusted-ca-file", certs.CA, "--client-cert-auth")
+	}
+	if cfg.NetNS != "" {
+		args = append([]string{"nsenter", "--net=" + cfg.NetNS, "--"}, args...)
+	}
+	return args
 }
 
 // freeAddr returns a loopback address with a port nobody listens on.

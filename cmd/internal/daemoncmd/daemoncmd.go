@@ -1,0 +1,159 @@
+// Package daemoncmd is the daemon's command line, shared by the binaries
+// that run it: switchyardd, which wires etcd's client for `cluster`
+// networks, and the CLI's `switchyard daemon`, which execs switchyardd.
+// It holds the global flags and the logger set-up that both binaries
+// use. It does not import etcd's client (the daemon's Cluster hook is
+// passed in), so the CLI may import it without linking gRPC.
+package daemoncmd
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+
+	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/cluster"
+)
+
+// ClusterFunc connects to etcd for a `cluster` network (daemon.Config.Cluster).
+type ClusterFunc func(ctx context.Context, dial cluster.Dial, log *zap.Logger) (cluster.Backend, error)
+
+// GlobalFlags are the flags every command of both binaries takes.
+func GlobalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    "socket",
+			Usage:   "the daemon's API socket",
+			EnvVars: []string{"SWITCHYARD_SOCKET"},
+			Value:   DefaultSocket(),
+		},
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
+		&cli.StringFlag{Name: "log-format", Usage: "console (human-readable) or json", Value: "console"},
+	}
+}
+
+// Flags are the daemon's own flags.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: DefaultStateDir()},
+		&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
+		&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
+		&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
+		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
+		&cli.IntFlag{Name: "max-conns", Usage: "most connections and UDP flows all published ports hold at once; 0: from the open-file limit, -1: no limit"},
+		&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
+	}
+}
+
+// Run runs the daemon in the foreground until SIGINT or SIGTERM, with
+// the global flags and Flags of c; clusterFn may be nil (no `cluster`
+// networks).
+func Run(c *cli.Context, clusterFn ClusterFunc) error {
+	log, err := NewLogger(c)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	defer log.Sync()
+	// The metrics socket is opened first, so that the daemon
+	// knows to keep containers' flows away from it.
+	var own []netip.AddrPort
+	metricsL, err := listenMetrics(c.String("metrics"))
+	if err != nil {
+		return err
+	}
+	if metricsL != nil {
+		defer metricsL.Close()
+		own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
+	}
+	cfg := daemon.Config{
+		StateDir:        c.String("state-dir"),
+		Socket:          c.String("socket"),
+		Logger:          log,
+		Offload:         c.Bool("offload"),
+		ResolvConf:      c.String("resolv-conf"),
+		OwnListeners:    own,
+		MaxConns:        c.Int("max-conns"),
+		MaxConnsPerPort: c.Int("max-conns-per-port"),
+	}
+	if clusterFn != nil {
+		cfg.Cluster = func(ctx context.Context, d cluster.Dial) (cluster.Backend, error) { return clusterFn(ctx, d, log) }
+	}
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if path := c.String("debug-socket"); path != "" {
+		if err := serveDebug(ctx, path, log); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	if metricsL != nil {
+		serveMetrics(ctx, metricsL, d, log)
+	}
+	serveErr := d.Serve(ctx)
+	log.Info("shutting down")
+	if err := d.Close(); err != nil {
+		log.Warn("closing state", zap.Error(err))
+	}
+	return serveErr
+}
+
+// NewLogger builds the process's logger from the global flags.
+func NewLogger(c *cli.Context) (*zap.Logger, error) {
+	level, err := zap.ParseAtomicLevel(c.String("log-level"))
+	if err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	var cfg zap.Config
+	switch c.String("log-format") {
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+		cfg.Development = false
+	case "json":
+		cfg = zap.NewProductionConfig()
+	default:
+		return nil, fmt.Errorf("invalid --log-format %q: want console or json", c.String("log-format"))
+	}
+	cfg.Level = level
+	cfg.DisableCaller = true
+	return cfg.Build()
+}
+
+// DefaultSocket is /run/switchyard/switchyard.sock for root and
+// $XDG_RUNTIME_DIR/switchyard/switchyard.sock for anyone else.
+func DefaultSocket() string {
+	if os.Geteuid() == 0 {
+		return "/run/switchyard/switchyard.sock"
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		return filepath.Join(dir, "switchyard", "switchyard.sock")
+	}
+	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "switchyard.sock")
+}
+
+// DefaultStateDir is /var/lib/switchyard for root and
+// $XDG_DATA_HOME/switchyard (~/.local/share/switchyard) for anyone else.
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/switchyard"
+	}
+	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" {
+		return filepath.Join(dir, "switchyard")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "switchyard")
+	}
+	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "state")
+}

@@ -19,24 +19,7 @@ import (
 // more, in its own namespace and in the named ones; another daemon's TAP
 // in the same namespace stays.
 func TestOrphanedTAPsAreRemovedAfterLostState(t *testing.T) {
-	e := newEnv(t)
-	netnsDir := t.TempDir()
-	ns := filepath.Join(netnsDir, "c")
-	if err := os.WriteFile(ns, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.att.AddNetNS(ns)
-	e.d.Close()
-	cfg := e.config()
-	cfg.NetnsDir = netnsDir
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
-	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.9.0.0/24"})
-	e.connect("web", api.EndpointCreate{NetNS: ns, Name: "c"})
-	e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
+	e, cfg, ns := twoEndpoints(t)
 	// Another daemon's TAP in the same namespace.
 	if _, err := e.att.Open(context.Background(), tap.Config{NetNS: ns, Name: "eth9", Owner: "another-daemon"}); err != nil {
 		t.Fatal(err)
@@ -51,7 +34,7 @@ func TestOrphanedTAPsAreRemovedAfterLostState(t *testing.T) {
 
 	core, logs := observer.New(zapcore.WarnLevel)
 	cfg.Logger = zap.New(core)
-	d, err = New(cfg)
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +50,25 @@ func TestOrphanedTAPsAreRemovedAfterLostState(t *testing.T) {
 
 // The TAPs of restored endpoints are not orphans.
 func TestRestoredTAPsAreNotOrphans(t *testing.T) {
+	e, cfg, _ := twoEndpoints(t)
+	e.d.Close()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d = d
+	if got := len(e.att.Devices()); got != 2 {
+		t.Fatalf("%d devices after a clean restart, want both endpoints' 2: %+v", got, e.att.Devices())
+	}
+	if eps, _ := e.d.Endpoints("web"); len(eps) != 2 {
+		t.Fatalf("endpoints after the restart: %+v", eps)
+	}
+}
+
+// twoEndpoints starts a daemon that searches a named-namespace directory
+// of the test's, with an endpoint in namespace ns of it and a VM TAP.
+func twoEndpoints(t *testing.T) (*testEnv, Config, string) {
+	t.Helper()
 	e := newEnv(t)
 	netnsDir := t.TempDir()
 	ns := filepath.Join(netnsDir, "c")
@@ -85,16 +87,5 @@ func TestRestoredTAPsAreNotOrphans(t *testing.T) {
 	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.9.0.0/24"})
 	e.connect("web", api.EndpointCreate{NetNS: ns, Name: "c"})
 	e.connect("web", api.EndpointCreate{TapOnly: "vm0"})
-	e.d.Close()
-	d, err = New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
-	if got := len(e.att.Devices()); got != 2 {
-		t.Fatalf("%d devices after a clean restart, want both endpoints' 2: %+v", got, e.att.Devices())
-	}
-	if eps, _ := e.d.Endpoints("web"); len(eps) != 2 {
-		t.Fatalf("endpoints after the restart: %+v", eps)
-	}
+	return e, cfg, ns
 }

@@ -197,22 +197,7 @@ func TestEgressUnreachableAndBlackhole(t *testing.T) {
 
 func TestEgressUDPAndPortUnreachable(t *testing.T) {
 	n := newEgressNet(t, gateway.Config{HostLoopback: hostLoopback})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("echo "), buf[:n]...), from)
-		}
-	}()
-	port := netip.MustParseAddrPort(pc.LocalAddr().String()).Port()
+	port := udpEcho(t, "echo ").Port()
 	c, err := n.host.DialUDP(netip.AddrPortFrom(hostLoopback, port))
 	if err != nil {
 		t.Fatal(err)

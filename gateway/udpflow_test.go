@@ -15,22 +15,7 @@ import (
 // idle; the goroutines and the heap they add are counted.
 func TestUDPFlowIdleMemory(t *testing.T) {
 	n := newEgressNet(t, gateway.Config{HostLoopback: hostLoopback})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:k], from)
-		}
-	}()
-	dst := netip.AddrPortFrom(hostLoopback, netip.MustParseAddrPort(pc.LocalAddr().String()).Port())
+	dst := netip.AddrPortFrom(hostLoopback, udpEcho(t, "").Port())
 
 	const flows = 300
 	g0, h0 := goroutinesAndHeap()
@@ -78,4 +63,26 @@ func goroutinesAndHeap() (int, uint64) {
 	}
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapInuse
+}
+
+// udpEcho serves UDP on 127.0.0.1 and answers each datagram with prefix
+// and the datagram.
+func udpEcho(t *testing.T, prefix string) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte(prefix), buf[:k]...), from)
+		}
+	}()
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }

@@ -65,6 +65,12 @@ type Config struct {
 	// UDP flows, over all ports and per port; 0 derives them from the
 	// open-file limit, negative removes them (proxy.Config).
 	MaxConns, MaxConnsPerPort int
+	// MasqPorts is the inclusive range of source ports the networks'
+	// hairpin NAT masquerades to, and MasqPortsPerSource what one
+	// container address may hold toward one published port; zero takes
+	// nat's defaults (61000-65535, a quarter of the range).
+	MasqPorts          [2]uint16
+	MasqPortsPerSource int
 	// NetnsDir is where named network namespaces are, searched at start
 	// for TAPs of this daemon's that no endpoint names. Empty: /run/netns.
 	NetnsDir string

@@ -268,7 +268,8 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		closeTunnel()
 		return nil, err
 	}
-	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal}
+	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal,
+		MasqPorts: d.cfg.MasqPorts, MasqPortsPerSource: d.cfg.MasqPortsPerSource}
 	if rec.Subnet.Addr().Is4() {
 		ncfg.Subnet = rec.Subnet
 	} else {

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -50,6 +51,8 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
 		&cli.IntFlag{Name: "max-conns", Usage: "most connections and UDP flows all published ports hold at once; 0: from the open-file limit, -1: no limit"},
 		&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
+		&cli.StringFlag{Name: "masquerade-ports", Usage: "source ports FIRST-LAST that hairpin connections between containers are masqueraded to", DefaultText: "61000-65535"},
+		&cli.IntFlag{Name: "masquerade-share", Usage: "most of those ports one container address holds toward one published port; 0: a quarter of the range"},
 	}
 }
 
@@ -73,15 +76,21 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 		defer metricsL.Close()
 		own = append(own, netip.MustParseAddrPort(metricsL.Addr().String()))
 	}
+	masq, err := ParsePortRange(c.String("masquerade-ports"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
 	cfg := daemon.Config{
-		StateDir:        c.String("state-dir"),
-		Socket:          c.String("socket"),
-		Logger:          log,
-		Offload:         c.Bool("offload"),
-		ResolvConf:      c.String("resolv-conf"),
-		OwnListeners:    own,
-		MaxConns:        c.Int("max-conns"),
-		MaxConnsPerPort: c.Int("max-conns-per-port"),
+		MasqPorts:          masq,
+		MasqPortsPerSource: c.Int("masquerade-share"),
+		StateDir:           c.String("state-dir"),
+		Socket:             c.String("socket"),
+		Logger:             log,
+		Offload:            c.Bool("offload"),
+		ResolvConf:         c.String("resolv-conf"),
+		OwnListeners:       own,
+		MaxConns:           c.Int("max-conns"),
+		MaxConnsPerPort:    c.Int("max-conns-per-port"),
 	}
 	if clusterFn != nil {
 		cfg.Cluster = func(ctx context.Context, d cluster.Dial) (cluster.Backend, error) { return clusterFn(ctx, d, log) }
@@ -156,4 +165,19 @@ func DefaultStateDir() string {
 		return filepath.Join(home, ".local", "share", "switchyard")
 	}
 	return filepath.Join(os.TempDir(), "switchyard-"+strconv.Itoa(os.Geteuid()), "state")
+}
+
+// ParsePortRange parses --masquerade-ports, FIRST-LAST ("" for the
+// default, the zero range).
+func ParsePortRange(s string) ([2]uint16, error) {
+	if s == "" {
+		return [2]uint16{}, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.ParseUint(a, 10, 16)
+	last, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || first == 0 || first > last {
+		return [2]uint16{}, fmt.Errorf("invalid --masquerade-ports %q: want FIRST-LAST, two ports with 1 <= FIRST <= LAST <= 65535, like 61000-65535", s)
+	}
+	return [2]uint16{uint16(first), uint16(last)}, nil
 }

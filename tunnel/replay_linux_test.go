@@ -99,6 +99,13 @@ func TestSecureReplayOnTheWire(t *testing.T) {
 		}
 		return n
 	}
+	// A first ping resolves the neighbours, so that the datagram captured
+	// next carries the echo request, which is sent once, and not an ARP
+	// request, which the kernel repeats when the answer is slow (a loaded
+	// machine): a repeat would look like a replay that got through.
+	if err := ca.ns.Ping(cb.addr(), 1); err != nil {
+		t.Fatal(err)
+	}
 	d := captureDatagram(t, a, tunnel.SecurePort, func() { ca.ns.Ping(cb.addr(), 1) })
 
 	// What the datagram carries, opened with the test's copy of the key,

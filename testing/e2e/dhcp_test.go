@@ -78,6 +78,18 @@ func udhcpc(t *testing.T, ns *netnstest.NS, ifname string, release bool) map[str
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		// The RELEASE is unicast, and the deconfig that follows flushes
+		// the address: were the server's MAC still being resolved then,
+		// the kernel would drop the queued RELEASE with the address. A
+		// ping to the router resolves it first, as a client that has
+		// talked to its server has it resolved.
+		if b, err := os.ReadFile(envFile); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if r, ok := strings.CutPrefix(line, "router="); ok && r != "" {
+					ns.Ping(strings.Fields(r)[0], 1)
+				}
+			}
+		}
 		cmd.Process.Signal(unix.SIGTERM)
 	}
 	if err := cmd.Wait(); err != nil && !release {

@@ -183,6 +183,20 @@ func Links(nsPath string) ([]string, error) {
 	if needsHelper(nsPath) {
 		return linksViaHelper(nsPath)
 	}
+	links, err := linkList(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(links))
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	return names, nil
+}
+
+// linkList lists the links of the namespace at nsPath, which this process
+// may enter itself.
+func linkList(nsPath string) ([]netlink.Link, error) {
 	h, err := nlHandle(nsPath)
 	if err != nil {
 		return nil, err
@@ -192,9 +206,5 @@ func Links(nsPath string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces in %s: %w", nsPath, err)
 	}
-	names := make([]string, 0, len(links))
-	for _, l := range links {
-		names = append(names, l.Attrs().Name)
-	}
-	return names, nil
+	return links, nil
 }

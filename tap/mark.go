@@ -62,14 +62,9 @@ func Marked(nsPath, owner string) ([]string, error) {
 	if owner == "" || needsHelper(nsPath) {
 		return nil, nil
 	}
-	h, err := nlHandle(nsPath)
+	links, err := linkList(nsPath)
 	if err != nil {
 		return nil, err
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		return nil, fmt.Errorf("list interfaces in %s: %w", nsPath, err)
 	}
 	var names []string
 	for _, l := range links {

@@ -135,9 +135,10 @@ func (TAPs) OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error) {
 	return vmPort{p}, nil
 }
 
-// Remove implements Attacher.
+// Marked implements Attacher.
 func (TAPs) Marked(nsPath, owner string) ([]string, error) { return tap.Marked(nsPath, owner) }
 
+// Remove implements Attacher.
 func (TAPs) Remove(nsPath, name string) error {
 	if nsPath == "" {
 		return tap.RemoveVM(name)

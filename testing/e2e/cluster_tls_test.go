@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/testing/etcdtest"
@@ -54,18 +53,8 @@ func TestTunnelClusterTLS(t *testing.T) {
 		}
 		subnets[n.Tunnel.HostSubnet.String()] = true
 	}
-	waitPeerCount := func(h *host, want int) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for len(tunnelOf(t, h.d, "flat").Peers) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("host %s has not %d peers after 15 s: %+v", h.addr, want, tunnelOf(t, h.d, "flat").Peers)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitPeerCount(hs.h[0], 1)
-	waitPeerCount(hs.h[1], 1)
+	waitPeers(t, hs.h[0], "flat", 1)
+	waitPeers(t, hs.h[1], "flat", 1)
 	c1, _ := hs.h[0].container(t, "flat", "c1")
 	_, addr2 := hs.h[1].container(t, "flat", "c2")
 	if err := c1.Ping(addr2, 2); err != nil {
@@ -74,12 +63,12 @@ func TestTunnelClusterTLS(t *testing.T) {
 
 	before := tunnelOf(t, hs.h[1].d, "flat").HostSubnet
 	hs.h[1].d.Kill9()
-	waitPeerCount(hs.h[0], 0) // the lease expired (3 s TTL)
+	waitPeers(t, hs.h[0], "flat", 0) // the lease expired (3 s TTL)
 	hs.h[1].d.Start()
 	if got := tunnelOf(t, hs.h[1].d, "flat").HostSubnet; got != before {
 		t.Errorf("host2 restarted with lease %s, want its %s back", got, before)
 	}
-	waitPeerCount(hs.h[0], 1)
+	waitPeers(t, hs.h[0], "flat", 1)
 	if err := c1.Ping(addr2, 3); err != nil {
 		t.Errorf("host1 → host2 after host2's restart: %v", err)
 	}

@@ -72,6 +72,22 @@ func (h *host) container(t *testing.T, network, name string) (*netnstest.NS, str
 	return ns, e.Address.Addr().String()
 }
 
+// waitPeers waits until h's tunnel on network has want peers.
+func waitPeers(t *testing.T, h *host, network string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tn := tunnelOf(t, h.d, network)
+		if len(tn.Peers) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s has %d peers, want %d: %+v", h.addr, len(tn.Peers), want, tn.Peers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func tunnelOf(t *testing.T, d *clitest.Daemon, network string) api.Tunnel {
 	t.Helper()
 	var tn api.Tunnel
@@ -262,22 +278,8 @@ func TestTunnelCluster(t *testing.T) {
 		}
 		ranges[n.IPRange.String()] = true
 	}
-	waitPeers := func(h *host, want int) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			tn := tunnelOf(t, h.d, "flat")
-			if len(tn.Peers) == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("host %s has %d peers, want %d: %+v", h.addr, len(tn.Peers), want, tn.Peers)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	for _, h := range hs.h {
-		waitPeers(h, 2)
+		waitPeers(t, h, "flat", 2)
 	}
 	c1, _ := hs.h[0].container(t, "flat", "c1")
 	_, addr3 := hs.h[2].container(t, "flat", "c3")
@@ -287,13 +289,13 @@ func TestTunnelCluster(t *testing.T) {
 	before := tunnelOf(t, hs.h[2].d, "flat").HostSubnet
 
 	hs.h[2].d.Kill9()
-	waitPeers(hs.h[0], 1) // the lease expired (3 s TTL)
-	waitPeers(hs.h[1], 1)
+	waitPeers(t, hs.h[0], "flat", 1) // the lease expired (3 s TTL)
+	waitPeers(t, hs.h[1], "flat", 1)
 	hs.h[2].d.Start()
 	if got := tunnelOf(t, hs.h[2].d, "flat").HostSubnet; got != before {
 		t.Errorf("host3 restarted with lease %s, want its %s back", got, before)
 	}
-	waitPeers(hs.h[0], 2)
+	waitPeers(t, hs.h[0], "flat", 2)
 	if err := c1.Ping(addr3, 3); err != nil {
 		t.Errorf("host1 → host3 after host3's restart: %v", err)
 	}

@@ -22,7 +22,10 @@ import (
 
 func main() {
 	// The same binary is started as the rootless TAP helper and as the
-	// init of `switchyard run`.
+	// init of `switchyard run`, and as podman's netavark plugin.
+	if asNetavarkPlugin() {
+		os.Exit(runNetavarkPlugin())
+	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case tap.HelperArg:
@@ -65,6 +68,7 @@ func newApp() *cli.App {
 			captureCommand(),
 			statsCommand(),
 			tunnelCommand(),
+			netavarkCommand(),
 		},
 		HideHelpCommand: true,
 		// Values are repeated, not comma-separated, as in Docker's CLI;

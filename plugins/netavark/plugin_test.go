@@ -241,6 +241,12 @@ func TestBadInput(t *testing.T) {
 		{"no netns", docSetup, []string{"setup"}, "netns path argument is missing"},
 		{"relative netns", docSetup, []string{"setup", "netns-1"}, `netns path "netns-1": not an absolute path`},
 		{"ip outside", setup(func(m map[string]any) { opts(m)["static_ips"] = []string{"10.99.0.5"} }), []string{"setup", "/run/netns/x"},
+			`network_options.static_ips "10.99.0.5": outside the network's subnet; want an address inside 10.88.0.0/16`},
+		// The daemon's validation error, in podman's words.
+		{"ip outside, no subnet in podman's config", setup(func(m map[string]any) {
+			opts(m)["static_ips"] = []string{"10.99.0.5"}
+			delete(m["network"].(map[string]any), "subnets")
+		}), []string{"setup", "/run/netns/x"},
 			`invalid network_options.static_ips "10.99.0.5": outside the subnet; want an address inside 10.88.0.0/16`},
 		{"not an ip", setup(func(m map[string]any) { opts(m)["static_ips"] = []string{"10.88.0"} }), []string{"setup", "/run/netns/x"},
 			`network_options.static_ips "10.88.0": not an IP address`},

@@ -20,6 +20,7 @@ func FuzzDecodeExec(f *testing.F) {
 	f.Add([]byte(`{"container_id":"a","container_name":"b","network":{"name":"n"},"network_options":{"interface_name":"eth0"}}`), "/x")
 	f.Add([]byte(`{"container_id":"a","container_name":"","port_mappings":[{"container_port":65535,"host_ip":"::1","host_port":65535,"protocol":"udp,tcp","range":1}],"network":{"name":"n","options":{"mtu":"9000"}},"network_options":{"interface_name":"eth0","static_ips":["fd00::5"]}}`), "/x")
 	f.Add([]byte(`{"container_id":"a","port_mappings":[{"container_port":1,"host_port":0,"protocol":"","range":65535}],"network":{"name":"n","subnets":[{"subnet":"10.0.0.0/8","lease_range":{"start_ip":"10.0.0.5"}}]},"network_options":{"interface_name":"eth0"}}`), "rel")
+	f.Add([]byte(`{"container_id":"a","port_mappings":[{"container_port":65535,"host_port":80,"protocol":"tcp","range":2}],"network":{"name":"n"},"network_options":{"interface_name":"eth0"}}`), "/x")
 	f.Add([]byte(`[]`), "")
 	f.Add([]byte(`{"container_id":"a"} x`), "/x")
 	f.Fuzz(func(t *testing.T, data []byte, netns string) {
@@ -101,6 +102,7 @@ func FuzzDecodeNetwork(f *testing.F) {
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"fd00::/64","gateway":"fd00::1"}],"routes":[]}`))
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"10.0.0.1/24"}],"options":{"socket":"rel"}}`))
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","routes":[{"destination":"0.0.0.0/0"}]}`))
+	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"10.0.0.0/24","gateway":"10.0.1.1"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		nw, err := decodeNetwork(bytes.NewReader(data))
 		if err != nil {

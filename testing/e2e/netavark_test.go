@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
@@ -213,6 +215,13 @@ func TestNetavarkSetupTeardown(t *testing.T) {
 	}
 	if got := askWho(t, c2, "10.89.0.50:80"); !strings.HasPrefix(got, "10.89.0.2:") {
 		t.Errorf("the first container saw the second at %q; want 10.89.0.2:PORT", got)
+	}
+	// The DNS server the status block names resolves the first container
+	// by its name and by podman's alias (the short ID).
+	for _, name := range []string{"web", ctrID1[:12]} {
+		if got := aRecords(query(t, c2, "udp", sb.DNSServerIPs[0], name, dns.TypeA)); len(got) != 1 || got[0] != "10.89.0.50" {
+			t.Errorf("%s from the second container: %v; want 10.89.0.50", name, got)
+		}
 	}
 
 	// Teardown frees the address, the port and the interface; twice is fine.

@@ -166,9 +166,9 @@ func TestNetavarkSetupTeardown(t *testing.T) {
 	}
 
 	c1, c2 := netnstest.New(t), netnstest.New(t)
-	whoServer(t, c1, "0.0.0.0:80")
+	whoServers(t, c1, []int{80, 81}, []int{80})
 	in1 := setupInput(t, created, ctrID1, "web", "10.89.0.50",
-		`[{"container_port": 80, "host_ip": "127.0.0.1", "host_port": 18480, "protocol": "tcp", "range": 1}]`)
+		`[{"container_port": 80, "host_ip": "127.0.0.1", "host_port": 18480, "protocol": "tcp,udp", "range": 2}]`)
 	var sb statusBlock
 	if err := json.Unmarshal([]byte(r.ok(in1, "setup", c1.Path)), &sb); err != nil {
 		t.Fatal(err)
@@ -196,8 +196,15 @@ func TestNetavarkSetupTeardown(t *testing.T) {
 		t.Errorf("eth0 in the container: %s; the status block says MAC %s", link, eth0.MAC)
 	}
 	// The published port, from the host's loopback.
-	if got := askWho(t, r.host, "127.0.0.1:18480"); got == "" {
-		t.Error("no answer through the published port 127.0.0.1:18480")
+	// The published ports, from the host's loopback: a range of two, TCP
+	// and UDP.
+	for _, port := range []string{"18480", "18481"} {
+		if got := askWho(t, r.host, "127.0.0.1:"+port); got == "" {
+			t.Errorf("no answer through the published port 127.0.0.1:%s", port)
+		}
+	}
+	if reply, err := udpAsk(r.host, "127.0.0.1:18480", "hello"); err != nil || !strings.HasSuffix(reply, " hello") {
+		t.Errorf("UDP through 127.0.0.1:18480: %q, %v", reply, err)
 	}
 	// The endpoint carries the runtime's identity.
 	eps := endpoints(t, r.d, "synet")
@@ -255,6 +262,21 @@ func TestNetavarkSetupTeardown(t *testing.T) {
 	r.ok(in3, "teardown", c3.Path)
 	if ports := r.d.MustRun("port", "ls"); strings.Contains(ports, "18480") {
 		t.Errorf("port ls after teardown of a gone namespace:\n%s", ports)
+	}
+}
+
+// The same plugin as a command of the CLI: its answers on stdout, the
+// exit status its only other output.
+func TestNetavarkPluginCommand(t *testing.T) {
+	r := newNetavarkRig(t)
+	info := r.d.Run("netavark-plugin", "info")
+	var m map[string]string
+	if info.Code != 0 || json.Unmarshal([]byte(info.Stdout), &m) != nil || m["api_version"] != "1.0.0" || m["socket"] != r.d.Socket {
+		t.Errorf("netavark-plugin info: %v", info)
+	}
+	bad := r.d.Run("netavark-plugin", "setup")
+	if bad.Code != 1 || !strings.HasPrefix(bad.Stdout, `{"error":"setup: the netns path argument is missing`) || bad.Stderr != "" {
+		t.Errorf("netavark-plugin setup without a namespace: %v", bad)
 	}
 }
 

@@ -42,6 +42,11 @@ func netavarkCommand() *cli.Command {
 		ArgsUsage:       "create | setup NETNS | teardown NETNS | info",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
+			// Flags are not parsed (the plugin's arguments are its own),
+			// but --help still shows the help.
+			if a := c.Args().First(); c.NArg() == 1 && (a == "--help" || a == "-h") {
+				return cli.ShowSubcommandHelp(c)
+			}
 			log, err := newQuietLogger(c)
 			if err != nil {
 				return err

@@ -363,3 +363,33 @@ func TestNetavarkTeardownOtherContainer(t *testing.T) {
 		t.Errorf("endpoints after another container's teardown: %+v", eps)
 	}
 }
+
+// Endpoints made by setup survive a kill -9 of the daemon, container ID
+// and published port included, and teardown after the restart frees them.
+func TestNetavarkTeardownAfterDaemonRestart(t *testing.T) {
+	r := newNetavarkRig(t)
+	created := r.ok(netavarkCreate, "create")
+	c1 := netnstest.New(t)
+	whoServer(t, c1, "0.0.0.0:80")
+	in := setupInput(t, created, ctrID1, "web", "",
+		`[{"container_port": 80, "host_ip": "127.0.0.1", "host_port": 18480, "protocol": "tcp", "range": 1}]`)
+	r.ok(in, "setup", c1.Path)
+	r.d.Kill9()
+	r.d.Start()
+	if eps := endpoints(t, r.d, "synet"); len(eps) != 1 || eps[0].ContainerID != ctrID1 || eps[0].Runtime != "netavark" {
+		t.Fatalf("endpoints after the restart: %+v", eps)
+	}
+	if got := askWho(t, r.host, "127.0.0.1:18480"); got == "" {
+		t.Error("no answer through 127.0.0.1:18480 after the restart")
+	}
+	r.ok(in, "teardown", c1.Path)
+	if eps := endpoints(t, r.d, "synet"); len(eps) != 0 {
+		t.Errorf("endpoints after teardown: %+v", eps)
+	}
+	if ports := r.d.MustRun("port", "ls"); strings.Contains(ports, "18480") {
+		t.Errorf("port ls after teardown:\n%s", ports)
+	}
+	if links := c1.MustRun("ip", "-o", "link"); strings.Contains(links, "eth0") {
+		t.Errorf("links in the container after teardown:\n%s", links)
+	}
+}

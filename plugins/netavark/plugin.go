@@ -233,7 +233,7 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 	if err != nil {
 		return StatusBlock{}, err
 	}
-	subnet, _, serr := ex.Network.subnet()
+	subnet, gw, serr := ex.Network.subnet()
 	if ip, err := netip.ParseAddr(req.IP); err == nil && serr == nil && subnet.IsValid() && !subnet.Contains(ip) {
 		return StatusBlock{}, fmt.Errorf("network_options.static_ips %q: outside the network's subnet; want an address inside %s", req.IP, subnet)
 	}
@@ -245,7 +245,6 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 		if serr != nil {
 			return StatusBlock{}, fmt.Errorf("network.%w", serr)
 		}
-		_, gw, _ := ex.Network.subnet()
 		if _, nerr := p.ensureNetwork(ctx, d, name, ex.Network, o, subnet, gw); nerr != nil {
 			return StatusBlock{}, nerr
 		}

@@ -222,8 +222,9 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, name string, nw Ne
 }
 
 // Setup connects the container's namespace at netns to the network and
-// returns what podman shows of it. On failure nothing is left: the
-// daemon undoes a connect that fails at any step.
+// returns what podman shows of it; a repeated setup answers as the first
+// did. On failure nothing is left: the daemon undoes a connect that fails
+// at any step.
 func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (StatusBlock, error) {
 	o, err := parseOptions(ex.Network.Options)
 	if err != nil {
@@ -250,12 +251,33 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 		}
 		ep, err = d.Connect(ctx, name, req)
 	}
+	if errors.Is(err, api.ErrConflict) {
+		// A setup repeated: the container is connected already.
+		if ep, ok := p.connected(ctx, d, name, netns, req); ok {
+			return status(ep, req.IfName), nil
+		}
+	}
 	if err != nil {
 		return StatusBlock{}, fmt.Errorf("connect container %s to Switchyard network %q: %w", req.Name, name, inNetavarkWords(err, endpointFields))
 	}
 	p.log().Info("set up", zap.String("network", name), zap.String("endpoint", ep.Name), zap.String("netns", netns),
 		zap.Stringer("address", ep.Address))
 	return status(ep, req.IfName), nil
+}
+
+// connected returns the endpoint of network that req would make, if it
+// exists: the same container, namespace and interface.
+func (p *Plugin) connected(ctx context.Context, d Daemon, network, netns string, req api.EndpointCreate) (api.Endpoint, bool) {
+	eps, err := d.Endpoints(ctx, network)
+	if err != nil {
+		return api.Endpoint{}, false
+	}
+	for _, ep := range eps {
+		if ep.ContainerID == req.ContainerID && ep.NetNS == netns && ep.IfName == req.IfName {
+			return ep, true
+		}
+	}
+	return api.Endpoint{}, false
 }
 
 // Teardown disconnects the container from the network: every endpoint of

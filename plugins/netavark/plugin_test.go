@@ -125,6 +125,29 @@ func TestSetupDocumentInput(t *testing.T) {
 	}
 }
 
+// A setup repeated for the same container and namespace answers as the
+// first; another container cannot take its name.
+func TestSetupRepeated(t *testing.T) {
+	f := newFake()
+	p := newPlugin(t, f)
+	f.CreateNetwork(context.Background(), api.NetworkCreate{Name: "podman", Subnet: "10.88.0.0/16"})
+	first, code := run(t, p, docSetup, "setup", "/run/netns/netns-1")
+	if code != 0 {
+		t.Fatal(first)
+	}
+	again, code := run(t, p, docSetup, "setup", "/run/netns/netns-1")
+	if code != 0 || again != first {
+		t.Errorf("repeated setup: exit %d, %s; want %s", code, again, first)
+	}
+	if n := len(f.eps["podman"]); n != 1 {
+		t.Errorf("%d endpoints after a repeated setup; want 1", n)
+	}
+	other := strings.Replace(docSetup, "752947ff91f961eb", "000000ff91f961eb", 1)
+	if out, code := run(t, p, other, "setup", "/run/netns/netns-2"); code == 0 || !strings.Contains(out, "already exists") {
+		t.Errorf("another container with the same name: exit %d, %s", code, out)
+	}
+}
+
 func TestSetupCreatesLostNetwork(t *testing.T) {
 	f := newFake()
 	p := newPlugin(t, f)

@@ -126,7 +126,7 @@ func TestSetupDocumentInput(t *testing.T) {
 }
 
 // A setup repeated for the same container and namespace answers as the
-// first; another container cannot take its name.
+// first; another container cannot take its place.
 func TestSetupRepeated(t *testing.T) {
 	f := newFake()
 	p := newPlugin(t, f)
@@ -143,7 +143,7 @@ func TestSetupRepeated(t *testing.T) {
 		t.Errorf("%d endpoints after a repeated setup; want 1", n)
 	}
 	other := strings.Replace(docSetup, "752947ff91f961eb", "000000ff91f961eb", 1)
-	if out, code := run(t, p, other, "setup", "/run/netns/netns-2"); code == 0 || !strings.Contains(out, "already exists") {
+	if out, code := run(t, p, other, "setup", "/run/netns/netns-1"); code == 0 || !strings.Contains(out, "already exists") {
 		t.Errorf("another container with the same name: exit %d, %s", code, out)
 	}
 }

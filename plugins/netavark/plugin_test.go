@@ -142,6 +142,9 @@ func TestSetupRepeated(t *testing.T) {
 	if n := len(f.eps["podman"]); n != 1 {
 		t.Errorf("%d endpoints after a repeated setup; want 1", n)
 	}
+	if out, code := run(t, p, docSetup, "setup", "/run/netns/netns-2"); code == 0 || !strings.Contains(out, "already exists") {
+		t.Errorf("the same container in another namespace: exit %d, %s", code, out)
+	}
 	other := strings.Replace(docSetup, "752947ff91f961eb", "000000ff91f961eb", 1)
 	if out, code := run(t, p, other, "setup", "/run/netns/netns-1"); code == 0 || !strings.Contains(out, "already exists") {
 		t.Errorf("another container with the same name: exit %d, %s", code, out)

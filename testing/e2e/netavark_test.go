@@ -170,8 +170,13 @@ func TestNetavarkSetupTeardown(t *testing.T) {
 	in1 := setupInput(t, created, ctrID1, "web", "10.89.0.50",
 		`[{"container_port": 80, "host_ip": "127.0.0.1", "host_port": 18480, "protocol": "tcp,udp", "range": 2}]`)
 	var sb statusBlock
-	if err := json.Unmarshal([]byte(r.ok(in1, "setup", c1.Path)), &sb); err != nil {
+	first := r.ok(in1, "setup", c1.Path)
+	if err := json.Unmarshal([]byte(first), &sb); err != nil {
 		t.Fatal(err)
+	}
+	// A repeated setup answers the same and makes nothing more.
+	if again := r.ok(in1, "setup", c1.Path); again != first {
+		t.Errorf("repeated setup answered %s; the first %s", again, first)
 	}
 	eth0, ok := sb.Interfaces["eth0"]
 	if !ok || len(eth0.Subnets) != 1 || eth0.Subnets[0].IPNet != "10.89.0.50/24" || eth0.Subnets[0].Gateway != "10.89.0.1" ||

@@ -201,7 +201,7 @@ func (p *Plugin) findEndpoint(ctx context.Context, eid string) (api.Endpoint, bo
 	}
 	name := tapName(eid)
 	for _, e := range eps {
-		if e.Name == name && e.Kind == "vm" {
+		if e.Name == name && e.Runtime == "docker" {
 			return e, true, nil
 		}
 	}
@@ -259,7 +259,10 @@ func (p *Plugin) join(ctx context.Context, req joinRequest) (any, error) {
 // handoff is the daemon's request for a joining endpoint: a TAP in the
 // daemon's namespace that Docker moves into the sandbox.
 func handoff(name string, pe pendingEndpoint, req joinRequest) api.EndpointCreate {
-	return api.EndpointCreate{TapOnly: name, IP: pe.addr.Addr().String(), MAC: pe.mac}
+	return api.EndpointCreate{
+		TapOnly: name, Handoff: true, Sandbox: req.SandboxKey, Runtime: "docker",
+		IP: pe.addr.Addr().String(), MAC: pe.mac,
+	}
 }
 
 // Leave has nothing to do: Docker moves the TAP back out of the sandbox

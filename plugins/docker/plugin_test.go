@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -73,8 +72,9 @@ func TestLifecycle(t *testing.T) {
 			want: map[string]any{"InterfaceName": map[string]any{"SrcName": tap, "DstPrefix": "eth"}, "Gateway": "10.98.0.1", "DisableGatewayService": false},
 			check: func(t *testing.T) {
 				_, eps, _ := e.state()
-				if len(eps) != 1 || eps[0].Name != tap || eps[0].Network != "synet" || eps[0].Address.String() != "10.98.0.2/24" || eps[0].MAC != "02:42:0a:62:00:02" {
-					t.Fatalf("endpoints = %+v, want %s in synet at 10.98.0.2/24", eps, tap)
+				if len(eps) != 1 || eps[0].Name != tap || eps[0].Network != "synet" || eps[0].Address.String() != "10.98.0.2/24" || eps[0].MAC != "02:42:0a:62:00:02" ||
+					eps[0].Kind != "handoff" || eps[0].Runtime != "docker" || eps[0].Sandbox != "/var/run/docker/netns/0123456789ab" {
+					t.Fatalf("endpoints = %+v, want %s in synet at 10.98.0.2/24, handed off to docker's sandbox", eps, tap)
 				}
 			}},
 		{call: "/NetworkDriver.ProgramExternalConnectivity", body: portmapBody(nid, eid, "10.98.0.2", hostPort),
@@ -276,5 +276,3 @@ func TestBindingSpec(t *testing.T) {
 		}
 	}
 }
-
-var _ = netip.Addr{}

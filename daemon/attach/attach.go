@@ -61,6 +61,11 @@ type Attacher interface {
 	// Marked lists the devices in the namespace at nsPath ("" is the
 	// daemon's own) that a daemon with ID owner made (tap.Marked).
 	Marked(nsPath, owner string) ([]string, error)
+	// FindMarked returns the name of the device in the namespace at
+	// nsPath that a daemon with ID owner made with MAC mac, or "" if none
+	// is there (tap.FindMarked): a handoff TAP its runtime moved and
+	// renamed.
+	FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error)
 	// Remove deletes the device name from the namespace at nsPath ("" is
 	// the daemon's own: a VM TAP), if it is there: a device left by a
 	// failed restore, whose Port is gone.
@@ -137,6 +142,11 @@ func (TAPs) OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error) {
 
 // Marked implements Attacher.
 func (TAPs) Marked(nsPath, owner string) ([]string, error) { return tap.Marked(nsPath, owner) }
+
+// FindMarked implements Attacher.
+func (TAPs) FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error) {
+	return tap.FindMarked(nsPath, owner, mac)
+}
 
 // Remove implements Attacher.
 func (TAPs) Remove(nsPath, name string) error {

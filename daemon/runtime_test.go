@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -193,5 +194,26 @@ func TestHandoffRestoreInSandbox(t *testing.T) {
 		if d.Name == "eth1" {
 			t.Errorf("disconnect left the device: %+v", d)
 		}
+	}
+}
+
+// A network's labels are stored with it, shown with it, and still there
+// after a restart.
+func TestNetworkLabels(t *testing.T) {
+	e := newEnv(t)
+	labels := map[string]string{"docker.network.id": "5f1e3c7a9b2d", "owner/team": ""}
+	if n := e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24", Labels: labels}); !maps.Equal(n.Labels, labels) {
+		t.Fatalf("created network's labels = %v, want %v", n.Labels, labels)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	n, err := e.d.Network("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(n.Labels, labels) {
+		t.Fatalf("restored network's labels = %v, want %v", n.Labels, labels)
 	}
 }

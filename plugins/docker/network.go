@@ -45,7 +45,7 @@ func tapName(eid string) string {
 // networkCreate translates a CreateNetwork call into the daemon's
 // request.
 func networkCreate(req createNetworkRequest) (api.NetworkCreate, error) {
-	nc := api.NetworkCreate{Name: defaultNetworkName(req.NetworkID)}
+	nc := api.NetworkCreate{Name: defaultNetworkName(req.NetworkID), Labels: map[string]string{LabelNetworkID: req.NetworkID}}
 	if req.NetworkID == "" {
 		return nc, fmt.Errorf("CreateNetwork without a NetworkID")
 	}
@@ -118,18 +118,43 @@ func (p *Plugin) createNetwork(ctx context.Context, req createNetworkRequest) (a
 	return nil, nil
 }
 
-// networkName is the Switchyard name of a Docker network.
-func (p *Plugin) networkName(nid string) string {
+// LabelNetworkID is the label of a Switchyard network made for a Docker
+// network: its ID.
+const LabelNetworkID = "docker.network.id"
+
+// networkName is the Switchyard name of a Docker network: remembered
+// since CreateNetwork, or found by its label (the plugin restarted).
+// found is false if there is no such network.
+func (p *Plugin) networkName(ctx context.Context, nid string) (name string, found bool, err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n, ok := p.networks[nid]; ok {
-		return n
+	name, ok := p.networks[nid]
+	p.mu.Unlock()
+	if ok {
+		return name, true, nil
 	}
-	return defaultNetworkName(nid)
+	nets, err := p.d.Networks(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	for _, n := range nets {
+		if n.Labels[LabelNetworkID] == nid && nid != "" {
+			p.mu.Lock()
+			p.networks[nid] = n.Name
+			p.mu.Unlock()
+			return n.Name, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 func (p *Plugin) deleteNetwork(ctx context.Context, req networkRequest) (any, error) {
-	name := p.networkName(req.NetworkID)
+	name, found, err := p.networkName(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil // gone already: deleting twice is no error
+	}
 	if err := p.d.RemoveNetwork(ctx, name); err != nil && !isNotFound(err) {
 		return nil, fmt.Errorf("remove network %s: %w", name, err)
 	}
@@ -174,17 +199,23 @@ func parseEndpoint(req createEndpointRequest) (netip.Prefix, string, error) {
 
 // CreateEndpoint only validates and remembers the endpoint: the daemon
 // connects it at Join, when the sandbox it goes to is known (see doc.go).
-func (p *Plugin) createEndpoint(_ context.Context, req createEndpointRequest) (any, error) {
+func (p *Plugin) createEndpoint(ctx context.Context, req createEndpointRequest) (any, error) {
 	addr, mac, err := parseEndpoint(req)
 	if err != nil {
 		return nil, err
+	}
+	name, found, err := p.networkName(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("network %s is not a switchyard network (was it removed with `switchyard network rm`?)", req.NetworkID)
 	}
 	var out createEndpointResponse
 	if mac == "" {
 		mac = dockerMAC(addr.Addr())
 		out.Interface = &endpointInterface{MacAddress: mac}
 	}
-	name := p.networkName(req.NetworkID)
 	p.mu.Lock()
 	p.endpoints[req.EndpointID] = pendingEndpoint{network: name, addr: addr, mac: mac}
 	p.mu.Unlock()

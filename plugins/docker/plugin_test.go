@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -274,5 +275,36 @@ func TestBindingSpec(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("%+v: %q, %v; want %q", c.b, got, err, c.want)
 		}
+	}
+}
+
+// A restarted plugin (no memory) finds the networks and endpoints made
+// before by their labels and names: a named network's containers still
+// join, leave and go, and the network is removed.
+func TestPluginRestart(t *testing.T) {
+	e := newEnv(t)
+	e.ok("/NetworkDriver.CreateNetwork", createNetworkBody(nid, "10.98.0.0/24", "10.98.0.1/24", `"name":"synet"`))
+	e.ok("/NetworkDriver.CreateEndpoint", `{"NetworkID":"`+nid+`","EndpointID":"`+eid+`","Interface":{"Address":"10.98.0.2/24"}}`)
+	e.ok("/NetworkDriver.Join", `{"NetworkID":"`+nid+`","EndpointID":"`+eid+`","SandboxKey":"/var/run/docker/netns/a"}`)
+
+	// What a restart leaves: no memory.
+	e.plugin.mu.Lock()
+	e.plugin.networks, e.plugin.endpoints, e.plugin.handed = map[string]string{}, map[string]pendingEndpoint{}, map[netip.Prefix]map[netip.Addr]bool{}
+	e.plugin.mu.Unlock()
+
+	e.ok("/NetworkDriver.ProgramExternalConnectivity", portmapBody(nid, eid, "10.98.0.2", freePort(t)))
+	e.ok("/NetworkDriver.CreateEndpoint", `{"NetworkID":"`+nid+`","EndpointID":"`+eid2+`","Interface":{"Address":"10.98.0.3/24"}}`)
+	e.ok("/NetworkDriver.Join", `{"NetworkID":"`+nid+`","EndpointID":"`+eid2+`","SandboxKey":"/var/run/docker/netns/b"}`)
+	if _, eps, ports := e.state(); len(eps) != 2 || len(ports) != 1 || eps[0].Network != "synet" || eps[1].Network != "synet" {
+		t.Fatalf("after the restart: endpoints %+v, ports %+v; want two in synet, one port", eps, ports)
+	}
+	for _, id := range []string{eid, eid2} {
+		e.ok("/NetworkDriver.RevokeExternalConnectivity", endpointBody(nid, id))
+		e.ok("/NetworkDriver.Leave", endpointBody(nid, id))
+		e.ok("/NetworkDriver.DeleteEndpoint", endpointBody(nid, id))
+	}
+	e.ok("/NetworkDriver.DeleteNetwork", `{"NetworkID":"`+nid+`"}`)
+	if nets, eps, ports := e.state(); len(nets) != 0 || len(eps) != 0 || len(ports) != 0 {
+		t.Fatalf("left: networks %+v, endpoints %+v, ports %+v", nets, eps, ports)
 	}
 }

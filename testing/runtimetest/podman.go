@@ -96,12 +96,18 @@ func NewPodman(t testing.TB, opts Opts) *Podman {
 func (p *Podman) containersConf(opts Opts) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[containers]\n")
+	// Without them runc fails to set RLIMIT_NOFILE to podman's default
+	// (the machine's hard limit) in some sandboxes: fixed, low limits.
 	fmt.Fprintf(&b, "default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n")
 	fmt.Fprintf(&b, "default_sysctls = []\n")
 	fmt.Fprintf(&b, "\n[engine]\n")
 	fmt.Fprintf(&b, "cgroup_manager = \"cgroupfs\"\n")
 	// runc, not crun: Debian 12's crun 1.8 refuses hybrid cgroup v1/v2
-	// hierarchies, which some machines (this project's CI) have.
+	// hierarchies, which some machines (this project's CI) have. runc
+	// keeps its state in its default /run/runc/ID, removed with the
+	// container: podman 4.3 does not pass --runtime-flag on to the
+	// exit command that cleans a container up, so moving it would
+	// leave runc's state behind.
 	fmt.Fprintf(&b, "runtime = \"runc\"\n")
 	fmt.Fprintf(&b, "events_logger = \"file\"\n")
 	fmt.Fprintf(&b, "events_logfile_path = %s\n", strconv.Quote(filepath.Join(p.TmpDir, "events.log")))
@@ -131,7 +137,6 @@ func (p *Podman) Command(args ...string) *exec.Cmd {
 		"--root", p.Root, "--runroot", p.RunRoot, "--tmpdir", p.TmpDir,
 		"--storage-driver", "vfs", "--network-config-dir", p.NetworkConfigDir,
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file",
-		"--runtime-flag", "root=" + filepath.Join(p.Dir, "oci"),
 	}, args...)
 	name, full := inNetNS(p.NetNS, p.bin, full)
 	cmd := exec.Command(name, full...)

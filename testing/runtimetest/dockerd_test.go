@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/switchyard-net/switchyard/testing/netnstest"
 	"github.com/switchyard-net/switchyard/testing/runtimetest"
 )
 
@@ -111,4 +112,26 @@ func TestDockerdFindsPlugins(t *testing.T) {
 			t.Errorf("driver %s: plugin saw %v; want NetworkDriver.DeleteNetwork", c.driver, c.p.seen())
 		}
 	}
+}
+
+func TestDockerdBridgeInItsNamespace(t *testing.T) {
+	// dockerd's own bridge driver makes its bridge (with the gateway
+	// address and its route) where dockerd runs: a namespace of the test's.
+	hostNS := netnstest.New(t)
+	d := runtimetest.StartDockerd(t, runtimetest.Opts{NetNS: hostNS.Path})
+	img := d.BusyboxImage()
+	br := uniqueName("syrt")
+	d.Docker("network", "create", "--driver", "bridge", "--subnet", "10.213.61.0/24",
+		"--opt", "com.docker.network.bridge.name="+br, "rtbr")
+	out := d.Docker("run", "--rm", "--network", "rtbr", img, "/bin/sh", "-c", "ip -4 -o addr show dev eth0")
+	if !strings.Contains(out, "inet 10.213.61.") {
+		t.Fatalf("container's eth0: %q; want an address in 10.213.61.0/24", out)
+	}
+	if _, err := hostNS.Run("ip", "link", "show", "dev", br); err != nil {
+		t.Errorf("bridge %s not in dockerd's namespace: %v", br, err)
+	}
+	if err := exec.Command("ip", "link", "show", "dev", br).Run(); err == nil {
+		t.Errorf("bridge %s appeared in the host's namespace", br)
+	}
+	d.Docker("network", "rm", "rtbr")
 }

@@ -29,7 +29,7 @@ func TestContainerdCtrRunWithCNI(t *testing.T) {
 	hostNS := netnstest.New(t)
 	c := runtimetest.StartContainerd(t, runtimetest.Opts{NetNS: hostNS.Path})
 	rootfs := runtimetest.Rootfs(t)
-	br := uniqueName("syrt")
+	br := bridgeName(t)
 	bridgeConflist(t, c.CNIConfDir, "rtctr", br, "10.213.60.0/24", filepath.Join(c.Dir, "ipam"))
 
 	out := c.Ctr("run", "--rm", "--cni", "--rootfs", rootfs, "rt-cni", "/bin/sh", "-c", "ip -4 -o addr show dev eth0")

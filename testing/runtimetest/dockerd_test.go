@@ -120,7 +120,7 @@ func TestDockerdBridgeInItsNamespace(t *testing.T) {
 	hostNS := netnstest.New(t)
 	d := runtimetest.StartDockerd(t, runtimetest.Opts{NetNS: hostNS.Path})
 	img := d.BusyboxImage()
-	br := uniqueName("syrt")
+	br := bridgeName(t)
 	d.Docker("network", "create", "--driver", "bridge", "--subnet", "10.213.61.0/24",
 		"--opt", "com.docker.network.bridge.name="+br, "rtbr")
 	out := d.Docker("run", "--rm", "--network", "rtbr", img, "/bin/sh", "-c", "ip -4 -o addr show dev eth0")

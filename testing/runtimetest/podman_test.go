@@ -34,7 +34,7 @@ func TestPodmanBridgeNetwork(t *testing.T) {
 	hostNS := netnstest.New(t)
 	p := runtimetest.NewPodman(t, runtimetest.Opts{NetNS: hostNS.Path})
 	rootfs := runtimetest.Rootfs(t)
-	br := uniqueName("syrt")
+	br := bridgeName(t)
 	bridgeConflist(t, p.NetworkConfigDir, "rtbridge", br, "10.213.57.0/24", filepath.Join(p.Dir, "ipam"))
 
 	out := p.MustRun("run", "--rm", "--network", "rtbridge", "--rootfs", rootfs,

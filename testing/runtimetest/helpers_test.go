@@ -22,7 +22,7 @@ func uniqueName(prefix string) string {
 // land in a namespace of its own; should a broken fixture put it in the
 // host's namespace instead, the test deletes it there when it ends.
 func bridgeName(t *testing.T) string {
-	br := bridgeName(t)
+	br := uniqueName("syrt")
 	t.Cleanup(func() {
 		if exec.Command("ip", "link", "show", "dev", br).Run() == nil {
 			exec.Command("ip", "link", "del", "dev", br).Run()

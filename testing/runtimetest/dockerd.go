@@ -97,6 +97,7 @@ func StartDockerd(t testing.TB, opts Opts) *Dockerd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(dir)
 	d := &Dockerd{
 		t: t, Dir: dir,
 		Socket:    filepath.Join(dir, "docker.sock"),

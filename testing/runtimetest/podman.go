@@ -53,6 +53,7 @@ func NewPodman(t testing.TB, opts Opts) *Podman {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(dir)
 	p := &Podman{
 		t: t, bin: bin, NetNS: opts.NetNS, Dir: dir,
 		Root:             filepath.Join(dir, "root"),

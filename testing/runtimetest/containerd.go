@@ -19,7 +19,7 @@ const (
 	CtrBinary        = "/usr/bin/ctr"
 )
 
-// Containerd is a running containerd of the test's own: its root,
+// ContainerdDaemon is a running containerd of the test's own: its root,
 // state, temporary directory, gRPC and ttrpc sockets and configuration
 // all under a temporary directory; debug and metrics listeners off.
 //
@@ -30,7 +30,7 @@ const (
 // then of /usr/lib/cni), and /var/lib/cni (CNI's result cache) is a
 // directory of the fixture's, when the machine has one. The daemon's
 // own CRI plugin is configured with the same two directories.
-type Containerd struct {
+type ContainerdDaemon struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	opts Opts
@@ -54,8 +54,8 @@ type Containerd struct {
 	PID int
 }
 
-// StartContainerd starts Debian's containerd for the test (see
-// Containerd) and waits until it answers. opts.NetNS runs it, and every
+// Containerd starts Debian's containerd for the test (see
+// ContainerdDaemon) and waits until it answers. opts.NetNS runs it, and every
 // ctr command, in that network namespace; opts.Env is added to the
 // environment of both.
 //
@@ -66,7 +66,7 @@ type Containerd struct {
 // is unmounted and the directory removed. It skips the test if
 // containerd, ctr or unshare is not installed or it does not run as
 // root.
-func StartContainerd(t testing.TB, opts Opts) *Containerd {
+func Containerd(t testing.TB, opts Opts) *ContainerdDaemon {
 	t.Helper()
 	bin := lookTool(t, ContainerdBinary, "containerd")
 	lookTool(t, CtrBinary, "containerd")
@@ -81,7 +81,7 @@ func StartContainerd(t testing.TB, opts Opts) *Containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{
+	c := &ContainerdDaemon{
 		t: t, opts: opts, Dir: dir, done: make(chan struct{}),
 		Address:    filepath.Join(dir, "c.sock"),
 		Root:       filepath.Join(dir, "root"),
@@ -127,7 +127,7 @@ func StartContainerd(t testing.TB, opts Opts) *Containerd {
 }
 
 // config is containerd's whole configuration.
-func (c *Containerd) config() string {
+func (c *ContainerdDaemon) config() string {
 	q := strconv.Quote
 	return fmt.Sprintf(`version = 2
 root = %s
@@ -159,7 +159,7 @@ temp = %s
 
 // refreshCNIBin makes CNIBinDir hold one link per plugin name, to the
 // first of the search directories that has it.
-func (c *Containerd) refreshCNIBin() error {
+func (c *ContainerdDaemon) refreshCNIBin() error {
 	old, err := os.ReadDir(c.CNIBinDir)
 	if err != nil {
 		return err
@@ -193,7 +193,7 @@ func (c *Containerd) refreshCNIBin() error {
 // waitReady waits until `ctr version` gets the server's version,
 // failing the test (with containerd's log) if containerd exits first or
 // takes over a minute.
-func (c *Containerd) waitReady() {
+func (c *ContainerdDaemon) waitReady() {
 	t := c.t
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
@@ -215,11 +215,11 @@ func (c *Containerd) waitReady() {
 }
 
 // Command returns the command line `ctr --address ADDRESS args...` in
-// its mount namespace (see Containerd) and in Opts.NetNS. A container
+// its mount namespace (see ContainerdDaemon) and in Opts.NetNS. A container
 // run with `ctr run --rootfs DIR ID CMD...` (Rootfs; ctr cannot import
 // a bare root filesystem tarball as an image) has no PATH: name its
 // programs by path (/bin/sh) or pass --env PATH=/bin.
-func (c *Containerd) Command(args ...string) *exec.Cmd {
+func (c *ContainerdDaemon) Command(args ...string) *exec.Cmd {
 	script := `set -e
 mount -n --bind "$1" /etc/cni/net.d
 mount -n --bind "$2" /opt
@@ -237,7 +237,7 @@ exec "$@"`
 
 // TryCtr runs ctr with args and returns its standard output; the error
 // carries the command line and both output streams.
-func (c *Containerd) TryCtr(args ...string) (string, error) {
+func (c *ContainerdDaemon) TryCtr(args ...string) (string, error) {
 	if err := c.refreshCNIBin(); err != nil {
 		return "", err
 	}
@@ -245,7 +245,7 @@ func (c *Containerd) TryCtr(args ...string) (string, error) {
 }
 
 // Ctr is TryCtr that fails the test, with ctr's output, on error.
-func (c *Containerd) Ctr(args ...string) string {
+func (c *ContainerdDaemon) Ctr(args ...string) string {
 	c.t.Helper()
 	out, err := c.TryCtr(args...)
 	if err != nil {
@@ -254,7 +254,7 @@ func (c *Containerd) Ctr(args ...string) string {
 	return out
 }
 
-func (c *Containerd) cleanup() {
+func (c *ContainerdDaemon) cleanup() {
 	t := c.t
 	if c.cmd != nil && c.cmd.Process != nil {
 		select {
@@ -285,7 +285,7 @@ func (c *Containerd) cleanup() {
 
 // removeAll kills every task and removes every container, in every
 // namespace.
-func (c *Containerd) removeAll() {
+func (c *ContainerdDaemon) removeAll() {
 	t := c.t
 	out, err := c.TryCtr("namespaces", "list", "--quiet")
 	if err != nil {

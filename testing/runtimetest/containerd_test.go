@@ -11,7 +11,7 @@ import (
 )
 
 func TestContainerdRunsRootfs(t *testing.T) {
-	c := runtimetest.StartContainerd(t, runtimetest.Opts{})
+	c := runtimetest.Containerd(t, runtimetest.Opts{})
 	rootfs := runtimetest.Rootfs(t)
 	out := c.Ctr("run", "--rm", "--rootfs", rootfs, "rt-echo", "/bin/sh", "-c", "echo hello-$((6*7)); ip -o link show | wc -l")
 	if got := strings.Fields(out); strings.Join(got, " ") != "hello-42 1" {
@@ -27,7 +27,7 @@ func TestContainerdRunsRootfs(t *testing.T) {
 func TestContainerdCtrRunWithCNI(t *testing.T) {
 	// ctr runs the reference bridge plugin in a namespace of the test's.
 	hostNS := netnstest.New(t)
-	c := runtimetest.StartContainerd(t, runtimetest.Opts{NetNS: hostNS.Path})
+	c := runtimetest.Containerd(t, runtimetest.Opts{NetNS: hostNS.Path})
 	rootfs := runtimetest.Rootfs(t)
 	br := bridgeName(t)
 	bridgeConflist(t, c.CNIConfDir, "rtctr", br, "10.213.60.0/24", filepath.Join(c.Dir, "ipam"))

@@ -18,7 +18,7 @@
 //     --rootfs DIR`, `ctr run --rootfs DIR`; Tarball makes the tar file
 //     `docker import` reads.
 //
-//   - NewPodman: Debian's podman 4.3.1 with its own --root, --runroot
+//   - Podman: Debian's podman 4.3.1 with its own --root, --runroot
 //     and --tmpdir, the vfs storage driver, and a containers.conf and
 //     storage.conf of its own (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF):
 //     the CNI network backend with the test's plugin directories ahead of
@@ -30,7 +30,7 @@
 //     Cleanup removes every container, pod and network it knows, then
 //     unmounts and removes its directory.
 //
-//   - StartDockerd: Debian's dockerd 20.10 with --iptables=false,
+//   - Dockerd: Debian's dockerd 20.10 with --iptables=false,
 //     --ip-forward=false, --ip-masq=false and --bridge=none (it touches
 //     no namespace but its containers'), vfs storage, cgroupfs, its own
 //     data root, exec root, pidfile and API socket, and the containerd
@@ -44,7 +44,7 @@
 //     Rootfs's tarball. Cleanup removes every container, stops dockerd
 //     by PID and kills anything left in its mount namespace.
 //
-//   - StartContainerd: Debian's containerd 1.6 with a config of its own
+//   - Containerd: Debian's containerd 1.6 with a config of its own
 //     (root, state, temp, gRPC and ttrpc sockets under its directory;
 //     debug and metrics off; the CRI plugin's CNI bin and conf dirs
 //     set). Ctr runs `ctr --address SOCK` in a mount namespace where

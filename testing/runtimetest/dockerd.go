@@ -24,10 +24,10 @@ const (
 )
 
 // DockerPluginSocketDir is where dockerd looks for plugin sockets
-// (NAME.sock); Dockerd shows it Dockerd.PluginDir there.
+// (NAME.sock); Dockerd shows it DockerDaemon.PluginDir there.
 const DockerPluginSocketDir = "/run/docker/plugins"
 
-// Dockerd is a running dockerd of the test's own. It runs in a mount
+// DockerDaemon is a running dockerd of the test's own. It runs in a mount
 // namespace of its own in which /run is an empty tmpfs (so it finds no
 // system containerd and starts its managed one, and writes nothing to
 // the machine's /run), DockerPluginSocketDir is PluginDir, and
@@ -37,7 +37,7 @@ const DockerPluginSocketDir = "/run/docker/plugins"
 // Containers' network namespace files live under ExecRoot in that
 // mount namespace only: reach a container's namespace from the test
 // through its PID (ContainerNetNS), or use `docker exec`.
-type Dockerd struct {
+type DockerDaemon struct {
 	t   testing.TB
 	cmd *exec.Cmd
 	env []string
@@ -66,7 +66,7 @@ type Dockerd struct {
 	image     string
 }
 
-// StartDockerd starts Debian's dockerd 20.10 for the test: with
+// Dockerd starts Debian's dockerd 20.10 for the test: with
 // --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false
 // --bridge=none (it changes nothing in any network namespace but its
 // containers'), the vfs storage driver, the cgroupfs cgroup driver, its
@@ -82,7 +82,7 @@ type Dockerd struct {
 // in its mount namespace (a container shim) killed and reported as an
 // error, and the directory removed. It skips the test if dockerd, the
 // docker client or unshare is not installed, or it does not run as root.
-func StartDockerd(t testing.TB, opts Opts) *Dockerd {
+func Dockerd(t testing.TB, opts Opts) *DockerDaemon {
 	t.Helper()
 	bin := lookTool(t, DockerdBinary, "docker.io")
 	lookTool(t, DockerBinary, "docker.io")
@@ -98,7 +98,7 @@ func StartDockerd(t testing.TB, opts Opts) *Dockerd {
 		t.Fatal(err)
 	}
 	register(dir)
-	d := &Dockerd{
+	d := &DockerDaemon{
 		t: t, Dir: dir,
 		Socket:    filepath.Join(dir, "docker.sock"),
 		DataRoot:  filepath.Join(dir, "data"),
@@ -163,7 +163,7 @@ exec "$@"`
 
 // waitReady waits until the API answers /_ping, failing the test (with
 // dockerd's log) if dockerd exits first or takes over a minute.
-func (d *Dockerd) waitReady() {
+func (d *DockerDaemon) waitReady() {
 	t := d.t
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
@@ -204,7 +204,7 @@ func (d *Dockerd) waitReady() {
 // name at the unix socket sock (for a plugin whose socket is not in
 // PluginDir). Dockerd reads spec files when a plugin is first used, so
 // this may be called while it runs.
-func (d *Dockerd) AddPluginSpec(name, sock string) {
+func (d *DockerDaemon) AddPluginSpec(name, sock string) {
 	d.t.Helper()
 	p := filepath.Join(d.SpecDir, name+".spec")
 	if err := os.WriteFile(p, []byte("unix://"+sock+"\n"), 0o644); err != nil {
@@ -214,7 +214,7 @@ func (d *Dockerd) AddPluginSpec(name, sock string) {
 
 // Command returns the docker client command line (Debian's client,
 // DOCKER_HOST this dockerd, its own client configuration directory).
-func (d *Dockerd) Command(args ...string) *exec.Cmd {
+func (d *DockerDaemon) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(DockerBinary, args...)
 	cmd.Env = d.env
 	return cmd
@@ -222,7 +222,7 @@ func (d *Dockerd) Command(args ...string) *exec.Cmd {
 
 // Docker runs the docker client with args and returns its standard
 // output, failing the test with both output streams on error.
-func (d *Dockerd) Docker(args ...string) string {
+func (d *DockerDaemon) Docker(args ...string) string {
 	d.t.Helper()
 	out, err := d.TryDocker(args...)
 	if err != nil {
@@ -233,20 +233,20 @@ func (d *Dockerd) Docker(args ...string) string {
 
 // TryDocker is Docker returning the error (for a command expected to
 // fail) instead of failing the test.
-func (d *Dockerd) TryDocker(args ...string) (string, error) {
+func (d *DockerDaemon) TryDocker(args ...string) (string, error) {
 	return runBounded(d.Command(args...))
 }
 
 // ImportImage imports a root filesystem tarball (Tarball) as image ref,
 // with /bin/sh as its command.
-func (d *Dockerd) ImportImage(tarball, ref string) {
+func (d *DockerDaemon) ImportImage(tarball, ref string) {
 	d.t.Helper()
 	d.Docker("import", "--change", `CMD ["/bin/sh"]`, tarball, ref)
 }
 
 // BusyboxImage returns the reference of an image made from Rootfs,
 // importing it the first time it is asked for.
-func (d *Dockerd) BusyboxImage() string {
+func (d *DockerDaemon) BusyboxImage() string {
 	d.t.Helper()
 	d.imageOnce.Do(func() {
 		ref := "runtimetest/busybox:latest"
@@ -261,7 +261,7 @@ func (d *Dockerd) BusyboxImage() string {
 
 // ContainerNetNS returns the path of a running container's network
 // namespace as seen from the test (/proc/PID/ns/net).
-func (d *Dockerd) ContainerNetNS(container string) string {
+func (d *DockerDaemon) ContainerNetNS(container string) string {
 	d.t.Helper()
 	pid := strings.TrimSpace(d.Docker("inspect", "--format", "{{.State.Pid}}", container))
 	if pid == "" || pid == "0" {
@@ -270,7 +270,7 @@ func (d *Dockerd) ContainerNetNS(container string) string {
 	return "/proc/" + pid + "/ns/net"
 }
 
-func (d *Dockerd) cleanup() {
+func (d *DockerDaemon) cleanup() {
 	t := d.t
 	if d.cmd != nil && d.cmd.Process != nil {
 		select {

@@ -17,7 +17,7 @@ import (
 func TestDockerdRunsImportedBusybox(t *testing.T) {
 	_, statErr := os.Stat("/run/docker")
 	hadRunDocker := statErr == nil
-	d := runtimetest.StartDockerd(t, runtimetest.Opts{})
+	d := runtimetest.Dockerd(t, runtimetest.Opts{})
 	img := d.BusyboxImage()
 	out := d.Docker("run", "--rm", "--network", "none", img, "/bin/sh", "-c", "echo hello-$((6*7)); ip -o link show | wc -l")
 	if got := strings.Fields(out); strings.Join(got, " ") != "hello-42 1" {
@@ -94,7 +94,7 @@ func TestDockerdFindsPlugins(t *testing.T) {
 	// A plugin elsewhere, found through a spec file.
 	specSock := filepath.Join(t.TempDir(), "p.sock")
 	spec := serveProbe(t, specSock)
-	d := runtimetest.StartDockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{"rtspec": specSock}})
+	d := runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{"rtspec": specSock}})
 	// A plugin whose socket is in /run/docker/plugins as dockerd sees it.
 	sock := serveProbe(t, filepath.Join(d.PluginDir, "rtsock.sock"))
 
@@ -118,7 +118,7 @@ func TestDockerdBridgeInItsNamespace(t *testing.T) {
 	// dockerd's own bridge driver makes its bridge (with the gateway
 	// address and its route) where dockerd runs: a namespace of the test's.
 	hostNS := netnstest.New(t)
-	d := runtimetest.StartDockerd(t, runtimetest.Opts{NetNS: hostNS.Path})
+	d := runtimetest.Dockerd(t, runtimetest.Opts{NetNS: hostNS.Path})
 	img := d.BusyboxImage()
 	br := bridgeName(t)
 	d.Docker("network", "create", "--driver", "bridge", "--subnet", "10.213.61.0/24",

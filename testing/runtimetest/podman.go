@@ -14,11 +14,11 @@ import (
 // in Debian 12).
 const PodmanBinary = "/usr/bin/podman"
 
-// Podman is a podman isolated from the machine's own: its storage, run
+// PodmanRuntime is a podman isolated from the machine's own: its storage, run
 // state, temporary files, locks, events log and CNI network
 // configurations all live in a temporary directory, and it reads only
 // the containers.conf and storage.conf it was given.
-type Podman struct {
+type PodmanRuntime struct {
 	t   testing.TB
 	bin string
 	env []string
@@ -37,7 +37,7 @@ type Podman struct {
 	ContainersConf, StorageConf string
 }
 
-// NewPodman returns a podman of the test's own (see Podman), using the
+// Podman returns a podman of the test's own (see PodmanRuntime), using the
 // CNI network backend with the plugins in opts.CNIPluginDirs and then
 // the reference plugins, the cgroupfs cgroup manager, file events and
 // locks, the vfs storage driver, and default ulimits nofile and nproc of
@@ -45,7 +45,7 @@ type Podman struct {
 // removed, anything mounted under its directory unmounted, and the
 // directory removed. It skips the test if podman is not installed or
 // the test does not run as root.
-func NewPodman(t testing.TB, opts Opts) *Podman {
+func Podman(t testing.TB, opts Opts) *PodmanRuntime {
 	t.Helper()
 	bin := lookTool(t, PodmanBinary, "podman")
 	requireRoot(t, "podman")
@@ -54,7 +54,7 @@ func NewPodman(t testing.TB, opts Opts) *Podman {
 		t.Fatal(err)
 	}
 	register(dir)
-	p := &Podman{
+	p := &PodmanRuntime{
 		t: t, bin: bin, NetNS: opts.NetNS, Dir: dir,
 		Root:             filepath.Join(dir, "root"),
 		RunRoot:          filepath.Join(dir, "runroot"),
@@ -94,7 +94,7 @@ func NewPodman(t testing.TB, opts Opts) *Podman {
 }
 
 // containersConf is the only containers.conf podman reads.
-func (p *Podman) containersConf(opts Opts) string {
+func (p *PodmanRuntime) containersConf(opts Opts) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[containers]\n")
 	// Without them runc fails to set RLIMIT_NOFILE to podman's default
@@ -133,7 +133,7 @@ func (p *Podman) containersConf(opts Opts) string {
 // Command returns the command line `podman GLOBAL-FLAGS args...`, run in
 // NetNS if set, for a test that wants to start it itself (in the
 // background, with its own stdin).
-func (p *Podman) Command(args ...string) *exec.Cmd {
+func (p *PodmanRuntime) Command(args ...string) *exec.Cmd {
 	full := append([]string{
 		"--root", p.Root, "--runroot", p.RunRoot, "--tmpdir", p.TmpDir,
 		"--storage-driver", "vfs", "--network-config-dir", p.NetworkConfigDir,
@@ -147,12 +147,12 @@ func (p *Podman) Command(args ...string) *exec.Cmd {
 
 // Run runs podman with args and returns its standard output; the error
 // carries the command line and both output streams.
-func (p *Podman) Run(args ...string) (string, error) {
+func (p *PodmanRuntime) Run(args ...string) (string, error) {
 	return runBounded(p.Command(args...))
 }
 
 // MustRun is Run that fails the test, with podman's output, on error.
-func (p *Podman) MustRun(args ...string) string {
+func (p *PodmanRuntime) MustRun(args ...string) string {
 	p.t.Helper()
 	out, err := p.Run(args...)
 	if err != nil {
@@ -163,7 +163,7 @@ func (p *Podman) MustRun(args ...string) string {
 
 // cleanup removes every container, pod and network the fixture's podman
 // knows, then its directory.
-func (p *Podman) cleanup() {
+func (p *PodmanRuntime) cleanup() {
 	t := p.t
 	if _, err := os.Stat(p.Root); err == nil {
 		for _, args := range [][]string{

@@ -9,7 +9,11 @@
 // installed but fails fails the test with its output. Fixtures never use
 // the machine's own state: each runtime gets directories, sockets and
 // configuration of its own under a temporary directory, and reads no
-// configuration of the machine's.
+// configuration of the machine's. Two exceptions, both per container
+// and removed with it: runc keeps the state of podman's containers in
+// /run/runc/ID, and the CNI library keeps results in /var/lib/cni for
+// podman and cnitool (give host-local a dataDir, as the tests here do,
+// to keep its leases out of /var/lib/cni too).
 //
 //   - Rootfs: a root filesystem tree made of Debian's static busybox
 //     (busybox-static): /bin/busybox, a link for each applet (sh, ip,
@@ -62,6 +66,9 @@
 // Opts.NetNS runs a runtime (podman, the daemons, ctr) inside a network
 // namespace the test made, so the bridges and routes that reference CNI
 // plugins create land there.
+//
+// Leftovers lists the processes of a test binary's fixtures still running;
+// call it from TestMain after m.Run, as this package does.
 //
 // Tests using them send traffic only to loopback and into namespaces the
 // test created (testing/netnstest), and give the reference bridge plugin

@@ -156,7 +156,8 @@ func (d *Daemon) handoffConfig(n *network, rec store.Endpoint, restoring bool) t
 // handoffPlace finds the TAP of a handoff endpoint being restored: in the
 // daemon's namespace under its own name (not handed over yet, or given
 // back), or in its sandbox under the name its runtime gave it there,
-// found by this daemon's mark and the endpoint's MAC.
+// found by this daemon's mark and the endpoint's MAC; if the sandbox's
+// path does not open here, in whichever process's namespace has it.
 func (d *Daemon) handoffPlace(rec store.Endpoint) (nsPath, name string, err error) {
 	if names, err := d.attach.Marked("", d.id); err == nil && slices.Contains(names, rec.IfName) {
 		return "", rec.IfName, nil
@@ -165,6 +166,16 @@ func (d *Daemon) handoffPlace(rec store.Endpoint) (nsPath, name string, err erro
 		if _, err := d.attach.NetNS(rec.Sandbox); err == nil {
 			if name, err := d.attach.FindMarked(rec.Sandbox, d.id, rec.MAC); err == nil && name != "" {
 				return rec.Sandbox, name, nil
+			}
+		} else {
+			// The runtime's sandbox path is not to be opened from here
+			// (a runtime in a mount namespace of its own): look in
+			// every process's namespace for the mark and MAC.
+			paths, _ := d.attach.ProcessNetNSes()
+			for _, p := range paths {
+				if name, err := d.attach.FindMarked(p, d.id, rec.MAC); err == nil && name != "" {
+					return p, name, nil
+				}
 			}
 		}
 	}

@@ -217,3 +217,30 @@ func TestNetworkLabels(t *testing.T) {
 		t.Fatalf("restored network's labels = %v, want %v", n.Labels, labels)
 	}
 }
+
+// A sandbox path the daemon cannot open (the runtime's mount namespace
+// is not the daemon's, as with the test's dockerd) does not lose the
+// endpoint: its TAP is found in whichever process's namespace has it.
+func TestHandoffRestoreSandboxElsewhere(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	container := e.att.AddPID(4242)
+	e.att.AddPID(4343) // another namespace, without the TAP
+	e.connect("web", api.EndpointCreate{TapOnly: "syaway", Handoff: true, Sandbox: "/run/docker/netns/unseen"})
+	if err := e.att.Move("", "syaway", container, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	eps, err := e.d.Endpoints("web")
+	if err != nil || len(eps) != 1 {
+		t.Fatalf("restored %+v, %v; want syaway", eps, err)
+	}
+	for _, d := range e.att.Devices() {
+		if d.Name != "eth0" || d.NetNS != container || d.Opens != 2 {
+			t.Errorf("device %+v: want only eth0 in %s, re-attached", d, container)
+		}
+	}
+}

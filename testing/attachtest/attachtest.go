@@ -436,6 +436,21 @@ func (a *Attacher) FindMarked(nsPath, owner string, mac vswitch.MAC) (string, er
 	return "", nil
 }
 
+// ProcessNetNSes implements attach.Attacher: every namespace but the
+// daemon's own, by path, sorted.
+func (a *Attacher) ProcessNetNSes() ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var paths []string
+	for p := range a.netns {
+		if p != SelfNetNS {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	return paths, nil
+}
+
 // Move moves the device name from the namespace at from to the one at to,
 // renamed newName, as a container runtime does with a handoff TAP (""
 // is the daemon's own namespace). A port open on it stays open.

@@ -101,6 +101,7 @@ func TestDockerd(t *testing.T) {
 	pctx, pcancel := context.WithCancel(ctx)
 	pserved := make(chan struct{})
 	go func() { defer close(pserved); New(client, zaptest.NewLogger(t)).Serve(pctx, l) }()
+	taps := map[string]bool{} // every TAP the test saw
 	defer func() {
 		// Containers go first, while the plugin serves their
 		// DeleteEndpoint; whatever a failed test left is then
@@ -114,6 +115,15 @@ func TestDockerd(t *testing.T) {
 		pcancel()
 		<-pserved
 		sy.stop()
+		// A TAP of an endpoint the daemon lost track of is a leak:
+		// reported, and deleted.
+		links := hostLinks(t)
+		for name := range taps {
+			if strings.Contains(links, " "+name+":") {
+				t.Errorf("TAP %s left in the host's namespace", name)
+				exec.Command("ip", "link", "del", name).Run()
+			}
+		}
 	}()
 
 	dk.Docker("network", "create", "-d", Name, "--ipam-driver", Name, "--subnet", "10.98.0.0/24", "-o", "name=synet", "synet")
@@ -147,6 +157,7 @@ func TestDockerd(t *testing.T) {
 		t.Fatalf("endpoints of synet: %+v, %v; want two", eps, err)
 	}
 	for _, e := range eps {
+		taps[e.IfName] = true
 		if e.Kind != "handoff" || e.Runtime != "docker" || e.Sandbox == "" || !strings.HasPrefix(e.Address.String(), "10.98.0.") {
 			t.Errorf("endpoint %+v: want a handoff TAP of docker's with an address of 10.98.0.0/24", e)
 		}
@@ -208,9 +219,8 @@ func TestDockerd(t *testing.T) {
 		t.Errorf("after bad input: %d networks, endpoints %+v, ports %+v; want synet, synet2, web1, web2 and 18082", len(nets), eps, ports)
 	}
 
-	// docker rm -f frees the address and the port; network rm the
-	// networks.
-	gone := eps
+	// docker rm -f frees the address and the port (and the TAPs, checked
+	// at the end); network rm the networks.
 	dk.Docker("rm", "-f", "web1", "web2")
 	if eps, err := client.Endpoints(ctx, ""); err != nil || len(eps) != 0 {
 		t.Errorf("after rm: endpoints %+v, %v", eps, err)
@@ -221,12 +231,6 @@ func TestDockerd(t *testing.T) {
 	dk.Docker("network", "rm", "synet", "synet2")
 	if nets, err := client.Networks(ctx); err != nil || len(nets) != 0 {
 		t.Errorf("after network rm: networks %+v, %v", nets, err)
-	}
-	links := hostLinks(t)
-	for _, e := range gone {
-		if strings.Contains(links, e.IfName+":") {
-			t.Errorf("TAP %s left in the host's namespace", e.IfName)
-		}
 	}
 	if _, err := get("http://127.0.0.1:18082/"); err == nil {
 		t.Errorf("18082 still answers after rm")

@@ -334,8 +334,8 @@ func (b portBinding) spec() (string, error) {
 	host := ""
 	if b.HostIP != "" {
 		ip, err := netip.ParseAddr(b.HostIP)
-		if err != nil {
-			return "", fmt.Errorf("port %d: host IP %q: not an IP address", b.Port, b.HostIP)
+		if err != nil || ip.Zone() != "" {
+			return "", fmt.Errorf("port %d: host IP %q: want an IP address without a %%zone", b.Port, b.HostIP)
 		}
 		if ip.Is4() {
 			host = ip.String() + ":"

@@ -196,6 +196,20 @@ func TestDockerd(t *testing.T) {
 		t.Errorf("web2 → http://web1/ after the restart: %q", out)
 	}
 
+	// The network driver with Docker's own IPAM, and --ip.
+	dk.Docker("network", "create", "-d", Name, "--subnet", "10.96.0.0/24", "dflt")
+	dk.Docker("run", "-d", "--name", "web3", "--network", "dflt", "--ip", "10.96.0.50", img, "sleep", "600")
+	if eps, err := client.Endpoints(ctx, ""); err == nil {
+		for _, e := range eps {
+			taps[e.IfName] = true
+		}
+	}
+	if out := dk.Docker("exec", "web3", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, "inet 10.96.0.50/24") {
+		t.Errorf("web3 with --ip on Docker's IPAM: %q; want 10.96.0.50/24", out)
+	}
+	dk.Docker("rm", "-f", "web3")
+	dk.Docker("network", "rm", "dflt")
+
 	// Bad input: one clear error in Docker's output, nothing left.
 	out, err := dk.TryDocker("network", "create", "-d", Name, "--ipam-driver", Name, "--subnet", "10.98.0.0/16", "bad")
 	if err == nil || !strings.Contains(out+err.Error(), "overlaps network \"synet\"") {

@@ -308,3 +308,36 @@ func TestPluginRestart(t *testing.T) {
 		t.Fatalf("left: networks %+v, endpoints %+v, ports %+v", nets, eps, ports)
 	}
 }
+
+// Docker's network options reach the Switchyard network: --gateway,
+// --aux-address, --internal and the MTU option.
+func TestNetworkOptions(t *testing.T) {
+	e := newEnv(t)
+	out := e.ok("/IpamDriver.RequestAddress", `{"PoolID":"10.95.0.0/24","Address":"10.95.0.254","Options":{"RequestAddressType":"com.docker.network.gateway"}}`)
+	if out["Address"] != "10.95.0.254/24" {
+		t.Fatalf("RequestAddress for --gateway 10.95.0.254 = %v", out)
+	}
+	e.ok("/NetworkDriver.CreateNetwork", `{"NetworkID":"`+nid+`","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.internal":true,`+
+		`"com.docker.network.generic":{"name":"inner","com.docker.network.driver.mtu":"1400"}},`+
+		`"IPv4Data":[{"AddressSpace":"switchyard","Gateway":"10.95.0.254/24","Pool":"10.95.0.0/24","AuxAddresses":{"router":"10.95.0.9/24"}}],"IPv6Data":[]}`)
+	nets, _, _ := e.state()
+	if len(nets) != 1 {
+		t.Fatalf("networks = %+v", nets)
+	}
+	n := nets[0]
+	if n.Name != "inner" || n.Gateway.String() != "10.95.0.254" || !n.Internal || n.MTU != 1400 || n.AuxAddresses["router"].String() != "10.95.0.9" {
+		t.Fatalf("network = %+v; want inner, gateway 10.95.0.254, internal, MTU 1400, router=10.95.0.9", n)
+	}
+	// The reserved address is skipped.
+	for _, want := range []string{"10.95.0.1/24", "10.95.0.2/24"} {
+		if out := e.ok("/IpamDriver.RequestAddress", `{"PoolID":"10.95.0.0/24"}`); out["Address"] != want {
+			t.Fatalf("RequestAddress = %v, want %s", out, want)
+		}
+	}
+	if out := e.ok("/IpamDriver.RequestAddress", `{"PoolID":"10.95.0.0/24","Address":"10.95.0.8"}`); out["Address"] != "10.95.0.8/24" {
+		t.Fatalf("RequestAddress 10.95.0.8 = %v", out)
+	}
+	if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"10.95.0.0/24","Address":"10.95.0.9"}`); !strings.Contains(msg, "10.95.0.9") {
+		t.Fatalf("RequestAddress of the aux address: %q", msg)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/daemon"
 	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/runtimetest"
 )
 
@@ -248,5 +249,67 @@ func TestDockerd(t *testing.T) {
 	}
 	if _, err := get("http://127.0.0.1:18082/"); err == nil {
 		t.Errorf("18082 still answers after rm")
+	}
+}
+
+// `switchyard daemon --docker-plugin` serves the plugin; killed with
+// SIGKILL under a running container and started again, it finds the
+// container's TAP in its sandbox and its port answers again; docker rm
+// then frees everything.
+func TestDockerdDaemonKill9(t *testing.T) {
+	dir := t.TempDir()
+	psock := filepath.Join(dir, Name+".sock")
+	dk := runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{Name: psock}})
+	img := dk.BusyboxImage()
+	sy := clitest.NewDaemon(t)
+	sy.Extra = []string{"--docker-plugin", "--docker-plugin-socket", psock}
+	sy.Start()
+	client := api.NewClient(sy.Socket)
+	ctx := context.Background()
+	taps := map[string]bool{}
+	defer func() {
+		dk.TryDocker("rm", "-f", "k9")
+		links := hostLinks(t)
+		for name := range taps {
+			if strings.Contains(links, " "+name+":") {
+				t.Errorf("TAP %s left in the host's namespace", name)
+				exec.Command("ip", "link", "del", name).Run()
+			}
+		}
+	}()
+
+	dk.Docker("network", "create", "-d", Name, "--ipam-driver", Name, "--subnet", "10.94.0.0/24", "-o", "name=k9net", "k9net")
+	dk.Docker("run", "-d", "--name", "k9", "--network", "k9net", "-p", "127.0.0.1:18085:80", img,
+		"sh", "-c", "mkdir -p /w && echo k9 > /w/index.html && exec httpd -f -p 80 -h /w")
+	eps, err := client.Endpoints(ctx, "k9net")
+	if err != nil || len(eps) != 1 {
+		t.Fatalf("endpoints: %+v, %v", eps, err)
+	}
+	taps[eps[0].IfName] = true
+	var body string
+	waitFor(t, "k9 through 18085", func() bool { body, err = get("http://127.0.0.1:18085/"); return err == nil })
+
+	sy.Kill9()
+	if _, err := get("http://127.0.0.1:18085/"); err == nil {
+		t.Fatal("18085 answers with the daemon killed")
+	}
+	sy.Start()
+	waitFor(t, "k9 through 18085 after the restart", func() bool { body, err = get("http://127.0.0.1:18085/"); return err == nil })
+	if body != "k9\n" {
+		t.Errorf("18085 after the restart: %q", body)
+	}
+	if eps, err := client.Endpoints(ctx, "k9net"); err != nil || len(eps) != 1 || eps[0].IfName != eps[0].Name {
+		t.Errorf("endpoints after the restart: %+v, %v", eps, err)
+	}
+	dk.Docker("rm", "-f", "k9")
+	dk.Docker("network", "rm", "k9net")
+	if eps, err := client.Endpoints(ctx, ""); err != nil || len(eps) != 0 {
+		t.Errorf("after rm: endpoints %+v, %v", eps, err)
+	}
+	if ports, err := client.Ports(ctx, ""); err != nil || len(ports) != 0 {
+		t.Errorf("after rm: ports %+v, %v", ports, err)
+	}
+	if _, err := client.Network(ctx, "k9net"); !isNotFound(err) {
+		t.Errorf("k9net after network rm: %v; want not found", err)
 	}
 }

@@ -7,13 +7,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/runtimetest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them, or
 // any process a fixture started (dockerd, containerd, a shim) does.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := clitest.Main(m) // removes the binaries it built
 	if left := runtimetest.Leftovers(); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: processes of this binary's fixtures outlived their tests:\n")
 		for _, l := range left {

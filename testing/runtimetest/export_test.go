@@ -5,3 +5,6 @@ var CheckStatic = checkStatic
 
 // UnescapeMount exports unescapeMount to the tests.
 var UnescapeMount = unescapeMount
+
+// NamesDir exports namesDir to the tests.
+var NamesDir = namesDir

@@ -56,3 +56,23 @@ func TestUnescapeMount(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesDir(t *testing.T) {
+	dirs := []string{"/tmp/rtctrd-12"}
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"shim", "-address", "/tmp/rtctrd-12/c.sock"}, true},
+		{[]string{"conmon", "--runtime-arg", "--root=/tmp/rtctrd-12/oci"}, true},
+		{[]string{"conmon", "-l", "k8s-file:/tmp/rtctrd-12/ctr.log"}, true},
+		{[]string{"x", "/tmp/rtctrd-12"}, true},
+		{[]string{"shim", "-address", "/tmp/rtctrd-123/c.sock"}, false},
+		{[]string{"x", "/other/tmp/rtctrd-12/y"}, false},
+		{[]string{"sleep", "600"}, false},
+	} {
+		if got := runtimetest.NamesDir(c.args, dirs); got != c.want {
+			t.Errorf("NamesDir(%q, %q) = %v; want %v", c.args, dirs, got, c.want)
+		}
+	}
+}

@@ -8,3 +8,6 @@ var UnescapeMount = unescapeMount
 
 // NamesDir exports namesDir to the tests.
 var NamesDir = namesDir
+
+// ParseStat exports parseStat to the tests.
+var ParseStat = parseStat

@@ -11,3 +11,10 @@ var NamesDir = namesDir
 
 // ParseStat exports parseStat to the tests.
 var ParseStat = parseStat
+
+// BuildCnitool exports buildCnitool (without Cnitool's once) to the
+// tests.
+var BuildCnitool = buildCnitool
+
+// CniVersionInGoMod exports cniVersionInGoMod to the tests.
+var CniVersionInGoMod = cniVersionInGoMod

@@ -51,12 +51,14 @@
 //   - Containerd: Debian's containerd 1.6 with a config of its own
 //     (root, state, temp, gRPC and ttrpc sockets under its directory;
 //     debug and metrics off; the CRI plugin's CNI bin and conf dirs
-//     set). Ctr runs `ctr --address SOCK` in a mount namespace where
+//     set), in a mount namespace whose /run is an empty tmpfs (where it
+//     keeps shim sockets and runc's state, whatever its config says).
+//     Ctr runs `ctr --address SOCK` in a child of that namespace where
 //     the fixed paths ctr --cni reads, /etc/cni/net.d and /opt/cni/bin,
 //     are the fixture's CNIConfDir and a directory of links to the
 //     test's and the reference plugins. Cleanup kills every task,
-//     removes every container, stops containerd by PID and kills any
-//     shim left serving its socket.
+//     removes every container, stops containerd by PID and kills
+//     anything left in its mount namespace.
 //
 //   - Cnitool: cnitool built with `go install` from the Go module proxy
 //     (the version of github.com/containernetworking/cni in go.mod, or

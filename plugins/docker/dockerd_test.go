@@ -301,6 +301,22 @@ func TestDockerdDaemonKill9(t *testing.T) {
 	if eps, err := client.Endpoints(ctx, "k9net"); err != nil || len(eps) != 1 || eps[0].IfName != eps[0].Name {
 		t.Errorf("endpoints after the restart: %+v, %v", eps, err)
 	}
+	// docker stop frees the endpoint and its port; docker start makes
+	// them again.
+	dk.Docker("stop", "-t", "1", "k9")
+	if eps, err := client.Endpoints(ctx, ""); err != nil || len(eps) != 0 {
+		t.Errorf("after stop: endpoints %+v, %v", eps, err)
+	}
+	if ports, err := client.Ports(ctx, ""); err != nil || len(ports) != 0 {
+		t.Errorf("after stop: ports %+v, %v", ports, err)
+	}
+	dk.Docker("start", "k9")
+	if eps, err := client.Endpoints(ctx, "k9net"); err == nil {
+		for _, e := range eps {
+			taps[e.IfName] = true
+		}
+	}
+	waitFor(t, "k9 through 18085 after docker start", func() bool { body, err = get("http://127.0.0.1:18085/"); return err == nil })
 	dk.Docker("rm", "-f", "k9")
 	dk.Docker("network", "rm", "k9net")
 	if eps, err := client.Endpoints(ctx, ""); err != nil || len(eps) != 0 {

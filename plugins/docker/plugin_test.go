@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -339,5 +340,33 @@ func TestNetworkOptions(t *testing.T) {
 	}
 	if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"10.95.0.0/24","Address":"10.95.0.9"}`); !strings.Contains(msg, "10.95.0.9") {
 		t.Fatalf("RequestAddress of the aux address: %q", msg)
+	}
+}
+
+// The plugin's socket replaces a stale one, refuses one another process
+// serves and a path that is not a socket, each naming the path.
+func TestListen(t *testing.T) {
+	dir := t.TempDir()
+	sock := dir + "/p/" + Name + ".sock"
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(sock); err == nil || !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "another process") {
+		t.Errorf("second Listen on a served socket: %v", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // a stale socket file stays
+	l, err = Listen(sock)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	l.Close()
+	file := dir + "/file"
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(file); err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Listen on a file: %v", err)
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 

@@ -72,7 +72,16 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 	var err error
 	switch {
 	case rec.Handoff:
-		port, err = d.attach.Open(ctx, d.handoffConfig(n, rec, restoring))
+		cfg := d.handoffConfig(n, rec, restoring)
+		if restoring {
+			// Re-attach only to a device that is there: opening a
+			// missing one would make a new one.
+			cfg.NetNS, cfg.Name, err = d.handoffPlace(rec)
+			if err != nil {
+				return nil, err
+			}
+		}
+		port, err = d.attach.Open(ctx, cfg)
 	case rec.TapOnly:
 		port, err = d.attach.OpenVM(ctx, tap.VMConfig{Name: rec.IfName, PortName: rec.Name, Owner: rec.TapOwner, Group: -1, Daemon: d.id,
 			MTU: n.rec.MTU, Existing: restoring, Logger: d.log.With(zap.String("network", n.rec.Name))})
@@ -144,6 +153,35 @@ func (d *Daemon) handoffConfig(n *network, rec store.Endpoint, restoring bool) t
 	}
 }
 
+// handoffPlace finds the TAP of a handoff endpoint being restored: in the
+// daemon's namespace under its own name (not handed over yet, or given
+// back), or in its sandbox under the name its runtime gave it there,
+// found by this daemon's mark and the endpoint's MAC; if the sandbox's
+// path does not open here, in whichever process's namespace has it.
+func (d *Daemon) handoffPlace(rec store.Endpoint) (nsPath, name string, err error) {
+	if names, err := d.attach.Marked("", d.id); err == nil && slices.Contains(names, rec.IfName) {
+		return "", rec.IfName, nil
+	}
+	if rec.Sandbox != "" {
+		if _, err := d.attach.NetNS(rec.Sandbox); err == nil {
+			if name, err := d.attach.FindMarked(rec.Sandbox, d.id, rec.MAC); err == nil && name != "" {
+				return rec.Sandbox, name, nil
+			}
+		} else {
+			// The runtime's sandbox path is not to be opened from here
+			// (a runtime in a mount namespace of its own): look in
+			// every process's namespace for the mark and MAC.
+			paths, _ := d.attach.ProcessNetNSes()
+			for _, p := range paths {
+				if name, err := d.attach.FindMarked(p, d.id, rec.MAC); err == nil && name != "" {
+					return p, name, nil
+				}
+			}
+		}
+	}
+	return "", "", fmt.Errorf("its TAP %s (MAC %s) is neither in the daemon's namespace nor in its sandbox %q", rec.IfName, rec.MAC, rec.Sandbox)
+}
+
 // restoreEndpointLocked brings a stored endpoint back after a restart, if
 // its namespace is still the one it was connected in. Its ports are
 // published by restorePortsLocked, once every endpoint is back.
@@ -155,14 +193,6 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 		}
 		if id != rec.NetNSID {
 			return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
-		}
-	}
-	if rec.Handoff {
-		// Re-attach only to a device still in the daemon's namespace:
-		// opening a missing one would make a new one here.
-		names, err := d.attach.Marked("", d.id)
-		if err != nil || !slices.Contains(names, rec.IfName) {
-			return fmt.Errorf("its TAP %s was handed to its runtime (sandbox %q) and is not in the daemon's namespace to re-attach", rec.IfName, rec.Sandbox)
 		}
 	}
 	if err := n.addrs.Reserve(rec.Address.Addr(), rec.Name); err != nil {

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,12 +103,44 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, ipam.Config, fiel
 	if cfg.Subnet.IsValid() {
 		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, cfg.Subnet)
 	}
+	rec.Labels = parseLabels(&errs, req.Labels)
 	t, inner := parseTunnel(&errs, req, cfg.Subnet)
 	rec.Tunnel = t
 	if t != nil && req.MTU == 0 {
 		rec.MTU = inner
 	}
 	return rec, cfg, errs
+}
+
+// Limits of a network's labels.
+const (
+	maxLabels        = 16
+	maxLabelKeyLen   = 128
+	maxLabelValueLen = 256
+)
+
+// parseLabels checks a network's labels (api.NetworkCreate.Labels).
+func parseLabels(errs *fieldErrs, labels map[string]string) map[string]string {
+	if len(labels) == 0 {
+		return nil
+	}
+	if len(labels) > maxLabels {
+		errs.add("labels", strconv.Itoa(len(labels))+" labels", "too many", "at most "+strconv.Itoa(maxLabels))
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(labels))
+	for _, k := range keys {
+		if k == "" || len(k) > maxLabelKeyLen || strings.TrimFunc(k, isLabelKeyRune) != "" {
+			errs.add("labels", k, "not a label key", "1-128 letters, digits, '.', '_', '-' or '/'")
+		} else if len(labels[k]) > maxLabelValueLen {
+			errs.add("labels", k+"="+labels[k][:16]+"…", "value too long", "at most 256 characters")
+		}
+	}
+	return maps.Clone(labels)
+}
+
+func isLabelKeyRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '/'
 }
 
 // nameRule is what validName accepts, said for a person.

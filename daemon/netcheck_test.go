@@ -88,6 +88,8 @@ func TestNetworkCreateFieldErrors(t *testing.T) {
 		{"tunnel without subnet", api.NetworkCreate{Name: "n", Tunnel: "vxlan"}, "subnet", ""},
 		{"vni out of range", tun(api.NetworkCreate{VNI: intp(1 << 24)}), "vni", "16777216"},
 		{"underlay_mtu", tun(api.NetworkCreate{UnderlayMTU: 100}), "underlay_mtu", "100"},
+		{"label key", api.NetworkCreate{Name: "n", Labels: map[string]string{"a b": "x"}}, "labels", "a b"},
+		{"label value", api.NetworkCreate{Name: "n", Labels: map[string]string{"k": strings.Repeat("v", 257)}}, "labels", "k=vvvvvvvvvvvvvvvv…"},
 		{"tunnel_listen", tun(api.NetworkCreate{TunnelListen: "host:1"}), "tunnel_listen", "host:1"},
 		{"peer unspecified", tun(api.NetworkCreate{Peers: []string{"0.0.0.0"}}), "peers", "0.0.0.0"},
 		{"secure without key", tun(api.NetworkCreate{Tunnel: "secure"}), "key_file", ""},

@@ -403,6 +403,7 @@ func (d *Daemon) networkView(n *network) api.Network {
 			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
 		},
 		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
+		Labels: n.rec.Labels,
 	}
 }
 

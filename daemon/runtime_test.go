@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -125,6 +126,121 @@ func TestHandoffRestore(t *testing.T) {
 	for _, d := range e.att.Devices() {
 		if d.Name == "sygone" {
 			t.Errorf("restore made a new sygone in the daemon's namespace: %+v", d)
+		}
+	}
+}
+
+// After a restart, a handoff TAP its runtime moved into its sandbox and
+// renamed is found there by the daemon's mark and the endpoint's MAC
+// (two endpoints share the sandbox) and re-attached, not re-made; one
+// whose sandbox is gone is dropped; a restored one disconnects cleanly.
+func TestHandoffRestoreInSandbox(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	e.createNetwork(api.NetworkCreate{Name: "db", Subnet: "10.8.0.0/24"})
+	const sandbox, gone = "/var/run/docker/netns/c1", "/var/run/docker/netns/c2"
+	e.att.AddNetNS(sandbox)
+	e.att.AddNetNS(gone)
+	e.connect("web", api.EndpointCreate{TapOnly: "syweb", Handoff: true, Sandbox: sandbox})
+	e.connect("db", api.EndpointCreate{TapOnly: "sydb", Handoff: true, Sandbox: sandbox})
+	e.connect("web", api.EndpointCreate{TapOnly: "syother", Handoff: true, Sandbox: gone})
+	// Docker's Join: the TAPs go into the sandbox as eth0 and eth1.
+	for _, m := range [][2]string{{"syweb", "eth1"}, {"sydb", "eth0"}, {"syother", "eth0"}} {
+		ns := sandbox
+		if m[0] == "syother" {
+			ns = gone
+		}
+		if err := e.att.Move("", m[0], ns, m[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.att.DeleteNetNS(gone)
+	e.start()
+
+	for net, dev := range map[string]string{"web": "eth1", "db": "eth0"} {
+		eps, err := e.d.Endpoints(net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(eps) != 1 || eps[0].Kind != "handoff" || eps[0].Sandbox != sandbox {
+			t.Fatalf("%s: restored %+v, want its handoff endpoint", net, eps)
+		}
+		var found bool
+		for _, d := range e.att.Devices() {
+			if d.NetNS == sandbox && d.Name == dev {
+				found = true
+				if d.Opens != 2 || d.Config.MAC.String() != eps[0].MAC {
+					t.Errorf("%s: device %s opened %d times with MAC %s; want re-attached (2) with %s", net, dev, d.Opens, d.Config.MAC, eps[0].MAC)
+				}
+			}
+			if d.NetNS == "" {
+				t.Errorf("restore made a device in the daemon's namespace: %+v", d)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no device %s in the sandbox", net, dev)
+		}
+	}
+	if owner := e.addrOwner("web", netip.MustParseAddr("10.7.0.3")); owner != "" {
+		t.Errorf("the dropped endpoint's address 10.7.0.3 is still held by %q", owner)
+	}
+	if err := e.d.Disconnect(context.Background(), "web", "syweb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.att.Devices() {
+		if d.Name == "eth1" {
+			t.Errorf("disconnect left the device: %+v", d)
+		}
+	}
+}
+
+// A network's labels are stored with it, shown with it, and still there
+// after a restart.
+func TestNetworkLabels(t *testing.T) {
+	e := newEnv(t)
+	labels := map[string]string{"docker.network.id": "5f1e3c7a9b2d", "owner/team": ""}
+	if n := e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24", Labels: labels}); !maps.Equal(n.Labels, labels) {
+		t.Fatalf("created network's labels = %v, want %v", n.Labels, labels)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	n, err := e.d.Network("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(n.Labels, labels) {
+		t.Fatalf("restored network's labels = %v, want %v", n.Labels, labels)
+	}
+}
+
+// A sandbox path the daemon cannot open (the runtime's mount namespace
+// is not the daemon's, as with the test's dockerd) does not lose the
+// endpoint: its TAP is found in whichever process's namespace has it.
+func TestHandoffRestoreSandboxElsewhere(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnet: "10.7.0.0/24"})
+	container := e.att.AddPID(4242)
+	e.att.AddPID(4343) // another namespace, without the TAP
+	e.connect("web", api.EndpointCreate{TapOnly: "syaway", Handoff: true, Sandbox: "/run/docker/netns/unseen"})
+	if err := e.att.Move("", "syaway", container, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	eps, err := e.d.Endpoints("web")
+	if err != nil || len(eps) != 1 {
+		t.Fatalf("restored %+v, %v; want syaway", eps, err)
+	}
+	for _, d := range e.att.Devices() {
+		if d.Name != "eth0" || d.NetNS != container || d.Opens != 2 {
+			t.Errorf("device %+v: want only eth0 in %s, re-attached", d, container)
 		}
 	}
 }

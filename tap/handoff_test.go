@@ -61,3 +61,36 @@ func TestLinkOnlyHandoff(t *testing.T) {
 type ingressFunc func(vswitch.Frame)
 
 func (f ingressFunc) Receive(fr vswitch.Frame) { f(fr) }
+
+// A handed-off TAP, moved and renamed by its runtime, is found again in
+// its new namespace by its owner's mark and its MAC, and only by those.
+func TestFindMarkedAfterHandoff(t *testing.T) {
+	from, to := netnstest.New(t), netnstest.New(t)
+	mac := vswitch.MAC{0x02, 0x42, 10, 79, 0, 2}
+	for i, m := range []vswitch.MAC{mac, {0x02, 0x42, 10, 79, 0, 3}} {
+		name := "syfind" + string(rune('0'+i))
+		port, err := tap.Open(tap.Config{NetNS: from.Path, Name: name, MAC: m, Configure: true, LinkOnly: true, Owner: "d1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer port.Remove()
+		from.MustRun("ip", "link", "set", name, "netns", to.Path)
+		to.MustRun("ip", "link", "set", name, "name", "eth"+string(rune('0'+i)))
+	}
+	// Not ours: a TAP with the MAC but no mark.
+	to.MustRun("ip", "tuntap", "add", "dev", "stranger", "mode", "tap")
+	to.MustRun("ip", "link", "set", "stranger", "address", "02:42:0a:4f:00:09")
+
+	if got, err := tap.FindMarked(to.Path, "d1", mac); err != nil || got != "eth0" {
+		t.Errorf("FindMarked(d1, %s) = %q, %v; want eth0", mac, got, err)
+	}
+	if got, err := tap.FindMarked(to.Path, "d2", mac); err != nil || got != "" {
+		t.Errorf("FindMarked of another daemon = %q, %v; want none", got, err)
+	}
+	if got, err := tap.FindMarked(to.Path, "d1", vswitch.MAC{0x02, 0x42, 10, 79, 0, 9}); err != nil || got != "" {
+		t.Errorf("FindMarked of the stranger's MAC = %q, %v; want none", got, err)
+	}
+	if got, err := tap.FindMarked(from.Path, "d1", mac); err != nil || got != "" {
+		t.Errorf("FindMarked in the namespace it left = %q, %v; want none", got, err)
+	}
+}

@@ -1,11 +1,14 @@
 package tap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/vishvananda/netlink"
+
+	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
 // Switchyard's TAPs carry a mark, so that a restarted daemon adopts and
@@ -73,6 +76,26 @@ func Marked(nsPath, owner string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// FindMarked returns the name of the TAP in the namespace at nsPath that
+// Switchyard made for owner with MAC mac, or "" if there is none: a TAP
+// handed to a container runtime, which moved it there and renamed it.
+func FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error) {
+	if owner == "" || needsHelper(nsPath) {
+		return "", nil
+	}
+	links, err := linkList(nsPath)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() == "tuntap" && a.Alias == markFor(owner) && bytes.Equal(a.HardwareAddr, mac[:]) {
+			return a.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // checkMark fails with ErrNotOurs unless the interface name is a TAP

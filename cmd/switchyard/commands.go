@@ -340,6 +340,8 @@ func shortContainer(e api.Endpoint) string {
 		return "-"
 	case e.Runtime == "":
 		return id
+	case id == "":
+		return e.Runtime // Docker does not tell its drivers the container
 	}
 	return e.Runtime + ":" + id
 }

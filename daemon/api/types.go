@@ -107,6 +107,13 @@ type NetworkCreate struct {
 	// UnderlayMTU is the MTU of the path between hosts; 0 means 1500.
 	// The network's MTU defaults to it minus the encapsulation.
 	UnderlayMTU int `json:"underlay_mtu,omitempty"`
+
+	// Labels are stored with the network and shown with it: how a
+	// runtime plugin finds the network it made for one of its own (the
+	// Docker driver's "docker.network.id"). Keys are 1-128 letters,
+	// digits, '.', '_', '-' or '/'; values at most 256 characters; at
+	// most 16 labels.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // TunnelInfo summarises a network's tunnel in its view.
@@ -258,6 +265,8 @@ type Network struct {
 	DHCPLeases []DHCPLease `json:"dhcp_leases,omitempty"`
 	// Tunnel, if the network spans hosts.
 	Tunnel *TunnelInfo `json:"tunnel,omitempty"`
+	// Labels are NetworkCreate's.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // DNSStats describe a network's DNS server.

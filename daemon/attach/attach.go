@@ -61,6 +61,16 @@ type Attacher interface {
 	// Marked lists the devices in the namespace at nsPath ("" is the
 	// daemon's own) that a daemon with ID owner made (tap.Marked).
 	Marked(nsPath, owner string) ([]string, error)
+	// FindMarked returns the name of the device in the namespace at
+	// nsPath that a daemon with ID owner made with MAC mac, or "" if none
+	// is there (tap.FindMarked): a handoff TAP its runtime moved and
+	// renamed.
+	FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error)
+	// ProcessNetNSes lists a path (/proc/PID/ns/net) for each network
+	// namespace some process is in, the daemon's own left out: where to
+	// look for a handoff TAP whose sandbox path the daemon cannot open
+	// (a runtime in a mount namespace of its own).
+	ProcessNetNSes() ([]string, error)
 	// Remove deletes the device name from the namespace at nsPath ("" is
 	// the daemon's own: a VM TAP), if it is there: a device left by a
 	// failed restore, whose Port is gone.
@@ -137,6 +147,38 @@ func (TAPs) OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error) {
 
 // Marked implements Attacher.
 func (TAPs) Marked(nsPath, owner string) ([]string, error) { return tap.Marked(nsPath, owner) }
+
+// ProcessNetNSes implements Attacher.
+func (TAPs) ProcessNetNSes() ([]string, error) {
+	self, err := nsenter.Current()
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[nsenter.ID]bool{self: true}
+	var paths []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		p := "/proc/" + e.Name() + "/ns/net"
+		id, err := nsenter.Stat(p)
+		if err != nil || seen[id] {
+			continue // gone, or not ours to see
+		}
+		seen[id] = true
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// FindMarked implements Attacher.
+func (TAPs) FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error) {
+	return tap.FindMarked(nsPath, owner, mac)
+}
 
 // Remove implements Attacher.
 func (TAPs) Remove(nsPath, name string) error {

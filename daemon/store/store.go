@@ -52,6 +52,8 @@ type Network struct {
 	Created      time.Time             `json:"created"`
 	// Tunnel, if the network spans hosts.
 	Tunnel *Tunnel `json:"tunnel,omitempty"`
+	// Labels are api.NetworkCreate's.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Tunnel is a network's tunnel configuration.

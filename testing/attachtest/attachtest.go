@@ -423,13 +423,76 @@ func (a *Attacher) RemoveResolvConf(path string, pid int, prev *rootfs.Previous)
 	return nil
 }
 
+// FindMarked implements attach.Attacher: the device in nsPath whose last
+// Open named owner and mac.
+func (a *Attacher) FindMarked(nsPath, owner string, mac vswitch.MAC) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, d := range a.devices {
+		if k.netns == nsPath && owner != "" && d.Config.Owner == owner && d.Config.MAC == mac {
+			return k.name, nil
+		}
+	}
+	return "", nil
+}
+
+// ProcessNetNSes implements attach.Attacher: every namespace but the
+// daemon's own, by path, sorted.
+func (a *Attacher) ProcessNetNSes() ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var paths []string
+	for p := range a.netns {
+		if p != SelfNetNS {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	return paths, nil
+}
+
+// Move moves the device name from the namespace at from to the one at to,
+// renamed newName, as a container runtime does with a handoff TAP (""
+// is the daemon's own namespace). A port open on it stays open.
+func (a *Attacher) Move(from, name, to, newName string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old, moved := devKey{from, name}, devKey{to, newName}
+	d := a.devices[old]
+	if d == nil {
+		return fmt.Errorf("attachtest: no device %s in %q", name, from)
+	}
+	if _, ok := a.netns[to]; !ok && to != "" {
+		return fmt.Errorf("attachtest: no namespace %s", to)
+	}
+	if a.devices[moved] != nil || slices.Contains(a.links[to], newName) {
+		return fmt.Errorf("attachtest: %s exists in %q", newName, to)
+	}
+	delete(a.devices, old)
+	d.NetNS, d.Name = to, newName
+	a.devices[moved] = d
+	if p := a.ports[old]; p != nil {
+		delete(a.ports, old)
+		p.key = moved
+		a.ports[moved] = p
+	}
+	return nil
+}
+
+// keyOf returns where p's device is now.
+func (a *Attacher) keyOf(p *Port) devKey {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return p.key
+}
+
 // Port is a device's port: a porttest.Port (Inject to send from the
 // "container", Sent to see what reached it) that also keeps the device's
 // life cycle.
 type Port struct {
 	*porttest.Port
 	a       *Attacher
-	key     devKey
+	key     devKey // guarded by a.mu: Move changes it
 	offload bool
 	onGone  func(error)
 
@@ -442,7 +505,7 @@ var _ attach.Port = (*Port)(nil)
 
 // Start implements vswitch.Port; it fails if StepStart was told to.
 func (p *Port) Start(in vswitch.Ingress) error {
-	if err := p.a.enter(context.Background(), StepStart, p.key.netns); err != nil {
+	if err := p.a.enter(context.Background(), StepStart, p.a.keyOf(p).netns); err != nil {
 		return err
 	}
 	return p.Port.Start(in)
@@ -453,7 +516,7 @@ func (p *Port) Offload() bool { return p.offload }
 
 // Forget implements attach.Port: the device goes when the port closes.
 func (p *Port) Forget() error {
-	if err := p.a.enter(context.Background(), StepForget, p.key.netns); err != nil {
+	if err := p.a.enter(context.Background(), StepForget, p.a.keyOf(p).netns); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -21,7 +21,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/cluster"
+	"github.com/switchyard-net/switchyard/plugins/docker"
 )
 
 // ClusterFunc connects to etcd for a `cluster` network (daemon.Config.Cluster).
@@ -53,6 +55,8 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
 		&cli.StringFlag{Name: "masquerade-ports", Usage: "source ports FIRST-LAST that hairpin connections between containers are masqueraded to", DefaultText: "61000-65535"},
 		&cli.IntFlag{Name: "masquerade-share", Usage: "most of those ports one container address holds toward one published port; 0: a quarter of the range"},
+		&cli.BoolFlag{Name: "docker-plugin", Usage: "also serve Docker's network and IPAM driver `switchyard` (docker network create -d switchyard --ipam-driver switchyard)"},
+		&cli.StringFlag{Name: "docker-plugin-socket", Usage: "the Docker plugin's socket, where dockerd looks for plugins", Value: docker.DefaultSocket},
 	}
 }
 
@@ -109,6 +113,21 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 	}
 	if metricsL != nil {
 		serveMetrics(ctx, metricsL, d, log)
+	}
+	if c.Bool("docker-plugin") {
+		// The plugin is a client of the daemon's own API socket, as any
+		// other client: it imports the API and nothing below it.
+		l, err := docker.Listen(c.String("docker-plugin-socket"))
+		if err != nil {
+			d.Close()
+			return err
+		}
+		p := docker.New(api.NewClient(cfg.Socket), log)
+		go func() {
+			if err := p.Serve(ctx, l); err != nil {
+				log.Error("docker plugin", zap.Error(err))
+			}
+		}()
 	}
 	serveErr := d.Serve(ctx)
 	log.Info("shutting down")

@@ -39,9 +39,9 @@ func lookTool(t testing.TB, want, pkg string) string {
 	return p
 }
 
-// runCmd runs cmd, bounded by CommandTimeout, and returns its standard
-// output. On failure the error names the command line and carries both
-// its output streams.
+// runCmd runs cmd (killed with SIGKILL should the test binary die) and
+// returns its standard output. On failure the error names the command
+// line and carries both its output streams.
 func runCmd(cmd *exec.Cmd) (string, error) {
 	var stdout, stderr bytes.Buffer
 	if cmd.Stdout == nil {

@@ -95,6 +95,10 @@ type Config struct {
 	// etcdv3's New; the CLI binary leaves it nil so that it does not
 	// link etcd's client (gRPC), which slows every start.
 	Cluster func(ctx context.Context, dial cluster.Dial) (cluster.Backend, error)
+	// IPv6Pool is where a network with `ipv6` and no IPv6 subnet gets
+	// its /64. Zero: a unique local /48 (RFC 4193) whose global ID is
+	// derived from the daemon's ID, stable across restarts.
+	IPv6Pool netip.Prefix
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,
@@ -145,6 +149,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 2 * time.Second
+	}
+	if p := cfg.IPv6Pool; p.IsValid() && (!p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 64) {
+		return nil, fmt.Errorf("IPv6 pool %s: want an IPv6 prefix of /64 or shorter, like fd00:1::/48", p)
 	}
 	open := store.Open
 	if cfg.Ephemeral {

@@ -31,37 +31,61 @@ func (f *fieldErrs) add(field, value, problem, accepted string) {
 
 // newNetworkRecord turns a request into a validated record.
 func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) {
-	rec, cfg, errs := parseNetworkCreate(req)
+	rec, a, errs := parseNetworkCreate(req)
 	if err := api.Validate(req, errs); err != nil {
 		return store.Network{}, err
 	}
 	if d.networks[req.Name] != nil {
 		return store.Network{}, conflict("network %q already exists", req.Name)
 	}
-	if cfg.Subnet.IsValid() {
-		if other := d.overlapping(cfg.Subnet); other != nil {
-			return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses", cfg.Subnet, other.rec.Name, other.rec.Subnet)
+	var pools [2]*ipam.Pool
+	for f := range a.has {
+		if !a.has[f] {
+			continue
 		}
-		if err := d.checkHostOverlap(cfg.Subnet); err != nil {
+		cfg := &a.cfg[f]
+		if cfg.Subnet.IsValid() {
+			if other := d.overlapping(cfg.Subnet); other != nil {
+				return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses",
+					cfg.Subnet, other.rec.Name, joinPrefixes(other.rec.Subnets()))
+			}
+			if err := d.checkHostOverlap(cfg.Subnet); err != nil {
+				return store.Network{}, err
+			}
+		} else {
+			p, err := d.pickSubnet(f)
+			if err != nil {
+				return store.Network{}, err
+			}
+			cfg.Subnet = p
+		}
+		// Checked again for a subnet picked here; a subnet from the
+		// request passed these checks in parseNetworkCreate.
+		pool, errs := newPool(*cfg, a.fields[f])
+		if f == fam4 {
+			checkHostLoopbackOutside(&errs, req, rec.HostLoopback, cfg.Subnet)
+		}
+		if err := api.Validate(req, errs); err != nil {
 			return store.Network{}, err
 		}
-	} else {
-		p, err := d.pickSubnet()
-		if err != nil {
-			return store.Network{}, err
-		}
-		cfg.Subnet = p
+		pools[f] = pool
 	}
-	// Checked again for a subnet picked here; a subnet from the
-	// request passed these checks in parseNetworkCreate.
-	pool, errs := newPool(cfg)
-	checkHostLoopbackOutside(&errs, req, rec.HostLoopback, cfg.Subnet)
-	if err := api.Validate(req, errs); err != nil {
-		return store.Network{}, err
+	first := pools[a.primary()]
+	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = first.Subnet(), first.Gateway(), first.IPRange(), a.aux
+	if pools[fam4] != nil && pools[fam6] != nil {
+		rec.Subnet6, rec.Gateway6, rec.IPRange6 = pools[fam6].Subnet(), pools[fam6].Gateway(), pools[fam6].IPRange()
 	}
-	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
 	return rec, nil
+}
+
+// joinPrefixes renders prefixes as "a, b".
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // checkHostOverlap refuses a subnet that overlaps the host's own
@@ -83,7 +107,7 @@ func (d *Daemon) checkHostOverlap(subnet netip.Prefix) error {
 
 // parseNetworkCreate checks everything a request says about itself. The
 // address pool's config has no subnet if the request names none.
-func parseNetworkCreate(req api.NetworkCreate) (store.Network, ipam.Config, fieldErrs) {
+func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, fieldErrs) {
 	var errs fieldErrs
 	rec := store.Network{Name: req.Name, MTU: req.MTU, ICC: true, Internal: req.Internal, Created: time.Now().UTC()}
 	if req.ICC != nil {
@@ -98,18 +122,21 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, ipam.Config, fiel
 	if rec.MTU < minMTU || rec.MTU > maxMTU {
 		errs.add("mtu", strconv.Itoa(req.MTU), "out of range", strconv.Itoa(minMTU)+"-"+strconv.Itoa(maxMTU))
 	}
-	cfg := parseAddressing(&errs, req)
+	a := parseAddressing(&errs, req)
 	rec.HostLoopback = parseHostLoopback(&errs, req)
-	if cfg.Subnet.IsValid() {
-		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, cfg.Subnet)
+	if s := a.cfg[fam4].Subnet; s.IsValid() {
+		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, s)
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
-	t, inner := parseTunnel(&errs, req, cfg.Subnet)
+	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet)
+	if t != nil && req.Cluster != "" && a.has[fam4] && a.has[fam6] {
+		errs.add("cluster", req.Cluster, "a cluster leases one family's subnet: dual-stack cluster networks are not supported yet", "one address family, or no `cluster`")
+	}
 	rec.Tunnel = t
 	if t != nil && req.MTU == 0 {
 		rec.MTU = inner
 	}
-	return rec, cfg, errs
+	return rec, a, errs
 }
 
 // Limits of a network's labels.
@@ -149,50 +176,6 @@ const nameRule = "letters, digits, '_', '.', '-', starting with a letter or digi
 // validName is Docker's rule for network and container names.
 func validName(name string) bool {
 	return namePattern.MatchString(name) && len(name) <= 64
-}
-
-// parseAddressing parses the subnet, gateway, ip_range and aux_addresses
-// of req and, when the subnet is given, checks them together.
-func parseAddressing(errs *fieldErrs, req api.NetworkCreate) ipam.Config {
-	var cfg ipam.Config
-	ok := true
-	if req.Subnet != "" {
-		p, err := netip.ParsePrefix(req.Subnet)
-		if err != nil {
-			errs.add("subnet", req.Subnet, "not a CIDR prefix", "CIDR notation like 10.240.0.0/24")
-			ok = false
-		}
-		cfg.Subnet = p
-	}
-	if req.Gateway != "" {
-		a, err := netip.ParseAddr(req.Gateway)
-		if err != nil {
-			errs.add("gateway", req.Gateway, "not an IP address", "an IP address inside `subnet`")
-			ok = false
-		}
-		cfg.Gateway = a
-	}
-	if req.IPRange != "" {
-		p, err := netip.ParsePrefix(req.IPRange)
-		if err != nil {
-			errs.add("ip_range", req.IPRange, "not a CIDR prefix", "CIDR notation inside `subnet`, like 10.240.0.128/25")
-			ok = false
-		}
-		cfg.IPRange = p
-	}
-	aux, auxOK := parseAux(errs, req.AuxAddresses)
-	cfg.Aux = aux
-	if ok && cfg.Subnet.IsValid() {
-		if why := reservedSubnet(cfg.Subnet); why != "" {
-			errs.add("subnet", req.Subnet, why, "a private range such as 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or fd00::/8")
-			ok = false
-		}
-	}
-	if ok && auxOK && cfg.Subnet.IsValid() {
-		_, poolErrs := newPool(cfg)
-		*errs = append(*errs, poolErrs...)
-	}
-	return cfg
 }
 
 // reserved are ranges no network may use, with the reason.
@@ -247,8 +230,9 @@ func parseAux(errs *fieldErrs, kvs []string) (map[string]netip.Addr, bool) {
 // newPool makes the address pool for cfg, or says which field is wrong.
 // ipam checks the subnet, the gateway, the range and the aux addresses in
 // that order and stops at the first problem: the field is the first whose
-// addition makes the pool fail.
-func newPool(cfg ipam.Config) (*ipam.Pool, fieldErrs) {
+// addition makes the pool fail. f names the fields the family's subnet,
+// gateway and range came from.
+func newPool(cfg ipam.Config, f familyFields) (*ipam.Pool, fieldErrs) {
 	pool, err := ipam.New(cfg)
 	if err == nil {
 		return pool, nil
@@ -257,9 +241,9 @@ func newPool(cfg ipam.Config) (*ipam.Pool, fieldErrs) {
 		field, value string
 		cfg          ipam.Config
 	}{
-		{"subnet", cfg.Subnet.String(), ipam.Config{Subnet: cfg.Subnet}},
-		{"gateway", cfg.Gateway.String(), ipam.Config{Subnet: cfg.Subnet, Gateway: cfg.Gateway}},
-		{"ip_range", cfg.IPRange.String(), ipam.Config{Subnet: cfg.Subnet, Gateway: cfg.Gateway, IPRange: cfg.IPRange}},
+		{f.subnet, cfg.Subnet.String(), ipam.Config{Subnet: cfg.Subnet}},
+		{f.gateway, cfg.Gateway.String(), ipam.Config{Subnet: cfg.Subnet, Gateway: cfg.Gateway}},
+		{f.ipRange, cfg.IPRange.String(), ipam.Config{Subnet: cfg.Subnet, Gateway: cfg.Gateway, IPRange: cfg.IPRange}},
 	}
 	for _, s := range steps {
 		if _, serr := ipam.New(s.cfg); serr != nil {

@@ -161,17 +161,21 @@ func (d *Daemon) create(ctx context.Context, rec store.Network) (api.Network, er
 	return v, nil
 }
 
-// overlapping returns a network whose subnet overlaps p, or nil. A
-// network being created or removed counts.
+// overlapping returns a network one of whose subnets overlaps p, or nil.
+// A network being created or removed counts.
 func (d *Daemon) overlapping(p netip.Prefix) *network {
 	for _, n := range d.networks {
-		if ipam.Overlaps(n.rec.Subnet, p) {
-			return n
+		for _, s := range n.rec.Subnets() {
+			if ipam.Overlaps(s, p) {
+				return n
+			}
 		}
 	}
 	for _, rec := range d.reserved {
-		if ipam.Overlaps(rec.Subnet, p) {
-			return &network{rec: rec}
+		for _, s := range rec.Subnets() {
+			if ipam.Overlaps(s, p) {
+				return &network{rec: rec}
+			}
 		}
 	}
 	return nil
@@ -184,37 +188,57 @@ type hostView struct {
 	err      error
 }
 
-// readHost reads the host's prefixes if a network of req needs them (it
-// names no subnet). Call it without Daemon.mu, and give the answer to
-// d.host under the lock before newNetworkRecord.
+// readHost reads the host's prefixes if a network of req needs them (a
+// family of it has no subnet named). Call it without Daemon.mu, and give
+// the answer to d.host under the lock before newNetworkRecord.
 func (d *Daemon) readHost(req api.NetworkCreate) hostView {
-	if req.Subnet != "" {
+	var errs fieldErrs
+	if a := parseAddressing(&errs, req); a.named() {
 		return hostView{}
 	}
 	p, err := d.cfg.HostPrefixes()
 	return hostView{p, err}
 }
 
-// pickSubnet chooses a subnet the way Docker does: the first of its
-// default pools that overlaps neither a route or address of the host nor
-// another network.
+// ipv6SubnetsTried bounds the /64s of the ULA pool pickSubnet looks at.
+const ipv6SubnetsTried = 4096
+
+// pickSubnet chooses a subnet of family f. IPv4 as Docker does: the
+// first of its default pools that overlaps neither a route or address of
+// the host nor another network. IPv6: the first free /64 of the daemon's
+// ULA pool (Config.IPv6Pool).
 // The host's prefixes are those hostPrefixesLocked answers.
-func (d *Daemon) pickSubnet() (netip.Prefix, error) {
+func (d *Daemon) pickSubnet(f int) (netip.Prefix, error) {
 	if d.host.err != nil {
 		return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free subnet: %w", d.host.err)
 	}
 	inUse := slices.Clone(d.host.prefixes)
 	for _, n := range d.networks {
-		inUse = append(inUse, n.rec.Subnet)
+		inUse = append(inUse, n.rec.Subnets()...)
 	}
 	for _, rec := range d.reserved {
-		inUse = append(inUse, rec.Subnet)
+		inUse = append(inUse, rec.Subnets()...)
 	}
-	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
+	candidates := ipam.DefaultPools()
+	if f == fam6 {
+		candidates = ipam.Split(d.ipv6Pool(), 64, ipv6SubnetsTried)
+	}
+	p, err := ipam.NextFree(candidates, inUse)
 	if err != nil {
+		if f == fam6 {
+			return netip.Prefix{}, conflict("no free /64 left in the IPv6 pool %s; choose an IPv6 subnet for the network", d.ipv6Pool())
+		}
 		return netip.Prefix{}, conflict("no free subnet left in the default pools; choose a subnet for the network: %v", err)
 	}
 	return p, nil
+}
+
+// ipv6Pool is Config.IPv6Pool, or a ULA /48 of this daemon's own.
+func (d *Daemon) ipv6Pool() netip.Prefix {
+	if d.cfg.IPv6Pool.IsValid() {
+		return d.cfg.IPv6Pool
+	}
+	return ipam.ULAPool([]byte(d.id))
 }
 
 // ensureDefaultNetwork creates "bridge" if it does not exist, on
@@ -270,11 +294,8 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	}
 	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal,
 		MasqPorts: d.cfg.MasqPorts, MasqPortsPerSource: d.cfg.MasqPortsPerSource}
-	if rec.Subnet.Addr().Is4() {
-		ncfg.Subnet = rec.Subnet
-	} else {
-		ncfg.Subnet6, ncfg.Gateway6, ncfg.Gateway = rec.Subnet, rec.Gateway, netip.Addr{}
-	}
+	ncfg.Subnet, ncfg.Gateway, _ = rec.IPv4()
+	ncfg.Subnet6, ncfg.Gateway6, _ = rec.IPv6()
 	table, err := nat.NewTable(ncfg)
 	if err != nil {
 		closeTunnel()
@@ -285,7 +306,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
 		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
-		Refuse: d.ownListener,
+		Refuse: d.ownListener, Subnet6: rec.Subnet6, Addr6: rec.Gateway6,
 		// Egress flows hold host sockets from the same descriptors as
 		// published ports: they share the ports' connection limit.
 		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
@@ -392,7 +413,7 @@ func (d *Daemon) RemoveNetwork(ctx context.Context, name string) error {
 func (d *Daemon) networkView(n *network) api.Network {
 	st := n.sw.Stats()
 	eg := n.gw.Stats()
-	return api.Network{
+	v := api.Network{
 		Name: n.rec.Name, Subnet: n.rec.Subnet, Gateway: n.rec.Gateway, GatewayMAC: n.rec.GatewayMAC.String(),
 		IPRange: n.rec.IPRange, AuxAddresses: n.rec.AuxAddresses, MTU: n.rec.MTU, ICC: n.rec.ICC,
 		Internal: n.rec.Internal, HostLoopback: n.rec.HostLoopback, Default: n.rec.Default, Created: n.rec.Created,
@@ -403,8 +424,11 @@ func (d *Daemon) networkView(n *network) api.Network {
 			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
 		},
 		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
-		Labels: n.rec.Labels,
+		Labels:  n.rec.Labels,
+		Subnets: n.rec.Subnets(),
 	}
+	v.Subnet6, v.Gateway6, v.IPRange6 = n.rec.IPv6()
+	return v
 }
 
 // dockerMAC returns 02:42 followed by the last four bytes of addr, as

@@ -35,26 +35,29 @@ type Dialer struct {
 // Dialer returns a dialer for published ports of this network.
 func (g *Gateway) Dialer(keepSource bool) *Dialer { return &Dialer{g: g, KeepSource: keepSource} }
 
-// source returns the address a connection from client should come from.
-func (d *Dialer) source(client netip.AddrPort) (tcpip.FullAddress, bool) {
+// source returns the address a connection from client to dst should
+// come from: the client's own if KeepSource and it can be (same family as
+// dst, not from inside the network), else the gateway's address of dst's
+// family.
+func (d *Dialer) source(client, dst netip.AddrPort) (tcpip.FullAddress, bool) {
 	g := d.g
 	a := client.Addr().Unmap()
-	if d.KeepSource && a.IsValid() && a.Is4() == g.cfg.Addr.Is4() && !a.IsLoopback() && !a.IsUnspecified() &&
-		!g.cfg.Subnet.Contains(a) && a != g.cfg.HostLoopback {
+	if d.KeepSource && a.IsValid() && a.Is4() == dst.Addr().Is4() && !a.IsLoopback() && !a.IsUnspecified() &&
+		!g.inSubnet(a) && a != g.cfg.HostLoopback {
 		return tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(a), Port: client.Port()}, true
 	}
-	return tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(g.cfg.Addr)}, false
+	return tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(g.addrFor(dst.Addr()))}, false
 }
 
 // DialTCP connects to dst inside the network on behalf of client src.
 func (d *Dialer) DialTCP(ctx context.Context, src, dst netip.AddrPort) (net.Conn, error) {
-	local, spoofed := d.source(src)
+	local, spoofed := d.source(src, dst)
 	remote := tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(dst.Addr()), Port: dst.Port()}
 	c, err := d.dialTCP(ctx, local, remote)
 	if _, inUse := err.(*tcpip.ErrPortInUse); inUse && spoofed {
 		// The client's address and port are taken towards this target
 		// (the same client on another published port, or TIME_WAIT).
-		local, _ = d.source(netip.AddrPort{})
+		local, _ = d.source(netip.AddrPort{}, dst)
 		c, err = d.dialTCP(ctx, local, remote)
 	}
 	if err != nil {
@@ -67,7 +70,7 @@ func (d *Dialer) DialTCP(ctx context.Context, src, dst netip.AddrPort) (net.Conn
 // remote, closing it on any failure.
 func (d *Dialer) dialTCP(ctx context.Context, local, remote tcpip.FullAddress) (*tcpConn, tcpip.Error) {
 	var wq waiter.Queue
-	ep, err := d.g.stack.NewEndpoint(tcp.ProtocolNumber, d.g.NetworkProtocol(), &wq)
+	ep, err := d.g.stack.NewEndpoint(tcp.ProtocolNumber, stackport.Protocol(addrFrom(remote.Addr)), &wq)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +119,12 @@ func (e tcpipError) Is(target error) bool {
 // DialUDP returns a UDP socket inside the network connected to dst on
 // behalf of client src.
 func (d *Dialer) DialUDP(ctx context.Context, src, dst netip.AddrPort) (net.Conn, error) {
-	local, spoofed := d.source(src)
+	local, spoofed := d.source(src, dst)
 	remote := tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(dst.Addr()), Port: dst.Port()}
-	c, err := gonet.DialUDP(d.g.stack, &local, &remote, d.g.NetworkProtocol())
+	c, err := gonet.DialUDP(d.g.stack, &local, &remote, stackport.Protocol(dst.Addr()))
 	if err != nil && spoofed {
-		local, _ = d.source(netip.AddrPort{})
-		c, err = gonet.DialUDP(d.g.stack, &local, &remote, d.g.NetworkProtocol())
+		local, _ = d.source(netip.AddrPort{}, dst)
+		c, err = gonet.DialUDP(d.g.stack, &local, &remote, stackport.Protocol(dst.Addr()))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("UDP socket to %s in network %s: %w", dst, d.g.cfg.Network, err)

@@ -48,6 +48,11 @@ type Config struct {
 	Addr   netip.Addr
 	// MAC is the gateway's Ethernet address.
 	MAC vswitch.MAC
+	// Subnet6 and Addr6, if valid, are the IPv6 side of a dual-stack
+	// network, whose Subnet and Addr are then IPv4: the NIC has both
+	// addresses. A single-family network leaves them zero.
+	Subnet6 netip.Prefix
+	Addr6   netip.Addr
 	// MTU of the network. 0 means 1500.
 	MTU int
 	// Internal networks have no egress: flows to the outside are refused
@@ -104,6 +109,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if !cfg.Subnet.IsValid() || !cfg.Subnet.Contains(cfg.Addr) {
 		return nil, fmt.Errorf("gateway for %s: address %s is not inside subnet %s", cfg.Network, cfg.Addr, cfg.Subnet)
 	}
+	if cfg.Addr6.IsValid() || cfg.Subnet6.IsValid() {
+		if !cfg.Addr.Is4() || !cfg.Addr6.Is6() || cfg.Addr6.Is4In6() || !cfg.Subnet6.Contains(cfg.Addr6) {
+			return nil, fmt.Errorf("gateway for %s: IPv6 address %s is not inside IPv6 subnet %s of a network whose first address %s is IPv4",
+				cfg.Network, cfg.Addr6, cfg.Subnet6, cfg.Addr)
+		}
+	}
 	if cfg.HostLoopback.IsValid() && (cfg.Subnet.Contains(cfg.HostLoopback) || cfg.HostLoopback.Is4() != cfg.Addr.Is4()) {
 		return nil, fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
 			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
@@ -147,12 +158,16 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
 	}
-	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: v6(cfg.Addr)})
+	router6 := v6(cfg.Addr)
+	if cfg.Addr6.IsValid() {
+		router6 = cfg.Addr6
+	}
+	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: router6})
 	mode := "none"
 	if g.echo != nil {
 		mode = g.echo.mode
 	}
-	g.log.Info("gateway up", zap.Stringer("addr", cfg.Addr), zap.Stringer("subnet", cfg.Subnet),
+	g.log.Info("gateway up", zap.Stringer("addr", cfg.Addr), zap.Stringer("subnet", cfg.Subnet), zap.Stringer("addr6", cfg.Addr6),
 		zap.Stringer("mac", cfg.MAC), zap.Int("mtu", cfg.MTU), zap.Bool("internal", cfg.Internal),
 		zap.Stringer("host_loopback", cfg.HostLoopback), zap.String("ping_egress", mode))
 	return g, nil
@@ -172,12 +187,40 @@ func (g *Gateway) configureNIC() error {
 	if err := g.stack.SetSpoofing(NICID, true); err != nil {
 		return fmt.Errorf("spoofing: %s", err)
 	}
-	g.stack.SetRouteTable([]tcpip.Route{
-		route,
-		{Destination: header.IPv4EmptySubnet, NIC: NICID},
-		{Destination: header.IPv6EmptySubnet, NIC: NICID},
-	})
+	routes := []tcpip.Route{route}
+	if g.cfg.Addr6.IsValid() {
+		awp := tcpip.AddressWithPrefix{Address: stackport.Addr(g.cfg.Addr6), PrefixLen: g.cfg.Subnet6.Bits()}
+		pa := tcpip.ProtocolAddress{Protocol: stackport.Protocol(g.cfg.Addr6), AddressWithPrefix: awp}
+		if err := g.stack.AddProtocolAddress(NICID, pa, stack.AddressProperties{}); err != nil {
+			return fmt.Errorf("add address %s: %s", g.cfg.Addr6, err)
+		}
+		routes = append(routes, tcpip.Route{Destination: awp.Subnet(), NIC: NICID})
+	}
+	g.stack.SetRouteTable(append(routes,
+		tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: NICID},
+		tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: NICID},
+	))
 	return nil
+}
+
+// inSubnet reports whether a is an address of the network, of either
+// family.
+func (g *Gateway) inSubnet(a netip.Addr) bool {
+	return g.cfg.Subnet.Contains(a) || g.cfg.Subnet6.Contains(a)
+}
+
+// own reports whether a is one of the gateway's addresses.
+func (g *Gateway) own(a netip.Addr) bool {
+	return a == g.cfg.Addr || (g.cfg.Addr6.IsValid() && a == g.cfg.Addr6)
+}
+
+// addrFor returns the gateway's address of a's family, or its first
+// address if it has none of that family.
+func (g *Gateway) addrFor(a netip.Addr) netip.Addr {
+	if a.Is6() && g.cfg.Addr6.IsValid() {
+		return g.cfg.Addr6
+	}
+	return g.cfg.Addr
 }
 
 func v4(a netip.Addr) netip.Addr {
@@ -254,7 +297,7 @@ func (g *Gateway) foreignNeighborQuery(b []byte) bool {
 			return false
 		}
 		target, ok := netip.AddrFromSlice(arp.ProtocolAddressTarget())
-		return !ok || target != g.cfg.Addr
+		return !ok || !g.own(target)
 	case b[12] == 0x86 && b[13] == 0xdd: // neighbor solicitation
 		ip := header.IPv6(b[vswitch.EthHeaderLen:])
 		if len(ip) < header.IPv6MinimumSize+header.ICMPv6NeighborSolicitMinimumSize || ip.NextHeader() != 58 {
@@ -265,7 +308,7 @@ func (g *Gateway) foreignNeighborQuery(b []byte) bool {
 			return false
 		}
 		target := netip.AddrFrom16([16]byte(icmp[8:24]))
-		return target != g.cfg.Addr
+		return !g.own(target)
 	}
 	return false
 }
@@ -294,7 +337,7 @@ func (g *Gateway) mapEgress(dst netip.AddrPort) (netip.AddrPort, bool) {
 			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port()), true
 		}
 		return netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port()), true
-	case a == g.cfg.Addr, g.cfg.Subnet.Contains(a), a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(),
+	case g.own(a), g.inSubnet(a), a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(),
 		a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return dst, false
 	}

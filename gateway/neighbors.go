@@ -88,7 +88,7 @@ func (g *Gateway) UnpinNeighbor(addr netip.Addr) {
 // learn remembers which MAC an address of the network sent from, unless
 // the address is pinned.
 func (g *Gateway) learn(ip netip.Addr, mac vswitch.MAC) {
-	if !g.cfg.Subnet.Contains(ip) {
+	if !g.inSubnet(ip) {
 		return
 	}
 	t := g.neighbors
@@ -118,10 +118,10 @@ func (g *Gateway) neighbor(ip netip.Addr) (vswitch.MAC, bool) {
 		mac, ok = t.learned[ip]
 	}
 	t.mu.RUnlock()
-	if ok || !g.cfg.Subnet.Contains(ip) {
+	if ok || !g.inSubnet(ip) {
 		return mac, ok
 	}
-	g.stack.GetLinkAddress(NICID, stackport.Addr(ip), stackport.Addr(g.cfg.Addr), stackport.Protocol(ip),
+	g.stack.GetLinkAddress(NICID, stackport.Addr(ip), stackport.Addr(g.addrFor(ip)), stackport.Protocol(ip),
 		func(r stack.LinkResolutionResult) {
 			if r.Err == nil && len(r.LinkAddress) == 6 {
 				g.learn(ip, vswitch.MAC([]byte(r.LinkAddress)))

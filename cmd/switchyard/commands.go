@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +24,11 @@ func networkCommand() *cli.Command {
 				Usage:     "create a network",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "subnet", Usage: "subnet in CIDR form", DefaultText: "the next free private range"},
-					&cli.StringFlag{Name: "gateway", Usage: "gateway address", DefaultText: "the first usable address"},
-					&cli.StringFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range"},
+					&cli.StringSliceFlag{Name: "subnet", Usage: "subnet in CIDR form, one per address family (repeatable: --subnet 10.1.0.0/24 --subnet fd00:1::/64)", DefaultText: "the next free private range"},
+					&cli.StringSliceFlag{Name: "gateway", Usage: "gateway address, one per address family", DefaultText: "the first usable address"},
+					&cli.StringSliceFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range, one per address family"},
+					&cli.BoolFlag{Name: "ipv6", Usage: "give the network an IPv6 subnet too: a /64 of the daemon's ULA pool unless --subnet names one"},
+					&cli.BoolFlag{Name: "ipv4", Usage: "give the network an IPv4 subnet (--ipv4=false: IPv6 only)", Value: true, DefaultText: "true, unless only IPv6 subnets are given"},
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
 					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", DefaultText: "1500; with --tunnel, the underlay's minus the encapsulation: 1450 for vxlan, 1418 secure"},
 					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
@@ -49,18 +52,22 @@ func networkCommand() *cli.Command {
 					formatFlag,
 				},
 				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 1, "NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--aux-address name=IP]... [--mtu N] [--icc=false] [--internal]"); err != nil {
+					if err := needArgs(c, 1, "NAME [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]... [--ipv6] [--ipv4=false] [--aux-address name=IP]... [--mtu N] [--icc=false] [--internal]"); err != nil {
 						return err
 					}
 					icc := c.Bool("icc")
 					req := api.NetworkCreate{
-						Name: c.Args().First(), Subnet: c.String("subnet"), Gateway: c.String("gateway"),
-						IPRange: c.String("ip-range"), AuxAddresses: c.StringSlice("aux-address"),
+						Name: c.Args().First(), Subnets: c.StringSlice("subnet"), Gateways: c.StringSlice("gateway"),
+						IPRanges: c.StringSlice("ip-range"), AuxAddresses: c.StringSlice("aux-address"), IPv6: c.Bool("ipv6"),
 						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
 						HostLoopback: c.Bool("host-loopback"), HostLoopbackAddr: c.String("host-loopback-addr"),
 						Tunnel: c.String("tunnel"), TunnelListen: c.String("tunnel-listen"), Peers: c.StringSlice("peer"),
 						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"),
 						UnderlayMTU: c.Int("underlay-mtu"), LeaseTTL: int(c.Duration("lease-ttl").Round(time.Second) / time.Second),
+					}
+					if c.IsSet("ipv4") {
+						v4 := c.Bool("ipv4")
+						req.IPv4 = &v4
 					}
 					if c.IsSet("vni") {
 						v := c.Int("vni")
@@ -101,7 +108,7 @@ func networkCommand() *cli.Command {
 					return output(c, ns, func(w io.Writer) {
 						fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tMTU\tICC\tINTERNAL\tENDPOINTS")
 						for _, n := range ns {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\n", n.Name, n.Subnet, n.Gateway, n.MTU, yesNo(n.ICC), yesNo(n.Internal), n.Endpoints)
+							fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\n", n.Name, joinPrefixes(networkSubnets(n)), joinAddrs(networkGateways(n)), n.MTU, yesNo(n.ICC), yesNo(n.Internal), n.Endpoints)
 						}
 					})
 				},
@@ -151,9 +158,10 @@ func networkCommand() *cli.Command {
 func printNetwork(w io.Writer, n api.Network) {
 	rows := [][2]string{
 		{"Name", n.Name},
-		{"Subnet", n.Subnet.String()},
-		{"Gateway", fmt.Sprintf("%s (%s)", n.Gateway, n.GatewayMAC)},
+		{"Subnet", joinPrefixes(networkSubnets(n))},
+		{"Gateway", fmt.Sprintf("%s (%s)", joinAddrs(networkGateways(n)), n.GatewayMAC)},
 		{"IP range", n.IPRange.String()},
+		{"IPv6 range", ipv6Range(n)},
 		{"MTU", fmt.Sprint(n.MTU)},
 		{"ICC", yesNo(n.ICC)},
 		{"Internal", yesNo(n.Internal)},
@@ -360,4 +368,46 @@ func shortNetNS(e api.Endpoint) string {
 		return fmt.Sprintf("pid %d", e.PID)
 	}
 	return strings.TrimPrefix(strings.TrimPrefix(e.NetNS, "/var/run/netns/"), "/run/netns/")
+}
+
+// networkSubnets returns a network's subnets, from a daemon that lists
+// them or one that has only Subnet.
+func networkSubnets(n api.Network) []netip.Prefix {
+	if len(n.Subnets) > 0 {
+		return n.Subnets
+	}
+	return []netip.Prefix{n.Subnet}
+}
+
+// networkGateways returns a network's gateway addresses, the first
+// family's first.
+func networkGateways(n api.Network) []netip.Addr {
+	if n.Gateway6.IsValid() && n.Gateway6 != n.Gateway {
+		return []netip.Addr{n.Gateway, n.Gateway6}
+	}
+	return []netip.Addr{n.Gateway}
+}
+
+// ipv6Range is the IPv6 range of a dual-stack network, or "-".
+func ipv6Range(n api.Network) string {
+	if n.IPRange6.IsValid() && n.Subnet6 != n.Subnet {
+		return n.IPRange6.String()
+	}
+	return "-"
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -114,6 +114,23 @@ type NetworkCreate struct {
 	// digits, '.', '_', '-' or '/'; values at most 256 characters; at
 	// most 16 labels.
 	Labels map[string]string `json:"labels,omitempty"`
+
+	// Dual stack. Subnets, Gateways and IPRanges give at most one
+	// subnet, gateway and range per address family (as Docker's IPAM
+	// config list does); Subnet, Gateway and IPRange, which older
+	// clients send, count as one more entry of these lists. A family
+	// named twice is refused. Each gateway and range belongs to the
+	// subnet of its family.
+	Subnets  []string `json:"subnets,omitempty"`
+	Gateways []string `json:"gateways,omitempty"`
+	IPRanges []string `json:"ip_ranges,omitempty"`
+	// IPv6 gives the network an IPv6 subnet: a /64 from the daemon's
+	// ULA pool (Config.IPv6Pool) when Subnets names none.
+	IPv6 bool `json:"ipv6,omitempty"`
+	// IPv4 false makes an IPv6-only network (IPv6 is then implied). nil
+	// means IPv4 unless the request names only IPv6 subnets, which makes
+	// an IPv6-only network as before dual stack.
+	IPv4 *bool `json:"ipv4,omitempty"`
 }
 
 // TunnelInfo summarises a network's tunnel in its view.
@@ -267,6 +284,14 @@ type Network struct {
 	Tunnel *TunnelInfo `json:"tunnel,omitempty"`
 	// Labels are NetworkCreate's.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Subnets are every subnet of the network, the IPv4 one first.
+	// Subnet, Gateway and IPRange above are the first family's.
+	Subnets []netip.Prefix `json:"subnets"`
+	// Subnet6, Gateway6 and IPRange6 are the IPv6 side of the network
+	// (of an IPv6-only network too), zero if it has none.
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	IPRange6 netip.Prefix `json:"ip_range6,omitzero"`
 }
 
 // DNSStats describe a network's DNS server.

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,4 +64,61 @@ func overlapsAny(p netip.Prefix, set []netip.Prefix) (netip.Prefix, bool) {
 // overlap, and an invalid prefix overlaps nothing.
 func Overlaps(a, b netip.Prefix) bool {
 	return a.IsValid() && b.IsValid() && a.Overlaps(b)
+}
+
+// ULAPool returns an RFC 4193 unique local /48, fdXX:XXXX:XXXX::/48,
+// whose 40-bit global ID is taken from seed (a stable, random host
+// identity): every host picks its own, as the RFC asks, and one host
+// always the same.
+func ULAPool(seed []byte) netip.Prefix {
+	sum := sha256.Sum256(seed)
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:6], sum[:5])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
+}
+
+// Split returns the first max prefixes of length bits inside pool, in
+// address order (fewer if pool holds fewer). It returns nil if bits is
+// shorter than pool's length or longer than the family allows.
+func Split(pool netip.Prefix, bits, max int) []netip.Prefix {
+	pool = pool.Masked()
+	if !pool.IsValid() || bits < pool.Bits() || bits > pool.Addr().BitLen() || max <= 0 {
+		return nil
+	}
+	if n := bits - pool.Bits(); n < 31 && 1<<n < max {
+		max = 1 << n
+	}
+	out := make([]netip.Prefix, 0, max)
+	a := pool.Addr()
+	for range max {
+		p := netip.PrefixFrom(a, bits)
+		out = append(out, p)
+		next, ok := addAtBit(a, bits)
+		if !ok {
+			break
+		}
+		a = next
+	}
+	return out
+}
+
+// addAtBit adds 1 at bit position bits (counted from the top, 1-based)
+// of a, returning false on overflow.
+func addAtBit(a netip.Addr, bits int) (netip.Addr, bool) {
+	b := a.AsSlice()
+	i := bits - 1
+	for ; i >= 0; i-- {
+		byteI, mask := i/8, byte(0x80>>(i%8))
+		if b[byteI]&mask == 0 {
+			b[byteI] |= mask
+			break
+		}
+		b[byteI] &^= mask
+	}
+	if i < 0 {
+		return netip.Addr{}, false
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out, true
 }

@@ -54,6 +54,46 @@ type Network struct {
 	Tunnel *Tunnel `json:"tunnel,omitempty"`
 	// Labels are api.NetworkCreate's.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Subnet6, Gateway6 and IPRange6 are the IPv6 side of a dual-stack
+	// network, whose Subnet is IPv4. A single-family network leaves them
+	// zero: an IPv6-only network has its subnet in Subnet, as records
+	// written before dual stack do, so those read unchanged.
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	IPRange6 netip.Prefix `json:"ip_range6,omitzero"`
+}
+
+// IPv4 returns the network's IPv4 subnet, gateway and range, or zeros
+// for an IPv6-only network.
+func (n Network) IPv4() (subnet netip.Prefix, gateway netip.Addr, ipRange netip.Prefix) {
+	if n.Subnet.Addr().Is4() {
+		return n.Subnet, n.Gateway, n.IPRange
+	}
+	return netip.Prefix{}, netip.Addr{}, netip.Prefix{}
+}
+
+// IPv6 returns the network's IPv6 subnet, gateway and range, wherever the
+// record keeps them, or zeros for an IPv4-only network.
+func (n Network) IPv6() (subnet netip.Prefix, gateway netip.Addr, ipRange netip.Prefix) {
+	if n.Subnet6.IsValid() {
+		return n.Subnet6, n.Gateway6, n.IPRange6
+	}
+	if n.Subnet.Addr().Is6() {
+		return n.Subnet, n.Gateway, n.IPRange
+	}
+	return netip.Prefix{}, netip.Addr{}, netip.Prefix{}
+}
+
+// Subnets returns the network's subnets, the IPv4 one first.
+func (n Network) Subnets() []netip.Prefix {
+	out := make([]netip.Prefix, 0, 2)
+	if n.Subnet.IsValid() {
+		out = append(out, n.Subnet)
+	}
+	if n.Subnet6.IsValid() {
+		out = append(out, n.Subnet6)
+	}
+	return out
 }
 
 // Tunnel is a network's tunnel configuration.

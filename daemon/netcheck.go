@@ -129,6 +129,13 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, field
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
 	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet)
+	if t != nil && (req.Subnet != "" || len(req.Subnets) > 0) && !a.named() {
+		field, value, accepted := "ipv6", "true", "an IPv6 subnet in `subnets`"
+		if !a.cfg[fam4].Subnet.IsValid() {
+			field, value, accepted = "ipv4", "true", "an IPv4 subnet in `subnets`"
+		}
+		errs.add(field, value, "a `tunnel` network needs the subnet of each family named: every host would pick its own", accepted)
+	}
 	if t != nil && req.Cluster != "" && a.has[fam4] && a.has[fam6] {
 		errs.add("cluster", req.Cluster, "a cluster leases one family's subnet: dual-stack cluster networks are not supported yet", "one address family, or no `cluster`")
 	}

@@ -53,7 +53,7 @@ func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) (*
 	if !ok {
 		errs.add("tunnel", req.Tunnel, "unknown tunnel mode", "vxlan or secure")
 	}
-	if req.Subnet == "" {
+	if req.Subnet == "" && len(req.Subnets) == 0 {
 		errs.add("subnet", "", "missing: a network with a `tunnel` needs one", "the same subnet on every host, like 10.250.0.0/16")
 	}
 	t := &store.Tunnel{Mode: req.Tunnel, VNI: DefaultVNI, UnderlayMTU: req.UnderlayMTU}
@@ -140,6 +140,9 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Pre
 	}
 	if req.IPRange != "" {
 		errs.add("ip_range", req.IPRange, "excludes `cluster`: with a cluster, each host's range is its lease", "no `ip_range`")
+	}
+	for _, r := range req.IPRanges {
+		errs.add("ip_ranges", r, "excludes `cluster`: with a cluster, each host's range is its lease", "no `ip_ranges`")
 	}
 	t.Cluster = eps
 	if req.LeaseTTL < 0 {

@@ -39,8 +39,8 @@ func recordingDaemon(t *testing.T, reply any) (string, *[]byte) {
 // --ipv4=false reach the daemon; --ipv4 left alone is left unset.
 func TestNetworkCreateDualStackFlags(t *testing.T) {
 	dual := api.Network{Name: "d", Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1"),
-		Subnets:  []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("fd00:1::/64")},
-		Subnet6:  netip.MustParsePrefix("fd00:1::/64"), Gateway6: netip.MustParseAddr("fd00:1::fe"),
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("fd00:1::/64")},
+		Subnet6: netip.MustParsePrefix("fd00:1::/64"), Gateway6: netip.MustParseAddr("fd00:1::fe"),
 		IPRange6: netip.MustParsePrefix("fd00:1::/64")}
 	sock, body := recordingDaemon(t, dual)
 	if _, err := runApp(t, "--socket", sock, "network", "create", "d", "--subnet", "10.1.0.0/24", "--subnet", "fd00:1::/64",

@@ -49,8 +49,12 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 	if err := bringUp(h, link); err != nil {
 		return err
 	}
-	if cfg.Gateway.IsValid() {
-		return defaultRoute(h, link.Attrs().Index, name, cfg.Gateway)
+	for _, gw := range []netip.Addr{cfg.Gateway, cfg.Gateway6} {
+		if gw.IsValid() {
+			if err := defaultRoute(h, link.Attrs().Index, name, gw); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -106,7 +110,14 @@ func syncAddrs(h *netlink.Handle, link netlink.Link, addrs []netip.Prefix) error
 		if !want[p] {
 			continue
 		}
-		if err := h.AddrReplace(link, &netlink.Addr{IPNet: netipx.IPNet(p)}); err != nil {
+		a := &netlink.Addr{IPNet: netipx.IPNet(p)}
+		if p.Addr().Is6() {
+			// The daemon hands out each address once: no duplicate to
+			// detect, and no second of tentative address to wait for
+			// (Docker's containers get nodad too).
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrReplace(link, a); err != nil {
 			return fmt.Errorf("add address %s to %s: %w", p, name, err)
 		}
 	}

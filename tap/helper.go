@@ -55,6 +55,7 @@ type helperRequest struct {
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`
 	Gateway   netip.Addr     `json:"gateway,omitzero"`
 	Owner     string         `json:"owner,omitempty"`
+	Gateway6  netip.Addr     `json:"gateway6,omitzero"`
 }
 
 type helperReply struct {
@@ -230,7 +231,7 @@ func serveHelper(req helperRequest) (helperReply, int) {
 	}
 	res, err := openConfigured(Config{
 		Name: req.Name, Offload: req.Offload, Existing: req.Existing, Configure: req.Configure,
-		MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway, Owner: req.Owner,
+		MAC: req.MAC, MTU: req.MTU, Addrs: req.Addrs, Gateway: req.Gateway, Owner: req.Owner, Gateway6: req.Gateway6,
 	})
 	if err != nil {
 		return fail(err)
@@ -263,7 +264,7 @@ func sameNamespace(f *os.File, path string) (bool, error) {
 func openViaHelper(cfg Config) (openResult, error) {
 	reply, file, err := runHelper(cfg.NetNS, helperRequest{
 		Op: opOpen, Name: cfg.Name, Offload: cfg.Offload, Existing: cfg.Existing, Configure: cfg.Configure,
-		MAC: cfg.MAC, MTU: cfg.MTU, Addrs: cfg.Addrs, Gateway: cfg.Gateway, Owner: cfg.Owner,
+		MAC: cfg.MAC, MTU: cfg.MTU, Addrs: cfg.Addrs, Gateway: cfg.Gateway, Owner: cfg.Owner, Gateway6: cfg.Gateway6,
 	})
 	if err != nil {
 		return openResult{}, err

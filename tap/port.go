@@ -57,6 +57,9 @@ type Config struct {
 	// OnGone, if set, is called once, from the reader goroutine, when the
 	// device disappears under the port (its namespace was deleted).
 	OnGone func(error)
+	// Gateway6, if valid, becomes the namespace's IPv6 default route, as
+	// Gateway does for its family: a dual-stack endpoint has both.
+	Gateway6 netip.Addr
 }
 
 // Port is a TAP device as a vswitch.Port.

@@ -171,7 +171,7 @@ func (d *Daemon) reserve(n *network, req api.EndpointCreate, at place) (store.En
 	rec.Expose, rec.Aliases = req.Expose, req.Aliases
 	if req.WriteResolvConf {
 		if err := d.checkResolvConf(rec); err != nil {
-			n.addrs.Release(rec.Address.Addr())
+			n.release(rec)
 			return store.Endpoint{}, err
 		}
 	}
@@ -184,7 +184,7 @@ func (d *Daemon) unreserve(n *network, rec store.Endpoint) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(n.pending, rec.Name)
-	n.addrs.Release(rec.Address.Addr())
+	n.release(rec)
 }
 
 // build makes the endpoint of a reserved record; on error it undoes all it
@@ -226,7 +226,9 @@ func (d *Daemon) unattach(n *network, ep *endpoint) {
 		d.log.Debug("forgetting the device", zap.String("endpoint", ep.rec.Key()), zap.Error(err))
 	}
 	n.sw.Detach(ep.link)
-	n.gw.UnpinNeighbor(ep.rec.Address.Addr())
+	for _, a := range ep.rec.Addrs() {
+		n.gw.UnpinNeighbor(a)
+	}
 	n.addrs.Unbind(ep.rec.MAC, ep.rec.Address.Addr())
 }
 
@@ -236,7 +238,7 @@ func (d *Daemon) teardown(n *network, ep *endpoint) {
 	d.ports.UnpublishAll(ep.rec.Key())
 	d.removeResolvConf(ep.rec)
 	d.unattach(n, ep)
-	n.addrs.Release(ep.rec.Address.Addr())
+	n.release(ep.rec)
 }
 
 // requestedSpecs validates the -p, --expose and -P of a connect request
@@ -467,9 +469,43 @@ func (d *Daemon) assignAddress(n *network, rec *store.Endpoint, req api.Endpoint
 		addr = a
 	}
 	rec.Address = netip.PrefixFrom(addr, n.rec.Subnet.Bits())
+	if err := assignAddress6(n, rec, req); err != nil {
+		n.addrs.Release(addr)
+		return err
+	}
 	if rec.MAC.IsZero() {
 		rec.MAC = dockerMAC(addr)
 	}
+	return nil
+}
+
+// assignAddress6 reserves the IPv6 address of an endpoint of a
+// dual-stack network: --ip6 or the lowest free.
+func assignAddress6(n *network, rec *store.Endpoint, req api.EndpointCreate) error {
+	if n.addrs6 == nil {
+		if req.IP6 != "" {
+			return endpointField("ip6", req.IP6, "network "+strconv.Quote(n.rec.Name)+" has no second, IPv6 subnet", "no `ip6`; on an IPv6-only network, `ip`")
+		}
+		return nil
+	}
+	var addr netip.Addr
+	if req.IP6 != "" {
+		a, err := netip.ParseAddr(req.IP6)
+		if err != nil || !a.Is6() || a.Is4In6() {
+			return endpointField("ip6", req.IP6, "not an IPv6 address", "an address inside "+n.rec.Subnet6.String())
+		}
+		if err := n.addrs6.Reserve(a, rec.Name); err != nil {
+			return ipamError(err)
+		}
+		addr = a
+	} else {
+		a, err := n.addrs6.Allocate(rec.Name)
+		if err != nil {
+			return ipamError(err)
+		}
+		addr = a
+	}
+	rec.Address6 = netip.PrefixFrom(addr, n.rec.Subnet6.Bits())
 	return nil
 }
 

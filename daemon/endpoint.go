@@ -49,6 +49,10 @@ func (e *endpoint) view(n *network) api.Endpoint {
 		v.Gateway = n.rec.Gateway
 	}
 	v.Expose = e.rec.Expose
+	v.Address6 = e.rec.Address6
+	if !n.rec.Internal && e.rec.Address6.IsValid() {
+		v.Gateway6 = n.rec.Gateway6
+	}
 	return v
 }
 
@@ -96,8 +100,11 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 	}
 	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC, Binding: endpointBinding(rec)})
 	if err == nil {
-		if err = n.gw.PinNeighbor(rec.Address.Addr(), rec.MAC); err != nil {
-			n.sw.Detach(link)
+		for _, a := range rec.Addrs() {
+			if err = n.gw.PinNeighbor(a, rec.MAC); err != nil {
+				n.sw.Detach(link)
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -119,7 +126,7 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.Config {
 	cfg := tap.Config{
 		NetNS: rec.NetNS, Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU,
-		Addrs: []netip.Prefix{rec.Address}, Offload: d.cfg.Offload, Existing: restoring, Configure: true, Owner: d.id,
+		Addrs: endpointPrefixes(rec), Offload: d.cfg.Offload, Existing: restoring, Configure: true, Owner: d.id,
 		Logger: d.log.With(zap.String("network", n.rec.Name)),
 		OnGone: func(err error) {
 			// Called from the port's reader: detach from another goroutine.
@@ -127,15 +134,29 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 		},
 	}
 	if !n.rec.Internal {
-		cfg.Gateway = n.rec.Gateway
+		cfg.Gateway, cfg.Gateway6 = n.rec.Gateway, n.rec.Gateway6
 	}
 	if rec.DHCP {
-		// MAC and MTU, up, no address: the DHCP client does the rest. On
-		// restore the device is taken as it is, with the address DHCP gave.
+		// MAC and MTU, up, no IPv4 address: the DHCP client does the
+		// rest. The IPv6 address of a dual-stack endpoint is static (no
+		// DHCPv6 yet). On restore the device is taken as it is, with the
+		// address DHCP gave.
 		cfg.Addrs, cfg.Gateway = nil, netip.Addr{}
+		if rec.Address6.IsValid() {
+			cfg.Addrs = []netip.Prefix{rec.Address6}
+		}
 		cfg.Configure = !restoring
 	}
 	return cfg
+}
+
+// endpointPrefixes are the addresses of rec's interface, IPv4 first.
+func endpointPrefixes(rec store.Endpoint) []netip.Prefix {
+	out := []netip.Prefix{rec.Address}
+	if rec.Address6.IsValid() {
+		out = append(out, rec.Address6)
+	}
+	return out
 }
 
 // handoffConfig describes rec's handoff TAP: made in the daemon's own
@@ -198,9 +219,15 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 	if err := n.addrs.Reserve(rec.Address.Addr(), rec.Name); err != nil {
 		return fmt.Errorf("re-reserve its address: %w", err)
 	}
+	if rec.Address6.IsValid() && n.addrs6 != nil {
+		if err := n.addrs6.Reserve(rec.Address6.Addr(), rec.Name); err != nil {
+			n.addrs.Release(rec.Address.Addr())
+			return fmt.Errorf("re-reserve its IPv6 address: %w", err)
+		}
+	}
 	ep, err := d.attachPort(context.Background(), n, rec, true)
 	if err != nil {
-		n.addrs.Release(rec.Address.Addr())
+		n.release(rec)
 		nsPath := rec.NetNS
 		if rec.TapOnly {
 			nsPath = ""
@@ -298,7 +325,7 @@ func (d *Daemon) remove(n *network, e *endpoint) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(n.pending, e.rec.Name)
-	n.addrs.Release(e.rec.Address.Addr())
+	n.release(e.rec)
 	d.syncNATLocked(n, host)
 	d.syncNamesLocked(n)
 }

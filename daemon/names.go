@@ -75,10 +75,10 @@ func (d *Daemon) syncNamesLocked(n *network) {
 	}
 	names := map[string][]netip.Addr{}
 	for _, e := range n.endpoints {
-		a := e.rec.Address.Addr()
-		names[e.rec.Name] = append(names[e.rec.Name], a)
+		as := e.rec.Addrs()
+		names[e.rec.Name] = append(names[e.rec.Name], as...)
 		for _, al := range e.rec.Aliases {
-			names[al] = append(names[al], a)
+			names[al] = append(names[al], as...)
 		}
 	}
 	n.dns.SetNames(names)

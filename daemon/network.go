@@ -44,6 +44,7 @@ type network struct {
 	gw        *gateway.Gateway
 	nat       *nat.Table
 	addrs     *addrs
+	addrs6    *addrs // the IPv6 pool of a dual-stack network, else nil
 	dns       *dns.Server
 	tun       *netTunnel // nil unless the network spans hosts
 	names     int        // names the DNS server answers
@@ -282,7 +283,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 			tun.port.Close()
 		}
 	}
-	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: rec.AuxAddresses}
+	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: auxOf(rec.AuxAddresses, familyOf(rec.Subnet.Addr()))}
 	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
 		icfg.IPRange = rec.Tunnel.HostSubnet // this host's lease
 		rec.IPRange = icfg.IPRange
@@ -301,7 +302,16 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		closeTunnel()
 		return nil, err
 	}
-	addrs := newAddrs(pool)
+	pool4 := newAddrs(pool)
+	var pool6 *addrs
+	if rec.Subnet6.IsValid() {
+		p6, err := ipam.New(ipam.Config{Subnet: rec.Subnet6, Gateway: rec.Gateway6, IPRange: rec.IPRange6, Aux: auxOf(rec.AuxAddresses, fam6)})
+		if err != nil {
+			closeTunnel()
+			return nil, err
+		}
+		pool6 = newAddrs(p6)
+	}
 	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
@@ -314,7 +324,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the
 		// network's name as their domain.
-		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{addrs, binder}, DNS: []netip.Addr{rec.Gateway}}
+		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{pool4, binder}, DNS: []netip.Addr{rec.Gateway}}
 		if !rec.Default {
 			gcfg.DHCP.DomainName = rec.Name
 		}
@@ -327,7 +337,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		return nil, err
 	}
 	binder.start(sw, gw)
-	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{},
+	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: pool4, addrs6: pool6, endpoints: map[string]*endpoint{},
 		pending: map[string]store.Endpoint{}}
 	if err := d.startDNS(n); err != nil {
 		n.shutdown()
@@ -343,6 +353,28 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	}
 	d.syncNATLocked(n, d.hostAddrs())
 	return n, nil
+}
+
+// auxOf returns the aux addresses of family f.
+func auxOf(aux map[string]netip.Addr, f int) map[string]netip.Addr {
+	var out map[string]netip.Addr
+	for name, a := range aux {
+		if familyOf(a) == f {
+			if out == nil {
+				out = map[string]netip.Addr{}
+			}
+			out[name] = a
+		}
+	}
+	return out
+}
+
+// release gives rec's addresses back to the network's pools.
+func (n *network) release(rec store.Endpoint) {
+	n.addrs.Release(rec.Address.Addr())
+	if n.addrs6 != nil && rec.Address6.IsValid() {
+		n.addrs6.Release(rec.Address6.Addr())
+	}
 }
 
 // shutdown detaches every port of the network without deleting TAP

@@ -25,7 +25,7 @@ import (
 func endpointBinding(rec store.Endpoint) *vswitch.Binding {
 	return &vswitch.Binding{
 		MAC:         rec.MAC,
-		Addrs:       []netip.Addr{rec.Address.Addr()},
+		Addrs:       rec.Addrs(),
 		Allowed:     slices.Clone(rec.AllowedAddresses),
 		MACSpoofing: rec.MACSpoofing,
 	}

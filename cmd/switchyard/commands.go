@@ -232,6 +232,7 @@ func connectCommand() *cli.Command {
 			&cli.IntFlag{Name: "pid", Usage: "connect the namespace of this process"},
 			&cli.StringFlag{Name: "name", Usage: "endpoint name", DefaultText: "derived from the namespace"},
 			&cli.StringFlag{Name: "ip", Usage: "address to use", DefaultText: "the lowest free one"},
+			&cli.StringFlag{Name: "ip6", Usage: "IPv6 address to use on a dual-stack network", DefaultText: "the lowest free one"},
 			&cli.StringFlag{Name: "mac", Usage: "MAC address", DefaultText: "02:42 followed by the IPv4 address"},
 			&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace", DefaultText: "the first free ethN"},
 			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port, Docker's -p syntax [ip:][hostPort:]containerPort[/proto], optionally ,path=splice or ,source=gateway (repeatable)"},
@@ -262,7 +263,7 @@ func connectCommand() *cli.Command {
 			defer cancel()
 			e, err := cl.Connect(ctx, c.Args().First(), api.EndpointCreate{
 				NetNS: c.String("netns"), PID: c.Int("pid"), Name: c.String("name"),
-				IP: c.String("ip"), MAC: c.String("mac"), IfName: c.String("ifname"),
+				IP: c.String("ip"), IP6: c.String("ip6"), MAC: c.String("mac"), IfName: c.String("ifname"),
 				Publish: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), Expose: c.StringSlice("expose"),
 				TapOnly: c.String("tap-only"), DHCP: c.Bool("dhcp"), TapOwner: tapOwner(c),
 				Aliases: c.StringSlice("alias"), WriteResolvConf: c.Bool("write-resolv-conf"),
@@ -274,9 +275,9 @@ func connectCommand() *cli.Command {
 			return output(c, e, func(w io.Writer) {
 				gw := "none (internal network)"
 				if e.Gateway.IsValid() {
-					gw = e.Gateway.String()
+					gw = joinAddrs(endpointGateways(e))
 				}
-				fmt.Fprintf(w, "connected %s/%s: %s %s %s, gateway %s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC, gw)
+				fmt.Fprintf(w, "connected %s/%s: %s %s %s, gateway %s\n", e.Network, e.Name, e.IfName, joinPrefixes(endpointAddrs(e)), e.MAC, gw)
 				if e.ResolvConf != "" {
 					fmt.Fprintf(w, "  resolv.conf: %s (nameserver %s)\n", e.ResolvConf, e.DNS)
 				}
@@ -327,7 +328,7 @@ func endpointCommand() *cli.Command {
 				return output(c, es, func(w io.Writer) {
 					fmt.Fprintln(w, "NETWORK\tNAME\tIFNAME\tADDRESS\tMAC\tNETNS\tCONTAINER\tRX\tTX\tDROPS")
 					for _, e := range es {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC,
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", e.Network, e.Name, e.IfName, joinPrefixes(endpointAddrs(e)), e.MAC,
 							shortNetNS(e), shortContainer(e), e.Stats.RXFrames, human(e.Stats.RXBytes), e.Stats.TXFrames, human(e.Stats.TXBytes), dropSummary(e.Stats))
 					}
 				})
@@ -368,6 +369,22 @@ func shortNetNS(e api.Endpoint) string {
 		return fmt.Sprintf("pid %d", e.PID)
 	}
 	return strings.TrimPrefix(strings.TrimPrefix(e.NetNS, "/var/run/netns/"), "/run/netns/")
+}
+
+// endpointAddrs returns an endpoint's addresses, IPv4 first.
+func endpointAddrs(e api.Endpoint) []netip.Prefix {
+	if e.Address6.IsValid() {
+		return []netip.Prefix{e.Address, e.Address6}
+	}
+	return []netip.Prefix{e.Address}
+}
+
+// endpointGateways returns an endpoint's gateways, IPv4 first.
+func endpointGateways(e api.Endpoint) []netip.Addr {
+	if e.Gateway6.IsValid() {
+		return []netip.Addr{e.Gateway, e.Gateway6}
+	}
+	return []netip.Addr{e.Gateway}
 }
 
 // networkSubnets returns a network's subnets, from a daemon that lists

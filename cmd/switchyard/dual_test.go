@@ -95,3 +95,31 @@ func TestDualStackErrorsNameFlags(t *testing.T) {
 		t.Fatalf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
+
+// connect --ip6 reaches the daemon; connect and endpoint ls print both
+// addresses of a dual-stack endpoint.
+func TestConnectIP6AndEndpointLs(t *testing.T) {
+	ep := api.Endpoint{Network: "d", Name: "a", IfName: "eth0", MAC: "02:42:0a:01:00:02", Kind: "netns",
+		Address: netip.MustParsePrefix("10.1.0.2/24"), Gateway: netip.MustParseAddr("10.1.0.1"),
+		Address6: netip.MustParsePrefix("fd00:1::9/64"), Gateway6: netip.MustParseAddr("fd00:1::1")}
+	sock, body := recordingDaemon(t, ep)
+	out, err := runApp(t, "--socket", sock, "connect", "d", "--pid", "1", "--ip6", "fd00:1::9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req api.EndpointCreate
+	if err := json.Unmarshal(*body, &req); err != nil || req.IP6 != "fd00:1::9" {
+		t.Fatalf("request %s (%v), want ip6 fd00:1::9", *body, err)
+	}
+	if !strings.Contains(out, "10.1.0.2/24,fd00:1::9/64") || !strings.Contains(out, "gateway 10.1.0.1,fd00:1::1") {
+		t.Errorf("connect printed %q, want both addresses and gateways", out)
+	}
+	sock, _ = recordingDaemon(t, []api.Endpoint{ep})
+	out, err = runApp(t, "--socket", sock, "endpoint", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "10.1.0.2/24,fd00:1::9/64") {
+		t.Errorf("endpoint ls printed %q, want both addresses", out)
+	}
+}

@@ -395,6 +395,9 @@ type EndpointCreate struct {
 	// the namespace it will be moved to, if known.
 	Handoff bool   `json:"handoff,omitempty"`
 	Sandbox string `json:"sandbox,omitempty"`
+	// IP6 is the endpoint's IPv6 address on a dual-stack network; empty
+	// allocates the lowest free one (docker network connect --ip6).
+	IP6 string `json:"ip6,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -478,6 +481,10 @@ type Endpoint struct {
 	ContainerID string `json:"container_id,omitempty"`
 	Runtime     string `json:"runtime,omitempty"`
 	Sandbox     string `json:"sandbox,omitempty"`
+	// Address6 and Gateway6 are the IPv6 side of an endpoint of a
+	// dual-stack network.
+	Address6 netip.Prefix `json:"address6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received

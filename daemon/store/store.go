@@ -175,6 +175,21 @@ type Endpoint struct {
 	// Sandbox (api.EndpointCreate.Handoff): static address, no DHCP.
 	Handoff bool   `json:"handoff,omitempty"`
 	Sandbox string `json:"sandbox,omitempty"`
+	// Address6 is the IPv6 address of an endpoint of a dual-stack
+	// network (Network.Subnet6); Address is then its IPv4 one.
+	Address6 netip.Prefix `json:"address6,omitzero"`
+}
+
+// Addrs returns the endpoint's addresses, IPv4 first.
+func (e Endpoint) Addrs() []netip.Addr {
+	out := make([]netip.Addr, 0, 2)
+	if e.Address.IsValid() {
+		out = append(out, e.Address.Addr())
+	}
+	if e.Address6.IsValid() {
+		out = append(out, e.Address6.Addr())
+	}
+	return out
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

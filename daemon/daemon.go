@@ -99,6 +99,9 @@ type Config struct {
 	// its /64. Zero: a unique local /48 (RFC 4193) whose global ID is
 	// derived from the daemon's ID, stable across restarts.
 	IPv6Pool netip.Prefix
+	// RAInterval is how often the gateways of networks with IPv6 send
+	// unsolicited Router Advertisements; 0 means gateway.DefaultRAInterval.
+	RAInterval time.Duration
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,

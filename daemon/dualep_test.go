@@ -58,8 +58,11 @@ func TestDualStackEndpoint(t *testing.T) {
 	n := e.d.networks["web"]
 	bind := n.endpoints["a"].link.Binding()
 	e.d.mu.Unlock()
-	if bind == nil || !slices.Equal(bind.Addrs, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}) {
-		t.Errorf("port-security binding %+v, want both addresses", bind)
+	// Both addresses, and the one the kernel forms by SLAAC from the
+	// gateway's advertisements (EUI-64 of the MAC 02:42:0a:07:00:02).
+	slaac := netip.MustParseAddr("fd00:7::42:aff:fe07:2")
+	if bind == nil || !slices.Equal(bind.Addrs, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr(), slaac}) {
+		t.Errorf("port-security binding %+v, want both addresses and %s", bind, slaac)
 	}
 	checkDNS(t, n, "db", dns.TypeAAAA, ep.Address6.Addr())
 	checkDNS(t, n, "a", dns.TypeA, ep.Address.Addr())

@@ -98,7 +98,7 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 		}
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
-	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC, Binding: endpointBinding(rec)})
+	link, err := n.sw.Attach(port, vswitch.AttachOptions{Isolated: !n.rec.ICC, Binding: endpointBinding(rec, n.slaacPrefix())})
 	if err == nil {
 		for _, a := range rec.Addrs() {
 			if err = n.gw.PinNeighbor(a, rec.MAC); err != nil {

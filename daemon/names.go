@@ -65,6 +65,19 @@ func (d *Daemon) startDNS(n *network) error {
 		return err
 	}
 	n.dns = s
+	if _, gw6, _ := n.rec.IPv6(); gw6.IsValid() && gw6 != n.rec.Gateway {
+		// A dual-stack network answers at its IPv6 gateway too (the
+		// address its Router Advertisements name), from a second
+		// server given the same names.
+		cfg.Addr = gw6
+		s6, err := dns.New(cfg)
+		if err != nil {
+			s.Close()
+			n.dns = nil
+			return err
+		}
+		n.dns6 = s6
+	}
 	return nil
 }
 
@@ -82,6 +95,9 @@ func (d *Daemon) syncNamesLocked(n *network) {
 		}
 	}
 	n.dns.SetNames(names)
+	if n.dns6 != nil {
+		n.dns6.SetNames(names)
+	}
 	n.names = len(names)
 }
 

@@ -46,8 +46,9 @@ type network struct {
 	addrs     *addrs
 	addrs6    *addrs // the IPv6 pool of a dual-stack network, else nil
 	dns       *dns.Server
-	tun       *netTunnel // nil unless the network spans hosts
-	names     int        // names the DNS server answers
+	dns6      *dns.Server // a dual-stack network's, at its IPv6 gateway
+	tun       *netTunnel  // nil unless the network spans hosts
+	names     int         // names the DNS server answers
 	endpoints map[string]*endpoint
 	// pending holds the records of endpoints being connected or
 	// disconnected: their names, namespaces and addresses are taken,
@@ -329,6 +330,11 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 			gcfg.DHCP.DomainName = rec.Name
 		}
 	}
+	if sub6, gw6, _ := rec.IPv6(); sub6.IsValid() {
+		// Hosts on the network learn the prefix (SLAAC), the gateway as
+		// default router and the DNS server from its advertisements.
+		gcfg.RA = &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval}
+	}
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
 	gw, err := gateway.New(sw, gcfg)
 	if err != nil {
@@ -369,6 +375,12 @@ func auxOf(aux map[string]netip.Addr, f int) map[string]netip.Addr {
 	return out
 }
 
+// slaacPrefix is the IPv6 subnet the gateway advertises, if any.
+func (n *network) slaacPrefix() netip.Prefix {
+	p, _, _ := n.rec.IPv6()
+	return p
+}
+
 // release gives rec's addresses back to the network's pools.
 func (n *network) release(rec store.Endpoint) {
 	n.addrs.Release(rec.Address.Addr())
@@ -382,6 +394,9 @@ func (n *network) release(rec store.Endpoint) {
 func (n *network) shutdown() {
 	if n.tun != nil {
 		n.tun.close()
+	}
+	if n.dns6 != nil {
+		n.dns6.Close()
 	}
 	if n.dns != nil {
 		n.dns.Close()

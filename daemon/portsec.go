@@ -21,14 +21,29 @@ import (
 // restore, and when the DHCP server leases an address to a client behind
 // a MAC-spoofing endpoint.
 
-// endpointBinding is what rec's port may send from.
-func endpointBinding(rec store.Endpoint) *vswitch.Binding {
-	return &vswitch.Binding{
+// endpointBinding is what rec's port may send from. slaac, if valid, is
+// the /64 the network's gateway advertises for SLAAC: the address the
+// kernel forms in it from the endpoint's MAC (modified EUI-64, its
+// default) is the endpoint's too.
+func endpointBinding(rec store.Endpoint, slaac netip.Prefix) *vswitch.Binding {
+	b := &vswitch.Binding{
 		MAC:         rec.MAC,
 		Addrs:       rec.Addrs(),
 		Allowed:     slices.Clone(rec.AllowedAddresses),
 		MACSpoofing: rec.MACSpoofing,
 	}
+	if slaac.IsValid() && slaac.Bits() == 64 {
+		b.Addrs = append(b.Addrs, slaacAddr(slaac, rec.MAC))
+	}
+	return b
+}
+
+// slaacAddr is the address SLAAC forms in /64 prefix p for mac with a
+// modified EUI-64 interface identifier (RFC 4291 appendix A).
+func slaacAddr(p netip.Prefix, mac vswitch.MAC) netip.Addr {
+	a := p.Masked().Addr().As16()
+	copy(a[8:], []byte{mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
+	return netip.AddrFrom16(a)
 }
 
 // parseAllowedAddresses parses EndpointCreate.AllowedAddresses: prefixes

@@ -46,7 +46,7 @@ func TestEndpointBinding(t *testing.T) {
 		MAC: vswitch.MAC{2, 0x42, 10, 0, 0, 2}, Address: netip.MustParsePrefix("10.0.0.2/24"),
 		AllowedAddresses: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")}, MACSpoofing: true,
 	}
-	b := endpointBinding(rec)
+	b := endpointBinding(rec, netip.Prefix{})
 	if b.MAC != rec.MAC || !slices.Equal(b.Addrs, []netip.Addr{rec.Address.Addr()}) ||
 		!slices.Equal(b.Allowed, rec.AllowedAddresses) || !b.MACSpoofing {
 		t.Errorf("binding %+v does not match the record %+v", b, rec)

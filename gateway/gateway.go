@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -78,6 +79,9 @@ type Config struct {
 	// DHCP, if set, runs a DHCPv4 server on the gateway for clients that
 	// configure themselves (VMs on a TAP).
 	DHCP *DHCPConfig
+	// RA, if set, sends Router Advertisements for the IPv6 subnet
+	// (ra.go).
+	RA *RAConfig
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
@@ -99,6 +103,9 @@ type Gateway struct {
 	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
+
+	ra        *advertiser // nil unless Config.RA
+	linkLocal netip.Addr  // the NIC's fe80:: address, with RA
 }
 
 // New creates the gateway's netstack and attaches it to sw.
@@ -131,6 +138,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.stack = stackport.NewStack()
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
+	if cfg.RA != nil {
+		if err := g.prepareRA(cfg.RA); err != nil {
+			g.stack.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
+	}
 
 	link, err := sw.Attach(g.port, vswitch.AttachOptions{})
 	if err != nil {
@@ -148,6 +161,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	if cfg.NAT != nil {
 		if err := g.startNAT(cfg.NAT); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
+	}
+	if cfg.RA != nil {
+		if err := g.startRA(); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
@@ -211,7 +230,7 @@ func (g *Gateway) inSubnet(a netip.Addr) bool {
 
 // own reports whether a is one of the gateway's addresses.
 func (g *Gateway) own(a netip.Addr) bool {
-	return a == g.cfg.Addr || (g.cfg.Addr6.IsValid() && a == g.cfg.Addr6)
+	return a == g.cfg.Addr || (g.cfg.Addr6.IsValid() && a == g.cfg.Addr6) || (g.linkLocal.IsValid() && a == g.linkLocal)
 }
 
 // addrFor returns the gateway's address of a's family, or its first
@@ -257,6 +276,11 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 		return false
 	}
 	if g.foreignNeighborQuery(b) {
+		return true
+	}
+	// Router Solicitations go to the all-routers group.
+	if g.ra != nil && isRouterSolicit(b) {
+		g.ra.solicited(time.Now())
 		return true
 	}
 	// DHCP clients have no address yet and send to the broadcast MAC.

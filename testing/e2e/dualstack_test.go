@@ -1,8 +1,10 @@
 package e2e_test
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -40,5 +42,48 @@ func TestDualStackNetwork(t *testing.T) {
 	r := query(t, nsA, "udp", "10.241.0.1", "b.", dns.TypeAAAA)
 	if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "fd00:241::b") {
 		t.Errorf("AAAA b from the gateway's DNS: %v, want fd00:241::b", r.Answer)
+	}
+}
+
+// The gateway's Router Advertisements configure a kernel by SLAAC: a
+// namespace with accept_ra=2 forms its EUI-64 address in the prefix and
+// takes the gateway's link-local address as default router; rdisc6 shows
+// the prefix and the RDNSS; the SLAAC address passes port security and
+// reaches the gateway; the IPv6 DNS server answers.
+func TestDualStackSLAAC(t *testing.T) {
+	if _, err := exec.LookPath("rdisc6"); err != nil {
+		t.Skip("skipping: rdisc6 (Debian's ndisc6) is not installed")
+	}
+	ns := netnstest.New(t)
+	ns.MustRun("sysctl", "-qw", "net.ipv6.conf.default.accept_ra=2", "net.ipv6.conf.all.accept_ra=2")
+	d := clitest.NewDaemon(t)
+	d.Start()
+	d.MustRun("network", "create", "slaac", "--subnet", "10.242.0.0/24", "--subnet", "fd00:242::/64")
+	d.MustRun("connect", "slaac", "--netns", ns.Path, "--name", "a", "--mac", "02:42:0a:f2:00:09")
+	slaac := "fd00:242::42:aff:fef2:9"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		a := ns.MustRun("ip", "-6", "addr", "show", "dev", "eth0")
+		r := ns.MustRun("ip", "-6", "route", "show", "default")
+		if strings.Contains(a, slaac+"/64") && strings.Contains(r, "proto ra") && strings.Contains(r, "via fe80::42:aff:fef2:1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SLAAC address %s and RA default route after 15 s:\n%s\n%s", slaac, a, r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out := ns.MustRun("rdisc6", "-1", "-w", "2000", "eth0")
+	for _, want := range []string{"fd00:242::/64", "Recursive DNS server", "fd00:242::1", "from fe80::42:aff:fef2:1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rdisc6 eth0 lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := ns.Run("ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", slaac, "fd00:242::1"); err != nil {
+		t.Errorf("ping the gateway from the SLAAC address: %v", err)
+	}
+	r := query(t, ns, "udp", "fd00:242::1", "a.", dns.TypeAAAA)
+	if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "fd00:242::2") {
+		t.Errorf("AAAA a from the IPv6 DNS server: %v, want fd00:242::2", r.Answer)
 	}
 }

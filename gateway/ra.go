@@ -177,7 +177,8 @@ func isRouterSolicit(b []byte) bool {
 	if !ip.IsValid(len(ip)) || ip.NextHeader() != uint8(header.ICMPv6ProtocolNumber) {
 		return false
 	}
-	return header.ICMPv6(ip.Payload()).Type() == header.ICMPv6RouterSolicit
+	icmp := header.ICMPv6(ip.Payload())
+	return len(icmp) >= header.ICMPv6HeaderSize && icmp.Type() == header.ICMPv6RouterSolicit
 }
 
 // buildRA returns the Ethernet frame of a Router Advertisement from

@@ -117,7 +117,7 @@ func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.Addr
 		}
 	}
 	for _, mp := range ps.mappings {
-		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), dialer, prev, fresh)
+		pub, err := d.publishMapping(owner, mp, e.rec.Address.Addr(), e.rec.Address6.Addr(), dialer, prev, fresh)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("publish %s for %s: %w", ps.raw, owner, err)
@@ -130,7 +130,10 @@ func (d *Daemon) publish(n *network, e *endpoint, ps portSpec, prev []netip.Addr
 
 // publishMapping publishes one mapping, on the host port it had before if
 // that one is free again, else (if fresh) on the one it would choose now.
-func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
+// target6 is a dual-stack endpoint's IPv6 address (zero if none), for
+// the mapping's IPv6 listeners.
+func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target, target6 netip.Addr, dialer proxy.Dialer, prev []netip.AddrPort, fresh bool) ([]proxy.Published, error) {
+	opts := proxy.Options{Target6: target6}
 	named := !mp.HostPort.IsZero() && mp.HostPort.Start == mp.HostPort.End
 	for _, hp := range prev {
 		if hp.Port() == 0 || named {
@@ -141,14 +144,14 @@ func (d *Daemon) publishMapping(owner string, mp proxy.Mapping, target netip.Add
 		}
 		fixed := mp
 		fixed.HostPort = proxy.PortRange{Start: hp.Port(), End: hp.Port()}
-		if pub, err := d.ports.Publish(owner, fixed, target, dialer, proxy.Options{}); err == nil {
+		if pub, err := d.ports.Publish(owner, fixed, target, dialer, opts); err == nil {
 			return pub, nil
 		}
 	}
 	if !fresh && !named && len(prev) > 0 {
 		return nil, errNotRebound
 	}
-	pub, err := d.ports.Publish(owner, mp, target, dialer, proxy.Options{})
+	pub, err := d.ports.Publish(owner, mp, target, dialer, opts)
 	if err != nil {
 		return nil, portError(err)
 	}

@@ -88,6 +88,12 @@ type Options struct {
 	// MaxConns, if not zero, replaces Config.MaxConnsPerPort for this
 	// mapping (negative: no limit of its own; the Manager's still holds).
 	MaxConns int
+	// Target6, if valid, is a dual-stack container's IPv6 address: the
+	// listeners on IPv6 host addresses (the [::] half of a wildcard
+	// included) relay to it instead of Publish's target, so that IPv6
+	// clients reach the container over IPv6 (and may keep their own
+	// address). IPv4 listeners relay to the target.
+	Target6 netip.Addr
 }
 
 // Published is one host listener of a published port: the source of one
@@ -274,6 +280,9 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 	if err := checkPublish(owner, mp, target, d); err != nil {
 		return nil, err
 	}
+	if t6 := opts.Target6; t6.IsValid() && (!t6.Is6() || t6.Is4In6() || t6.IsUnspecified()) {
+		return nil, fmt.Errorf("publish %s for %q: IPv6 target %s is not an IPv6 address; want the container's IPv6 address", mp, owner, t6)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -298,6 +307,9 @@ func (m *Manager) Publish(owner string, mp Mapping, target netip.Addr, d Dialer,
 		pub := Published{
 			Owner: owner, Proto: mp.Proto, HostIP: s.addr, HostPort: port,
 			ContainerPort: mp.ContainerPort, Target: target, Spec: mp,
+		}
+		if s.addr.Is6() && opts.Target6.IsValid() {
+			pub.Target = opts.Target6
 		}
 		pubs[i] = pub
 		base := m.newBase(pub, d, opts)

@@ -87,3 +87,30 @@ func TestDualStackSLAAC(t *testing.T) {
 		t.Errorf("AAAA a from the IPv6 DNS server: %v, want fd00:242::2", r.Answer)
 	}
 }
+
+// A published port of a dual-stack endpoint: -p 18180:80 listens on
+// 0.0.0.0 and [::]; an IPv6 client reaches the container over IPv6 and
+// keeps its address, an IPv4 client over IPv4 keeps its own.
+func TestDualStackPublishedPort(t *testing.T) {
+	w := newWorld(t)
+	w.host.MustRun("ip", "addr", "add", "fd00:213::1/64", "dev", "veth0", "nodad")
+	w.inet.MustRun("ip", "addr", "add", "fd00:213::2/64", "dev", "veth1", "nodad")
+	c := netnstest.New(t)
+	whoServer(t, c, "[::]:80")
+	w.d.MustRun("network", "create", "web", "--subnet", "10.243.0.0/24", "--subnet", "fd00:243::/64")
+	out := w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c", "-p", "18180:80")
+	for _, want := range []string{"80/tcp -> 0.0.0.0:18180", "80/tcp -> [::]:18180"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("connect output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := askWho(t, w.inet, "[fd00:213::1]:18180"); !strings.Contains(got, "fd00:213::2") {
+		t.Errorf("the container saw the IPv6 client as %q, want fd00:213::2", got)
+	}
+	if got := askWho(t, w.inet, hostAddr+":18180"); !strings.Contains(got, inetAddr) {
+		t.Errorf("the container saw the IPv4 client as %q, want %s", got, inetAddr)
+	}
+	if got := askWho(t, w.host, "[::1]:18180"); got == "" {
+		t.Error("no answer at [::1]:18180")
+	}
+}

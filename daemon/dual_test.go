@@ -50,6 +50,7 @@ func TestNetworkFamilies(t *testing.T) {
 		{"ipv4 false", api.NetworkCreate{IPv4: boolp(false)}, []string{"fd00:77::/64"}, "fd00:77::1", "fd00:77::1", "fd00:77::/64"},
 		{"ipv4 true with an IPv6 subnet", api.NetworkCreate{IPv4: boolp(true), Subnets: []string{"fd00:1::/64"}}, []string{"172.17.0.0/16", "fd00:1::/64"}, "172.17.0.1", "fd00:1::1", "fd00:1::/64"},
 		{"ipv6 and an IPv6 subnet: dual", api.NetworkCreate{IPv6: true, Subnets: []string{"fd00:1::/64"}}, []string{"172.17.0.0/16", "fd00:1::/64"}, "172.17.0.1", "fd00:1::1", "fd00:1::/64"},
+		{"IPv6 longer than /64, with a warning", api.NetworkCreate{Subnets: []string{"10.1.0.0/24", "fd00:1::/80"}}, []string{"10.1.0.0/24", "fd00:1::/80"}, "10.1.0.1", "fd00:1::1", "fd00:1::/80"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,6 +82,9 @@ func TestNetworkFamilies(t *testing.T) {
 			}
 			if s := n.IPRange6.String(); c.rng6 == "" && n.IPRange6.IsValid() || c.rng6 != "" && s != c.rng6 {
 				t.Errorf("ip_range6 %s, want %q", n.IPRange6, c.rng6)
+			}
+			if slow := n.Subnet6.IsValid() && n.Subnet6.Bits() != 64; slow != (len(n.Warnings) == 1) || len(n.Warnings) > 1 {
+				t.Errorf("warnings %q for IPv6 subnet %s, want one about SLAAC for a prefix other than /64", n.Warnings, n.Subnet6)
 			}
 			// The IPv6 side is on the gateway's NIC.
 			if c.gw6 != "" {

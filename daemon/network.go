@@ -475,6 +475,10 @@ func (d *Daemon) networkView(n *network) api.Network {
 		Subnets: n.rec.Subnets(),
 	}
 	v.Subnet6, v.Gateway6, v.IPRange6 = n.rec.IPv6()
+	if v.Subnet6.IsValid() && v.Subnet6.Bits() != 64 {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("IPv6 subnet %s is not a /64: SLAAC is off (the gateway advertises it on-link only); "+
+			"endpoints get their IPv6 addresses from the daemon", v.Subnet6))
+	}
 	return v
 }
 

@@ -90,6 +90,9 @@ func networkCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					for _, w := range n.Warnings {
+						fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
+					}
 					return output(c, n, func(w io.Writer) { fmt.Fprintln(w, n.Name) })
 				},
 			},

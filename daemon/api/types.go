@@ -292,6 +292,9 @@ type Network struct {
 	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	IPRange6 netip.Prefix `json:"ip_range6,omitzero"`
+	// Warnings say what of the network works otherwise than one might
+	// expect (as Docker's network create answers a Warning).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DNSStats describe a network's DNS server.

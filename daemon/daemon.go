@@ -99,6 +99,10 @@ type Config struct {
 	// its /64. Zero: a unique local /48 (RFC 4193) whose global ID is
 	// derived from the daemon's ID, stable across restarts.
 	IPv6Pool netip.Prefix
+	// DefaultIPv6 gives the default network "bridge", when it is
+	// created, an IPv6 subnet from IPv6Pool too (Docker's daemon option
+	// "ipv6"); without it the default network is IPv4 only.
+	DefaultIPv6 bool
 	// RAInterval is how often the gateways of networks with IPv6 send
 	// unsolicited Router Advertisements; 0 means gateway.DefaultRAInterval.
 	RAInterval time.Duration

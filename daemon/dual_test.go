@@ -188,3 +188,36 @@ func TestDualStackFieldErrors(t *testing.T) {
 		})
 	}
 }
+
+// The default network is IPv4 only unless the daemon is started with
+// DefaultIPv6 (Docker's daemon option "ipv6"), and an IPv6 pool that is
+// not a prefix of /64 or shorter is refused at start.
+func TestDefaultNetworkIPv6Option(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		e := &testEnv{t: t, dir: t.TempDir(), att: attachtest.New()}
+		cfg := e.config()
+		cfg.NoDefaultNetwork, cfg.DefaultIPv6, cfg.IPv6Pool = false, on, netip.MustParsePrefix("fd00:88::/48")
+		d, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := d.Network(DefaultNetwork)
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Subnet6.String(); on && got != "fd00:88::/64" || !on && n.Subnet6.IsValid() {
+			t.Errorf("DefaultIPv6 %v: default network's IPv6 subnet %s", on, n.Subnet6)
+		}
+		if n.Subnet.String() != "172.17.0.0/16" {
+			t.Errorf("DefaultIPv6 %v: default network's subnet %s, want 172.17.0.0/16", on, n.Subnet)
+		}
+	}
+	e := &testEnv{t: t, dir: t.TempDir(), att: attachtest.New()}
+	cfg := e.config()
+	cfg.IPv6Pool = netip.MustParsePrefix("fd00:88::/96")
+	if d, err := New(cfg); err == nil {
+		d.Close()
+		t.Fatal("an IPv6 pool of /96 was accepted")
+	}
+}

@@ -247,7 +247,7 @@ func (d *Daemon) ipv6Pool() netip.Prefix {
 // 172.17.0.0/16 unless the host uses that range already. It runs in New,
 // before anyone else has the daemon.
 func (d *Daemon) ensureDefaultNetwork() error {
-	req := api.NetworkCreate{Name: DefaultNetwork}
+	req := api.NetworkCreate{Name: DefaultNetwork, IPv6: d.cfg.DefaultIPv6}
 	host := d.readHost(req)
 	d.mu.Lock()
 	if d.networks[DefaultNetwork] != nil {

@@ -55,6 +55,8 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "max-conns-per-port", Usage: "most connections one published port holds at once; 0: half of --max-conns, -1: no limit"},
 		&cli.StringFlag{Name: "masquerade-ports", Usage: "source ports FIRST-LAST that hairpin connections between containers are masqueraded to", DefaultText: "61000-65535"},
 		&cli.IntFlag{Name: "masquerade-share", Usage: "most of those ports one container address holds toward one published port; 0: a quarter of the range"},
+		&cli.BoolFlag{Name: "ipv6", Usage: "give the default network an IPv6 /64 too, when it is created (Docker's daemon option ipv6)"},
+		&cli.StringFlag{Name: "ipv6-pool", Usage: "the prefix networks created with --ipv6 take their /64s from", DefaultText: "a unique local /48 derived from the daemon's ID"},
 		&cli.BoolFlag{Name: "docker-plugin", Usage: "also serve Docker's network and IPAM driver `switchyard` (docker network create -d switchyard --ipam-driver switchyard)"},
 		&cli.StringFlag{Name: "docker-plugin-socket", Usage: "the Docker plugin's socket, where dockerd looks for plugins", Value: docker.DefaultSocket},
 	}
@@ -84,7 +86,15 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
+	var pool6 netip.Prefix
+	if s := c.String("ipv6-pool"); s != "" {
+		if pool6, err = netip.ParsePrefix(s); err != nil {
+			return cli.Exit(fmt.Sprintf("invalid --ipv6-pool %q: want an IPv6 prefix of /64 or shorter, like fd00:1::/48", s), 2)
+		}
+	}
 	cfg := daemon.Config{
+		DefaultIPv6:        c.Bool("ipv6"),
+		IPv6Pool:           pool6,
 		MasqPorts:          masq,
 		MasqPortsPerSource: c.Int("masquerade-share"),
 		StateDir:           c.String("state-dir"),

@@ -1,12 +1,17 @@
 package e2e_test
 
 import (
+	"io"
+	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
@@ -113,4 +118,82 @@ func TestDualStackPublishedPort(t *testing.T) {
 	if got := askWho(t, w.host, "[::1]:18180"); got == "" {
 		t.Error("no answer at [::1]:18180")
 	}
+}
+
+// spoofedNA is an unsolicited neighbour advertisement from src's MAC
+// claiming target for src's MAC, to all nodes.
+func spoofedNA(src net.HardwareAddr, from, target netip.Addr) []byte {
+	icmpLen := header.ICMPv6NeighborAdvertMinimumSize + 8 // + target link-layer address option
+	b := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+icmpLen)
+	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: linkAddr(src), DstAddr: tcpip.LinkAddress([]byte{0x33, 0x33, 0, 0, 0, 1}),
+		Type: header.IPv6ProtocolNumber})
+	ip := header.IPv6(b[header.EthernetMinimumSize:])
+	all := netip.MustParseAddr("ff02::1")
+	ip.Encode(&header.IPv6Fields{PayloadLength: uint16(icmpLen), TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 255,
+		SrcAddr: tcpip.AddrFrom16(from.As16()), DstAddr: tcpip.AddrFrom16(all.As16())})
+	icmp := header.ICMPv6(ip.Payload())
+	icmp.SetType(header.ICMPv6NeighborAdvert)
+	na := header.NDPNeighborAdvert(icmp.MessageBody())
+	na.SetOverrideFlag(true)
+	na.SetTargetAddress(tcpip.AddrFrom16(target.As16()))
+	header.NDPOptions(na.Options()).Serialize(header.NDPOptionsSerializer{header.NDPTargetLinkLayerAddressOption(linkAddr(src))})
+	icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: ip.SourceAddress(), Dst: ip.DestinationAddress()}))
+	return b
+}
+
+// Port security covers a dual-stack endpoint's IPv6 address as its IPv4
+// one: a container that advertises another's IPv6 address (ND) or sends
+// from it has those frames dropped and counted, and the victim's
+// published port still reaches the victim over IPv6.
+func TestDualStackNDSpoofingDropped(t *testing.T) {
+	w := newWorld(t)
+	d := w.d
+	a, b := netnstest.New(t), netnstest.New(t)
+	l, err := b.Listen("[::]:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "b")
+			c.Close()
+		}
+	}()
+	d.MustRun("network", "create", "web", "--subnet", "10.246.0.0/24", "--subnet", "fd00:246::/64")
+	d.MustRun("connect", "web", "--netns", a.Path, "--name", "a")
+	d.MustRun("connect", "web", "--netns", b.Path, "--name", "b", "-p", "[::1]:18246:80")
+	ea, eb := endpointNamed(t, d, "web", "a"), endpointNamed(t, d, "web", "b")
+	aMAC := mustMAC(t, ea.MAC)
+	victim := eb.Address6.Addr()
+	gwMAC := mustMAC(t, networks(t, d)[0].GatewayMAC)
+	// a's own IPv6 traffic (its address, its ND) passes.
+	if err := a.Ping(victim.String(), 2); err != nil {
+		t.Fatalf("a pings b over IPv6: %v", err)
+	}
+	if got := endpointNamed(t, d, "web", "a").Stats.DropsBy; got["spoofed_nd"]+got["spoofed_ip"] != 0 {
+		t.Fatalf("a's own traffic dropped as spoofed: %v", got)
+	}
+	sendRaw(t, a, ea.IfName, spoofedNA(aMAC, ea.Address6.Addr(), victim), spoofedUDP6(aMAC, gwMAC, victim, eb.Gateway6))
+	waitDrops(t, d, "web", "a", map[string]uint64{"spoofed_nd": 1, "spoofed_ip": 1})
+	if got, err := answer(w.host, "[::1]:18246"); err != nil || got != "b" {
+		t.Errorf("b's published port answered %q, %v; want b", got, err)
+	}
+}
+
+// spoofedUDP6 is an IPv6 UDP datagram to dst (at dstMAC) from srcIP, sent
+// from src's MAC.
+func spoofedUDP6(src, dstMAC net.HardwareAddr, srcIP, dst netip.Addr) []byte {
+	const n = header.UDPMinimumSize + 4
+	b := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+n)
+	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: linkAddr(src), DstAddr: linkAddr(dstMAC), Type: header.IPv6ProtocolNumber})
+	ip := header.IPv6(b[header.EthernetMinimumSize:])
+	ip.Encode(&header.IPv6Fields{PayloadLength: n, TransportProtocol: header.UDPProtocolNumber, HopLimit: 64,
+		SrcAddr: tcpip.AddrFrom16(srcIP.As16()), DstAddr: tcpip.AddrFrom16(dst.As16())})
+	header.UDP(ip.Payload()).Encode(&header.UDPFields{SrcPort: 5353, DstPort: 9, Length: n})
+	return b
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,10 +67,17 @@ func TestDualStackEndpoint(t *testing.T) {
 	}
 	checkDNS(t, n, "db", dns.TypeAAAA, ep.Address6.Addr())
 	checkDNS(t, n, "a", dns.TypeA, ep.Address.Addr())
+	rev, err := dns.ReverseAddr(ep.Address6.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := askDNS(t, n, rev, dns.TypePTR); len(r.Answer) == 0 || !strings.Contains(r.Answer[0].String(), "\ta.") {
+		t.Errorf("PTR %s answered %v, want a", rev, r.Answer)
+	}
 
 	// The taken --ip6 is a conflict; a connect that fails holds nothing.
 	e.att.AddNetNS("/run/netns/c")
-	_, err := e.d.Connect(context.Background(), "web", api.EndpointCreate{NetNS: "/run/netns/c", IP6: "fd00:7::beef"})
+	_, err = e.d.Connect(context.Background(), "web", api.EndpointCreate{NetNS: "/run/netns/c", IP6: "fd00:7::beef"})
 	if !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("taken ip6: %v, want a conflict", err)
 	}
@@ -131,7 +139,27 @@ func TestDualStackEndpointIP6Errors(t *testing.T) {
 // name's records of type typ and wants addr.
 func checkDNS(t *testing.T, n *network, name string, typ uint16, want netip.Addr) {
 	t.Helper()
-	h, err := vnettest.NewHost(n.sw, vnettest.HostConfig{Name: "dnsclient-" + name, Addr: netip.MustParsePrefix("10.7.0.200/24")})
+	r := askDNS(t, n, name, typ)
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if a, _ := netip.AddrFromSlice(rr.A.To4()); a == want {
+				return
+			}
+		case *dns.AAAA:
+			if a, _ := netip.AddrFromSlice(rr.AAAA); a == want {
+				return
+			}
+		}
+	}
+	t.Errorf("DNS %s %s answered %v, want %s", name, dns.TypeToString[typ], r.Answer, want)
+}
+
+// askDNS asks the network's DNS server, from a host on its switch, for
+// name's records of type typ.
+func askDNS(t *testing.T, n *network, name string, typ uint16) *dns.Msg {
+	t.Helper()
+	h, err := vnettest.NewHost(n.sw, vnettest.HostConfig{Name: "dnsclient", Addr: netip.MustParsePrefix("10.7.0.200/24")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +180,5 @@ func checkDNS(t *testing.T, n *network, name string, typ uint16, want netip.Addr
 	if err != nil {
 		t.Fatalf("DNS %s %s: %v", name, dns.TypeToString[typ], err)
 	}
-	for _, rr := range r.Answer {
-		switch rr := rr.(type) {
-		case *dns.A:
-			if a, _ := netip.AddrFromSlice(rr.A.To4()); a == want {
-				return
-			}
-		case *dns.AAAA:
-			if a, _ := netip.AddrFromSlice(rr.AAAA); a == want {
-				return
-			}
-		}
-	}
-	t.Errorf("DNS %s %s answered %v, want %s", name, dns.TypeToString[typ], r.Answer, want)
+	return r
 }

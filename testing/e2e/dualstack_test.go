@@ -197,3 +197,25 @@ func spoofedUDP6(src, dstMAC net.HardwareAddr, srcIP, dst netip.Addr) []byte {
 	header.UDP(ip.Payload()).Encode(&header.UDPFields{SrcPort: 5353, DstPort: 9, Length: n})
 	return b
 }
+
+// Egress over IPv6: a dual-stack container's TCP connection and ping to
+// an IPv6 address outside leave from the host's IPv6 address, as its IPv4
+// ones leave from the host's IPv4 address.
+func TestDualStackEgress(t *testing.T) {
+	w := newWorld(t)
+	w.host.MustRun("ip", "addr", "add", "fd00:213::1/64", "dev", "veth0", "nodad")
+	w.inet.MustRun("ip", "addr", "add", "fd00:213::2/64", "dev", "veth1", "nodad")
+	whoServer(t, w.inet, "[::]:8080")
+	c := netnstest.New(t)
+	w.d.MustRun("network", "create", "web", "--subnet", "10.247.0.0/24", "--subnet", "fd00:247::/64")
+	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c")
+	if got := askWho(t, c, "[fd00:213::2]:8080"); !strings.Contains(got, "fd00:213::1") {
+		t.Errorf("the outside saw the container's IPv6 connection from %q, want the host's fd00:213::1", got)
+	}
+	if got := askWho(t, c, inetAddr+":8080"); !strings.Contains(got, hostAddr) {
+		t.Errorf("the outside saw the container's IPv4 connection from %q, want the host's %s", got, hostAddr)
+	}
+	if err := c.Ping("fd00:213::2", 2); err != nil {
+		t.Errorf("ping -6 the outside: %v", err)
+	}
+}

@@ -3,11 +3,13 @@
 // address (Docker's docker0 address, 172.17.0.1 on the default network).
 //
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
+//	                                      │    ├─ router solicitations → router advertisement  (ra.go)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
-//	                                      └─ netstack NIC (gateway MAC, gateway IP, promiscuous)
-//	                                           ├─ ARP, ICMP echo for the gateway address
+//	                                      └─ netstack NIC (gateway MAC, gateway IP of each family,
+//	                                           │  link-local fe80:: with RA; promiscuous)
+//	                                           ├─ ARP, NDP, ICMP and ICMPv6 echo for the gateway addresses
 //	                                           ├─ TCP/UDP to the outside → host sockets          (egress.go)
 //	                                           └─ connections for published ports, from the client's address (dialer.go)
 //

@@ -347,6 +347,10 @@ type EndpointCreate struct {
 	// MACSpoofing lets the endpoint send from other MACs than its own
 	// (a VM with guests of its own); each is learned, up to a small limit.
 	MACSpoofing bool `json:"mac_spoofing,omitempty"`
+	// ContainerID is the runtime's container ID.
+	ContainerID string `json:"container_id,omitempty"`
+	// Runtime names the runtime that made the endpoint: "cni", "docker", "netavark".
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -425,6 +429,8 @@ type Endpoint struct {
 	// AllowedAddresses and MACSpoofing are as in EndpointCreate.
 	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
 	MACSpoofing      bool     `json:"mac_spoofing,omitempty"`
+	ContainerID      string   `json:"container_id,omitempty"`
+	Runtime          string   `json:"runtime,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received

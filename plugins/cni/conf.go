@@ -151,10 +151,7 @@ var dnsLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$
 // wins where both give an address or a MAC, and they must agree.
 func buildRequest(conf *NetConf, args Args) (request, error) {
 	var r request
-	var ips []string
-	for _, s := range conf.RuntimeConfig.IPs {
-		ips = append(ips, s)
-	}
+	ips := conf.RuntimeConfig.IPs
 	if len(ips) > 1 {
 		return r, fmt.Errorf("runtimeConfig.ips %q: a Switchyard endpoint has one address; want one", ips)
 	}

@@ -133,13 +133,11 @@ func TestGC(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	list := e.conflist("1.1.0", "gcnet", "10.99.50.0/24")
-	var rts []*libcni.RuntimeConf
 	for i := range 3 {
 		rt := &libcni.RuntimeConf{ContainerID: "gc" + strconv.Itoa(i), NetNS: e.netns("gc" + strconv.Itoa(i)), IfName: "eth0"}
 		if _, err := e.cni.AddNetworkList(ctx, list, rt); err != nil {
 			t.Fatalf("ADD %d: %v", i, err)
 		}
-		rts = append(rts, rt)
 	}
 	// An endpoint of the CLI's on the same network is not the plugin's.
 	if _, err := e.client.Connect(ctx, "gcnet", api.EndpointCreate{NetNS: e.netns("cli"), Name: "cli"}); err != nil {

@@ -300,6 +300,9 @@ func (d *Daemon) newEndpointRecordLocked(n *network, req api.EndpointCreate, at 
 		return rec, err
 	}
 	rec.AllowedAddresses = allowed
+	if err := setRuntimeIdentity(&rec, req); err != nil {
+		return rec, err
+	}
 	if req.TapOnly != "" {
 		return d.newVMRecordLocked(n, rec, req)
 	}
@@ -340,7 +343,20 @@ func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.Endpo
 		return rec, err
 	}
 	rec.TapOnly, rec.Name, rec.IfName, rec.DHCP = true, req.TapOnly, req.TapOnly, true
-	if req.Name != "" && req.Name != req.TapOnly {
+	if req.Handoff {
+		// A runtime's device: it may name the endpoint, and the
+		// address is static, configured by the runtime in its sandbox.
+		rec.Handoff, rec.DHCP, rec.Sandbox = true, false, req.Sandbox
+		if req.Name != "" {
+			rec.Name = req.Name
+			if err := checkName("endpoint", rec.Name); err != nil {
+				return rec, err
+			}
+		}
+		if req.Sandbox != "" && !filepath.IsAbs(req.Sandbox) {
+			return rec, endpointField("sandbox", req.Sandbox, "not an absolute path", "the path of the namespace the runtime moves the TAP to")
+		}
+	} else if req.Name != "" && req.Name != req.TapOnly {
 		return rec, endpointField("name", req.Name, "differs from `tap_only`, which names the endpoint", "no `name`, or the same as `tap_only`")
 	}
 	if req.TapOwner != nil {
@@ -357,6 +373,42 @@ func (d *Daemon) newVMRecordLocked(n *network, rec store.Endpoint, req api.Endpo
 		}
 	}
 	return rec, d.assignAddress(n, &rec, req)
+}
+
+// setRuntimeIdentity validates and records the runtime's identity of
+// the endpoint (container ID, runtime name) and refuses handoff fields
+// without tap_only.
+func setRuntimeIdentity(rec *store.Endpoint, req api.EndpointCreate) error {
+	if req.ContainerID != "" {
+		if len(req.ContainerID) > 128 || strings.TrimFunc(req.ContainerID, isIDRune) != "" {
+			return endpointField("container_id", req.ContainerID, "not a container ID", "1-128 letters, digits, '_', '.' or '-'")
+		}
+	}
+	if req.Runtime != "" {
+		if len(req.Runtime) > 32 || strings.TrimFunc(req.Runtime, isRuntimeRune) != "" {
+			return endpointField("runtime", req.Runtime, "not a runtime name", "1-32 lowercase letters, digits or '-', like cni, docker or netavark")
+		}
+	}
+	if req.TapOnly == "" {
+		if req.Handoff {
+			return endpointField("handoff", "true", "needs `tap_only`, the name of the TAP to hand off", "")
+		}
+		if req.Sandbox != "" {
+			return endpointField("sandbox", req.Sandbox, "only for a `handoff` TAP", "")
+		}
+	} else if req.Sandbox != "" && !req.Handoff {
+		return endpointField("sandbox", req.Sandbox, "only for a `handoff` TAP", "")
+	}
+	rec.ContainerID, rec.Runtime = req.ContainerID, req.Runtime
+	return nil
+}
+
+func isIDRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-'
+}
+
+func isRuntimeRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-'
 }
 
 // checkIfName validates an interface name given in field.

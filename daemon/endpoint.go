@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,9 +38,13 @@ func (e *endpoint) view(n *network) api.Endpoint {
 	if n.dns != nil {
 		v.DNS = n.rec.Gateway
 	}
-	if e.rec.TapOnly {
+	switch {
+	case e.rec.Handoff:
+		v.Kind, v.NetNS = "handoff", ""
+	case e.rec.TapOnly:
 		v.Kind, v.NetNS = "vm", ""
 	}
+	v.ContainerID, v.Runtime, v.Sandbox = e.rec.ContainerID, e.rec.Runtime, e.rec.Sandbox
 	if !n.rec.Internal {
 		v.Gateway = n.rec.Gateway
 	}
@@ -65,10 +70,13 @@ func (d *Daemon) findEndpointLocked(network, name string) (*network, *endpoint, 
 func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint, restoring bool) (*endpoint, error) {
 	var port attach.Port
 	var err error
-	if rec.TapOnly {
+	switch {
+	case rec.Handoff:
+		port, err = d.attach.Open(ctx, d.handoffConfig(n, rec, restoring))
+	case rec.TapOnly:
 		port, err = d.attach.OpenVM(ctx, tap.VMConfig{Name: rec.IfName, PortName: rec.Name, Owner: rec.TapOwner, Group: -1, Daemon: d.id,
 			MTU: n.rec.MTU, Existing: restoring, Logger: d.log.With(zap.String("network", n.rec.Name))})
-	} else {
+	default:
 		port, err = d.attach.Open(ctx, d.tapConfig(n, rec, restoring))
 	}
 	if err != nil {
@@ -121,6 +129,21 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 	return cfg
 }
 
+// handoffConfig describes rec's handoff TAP: made in the daemon's own
+// namespace with the endpoint's MAC and MTU and nothing else, for the
+// runtime to move into its sandbox. The daemon's descriptor keeps working
+// wherever the device goes.
+func (d *Daemon) handoffConfig(n *network, rec store.Endpoint, restoring bool) tap.Config {
+	return tap.Config{
+		Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU, Offload: d.cfg.Offload,
+		Existing: restoring, Configure: !restoring, LinkOnly: true, Owner: d.id,
+		Logger: d.log.With(zap.String("network", n.rec.Name)),
+		OnGone: func(err error) {
+			go d.endpointGone(rec, fmt.Sprintf("its device %s was deleted (%v)", rec.IfName, err))
+		},
+	}
+}
+
 // restoreEndpointLocked brings a stored endpoint back after a restart, if
 // its namespace is still the one it was connected in. Its ports are
 // published by restorePortsLocked, once every endpoint is back.
@@ -132,6 +155,14 @@ func (d *Daemon) restoreEndpointLocked(n *network, rec store.Endpoint) error {
 		}
 		if id != rec.NetNSID {
 			return fmt.Errorf("its namespace is gone: %s now names another namespace", rec.NetNS)
+		}
+	}
+	if rec.Handoff {
+		// Re-attach only to a device still in the daemon's namespace:
+		// opening a missing one would make a new one here.
+		names, err := d.attach.Marked("", d.id)
+		if err != nil || !slices.Contains(names, rec.IfName) {
+			return fmt.Errorf("its TAP %s was handed to its runtime (sandbox %q) and is not in the daemon's namespace to re-attach", rec.IfName, rec.Sandbox)
 		}
 	}
 	if err := n.addrs.Reserve(rec.Address.Addr(), rec.Name); err != nil {

@@ -55,6 +55,15 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 	return nil
 }
 
+// configureLink gives the device name cfg's MAC and MTU only (LinkOnly).
+func configureLink(h *netlink.Handle, name string, cfg Config) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	return setLinkAttrs(h, link, cfg)
+}
+
 // setLinkAttrs gives link cfg's MAC and MTU where they differ.
 func setLinkAttrs(h *netlink.Handle, link netlink.Link, cfg Config) error {
 	attrs := link.Attrs()

@@ -48,6 +48,10 @@ type Config struct {
 	// Configure applies MAC, MTU, addresses and routes. Leave it false to
 	// take the device as it is (a VM's TAP, configured by its owner).
 	Configure bool
+	// LinkOnly, with Configure, applies only MAC and MTU and leaves the
+	// device down, without addresses or routes: a device a container
+	// runtime moves into its sandbox and configures there.
+	LinkOnly bool
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 	// OnGone, if set, is called once, from the reader goroutine, when the
@@ -147,7 +151,11 @@ func openConfigured(cfg Config) (openResult, error) {
 	if !cfg.Configure {
 		return res, nil
 	}
-	err = configure(h, res.name, cfg)
+	if cfg.LinkOnly {
+		err = configureLink(h, res.name, cfg)
+	} else {
+		err = configure(h, res.name, cfg)
+	}
 	if err != nil {
 		res.file.Close()
 		Remove(cfg.NetNS, res.name)

@@ -317,10 +317,10 @@ func endpointCommand() *cli.Command {
 					return err
 				}
 				return output(c, es, func(w io.Writer) {
-					fmt.Fprintln(w, "NETWORK\tNAME\tIFNAME\tADDRESS\tMAC\tNETNS\tRX\tTX\tDROPS")
+					fmt.Fprintln(w, "NETWORK\tNAME\tIFNAME\tADDRESS\tMAC\tNETNS\tCONTAINER\tRX\tTX\tDROPS")
 					for _, e := range es {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC,
-							shortNetNS(e), e.Stats.RXFrames, human(e.Stats.RXBytes), e.Stats.TXFrames, human(e.Stats.TXBytes), dropSummary(e.Stats))
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%d/%s\t%s\n", e.Network, e.Name, e.IfName, e.Address, e.MAC,
+							shortNetNS(e), shortContainer(e), e.Stats.RXFrames, human(e.Stats.RXBytes), e.Stats.TXFrames, human(e.Stats.TXBytes), dropSummary(e.Stats))
 					}
 				})
 			},
@@ -328,9 +328,31 @@ func endpointCommand() *cli.Command {
 	}
 }
 
+// shortContainer is the runtime's container ID as docker ps prints it
+// (12 characters), after the runtime's name: "cni:0123456789ab".
+func shortContainer(e api.Endpoint) string {
+	id := e.ContainerID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	switch {
+	case id == "" && e.Runtime == "":
+		return "-"
+	case e.Runtime == "":
+		return id
+	}
+	return e.Runtime + ":" + id
+}
+
 func shortNetNS(e api.Endpoint) string {
-	if e.Kind == "vm" {
+	switch e.Kind {
+	case "vm":
 		return "vm tap"
+	case "handoff":
+		if e.Sandbox != "" {
+			return e.Sandbox
+		}
+		return "handoff tap"
 	}
 	if e.PID > 0 {
 		return fmt.Sprintf("pid %d", e.PID)

@@ -347,10 +347,20 @@ type EndpointCreate struct {
 	// MACSpoofing lets the endpoint send from other MACs than its own
 	// (a VM with guests of its own); each is learned, up to a small limit.
 	MACSpoofing bool `json:"mac_spoofing,omitempty"`
-	// ContainerID is the runtime's container ID.
+
+	// ContainerID and Runtime are the identity a container runtime gives
+	// the endpoint ("cni", "docker", "netavark"): stored with it, shown by
+	// endpoint ls, and how a runtime plugin finds it again for DEL, Leave
+	// or GC.
 	ContainerID string `json:"container_id,omitempty"`
-	// Runtime names the runtime that made the endpoint: "cni", "docker", "netavark".
-	Runtime string `json:"runtime,omitempty"`
+	Runtime     string `json:"runtime,omitempty"`
+	// Handoff, with TapOnly, makes a bare TAP in the daemon's namespace
+	// that the runtime moves into its sandbox and configures itself
+	// (Docker's Join): the daemon sets its MAC and MTU, the address is
+	// static (IP, or the next free one), not DHCP. Sandbox is the path of
+	// the namespace it will be moved to, if known.
+	Handoff bool   `json:"handoff,omitempty"`
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // PortRequest asks to publish or unpublish one -p spec on an endpoint.
@@ -412,7 +422,8 @@ type Endpoint struct {
 	Address netip.Prefix `json:"address"`
 	Gateway netip.Addr   `json:"gateway"`
 	Offload bool         `json:"offload"`
-	// Kind is "netns" (a TAP inside a namespace) or "vm" (--tap-only).
+	// Kind is "netns" (a TAP inside a namespace), "vm" (--tap-only) or
+	// "handoff" (a TAP a runtime moved into its sandbox).
 	Kind    string   `json:"kind"`
 	DHCP    bool     `json:"dhcp,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
@@ -429,8 +440,10 @@ type Endpoint struct {
 	// AllowedAddresses and MACSpoofing are as in EndpointCreate.
 	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
 	MACSpoofing      bool     `json:"mac_spoofing,omitempty"`
-	ContainerID      string   `json:"container_id,omitempty"`
-	Runtime          string   `json:"runtime,omitempty"`
+	// ContainerID, Runtime and Sandbox are as in EndpointCreate.
+	ContainerID string `json:"container_id,omitempty"`
+	Runtime     string `json:"runtime,omitempty"`
+	Sandbox     string `json:"sandbox,omitempty"`
 }
 
 // PortStats are a switch port's counters. RX is what the switch received

@@ -125,6 +125,14 @@ type Endpoint struct {
 	// (port security, see vswitch.Binding).
 	AllowedAddresses []netip.Prefix `json:"allowed_addresses,omitempty"`
 	MACSpoofing      bool           `json:"mac_spoofing,omitempty"`
+	// ContainerID and Runtime identify the endpoint to the container
+	// runtime that made it (api.EndpointCreate).
+	ContainerID string `json:"container_id,omitempty"`
+	Runtime     string `json:"runtime,omitempty"`
+	// Handoff endpoints are TapOnly TAPs made for a runtime to move into
+	// Sandbox (api.EndpointCreate.Handoff): static address, no DHCP.
+	Handoff bool   `json:"handoff,omitempty"`
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // Port is one published -p spec and the host sockets it was bound to, so

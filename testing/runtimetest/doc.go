@@ -1,0 +1,41 @@
+// Package runtimetest runs real container runtimes, and real CNI tools,
+// as test fixtures, so that the runtime plugins (CNI, Docker's remote
+// network driver, netavark) are tested against the clients people use
+// and not against our reading of their protocols.
+//
+// Every fixture is bound to a testing.TB and undone in t.Cleanup. It
+// skips the test, saying why, only when its tool is not installed
+// (.ci/run installs them all) or the kernel refuses; a tool that is
+// installed but fails fails the test with its output. Fixtures never use
+// the machine's own state: each runtime gets directories, sockets and
+// configuration of its own under a temporary directory, and reads no
+// configuration of the machine's.
+//
+//   - Rootfs: a root filesystem tree made of Debian's static busybox
+//     (busybox-static): /bin/busybox, a link for each applet (sh, ip,
+//     nc, httpd, wget, udhcpc, ...), /etc/passwd, group, hosts, and
+//     empty mount points. It needs no image registry: `podman run
+//     --rootfs DIR`, `ctr run --rootfs DIR`; Tarball makes the tar file
+//     `docker import` reads.
+//
+//   - NewPodman: Debian's podman 4.3.1 with its own --root, --runroot
+//     and --tmpdir, the vfs storage driver, and a containers.conf and
+//     storage.conf of its own (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF):
+//     the CNI network backend with the test's plugin directories ahead of
+//     /usr/lib/cni, its own network config dir, runc and cgroupfs, file
+//     events and file locks (not the shared memory lock other podmans
+//     use), nofile and nproc ulimits of 1024. Opts.NetNS runs podman,
+//     and so the CNI plugins it runs, inside a namespace the test made,
+//     so that a reference bridge never lands in the host's namespace.
+//     Cleanup removes every container, pod and network it knows, then
+//     unmounts and removes its directory.
+//
+//   - Cnitool: cnitool built with `go install` from the Go module proxy
+//     (the version of github.com/containernetworking/cni in go.mod, or
+//     CnitoolDefaultVersion), once per test binary, into the user's
+//     cache directory, where later runs find it.
+//
+// Tests using them send traffic only to loopback and into namespaces the
+// test created (testing/netnstest), and give the reference bridge plugin
+// no gateway address, so no namespace gains a route to a test subnet.
+package runtimetest

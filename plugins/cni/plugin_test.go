@@ -133,9 +133,13 @@ func TestGC(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	list := e.conflist("1.1.0", "gcnet", "10.99.50.0/24")
+	// The ADDs' results are cached elsewhere (a runtime whose cache was
+	// lost): libcni's GC then has no DEL to issue, and the plugin's GC
+	// alone must find the stale endpoints.
+	adder := libcni.NewCNIConfigWithCacheDir(e.cni.Path, t.TempDir(), nil)
 	for i := range 3 {
 		rt := &libcni.RuntimeConf{ContainerID: "gc" + strconv.Itoa(i), NetNS: e.netns("gc" + strconv.Itoa(i)), IfName: "eth0"}
-		if _, err := e.cni.AddNetworkList(ctx, list, rt); err != nil {
+		if _, err := adder.AddNetworkList(ctx, list, rt); err != nil {
 			t.Fatalf("ADD %d: %v", i, err)
 		}
 	}

@@ -20,7 +20,7 @@ func TestCnitoolWithReferencePlugins(t *testing.T) {
 	// and attaches ctrNS; neither is the host's own namespace.
 	hostNS, ctrNS := netnstest.New(t), netnstest.New(t)
 	dir := t.TempDir()
-	br := uniqueName("syrt")
+	br := bridgeName(t)
 	bridgeConflist(t, dir, "rtcni", br, "10.213.58.0/24", filepath.Join(dir, "ipam"))
 	env := []string{"CNI_PATH=" + runtimetest.ReferenceCNIDir, "NETCONFPATH=" + dir}
 

@@ -18,7 +18,7 @@
 //     --rootfs DIR`, `ctr run --rootfs DIR`; Tarball makes the tar file
 //     `docker import` reads.
 //
-//   - NewPodman: Debian's podman 4.3.1 with its own --root, --runroot
+//   - Podman: Debian's podman 4.3.1 with its own --root, --runroot
 //     and --tmpdir, the vfs storage driver, and a containers.conf and
 //     storage.conf of its own (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF):
 //     the CNI network backend with the test's plugin directories ahead of
@@ -30,10 +30,38 @@
 //     Cleanup removes every container, pod and network it knows, then
 //     unmounts and removes its directory.
 //
+//   - Dockerd: Debian's dockerd 20.10 with --iptables=false,
+//     --ip-forward=false, --ip-masq=false and --bridge=none (it touches
+//     no namespace but its containers'), vfs storage, cgroupfs, its own
+//     data root, exec root, pidfile and API socket, and the containerd
+//     it manages itself. It runs in a mount namespace of its own whose
+//     /run is an empty tmpfs, so it finds no system containerd and
+//     writes nothing to the machine's /run; there /run/docker/plugins is
+//     the fixture's PluginDir (a remote driver serving
+//     PluginDir/switchyard.sock is found as "switchyard") and
+//     /etc/docker its own (plugin spec files, key.json). Docker runs
+//     Debian's client (/usr/bin/docker) against it; BusyboxImage imports
+//     Rootfs's tarball. Cleanup removes every container, stops dockerd
+//     by PID and kills anything left in its mount namespace.
+//
+//   - Containerd: Debian's containerd 1.6 with a config of its own
+//     (root, state, temp, gRPC and ttrpc sockets under its directory;
+//     debug and metrics off; the CRI plugin's CNI bin and conf dirs
+//     set). Ctr runs `ctr --address SOCK` in a mount namespace where
+//     the fixed paths ctr --cni reads, /etc/cni/net.d and /opt/cni/bin,
+//     are the fixture's CNIConfDir and a directory of links to the
+//     test's and the reference plugins. Cleanup kills every task,
+//     removes every container, stops containerd by PID and kills any
+//     shim left serving its socket.
+//
 //   - Cnitool: cnitool built with `go install` from the Go module proxy
 //     (the version of github.com/containernetworking/cni in go.mod, or
 //     CnitoolDefaultVersion), once per test binary, into the user's
 //     cache directory, where later runs find it.
+//
+// Opts.NetNS runs a runtime (podman, the daemons, ctr) inside a network
+// namespace the test made, so the bridges and routes that reference CNI
+// plugins create land there.
 //
 // Tests using them send traffic only to loopback and into namespaces the
 // test created (testing/netnstest), and give the reference bridge plugin

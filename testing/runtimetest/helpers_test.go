@@ -18,6 +18,19 @@ func uniqueName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// bridgeName returns a unique bridge name for a test whose bridge must
+// land in a namespace of its own; should a broken fixture put it in the
+// host's namespace instead, the test deletes it there when it ends.
+func bridgeName(t *testing.T) string {
+	br := uniqueName("syrt")
+	t.Cleanup(func() {
+		if exec.Command("ip", "link", "show", "dev", br).Run() == nil {
+			exec.Command("ip", "link", "del", "dev", br).Run()
+		}
+	})
+	return br
+}
+
 // bridgeConflist writes, in dir, a CNI network configuration list named
 // name for the reference bridge plugin: bridge device br, no address on
 // it (isGateway false, no masquerading, so whatever namespace it lands

@@ -9,8 +9,8 @@ type Opts struct {
 	// `switchyard` plugin under test, say. Podman, Containerd.
 	CNIPluginDirs []string
 	// CNIConfDir is the CNI network configuration directory; empty means
-	// one of the fixture's own (Podman.NetworkConfigDir,
-	// Containerd.CNIConfDir), made empty. Podman, Containerd.
+	// one of the fixture's own (PodmanRuntime.NetworkConfigDir,
+	// ContainerdDaemon.CNIConfDir), made empty. Podman, Containerd.
 	CNIConfDir string
 	// NetNS, if set, is the path of a network namespace (a netnstest.NS's
 	// Path) that the runtime runs in: podman commands, and the dockerd

@@ -12,7 +12,7 @@ import (
 )
 
 func TestPodmanRunsRootfsWithoutNetwork(t *testing.T) {
-	p := runtimetest.NewPodman(t, runtimetest.Opts{})
+	p := runtimetest.Podman(t, runtimetest.Opts{})
 	rootfs := runtimetest.Rootfs(t)
 	out := p.MustRun("run", "--rm", "--network", "none", "--rootfs", rootfs,
 		"/bin/sh", "-c", "echo hello-$((6*7)); ulimit -n; ip -o link show | wc -l")
@@ -32,9 +32,9 @@ func TestPodmanBridgeNetwork(t *testing.T) {
 	// podman runs in a namespace of the test's own, so the bridge the
 	// reference plugin makes lands there, not in the host's namespace.
 	hostNS := netnstest.New(t)
-	p := runtimetest.NewPodman(t, runtimetest.Opts{NetNS: hostNS.Path})
+	p := runtimetest.Podman(t, runtimetest.Opts{NetNS: hostNS.Path})
 	rootfs := runtimetest.Rootfs(t)
-	br := uniqueName("syrt")
+	br := bridgeName(t)
 	bridgeConflist(t, p.NetworkConfigDir, "rtbridge", br, "10.213.57.0/24", filepath.Join(p.Dir, "ipam"))
 
 	out := p.MustRun("run", "--rm", "--network", "rtbridge", "--rootfs", rootfs,

@@ -42,3 +42,17 @@ func FuzzUnescapeMount(f *testing.F) {
 		}
 	})
 }
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/a":          "/tmp/a",
+		`/tmp/a\040b`:     "/tmp/a b",
+		`/tmp/a\011b\134`: "/tmp/a\tb\\",
+		`/tmp/\04`:        `/tmp/\04`,
+		`/tmp/\999`:       `/tmp/\999`,
+	} {
+		if got := runtimetest.UnescapeMount(in); got != want {
+			t.Errorf("UnescapeMount(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

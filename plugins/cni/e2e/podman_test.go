@@ -63,7 +63,7 @@ func whoRootfs(t *testing.T) string {
 // false: rootful podman otherwise binds each -p host port itself (in
 // conmon, to hold it for iptables DNAT rules), and Switchyard, which
 // really listens on the port, could not.
-func noPortReservation(t *testing.T, p *runtimetest.Podman) {
+func noPortReservation(t *testing.T, p *runtimetest.PodmanRuntime) {
 	t.Helper()
 	b, err := os.ReadFile(p.ContainersConf)
 	if err != nil {
@@ -83,7 +83,7 @@ func noPortReservation(t *testing.T, p *runtimetest.Podman) {
 // and podman rm freeing the address and the host port.
 func TestPodman(t *testing.T) {
 	w := newWorld(t)
-	p := runtimetest.NewPodman(t, runtimetest.Opts{CNIPluginDirs: []string{w.plugins}, NetNS: w.host.Path, CNIConfDir: w.netconf})
+	p := runtimetest.Podman(t, runtimetest.Opts{CNIPluginDirs: []string{w.plugins}, NetNS: w.host.Path, CNIConfDir: w.netconf})
 	noPortReservation(t, p)
 	w.conflist(t, "synet", "1.0.0", `"subnet": "10.99.0.0/24",`)
 	root := whoRootfs(t)

@@ -41,7 +41,7 @@ type world struct {
 	plugins, netconf string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{host: netnstest.New(t), inet: netnstest.New(t)}
 	w.host.MustRun("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", w.inet.Name)
@@ -67,7 +67,7 @@ func newWorld(t *testing.T) *world {
 
 // conflist writes NAME.conflist for the switchyard plugin with extra
 // plugin keys (JSON members, comma-terminated, or "").
-func (w *world) conflist(t *testing.T, name, cniVersion, extra string) string {
+func (w *world) conflist(t testing.TB, name, cniVersion, extra string) string {
 	t.Helper()
 	raw := fmt.Sprintf(`{"cniVersion": %q, "name": %q, "plugins": [{"type": "switchyard", %s "socket": %q,
 		"capabilities": {"portMappings": true, "ips": true, "mac": true}}]}`, cniVersion, name, extra, w.d.Socket)
@@ -78,7 +78,7 @@ func (w *world) conflist(t *testing.T, name, cniVersion, extra string) string {
 	return path
 }
 
-func (w *world) endpoints(t *testing.T) []api.Endpoint {
+func (w *world) endpoints(t testing.TB) []api.Endpoint {
 	t.Helper()
 	var eps []api.Endpoint
 	if err := json.Unmarshal([]byte(w.d.MustRun("endpoint", "ls", "--format", "json")), &eps); err != nil {
@@ -87,7 +87,7 @@ func (w *world) endpoints(t *testing.T) []api.Endpoint {
 	return eps
 }
 
-func (w *world) ports(t *testing.T) []api.PortBinding {
+func (w *world) ports(t testing.TB) []api.PortBinding {
 	t.Helper()
 	var ps []api.PortBinding
 	if err := json.Unmarshal([]byte(w.d.MustRun("port", "ls", "--format", "json")), &ps); err != nil {
@@ -98,7 +98,7 @@ func (w *world) ports(t *testing.T) []api.PortBinding {
 
 // nothingAttached fails unless the daemon has no endpoint and no port and
 // ns has no link but lo.
-func (w *world) nothingAttached(t *testing.T, nss ...*netnstest.NS) {
+func (w *world) nothingAttached(t testing.TB, nss ...*netnstest.NS) {
 	t.Helper()
 	if eps := w.endpoints(t); len(eps) != 0 {
 		t.Errorf("endpoint ls: %+v, want none", eps)

@@ -163,4 +163,3 @@ func run(t *testing.T, env []string, name string, args ...string) (string, error
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
-

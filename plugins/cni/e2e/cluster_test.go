@@ -35,7 +35,9 @@ func TestTwoNodesThroughTheTunnel(t *testing.T) {
 	wire.MustRun("ip", "link", "set", "br0", "up")
 	etcd := etcdtest.Start(t, etcdtest.Config{
 		NetNS: wire.Path, ClientAddr: wireAddr + ":2379", PeerAddr: wireAddr + ":2380",
-		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) { return wire.Dial(ctx, network, addr) },
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return wire.Dial(ctx, network, addr)
+		},
 	})
 	cluster := "etcd://" + strings.TrimPrefix(etcd.URL, "http://")
 

@@ -82,7 +82,7 @@ func TestCompare(t *testing.T) {
 	ep := api.Endpoint{IfName: "eth0", MAC: "02:42:0a:63:00:02", Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: netip.MustParseAddr("10.99.0.1")}
 	now := result(nw, ep, "/run/netns/c")
 	same := result(nw, ep, "/run/netns/c")
-	if err := compare(same, now); err != nil {
+	if _, err := compare(same, now); err != nil {
 		t.Errorf("same result: %v", err)
 	}
 	mutate := map[string]func(r *types100.Result){
@@ -100,7 +100,7 @@ func TestCompare(t *testing.T) {
 	for what, f := range mutate {
 		prev := result(nw, ep, "/run/netns/c")
 		f(prev)
-		if err := compare(prev, now); err == nil {
+		if _, err := compare(prev, now); err == nil {
 			t.Errorf("a prevResult with another %s passed", what)
 		}
 	}

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,9 +23,14 @@ import (
 
 // The test binary is also the plugin: libcni runs it as
 // $CNI_PATH/switchyard with CNI_COMMAND set, as a runtime would.
+//
+// The namespaces are files, not namespaces (the daemon's Attacher is in
+// memory): CHECK reads the interface from the file, as JSON of a Link,
+// which the test writes from the Attacher's device (linkFile).
 func TestMain(m *testing.M) {
 	if os.Getenv("CNI_COMMAND") != "" {
-		os.Exit(Main("/nonexistent/switchyard.sock"))
+		p := &Plugin{DefaultSocket: "/nonexistent/switchyard.sock", Inspect: readLinkFile}
+		os.Exit(p.Main())
 	}
 	os.Exit(m.Run())
 }
@@ -117,6 +123,44 @@ func (e *env) netns(name string) string {
 	p := filepath.Join(e.dir, "netns-"+name)
 	e.att.AddNetNS(p)
 	return p
+}
+
+// linkFile writes, into the namespace's file, the interface the Attacher
+// configured there, for CHECK to read (readLinkFile); edit changes it
+// first.
+func (e *env) linkFile(netns, ifName string, edit func(*Link)) {
+	e.t.Helper()
+	for _, d := range e.att.Devices() {
+		if d.NetNS != netns || d.Name != ifName {
+			continue
+		}
+		l := Link{MAC: d.Config.MAC.String(), Addrs: d.Config.Addrs,
+			Routes: []Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), GW: d.Config.Gateway}}}
+		if edit != nil {
+			edit(&l)
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(netns, b, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	e.t.Fatalf("no device %s in %s", ifName, netns)
+}
+
+func readLinkFile(netns, ifName string) (Link, error) {
+	b, err := os.ReadFile(netns)
+	if err != nil {
+		return Link{}, fmt.Errorf("%s: %w: %w", netns, errNoNetNS, err)
+	}
+	var l Link
+	if err := json.Unmarshal(b, &l); err != nil {
+		return Link{}, fmt.Errorf("interface %s in %s: %w", ifName, netns, err)
+	}
+	return l, nil
 }
 
 // conflist is a one-plugin list for cniVersion with extra plugin keys.

@@ -52,6 +52,9 @@ type Plugin struct {
 	Log *zap.Logger
 	// Timeout bounds each command; 0 means one minute.
 	Timeout time.Duration
+	// Inspect reads the container's interface for CHECK. If nil, it is
+	// read with netlink in the container's namespace.
+	Inspect func(netns, ifName string) (Link, error)
 }
 
 // Funcs returns the plugin's commands for skel.
@@ -63,7 +66,11 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 // environment, stdin and stdout, prints a CNI error on failure, and
 // returns the exit code.
 func Main(defaultSocket string) int {
-	p := &Plugin{DefaultSocket: defaultSocket}
+	return (&Plugin{DefaultSocket: defaultSocket}).Main()
+}
+
+// Main is the package's Main with p's settings.
+func (p *Plugin) Main() int {
 	if e := skel.PluginMainFuncsWithError(p.Funcs(), Versions, "switchyard CNI plugin"); e != nil {
 		if err := e.Print(); err != nil {
 			fmt.Fprintln(os.Stderr, "switchyard: write CNI error:", err)
@@ -313,7 +320,22 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrUnknownContainer,
 			fmt.Sprintf("container %s has no interface %s on network %s", args.ContainerID, args.IfName, conf.Network), "")
 	}
-	if err := compare(prev, result(nw, ep, args.Netns)); err != nil {
+	idx, err := compare(prev, result(nw, ep, args.Netns))
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("container %s, %s on network %s: %v", args.ContainerID, args.IfName, conf.Network, err), "")
+	}
+	inspect := p.Inspect
+	if inspect == nil {
+		inspect = inspectLink
+	}
+	link, err := inspect(args.Netns, args.IfName)
+	if errors.Is(err, errNoNetNS) {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("container %s: %v", args.ContainerID, err), "")
+	}
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("container %s: %v", args.ContainerID, err), "")
+	}
+	if err := compareLink(prev, idx, link); err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("container %s, %s on network %s: %v", args.ContainerID, args.IfName, conf.Network, err), "")
 	}
 	return nil
@@ -321,20 +343,21 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 
 // compare says how prev (the runtime's record) differs from now (the
 // daemon's): each of prev's interfaces, addresses and routes of the
-// endpoint must still be there.
-func compare(prev, now *types100.Result) error {
+// endpoint must still be there. It returns the index of the endpoint's
+// interface in prev.
+func compare(prev, now *types100.Result) (int, error) {
 	iface := now.Interfaces[0]
 	idx := -1
 	for i, pi := range prev.Interfaces {
 		if pi.Name == iface.Name && (pi.Sandbox == "" || pi.Sandbox == iface.Sandbox) {
 			idx = i
 			if !strings.EqualFold(pi.Mac, iface.Mac) {
-				return fmt.Errorf("interface %s has MAC %s, prevResult says %s", iface.Name, iface.Mac, pi.Mac)
+				return idx, fmt.Errorf("interface %s has MAC %s, prevResult says %s", iface.Name, iface.Mac, pi.Mac)
 			}
 		}
 	}
 	if idx < 0 {
-		return fmt.Errorf("prevResult has no interface %s in %s", iface.Name, iface.Sandbox)
+		return idx, fmt.Errorf("prevResult has no interface %s in %s", iface.Name, iface.Sandbox)
 	}
 	for _, pip := range prev.IPs {
 		if pip.Interface != nil && *pip.Interface != idx {
@@ -347,7 +370,7 @@ func compare(prev, now *types100.Result) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("address %s (gateway %s) of prevResult is not the endpoint's", pip.Address.String(), pip.Gateway)
+			return idx, fmt.Errorf("address %s (gateway %s) of prevResult is not the endpoint's", pip.Address.String(), pip.Gateway)
 		}
 	}
 	for _, pr := range prev.Routes {
@@ -358,10 +381,10 @@ func compare(prev, now *types100.Result) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("route %s via %s of prevResult is not the endpoint's", pr.Dst.String(), pr.GW)
+			return idx, fmt.Errorf("route %s via %s of prevResult is not the endpoint's", pr.Dst.String(), pr.GW)
 		}
 	}
-	return nil
+	return idx, nil
 }
 
 // Status says whether ADD can work now.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -80,8 +81,22 @@ func TestLifecycleEachVersion(t *testing.T) {
 			}
 
 			if v != "0.3.1" {
+				e.linkFile(rt.NetNS, "eth0", nil)
 				if err := e.cni.CheckNetworkList(ctx, list, rt); err != nil {
 					t.Errorf("CHECK: %v", err)
+				}
+				// Someone removed the address in the container.
+				e.linkFile(rt.NetNS, "eth0", func(l *Link) { l.Addrs = nil })
+				if err := e.cni.CheckNetworkList(ctx, list, rt); err == nil || !strings.Contains(err.Error(), "lacks address "+wantIP) {
+					t.Errorf("CHECK of an interface without its address: %v", err)
+				}
+				e.linkFile(rt.NetNS, "eth0", func(l *Link) { l.Routes = nil })
+				if err := e.cni.CheckNetworkList(ctx, list, rt); err == nil || !strings.Contains(err.Error(), "lacks route 0.0.0.0/0") {
+					t.Errorf("CHECK of a namespace without its default route: %v", err)
+				}
+				e.linkFile(rt.NetNS, "eth0", func(l *Link) { l.MAC = "02:00:00:00:00:99" })
+				if err := e.cni.CheckNetworkList(ctx, list, rt); err == nil || !strings.Contains(err.Error(), "02:00:00:00:00:99") {
+					t.Errorf("CHECK of an interface with another MAC: %v", err)
 				}
 			}
 			if v == "1.1.0" {

@@ -64,6 +64,13 @@ func TestCnitool(t *testing.T) {
 	if out, err := cnitool(nil, "check", "synet", c.Path); err != nil {
 		t.Errorf("cnitool check: %v\n%s", err, out)
 	}
+	// CHECK reads the interface in the container's namespace: without
+	// its default route, it fails.
+	c.MustRun("ip", "route", "del", "default")
+	if out, err := cnitool(nil, "check", "synet", c.Path); err == nil || !strings.Contains(out, "lacks route 0.0.0.0/0 via 10.99.0.1") {
+		t.Errorf("cnitool check without the default route: %v\n%s", err, out)
+	}
+	c.MustRun("ip", "route", "add", "default", "via", "10.99.0.1")
 	if out, err := cnitool(nil, "status", "synet", c.Path); err != nil {
 		t.Errorf("cnitool status: %v\n%s", err, out)
 	}

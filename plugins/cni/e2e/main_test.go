@@ -41,7 +41,8 @@ type world struct {
 	plugins, netconf string
 }
 
-func newWorld(t testing.TB) *world {
+// newWorld starts the daemon after calling each of before on it.
+func newWorld(t testing.TB, before ...func(*clitest.Daemon)) *world {
 	t.Helper()
 	w := &world{host: netnstest.New(t), inet: netnstest.New(t)}
 	w.host.MustRun("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", w.inet.Name)
@@ -51,6 +52,9 @@ func newWorld(t testing.TB) *world {
 	w.inet.MustRun("ip", "link", "set", "veth1", "up")
 	w.d = clitest.NewDaemon(t)
 	w.d.Wrap = []string{"nsenter", "--net=" + w.host.Path}
+	for _, f := range before {
+		f(w.d)
+	}
 	w.d.Start()
 	dir := t.TempDir()
 	w.plugins, w.netconf = filepath.Join(dir, "bin"), filepath.Join(dir, "net.d")

@@ -63,7 +63,7 @@ func whoRootfs(t *testing.T) string {
 // false: rootful podman otherwise binds each -p host port itself (in
 // conmon, to hold it for iptables DNAT rules), and Switchyard, which
 // really listens on the port, could not.
-func noPortReservation(t *testing.T, p *runtimetest.PodmanRuntime) {
+func noPortReservation(t testing.TB, p *runtimetest.PodmanRuntime) {
 	t.Helper()
 	b, err := os.ReadFile(p.ContainersConf)
 	if err != nil {

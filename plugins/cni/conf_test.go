@@ -123,3 +123,21 @@ func TestImportsOnlyTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// Chained after another plugin, ADD's result keeps the earlier result's
+// interfaces and addresses first and adds its own after them.
+func TestMerge(t *testing.T) {
+	nw := api.Network{Name: "n", MTU: 1500}
+	ep := api.Endpoint{IfName: "eth1", MAC: "02:42:0a:63:00:02", Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: netip.MustParseAddr("10.99.0.1")}
+	prev := &types100.Result{
+		CNIVersion: "1.0.0",
+		Interfaces: []*types100.Interface{{Name: "lo"}},
+		IPs:        []*types100.IPConfig{{Interface: types100.Int(0), Address: net.IPNet{IP: net.IPv4(127, 0, 0, 1), Mask: net.CIDRMask(8, 32)}}},
+		DNS:        types.DNS{Nameservers: []string{"10.99.0.1"}},
+	}
+	got := merge(prev, result(nw, ep, "/run/netns/c"))
+	if len(got.Interfaces) != 2 || got.Interfaces[1].Name != "eth1" || len(got.IPs) != 2 || *got.IPs[1].Interface != 1 ||
+		got.IPs[1].Address.String() != "10.99.0.2/24" || len(got.DNS.Nameservers) != 1 || len(prev.Interfaces) != 1 {
+		t.Errorf("merged %+v (prev now %+v)", got, prev)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,6 +161,14 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	p.log().Info("added", zap.String("network", nw.Name), zap.String("endpoint", ep.Name), zap.String("container", args.ContainerID))
 	res := result(nw, ep, args.Netns)
+	if conf.PrevResult != nil {
+		// Chained after another plugin: its result comes first.
+		prev, err := types100.NewResultFromResult(conf.PrevResult)
+		if err != nil {
+			return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("prevResult: %v", err), "")
+		}
+		res = merge(prev, res)
+	}
 	out, err := res.GetAsVersion(conf.CNIVersion)
 	if err != nil {
 		return types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("result for cniVersion %q: %v", conf.CNIVersion, err), "")
@@ -251,6 +260,30 @@ func result(nw api.Network, ep api.Endpoint, netns string) *types100.Result {
 		res.DNS = types.DNS{Nameservers: []string{dns.String()}}
 	}
 	return res
+}
+
+// merge appends own's interface, addresses and routes to prev's, with
+// interface indexes shifted, and adds own's nameservers.
+func merge(prev, own *types100.Result) *types100.Result {
+	out := *prev
+	out.CNIVersion = types100.ImplementedSpecVersion
+	base := len(prev.Interfaces)
+	out.Interfaces = append(slices.Clone(prev.Interfaces), own.Interfaces...)
+	out.IPs = slices.Clone(prev.IPs)
+	for _, ip := range own.IPs {
+		c := *ip
+		if c.Interface != nil {
+			c.Interface = types100.Int(*c.Interface + base)
+		}
+		out.IPs = append(out.IPs, &c)
+	}
+	out.Routes = append(slices.Clone(prev.Routes), own.Routes...)
+	for _, ns := range own.DNS.Nameservers {
+		if !slices.Contains(out.DNS.Nameservers, ns) {
+			out.DNS.Nameservers = append(out.DNS.Nameservers, ns)
+		}
+	}
+	return &out
 }
 
 func ipNet(p netip.Prefix) net.IPNet {

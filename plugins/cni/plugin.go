@@ -53,6 +53,8 @@ type Plugin struct {
 	Log *zap.Logger
 	// Timeout bounds each command; 0 means one minute.
 	Timeout time.Duration
+	// socket is the one setup chose, for messages.
+	socket string
 	// Inspect reads the container's interface for CHECK. If nil, it is
 	// read with netlink in the container's namespace.
 	Inspect func(netns, ifName string) (Link, error)
@@ -102,6 +104,7 @@ func (p *Plugin) setup(args *skel.CmdArgs) (*NetConf, Daemon, context.Context, c
 	if socket == "" {
 		socket = p.DefaultSocket
 	}
+	p.socket = socket
 	var d Daemon
 	if p.Dial != nil {
 		d = p.Dial(socket)
@@ -140,7 +143,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	eps, err := d.Endpoints(ctx, nw.Name)
 	if err != nil {
-		return p.undoNetwork(ctx, d, nw.Name, created, cniError("list endpoints of network "+nw.Name, err))
+		return p.undoNetwork(ctx, d, nw.Name, created, p.fail("list endpoints of network "+nw.Name, err))
 	}
 	name := req.Name
 	if name == "" || nameTaken(eps, name) {
@@ -157,7 +160,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Runtime:     Runtime,
 	})
 	if err != nil {
-		return p.undoNetwork(ctx, d, nw.Name, created, cniError(fmt.Sprintf("connect %s (%s) to network %s", args.Netns, args.IfName, nw.Name), err))
+		return p.undoNetwork(ctx, d, nw.Name, created, p.fail(fmt.Sprintf("connect %s (%s) to network %s", args.Netns, args.IfName, nw.Name), err))
 	}
 	p.log().Info("added", zap.String("network", nw.Name), zap.String("endpoint", ep.Name), zap.String("container", args.ContainerID))
 	res := result(nw, ep, args.Netns)
@@ -192,7 +195,7 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, conf *NetConf) (ap
 		return nw, false, nil
 	}
 	if !errors.Is(err, api.ErrNotFound) {
-		return nw, false, cniError("look up network "+conf.Network, err)
+		return nw, false, p.fail("look up network "+conf.Network, err)
 	}
 	if conf.Subnet == "" {
 		return nw, false, types.NewError(types.ErrInvalidNetworkConfig,
@@ -206,7 +209,7 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, conf *NetConf) (ap
 		}
 	}
 	if err != nil {
-		return nw, false, cniError(fmt.Sprintf("create network %s with subnet %s", conf.Network, conf.Subnet), err)
+		return nw, false, p.fail(fmt.Sprintf("create network %s with subnet %s", conf.Network, conf.Subnet), err)
 	}
 	p.log().Info("created network", zap.String("network", nw.Name), zap.Stringer("subnet", nw.Subnet))
 	return nw, true, nil
@@ -313,14 +316,14 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		return nil
 	}
 	if err != nil {
-		return cniError("list endpoints of network "+conf.Network, err)
+		return p.fail("list endpoints of network "+conf.Network, err)
 	}
 	ep, ok := find(eps, args.ContainerID, args.IfName)
 	if !ok {
 		return nil
 	}
 	if err := d.Disconnect(ctx, ep.Network, ep.Name); err != nil && !errors.Is(err, api.ErrNotFound) {
-		return cniError(fmt.Sprintf("disconnect endpoint %s of network %s", ep.Name, ep.Network), err)
+		return p.fail(fmt.Sprintf("disconnect endpoint %s of network %s", ep.Name, ep.Network), err)
 	}
 	p.log().Info("deleted", zap.String("network", ep.Network), zap.String("endpoint", ep.Name), zap.String("container", args.ContainerID))
 	return nil
@@ -342,11 +345,11 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	}
 	nw, err := d.Network(ctx, conf.Network)
 	if err != nil {
-		return cniError("look up network "+conf.Network, err)
+		return p.fail("look up network "+conf.Network, err)
 	}
 	eps, err := d.Endpoints(ctx, conf.Network)
 	if err != nil {
-		return cniError("list endpoints of network "+conf.Network, err)
+		return p.fail("list endpoints of network "+conf.Network, err)
 	}
 	ep, ok := find(eps, args.ContainerID, args.IfName)
 	if !ok {
@@ -428,7 +431,9 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	}
 	defer cancel()
 	if _, err := d.Version(ctx); err != nil {
-		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
+		e := p.fail("STATUS", err)
+		e.Code = types.ErrPluginNotAvailable
+		return e
 	}
 	_, err = d.Network(ctx, conf.Network)
 	switch {
@@ -460,7 +465,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		return nil
 	}
 	if err != nil {
-		return cniError("list endpoints of network "+conf.Network, err)
+		return p.fail("list endpoints of network "+conf.Network, err)
 	}
 	var failed []string
 	for _, e := range eps {
@@ -479,16 +484,39 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	return nil
 }
 
+// unreachableCause digs out of the client's unreachable error the
+// cause it wraps beside api.ErrUnreachable (a refused dial, a missing
+// socket directory).
+func unreachableCause(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if m, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range m.Unwrap() {
+				if c != api.ErrUnreachable {
+					var oe *net.OpError
+					if errors.As(c, &oe) {
+						return oe.Err
+					}
+					return c
+				}
+			}
+		}
+	}
+	return err
+}
+
 // CodeInUse is the plugin's error code for an address, a host port or a
 // name already in use (codes from 100 are the plugin's own).
 const CodeInUse uint = 100
 
-// cniError turns a daemon error into a CNI error with the spec's code.
-func cniError(what string, err error) *types.Error {
+// fail turns a daemon error into a CNI error with the spec's code.
+func (p *Plugin) fail(what string, err error) *types.Error {
 	msg := what + ": " + err.Error()
 	var ve *api.ValidationError
 	switch {
 	case errors.Is(err, api.ErrUnreachable):
+		// The client's message speaks of the CLI's flags; say it in
+		// the config's words.
+		msg = fmt.Sprintf("%s: the switchyard daemon does not answer on %s (is it running? the network config's `socket` names another): %v", what, p.socket, unreachableCause(err))
 		return types.NewError(types.ErrTryAgainLater, msg, "")
 	case errors.As(err, &ve):
 		for _, f := range ve.Fields {

@@ -166,3 +166,26 @@ func TestStatusNoNetwork(t *testing.T) {
 		t.Errorf("STATUS with a subnet to create the network: %v", err)
 	}
 }
+
+// A daemon restarted between ADD and DEL restores the endpoint with its
+// runtime identity: DEL finds it and frees its address and port.
+func TestDelAfterDaemonRestart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	list := e.conflist("1.1.0", "restart", "10.99.72.0/24")
+	hostPort := freePort(t)
+	rt := &libcni.RuntimeConf{ContainerID: "r1", NetNS: e.netns("r1"), IfName: "eth0",
+		CapabilityArgs: map[string]any{"portMappings": []map[string]any{{"hostPort": hostPort, "containerPort": 80, "hostIP": "127.0.0.1"}}}}
+	if _, err := e.cni.AddNetworkList(ctx, list, rt); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	e.restart()
+	eps := e.endpoints("restart")
+	if len(eps) != 1 || eps[0].ContainerID != "r1" || eps[0].Runtime != Runtime {
+		t.Fatalf("after the restart: %+v, want r1's endpoint with its identity", eps)
+	}
+	if err := e.cni.DelNetworkList(ctx, list, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	e.nothingLeft()
+}

@@ -43,6 +43,7 @@ type env struct {
 	dir    string
 	socket string
 	att    *attachtest.Attacher
+	cfg    daemon.Config
 	d      *daemon.Daemon
 	client *api.Client
 	cni    *libcni.CNIConfig
@@ -58,21 +59,17 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(daemon.Config{
+	e.cfg = daemon.Config{
 		StateDir: filepath.Join(dir, "state"), Socket: e.socket, Logger: zaptest.NewLogger(t), Attacher: e.att,
 		HostPrefixes:     func() ([]netip.Prefix, error) { return nil, nil },
 		HostAddrs:        func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.10")}, nil },
 		NoDefaultNetwork: true, ResolvConf: resolv, WatchInterval: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	e.d = d
 	e.client = api.NewClient(e.socket)
-	e.serve()
+	e.start()
 	t.Cleanup(func() {
 		e.stopServing()
-		d.Close()
+		e.d.Close()
 	})
 
 	bin := filepath.Join(dir, "bin")
@@ -88,6 +85,28 @@ func newEnv(t *testing.T) *env {
 	}
 	e.cni = libcni.NewCNIConfigWithCacheDir([]string{bin}, filepath.Join(dir, "cache"), nil)
 	return e
+}
+
+// start starts a daemon on the environment's state and serves it.
+func (e *env) start() {
+	e.t.Helper()
+	d, err := daemon.New(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.d = d
+	e.serve()
+}
+
+// restart stops the daemon and starts another on its state, as after a
+// crash or an upgrade.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stopServing()
+	if err := e.d.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.start()
 }
 
 // serve serves the API until stopServing.

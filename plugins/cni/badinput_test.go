@@ -2,12 +2,14 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/switchyard-net/switchyard/daemon/api"
@@ -186,6 +188,29 @@ func TestDelAfterDaemonRestart(t *testing.T) {
 	}
 	if err := e.cni.DelNetworkList(ctx, list, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
+	}
+	e.nothingLeft()
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("stdout closed") }
+
+// An ADD whose result cannot be written takes its endpoint back: the
+// runtime never learns of it, so nothing else would.
+func TestAddUnwrittenResult(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.client.CreateNetwork(context.Background(), api.NetworkCreate{Name: "w", Subnet: "10.99.73.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Dial: func(string) Daemon { return e.client }, Stdout: failingWriter{}}
+	err := p.Add(&skel.CmdArgs{ContainerID: "w1", Netns: e.netns("w1"), IfName: "eth0",
+		StdinData: []byte(`{"cniVersion": "1.0.0", "name": "w", "type": "switchyard"}`)})
+	if err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if code := cniCode(t, err); code != types.ErrIOFailure || !strings.Contains(err.Error(), "stdout closed") {
+		t.Errorf("code %d, %v; want 5 naming the write error", code, err)
 	}
 	e.nothingLeft()
 }

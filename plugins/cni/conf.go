@@ -120,10 +120,10 @@ type Args struct {
 	types.CommonArgs
 	IP                         types.UnmarshallableString
 	MAC                        types.UnmarshallableString
-	K8S_POD_NAME               types.UnmarshallableString //nolint:revive // the CNI_ARGS key
-	K8S_POD_NAMESPACE          types.UnmarshallableString //nolint:revive
-	K8S_POD_INFRA_CONTAINER_ID types.UnmarshallableString //nolint:revive
-	K8S_POD_UID                types.UnmarshallableString //nolint:revive
+	K8S_POD_NAME               types.UnmarshallableString
+	K8S_POD_NAMESPACE          types.UnmarshallableString
+	K8S_POD_INFRA_CONTAINER_ID types.UnmarshallableString
+	K8S_POD_UID                types.UnmarshallableString
 }
 
 // ParseArgs decodes CNI_ARGS.

@@ -30,8 +30,9 @@
 //     daemon, not the plugin, holds the address and the host ports, so a
 //     DEL that succeeded without it would leak them until a GC; runtimes
 //     retry a failed DEL.
-//   - CHECK compares the daemon's endpoint with prevResult: interface,
-//     MAC, address, gateway and default route.
+//   - CHECK compares prevResult with the daemon's endpoint (interface,
+//     MAC, address, gateway, default route) and with the interface as
+//     netlink reads it in CNI_NETNS (MAC, addresses, routes).
 //   - STATUS fails with code 50 when the daemon cannot be reached, or when
 //     the network is absent and the config has no subnet to create it.
 //   - GC disconnects this network's CNI endpoints (runtime "cni") that are

@@ -137,6 +137,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if args.Netns == "" {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS is empty; want the path of the container's network namespace", "")
 	}
+	var prev *types100.Result
+	if conf.PrevResult != nil {
+		// Chained after another plugin: its result comes first.
+		if prev, err = types100.NewResultFromResult(conf.PrevResult); err != nil {
+			return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("prevResult: %v", err), "")
+		}
+	}
 	nw, created, err := p.ensureNetwork(ctx, d, conf)
 	if err != nil {
 		return err
@@ -164,23 +171,25 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	p.log().Info("added", zap.String("network", nw.Name), zap.String("endpoint", ep.Name), zap.String("container", args.ContainerID))
 	res := result(nw, ep, args.Netns)
-	if conf.PrevResult != nil {
-		// Chained after another plugin: its result comes first.
-		prev, err := types100.NewResultFromResult(conf.PrevResult)
-		if err != nil {
-			return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("prevResult: %v", err), "")
-		}
+	if prev != nil {
 		res = merge(prev, res)
-	}
-	out, err := res.GetAsVersion(conf.CNIVersion)
-	if err != nil {
-		return types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("result for cniVersion %q: %v", conf.CNIVersion, err), "")
 	}
 	w := p.Stdout
 	if w == nil {
 		w = os.Stdout
 	}
-	return out.PrintTo(w)
+	out, err := res.GetAsVersion(conf.CNIVersion)
+	if err == nil {
+		err = out.PrintTo(w)
+	}
+	if err != nil {
+		// The runtime will not learn of the endpoint: take it back.
+		if derr := d.Disconnect(ctx, nw.Name, ep.Name); derr != nil {
+			p.log().Warn("could not disconnect after a failed ADD", zap.String("endpoint", ep.Name), zap.Error(derr))
+		}
+		return types.NewError(types.ErrIOFailure, fmt.Sprintf("result for cniVersion %q: %v", conf.CNIVersion, err), "")
+	}
+	return nil
 }
 
 // ensureNetwork returns the config's network, creating it from the

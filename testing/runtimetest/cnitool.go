@@ -58,7 +58,9 @@ func buildCnitool(gobin string) (string, error) {
 	}
 	dir := filepath.Join(cache, "switchyard-runtimetest", "cnitool-"+version)
 	bin := filepath.Join(dir, "cnitool")
-	if st, err := os.Stat(bin); err == nil && st.Mode()&0o111 != 0 {
+	// A binary a previous run left is used if it runs (a half-written
+	// one, from an interrupted build, is rebuilt).
+	if err := exec.Command(bin, "--help").Run(); err == nil {
 		return bin, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

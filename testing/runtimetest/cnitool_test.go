@@ -3,6 +3,7 @@ package runtimetest_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +77,44 @@ func TestCnitoolIsBuiltOnce(t *testing.T) {
 	out, err := runCombined(a, "--help")
 	if err != nil || !strings.Contains(out, "add") || !strings.Contains(out, "gc") {
 		t.Fatalf("%s --help: %v: %s; want cnitool's usage naming add and gc", a, err, out)
+	}
+}
+
+func TestCnitoolRebuildsABrokenCachedBinary(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("skipping: no go command: %v", err)
+	}
+	// An empty cache, as on a fresh CI machine, holding a truncated
+	// binary where cnitool belongs.
+	// (The go command's build cache, also under XDG_CACHE_HOME, stays
+	// where it is: this tests the cnitool cache, not a cold compile.)
+	gocache, err := exec.Command(gobin, "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	version, err := runtimetest.CniVersionInGoMod(gobin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "switchyard-runtimetest", "cnitool-"+version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cnitool"), []byte("\x7fELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := runtimetest.BuildCnitool(gobin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(bin) != dir {
+		t.Errorf("built %s; want it in %s", bin, dir)
+	}
+	if out, err := runCombined(bin, "--help"); err != nil || !strings.Contains(out, "gc") {
+		t.Fatalf("%s --help: %v: %s; want cnitool's usage", bin, err, out)
 	}
 }

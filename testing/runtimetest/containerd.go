@@ -21,20 +21,25 @@ const (
 
 // ContainerdDaemon is a running containerd of the test's own: its root,
 // state, temporary directory, gRPC and ttrpc sockets and configuration
-// all under a temporary directory; debug and metrics listeners off.
+// all under a temporary directory; debug and metrics listeners off. It
+// runs in a mount namespace of its own whose /run is an empty tmpfs:
+// containerd 1.6 keeps its shims' sockets, runc's state and ctr's FIFOs
+// under /run/containerd whatever its configuration says.
 //
 // ctr's --cni reads CNI configurations from /etc/cni/net.d and plugins
 // from /opt/cni/bin, paths it cannot be told. Ctr therefore runs ctr in
-// a mount namespace of its own in which /etc/cni/net.d is CNIConfDir,
+// a mount namespace made from containerd's (so the two share /run) in
+// which /etc/cni/net.d is CNIConfDir,
 // /opt/cni/bin is CNIBinDir (links to the plugins of Opts.CNIPluginDirs,
 // then of /usr/lib/cni), and /var/lib/cni (CNI's result cache) is a
 // directory of the fixture's, when the machine has one. The daemon's
 // own CRI plugin is configured with the same two directories.
 type ContainerdDaemon struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	opts Opts
-	done chan struct{}
+	t     testing.TB
+	cmd   *exec.Cmd
+	opts  Opts
+	done  chan struct{}
+	mntNS string // containerd's mount namespace (readlink /proc/PID/ns/mnt)
 	// Dir holds everything below; it is removed when the test ends.
 	Dir string
 	// Address is the gRPC socket (ctr -a).
@@ -61,8 +66,8 @@ type ContainerdDaemon struct {
 //
 // When the test ends every task is killed and every container removed,
 // in every containerd namespace; containerd is stopped by PID (SIGTERM,
-// SIGKILL after 30 s) and waited for; any shim still serving it is
-// killed and reported as an error; anything mounted under its directory
+// SIGKILL after 30 s) and waited for; any process left in its mount
+// namespace (a shim) is killed and reported as an error; anything mounted under its directory
 // is unmounted and the directory removed. It skips the test if
 // containerd, ctr or unshare is not installed or it does not run as
 // root.
@@ -81,6 +86,7 @@ func Containerd(t testing.TB, opts Opts) *ContainerdDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	register(dir)
 	c := &ContainerdDaemon{
 		t: t, opts: opts, Dir: dir, done: make(chan struct{}),
 		Address:    filepath.Join(dir, "c.sock"),
@@ -111,7 +117,14 @@ func Containerd(t testing.TB, opts Opts) *ContainerdDaemon {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	name, args := inNetNS(opts.NetNS, bin, []string{"--config", c.Config, "--log-level", "info"})
+	// A mount namespace whose /run is an empty tmpfs: the shims'
+	// sockets (/run/containerd/s), runc's state (/run/containerd/runc)
+	// and ctr's FIFOs (/run/containerd/fifo) are at fixed paths there.
+	args := []string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+		`set -e
+mount -n -t tmpfs -o mode=0755 runtimetest-run /run
+exec "$@"`, "sh", bin, "--config", c.Config, "--log-level", "info"}
+	name, args := inNetNS(opts.NetNS, "unshare", args)
 	c.cmd = exec.Command(name, args...)
 	c.cmd.Env = append(os.Environ(), opts.Env...)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
@@ -123,6 +136,11 @@ func Containerd(t testing.TB, opts Opts) *ContainerdDaemon {
 	c.PID = c.cmd.Process.Pid
 	go func() { c.cmd.Wait(); close(c.done) }()
 	c.waitReady()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", c.PID))
+	if err != nil {
+		t.Fatalf("containerd's mount namespace: %v", err)
+	}
+	c.mntNS = ns
 	return c
 }
 
@@ -226,11 +244,14 @@ mount -n --bind "$2" /opt
 if [ -d /var/lib/cni ]; then mount -n --bind "$3" /var/lib/cni; fi
 shift 3
 exec "$@"`
-	full := append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
+	enter := []string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", c.PID)}
+	if c.opts.NetNS != "" {
+		enter = append(enter, "--net="+c.opts.NetNS)
+	}
+	full := append(append(enter, "--", "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
 		c.CNIConfDir, filepath.Join(c.Dir, "opt"), filepath.Join(c.Dir, "var-lib-cni"),
-		CtrBinary, "--address", c.Address}, args...)
-	name, full := inNetNS(c.opts.NetNS, "unshare", full)
-	cmd := exec.Command(name, full...)
+		CtrBinary, "--address", c.Address), args...)
+	cmd := exec.Command("nsenter", full...)
 	cmd.Env = append(os.Environ(), c.opts.Env...)
 	return cmd
 }
@@ -271,8 +292,10 @@ func (c *ContainerdDaemon) cleanup() {
 				<-c.done
 			}
 		}
-		if left := killCmdlineWith(c.Address); len(left) > 0 {
-			t.Errorf("shims of containerd %s left running, killed: %v", c.Address, left)
+		if c.mntNS != "" {
+			if left := killMountNS(c.mntNS); len(left) > 0 {
+				t.Errorf("processes left in containerd's mount namespace (shims), killed: %v", left)
+			}
 		}
 		if t.Failed() {
 			t.Logf("containerd log:\n%s", readTail(c.Log))

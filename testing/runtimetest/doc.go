@@ -9,7 +9,11 @@
 // installed but fails fails the test with its output. Fixtures never use
 // the machine's own state: each runtime gets directories, sockets and
 // configuration of its own under a temporary directory, and reads no
-// configuration of the machine's.
+// configuration of the machine's. Two exceptions, both per container
+// and removed with it: runc keeps the state of podman's containers in
+// /run/runc/ID, and the CNI library keeps results in /var/lib/cni for
+// podman and cnitool (give host-local a dataDir, as the tests here do,
+// to keep its leases out of /var/lib/cni too).
 //
 //   - Rootfs: a root filesystem tree made of Debian's static busybox
 //     (busybox-static): /bin/busybox, a link for each applet (sh, ip,
@@ -47,12 +51,14 @@
 //   - Containerd: Debian's containerd 1.6 with a config of its own
 //     (root, state, temp, gRPC and ttrpc sockets under its directory;
 //     debug and metrics off; the CRI plugin's CNI bin and conf dirs
-//     set). Ctr runs `ctr --address SOCK` in a mount namespace where
+//     set), in a mount namespace whose /run is an empty tmpfs (where it
+//     keeps shim sockets and runc's state, whatever its config says).
+//     Ctr runs `ctr --address SOCK` in a child of that namespace where
 //     the fixed paths ctr --cni reads, /etc/cni/net.d and /opt/cni/bin,
 //     are the fixture's CNIConfDir and a directory of links to the
 //     test's and the reference plugins. Cleanup kills every task,
-//     removes every container, stops containerd by PID and kills any
-//     shim left serving its socket.
+//     removes every container, stops containerd by PID and kills
+//     anything left in its mount namespace.
 //
 //   - Cnitool: cnitool built with `go install` from the Go module proxy
 //     (the version of github.com/containernetworking/cni in go.mod, or
@@ -62,6 +68,9 @@
 // Opts.NetNS runs a runtime (podman, the daemons, ctr) inside a network
 // namespace the test made, so the bridges and routes that reference CNI
 // plugins create land there.
+//
+// Leftovers lists the processes of a test binary's fixtures still running;
+// call it from TestMain after m.Run, as this package does.
 //
 // Tests using them send traffic only to loopback and into namespaces the
 // test created (testing/netnstest), and give the reference bridge plugin

@@ -1,7 +1,6 @@
 package runtimetest
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -46,13 +45,29 @@ func Leftovers() []string {
 		if err != nil || len(b) == 0 {
 			continue
 		}
-		cmdline := string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '}))
-		for _, d := range dirs {
-			if strings.Contains(cmdline, d) {
-				left = append(left, fmt.Sprintf("%d %s", pid, cmdline))
-				break
-			}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if namesDir(args, dirs) {
+			left = append(left, fmt.Sprintf("%d %s", pid, strings.Join(args, " ")))
 		}
 	}
 	return left
+}
+
+// namesDir reports whether a command line names one of dirs or a path
+// below one, in an argument of its own or after a "=" or ":" (--root=DIR,
+// k8s-file:DIR/log). A directory whose name is a prefix of another's
+// does not count.
+func namesDir(args, dirs []string) bool {
+	for _, a := range args {
+		for _, d := range dirs {
+			i := strings.Index(a, d)
+			if i < 0 || (i > 0 && a[i-1] != '=' && a[i-1] != ':') {
+				continue
+			}
+			if rest := a[i+len(d):]; rest == "" || rest[0] == '/' {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -100,7 +100,6 @@ func (p *PodmanRuntime) containersConf(opts Opts) string {
 	// Without them runc fails to set RLIMIT_NOFILE to podman's default
 	// (the machine's hard limit) in some sandboxes: fixed, low limits.
 	fmt.Fprintf(&b, "default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n")
-	fmt.Fprintf(&b, "default_sysctls = []\n")
 	fmt.Fprintf(&b, "\n[engine]\n")
 	fmt.Fprintf(&b, "cgroup_manager = \"cgroupfs\"\n")
 	// runc, not crun: Debian 12's crun 1.8 refuses hybrid cgroup v1/v2

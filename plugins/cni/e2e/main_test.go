@@ -18,11 +18,25 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/testing/clitest"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
+	"github.com/switchyard-net/switchyard/testing/runtimetest"
 )
 
 func TestMain(m *testing.M) {
 	netnstest.RootOnly("the daemon under test runs in the tests' namespaces (nsenter --net) and makes TAPs in others")
-	os.Exit(clitest.Main(m))
+	os.Exit(clitest.Main(noLeftovers{m}))
+}
+
+// noLeftovers fails the run if a runtime fixture's process (podman's
+// conmon, containerd, a shim) outlived its test.
+type noLeftovers struct{ m *testing.M }
+
+func (r noLeftovers) Run() int {
+	code := r.m.Run()
+	if left := runtimetest.Leftovers(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: processes of this binary's fixtures outlived their tests:\n  %s\n", strings.Join(left, "\n  "))
+		code = 1
+	}
+	return code
 }
 
 // The daemon's namespace ("host") has hostAddr on a veth to a client

@@ -143,3 +143,40 @@ func TestPodman(t *testing.T) {
 	p.MustRun("rm", "-f", "again")
 	w.nothingAttached(t)
 }
+
+// Bad input through podman: an address outside the subnet and a host
+// port in use each fail `podman run` with the plugin's message, and
+// leave nothing attached.
+func TestPodmanBadInput(t *testing.T) {
+	w := newWorld(t)
+	p := runtimetest.Podman(t, runtimetest.Opts{CNIPluginDirs: []string{w.plugins}, NetNS: w.host.Path, CNIConfDir: w.netconf})
+	noPortReservation(t, p)
+	w.conflist(t, "synet", "1.0.0", `"subnet": "10.99.6.0/24",`)
+	root := runtimetest.Rootfs(t)
+	busy, err := w.host.Listen("0.0.0.0:18083")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"IP outside the subnet", []string{"--ip", "10.98.0.7"}, "10.98.0.7"},
+		{"host port in use", []string{"-p", "18083:80"}, "18083"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append(append([]string{"run", "--rm", "--network", "synet"}, c.args...), "--rootfs", root, "/bin/true")
+			out, err := p.Run(args...)
+			if err == nil {
+				t.Fatalf("podman run succeeded: %s", out)
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "switchyard") {
+				t.Errorf("podman run: %v\nwant the plugin's error naming %s", err, c.want)
+			}
+			t.Logf("podman run: %v", err)
+			w.nothingAttached(t)
+		})
+	}
+}

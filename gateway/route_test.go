@@ -1,0 +1,255 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/switchyard-net/switchyard/gateway"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/testing/porttest"
+	"github.com/switchyard-net/switchyard/testing/vnettest"
+)
+
+var (
+	routeSubnet = netip.MustParsePrefix("10.240.0.0/24")
+	routeGW     = netip.MustParseAddr("10.240.0.1")
+	routeGWMAC  = vswitch.MAC{0x02, 0x42, 10, 240, 0, 1}
+	remoteNet   = netip.MustParsePrefix("10.99.0.0/24")
+	remoteHost  = netip.MustParseAddr("10.99.0.7")
+	hopAddr     = netip.MustParseAddr("10.240.0.254")
+	hopMAC      = vswitch.MAC{0x02, 0x42, 10, 240, 0, 254}
+)
+
+// routedNet is a network with a route to 10.99.0.0/24 via a host
+// interface the test plays itself (hop): what the gateway forwards lands
+// in hop.Sent, and what the "host kernel" delivers is injected there.
+type routedNet struct {
+	sw  *vswitch.Switch
+	gw  *gateway.Gateway
+	hop *porttest.Port
+	a   *vnettest.Host
+}
+
+func newRoutedNet(t *testing.T) *routedNet {
+	t.Helper()
+	log := zaptest.NewLogger(t)
+	n := &routedNet{sw: vswitch.New(vswitch.Config{Name: "web", Logger: log})}
+	t.Cleanup(func() { n.sw.Close() })
+	gw, err := gateway.New(n.sw, gateway.Config{Network: "web", Subnet: routeSubnet, Addr: routeGW, MAC: routeGWMAC,
+		Routes: []netip.Prefix{remoteNet}, NextHop: hopAddr, NextHopMAC: hopMAC, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.gw = gw
+	t.Cleanup(gw.Close)
+	n.hop = porttest.New("host-if", 1500)
+	if _, err := n.sw.Attach(n.hop, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.a, err = vnettest.NewHost(n.sw, vnettest.HostConfig{Name: "a", Addr: netip.MustParsePrefix("10.240.0.2/24"), Gateway: routeGW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.a.Close)
+	return n
+}
+
+// routedFrames returns the IPv4 frames the gateway sent hop for the
+// remote net (not those the switch flooded there before it knew the
+// gateway's MAC).
+func (n *routedNet) routedFrames() [][]byte {
+	var out [][]byte
+	for _, f := range n.hop.Take() {
+		b := f.Data
+		if len(b) < 34 || b[12] != 0x08 || b[13] != 0x00 || vswitch.MAC(b[6:12]) != routeGWMAC {
+			continue
+		}
+		if remoteNet.Contains(netip.AddrFrom4([4]byte(b[30:34]))) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// echoReply turns the echo request frame req, as the gateway forwarded it
+// to the host interface, into the reply the remote host's answer is when
+// the host kernel delivers it on the network: from the host interface's
+// MAC to the endpoint's, the remote address as source.
+func echoReply(req []byte, dstMAC vswitch.MAC) []byte {
+	b := append([]byte(nil), req...)
+	copy(b[0:6], dstMAC[:])
+	copy(b[6:12], hopMAC[:])
+	ip := header.IPv4(b[14:])
+	src, dst := ip.SourceAddress(), ip.DestinationAddress()
+	ip.SetSourceAddress(dst)
+	ip.SetDestinationAddress(src)
+	ip.SetTTL(60)
+	ip.SetChecksum(0)
+	ip.SetChecksum(^ip.CalculateChecksum())
+	icmp := header.ICMPv4(ip.Payload())
+	icmp.SetType(header.ICMPv4EchoReply)
+	icmp.SetChecksum(0)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	return b
+}
+
+// An endpoint pings an address of a routed subnet: the gateway hands the
+// packet to the host interface with its source kept and its TTL one
+// lower, and the reply the host delivers reaches the endpoint.
+func TestRoutedSubnetGoesToHostInterface(t *testing.T) {
+	n := newRoutedNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := n.a.Ping(ctx, remoteHost); done <- err }()
+
+	var req []byte
+	for req == nil {
+		select {
+		case <-n.hop.Notify():
+		case <-ctx.Done():
+			t.Fatal("no packet for the routed subnet reached the host interface")
+		}
+		if fs := n.routedFrames(); len(fs) > 0 {
+			req = fs[0]
+		}
+	}
+	if dst, src := vswitch.MAC(req[0:6]), vswitch.MAC(req[6:12]); dst != hopMAC || src != routeGWMAC {
+		t.Errorf("forwarded frame %s → %s, want gateway %s → host interface %s", src, dst, routeGWMAC, hopMAC)
+	}
+	ip := header.IPv4(req[14:])
+	if got := netip.AddrFrom4(ip.SourceAddress().As4()); got != n.a.Addr() {
+		t.Errorf("forwarded packet from %s, want the endpoint's own %s (no masquerade)", got, n.a.Addr())
+	}
+	if ip.TTL() != 63 {
+		t.Errorf("forwarded TTL %d, want 63 (the endpoint's 64, one hop less)", ip.TTL())
+	}
+	if !ip.IsChecksumValid() {
+		t.Error("forwarded packet's header checksum is wrong after the TTL change")
+	}
+	if err := n.hop.Inject(echoReply(req, n.a.MAC())); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ping %s through the host interface: %v", remoteHost, err)
+	}
+	if st := n.gw.RouteStats(); st.Forwarded == 0 {
+		t.Errorf("route stats %+v, want forwarded packets counted", st)
+	}
+	if eg := n.gw.Stats(); eg.ICMPEchoes != 0 {
+		t.Errorf("the echo proxy took %d pings to a routed subnet, want none (routed, not masqueraded)", eg.ICMPEchoes)
+	}
+}
+
+// ipFrame builds an Ethernet frame carrying an IPv4 UDP datagram.
+func ipFrame(dstMAC, srcMAC vswitch.MAC, src, dst netip.Addr, ttl uint8) []byte {
+	b := make([]byte, 14+20+8+4)
+	copy(b[0:6], dstMAC[:])
+	copy(b[6:12], srcMAC[:])
+	b[12], b[13] = 0x08, 0x00
+	ip := header.IPv4(b[14:])
+	ip.Encode(&header.IPv4Fields{TotalLength: 32, TTL: ttl, Protocol: 17, SrcAddr: tcpip.AddrFrom4(src.As4()), DstAddr: tcpip.AddrFrom4(dst.As4())})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	udp := b[34:]
+	binary.BigEndian.PutUint16(udp[0:], 4000)
+	binary.BigEndian.PutUint16(udp[2:], 5000)
+	binary.BigEndian.PutUint16(udp[4:], 12)
+	copy(udp[8:], "ping")
+	return b
+}
+
+// A packet with one hop left is not forwarded: the sender gets ICMP time
+// exceeded from the gateway address. A packet for a routed subnet that
+// comes from the host interface itself (a routing loop) is dropped.
+func TestRoutedTTLExceededAndLoop(t *testing.T) {
+	n := newRoutedNet(t)
+	ep := porttest.New("ep", 1500)
+	if _, err := n.sw.Attach(ep, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	epMAC := vswitch.MAC{0x02, 0x42, 10, 240, 0, 9}
+	epAddr := netip.MustParseAddr("10.240.0.9")
+	if err := ep.Inject(ipFrame(routeGWMAC, epMAC, epAddr, remoteHost, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	var icmp header.ICMPv4
+	for icmp == nil {
+		select {
+		case <-ep.Notify():
+		case <-deadline:
+			t.Fatal("no ICMP time exceeded for a packet with TTL 1")
+		}
+		for _, f := range ep.Take() {
+			b := f.Data
+			if len(b) >= 14+20+8 && b[12] == 0x08 && header.IPv4(b[14:]).Protocol() == 1 {
+				ip := header.IPv4(b[14:])
+				if netip.AddrFrom4(ip.SourceAddress().As4()) != routeGW || netip.AddrFrom4(ip.DestinationAddress().As4()) != epAddr {
+					t.Fatalf("ICMP error %s → %s, want gateway → sender", ip.SourceAddress(), ip.DestinationAddress())
+				}
+				icmp = header.ICMPv4(ip.Payload())
+			}
+		}
+	}
+	if icmp.Type() != header.ICMPv4TimeExceeded || icmp.Code() != 0 {
+		t.Errorf("ICMP type %d code %d, want time exceeded in transit (11/0)", icmp.Type(), icmp.Code())
+	}
+	if len(n.routedFrames()) != 0 {
+		t.Error("a packet with TTL 1 was forwarded")
+	}
+
+	// From the host interface to the gateway, for the routed subnet.
+	if err := n.hop.Inject(ipFrame(routeGWMAC, hopMAC, epAddr, remoteHost, 64)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); n.gw.RouteStats().Looped == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("route stats %+v: the looped packet was not counted", n.gw.RouteStats())
+		}
+	}
+	if st := n.gw.RouteStats(); st.Forwarded != 0 || st.TTLExceeded != 1 {
+		t.Errorf("route stats %+v, want nothing forwarded and one TTL exceeded", st)
+	}
+}
+
+func TestRoutesRefused(t *testing.T) {
+	base := gateway.Config{Network: "x", Subnet: routeSubnet, Addr: routeGW, MAC: routeGWMAC,
+		Routes: []netip.Prefix{remoteNet}, NextHop: hopAddr, NextHopMAC: hopMAC}
+	cases := []struct {
+		name string
+		edit func(*gateway.Config)
+		want string
+	}{
+		{"internal", func(c *gateway.Config) { c.Internal = true }, "internal network never routes"},
+		{"overlaps the subnet", func(c *gateway.Config) { c.Routes = []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")} }, "outside subnet"},
+		{"not canonical", func(c *gateway.Config) { c.Routes = []netip.Prefix{netip.MustParsePrefix("10.99.0.1/24")} }, "canonical"},
+		{"other family", func(c *gateway.Config) { c.Routes = []netip.Prefix{netip.MustParsePrefix("fd00:99::/64")} }, "IPv4 prefix"},
+		{"no next hop", func(c *gateway.Config) { c.NextHop = netip.Addr{} }, "next hop"},
+		{"next hop is the gateway", func(c *gateway.Config) { c.NextHop = routeGW }, "other than the gateway"},
+		{"no next-hop MAC", func(c *gateway.Config) { c.NextHopMAC = vswitch.MAC{} }, "unicast MAC"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sw := vswitch.New(vswitch.Config{})
+			defer sw.Close()
+			cfg := base
+			c.edit(&cfg)
+			_, err := gateway.New(sw, cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want one saying %q", err, c.want)
+			}
+			if len(sw.Links()) != 0 {
+				t.Fatal("a refused gateway left a port on the switch")
+			}
+		})
+	}
+}

@@ -79,6 +79,10 @@ type Config struct {
 	// Ephemeral state is not synced to disk: it need not survive a crash
 	// (switchyard run).
 	Ephemeral bool
+	// Rootless daemons refuse host interfaces (a TAP in the daemon's own
+	// namespace needs CAP_NET_ADMIN there). switchyardd sets it when it
+	// does not run as root.
+	Rootless bool
 	// Attacher opens endpoints' ports and inspects namespaces. nil means
 	// TAP devices (attach.TAPs).
 	Attacher attach.Attacher
@@ -224,7 +228,7 @@ func (d *Daemon) restore() error {
 		return fmt.Errorf("read networks from %s: %w", d.store.Path(), err)
 	}
 	for _, rec := range nets {
-		n, err := d.bringUp(context.Background(), rec)
+		n, err := d.bringUp(context.Background(), rec, true)
 		if err != nil {
 			return fmt.Errorf("restore network %s: %w", rec.Name, err)
 		}

@@ -83,6 +83,10 @@ type Config struct {
 	// namespace needs CAP_NET_ADMIN there). switchyardd sets it when it
 	// does not run as root.
 	Rootless bool
+	// Forwarding reports whether the host kernel forwards packets of the
+	// family (IPv6 if v6), which routed subnets need: the host interface
+	// hands it their packets. nil reads /proc/sys (HostForwarding).
+	Forwarding func(v6 bool) (bool, error)
 	// Attacher opens endpoints' ports and inspects namespaces. nil means
 	// TAP devices (attach.TAPs).
 	Attacher attach.Attacher
@@ -143,6 +147,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.HostAddrs == nil {
 		cfg.HostAddrs = HostAddrs
+	}
+	if cfg.Forwarding == nil {
+		cfg.Forwarding = HostForwarding
 	}
 	if cfg.Attacher == nil {
 		cfg.Attacher = attach.TAPs{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"go.uber.org/zap"
@@ -188,6 +189,9 @@ func (d *Daemon) finishDirect(req api.NetworkCreate, rec *store.Network) error {
 		return err
 	}
 	hi.MAC = dockerMAC(hi.Addr)
+	if err := d.checkForwarding(*rec); err != nil {
+		return err
+	}
 	for _, other := range d.allRecords() {
 		if other.HostInterface != nil && other.HostInterface.Name == hi.Name {
 			return conflict("host interface %s is network %q's: choose another name", hi.Name, other.Name)
@@ -233,6 +237,44 @@ func rootlessHostInterface(errs *fieldErrs, req api.NetworkCreate) {
 	errs.add("host_interface", req.HostInterface,
 		"a rootless daemon cannot make a host interface: it is a TAP in the daemon's own network namespace, which needs CAP_NET_ADMIN there",
 		"switchyardd running as root, or no `host_interface` (reach endpoints through published ports)")
+}
+
+// forwardingSysctl names the sysctl that makes the kernel forward a
+// family.
+func forwardingSysctl(v6 bool) string {
+	if v6 {
+		return "net.ipv6.conf.all.forwarding"
+	}
+	return "net.ipv4.ip_forward"
+}
+
+// HostForwarding reads whether the kernel of the calling process's
+// network namespace forwards IPv4 (IPv6 if v6) packets.
+func HostForwarding(v6 bool) (bool, error) {
+	path := "/proc/sys/" + strings.ReplaceAll(forwardingSysctl(v6), ".", "/")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	return strings.TrimSpace(string(b)) != "0", nil
+}
+
+// checkForwarding refuses routes the host kernel would drop: it must
+// forward their family.
+func (d *Daemon) checkForwarding(rec store.Network) error {
+	if len(rec.Routes) == 0 {
+		return nil
+	}
+	v6 := rec.Subnet.Addr().Is6()
+	on, err := d.cfg.Forwarding(v6)
+	if err != nil {
+		return fmt.Errorf("routes %v: cannot tell whether the host forwards them: %w", rec.Routes, err)
+	}
+	if !on {
+		name := forwardingSysctl(v6)
+		return conflict("routes %v need the host kernel to forward packets between the host interface and the other hosts, and %s is 0: run `sysctl -w %s=1` first", rec.Routes, name, name)
+	}
+	return nil
 }
 
 // hostIf is a network's live host interface.

@@ -81,6 +81,25 @@ func TestRootlessRefusesHostInterface(t *testing.T) {
 	}
 }
 
+// Routes the host kernel would not forward are refused, naming the
+// sysctl that fixes it.
+func TestRoutesNeedForwarding(t *testing.T) {
+	d := checkDaemon()
+	asked := 0
+	d.cfg.Forwarding = func(v6 bool) (bool, error) { asked++; return false, nil }
+	_, err := d.newNetworkRecord(api.NetworkCreate{Name: "n", Subnet: "10.2.0.0/24", HostInterface: "sy-n", Routes: []string{"10.1.0.0/24"}})
+	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "sysctl -w net.ipv4.ip_forward=1") {
+		t.Fatalf("routes without forwarding: %v, want a conflict naming net.ipv4.ip_forward", err)
+	}
+	// A host interface alone needs no forwarding.
+	if _, err := d.newNetworkRecord(api.NetworkCreate{Name: "n", Subnet: "10.2.0.0/24", HostInterface: "sy-n"}); err != nil {
+		t.Fatal(err)
+	}
+	if asked != 1 {
+		t.Errorf("forwarding asked %d times, want once (for the network with routes)", asked)
+	}
+}
+
 // Routes and subnets of different networks of a host must not overlap,
 // and two networks cannot share a host interface.
 func TestDirectRoutingConflicts(t *testing.T) {

@@ -207,10 +207,16 @@ func TestDirectRoutingRefusals(t *testing.T) {
 			t.Errorf("network create %v: %v, want a refusal saying %q", c.args, r, c.want)
 		}
 	}
+	// Without forwarding in host A's kernel, routes are refused.
+	a.ns.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=0")
+	r := a.d.Run("network", "create", "bad", "--subnet", "10.213.84.0/24", "--host-interface", "sy-fwd", "--route", directSubnetB)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "net.ipv4.ip_forward") {
+		t.Errorf("routes without forwarding: %v, want a refusal naming net.ipv4.ip_forward", r)
+	}
 	if out := a.d.MustRun("network", "ls"); strings.Contains(out, "bad") {
 		t.Errorf("a refused network is listed:\n%s", out)
 	}
-	for _, name := range []string{"sy-int", "sy-x"} {
+	for _, name := range []string{"sy-int", "sy-x", "sy-fwd"} {
 		if out, err := a.ns.Run("ip", "link", "show", name); err == nil {
 			t.Errorf("a refused network left %s: %s", name, out)
 		}

@@ -222,3 +222,50 @@ func TestLastUsable(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a request says about its host interface and routes, a record
+// that comes out routes only canonical prefixes, disjoint from each other
+// and from the subnet, through an address of the subnet that is neither
+// its gateway nor an aux address.
+func FuzzDirectRouting(f *testing.F) {
+	f.Add("10.2.0.0/24", "sy-n", "", "10.1.0.0/24,10.9.0.0/16", false)
+	f.Add("10.2.0.0/24", "sy-n", "10.2.0.7", "10.1.0.5/24", false)
+	f.Add("10.2.0.0/24", "sy-n", "10.2.0.1", "10.2.0.0/25", true)
+	f.Add("fd00:2::/64", "sy-n", "", "fd00:1::/64,10.1.0.0/24", false)
+	f.Add("", "sy-n", "", "0.0.0.0/0", false)
+	f.Add("10.2.0.0/24", "", "x", ",", false)
+	f.Fuzz(func(t *testing.T, subnet, ifname, addr, routes string, internal bool) {
+		req := api.NetworkCreate{Name: "n", Subnet: subnet, HostInterface: ifname, HostInterfaceAddr: addr, Internal: internal,
+			AuxAddresses: []string{"r=10.2.0.9"}}
+		if routes != "" {
+			req.Routes = strings.Split(routes, ",")
+		}
+		d := checkDaemon()
+		d.host = hostView{}
+		rec, err := d.newNetworkRecord(req)
+		if err != nil {
+			return
+		}
+		if len(rec.Routes) > 0 && (rec.HostInterface == nil || rec.Internal) {
+			t.Fatalf("routes %v without a host interface or on an internal network", rec.Routes)
+		}
+		for i, p := range rec.Routes {
+			if p != p.Masked() || p.Overlaps(rec.Subnet) || p.Addr().Is4() != rec.Subnet.Addr().Is4() {
+				t.Fatalf("route %s accepted on subnet %s", p, rec.Subnet)
+			}
+			for _, q := range rec.Routes[:i] {
+				if q.Overlaps(p) {
+					t.Fatalf("overlapping routes %s and %s accepted", q, p)
+				}
+			}
+		}
+		if hi := rec.HostInterface; hi != nil {
+			if !rec.Subnet.Contains(hi.Addr) || hi.Addr == rec.Gateway || hi.Addr == rec.Subnet.Addr() || hi.Addr == rec.AuxAddresses["r"] {
+				t.Fatalf("host interface address %s accepted on %s (gateway %s)", hi.Addr, rec.Subnet, rec.Gateway)
+			}
+			if ifNameProblem(hi.Name) != "" || hi.Name == "" {
+				t.Fatalf("host interface name %q accepted", hi.Name)
+			}
+		}
+	})
+}

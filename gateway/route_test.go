@@ -367,3 +367,64 @@ func FuzzRoutedFrames(f *testing.F) {
 		t.Fatalf("the gateway counted a routed packet, but the host interface did not get\n%x", want)
 	})
 }
+
+// IPv6: a routed packet goes with its hop limit one lower; one with a
+// hop limit of 1 is answered with ICMPv6 time exceeded from the gateway.
+func TestRoutedIPv6(t *testing.T) {
+	subnet, gwAddr := netip.MustParsePrefix("fd00:240::/64"), netip.MustParseAddr("fd00:240::1")
+	remote := netip.MustParseAddr("fd00:99::7")
+	sw := vswitch.New(vswitch.Config{Name: "v6"})
+	t.Cleanup(func() { sw.Close() })
+	gw, err := gateway.New(sw, gateway.Config{Network: "v6", Subnet: subnet, Addr: gwAddr, MAC: routeGWMAC,
+		Routes: []netip.Prefix{netip.MustParsePrefix("fd00:99::/64")}, NextHop: netip.MustParseAddr("fd00:240::fe"), NextHopMAC: hopMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	hop, ep := porttest.New("host-if", 1500), porttest.New("ep", 1500)
+	for _, p := range []*porttest.Port{hop, ep} {
+		if _, err := sw.Attach(p, vswitch.AttachOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epMAC, epAddr := vswitch.MAC{0x02, 0x42, 0, 0, 0, 9}, netip.MustParseAddr("fd00:240::9")
+	frame := func(hops uint8) []byte {
+		b := make([]byte, 14+40+8)
+		copy(b[0:6], routeGWMAC[:])
+		copy(b[6:12], epMAC[:])
+		b[12], b[13] = 0x86, 0xdd
+		header.IPv6(b[14:]).Encode(&header.IPv6Fields{PayloadLength: 8, TransportProtocol: 17, HopLimit: hops,
+			SrcAddr: tcpip.AddrFrom16(epAddr.As16()), DstAddr: tcpip.AddrFrom16(remote.As16())})
+		header.UDP(b[54:]).Encode(&header.UDPFields{SrcPort: 4000, DstPort: 5000, Length: 8})
+		return b
+	}
+	if err := ep.Inject(frame(64)); err != nil {
+		t.Fatal(err)
+	}
+	var fwd []byte
+	for _, f := range hop.Take() {
+		if vswitch.MAC(f.Data[6:12]) == routeGWMAC && f.Data[12] == 0x86 {
+			fwd = f.Data
+		}
+	}
+	if fwd == nil || vswitch.MAC(fwd[0:6]) != hopMAC || header.IPv6(fwd[14:]).HopLimit() != 63 ||
+		netip.AddrFrom16(header.IPv6(fwd[14:]).SourceAddress().As16()) != epAddr {
+		t.Fatalf("forwarded IPv6 frame %x: want it at the host interface from %s with hop limit 63", fwd, epAddr)
+	}
+	if err := ep.Inject(frame(1)); err != nil {
+		t.Fatal(err)
+	}
+	var icmp header.ICMPv6
+	for _, f := range ep.Take() {
+		ip := header.IPv6(f.Data[14:])
+		if f.Data[12] == 0x86 && len(ip) >= 48 && ip.NextHeader() == 58 && netip.AddrFrom16(ip.SourceAddress().As16()) == gwAddr {
+			icmp = header.ICMPv6(ip.Payload())
+		}
+	}
+	if icmp == nil || icmp.Type() != header.ICMPv6TimeExceeded || icmp.Code() != 0 {
+		t.Fatalf("answer to hop limit 1: %x, want ICMPv6 time exceeded (3/0) from the gateway", icmp)
+	}
+	if st := gw.RouteStats(); st.Forwarded != 1 || st.TTLExceeded != 1 {
+		t.Errorf("route stats %+v, want one forwarded, one exceeded", st)
+	}
+}

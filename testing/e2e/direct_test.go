@@ -222,3 +222,20 @@ func TestDirectRoutingRefusals(t *testing.T) {
 		}
 	}
 }
+
+// --icc=false keeps a host-interface network's endpoints apart while the
+// host still reaches each of them by address, as through docker0.
+func TestDirectRoutingICCFalse(t *testing.T) {
+	a, _ := newDirectHosts(t)
+	a.d.MustRun("network", "create", "iso", "--subnet", "10.213.85.0/24", "--icc=false", "--host-interface", "sy-iso", "--route", directSubnetB)
+	c1, addr1 := a.container(t, "iso", "c1")
+	_, addr2 := a.container(t, "iso", "c2")
+	for _, addr := range []string{addr1, addr2} {
+		if err := a.ns.Ping(addr, 1); err != nil {
+			t.Errorf("host A → %s on an --icc=false network: %v", addr, err)
+		}
+	}
+	if err := c1.Ping(addr2, 1); err == nil {
+		t.Errorf("endpoints of an --icc=false network reached each other (%s → %s)", addr1, addr2)
+	}
+}

@@ -32,6 +32,9 @@ func (f *fieldErrs) add(field, value, problem, accepted string) {
 // newNetworkRecord turns a request into a validated record.
 func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) {
 	rec, cfg, errs := parseNetworkCreate(req)
+	if d.cfg.Rootless && req.HostInterface != "" {
+		rootlessHostInterface(&errs, req)
+	}
 	if err := api.Validate(req, errs); err != nil {
 		return store.Network{}, err
 	}
@@ -43,6 +46,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 			return store.Network{}, conflict("subnet %s overlaps network %q (%s): choose a subnet no other network uses", cfg.Subnet, other.rec.Name, other.rec.Subnet)
 		}
 		if err := d.checkHostOverlap(cfg.Subnet); err != nil {
+			return store.Network{}, err
+		}
+		if err := d.checkRoutedBy(cfg.Subnet); err != nil {
 			return store.Network{}, err
 		}
 	} else {
@@ -61,6 +67,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 	}
 	rec.Subnet, rec.Gateway, rec.IPRange, rec.AuxAddresses = pool.Subnet(), pool.Gateway(), pool.IPRange(), cfg.Aux
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
+	if err := d.finishDirect(req, &rec); err != nil {
+		return store.Network{}, err
+	}
 	return rec, nil
 }
 
@@ -104,6 +113,7 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, ipam.Config, fiel
 		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, cfg.Subnet)
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
+	rec.HostInterface, rec.Routes = parseDirect(&errs, req, cfg.Subnet)
 	t, inner := parseTunnel(&errs, req, cfg.Subnet)
 	rec.Tunnel = t
 	if t != nil && req.MTU == 0 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -46,6 +47,7 @@ type network struct {
 	addrs     *addrs
 	dns       *dns.Server
 	tun       *netTunnel // nil unless the network spans hosts
+	hostIf    *hostIf    // nil unless the network has a host interface (direct.go)
 	names     int        // names the DNS server answers
 	endpoints map[string]*endpoint
 	// pending holds the records of endpoints being connected or
@@ -134,7 +136,7 @@ func (d *Daemon) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.
 // create brings up and stores a network whose record is reserved, and
 // adds it to the daemon's networks.
 func (d *Daemon) create(ctx context.Context, rec store.Network) (api.Network, error) {
-	n, err := d.bringUp(ctx, rec)
+	n, err := d.bringUp(ctx, rec, false)
 	if err != nil {
 		err = fmt.Errorf("create network %s: %w", rec.Name, err)
 	} else if err = d.store.PutNetwork(n.rec); err != nil {
@@ -210,6 +212,9 @@ func (d *Daemon) pickSubnet() (netip.Prefix, error) {
 	for _, rec := range d.reserved {
 		inUse = append(inUse, rec.Subnet)
 	}
+	for _, rec := range d.allRecords() {
+		inUse = append(inUse, rec.Routes...) // other hosts' subnets
+	}
 	p, err := ipam.NextFree(ipam.DefaultPools(), inUse)
 	if err != nil {
 		return netip.Prefix{}, conflict("no free subnet left in the default pools; choose a subnet for the network: %v", err)
@@ -243,8 +248,9 @@ func (d *Daemon) ensureDefaultNetwork() error {
 	return err
 }
 
-// bringUp builds the live network for a record: switch, gateway and pool.
-func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, error) {
+// bringUp builds the live network for a record: switch, gateway and pool,
+// and its host interface, made anew or, restoring, re-attached.
+func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool) (*network, error) {
 	var tun *netTunnel
 	if rec.Tunnel != nil {
 		var err error
@@ -259,6 +265,13 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		}
 	}
 	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: rec.AuxAddresses}
+	if hi := rec.HostInterface; hi != nil {
+		icfg.Aux = maps.Clone(rec.AuxAddresses)
+		if icfg.Aux == nil {
+			icfg.Aux = map[string]netip.Addr{}
+		}
+		icfg.Aux[hostIfAuxName] = hi.Addr
+	}
 	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
 		icfg.IPRange = rec.Tunnel.HostSubnet // this host's lease
 		rec.IPRange = icfg.IPRange
@@ -290,6 +303,9 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		// published ports: they share the ports' connection limit.
 		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
+	if hi := rec.HostInterface; hi != nil && len(rec.Routes) > 0 {
+		gcfg.Routes, gcfg.NextHop, gcfg.NextHopMAC = rec.Routes, hi.Addr, hi.MAC
+	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the
 		// network's name as their domain.
@@ -308,13 +324,22 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	binder.start(sw, gw)
 	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: addrs, endpoints: map[string]*endpoint{},
 		pending: map[string]store.Endpoint{}}
+	if rec.HostInterface != nil {
+		if err := d.openHostInterface(ctx, n, restoring); err != nil {
+			n.shutdown()
+			closeTunnel()
+			return nil, err
+		}
+	}
 	if err := d.startDNS(n); err != nil {
+		n.forgetHostInterface(d.log)
 		n.shutdown()
 		closeTunnel()
 		return nil, err
 	}
 	if tun != nil {
 		if err := d.startTunnel(n, tun); err != nil {
+			n.forgetHostInterface(d.log)
 			n.shutdown()
 			closeTunnel()
 			return nil, err
@@ -342,6 +367,7 @@ func (n *network) remove(log *zap.Logger) {
 	if n.tun != nil {
 		n.tun.leave(log)
 	}
+	n.forgetHostInterface(log)
 	n.shutdown()
 }
 
@@ -392,7 +418,7 @@ func (d *Daemon) RemoveNetwork(ctx context.Context, name string) error {
 func (d *Daemon) networkView(n *network) api.Network {
 	st := n.sw.Stats()
 	eg := n.gw.Stats()
-	return api.Network{
+	v := api.Network{
 		Name: n.rec.Name, Subnet: n.rec.Subnet, Gateway: n.rec.Gateway, GatewayMAC: n.rec.GatewayMAC.String(),
 		IPRange: n.rec.IPRange, AuxAddresses: n.rec.AuxAddresses, MTU: n.rec.MTU, ICC: n.rec.ICC,
 		Internal: n.rec.Internal, HostLoopback: n.rec.HostLoopback, Default: n.rec.Default, Created: n.rec.Created,
@@ -405,6 +431,8 @@ func (d *Daemon) networkView(n *network) api.Network {
 		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
 		Labels: n.rec.Labels,
 	}
+	directView(n, &v)
+	return v
 }
 
 // dockerMAC returns 02:42 followed by the last four bytes of addr, as

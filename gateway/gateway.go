@@ -4,6 +4,7 @@
 //
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
+//	                                      │    ├─ routed remote subnets → host interface, TTL−1  (route.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP, promiscuous)
@@ -73,6 +74,14 @@ type Config struct {
 	// DHCP, if set, runs a DHCPv4 server on the gateway for clients that
 	// configure themselves (VMs on a TAP).
 	DHCP *DHCPConfig
+	// Routes are remote subnets (other hosts' container subnets) the
+	// gateway forwards as a router, unmodified but for the TTL, to
+	// NextHop, the network's host interface, whose MAC is NextHopMAC
+	// (route.go). They must lie outside Subnet, in its family; an
+	// internal network has none.
+	Routes     []netip.Prefix
+	NextHop    netip.Addr
+	NextHopMAC vswitch.MAC
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
@@ -91,6 +100,7 @@ type Gateway struct {
 	echo   *echoProxy
 	nat    *natPath
 	dhcp   *dhcp.Server
+	router *router        // nil without Routes
 	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
@@ -108,6 +118,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
 			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
 	}
+	if err := checkRoutes(&cfg); err != nil {
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
 	if cfg.MTU <= 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
@@ -118,6 +131,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		neighbors: newNeighbors(),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if len(cfg.Routes) > 0 {
+		g.router = newRouter(g)
+	}
 	g.stack = stackport.NewStack()
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 
@@ -172,11 +188,14 @@ func (g *Gateway) configureNIC() error {
 	if err := g.stack.SetSpoofing(NICID, true); err != nil {
 		return fmt.Errorf("spoofing: %s", err)
 	}
-	g.stack.SetRouteTable([]tcpip.Route{
-		route,
-		{Destination: header.IPv4EmptySubnet, NIC: NICID},
-		{Destination: header.IPv6EmptySubnet, NIC: NICID},
-	})
+	routes := []tcpip.Route{route}
+	if g.router != nil {
+		routes = append(routes, g.router.netstackRoutes()...)
+	}
+	g.stack.SetRouteTable(append(routes,
+		tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: NICID},
+		tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: NICID},
+	))
 	return nil
 }
 
@@ -231,6 +250,9 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 		g.learn(netip.AddrFrom16([16]byte(ip[8:24])), f.Src())
 	default:
 		return false
+	}
+	if g.router != nil && g.router.intercept(f, ip, b[12] == 0x86) {
+		return true
 	}
 	if g.nat != nil && g.nat.intercept(f) {
 		return true

@@ -413,39 +413,50 @@ func TestMTUBlackHole(t *testing.T) {
 	waitFor(t, "the large datagram to be dropped", func() bool { return b.Wire().Stats(vnettest.Down).Dropped > before })
 }
 
-// A rate limit paces a stream: 256 KiB at 16 Mbit/s takes ≥ 128 ms.
+// A rate limit spaces frames by their transmission time: 20 datagrams of
+// 1000 bytes at 8 Mbit/s leave at least 19 × 1 ms apart in all, and the
+// stream that crosses it arrives whole.
 func TestRateLimit(t *testing.T) {
 	_, a, b := pair(t)
-	if err := b.Wire().SetStages(vnettest.Down, vnettest.RateLimit(16_000_000, time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	l, err := b.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan int64)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			done <- -1
-			return
+	var mu sync.Mutex
+	var times []time.Time
+	record := vnettest.StageFunc(func(_ *vnettest.StageContext, p vnettest.Packet, emit func(vnettest.Packet)) {
+		if len(p.Data) > 1000 {
+			mu.Lock()
+			times = append(times, p.At)
+			mu.Unlock()
 		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		done <- n
-	}()
-	c, err := a.Dial("tcp", "b:80")
+		emit(p)
+	})
+	if err := b.Wire().SetStages(vnettest.Down, vnettest.RateLimit(8_000_000, time.Second), record); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := b.ListenPacket("udp", ":9000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	c.Write(make([]byte, 256<<10))
-	c.Close()
-	if n := <-done; n != 256<<10 {
-		t.Fatalf("received %d bytes", n)
+	defer srv.Close()
+	c, err := a.Dial("udp", "b:9000")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if el := time.Since(start); el < 128*time.Millisecond {
-		t.Fatalf("256 KiB at 16 Mbit/s took %v, want ≥ 128ms", el)
+	defer c.Close()
+	for range 20 {
+		if _, err := c.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2000)
+	for i := range 20 {
+		srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := srv.ReadFrom(buf); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if spread := times[len(times)-1].Sub(times[0]); spread < 19*time.Millisecond {
+		t.Fatalf("20 frames of 1042 bytes at 8 Mbit/s left within %v, want ≥ 19ms", spread)
 	}
 }
 

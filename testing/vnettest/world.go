@@ -119,8 +119,7 @@ func fileName(s string) string {
 	}, s)
 }
 
-// fail reports bad input through the test. It returns the error too, for
-// callers that go on.
+// fail reports bad input through the test and stops it.
 func (w *World) fail(format string, args ...any) {
 	w.t.Helper()
 	w.t.Fatalf("vnettest: "+format, args...)

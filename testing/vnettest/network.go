@@ -20,6 +20,7 @@ type Network struct {
 	mu   sync.Mutex
 	used map[netip.Addr]string // address → host name
 	next netip.Addr            // the next address to try for a host
+	gw   *Gateway              // nil until NewGateway
 }
 
 func (w *World) newNetwork(name, subnet string) (*Network, error) {
@@ -157,7 +158,16 @@ func (n *Network) newHost(name, addr string) (*Host, error) {
 	}
 	h.world, h.wire, h.network = n.w, wire, n
 	n.w.add(name, h)
+	n.refreshNames()
 	return h, nil
 }
 
-func (n *Network) close() { n.sw.Close() }
+// closeGateway closes the network's gateway, if any.
+func (n *Network) closeGateway() {
+	n.mu.Lock()
+	g := n.gw
+	n.mu.Unlock()
+	if g != nil {
+		g.close()
+	}
+}

@@ -73,11 +73,16 @@ func (w *World) close() {
 	w.closed = true
 	hosts, networks := w.hosts, w.networks
 	w.mu.Unlock()
+	// Gateways first (their relays run on uplink hosts), then hosts,
+	// then the switches.
+	for _, n := range slices.Backward(networks) {
+		n.closeGateway()
+	}
 	for _, h := range slices.Backward(hosts) {
 		h.Close()
 	}
 	for _, n := range slices.Backward(networks) {
-		n.close()
+		n.sw.Close()
 	}
 	if w.t.Failed() {
 		w.t.Logf("vnettest: seed %d (replay with %s=%d)", w.seed, SeedEnv, w.seed)

@@ -1,0 +1,214 @@
+package vnettest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/switchyard-net/switchyard/gateway"
+	gwdns "github.com/switchyard-net/switchyard/gateway/dns"
+	"github.com/switchyard-net/switchyard/internal/relay"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+)
+
+// GatewayConfig describes a network's gateway.
+type GatewayConfig struct {
+	// Uplink is the network the gateway's egress leaves on, standing for
+	// "the internet": TCP and UDP flows from the network's hosts to
+	// addresses outside it are re-originated by the gateway from a host of
+	// its own on Uplink (masquerade, as Switchyard re-originates them on
+	// the machine's sockets), so the far side sees the uplink address.
+	// Nil makes an internal network: such flows are refused.
+	Uplink *Network
+	// UplinkAddr is the gateway's address on Uplink; "" takes the lowest
+	// free one.
+	UplinkAddr string
+}
+
+// Gateway is Switchyard's real gateway (package gateway) on a network of
+// a World, at the network's first address: it answers ARP and pings, serves
+// DNS with the names of the network's hosts, forwards egress onto its
+// uplink, and publishes ports of the network's hosts on its uplink
+// address. Pings to addresses outside the network go unanswered: the real
+// gateway sends them from the machine's ICMP sockets, which a World never
+// uses.
+type Gateway struct {
+	n      *Network
+	gw     *gateway.Gateway
+	dns    *gwdns.Server
+	uplink *Host // nil for an internal network
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	relays    sync.WaitGroup
+}
+
+// NewGateway puts a gateway on the network. A network has at most one.
+func (n *Network) NewGateway(cfg GatewayConfig) *Gateway {
+	n.w.t.Helper()
+	g, err := n.newGateway(cfg)
+	if err != nil {
+		n.w.fail("%v", err)
+	}
+	return g
+}
+
+func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
+	n.mu.Lock()
+	has := n.gw != nil
+	n.mu.Unlock()
+	if has {
+		return nil, fmt.Errorf("gateway of network %s: the network has one already", n.name)
+	}
+	if cfg.Uplink == n {
+		return nil, fmt.Errorf("gateway of network %s: uplink is the network itself: want another network of the World", n.name)
+	}
+	if cfg.Uplink != nil && cfg.Uplink.w != n.w {
+		return nil, fmt.Errorf("gateway of network %s: uplink %s belongs to another World", n.name, cfg.Uplink.name)
+	}
+	g := &Gateway{n: n}
+	egress := gateway.EgressConfig{NoPing: true, Dial: refuseEgress}
+	if cfg.Uplink != nil {
+		up, err := cfg.Uplink.newHost(n.name+"-gw", cfg.UplinkAddr)
+		if err != nil {
+			return nil, fmt.Errorf("gateway of network %s: uplink: %w", n.name, err)
+		}
+		g.uplink = up
+		egress.Dial = up.DialContext
+	}
+	a := n.GatewayAddr()
+	gw, err := gateway.New(n.sw, gateway.Config{
+		Network: n.name, Subnet: n.subnet, Addr: a, MAC: DockerMAC(a),
+		Internal: cfg.Uplink == nil, Egress: egress, Logger: n.w.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway of network %s: %w", n.name, err)
+	}
+	g.gw = gw
+	g.dns, err = gwdns.New(gwdns.Config{Stack: gw.Stack(), NIC: gateway.NICID, Addr: a, Domain: n.name, Logger: n.w.log,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return nil, fmt.Errorf("vnettest: no upstream DNS for %s", addr)
+		}})
+	if err != nil {
+		gw.Close()
+		return nil, fmt.Errorf("gateway of network %s: DNS: %w", n.name, err)
+	}
+	n.mu.Lock()
+	n.gw = g
+	n.mu.Unlock()
+	n.refreshNames()
+	return g, nil
+}
+
+// refuseEgress is the egress dialer of an internal network; the gateway
+// refuses such flows before dialing, so it is never reached.
+func refuseEgress(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nil, fmt.Errorf("vnettest: internal network: egress to %s refused", addr)
+}
+
+// Addr returns the gateway's address on its network.
+func (g *Gateway) Addr() netip.Addr { return g.gw.Addr() }
+
+// Uplink returns the gateway's host on its uplink network (whose Wire
+// impairs the uplink), or nil for an internal network.
+func (g *Gateway) Uplink() *Host { return g.uplink }
+
+// Link returns the gateway's port on its network's switch, for counters.
+func (g *Gateway) Link() *vswitch.Link { return g.gw.Link() }
+
+// PublishTCP publishes port of host h (on the gateway's network) on port
+// hostPort of the gateway's uplink address, like docker run -p: each
+// connection accepted there is dialled into the network through the
+// gateway (from the client's own address, as Switchyard does with
+// KeepSource) and relayed by Switchyard's relay.
+func (g *Gateway) PublishTCP(hostPort uint16, h *Host, port uint16) error {
+	if g.uplink == nil {
+		return fmt.Errorf("vnettest: publish %d → %s:%d: network %s is internal (no uplink)", hostPort, h.Name(), port, g.n.name)
+	}
+	if h.network != g.n {
+		return fmt.Errorf("vnettest: publish %d → %s:%d: host %s is not on network %s", hostPort, h.Name(), port, h.Name(), g.n.name)
+	}
+	l, err := g.uplink.Listen("tcp", fmt.Sprintf(":%d", hostPort))
+	if err != nil {
+		return fmt.Errorf("vnettest: publish %d → %s:%d: %w", hostPort, h.Name(), port, err)
+	}
+	g.mu.Lock()
+	g.listeners = append(g.listeners, l)
+	g.mu.Unlock()
+	dst := netip.AddrPortFrom(h.Addr(), port)
+	d := g.gw.Dialer(true)
+	g.relays.Add(1)
+	go func() {
+		defer g.relays.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			g.relays.Add(1)
+			go func() {
+				defer g.relays.Done()
+				src, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+				in, err := d.DialTCP(context.Background(), src, dst)
+				if err != nil {
+					c.Close()
+					return
+				}
+				relay.Stream(c, in)
+			}()
+		}
+	}()
+	return nil
+}
+
+// close shuts the gateway down; its network's close calls it.
+func (g *Gateway) close() {
+	g.mu.Lock()
+	ls := g.listeners
+	g.listeners = nil
+	g.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	g.dns.Close()
+	g.gw.Close()
+	g.relays.Wait()
+}
+
+// refreshNames gives the gateway's DNS server the network's host names.
+func (n *Network) refreshNames() {
+	n.mu.Lock()
+	g := n.gw
+	names := map[string][]netip.Addr{}
+	for a, name := range n.used {
+		if name != "(gateway)" {
+			names[name] = append(names[name], a)
+		}
+	}
+	n.mu.Unlock()
+	if g != nil {
+		g.dns.SetNames(names)
+	}
+}
+
+// Resolver returns a resolver that asks the DNS server of the host's
+// network gateway, as a container asks its gateway; names of the
+// network's hosts resolve, with or without the network's name as domain.
+// It is nil if the host's network has no gateway.
+func (h *Host) Resolver() *net.Resolver {
+	if h.network == nil {
+		return nil
+	}
+	h.network.mu.Lock()
+	g := h.network.gw
+	h.network.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	server := netip.AddrPortFrom(g.Addr(), 53).String()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return h.DialContext(ctx, network, server)
+	}}
+}

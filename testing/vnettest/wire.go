@@ -100,10 +100,14 @@ func (w *Wire) Cut() { w.up.cut.Store(true); w.down.cut.Store(true) }
 func (w *Wire) Heal() { w.up.cut.Store(false); w.down.cut.Store(false) }
 
 // WireStats counts the frames of one direction of a Wire.
+//
+// Once no frame waits in the direction, In + Added = Out + Dropped.
 type WireStats struct {
 	In      uint64 // frames that entered the direction
+	Added   uint64 // frames beyond the first that the stages made of one (duplicates)
 	Out     uint64 // frames that left it (duplicates included)
-	Dropped uint64 // frames dropped by a stage or by Cut
+	Dropped uint64 // frames of which the stages made nothing, or that Cut stopped
+	Waiting uint64 // frames past the stages, waiting for their time
 }
 
 // Stats returns the counters of one direction.
@@ -112,7 +116,12 @@ func (w *Wire) Stats(dir Direction) WireStats {
 	if dir == Down {
 		d = w.down
 	}
-	return WireStats{In: d.in.Load(), Out: d.out.Load(), Dropped: d.dropped.Load()}
+	// Read in the order the counters grow along the path, so that a
+	// reading taken while frames flow never shows more out than in.
+	out, dropped := d.out.Load(), d.dropped.Load()
+	waiting := d.queued.Load()
+	added, in := d.added.Load(), d.in.Load()
+	return WireStats{In: in, Added: added, Out: out, Dropped: dropped, Waiting: uint64(max(waiting, 0))}
 }
 
 // direction is one way across a wire.
@@ -128,7 +137,7 @@ type direction struct {
 	cut    atomic.Bool
 	queued atomic.Int64 // frames waiting in pending
 
-	in, out, dropped atomic.Uint64
+	in, added, out, dropped atomic.Uint64
 
 	mu      sync.Mutex // guards rnd, pending, seq, stage state and ctx
 	rnd     *rand.Rand
@@ -176,6 +185,8 @@ func (d *direction) send(b []byte) {
 	}
 	if len(pkts) == 0 {
 		d.dropped.Add(1)
+	} else {
+		d.added.Add(uint64(len(pkts) - 1))
 	}
 	for _, p := range pkts {
 		if !p.At.After(now) && d.pending.Len() == 0 {

@@ -56,17 +56,14 @@ func (n *Network) NewGateway(cfg GatewayConfig) *Gateway {
 }
 
 func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
-	n.mu.Lock()
-	has := n.gw != nil
-	n.mu.Unlock()
-	if has {
-		return nil, fmt.Errorf("gateway of network %s: the network has one already", n.name)
-	}
 	if cfg.Uplink == n {
 		return nil, fmt.Errorf("gateway of network %s: uplink is the network itself: want another network of the World", n.name)
 	}
 	if cfg.Uplink != nil && cfg.Uplink.w != n.w {
 		return nil, fmt.Errorf("gateway of network %s: uplink %s belongs to another World", n.name, cfg.Uplink.name)
+	}
+	if err := n.claimGatewayAddr("the gateway"); err != nil {
+		return nil, fmt.Errorf("gateway of %w", err)
 	}
 	g := &Gateway{n: n}
 	egress := gateway.EgressConfig{NoPing: true, Dial: refuseEgress}

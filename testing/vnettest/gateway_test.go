@@ -170,7 +170,7 @@ func TestGatewayBadInput(t *testing.T) {
 			n := w.NewNetwork("lan", "10.0.0.0/24")
 			n.NewGateway(vnettest.GatewayConfig{})
 			n.NewGateway(vnettest.GatewayConfig{})
-		}, "gateway of network lan: the network has one already"},
+		}, "gateway of network lan: its gateway address 10.0.0.1 is held by the gateway already"},
 		{"uplink to itself", func(w *vnettest.World) {
 			n := w.NewNetwork("lan", "10.0.0.0/24")
 			n.NewGateway(vnettest.GatewayConfig{Uplink: n})

@@ -21,6 +21,20 @@ type Network struct {
 	used map[netip.Addr]string // address → host name
 	next netip.Addr            // the next address to try for a host
 	gw   *Gateway              // nil until NewGateway
+	// router names what holds the gateway address: "" (nothing yet),
+	// "the gateway" or "router NAME".
+	router string
+}
+
+// claimGatewayAddr gives the network's gateway address to holder, once.
+func (n *Network) claimGatewayAddr(holder string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.router != "" {
+		return fmt.Errorf("network %s: its gateway address %s is held by %s already", n.name, n.GatewayAddr(), n.router)
+	}
+	n.router = holder
+	return nil
 }
 
 func (w *World) newNetwork(name, subnet string) (*Network, error) {
@@ -133,22 +147,7 @@ func (n *Network) newHost(name, addr string) (*Host, error) {
 		n.w.add(name, nil)
 		return nil, err
 	}
-	wire := &Wire{
-		name: name,
-		up:   newDirection(name, n.w.seed, Up),
-		down: newDirection(name, n.w.seed, Down),
-		cap:  newCapture(),
-	}
-	wire.upCapture, wire.down.exitCapture = wire.cap.record, wire.cap.record
-	for _, d := range []*direction{wire.up, wire.down} {
-		d.ctx.Dir = Up
-		if d == wire.down {
-			d.ctx.Dir = Down
-		}
-		d.onPanic = func(s Stage, v any) {
-			n.w.t.Errorf("vnettest: wire %s %s: stage %s panicked: %v (frame dropped)", name, d.ctx.Dir, s, v)
-		}
-	}
+	wire := n.w.newWire(name)
 	cfg := HostConfig{Name: name, Addr: netip.PrefixFrom(a, n.subnet.Bits()), Gateway: n.GatewayAddr()}
 	h, err := newHost(n.sw, cfg, func(p vswitch.Port) vswitch.Port { return &wirePort{w: wire, inner: p} })
 	if err != nil {

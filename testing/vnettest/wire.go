@@ -124,6 +124,30 @@ func (w *Wire) Stats(dir Direction) WireStats {
 	return WireStats{In: in, Added: added, Out: out, Dropped: dropped, Waiting: uint64(max(waiting, 0))}
 }
 
+// newWire makes a wire of the World's, recorded for the pcaps.
+func (w *World) newWire(name string) *Wire {
+	wire := &Wire{
+		name: name,
+		up:   newDirection(name, w.seed, Up),
+		down: newDirection(name, w.seed, Down),
+		cap:  newCapture(),
+	}
+	wire.upCapture, wire.down.exitCapture = wire.cap.record, wire.cap.record
+	for _, d := range []*direction{wire.up, wire.down} {
+		d.ctx.Dir = Up
+		if d == wire.down {
+			d.ctx.Dir = Down
+		}
+		d.onPanic = func(s Stage, v any) {
+			w.t.Errorf("vnettest: wire %s %s: stage %s panicked: %v (frame dropped)", name, d.ctx.Dir, s, v)
+		}
+	}
+	w.mu.Lock()
+	w.wires = append(w.wires, wire)
+	w.mu.Unlock()
+	return wire
+}
+
 // direction is one way across a wire.
 type direction struct {
 	name    string

@@ -31,6 +31,8 @@ type World struct {
 	closed   bool
 	networks []*Network
 	hosts    []*Host
+	routers  []*Router
+	wires    []*Wire
 	names    map[string]*Host
 }
 
@@ -71,12 +73,15 @@ func (w *World) SeedValue() int64 { return w.seed }
 func (w *World) close() {
 	w.mu.Lock()
 	w.closed = true
-	hosts, networks := w.hosts, w.networks
+	hosts, networks, routers, wires := w.hosts, w.networks, w.routers, w.wires
 	w.mu.Unlock()
 	// Gateways first (their relays run on uplink hosts), then hosts,
 	// then the switches.
 	for _, n := range slices.Backward(networks) {
 		n.closeGateway()
+	}
+	for _, r := range slices.Backward(routers) {
+		r.close()
 	}
 	for _, h := range slices.Backward(hosts) {
 		h.Close()
@@ -86,31 +91,28 @@ func (w *World) close() {
 	}
 	if w.t.Failed() {
 		w.t.Logf("vnettest: seed %d (replay with %s=%d)", w.seed, SeedEnv, w.seed)
-		w.savePcaps(hosts)
+		w.savePcaps(wires)
 	}
 }
 
-// savePcaps writes each host's capture to the test's artifact directory.
-func (w *World) savePcaps(hosts []*Host) {
+// savePcaps writes each wire's capture to the test's artifact directory.
+func (w *World) savePcaps(wires []*Wire) {
 	var dir string
-	for _, h := range hosts {
-		if h.wire == nil || h.wire.cap == nil {
-			continue
-		}
+	for _, wire := range wires {
 		if dir == "" {
 			dir = w.t.ArtifactDir()
 		}
-		name := filepath.Join(dir, fileName(h.cfg.Name)+".pcap")
-		data, lost := h.wire.cap.bytes()
+		name := filepath.Join(dir, fileName(wire.name)+".pcap")
+		data, lost := wire.cap.bytes()
 		if err := os.WriteFile(name, data, 0o644); err != nil {
-			w.t.Logf("vnettest: saving capture of %s: %v", h.cfg.Name, err)
+			w.t.Logf("vnettest: saving capture of wire %s: %v", wire.name, err)
 			continue
 		}
 		note := ""
 		if lost > 0 {
 			note = fmt.Sprintf(" (%d frames past the size cap not kept)", lost)
 		}
-		w.t.Logf("vnettest: frames of host %s saved in %s%s", h.cfg.Name, name, note)
+		w.t.Logf("vnettest: frames of wire %s saved in %s%s", wire.name, name, note)
 	}
 }
 

@@ -480,7 +480,7 @@ func TestPcapSavedOnFailure(t *testing.T) {
 	}
 	for _, h := range []string{"a", "b"} {
 		name := filepath.Join(f.artifacts, h+".pcap")
-		if !strings.Contains(logs, "frames of host "+h+" saved in "+name) {
+		if !strings.Contains(logs, "frames of wire "+h+" saved in "+name) {
 			t.Errorf("log %q does not name %s", logs, name)
 		}
 		data, err := os.ReadFile(name)

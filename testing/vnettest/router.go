@@ -55,18 +55,26 @@ func (w *World) newRouter(name string, networks []*Network) (*Router, error) {
 		}
 		seen[n] = true
 	}
-	for _, n := range networks {
+	addrs := make([]netip.Addr, len(networks))
+	for i, n := range networks {
 		if err := n.claimGatewayAddr("router " + name); err != nil {
 			return nil, fmt.Errorf("router %q: %w", name, err)
 		}
+		addrs[i] = n.GatewayAddr()
 	}
+	return w.newRouterAt(name, networks, addrs)
+}
+
+// newRouterAt makes a router with a leg on each network at the address of
+// the same index, which the caller has claimed.
+func (w *World) newRouterAt(name string, networks []*Network, addrs []netip.Addr) (*Router, error) {
 	r := &Router{name: name, stack: stackport.NewStack()}
 	w.mu.Lock()
 	w.routers = append(w.routers, r) // closed with the World even if set-up fails below
 	w.mu.Unlock()
 	var routes []tcpip.Route
 	for i, n := range networks {
-		a := n.GatewayAddr()
+		a := addrs[i]
 		legName := name + "@" + n.name
 		wire := w.newWire(legName)
 		port := stackport.New(stackport.Config{Name: legName, Kind: "router", MAC: DockerMAC(a)})

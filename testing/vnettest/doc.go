@@ -41,6 +41,42 @@
 // becomes a stage by implementing Stage (or with StageFunc) and sits
 // between hosts the same way.
 //
+// # Topologies
+//
+// Networks are joined the ways real ones are, from Switchyard's own parts:
+//
+//	inet := w.NewNetwork("inet", "203.0.113.0/24")  // "the internet"
+//	gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+//	gw.PublishTCP(8080, srv, 80)                     // like docker run -p 8080:80
+//	w.NewRouter("r", east, west)                     // plain IPv4 routing
+//	w.NewNATBox("home", lan, inet, vnettest.NATConfig{
+//		Mapping: vnettest.EndpointIndependent, Filtering: vnettest.AddressDependent})
+//
+// A Gateway is Switchyard's real gateway (package gateway): it answers
+// ARP and pings, serves DNS with the network's host names (Host.Resolver
+// asks it), and masquerades egress TCP and UDP onto its uplink network,
+// whose hosts see the gateway's uplink address. A NATBox has the
+// behaviours of RFC 4787 — endpoint-independent, address-dependent or
+// address-and-port-dependent mapping and filtering, hairpinning on or
+// off, port preservation — for testing NAT traversal. Every router, NAT
+// and gateway uplink leg is a Wire too, and can be impaired or cut.
+//
+// # Fuzzing
+//
+// FuzzFrames is the body of a fuzz target: it cuts `go test -fuzz` input
+// into frames, injects them from a host (through that host's stages, such
+// as the code under test) and checks that the network survived: no panic,
+// a broadcast still reaches every host, every wire's counters add up.
+// Build the World once, with the *testing.F, outside f.Fuzz.
+//
+// # Time
+//
+// A World runs on the real clock. It does not yet work inside a
+// testing/synctest bubble: the hosts' gVisor TCP stacks park their
+// processor goroutines with a wait synctest does not count as durably
+// blocked, so the bubble's clock never advances. Keep timeouts short and
+// wait on counters (Wire.Stats) rather than sleeping.
+//
 // # Seeds
 //
 // Every random choice a stage makes comes from StageContext.Rand, seeded
@@ -52,7 +88,7 @@
 // # When a test fails
 //
 // Every wire records what its host sent and received. When the test has
-// failed, the World saves one pcap file per host (readable by tcpdump and
+// failed, the World saves one pcap file per wire (readable by tcpdump and
 // Wireshark) in t.ArtifactDir and logs the names: run
 // `go test -artifacts` to keep the files after the test ends.
 //

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"time"
 
@@ -162,4 +163,63 @@ func isTelnet(f []byte) bool {
 	}
 	ihl := int(f[14]&0xf) * 4
 	return ihl >= 20 && len(f) >= 14+ihl+4 && int(f[14+ihl+2])<<8|int(f[14+ihl+3]) == 23
+}
+
+// Two hosts behind NATs of different kinds ask one server what address
+// they come from, twice each from one socket, through two server ports:
+// the endpoint-independent NAT keeps one mapping, the symmetric one makes
+// a mapping per destination.
+func Example_natTypes() {
+	t := &exampleT{}
+	defer t.done()
+
+	w := vnettest.New(t)
+	inet := w.NewNetwork("inet", "198.51.100.0/24")
+	server := inet.NewHostAt("stun", "198.51.100.10")
+	for _, port := range []string{":3478", ":3479"} {
+		c, err := server.ListenPacket("udp", port)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		defer c.Close()
+		go func() { // answer each datagram with its source address
+			buf := make([]byte, 1500)
+			for {
+				_, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				c.WriteTo([]byte(from.String()), from)
+			}
+		}()
+	}
+	kinds := []vnettest.NATConfig{
+		{Mapping: vnettest.EndpointIndependent, Filtering: vnettest.EndpointIndependent, PublicAddr: "198.51.100.2"},
+		{Mapping: vnettest.AddressAndPortDependent, Filtering: vnettest.AddressAndPortDependent, PublicAddr: "198.51.100.3"},
+	}
+	for i, cfg := range kinds {
+		lan := w.NewNetwork(fmt.Sprintf("lan%d", i), fmt.Sprintf("10.%d.0.0/24", i))
+		w.NewNATBox(fmt.Sprintf("nat%d", i), lan, inet, cfg)
+		h := lan.NewHost(fmt.Sprintf("peer%d", i))
+		sock, err := h.ListenPacket("udp", ":4000")
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		var seen []string
+		for _, port := range []int{3478, 3479} {
+			sock.WriteTo([]byte("who am i"), &net.UDPAddr{IP: server.Addr().AsSlice(), Port: port})
+			buf := make([]byte, 64)
+			sock.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := sock.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			seen = append(seen, string(buf[:n]))
+		}
+		sock.Close()
+		fmt.Printf("%s mapping: %v\n", cfg.Mapping, seen)
+	}
+	// Output:
+	// endpoint-independent mapping: [198.51.100.2:20000 198.51.100.2:20000]
+	// address-and-port-dependent mapping: [198.51.100.3:20000 198.51.100.3:20001]
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/switchyard-net/switchyard/gateway"
@@ -25,6 +26,12 @@ type GatewayConfig struct {
 	// UplinkAddr is the gateway's address on Uplink; "" takes the lowest
 	// free one.
 	UplinkAddr string
+	// DHCP runs the gateway's DHCPv4 server for clients that configure
+	// themselves (frames injected with Host.Inject, or a port of your
+	// own): it leases the network's free addresses, names the gateway as
+	// router and DNS server and the network as domain, and the lease's
+	// host name (or dhcp-MAC) resolves in the gateway's DNS.
+	DHCP bool
 }
 
 // Gateway is Switchyard's real gateway (package gateway) on a network of
@@ -76,9 +83,13 @@ func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
 		egress.Dial = up.DialContext
 	}
 	a := n.GatewayAddr()
+	var dhcpCfg *gateway.DHCPConfig
+	if cfg.DHCP {
+		dhcpCfg = &gateway.DHCPConfig{Allocator: (*dhcpLeases)(n), DNS: []netip.Addr{a}, DomainName: n.name}
+	}
 	gw, err := gateway.New(n.sw, gateway.Config{
 		Network: n.name, Subnet: n.subnet, Addr: a, MAC: DockerMAC(a),
-		Internal: cfg.Uplink == nil, Egress: egress, Logger: n.w.log,
+		Internal: cfg.Uplink == nil, Egress: egress, DHCP: dhcpCfg, Logger: n.w.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway of network %s: %w", n.name, err)
@@ -208,4 +219,56 @@ func (h *Host) Resolver() *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return h.DialContext(ctx, network, server)
 	}}
+}
+
+// dhcpLeases is a network as the DHCP server's allocator: leases take the
+// network's free addresses, as hosts do.
+type dhcpLeases Network
+
+// Lease implements dhcp.Allocator.
+func (l *dhcpLeases) Lease(mac vswitch.MAC, hostname string, requested netip.Addr) (netip.Addr, error) {
+	n := (*Network)(l)
+	n.mu.Lock()
+	if a, ok := n.leases[mac]; ok {
+		n.mu.Unlock()
+		return a, nil
+	}
+	n.mu.Unlock()
+	name := hostname
+	if name == "" {
+		name = "dhcp-" + strings.ReplaceAll(mac.String(), ":", "-")
+	}
+	var a netip.Addr
+	var err error
+	if requested.IsValid() {
+		a, err = n.claim(name, requested.String())
+	}
+	if !requested.IsValid() || err != nil {
+		a, err = n.claim(name, "")
+	}
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	n.mu.Lock()
+	if n.leases == nil {
+		n.leases = map[vswitch.MAC]netip.Addr{}
+	}
+	n.leases[mac] = a
+	n.mu.Unlock()
+	n.refreshNames()
+	return a, nil
+}
+
+// Release implements dhcp.Allocator.
+func (l *dhcpLeases) Release(mac vswitch.MAC, addr netip.Addr) {
+	n := (*Network)(l)
+	n.mu.Lock()
+	if n.leases[mac] != addr {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.leases, mac)
+	n.mu.Unlock()
+	n.release(addr)
+	n.refreshNames()
 }

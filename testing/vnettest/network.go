@@ -21,6 +21,8 @@ type Network struct {
 	used map[netip.Addr]string // address → host name
 	next netip.Addr            // the next address to try for a host
 	gw   *Gateway              // nil until NewGateway
+	// leases maps DHCP clients to their addresses.
+	leases map[vswitch.MAC]netip.Addr
 	// router names what holds the gateway address: "" (nothing yet),
 	// "the gateway" or "router NAME".
 	router string

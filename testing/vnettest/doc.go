@@ -94,6 +94,10 @@
 //
 // # Bad input
 //
+// Constructors (New, NewNetwork, NewHost, NewGateway, NewRouter,
+// NewNATBox) report bad input by failing the test with t.Fatalf, so call
+// them from the test's own goroutine.
+//
 // A malformed subnet, a host address outside its network, two hosts with
 // one name or one address fail the test at once with a message naming the
 // part and what would be accepted. A stage given a loss rate outside

@@ -2,6 +2,7 @@ package vnettest_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -13,10 +14,13 @@ type exampleT struct {
 	failed   bool
 }
 
-func (t *exampleT) Helper()             {}
-func (t *exampleT) Cleanup(fn func())   { t.cleanups = append(t.cleanups, fn) }
-func (t *exampleT) Failed() bool        { return t.failed }
-func (t *exampleT) ArtifactDir() string { return "." }
+func (t *exampleT) Helper()           {}
+func (t *exampleT) Cleanup(fn func()) { t.cleanups = append(t.cleanups, fn) }
+func (t *exampleT) Failed() bool      { return t.failed }
+func (t *exampleT) ArtifactDir() string {
+	dir, _ := os.MkdirTemp("", "vnettest-example")
+	return dir
+}
 func (t *exampleT) Logf(format string, args ...any) {
 	fmt.Printf(format+"\n", args...)
 }

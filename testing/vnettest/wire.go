@@ -92,8 +92,9 @@ func (w *Wire) Impair(stages ...Stage) error {
 	return w.SetStages(Down, stages...)
 }
 
-// Cut partitions the host from its network: every frame either way is
-// dropped until Heal.
+// Cut partitions the host from its network: every frame that enters the
+// wire either way is dropped until Heal (frames already past the stages,
+// waiting for their time, still leave).
 func (w *Wire) Cut() { w.up.cut.Store(true); w.down.cut.Store(true) }
 
 // Heal undoes Cut.

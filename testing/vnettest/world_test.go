@@ -530,5 +530,26 @@ func TestForgottenWorldLeaksNothing(t *testing.T) {
 		u, _ := a.ListenPacket("udp", ":53")
 		_ = u
 	})
+	t.Run("forgetful with every part", func(t *testing.T) {
+		w := vnettest.New(t)
+		inet := w.NewNetwork("inet", "203.0.113.0/24")
+		web := inet.NewHost("web")
+		serveRemoteAddr(t, web, 80)
+		lan := w.NewNetwork("lan", "10.0.0.0/24")
+		gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet, DHCP: true})
+		h := lan.NewHost("h")
+		serveRemoteAddr(t, h, 80)
+		if err := gw.PublishTCP(8080, h, 80); err != nil {
+			t.Fatal(err)
+		}
+		get(t, h.HTTPClient(), "http://203.0.113.2/")     // egress: a relay through the uplink
+		get(t, web.HTTPClient(), "http://203.0.113.3:8080/") // a published port's relay
+		east, west := w.NewNetwork("east", "10.1.0.0/24"), w.NewNetwork("west", "10.2.0.0/24")
+		w.NewRouter("r", east, west)
+		home := w.NewNetwork("home", "192.168.1.0/24")
+		w.NewNATBox("nat", home, inet, vnettest.NATConfig{})
+		get(t, home.NewHost("laptop").HTTPClient(), "http://web/")
+		// Keep-alive connections, listeners and flows all left open.
+	})
 	goleak.VerifyNone(t, ignore)
 }

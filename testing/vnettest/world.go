@@ -66,8 +66,8 @@ func New(t testing.TB, opts ...Option) *World {
 	return w
 }
 
-// SeedValue returns the World's seed.
-func (w *World) SeedValue() int64 { return w.seed }
+// Seed returns the World's seed.
+func (w *World) Seed() int64 { return w.seed }
 
 // close shuts the world down; it runs as t's cleanup.
 func (w *World) close() {

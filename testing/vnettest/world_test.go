@@ -289,7 +289,10 @@ func TestSeedReplaysLosses(t *testing.T) {
 	run := func(seed int64) []int {
 		var got []int
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			_, a, b := pair(t, vnettest.Seed(seed))
+			w, a, b := pair(t, vnettest.Seed(seed))
+			if w.Seed() != seed {
+				t.Fatalf("World seed %d, want %d", w.Seed(), seed)
+			}
 			got = udpProbe(t, a, b, 64, vnettest.Loss(0.5))
 		})
 		return got
@@ -552,4 +555,21 @@ func TestForgottenWorldLeaksNothing(t *testing.T) {
 		// Keep-alive connections, listeners and flows all left open.
 	})
 	goleak.VerifyNone(t, ignore)
+}
+
+// $VNETTEST_SEED replays a run; a malformed one is named.
+func TestSeedFromEnvironment(t *testing.T) {
+	t.Setenv(vnettest.SeedEnv, "12345")
+	if s := vnettest.New(t).Seed(); s != 12345 {
+		t.Fatalf("seed %d, want 12345 from $%s", s, vnettest.SeedEnv)
+	}
+	if s := vnettest.New(t, vnettest.Seed(3)).Seed(); s != 3 {
+		t.Fatalf("seed %d, want the option's 3 over the environment's", s)
+	}
+	t.Setenv(vnettest.SeedEnv, "0x12")
+	f := newFake(t)
+	defer f.end()
+	if !try(func() { vnettest.New(f) }) || !strings.Contains(f.errors(), `$VNETTEST_SEED="0x12": want a decimal integer`) {
+		t.Fatalf("failure %q", f.errors())
+	}
 }

@@ -77,6 +77,9 @@ func FuzzFrames(t testing.TB, h *Host, data []byte) {
 	if h.wire == nil || h.network == nil {
 		t.Fatalf("vnettest: FuzzFrames: host %s is not a host of a World", h.cfg.Name)
 	}
+	w := h.world
+	w.input.Store(&t)
+	defer w.input.Store(nil)
 	for _, f := range SplitFrames(data) {
 		h.wire.upCaptureAndSend(f)
 	}

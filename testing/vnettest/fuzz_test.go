@@ -162,3 +162,31 @@ func TestFuzzFramesCountsDuplicates(t *testing.T) {
 		t.Fatalf("a's Up stages duplicated nothing: %+v", s)
 	}
 }
+
+// A stage that panics on a fuzz input fails that input's test, not the
+// test the World was made with (a *testing.F must not be used inside the
+// fuzz target).
+func TestFuzzFramesReportsPanicsToTheInput(t *testing.T) {
+	outer := newFake(t)
+	defer outer.end()
+	w := vnettest.New(outer)
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	a, _ := lan.NewHost("a"), lan.NewHost("b")
+	boom := vnettest.StageFunc(func(_ *vnettest.StageContext, p vnettest.Packet, emit func(vnettest.Packet)) {
+		if len(p.Data) == 61 {
+			panic("bad frame")
+		}
+		emit(p)
+	})
+	if err := a.Wire().SetStages(vnettest.Up, boom); err != nil {
+		t.Fatal(err)
+	}
+	input := newFake(t)
+	vnettest.FuzzFrames(input, a, frameSeed(make([]byte, 61)))
+	if want := "stage StageFunc panicked: bad frame"; !strings.Contains(input.errors(), want) {
+		t.Fatalf("input's failures %q, want %q", input.errors(), want)
+	}
+	if outer.Failed() {
+		t.Fatalf("the World's own test failed too: %q", outer.errors())
+	}
+}

@@ -140,7 +140,7 @@ func (w *World) newWire(name string) *Wire {
 			d.ctx.Dir = Down
 		}
 		d.onPanic = func(s Stage, v any) {
-			w.t.Errorf("vnettest: wire %s %s: stage %s panicked: %v (frame dropped)", name, d.ctx.Dir, s, v)
+			w.errorf("vnettest: wire %s %s: stage %s panicked: %v (frame dropped)", name, d.ctx.Dir, s, v)
 		}
 	}
 	w.mu.Lock()

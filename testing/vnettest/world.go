@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,12 @@ type World struct {
 	t    testing.TB
 	seed int64
 	log  *zap.Logger
+
+	// input, while FuzzFrames runs, is the fuzz input's test: failures
+	// found on the data path (a stage's panic) go to it rather than to
+	// the *testing.F the World was made with, which must not be used
+	// inside the fuzz target.
+	input atomic.Pointer[testing.TB]
 
 	mu       sync.Mutex
 	closed   bool
@@ -124,6 +131,15 @@ func fileName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// errorf reports a failure found on the data path.
+func (w *World) errorf(format string, args ...any) {
+	if t := w.input.Load(); t != nil {
+		(*t).Errorf(format, args...)
+		return
+	}
+	w.t.Errorf(format, args...)
 }
 
 // fail reports bad input through the test and stops it.

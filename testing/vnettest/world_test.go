@@ -545,7 +545,7 @@ func TestForgottenWorldLeaksNothing(t *testing.T) {
 		if err := gw.PublishTCP(8080, h, 80); err != nil {
 			t.Fatal(err)
 		}
-		get(t, h.HTTPClient(), "http://203.0.113.2/")     // egress: a relay through the uplink
+		get(t, h.HTTPClient(), "http://203.0.113.2/")        // egress: a relay through the uplink
 		get(t, web.HTTPClient(), "http://203.0.113.3:8080/") // a published port's relay
 		east, west := w.NewNetwork("east", "10.1.0.0/24"), w.NewNetwork("west", "10.2.0.0/24")
 		w.NewRouter("r", east, west)

@@ -61,8 +61,9 @@ const probeEtherType = 0x88b5
 //   - every wire of the network drains, and its counters then add up (In
 //   - Added = Out + Dropped in both directions).
 //
-// Build the World once, outside f.Fuzz, so each input costs only its
-// frames:
+// While it runs, a stage's panic fails t, not the test the World was made
+// with; so FuzzFrames must not run concurrently on one World. Build the
+// World once, outside f.Fuzz, so each input costs only its frames:
 //
 //	func FuzzMyFilter(f *testing.F) {
 //		w := vnettest.New(f)

@@ -60,7 +60,8 @@ type NATConfig struct {
 // one (where it has one public address), with the RFC 4787 behaviours of
 // its NATConfig. It is a Router whose outside leg translates UDP and TCP
 // as the box's mapping and filtering say; other protocols (ICMP included)
-// do not cross it. Mappings do not expire while the World lives.
+// do not cross it: packets of theirs from inside are dropped at the
+// outside leg. Mappings do not expire while the World lives.
 type NATBox struct {
 	*Router
 	cfg    NATConfig
@@ -183,6 +184,14 @@ func parseL4(f []byte) (l4, bool) {
 	return l4{}, false
 }
 
+// ipv4Src returns the source address of an IPv4 frame.
+func ipv4Src(f []byte) (netip.Addr, bool) {
+	if len(f) < ethHeaderLen+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte(f[ethHeaderLen+12 : ethHeaderLen+16])), true
+}
+
 func (p l4) src() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(p.ip[12:16])), binary.BigEndian.Uint16(p.seg))
 }
@@ -250,6 +259,9 @@ func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort) *na
 func (b *NATBox) outbound(_ *StageContext, p Packet, emit func(Packet)) {
 	pk, ok := parseL4(p.Data)
 	if !ok {
+		if src, isIP := ipv4Src(p.Data); isIP && b.inside.Contains(src) {
+			return // ICMP, fragments, other protocols: not translated, not leaked
+		}
 		emit(p) // the box's own ARP and the like
 		return
 	}

@@ -1,6 +1,7 @@
 package vnettest_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -214,11 +215,23 @@ func TestNATHairpinning(t *testing.T) {
 }
 
 // TCP crosses the NAT too: an HTTP server outside sees the public address.
-func TestNATTCP(t *testing.T) {
+// ICMP does not: an echo request from inside never leaves with its
+// private source address.
+func TestNATTCPAndICMP(t *testing.T) {
 	l := newNATLab(t, vnettest.NATConfig{Mapping: vnettest.AddressAndPortDependent, Filtering: vnettest.AddressAndPortDependent})
 	serveRemoteAddr(t, l.s1, 80)
 	if got := get(t, l.a.HTTPClient(), "http://s1/"); !strings.HasPrefix(got, "198.51.100.5:") {
 		t.Fatalf("server saw %q, want the NAT's public address", got)
+	}
+	leg := l.box.Wire(l.s1.Network())
+	before := leg.Stats(vnettest.Up).Dropped
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := l.a.Ping(ctx, l.s1.Addr()); err == nil {
+		t.Fatal("a ping crossed the NAT")
+	}
+	if leg.Stats(vnettest.Up).Dropped == before {
+		t.Fatal("the echo request was not dropped at the outside leg")
 	}
 }
 

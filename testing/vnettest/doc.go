@@ -54,12 +54,15 @@
 //
 // A Gateway is Switchyard's real gateway (package gateway): it answers
 // ARP and pings, serves DNS with the network's host names (Host.Resolver
-// asks it), and masquerades egress TCP and UDP onto its uplink network,
-// whose hosts see the gateway's uplink address. A NATBox has the
+// asks it), leases addresses by DHCP if GatewayConfig.DHCP is set, and
+// masquerades egress TCP and UDP onto its uplink network, whose hosts see
+// the gateway's uplink address; pings to the outside go unanswered. A NATBox has the
 // behaviours of RFC 4787 — endpoint-independent, address-dependent or
 // address-and-port-dependent mapping and filtering, hairpinning on or
 // off, port preservation — for testing NAT traversal. Every router, NAT
 // and gateway uplink leg is a Wire too, and can be impaired or cut.
+// Switchyard's tunnels are not offered yet: their port sends on a kernel
+// UDP socket, and a World opens none.
 //
 // # Fuzzing
 //

@@ -48,6 +48,7 @@
 //	inet := w.NewNetwork("inet", "203.0.113.0/24")  // "the internet"
 //	gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
 //	gw.PublishTCP(8080, srv, 80)                     // like docker run -p 8080:80
+//	gw.PublishUDP(5353, srv, 53)                     // -p 5353:53/udp
 //	w.NewRouter("r", east, west)                     // plain IPv4 routing
 //	w.NewNATBox("home", lan, inet, vnettest.NATConfig{
 //		Mapping: vnettest.EndpointIndependent, Filtering: vnettest.AddressDependent})

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchyard-net/switchyard/gateway"
 	gwdns "github.com/switchyard-net/switchyard/gateway/dns"
@@ -47,9 +48,10 @@ type Gateway struct {
 	dns    *gwdns.Server
 	uplink *Host // nil for an internal network
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	relays    sync.WaitGroup
+	mu          sync.Mutex
+	listeners   []net.Listener
+	packetConns []net.PacketConn
+	relays      sync.WaitGroup
 }
 
 // NewGateway puts a gateway on the network. A network has at most one.
@@ -171,14 +173,96 @@ func (g *Gateway) PublishTCP(hostPort uint16, h *Host, port uint16) error {
 	return nil
 }
 
+// udpFlowTimeout closes a published UDP port's flow idle this long
+// (Docker's 90 s).
+const udpFlowTimeout = 90 * time.Second
+
+// PublishUDP publishes UDP port of host h on port hostPort of the
+// gateway's uplink address: each client gets a flow of its own, dialled
+// into the network through the gateway from the client's own address, and
+// closed after 90 s without a datagram either way, as Switchyard does.
+func (g *Gateway) PublishUDP(hostPort uint16, h *Host, port uint16) error {
+	if g.uplink == nil {
+		return fmt.Errorf("vnettest: publish %d/udp → %s:%d: network %s is internal (no uplink)", hostPort, h.Name(), port, g.n.name)
+	}
+	if h.network != g.n {
+		return fmt.Errorf("vnettest: publish %d/udp → %s:%d: host %s is not on network %s", hostPort, h.Name(), port, h.Name(), g.n.name)
+	}
+	pc, err := g.uplink.ListenPacket("udp", fmt.Sprintf(":%d", hostPort))
+	if err != nil {
+		return fmt.Errorf("vnettest: publish %d/udp → %s:%d: %w", hostPort, h.Name(), port, err)
+	}
+	g.mu.Lock()
+	g.packetConns = append(g.packetConns, pc)
+	g.mu.Unlock()
+	dst := netip.AddrPortFrom(h.Addr(), port)
+	d := g.gw.Dialer(true)
+	g.relays.Add(1)
+	go func() {
+		defer g.relays.Done()
+		flows := map[netip.AddrPort]net.Conn{}
+		var mu sync.Mutex
+		defer func() {
+			mu.Lock()
+			for _, c := range flows {
+				c.Close()
+			}
+			mu.Unlock()
+		}()
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			src, _ := netip.ParseAddrPort(from.String())
+			mu.Lock()
+			c := flows[src]
+			if c == nil {
+				c, err = d.DialUDP(context.Background(), src, dst)
+				if err != nil {
+					mu.Unlock()
+					continue
+				}
+				flows[src] = c
+				g.relays.Add(1)
+				go func() { // replies for this client, until the flow idles out
+					defer g.relays.Done()
+					rbuf := make([]byte, 65536)
+					for {
+						c.SetReadDeadline(time.Now().Add(udpFlowTimeout))
+						n, err := c.Read(rbuf)
+						if err != nil {
+							mu.Lock()
+							if flows[src] == c {
+								delete(flows, src)
+							}
+							mu.Unlock()
+							c.Close()
+							return
+						}
+						pc.WriteTo(rbuf[:n], from)
+					}
+				}()
+			}
+			mu.Unlock()
+			c.Write(buf[:n])
+		}
+	}()
+	return nil
+}
+
 // close shuts the gateway down; its network's close calls it.
 func (g *Gateway) close() {
 	g.mu.Lock()
-	ls := g.listeners
-	g.listeners = nil
+	ls, pcs := g.listeners, g.packetConns
+	g.listeners, g.packetConns = nil, nil
 	g.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
+	}
+	for _, pc := range pcs {
+		pc.Close()
 	}
 	g.dns.Close()
 	g.gw.Close()

@@ -190,3 +190,53 @@ func TestGatewayBadInput(t *testing.T) {
 		})
 	}
 }
+
+// A published UDP port: each client is a flow of its own into the network,
+// from the client's own address, and the replies come back to it.
+func TestPublishedUDPPort(t *testing.T) {
+	h := newHome(t)
+	echo, err := h.laptop.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo([]byte(from.String()+" "+string(buf[:n])), from)
+		}
+	}()
+	if err := h.gw.PublishUDP(5353, h.laptop, 53); err != nil {
+		t.Fatal(err)
+	}
+	other := h.inet.NewHostAt("other", "203.0.113.81")
+	for _, client := range []*vnettest.Host{h.web, other} {
+		c, err := client.Dial("udp", "203.0.113.10:5353")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range 3 {
+			msg := fmt.Sprintf("ping %d", i)
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", client.Name(), msg, err)
+			}
+			if got := string(buf[:n]); !strings.HasPrefix(got, client.Addr().String()+":") || !strings.HasSuffix(got, " "+msg) {
+				t.Fatalf("%s: the LAN host answered %q, want it to see %s and %q", client.Name(), got, client.Addr(), msg)
+			}
+		}
+	}
+	if err := h.gw.PublishUDP(5354, h.web, 53); err == nil || !strings.Contains(err.Error(), "host web is not on network lan") {
+		t.Fatalf("publishing a host of another network: %v", err)
+	}
+}

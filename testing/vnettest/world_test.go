@@ -546,6 +546,12 @@ func TestForgottenWorldLeaksNothing(t *testing.T) {
 		if err := gw.PublishTCP(8080, h, 80); err != nil {
 			t.Fatal(err)
 		}
+		if err := gw.PublishUDP(8053, h, 53); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := web.Dial("udp", "203.0.113.3:8053"); err == nil {
+			c.Write([]byte("a flow through the published UDP port"))
+		}
 		get(t, h.HTTPClient(), "http://203.0.113.2/")        // egress: a relay through the uplink
 		get(t, web.HTTPClient(), "http://203.0.113.3:8080/") // a published port's relay
 		east, west := w.NewNetwork("east", "10.1.0.0/24"), w.NewNetwork("west", "10.2.0.0/24")

@@ -75,7 +75,11 @@ func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway of %w", err)
 	}
 	g := &Gateway{n: n}
-	egress := gateway.EgressConfig{NoPing: true, Dial: refuseEgress}
+	egress := gateway.EgressConfig{NoPing: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// Reached only if the gateway failed to refuse the flow itself.
+		n.w.errorf("vnettest: the gateway of internal network %s dialed %s %s: it must refuse egress", n.name, network, addr)
+		return nil, fmt.Errorf("vnettest: internal network: egress to %s refused", addr)
+	}}
 	if cfg.Uplink != nil {
 		up, err := cfg.Uplink.newHost(n.name+"-gw", cfg.UplinkAddr)
 		if err != nil {
@@ -110,12 +114,6 @@ func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
 	n.mu.Unlock()
 	n.refreshNames()
 	return g, nil
-}
-
-// refuseEgress is the egress dialer of an internal network; the gateway
-// refuses such flows before dialing, so it is never reached.
-func refuseEgress(ctx context.Context, network, addr string) (net.Conn, error) {
-	return nil, fmt.Errorf("vnettest: internal network: egress to %s refused", addr)
 }
 
 // Addr returns the gateway's address on its network.

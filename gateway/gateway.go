@@ -149,7 +149,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	if !cfg.Internal {
 		g.egress = newEgress(g.ctx, g, cfg.Egress)
-		g.echo = newEchoProxy(g)
+		if !cfg.Egress.NoPing {
+			g.echo = newEchoProxy(g)
+		}
 	}
 	if cfg.NAT != nil {
 		if err := g.startNAT(cfg.NAT); err != nil {

@@ -1,0 +1,241 @@
+//go:build linux
+
+package handoffs_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os/exec"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/benchmarks/handoffs"
+	"github.com/switchyard-net/switchyard/gateway"
+	"github.com/switchyard-net/switchyard/proxy"
+	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tap"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
+	"github.com/switchyard-net/switchyard/tunnel"
+)
+
+// The paths measured. Every container is a network namespace with a TAP
+// on a switch in this process, and its server is socat echoing in that
+// namespace, so the only goroutines that wake are the forwarder's and the
+// test's client (labelled with this file's functions and left out of the
+// count):
+//
+//	port:   client ─► 127.0.0.1:P (proxy) ─► gateway netstack ─► switch ─► TAP ─► ns C (socat)
+//	l2:     client in ns A ─► TAP A ─► switch ─► TAP B ─► ns B (socat)
+//	tunnel: client in ns A ─► TAP A ─► switch 1 ─► tunnel ═UDP 127.0.0.1═► tunnel ─► switch 2 ─► TAP B ─► ns B
+//
+// Each round trip is one byte out and one byte back on one TCP
+// connection, as benchmarks/rr's "rr" mode.
+
+var rounds = flag.Int("handoffs.rounds", 2000, "round trips traced per path")
+
+// budgets are the most wake-ups per round trip each path may take (the
+// counts recorded in benchmarks/RESULTS.md, plus room for a stray timer
+// or GC wake-up); a change that adds a hand-off fails the test.
+var budgets = map[string]float64{
+	"port":   5.5,
+	"l2":     2.5,
+	"tunnel": 4.5,
+}
+
+// clientPrefix starts the labels of the test's own goroutines (the
+// client), which are not counted.
+const clientPrefix = "benchmarks/handoffs_test."
+
+func TestHandoffsPerRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: creates network namespaces and TAP devices")
+	}
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skipf("skipping: socat (the echo server) is not installed: %v", err)
+	}
+	for _, path := range []struct {
+		name  string
+		setup func(t *testing.T) func(context.Context) (net.Conn, error)
+	}{
+		{"port", publishedPort},
+		{"l2", l2},
+		{"tunnel", tunnelPath},
+	} {
+		t.Run(path.name, func(t *testing.T) {
+			dial := path.setup(t)
+			c := connect(t, dial)
+			res, err := handoffs.Count(func() error { return rr(c, *rounds) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := float64(res.Total(clientPrefix)) / float64(*rounds)
+			t.Logf("%s: %.2f wake-ups per round trip (%d round trips; the client's own excluded)\nper round trip, by goroutine:\n%s",
+				path.name, per, *rounds, res.Table(*rounds))
+			if per > budgets[path.name] {
+				t.Errorf("%s: %.2f wake-ups per round trip, budget %.1f", path.name, per, budgets[path.name])
+			}
+		})
+	}
+}
+
+// rr runs n 1-byte round trips on c.
+func rr(c net.Conn, n int) error {
+	b := []byte{'a'}
+	for i := range n {
+		if _, err := c.Write(b); err != nil {
+			return fmt.Errorf("round trip %d: write: %w", i, err)
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return fmt.Errorf("round trip %d: read: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// connect dials until a round trip succeeds (the echo server may still be
+// starting), then warms the path up.
+func connect(t *testing.T, dial func(context.Context) (net.Conn, error)) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := dial(ctx)
+		cancel()
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			if err = rr(c, 1); err == nil {
+				c.SetDeadline(time.Now().Add(2 * time.Minute))
+				if err = rr(c, 500); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no round trip through the path: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// echo starts socat echoing on port 5202 in ns, for one connection.
+func echo(t *testing.T, ns *netnstest.NS) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := ns.Command(ctx, "socat", "TCP-LISTEN:5202,reuseaddr,fork", "PIPE")
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+}
+
+func mac(last byte) vswitch.MAC { return vswitch.MAC{0x02, 0x42, 10, 77, 0, last} }
+
+// container makes a namespace with eth0, a TAP with offloads at addr, on
+// sw.
+func container(t *testing.T, sw *vswitch.Switch, addr string, gw netip.Addr) *netnstest.NS {
+	t.Helper()
+	ns := netnstest.New(t)
+	p := netip.MustParsePrefix(addr)
+	port, err := tap.Open(tap.Config{
+		NetNS: ns.Path, Name: "eth0", PortName: ns.Name, MAC: mac(p.Addr().As4()[3]),
+		Addrs: []netip.Prefix{p}, Gateway: gw, Offload: true, Configure: true,
+	})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			t.Skipf("skipping: the kernel refused a TAP device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { port.Remove() })
+	if _, err := sw.Attach(port, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func newSwitch(t *testing.T, name string) *vswitch.Switch {
+	sw := vswitch.New(vswitch.Config{Name: name})
+	t.Cleanup(func() { sw.Close() })
+	return sw
+}
+
+func publishedPort(t *testing.T) func(context.Context) (net.Conn, error) {
+	sw := newSwitch(t, "port")
+	gw, err := gateway.New(sw, gateway.Config{
+		Network: "port", Subnet: netip.MustParsePrefix("10.77.0.0/24"), Addr: netip.MustParseAddr("10.77.0.1"),
+		MAC: mac(1), Logger: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	ns := container(t, sw, "10.77.0.2/24", netip.MustParseAddr("10.77.0.1"))
+	echo(t, ns)
+	m := proxy.NewManager(proxy.Config{Logger: zap.NewNop()})
+	t.Cleanup(func() { m.Close() })
+	mps, err := proxy.ParsePublish("127.0.0.1::5202")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := m.Publish("bench/c", mps[0], netip.MustParseAddr("10.77.0.2"), gw.Dialer(true), proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := pubs[0].HostAddr().String()
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", to)
+	}
+}
+
+func l2(t *testing.T) func(context.Context) (net.Conn, error) {
+	sw := newSwitch(t, "l2")
+	a := container(t, sw, "10.77.0.2/24", netip.Addr{})
+	b := container(t, sw, "10.77.0.3/24", netip.Addr{})
+	echo(t, b)
+	return func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, "tcp", "10.77.0.3:5202") }
+}
+
+func tunnelPath(t *testing.T) func(context.Context) (net.Conn, error) {
+	sw1, sw2 := newSwitch(t, "t1"), newSwitch(t, "t2")
+	tun := func(sw *vswitch.Switch) *tunnel.Port {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tunnel.New(tunnel.Config{Name: "tunnel", Mode: tunnel.ModeVXLAN, VNI: 42, Conn: conn, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sw.Attach(p, vswitch.AttachOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t1, t2 := tun(sw1), tun(sw2)
+	if err := t1.AddPeer(t2.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.AddPeer(t1.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	a := container(t, sw1, "10.77.0.2/24", netip.Addr{})
+	b := container(t, sw2, "10.77.0.3/24", netip.Addr{})
+	echo(t, b)
+	return func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, "tcp", "10.77.0.3:5202") }
+}

@@ -28,6 +28,11 @@ import (
 type Result struct {
 	// Wakeups counts wake-ups per label (see Label).
 	Wakeups map[string]int
+	// ProcStarts counts Ps (the runtime's processors) going from idle to
+	// running: each is an OS thread woken or started to run Go code, the
+	// expensive kind of wake-up, which a goroutine readied on a P that is
+	// already running does not need.
+	ProcStarts int
 }
 
 // Total returns the sum of the wake-ups whose label does not start with
@@ -113,6 +118,12 @@ func Read(r io.Reader) (Result, error) {
 			continue
 		}
 		st := ev.StateTransition()
+		if st.Resource.Kind == xtrace.ResourceProc {
+			if from, to := st.Proc(); from == xtrace.ProcIdle && to == xtrace.ProcRunning {
+				res.ProcStarts++
+			}
+			continue
+		}
 		if st.Resource.Kind != xtrace.ResourceGoroutine {
 			continue
 		}

@@ -35,6 +35,7 @@ import (
 //	port:   client ─► 127.0.0.1:P (proxy) ─► gateway netstack ─► switch ─► TAP ─► ns C (socat)
 //	l2:     client in ns A ─► TAP A ─► switch ─► TAP B ─► ns B (socat)
 //	tunnel: client in ns A ─► TAP A ─► switch 1 ─► tunnel ═UDP 127.0.0.1═► tunnel ─► switch 2 ─► TAP B ─► ns B
+//	egress: client in ns C ─► TAP ─► switch ─► gateway netstack ─► host socket ─► 127.0.0.1 (an echo goroutine of the test)
 //
 // Each round trip is one byte out and one byte back on one TCP
 // connection, as benchmarks/rr's "rr" mode.
@@ -48,6 +49,7 @@ var budgets = map[string]float64{
 	"port":   4.5,
 	"l2":     2.5,
 	"tunnel": 4.5,
+	"egress": 4.5,
 }
 
 // clientPrefix starts the labels of the test's own goroutines (the
@@ -68,6 +70,7 @@ func TestHandoffsPerRoundTrip(t *testing.T) {
 		{"port", publishedPort},
 		{"l2", l2},
 		{"tunnel", tunnelPath},
+		{"egress", egress},
 	} {
 		t.Run(path.name, func(t *testing.T) {
 			dial := path.setup(t)
@@ -238,4 +241,40 @@ func tunnelPath(t *testing.T) func(context.Context) (net.Conn, error) {
 	b := container(t, sw2, "10.77.0.3/24", netip.Addr{})
 	echo(t, b)
 	return func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, "tcp", "10.77.0.3:5202") }
+}
+
+func egress(t *testing.T) func(context.Context) (net.Conn, error) {
+	sw := newSwitch(t, "egress")
+	hostLo := netip.MustParseAddr("10.78.0.254")
+	gw, err := gateway.New(sw, gateway.Config{
+		Network: "egress", Subnet: netip.MustParsePrefix("10.77.0.0/24"), Addr: netip.MustParseAddr("10.77.0.1"),
+		MAC: mac(1), HostLoopback: hostLo, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	ns := container(t, sw, "10.77.0.2/24", netip.MustParseAddr("10.77.0.1"))
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go echoLoopback(l)
+	to := netip.AddrPortFrom(hostLo, uint16(l.Addr().(*net.TCPAddr).Port)).String()
+	return func(ctx context.Context) (net.Conn, error) { return ns.Dial(ctx, "tcp", to) }
+}
+
+// echoLoopback echoes every connection l accepts until l is closed.
+func echoLoopback(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
 }

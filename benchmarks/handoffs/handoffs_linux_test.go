@@ -56,6 +56,11 @@ var budgets = map[string]float64{
 // client), which are not counted.
 const clientPrefix = "benchmarks/handoffs_test."
 
+// nsenterPrefix labels the locked thread netnstest.NS.Dial makes each
+// client socket on, inside the client's namespace: the client's too
+// (none of the paths measured makes sockets in a namespace).
+const nsenterPrefix = "internal/nsenter."
+
 func TestHandoffsPerRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: creates network namespaces and TAP devices")
@@ -277,4 +282,70 @@ func echoLoopback(l net.Listener) {
 			io.Copy(c, c)
 		}()
 	}
+}
+
+var conns = flag.Int("handoffs.conns", 300, "connections traced per path")
+
+// connBudgets are the most wake-ups per connection (connect, a 1-byte
+// echo, close) each path may take.
+var connBudgets = map[string]float64{
+	"port": 15,
+	"l2":   9.5,
+}
+
+func TestHandoffsPerConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: creates network namespaces and TAP devices")
+	}
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skipf("skipping: socat (the echo server) is not installed: %v", err)
+	}
+	for _, path := range []struct {
+		name  string
+		setup func(t *testing.T) func(context.Context) (net.Conn, error)
+	}{
+		{"port", publishedPort},
+		{"l2", l2},
+	} {
+		t.Run(path.name, func(t *testing.T) {
+			dial := path.setup(t)
+			connect(t, dial).Close()
+			for range 50 { // warm up: listeners, neighbour entries, pools
+				if err := crr(dial); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := handoffs.Count(func() error {
+				for range *conns {
+					if err := crr(dial); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := float64(res.Total(clientPrefix, nsenterPrefix)) / float64(*conns)
+			t.Logf("%s: %.2f wake-ups per connection (%d connections; the client's own excluded), %.2f P starts\nper connection, by goroutine:\n%s",
+				path.name, per, *conns, float64(res.ProcStarts)/float64(*conns), res.Table(*conns))
+			if per > connBudgets[path.name] {
+				t.Errorf("%s: %.2f wake-ups per connection, budget %.0f", path.name, per, connBudgets[path.name])
+			}
+		})
+	}
+}
+
+// crr connects, echoes one byte and closes, as benchmarks/rr's "crr"
+// mode.
+func crr(dial func(context.Context) (net.Conn, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return rr(c, 1)
 }

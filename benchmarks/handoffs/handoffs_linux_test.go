@@ -46,10 +46,10 @@ var rounds = flag.Int("handoffs.rounds", 2000, "round trips traced per path")
 // counts recorded in benchmarks/RESULTS.md, plus room for a stray timer
 // or GC wake-up); a change that adds a hand-off fails the test.
 var budgets = map[string]float64{
-	"port":   4.5,
+	"port":   4.3,
 	"l2":     2.5,
 	"tunnel": 4.5,
-	"egress": 4.5,
+	"egress": 4.3,
 }
 
 // clientPrefix starts the labels of the test's own goroutines (the

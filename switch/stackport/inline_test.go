@@ -144,3 +144,33 @@ func TestWriteAfterCloseRefused(t *testing.T) {
 		t.Errorf("%d frames from the netstack after Close, want none", n)
 	}
 }
+
+// While some goroutine is in a netstack's send path, a frame that is not
+// Direct is queued; a Direct one (from a reader that holds no lock) is
+// still delivered inline.
+func TestDirectFrameInlineWhileSending(t *testing.T) {
+	r := &recorder{got: make(chan struct{}, 4)}
+	p := newTestPort(t, r)
+	sending.Add(1) // another goroutine is inside a send path
+	defer sending.Add(-1)
+	if err := p.Write(vswitch.Frame{Data: arpRequest(), Direct: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n, in := r.count(), p.Inlined(); n != 1 || in != 1 {
+		t.Fatalf("after a Direct frame: %d replies, %d inlined; want 1 and 1", n, in)
+	}
+	if err := p.Write(vswitch.Frame{Data: arpRequest()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for r.count() < 2 {
+		select {
+		case <-r.got:
+		case <-deadline:
+			t.Fatal("the queued frame was never delivered")
+		}
+	}
+	if in := p.Inlined(); in != 1 {
+		t.Errorf("Inlined() = %d after a frame that is not Direct, want it still 1", in)
+	}
+}

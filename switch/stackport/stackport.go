@@ -7,7 +7,8 @@
 // A frame from the switch is delivered to the netstack inline, on the
 // goroutine that wrote it (a TAP's reader), when that costs no re-entry and
 // no reordering: the writing goroutine is not itself inside a netstack's
-// send path (no goroutine of the process is: see sending), and nothing
+// send path (the frame is Direct: a reader that holds no lock sent it; or
+// no goroutine of the process is in a send path: see sending), and nothing
 // the port queued earlier is still waiting or being delivered. Otherwise
 // it goes through the queue to the port's delivery goroutine, as every
 // frame did before: the netstack may call WritePackets while holding its
@@ -174,7 +175,7 @@ func (p *Port) Write(f vswitch.Frame) error {
 		return nil
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f.Data)})
-	if sending.Load() == 0 && p.pending.Load() == 0 {
+	if (f.Direct || sending.Load() == 0) && p.pending.Load() == 0 {
 		return p.deliverInline(pkt)
 	}
 	p.pending.Add(1)
@@ -262,6 +263,7 @@ func (p *Port) fromStackFrame(f vswitch.Frame) bool {
 	if in == nil {
 		return false
 	}
+	f.Direct = false // made inside a netstack, or by its owner's code
 	sending.Add(1)
 	in.Receive(f)
 	sending.Add(-1)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 //	l2:     client in ns A ─► TAP A ─► switch ─► TAP B ─► ns B (socat)
 //	tunnel: client in ns A ─► TAP A ─► switch 1 ─► tunnel ═UDP 127.0.0.1═► tunnel ─► switch 2 ─► TAP B ─► ns B
 //	egress: client in ns C ─► TAP ─► switch ─► gateway netstack ─► host socket ─► 127.0.0.1 (an echo goroutine of the test)
+//	port-udp: as port, with 1-byte UDP datagrams (socat UDP-LISTEN … PIPE)
 //
 // Each round trip is one byte out and one byte back on one TCP
 // connection, as benchmarks/rr's "rr" mode.
@@ -50,6 +52,9 @@ var budgets = map[string]float64{
 	"l2":     2.5,
 	"tunnel": 4.5,
 	"egress": 4.3,
+	// UDP has no TCP processor goroutine: the proxy's client reader, the
+	// TAP reader, the flow's reader.
+	"port-udp": 3.3,
 }
 
 // clientPrefix starts the labels of the test's own goroutines (the
@@ -76,6 +81,7 @@ func TestHandoffsPerRoundTrip(t *testing.T) {
 		{"l2", l2},
 		{"tunnel", tunnelPath},
 		{"egress", egress},
+		{"port-udp", publishedUDPPort},
 	} {
 		t.Run(path.name, func(t *testing.T) {
 			dial := path.setup(t)
@@ -136,11 +142,15 @@ func connect(t *testing.T, dial func(context.Context) (net.Conn, error)) net.Con
 	}
 }
 
-// echo starts socat echoing on port 5202 in ns, for one connection.
-func echo(t *testing.T, ns *netnstest.NS) {
+// echo starts socat echoing on TCP port 5202 in ns.
+func echo(t *testing.T, ns *netnstest.NS) { echoOn(t, ns, "TCP-LISTEN:5202,reuseaddr,fork") }
+
+// echoOn starts socat echoing what arrives on the socat address listen,
+// in ns.
+func echoOn(t *testing.T, ns *netnstest.NS, listen string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := ns.Command(ctx, "socat", "TCP-LISTEN:5202,reuseaddr,fork", "PIPE")
+	cmd := ns.Command(ctx, "socat", listen, "PIPE")
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -183,6 +193,16 @@ func newSwitch(t *testing.T, name string) *vswitch.Switch {
 }
 
 func publishedPort(t *testing.T) func(context.Context) (net.Conn, error) {
+	return published(t, "tcp")
+}
+
+func publishedUDPPort(t *testing.T) func(context.Context) (net.Conn, error) {
+	return published(t, "udp")
+}
+
+// published publishes port 5202/proto of a container with an echo server
+// on 127.0.0.1 through the gateway's netstack.
+func published(t *testing.T, proto string) func(context.Context) (net.Conn, error) {
 	sw := newSwitch(t, "port")
 	gw, err := gateway.New(sw, gateway.Config{
 		Network: "port", Subnet: netip.MustParsePrefix("10.77.0.0/24"), Addr: netip.MustParseAddr("10.77.0.1"),
@@ -193,10 +213,10 @@ func publishedPort(t *testing.T) func(context.Context) (net.Conn, error) {
 	}
 	t.Cleanup(gw.Close)
 	ns := container(t, sw, "10.77.0.2/24", netip.MustParseAddr("10.77.0.1"))
-	echo(t, ns)
+	echoOn(t, ns, strings.ToUpper(proto)+"-LISTEN:5202,reuseaddr,fork")
 	m := proxy.NewManager(proxy.Config{Logger: zap.NewNop()})
 	t.Cleanup(func() { m.Close() })
-	mps, err := proxy.ParsePublish("127.0.0.1::5202")
+	mps, err := proxy.ParsePublish("127.0.0.1::5202/" + proto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +227,7 @@ func publishedPort(t *testing.T) func(context.Context) (net.Conn, error) {
 	to := pubs[0].HostAddr().String()
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", to)
+		return d.DialContext(ctx, proto, to)
 	}
 }
 

@@ -309,7 +309,7 @@ var conns = flag.Int("handoffs.conns", 300, "connections traced per path")
 // connBudgets are the most wake-ups per connection (connect, a 1-byte
 // echo, close) each path may take.
 var connBudgets = map[string]float64{
-	"port": 15,
+	"port": 16,
 	"l2":   9.5,
 }
 

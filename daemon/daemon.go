@@ -79,6 +79,14 @@ type Config struct {
 	// Ephemeral state is not synced to disk: it need not survive a crash
 	// (switchyard run).
 	Ephemeral bool
+	// Rootless daemons refuse host interfaces (a TAP in the daemon's own
+	// namespace needs CAP_NET_ADMIN there). switchyardd sets it when it
+	// does not run as root.
+	Rootless bool
+	// Forwarding reports whether the host kernel forwards packets of the
+	// family (IPv6 if v6), which routed subnets need: the host interface
+	// hands it their packets. nil reads /proc/sys (HostForwarding).
+	Forwarding func(v6 bool) (bool, error)
 	// Attacher opens endpoints' ports and inspects namespaces. nil means
 	// TAP devices (attach.TAPs).
 	Attacher attach.Attacher
@@ -150,6 +158,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.HostAddrs == nil {
 		cfg.HostAddrs = HostAddrs
+	}
+	if cfg.Forwarding == nil {
+		cfg.Forwarding = HostForwarding
 	}
 	if cfg.Attacher == nil {
 		cfg.Attacher = attach.TAPs{}
@@ -238,7 +249,7 @@ func (d *Daemon) restore() error {
 		return fmt.Errorf("read networks from %s: %w", d.store.Path(), err)
 	}
 	for _, rec := range nets {
-		n, err := d.bringUp(context.Background(), rec)
+		n, err := d.bringUp(context.Background(), rec, true)
 		if err != nil {
 			return fmt.Errorf("restore network %s: %w", rec.Name, err)
 		}

@@ -48,6 +48,7 @@ func (e *testEnv) config() Config {
 		HostPrefixes:     func() ([]netip.Prefix, error) { return nil, nil },
 		HostAddrs:        func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.10")}, nil },
 		NoDefaultNetwork: true, ResolvConf: resolv, WatchInterval: 10 * time.Millisecond,
+		Forwarding: func(bool) (bool, error) { return true, nil },
 	}
 }
 

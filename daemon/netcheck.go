@@ -32,6 +32,9 @@ func (f *fieldErrs) add(field, value, problem, accepted string) {
 // newNetworkRecord turns a request into a validated record.
 func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) {
 	rec, a, errs := parseNetworkCreate(req)
+	if d.cfg.Rootless && req.HostInterface != "" {
+		rootlessHostInterface(&errs, req)
+	}
 	if err := api.Validate(req, errs); err != nil {
 		return store.Network{}, err
 	}
@@ -50,6 +53,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 					cfg.Subnet, other.rec.Name, joinPrefixes(other.rec.Subnets()))
 			}
 			if err := d.checkHostOverlap(cfg.Subnet); err != nil {
+				return store.Network{}, err
+			}
+			if err := d.checkRoutedBy(cfg.Subnet); err != nil {
 				return store.Network{}, err
 			}
 		} else {
@@ -76,6 +82,9 @@ func (d *Daemon) newNetworkRecord(req api.NetworkCreate) (store.Network, error) 
 		rec.Subnet6, rec.Gateway6, rec.IPRange6 = pools[fam6].Subnet(), pools[fam6].Gateway(), pools[fam6].IPRange()
 	}
 	rec.GatewayMAC = dockerMAC(rec.Gateway)
+	if err := d.finishDirect(req, &rec); err != nil {
+		return store.Network{}, err
+	}
 	return rec, nil
 }
 
@@ -128,6 +137,7 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, field
 		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, s)
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
+	rec.HostInterface, rec.Routes = parseDirect(&errs, req, a.cfg[a.primary()].Subnet)
 	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet)
 	if t != nil && (req.Subnet != "" || len(req.Subnets) > 0) && !a.named() {
 		field, value, accepted := "ipv6", "true", "an IPv6 subnet in `subnets`"

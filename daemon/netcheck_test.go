@@ -17,7 +17,8 @@ import (
 // networks and the host's prefixes (none).
 func checkDaemon(nets ...store.Network) *Daemon {
 	d := &Daemon{
-		cfg:      Config{HostPrefixes: func() ([]netip.Prefix, error) { return nil, nil }},
+		cfg: Config{HostPrefixes: func() ([]netip.Prefix, error) { return nil, nil },
+			Forwarding: func(bool) (bool, error) { return true, nil }},
 		networks: map[string]*network{},
 	}
 	for _, rec := range nets {

@@ -48,6 +48,7 @@ type network struct {
 	dns       *dns.Server
 	dns6      *dns.Server // a dual-stack network's, at its IPv6 gateway
 	tun       *netTunnel  // nil unless the network spans hosts
+	hostIf    *hostIf     // nil unless the network has a host interface (direct.go)
 	names     int         // names the DNS server answers
 	endpoints map[string]*endpoint
 	// pending holds the records of endpoints being connected or
@@ -136,7 +137,7 @@ func (d *Daemon) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.
 // create brings up and stores a network whose record is reserved, and
 // adds it to the daemon's networks.
 func (d *Daemon) create(ctx context.Context, rec store.Network) (api.Network, error) {
-	n, err := d.bringUp(ctx, rec)
+	n, err := d.bringUp(ctx, rec, false)
 	if err != nil {
 		err = fmt.Errorf("create network %s: %w", rec.Name, err)
 	} else if err = d.store.PutNetwork(n.rec); err != nil {
@@ -221,6 +222,9 @@ func (d *Daemon) pickSubnet(f int) (netip.Prefix, error) {
 	for _, rec := range d.reserved {
 		inUse = append(inUse, rec.Subnets()...)
 	}
+	for _, rec := range d.allRecords() {
+		inUse = append(inUse, rec.Routes...) // other hosts' subnets
+	}
 	candidates := ipam.DefaultPools()
 	if f == fam6 {
 		candidates = ipam.Split(d.ipv6Pool(), 64, ipv6SubnetsTried)
@@ -269,8 +273,9 @@ func (d *Daemon) ensureDefaultNetwork() error {
 	return err
 }
 
-// bringUp builds the live network for a record: switch, gateway and pool.
-func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, error) {
+// bringUp builds the live network for a record: switch, gateway and pool,
+// and its host interface, made anew or, restoring, re-attached.
+func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool) (*network, error) {
 	var tun *netTunnel
 	if rec.Tunnel != nil {
 		var err error
@@ -285,6 +290,12 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		}
 	}
 	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: auxOf(rec.AuxAddresses, familyOf(rec.Subnet.Addr()))}
+	if hi := rec.HostInterface; hi != nil {
+		if icfg.Aux == nil {
+			icfg.Aux = map[string]netip.Addr{}
+		}
+		icfg.Aux[hostIfAuxName] = hi.Addr
+	}
 	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
 		icfg.IPRange = rec.Tunnel.HostSubnet // this host's lease
 		rec.IPRange = icfg.IPRange
@@ -322,6 +333,9 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 		// published ports: they share the ports' connection limit.
 		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
+	if hi := rec.HostInterface; hi != nil && len(rec.Routes) > 0 {
+		gcfg.Routes, gcfg.NextHop, gcfg.NextHopMAC = rec.Routes, hi.Addr, hi.MAC
+	}
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the
 		// network's name as their domain.
@@ -345,13 +359,22 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network) (*network, erro
 	binder.start(sw, gw)
 	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: pool4, addrs6: pool6, endpoints: map[string]*endpoint{},
 		pending: map[string]store.Endpoint{}}
+	if rec.HostInterface != nil {
+		if err := d.openHostInterface(ctx, n, restoring); err != nil {
+			n.shutdown()
+			closeTunnel()
+			return nil, err
+		}
+	}
 	if err := d.startDNS(n); err != nil {
+		n.forgetHostInterface(d.log)
 		n.shutdown()
 		closeTunnel()
 		return nil, err
 	}
 	if tun != nil {
 		if err := d.startTunnel(n, tun); err != nil {
+			n.forgetHostInterface(d.log)
 			n.shutdown()
 			closeTunnel()
 			return nil, err
@@ -410,6 +433,7 @@ func (n *network) remove(log *zap.Logger) {
 	if n.tun != nil {
 		n.tun.leave(log)
 	}
+	n.forgetHostInterface(log)
 	n.shutdown()
 }
 
@@ -479,6 +503,7 @@ func (d *Daemon) networkView(n *network) api.Network {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("IPv6 subnet %s is not a /64: SLAAC is off (the gateway advertises it on-link only); "+
 			"endpoints get their IPv6 addresses from the daemon", v.Subnet6))
 	}
+	directView(n, &v)
 	return v
 }
 

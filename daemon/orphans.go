@@ -57,6 +57,9 @@ func (d *Daemon) sweepOrphans() {
 	inNS := map[nsenter.ID]map[string]bool{}
 	d.mu.Lock()
 	for _, n := range d.networks {
+		if hi := n.rec.HostInterface; hi != nil {
+			vm[hi.Name] = true
+		}
 		for _, e := range n.endpoints {
 			if e.rec.TapOnly {
 				vm[e.rec.IfName] = true

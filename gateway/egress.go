@@ -63,6 +63,11 @@ type EgressConfig struct {
 	// over MaxConns or MaxUDPFlows. Both must be safe for concurrent use.
 	Admit   func() bool
 	Release func()
+	// NoPing keeps echo requests to outside addresses from leaving: no
+	// host ICMP socket is opened, and they go unanswered. In-process
+	// networks (testing/vnettest) whose Dial never reaches the machine's
+	// network set it, so that no ping leaves the process either.
+	NoPing bool
 }
 
 func (c *EgressConfig) defaults() {

@@ -5,6 +5,7 @@
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
 //	                                      │    ├─ router solicitations → router advertisement  (ra.go)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
+//	                                      │    ├─ routed remote subnets → host interface, TTL−1  (route.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP of each family,
@@ -84,6 +85,14 @@ type Config struct {
 	// RA, if set, sends Router Advertisements for the IPv6 subnet
 	// (ra.go).
 	RA *RAConfig
+	// Routes are remote subnets (other hosts' container subnets) the
+	// gateway forwards as a router, unmodified but for the TTL, to
+	// NextHop, the network's host interface, whose MAC is NextHopMAC
+	// (route.go). They must lie outside Subnet, in its family; an
+	// internal network has none.
+	Routes     []netip.Prefix
+	NextHop    netip.Addr
+	NextHopMAC vswitch.MAC
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 }
@@ -102,6 +111,7 @@ type Gateway struct {
 	echo   *echoProxy
 	nat    *natPath
 	dhcp   *dhcp.Server
+	router *router        // nil without Routes
 	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
@@ -128,6 +138,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
 			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
 	}
+	if err := checkRoutes(&cfg); err != nil {
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
 	if cfg.MTU <= 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
@@ -138,6 +151,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		neighbors: newNeighbors(),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if len(cfg.Routes) > 0 {
+		g.router = newRouter(g)
+	}
 	g.stack = stackport.NewStack()
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 	if cfg.RA != nil {
@@ -159,7 +175,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	if !cfg.Internal {
 		g.egress = newEgress(g.ctx, g, cfg.Egress)
-		g.echo = newEchoProxy(g)
+		if !cfg.Egress.NoPing {
+			g.echo = newEchoProxy(g)
+		}
 	}
 	if cfg.NAT != nil {
 		if err := g.startNAT(cfg.NAT); err != nil {
@@ -216,6 +234,9 @@ func (g *Gateway) configureNIC() error {
 			return fmt.Errorf("add address %s: %s", g.cfg.Addr6, err)
 		}
 		routes = append(routes, tcpip.Route{Destination: awp.Subnet(), NIC: NICID})
+	}
+	if g.router != nil {
+		routes = append(routes, g.router.netstackRoutes()...)
 	}
 	g.stack.SetRouteTable(append(routes,
 		tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: NICID},
@@ -300,6 +321,9 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 		g.learn(netip.AddrFrom16([16]byte(ip[8:24])), f.Src())
 	default:
 		return false
+	}
+	if g.router != nil && g.router.intercept(f, ip, b[12] == 0x86) {
+		return true
 	}
 	if g.nat != nil && g.nat.intercept(f) {
 		return true

@@ -62,6 +62,13 @@ type Frame struct {
 	// Offload is the virtio-net header of the frame. The zero value means
 	// a complete frame with valid checksums, as every port can take.
 	Offload Offload
+	// Direct is set by a port whose reader hands the frame to the switch
+	// on a goroutine that holds no lock of its own or of another port (a
+	// TAP's or a tunnel's reader): a port written to may then process the
+	// frame to completion on that goroutine (stackport does). Frames made
+	// inside a netstack, or by anything else, leave it false. The switch
+	// carries it to Write; the segments of a superframe keep it.
+	Direct bool
 }
 
 // Dst returns the destination address. The caller has checked that the

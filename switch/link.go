@@ -201,7 +201,7 @@ func (l *Link) write(f Frame) {
 func (l *Link) sendSegmented(f Frame) {
 	buf := segPool.Get().(*[]byte)
 	defer segPool.Put(buf)
-	ok := SegmentFrame(f, *buf, func(seg []byte) { l.write(Frame{Data: seg}) })
+	ok := SegmentFrame(f, *buf, func(seg []byte) { l.write(Frame{Data: seg, Direct: f.Direct}) })
 	if !ok {
 		l.tx.drops[DropOffload].Add(1)
 		return

@@ -231,3 +231,33 @@ func TestFloodPartialChecksumMixedPorts(t *testing.T) {
 		checkTCPSegment(t, got[0].Data, false)
 	}
 }
+
+// Frame.Direct reaches Write as the ingress port set it, on a superframe
+// passed whole and on each segment cut from one.
+func TestDirectCarriedToWrite(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		sw := vswitch.New(vswitch.Config{})
+		all := vswitch.OffloadCsum | vswitch.OffloadTSO4 | vswitch.OffloadTSO6
+		src := porttest.New("tap-src", 1500).WithOffloads(all)
+		fast := porttest.New("tap-fast", 1500).WithOffloads(all)
+		plain := porttest.New("gateway", 1500)
+		for _, p := range []*porttest.Port{src, fast, plain} {
+			if _, err := sw.Attach(p, vswitch.AttachOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sf := tcpSuperframe(false, 20000, 1448, header.TCPFlagAck)
+		sf.Direct = direct
+		src.InjectFrame(sf)
+		got := append(fast.Take(), plain.Take()...)
+		if len(got) != 15 {
+			t.Fatalf("Direct=%v: %d frames written, want the superframe and 14 segments", direct, len(got))
+		}
+		for i, f := range got {
+			if f.Direct != direct {
+				t.Errorf("Direct=%v: frame %d written with Direct=%v", direct, i, f.Direct)
+			}
+		}
+		sw.Close()
+	}
+}

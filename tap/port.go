@@ -209,17 +209,18 @@ func (p *Port) gone(err error) bool {
 }
 
 // deliver implements frameSource: it hands one frame read from the
-// device to the switch, without its virtio-net header.
+// device to the switch, without its virtio-net header. The reader holds
+// no lock, so the frame is Direct.
 func (p *Port) deliver(in vswitch.Ingress, b []byte) {
 	if !p.offload {
-		in.Receive(vswitch.Frame{Data: b})
+		in.Receive(vswitch.Frame{Data: b, Direct: true})
 		return
 	}
 	if len(b) < vswitch.VnetHdrLen {
 		p.readErrors.Add(1)
 		return
 	}
-	in.Receive(vswitch.Frame{Data: b[vswitch.VnetHdrLen:], Offload: vswitch.DecodeOffload(b)})
+	in.Receive(vswitch.Frame{Data: b[vswitch.VnetHdrLen:], Offload: vswitch.DecodeOffload(b), Direct: true})
 }
 
 // Write implements vswitch.Port. The frame goes to the kernel in one

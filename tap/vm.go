@@ -187,8 +187,11 @@ func (p *VMPort) Start(in vswitch.Ingress) error {
 	return nil
 }
 
-// deliver implements frameSource.
-func (p *VMPort) deliver(in vswitch.Ingress, b []byte) { in.Receive(vswitch.Frame{Data: b}) }
+// deliver implements frameSource. The reader holds no lock, so the frame
+// is Direct.
+func (p *VMPort) deliver(in vswitch.Ingress, b []byte) {
+	in.Receive(vswitch.Frame{Data: b, Direct: true})
+}
 
 // gone implements frameSource: ENETDOWN and ENXIO mean the interface went
 // away.

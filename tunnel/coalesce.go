@@ -250,10 +250,12 @@ func (c *coalescer) deliverPending(p *pending) {
 	// leaves it for the device.
 	header.TCP(b[in.l4:]).SetChecksum(in.pseudoSum(b, len(b)-in.l4))
 	c.ctr.coalesced.Add(1)
-	c.in.Receive(vswitch.Frame{Data: b, Offload: o})
+	c.in.Receive(vswitch.Frame{Data: b, Offload: o, Direct: true})
 }
 
-func (c *coalescer) deliver(b []byte) { c.in.Receive(vswitch.Frame{Data: b}) }
+// deliver hands b to the switch. The coalescer runs on the port's reader,
+// which holds no lock, so its frames are Direct.
+func (c *coalescer) deliver(b []byte) { c.in.Receive(vswitch.Frame{Data: b, Direct: true}) }
 
 // superframe recognises an inner frame longer than the MTU that is a TCP
 // superframe, as a Linux vxlan device on the same machine sends them: its
@@ -305,5 +307,5 @@ func (c *coalescer) addSuperframe(b []byte, o vswitch.Offload) {
 		}
 	}
 	c.ctr.rxSuper.Add(1)
-	c.in.Receive(vswitch.Frame{Data: b, Offload: o})
+	c.in.Receive(vswitch.Frame{Data: b, Offload: o, Direct: true})
 }

@@ -35,6 +35,9 @@ func networkCommand() *cli.Command {
 					&cli.BoolFlag{Name: "internal", Usage: "no default route, no egress, no published ports"},
 					&cli.BoolFlag{Name: "host-loopback", Usage: "let endpoints reach the host's 127.0.0.1 through --host-loopback-addr"},
 					&cli.StringFlag{Name: "host-loopback-addr", Usage: "the address that leads to the host's loopback", DefaultText: "169.254.1.2"},
+					&cli.StringFlag{Name: "host-interface", Usage: "make a TAP of this name in the daemon's namespace on the network, so the host reaches endpoints by address and routes the subnet (root daemon)"},
+					&cli.StringFlag{Name: "host-interface-addr", Usage: "the host interface's address", DefaultText: "the subnet's last usable address"},
+					&cli.StringSliceFlag{Name: "route", Usage: "another host's container subnet, routed unchanged to the host interface for the host to forward (repeatable; direct routing, no tunnel)"},
 					&cli.StringFlag{Name: "tunnel", Usage: "join this network on other hosts through a UDP tunnel: vxlan (Linux-compatible) or secure (encrypted)"},
 					&cli.IntFlag{Name: "vni", Usage: "VXLAN network identifier, 0-16777215", DefaultText: "1"},
 					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT", DefaultText: "every address, port 4789; secure 4793"},
@@ -61,6 +64,7 @@ func networkCommand() *cli.Command {
 						IPRanges: c.StringSlice("ip-range"), AuxAddresses: c.StringSlice("aux-address"), IPv6: c.Bool("ipv6"),
 						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
 						HostLoopback: c.Bool("host-loopback"), HostLoopbackAddr: c.String("host-loopback-addr"),
+						HostInterface: c.String("host-interface"), HostInterfaceAddr: c.String("host-interface-addr"), Routes: c.StringSlice("route"),
 						Tunnel: c.String("tunnel"), TunnelListen: c.String("tunnel-listen"), Peers: c.StringSlice("peer"),
 						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"),
 						UnderlayMTU: c.Int("underlay-mtu"), LeaseTTL: int(c.Duration("lease-ttl").Round(time.Second) / time.Second),
@@ -188,6 +192,16 @@ func printNetwork(w io.Writer, n api.Network) {
 			[2]string{"DNS", fmt.Sprintf("%s:53, %d names, forwards to %s", d.Addr, d.Names, ups)},
 			[2]string{"DNS queries", fmt.Sprintf("%d (%d local, %d forwarded, %d servfail, %d upstream failures)",
 				d.Queries, d.Local, d.Forwarded, d.ServFail, d.UpstreamFailures)})
+	}
+	if hi := n.HostInterface; hi != nil {
+		rows = append(rows, [2]string{"Host interface", fmt.Sprintf("%s %s (%s), rx %d frames %s, tx %d frames %s, drops %s",
+			hi.Name, hi.Addr, hi.MAC, hi.Port.RXFrames, human(hi.Port.RXBytes), hi.Port.TXFrames, human(hi.Port.TXBytes), dropSummary(hi.Port))})
+	}
+	for _, r := range n.Routes {
+		rows = append(rows, [2]string{"Routed subnet", fmt.Sprintf("%s via %s", r, n.HostInterface.Addr)})
+	}
+	if r := n.Routing; r != nil {
+		rows = append(rows, [2]string{"Routing", fmt.Sprintf("%d forwarded, %d TTL exceeded, %d looped", r.Forwarded, r.TTLExceeded, r.Looped)})
 	}
 	if t := n.Tunnel; t != nil {
 		rows = append(rows, [2]string{"Tunnel", fmt.Sprintf("%s VNI %d on %s, inner MTU %d, %d peers (switchyard tunnel ls %s)", t.Mode, t.VNI, t.Listen, t.MTU, t.PeerCount, n.Name)})

@@ -16,11 +16,18 @@ import (
 
 	"github.com/switchyard-net/switchyard/cmd/internal/daemoncmd"
 	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/plugins/cni"
 	"github.com/switchyard-net/switchyard/run"
 	"github.com/switchyard-net/switchyard/tap"
 )
 
 func main() {
+	// Run by a container runtime as its CNI plugin (installed as
+	// /opt/cni/bin/switchyard): the CNI_* environment, not the command
+	// line, says what to do, and the answer is CNI JSON.
+	if os.Getenv("CNI_COMMAND") != "" {
+		os.Exit(cni.Main(daemoncmd.DefaultSocket()))
+	}
 	// The same binary is started as the rootless TAP helper and as the
 	// init of `switchyard run`, and as podman's netavark plugin.
 	if asNetavarkPlugin() {

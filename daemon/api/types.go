@@ -69,6 +69,20 @@ type NetworkCreate struct {
 	HostLoopback     bool   `json:"host_loopback,omitempty"`
 	HostLoopbackAddr string `json:"host_loopback_addr,omitempty"`
 
+	// HostInterface names a TAP the daemon makes in its own network
+	// namespace, on the network's switch, with HostInterfaceAddr (empty:
+	// the subnet's last usable address, reserved like an aux address):
+	// the host reaches every endpoint by its address, and the host
+	// kernel routes the subnet. A root daemon only.
+	HostInterface     string `json:"host_interface,omitempty"`
+	HostInterfaceAddr string `json:"host_interface_addr,omitempty"`
+	// Routes are other hosts' container subnets (CIDR) that the gateway
+	// forwards to the host interface unmodified (source kept, TTL
+	// decremented), for the host kernel to route on: direct routing,
+	// without a tunnel. They need HostInterface; an internal network
+	// has none.
+	Routes []string `json:"routes,omitempty"`
+
 	// Tunnel joins this network's switch to the same network on other
 	// hosts: "vxlan" (RFC 7348, interoperable with Linux vxlan devices)
 	// or "secure" (sealed with ChaCha20-Poly1305; Switchyard only).
@@ -267,9 +281,16 @@ type Network struct {
 	// HostLoopback is the address that leads to the host's loopback, if
 	// enabled.
 	HostLoopback netip.Addr `json:"host_loopback,omitzero"`
-	Default      bool       `json:"default"`
-	Created      time.Time  `json:"created"`
-	Endpoints    int        `json:"endpoints"`
+	// HostInterface is the network's interface in the daemon's host
+	// namespace, if it has one, and Routes the remote subnets its
+	// gateway routes there.
+	HostInterface *HostInterface `json:"host_interface,omitempty"`
+	Routes        []netip.Prefix `json:"routes,omitempty"`
+	// Routing counts what the gateway routed (with Routes).
+	Routing   *RouteStats `json:"routing,omitempty"`
+	Default   bool        `json:"default"`
+	Created   time.Time   `json:"created"`
+	Endpoints int         `json:"endpoints"`
 	// FDBEntries is the number of MACs the network's switch has learned.
 	FDBEntries int `json:"fdb_entries"`
 	// Gateway port counters.
@@ -295,6 +316,25 @@ type Network struct {
 	// Warnings say what of the network works otherwise than one might
 	// expect (as Docker's network create answers a Warning).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// HostInterface is a network's interface in the host namespace.
+type HostInterface struct {
+	Name string     `json:"name"`
+	Addr netip.Addr `json:"addr"`
+	MAC  string     `json:"mac"`
+	// Port is the switch port's counters.
+	Port PortStats `json:"port"`
+}
+
+// RouteStats count a network's directly routed packets.
+type RouteStats struct {
+	// Forwarded to the host interface, for a routed subnet.
+	Forwarded uint64 `json:"forwarded"`
+	// TTLExceeded: dropped with ICMP time exceeded.
+	TTLExceeded uint64 `json:"ttl_exceeded"`
+	// Looped: for a routed subnet, but from the host interface itself.
+	Looped uint64 `json:"looped"`
 }
 
 // DNSStats describe a network's DNS server.

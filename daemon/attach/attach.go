@@ -53,8 +53,9 @@ type Attacher interface {
 	// Links lists the interface names in the namespace at nsPath.
 	Links(ctx context.Context, nsPath string) ([]string, error)
 	// Open creates, configures and opens a device in the namespace
-	// cfg.NetNS (or re-attaches to it, with cfg.Existing). Its error
-	// wraps tap.ErrExists when the name is taken.
+	// cfg.NetNS ("" is the daemon's own: a network's host interface), or
+	// re-attaches to it, with cfg.Existing. Its error wraps tap.ErrExists
+	// when the name is taken.
 	Open(ctx context.Context, cfg tap.Config) (Port, error)
 	// OpenVM does the same for a VM's TAP in the daemon's namespace.
 	OpenVM(ctx context.Context, cfg tap.VMConfig) (Port, error)

@@ -48,8 +48,12 @@ type Network struct {
 	ICC          bool                  `json:"icc"`
 	Internal     bool                  `json:"internal"`
 	HostLoopback netip.Addr            `json:"host_loopback,omitzero"`
-	Default      bool                  `json:"default"`
-	Created      time.Time             `json:"created"`
+	// HostInterface, if set, is the network's TAP in the daemon's own
+	// namespace; Routes are the remote subnets routed to it.
+	HostInterface *HostInterface `json:"host_interface,omitempty"`
+	Routes        []netip.Prefix `json:"routes,omitempty"`
+	Default       bool           `json:"default"`
+	Created       time.Time      `json:"created"`
 	// Tunnel, if the network spans hosts.
 	Tunnel *Tunnel `json:"tunnel,omitempty"`
 	// Labels are api.NetworkCreate's.
@@ -94,6 +98,13 @@ func (n Network) Subnets() []netip.Prefix {
 		out = append(out, n.Subnet6)
 	}
 	return out
+}
+
+// HostInterface is a network's TAP in the daemon's namespace.
+type HostInterface struct {
+	Name string      `json:"name"`
+	Addr netip.Addr  `json:"addr"`
+	MAC  vswitch.MAC `json:"mac"`
 }
 
 // Tunnel is a network's tunnel configuration.

@@ -1,7 +1,8 @@
 // Package icmperr builds the ICMP error frames Switchyard sends on behalf of
 // a router: "fragmentation needed" and "packet too big" from the switch
 // (path MTU feedback), "host unreachable" and "port unreachable" from the
-// gateway when an egress flow cannot be completed. Each builder writes a
+// gateway when an egress flow cannot be completed, "time exceeded" from the
+// gateway when a routed packet's TTL runs out. Each builder writes a
 // whole Ethernet frame into a caller-provided buffer and allocates nothing.
 package icmperr
 
@@ -23,10 +24,17 @@ const (
 	CodeFragNeeded4      = 4
 )
 
+// ICMPv4 types used here.
+const (
+	TypeDstUnreachable4 = 3
+	TypeTimeExceeded4   = 11
+)
+
 // ICMPv6 types and destination-unreachable codes used here.
 const (
 	TypeDstUnreachable6 = 1
 	TypePacketTooBig6   = 2
+	TypeTimeExceeded6   = 3
 
 	CodeAddrUnreachable6 = 3
 	CodePortUnreachable6 = 4
@@ -57,6 +65,16 @@ type Eth struct {
 // frame's length, or 0 if ip is malformed, is itself an ICMP error, is a
 // later fragment, or comes from an address no error may be sent to.
 func Unreachable4(out []byte, eth Eth, src netip.Addr, ip []byte, code uint8, mtu uint16) int {
+	return Error4(out, eth, src, ip, TypeDstUnreachable4, code, uint32(mtu))
+}
+
+// Error4 writes into out (at least MaxLen long) an Ethernet frame carrying
+// an ICMPv4 error of type typ and code from src to the sender of the IPv4
+// packet ip, quoting its header and first 8 payload bytes. param is the
+// 32-bit field after the checksum (the next-hop MTU in its low half for
+// fragmentation needed; zero for time exceeded). It returns the frame's
+// length, or 0 when no error is due, as Unreachable4 says.
+func Error4(out []byte, eth Eth, src netip.Addr, ip []byte, typ, code uint8, param uint32) int {
 	h := header.IPv4(ip)
 	if len(h) < header.IPv4MinimumSize || h[0]>>4 != 4 {
 		return 0
@@ -84,9 +102,9 @@ func Unreachable4(out []byte, eth Eth, src netip.Addr, ip []byte, code uint8, mt
 	})
 	o.SetChecksum(^o.CalculateChecksum())
 	icmp := out[ethLen+header.IPv4MinimumSize : n]
-	icmp[0], icmp[1] = 3, code
-	clear(icmp[2:6])
-	binary.BigEndian.PutUint16(icmp[6:8], mtu)
+	icmp[0], icmp[1] = typ, code
+	clear(icmp[2:4])
+	binary.BigEndian.PutUint32(icmp[4:8], param)
 	copy(icmp[icmpHdr:], h[:quote])
 	binary.BigEndian.PutUint16(icmp[2:4], ^checksum.Checksum(icmp, 0))
 	return n

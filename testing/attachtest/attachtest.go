@@ -332,7 +332,7 @@ func (a *Attacher) Open(ctx context.Context, cfg tap.Config) (attach.Port, error
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.netns[cfg.NetNS]; !ok && cfg.NetNS != "" {
+	if _, ok := a.netns[cfg.NetNS]; !ok && cfg.NetNS != "" { // "": the daemon's own (a host interface)
 		return nil, fmt.Errorf("open network namespace %s: %w", cfg.NetNS, os.ErrNotExist)
 	}
 	if slices.Contains(a.links[cfg.NetNS], cfg.Name) {

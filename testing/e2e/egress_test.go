@@ -44,6 +44,10 @@ func newWorld(t *testing.T, before ...func(*world)) *world {
 	w.host.MustRun("ip", "link", "set", "veth0", "up")
 	w.inet.MustRun("ip", "addr", "add", inetAddr+"/24", "dev", "veth1")
 	w.inet.MustRun("ip", "link", "set", "veth1", "up")
+	// inet must not forward: blackholed SYNs vanish there (InAddrErrors)
+	// instead of bouncing as unreachables. A new namespace inherits the
+	// machine's IPv4 forwarding setting, which is not the test's to know.
+	w.inet.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=0")
 	w.host.MustRun("ip", "route", "add", "10.213.203.0/24", "via", inetAddr)
 	w.d = clitest.NewDaemon(t)
 	w.d.Wrap = []string{"nsenter", "--net=" + w.host.Path}

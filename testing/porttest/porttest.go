@@ -75,7 +75,7 @@ func (p *Port) Write(f vswitch.Frame) error {
 	if p.Discard {
 		return nil
 	}
-	c := vswitch.Frame{Data: append([]byte(nil), f.Data...), Offload: f.Offload}
+	c := vswitch.Frame{Data: append([]byte(nil), f.Data...), Offload: f.Offload, Direct: f.Direct}
 	p.mu.Lock()
 	p.sent = append(p.sent, c)
 	p.mu.Unlock()

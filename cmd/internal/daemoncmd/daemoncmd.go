@@ -105,6 +105,8 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 		OwnListeners:       own,
 		MaxConns:           c.Int("max-conns"),
 		MaxConnsPerPort:    c.Int("max-conns-per-port"),
+		// Root in the host's namespace, or refuse host interfaces.
+		Rootless: os.Geteuid() != 0,
 	}
 	if clusterFn != nil {
 		cfg.Cluster = func(ctx context.Context, d cluster.Dial) (cluster.Backend, error) { return clusterFn(ctx, d, log) }

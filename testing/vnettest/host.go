@@ -1,18 +1,3 @@
-// Package vnettest builds virtual networks in-process: virtual hosts, each
-// a small gVisor netstack on a port of a vswitch.Switch, that speak ARP,
-// ICMP, TCP and UDP through the switch exactly as containers do through
-// TAPs, with no root, no TAP and no namespace.
-//
-// Tests use it to exercise the switch, the gateway and everything behind
-// them; other Go projects use it to put a packet pipeline between hosts and
-// fuzz what crosses it (attach a porttest.Port or a Port of their own next
-// to the hosts).
-//
-//	sw := vswitch.New(vswitch.Config{})
-//	a, _ := vnettest.NewHost(sw, vnettest.HostConfig{Name: "a", Addr: netip.MustParsePrefix("10.0.0.2/24")})
-//	b, _ := vnettest.NewHost(sw, vnettest.HostConfig{Name: "b", Addr: netip.MustParsePrefix("10.0.0.3/24")})
-//	l, _ := b.ListenTCP(80)
-//	c, _ := a.DialTCP(ctx, netip.MustParseAddrPort("10.0.0.3:80"))
 package vnettest
 
 import (
@@ -21,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -59,6 +45,12 @@ type Host struct {
 	link  *vswitch.Link
 	sw    *vswitch.Switch
 	proto tcpip.NetworkProtocolNumber
+	once  sync.Once
+
+	// Set for hosts of a World.
+	world   *World
+	network *Network
+	wire    *Wire
 }
 
 // DockerMAC returns 02:42 followed by the last four bytes of addr, the way
@@ -69,8 +61,15 @@ func DockerMAC(addr netip.Addr) vswitch.MAC {
 	return vswitch.MAC{0x02, 0x42, b[0], b[1], b[2], b[3]}
 }
 
-// NewHost creates a host and attaches it to sw.
-func NewHost(sw *vswitch.Switch, cfg HostConfig) (*Host, error) {
+// NewHost creates a host and attaches it to sw. It is the low-level form,
+// for tests of the switch and the gateway themselves; World.NewNetwork and
+// Network.NewHost build hosts that are closed with the test and sit behind
+// an impairable Wire.
+func NewHost(sw *vswitch.Switch, cfg HostConfig) (*Host, error) { return newHost(sw, cfg, nil) }
+
+// newHost creates a host; wrap, if not nil, puts a port between the host's
+// netstack and the switch.
+func newHost(sw *vswitch.Switch, cfg HostConfig, wrap func(vswitch.Port) vswitch.Port) (*Host, error) {
 	if !cfg.Addr.IsValid() {
 		return nil, fmt.Errorf("vnettest: host %q needs an address", cfg.Name)
 	}
@@ -79,7 +78,11 @@ func NewHost(sw *vswitch.Switch, cfg HostConfig) (*Host, error) {
 	}
 	h := &Host{cfg: cfg, sw: sw, stack: stackport.NewStack(), proto: stackport.Protocol(cfg.Addr.Addr())}
 	h.port = stackport.New(stackport.Config{Name: cfg.Name, Kind: "host", MAC: cfg.MAC, MTU: cfg.MTU})
-	link, err := sw.Attach(h.port, vswitch.AttachOptions{Isolated: cfg.Isolated})
+	var port vswitch.Port = h.port
+	if wrap != nil {
+		port = wrap(port)
+	}
+	link, err := sw.Attach(port, vswitch.AttachOptions{Isolated: cfg.Isolated})
 	if err != nil {
 		h.stack.Close()
 		return nil, fmt.Errorf("vnettest: attach host %q: %w", cfg.Name, err)
@@ -117,10 +120,6 @@ func (h *Host) Addr() netip.Addr { return h.cfg.Addr.Addr() }
 // MAC returns the host's Ethernet address.
 func (h *Host) MAC() vswitch.MAC { return h.cfg.MAC }
 
-// Stack returns the host's netstack, for tests that need more than the
-// helpers here.
-func (h *Host) Stack() *stack.Stack { return h.stack }
-
 // Link returns the host's port on the switch, for its counters.
 func (h *Host) Link() *vswitch.Link { return h.link }
 
@@ -147,13 +146,16 @@ func (h *Host) DialUDP(dst netip.AddrPort) (net.Conn, error) {
 // ErrPingTimeout is returned by Ping when no echo reply arrived in time.
 var ErrPingTimeout = errors.New("vnettest: ping timed out")
 
-// Close detaches the host and shuts its netstack down.
+// Close detaches the host and shuts its netstack down. Closing twice is
+// harmless; a World closes its hosts itself.
 func (h *Host) Close() {
-	if h.link != nil {
-		h.sw.Detach(h.link)
-	}
-	h.stack.Close()
-	h.stack.Wait()
+	h.once.Do(func() {
+		if h.link != nil {
+			h.sw.Detach(h.link)
+		}
+		h.stack.Close()
+		h.stack.Wait()
+	})
 }
 
 // Ping sends one ICMP echo request to dst and waits for the reply until ctx

@@ -1,0 +1,241 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/clitest"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
+)
+
+// Direct routing across two "hosts" without a tunnel: namespaces joined
+// by a veth (the VPC), each with its own daemon, a network with a host
+// interface and a route to the other host's container subnet, and the
+// kernel route a VPC route table would hold.
+//
+//	ca ─ [daemon A: 10.213.81.0/24, sy-direct .254] ─ kernel A 10.213.80.1 ═veth═ 10.213.80.2 kernel B ─ [daemon B: 10.213.82.0/24] ─ cb
+//	       route 10.213.82.0/24 → host interface          ip route add 10.213.82.0/24 via 10.213.80.2 (and back)
+const (
+	directVPCA, directVPCB       = "10.213.80.1", "10.213.80.2"
+	directSubnetA, directSubnetB = "10.213.81.0/24", "10.213.82.0/24"
+)
+
+type directHost struct {
+	ns *netnstest.NS
+	d  *clitest.Daemon
+}
+
+func newDirectHosts(t *testing.T) (a, b *directHost) {
+	t.Helper()
+	a, b = &directHost{ns: netnstest.New(t)}, &directHost{ns: netnstest.New(t)}
+	a.ns.MustRun("ip", "link", "add", "vpc0", "type", "veth", "peer", "name", "vpc0", "netns", b.ns.Name)
+	for _, h := range []struct {
+		h          *directHost
+		addr, peer string
+		remote     string
+	}{{a, directVPCA, directVPCB, directSubnetB}, {b, directVPCB, directVPCA, directSubnetA}} {
+		h.h.ns.MustRun("ip", "addr", "add", h.addr+"/24", "dev", "vpc0")
+		h.h.ns.MustRun("ip", "link", "set", "vpc0", "up")
+		h.h.ns.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=1")
+		h.h.ns.MustRun("ip", "route", "add", h.remote, "via", h.peer)
+		h.h.d = clitest.NewDaemon(t)
+		h.h.d.Wrap = []string{"nsenter", "--net=" + h.h.ns.Path}
+		h.h.d.Start()
+	}
+	return a, b
+}
+
+func (h *directHost) container(t *testing.T, network, name string) (*netnstest.NS, string) {
+	t.Helper()
+	ns := netnstest.New(t)
+	var e api.Endpoint
+	if err := json.Unmarshal([]byte(h.d.MustRun("connect", network, "--netns", ns.Path, "--name", name, "--format", "json")), &e); err != nil {
+		t.Fatal(err)
+	}
+	return ns, e.Address.Addr().String()
+}
+
+func inspectNetwork(t *testing.T, d *clitest.Daemon, name string) api.Network {
+	t.Helper()
+	var n api.Network
+	if err := json.Unmarshal([]byte(d.MustRun("network", "inspect", name, "--format", "json")), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Containers on two hosts talk by their real addresses through the hosts'
+// kernels: pings cross with the TTL down by one per router (three: A's
+// gateway, kernel A, kernel B), servers see the other container's own
+// address, the wire carries plain IP between the container addresses,
+// a TTL of 1 is answered by A's gateway with time exceeded, and host A's
+// namespace reaches its container by address.
+func TestDirectRoutingTwoHosts(t *testing.T) {
+	a, b := newDirectHosts(t)
+	a.d.MustRun("network", "create", "direct", "--subnet", directSubnetA, "--host-interface", "sy-direct", "--route", directSubnetB)
+	b.d.MustRun("network", "create", "direct", "--subnet", directSubnetB, "--host-interface", "sy-direct", "--route", directSubnetA)
+	if out := a.ns.MustRun("ip", "-4", "addr", "show", "dev", "sy-direct"); !strings.Contains(out, "10.213.81.254/24") {
+		t.Fatalf("host interface in host A: %s, want 10.213.81.254/24 on it", out)
+	}
+	ca, addrA := a.container(t, "direct", "ca")
+	cb, addrB := b.container(t, "direct", "cb")
+
+	out, err := ca.Run("ping", "-c", "2", "-i", "0.2", "-W", "2", addrB)
+	if err != nil {
+		t.Fatalf("ping across hosts %s → %s: %v\n%s", addrA, addrB, err, out)
+	}
+	// cb answers with TTL 64; B's gateway, kernel B and kernel A take one
+	// each.
+	if !strings.Contains(out, "ttl=61") {
+		t.Errorf("ping reply across hosts: %s\nwant ttl=61 (three routers, no tunnel)", out)
+	}
+
+	whoServer(t, cb, addrB+":8080")
+	if got := askWho(t, ca, addrB+":8080"); !strings.HasPrefix(got, addrA+":") {
+		t.Errorf("the server on host B saw ca as %q, want its own address %s", got, addrA)
+	}
+	whoServer(t, ca, addrA+":8080")
+	if got := askWho(t, cb, addrA+":8080"); !strings.HasPrefix(got, addrB+":") {
+		t.Errorf("the server on host A saw cb as %q, want its own address %s", got, addrB)
+	}
+	// Host A reaches its container by address, from its host interface.
+	if got := askWho(t, a.ns, addrA+":8080"); !strings.HasPrefix(got, "10.213.81.254:") {
+		t.Errorf("ca saw host A as %q, want the host interface's 10.213.81.254", got)
+	}
+	if err := a.ns.Ping(addrA, 1); err != nil {
+		t.Errorf("host A → its container %s: %v", addrA, err)
+	}
+	// Host B reaches host A's container from its own host interface's
+	// address, which A's network routes back (its VPC address is not:
+	// replies to it take the gateway's egress).
+	if out, err := b.ns.Run("ping", "-c", "1", "-W", "2", "-I", "10.213.82.254", addrA); err != nil {
+		t.Errorf("host B → host A's container %s: %v\n%s", addrA, err, out)
+	}
+
+	// Full-size packets, whole: 1500-byte frames, no encapsulation.
+	sum, took := netnstest.Transfer(t, ca, cb, addrB+":9000", 20*mb)
+	if sum == ([32]byte{}) {
+		t.Fatal("the transfer across hosts produced no checksum")
+	}
+	t.Logf("20 MB host A → host B by direct routing in %v", took)
+	if out := ca.MustRun("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", addrB); !strings.Contains(out, "1 received") {
+		t.Errorf("a 1500-byte packet with DF did not cross: %s", out)
+	}
+
+	// The wire between the hosts carries the containers' own addresses.
+	wire := captureICMP(t, a.ns, "vpc0", func() { ca.Ping(addrB, 1) })
+	if want := addrA + " " + addrB; !strings.Contains(wire, want) {
+		t.Errorf("on the wire between the hosts: %q, want plain IP %s", wire, want)
+	}
+
+	// One hop left: A's gateway answers with time exceeded.
+	out, _ = ca.Run("ping", "-c", "1", "-W", "2", "-t", "1", addrB)
+	if !strings.Contains(out, "From 10.213.81.1") || !strings.Contains(strings.ToLower(out), "time to live exceeded") {
+		t.Errorf("ping with TTL 1: %s\nwant time exceeded from the gateway 10.213.81.1", out)
+	}
+
+	n := inspectNetwork(t, a.d, "direct")
+	if n.HostInterface == nil || n.HostInterface.Name != "sy-direct" || n.HostInterface.Addr != netip.MustParseAddr("10.213.81.254") {
+		t.Errorf("inspect's host interface: %+v", n.HostInterface)
+	}
+	if len(n.Routes) != 1 || n.Routes[0].String() != directSubnetB || n.Routing == nil || n.Routing.Forwarded == 0 || n.Routing.TTLExceeded == 0 {
+		t.Errorf("inspect's routes %v, routing %+v: want %s, packets forwarded and one TTL exceeded", n.Routes, n.Routing, directSubnetB)
+	}
+	if text := a.d.MustRun("network", "inspect", "direct"); !strings.Contains(text, directSubnetB+" via 10.213.81.254") || !strings.Contains(text, "Routed subnet:") {
+		t.Errorf("inspect text lacks the routed subnet:\n%s", text)
+	}
+
+	// Removing the network removes the host interface and its routes.
+	a.d.MustRun("disconnect", "direct", "ca")
+	a.d.MustRun("network", "rm", "direct")
+	if out, err := a.ns.Run("ip", "link", "show", "sy-direct"); err == nil {
+		t.Errorf("host interface left after network rm: %s", out)
+	}
+}
+
+// captureICMP captures two ICMP packets on ifname in ns, running
+// traffic again and again until tshark has them (it takes a while to
+// start), and returns them as "src dst" lines.
+func captureICMP(t *testing.T, ns *netnstest.NS, ifname string, traffic func()) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := ns.Command(ctx, "tshark", "-n", "-l", "-i", ifname, "-c", "2", "-a", "duration:45", "-f", "icmp",
+		"-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-E", "separator= ")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("tshark on %s: %v (got %q; %s)", ifname, err, stdout.String(), stderr.String())
+			}
+			return stdout.String()
+		case <-tick.C:
+			traffic()
+		}
+	}
+}
+
+// Bad direct-routing requests are refused with one error each, naming
+// the flag, and create nothing.
+func TestDirectRoutingRefusals(t *testing.T) {
+	a, _ := newDirectHosts(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--subnet", "10.213.83.0/24", "--internal", "--host-interface", "sy-int", "--route", directSubnetB}, "--route"},
+		{[]string{"--subnet", "10.213.83.0/24", "--host-interface", "sy-x", "--route", "10.213.83.0/25"}, "overlaps the network's own subnet"},
+		{[]string{"--subnet", "10.213.83.0/24", "--host-interface", "vpc0"}, "host interface vpc0"},
+	} {
+		r := a.d.Run(append([]string{"network", "create", "bad"}, c.args...)...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("network create %v: %v, want a refusal saying %q", c.args, r, c.want)
+		}
+	}
+	// Without forwarding in host A's kernel, routes are refused.
+	a.ns.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=0")
+	r := a.d.Run("network", "create", "bad", "--subnet", "10.213.84.0/24", "--host-interface", "sy-fwd", "--route", directSubnetB)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "net.ipv4.ip_forward") {
+		t.Errorf("routes without forwarding: %v, want a refusal naming net.ipv4.ip_forward", r)
+	}
+	if out := a.d.MustRun("network", "ls"); strings.Contains(out, "bad") {
+		t.Errorf("a refused network is listed:\n%s", out)
+	}
+	for _, name := range []string{"sy-int", "sy-x", "sy-fwd"} {
+		if out, err := a.ns.Run("ip", "link", "show", name); err == nil {
+			t.Errorf("a refused network left %s: %s", name, out)
+		}
+	}
+}
+
+// --icc=false keeps a host-interface network's endpoints apart while the
+// host still reaches each of them by address, as through docker0.
+func TestDirectRoutingICCFalse(t *testing.T) {
+	a, _ := newDirectHosts(t)
+	a.d.MustRun("network", "create", "iso", "--subnet", "10.213.85.0/24", "--icc=false", "--host-interface", "sy-iso", "--route", directSubnetB)
+	c1, addr1 := a.container(t, "iso", "c1")
+	_, addr2 := a.container(t, "iso", "c2")
+	for _, addr := range []string{addr1, addr2} {
+		if err := a.ns.Ping(addr, 1); err != nil {
+			t.Errorf("host A → %s on an --icc=false network: %v", addr, err)
+		}
+	}
+	if err := c1.Ping(addr2, 1); err == nil {
+		t.Errorf("endpoints of an --icc=false network reached each other (%s → %s)", addr1, addr2)
+	}
+}

@@ -1,0 +1,133 @@
+// Package vnettest builds whole virtual networks inside a Go test: hosts
+// with real TCP/IP stacks on Switchyard's real switch, with impairable
+// cables between them, all in the test's own process. No root, no TAP, no
+// namespace and no socket of the machine is used: every frame stays in
+// memory.
+//
+// # Five minutes
+//
+// A World belongs to one test and is closed with it:
+//
+//	w := vnettest.New(t)
+//	lan := w.NewNetwork("lan", "10.0.0.0/24") // one switch
+//	srv := lan.NewHost("server")               // 10.0.0.2
+//	cli := lan.NewHost("client")               // 10.0.0.3
+//
+// Hosts speak the standard library. Listen, ListenPacket, Dial and
+// DialContext behave as the net package's functions do and return
+// net.Listener, net.PacketConn and net.Conn; DialContext fits
+// http.Transport.DialContext, so net/http, crypto/tls, gRPC and anything
+// else that takes a dialer run over the virtual network unmodified. Host
+// names resolve to their addresses:
+//
+//	l, _ := srv.Listen("tcp", ":80")
+//	go http.Serve(l, handler)
+//	resp, err := cli.HTTPClient().Get("http://server/")
+//
+// Each host is joined to its network by a Wire. A wire carries frames in
+// two directions, Up (host to network) and Down (network to host), each
+// through a list of Stages that may drop, delay, duplicate, reorder,
+// corrupt or cut frames, and that can be changed while the test runs:
+//
+//	cli.Wire().Impair(vnettest.Loss(0.05), vnettest.Delay(20*time.Millisecond, 5*time.Millisecond))
+//	cli.Wire().SetStages(vnettest.Down, vnettest.RateLimit(10_000_000, 50*time.Millisecond))
+//	cli.Wire().Cut()  // partition
+//	cli.Wire().Heal()
+//
+// The impairments are Delay (with jitter), Loss, BurstLoss (Gilbert
+// model), Duplicate, Reorder, Corrupt, Truncate, MTUBlackHole and
+// RateLimit; Cut and Heal partition a host. Any code of your own that
+// works on Ethernet frames — a filter, a NAT, a packet parser under test —
+// becomes a stage by implementing Stage (or with StageFunc) and sits
+// between hosts the same way.
+//
+// # Topologies
+//
+// Networks are joined the ways real ones are, from Switchyard's own parts:
+//
+//	inet := w.NewNetwork("inet", "203.0.113.0/24")  // "the internet"
+//	gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+//	gw.PublishTCP(8080, srv, 80)                     // like docker run -p 8080:80
+//	gw.PublishUDP(5353, srv, 53)                     // -p 5353:53/udp
+//	w.NewRouter("r", east, west)                     // plain IPv4 routing
+//	w.NewNATBox("home", lan, inet, vnettest.NATConfig{
+//		Mapping: vnettest.EndpointIndependent, Filtering: vnettest.AddressDependent})
+//
+// A Gateway is Switchyard's real gateway (package gateway): it answers
+// ARP and pings, serves DNS with the network's host names (Host.Resolver
+// asks it), leases addresses by DHCP if GatewayConfig.DHCP is set, and
+// masquerades egress TCP and UDP onto its uplink network, whose hosts see
+// the gateway's uplink address; pings to the outside go unanswered. A NATBox has the
+// behaviours of RFC 4787 — endpoint-independent, address-dependent or
+// address-and-port-dependent mapping and filtering, hairpinning on or
+// off, port preservation — for testing NAT traversal. Every router, NAT
+// and gateway uplink leg is a Wire too, and can be impaired or cut.
+// Switchyard's tunnels are not offered yet: their port sends on a kernel
+// UDP socket, and a World opens none.
+//
+// # Fuzzing
+//
+// FuzzFrames is the body of a fuzz target: it cuts `go test -fuzz` input
+// into frames, injects them from a host (through that host's stages, such
+// as the code under test) and checks that the network survived: no panic,
+// a broadcast still reaches every host, every wire's counters add up.
+// Build the World once, with the *testing.F, outside f.Fuzz.
+//
+// # Time
+//
+// A World runs on the real clock. It does not yet work inside a
+// testing/synctest bubble: the hosts' gVisor TCP stacks park their
+// processor goroutines with a wait synctest does not count as durably
+// blocked, so the bubble's clock never advances. Keep timeouts short and
+// wait on counters (Wire.Stats) rather than sleeping.
+//
+// # Seeds
+//
+// Every random choice a stage makes comes from StageContext.Rand, seeded
+// from the World's seed and the wire's name and direction, so the same
+// seed and the same frames give the same choices. The seed is taken from
+// the Seed option, else from $VNETTEST_SEED, else from the clock. A failed
+// test logs it; run again with VNETTEST_SEED set to replay.
+//
+// # When a test fails
+//
+// Every wire records what its host sent and received. When the test has
+// failed, the World saves one pcap file per wire (readable by tcpdump and
+// Wireshark) in t.ArtifactDir and logs the names: run
+// `go test -artifacts` to keep the files after the test ends.
+//
+// # Bad input
+//
+// Constructors (New, NewNetwork, NewHost, NewGateway, NewRouter,
+// NewNATBox) report bad input by failing the test with t.Fatalf, so call
+// them from the test's own goroutine.
+//
+// A malformed subnet, a host address outside its network, two hosts with
+// one name or one address fail the test at once with a message naming the
+// part and what would be accepted. A stage given a loss rate outside
+// [0,1] or a negative delay is refused by SetStages with such an error. A
+// stage that panics drops the frame and fails the test, naming the wire
+// and the stage; the network goes on. A test that forgets to close
+// anything leaks no goroutine: the World closes all it made when the test
+// ends.
+//
+// # The low-level form
+//
+// NewHost attaches a host to a vswitch.Switch of the caller's: Switchyard's
+// own tests of the switch and the gateway use it. Such a host has no wire
+// and resolves no names, and its caller closes it.
+//
+// # Compatibility
+//
+// The exported API of this package is kept backward compatible within a
+// major version of the module, in the sense of the Go 1 promise: existing
+// calls keep compiling and keep their meaning; new functions, methods,
+// options and stages may be added. The API uses only standard library
+// types and types of Switchyard's own vswitch package (MAC, Switch, Link)
+// — never a gVisor type, so that users do not depend on the gVisor
+// version Switchyard builds with; a test of this package enforces that.
+// Two things are not promised: the exact frames a host's TCP/IP stack
+// sends (timers, window sizes and retransmissions follow the stack's
+// version), and therefore the exact sequence of random choices across
+// Switchyard versions: a seed replays a run with the same version.
+package vnettest

@@ -26,6 +26,10 @@ type NetConf struct {
 	Socket string `json:"socket,omitempty"`
 
 	RuntimeConfig RuntimeConfig `json:"runtimeConfig,omitempty"`
+
+	// Subnet6, with an IPv4 Subnet, makes the network created on the
+	// first ADD dual-stack: its IPv6 subnet.
+	Subnet6 string `json:"subnet6,omitempty"`
 }
 
 // RuntimeConfig holds the capabilities the plugin honours.
@@ -66,6 +70,17 @@ func ParseConfig(stdin []byte) (*NetConf, error) {
 		}
 		if p != p.Masked() {
 			return nil, fmt.Errorf("network config: subnet %q: has host bits set; want %s", conf.Subnet, p.Masked())
+		}
+	}
+	if conf.Subnet6 != "" {
+		p, err := netip.ParsePrefix(conf.Subnet6)
+		switch {
+		case err != nil || !p.Addr().Is6() || p.Addr().Is4In6():
+			return nil, fmt.Errorf("network config: subnet6 %q: not an IPv6 CIDR prefix; want one like fd00:99::/64", conf.Subnet6)
+		case p != p.Masked():
+			return nil, fmt.Errorf("network config: subnet6 %q: has host bits set; want %s", conf.Subnet6, p.Masked())
+		case conf.Subnet == "" || !netip.MustParsePrefix(conf.Subnet).Addr().Is4():
+			return nil, fmt.Errorf("network config: subnet6 %q: given without an IPv4 `subnet`; want both, or `subnet` alone", conf.Subnet6)
 		}
 	}
 	if conf.Socket != "" && !strings.HasPrefix(conf.Socket, "/") {

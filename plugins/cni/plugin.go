@@ -201,6 +201,10 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, conf *NetConf) (ap
 			return nw, false, types.NewError(types.ErrInvalidNetworkConfig,
 				fmt.Sprintf("network config: subnet %s: network %s exists with subnet %s; want that subnet, or no subnet", conf.Subnet, conf.Network, nw.Subnet), "")
 		}
+		if conf.Subnet6 != "" && nw.Subnet6 != netip.MustParsePrefix(conf.Subnet6) {
+			return nw, false, types.NewError(types.ErrInvalidNetworkConfig,
+				fmt.Sprintf("network config: subnet6 %s: network %s exists with IPv6 subnet %s; want that subnet, or no subnet6", conf.Subnet6, conf.Network, nw.Subnet6), "")
+		}
 		return nw, false, nil
 	}
 	if !errors.Is(err, api.ErrNotFound) {
@@ -210,7 +214,11 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, conf *NetConf) (ap
 		return nw, false, types.NewError(types.ErrInvalidNetworkConfig,
 			fmt.Sprintf("network config: network %q does not exist and the config has no subnet; create it (switchyard network create --subnet …) or add `subnet` to the config", conf.Network), "")
 	}
-	nw, err = d.CreateNetwork(ctx, api.NetworkCreate{Name: conf.Network, Subnet: conf.Subnet})
+	create := api.NetworkCreate{Name: conf.Network, Subnet: conf.Subnet}
+	if conf.Subnet6 != "" {
+		create.Subnets = []string{conf.Subnet6}
+	}
+	nw, err = d.CreateNetwork(ctx, create)
 	if errors.Is(err, api.ErrConflict) {
 		// Another ADD made it first, or its subnet clashes: look again.
 		if again, err2 := d.Network(ctx, conf.Network); err2 == nil {
@@ -257,12 +265,23 @@ func result(nw api.Network, ep api.Endpoint, netns string) *types100.Result {
 		}
 		res.IPs = []*types100.IPConfig{ipc}
 	}
+	if ep.Address6.IsValid() {
+		// A dual-stack endpoint: its IPv6 address on the same interface.
+		ipc := &types100.IPConfig{Interface: types100.Int(0), Address: ipNet(ep.Address6)}
+		if ep.Gateway6.IsValid() {
+			ipc.Gateway = net.IP(ep.Gateway6.AsSlice())
+		}
+		res.IPs = append(res.IPs, ipc)
+	}
 	if ep.Gateway.IsValid() && !nw.Internal {
 		def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		if ep.Gateway.Is6() {
 			def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		}
 		res.Routes = []*types.Route{{Dst: ipNet(def), GW: net.IP(ep.Gateway.AsSlice())}}
+	}
+	if ep.Gateway6.IsValid() && !nw.Internal {
+		res.Routes = append(res.Routes, &types.Route{Dst: ipNet(netip.PrefixFrom(netip.IPv6Unspecified(), 0)), GW: net.IP(ep.Gateway6.AsSlice())})
 	}
 	dns := ep.DNS
 	if !dns.IsValid() {

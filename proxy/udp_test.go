@@ -80,7 +80,10 @@ func TestUDPFlowExpires(t *testing.T) {
 	for _, opaque := range []bool{false, true} {
 		t.Run(fmt.Sprintf("opaque=%v", opaque), func(t *testing.T) {
 			leakCheck(t)
-			const timeout = 500 * time.Millisecond
+			// Long enough that a loaded machine (CI runs the packages in
+			// parallel) does not open a timeout-sized gap in the busy
+			// client's datagrams.
+			const timeout = 1500 * time.Millisecond
 			m := newManager(t, proxy.Config{UDPTimeout: timeout})
 			d := whoContainer(t, opaque)
 			pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
@@ -138,8 +141,9 @@ func TestUDPFlowExpires(t *testing.T) {
 func TestUDPRepliesKeepFlowAlive(t *testing.T) {
 	leakCheck(t)
 	// A datagram every tenth of the timeout, for three timeouts: the flow
-	// survives unless a gap of ten intervals opens (a stalled machine).
-	const timeout = 500 * time.Millisecond
+	// survives unless a gap of ten intervals opens (a stalled machine:
+	// 500 ms opened on a loaded 2-core machine, 1.5 s has not).
+	const timeout = 1500 * time.Millisecond
 	const count = 30
 	srv := serveUDP(t, "udp4", "127.0.0.1:0", func(pc *net.UDPConn, _ []byte, from netip.AddrPort) {
 		for i := range count {

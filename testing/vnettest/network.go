@@ -151,7 +151,7 @@ func (n *Network) newHost(name, addr string) (*Host, error) {
 	}
 	wire := n.w.newWire(name)
 	cfg := HostConfig{Name: name, Addr: netip.PrefixFrom(a, n.subnet.Bits()), Gateway: n.GatewayAddr()}
-	h, err := newHost(n.sw, cfg, func(p vswitch.Port) vswitch.Port { return &wirePort{w: wire, inner: p} })
+	h, err := newHostOn(n.sw, cfg, func(p vswitch.Port) vswitch.Port { return &wirePort{w: wire, inner: p} }, n.w.newStack(name))
 	if err != nil {
 		n.release(a)
 		n.w.add(name, nil)

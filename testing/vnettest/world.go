@@ -34,6 +34,11 @@ type World struct {
 	// inside the fuzz target.
 	input atomic.Pointer[testing.TB]
 
+	// vclock is the World's virtual clock; nil means the real one.
+	vclock *vclock
+	// activity counts frames moving on the World's wires, for settle.
+	activity activityCounter
+
 	mu       sync.Mutex
 	closed   bool
 	networks []*Network

@@ -1,0 +1,131 @@
+package vnettest_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-net/switchyard/testing/vnettest"
+)
+
+// echoServer accepts connections on srv:80 and echoes what they send.
+func echoServer(t *testing.T, srv *vnettest.Host) {
+	l, err := srv.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+}
+
+// timeoutRun is what one run of lossyTimeout saw.
+type timeoutRun struct {
+	echoes int           // round trips done before the deadline
+	took   time.Duration // virtual time until the client gave up
+	err    error         // why it stopped
+	trace  string        // hash of both wires' pcaps
+	wall   time.Duration
+}
+
+// lossyTimeout runs a client that echoes 1 KB messages with a server over
+// a lossy, jittery link until a 30-second deadline, on virtual time.
+func lossyTimeout(t *testing.T, seed int64) timeoutRun {
+	start := time.Now()
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(seed))
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	srv, cli := lan.NewHost("server"), lan.NewHost("client")
+	if err := cli.Wire().Impair(vnettest.Loss(0.2), vnettest.Delay(30*time.Millisecond, 10*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	echoServer(t, srv)
+
+	var run timeoutRun
+	var done atomic.Bool
+	go func() {
+		defer done.Store(true)
+		ctx, cancel := w.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := cli.DialContext(ctx, "tcp", "server:80")
+		if err != nil {
+			run.err = err
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		msg, back := make([]byte, 1024), make([]byte, 1024)
+		for {
+			msg[0]++
+			if _, err := c.Write(msg); err != nil {
+				run.err = err
+				break
+			}
+			if _, err := io.ReadFull(c, back); err != nil {
+				run.err = err
+				break
+			}
+			if back[0] != msg[0] {
+				run.err = errors.New("echo out of order")
+				break
+			}
+			run.echoes++
+		}
+		if ctx.Err() != nil {
+			run.err = ctx.Err()
+		}
+		c.Close()
+	}()
+	ok, took := w.AdvanceUntil(time.Minute, done.Load)
+	if !ok {
+		t.Fatalf("seed %d: the client still runs after a virtual minute", seed)
+	}
+	run.took = took
+	h := sha256.New()
+	h.Write(cli.Wire().Pcap())
+	h.Write(srv.Wire().Pcap())
+	run.trace = hex.EncodeToString(h.Sum(nil))[:16]
+	run.wall = time.Since(start)
+	return run
+}
+
+// TestVirtualTimeoutIsFastAndReplays: a 30-second deadline over a lossy
+// link passes in far less wall time, at exactly 30 virtual seconds, and
+// the same seed gives the same frames at the same times, run after run.
+func TestVirtualTimeoutIsFastAndReplays(t *testing.T) {
+	first := lossyTimeout(t, 7)
+	t.Logf("seed 7: %d echoes, gave up after %v (%v), trace %s, wall %v", first.echoes, first.took, first.err, first.trace, first.wall)
+	if first.took != 30*time.Second || !errors.Is(first.err, context.DeadlineExceeded) {
+		t.Fatalf("the client stopped after %v with %v; want the 30 s deadline", first.took, first.err)
+	}
+	if first.echoes < 10 {
+		t.Fatalf("only %d echoes in 30 virtual seconds", first.echoes)
+	}
+	if first.wall > 10*time.Second {
+		t.Errorf("30 virtual seconds took %v of wall time", first.wall)
+	}
+	for i := range 2 {
+		again := lossyTimeout(t, 7)
+		if again.trace != first.trace || again.echoes != first.echoes {
+			t.Fatalf("replay %d of seed 7: %d echoes, trace %s; first run %d echoes, trace %s", i+1, again.echoes, again.trace, first.echoes, first.trace)
+		}
+	}
+	other := lossyTimeout(t, 8)
+	if other.trace == first.trace {
+		t.Fatalf("seeds 7 and 8 gave the same trace %s: the seed does not reach the losses", other.trace)
+	}
+}

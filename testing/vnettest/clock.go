@@ -51,6 +51,11 @@ var virtualEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // Stop and Reset. Callers of AfterFunc, Stop and Reset may hold their own
 // locks: mu is taken last.
 type vclock struct {
+	// activity counts the calls of the clock's users: a netstack at work
+	// reads the clock, so settle takes a count that moves as a sign of
+	// work.
+	activity *atomic.Uint64
+
 	mu     sync.Mutex
 	now    time.Duration // since virtualEpoch
 	seq    uint64
@@ -60,12 +65,14 @@ type vclock struct {
 var _ tcpip.Clock = (*vclock)(nil)
 
 func (c *vclock) Now() time.Time {
+	c.activity.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return virtualEpoch.Add(c.now)
 }
 
 func (c *vclock) NowMonotonic() tcpip.MonotonicTime {
+	c.activity.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return tcpip.MonotonicTime{}.Add(c.now)
@@ -78,6 +85,7 @@ func (c *vclock) elapsed() time.Duration {
 }
 
 func (c *vclock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
+	c.activity.Add(1)
 	t := &vtimer{c: c, f: f, index: -1}
 	t.Reset(d)
 	return t
@@ -124,6 +132,7 @@ type vtimer struct {
 }
 
 func (t *vtimer) Stop() bool {
+	t.c.activity.Add(1)
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	if t.index < 0 {
@@ -135,6 +144,7 @@ func (t *vtimer) Stop() bool {
 
 func (t *vtimer) Reset(d time.Duration) {
 	c := t.c
+	c.activity.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t.index >= 0 {
@@ -185,7 +195,7 @@ func (h *vtimerHeap) Pop() any {
 // The parts that cannot take the clock are listed in the package
 // documentation (see Time).
 func VirtualTime() Option {
-	return func(w *World) { w.vclock = &vclock{} }
+	return func(w *World) { w.vclock = &vclock{activity: &w.activity} }
 }
 
 // Now returns the World's time: the virtual time under VirtualTime, else
@@ -274,15 +284,17 @@ func (c *causeCtx) Err() error {
 	return context.Cause(c.Context)
 }
 
-// Settling. The world has settled when the count of frames that moved
-// (World.activity) has not changed for settleQuiet and the Go scheduler
-// reports no goroutine ready to run and none running but the caller; if
-// other goroutines of the process (a parallel test) keep the scheduler
-// busy, a count unchanged for settleMax is taken as settled.
+// Settling. The world has settled when the count of frames that moved and
+// of calls to the virtual clock (World.activity) has not changed for
+// settleQuiet and the Go scheduler reports no goroutine ready to run and
+// none running but the caller. If other goroutines of the process (a
+// parallel test, a busy loop) keep the scheduler busy, a count unchanged
+// for settleMax is taken as settled: a netstack at work moves the count
+// far more often than that, unless the machine starves its thread.
 const (
 	settlePoll  = 20 * time.Microsecond
 	settleQuiet = 200 * time.Microsecond
-	settleMax   = 10 * time.Millisecond
+	settleMax   = 100 * time.Millisecond
 )
 
 var schedSamples = []metrics.Sample{

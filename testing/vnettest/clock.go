@@ -91,16 +91,6 @@ func (c *vclock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
 	return t
 }
 
-// next returns the time of the earliest timer, false if none is set.
-func (c *vclock) next() (time.Duration, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.timers) == 0 {
-		return 0, false
-	}
-	return c.timers[0].at, true
-}
-
 // fire moves the clock to the earliest timer, if it is due by limit, and
 // runs its function. It reports whether a timer fired.
 func (c *vclock) fire(limit time.Duration) bool {

@@ -62,8 +62,21 @@
 // address-and-port-dependent mapping and filtering, hairpinning on or
 // off, port preservation — for testing NAT traversal. Every router, NAT
 // and gateway uplink leg is a Wire too, and can be impaired or cut.
-// Switchyard's tunnels are not offered yet: their port sends on a kernel
-// UDP socket, and a World opens none.
+//
+// Two networks of one subnet become one L2 segment across a third, the
+// underlay, through Switchyard's real tunnel (package tunnel), in VXLAN
+// or sealed (ChaCha20-Poly1305) mode:
+//
+//	east := w.NewNetwork("east", "10.1.0.0/24")
+//	west := w.NewNetwork("west", "10.1.0.0/24") // shares east's addresses
+//	dc := w.NewNetwork("dc", "192.168.0.0/24")
+//	tun := w.NewTunnel("t1", east, west, dc, vnettest.TunnelConfig{Mode: vnettest.Sealed})
+//	a, _ := tun.Ends()                           // the tunnel's hosts on dc
+//	a.Wire().Impair(vnettest.Loss(0.03))         // a lossy underlay
+//
+// Each tunnel port sends its datagrams from a UDP socket of a host on the
+// underlay (tunnel.Config.PacketConn), so the underlay is impaired, cut
+// and captured like any other network.
 //
 // # Fuzzing
 //
@@ -108,6 +121,8 @@
 //     timeouts of egress UDP and echo flows, the NAT table's sweep, DHCP
 //     lease expiry), and the 90 s idle timeout of a PublishUDP flow;
 //   - NATBox mappings, which never expire;
+//   - a Tunnel's ports: their MAC aging and, in sealed mode, key
+//     rotation (package tunnel keeps a coarse clock of its own);
 //   - NewHost's low-level hosts, which belong to no World.
 //
 // Replays are exact while the code under test does not race the

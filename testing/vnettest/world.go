@@ -44,6 +44,7 @@ type World struct {
 	networks []*Network
 	hosts    []*Host
 	routers  []*Router
+	tunnels  []*Tunnel
 	wires    []*Wire
 	names    map[string]*Host
 }
@@ -85,12 +86,15 @@ func (w *World) Seed() int64 { return w.seed }
 func (w *World) close() {
 	w.mu.Lock()
 	w.closed = true
-	hosts, networks, routers, wires := w.hosts, w.networks, w.routers, w.wires
+	hosts, networks, routers, wires, tunnels := w.hosts, w.networks, w.routers, w.wires, w.tunnels
 	w.mu.Unlock()
 	// Gateways first (their relays run on uplink hosts), then hosts,
 	// then the switches.
 	for _, n := range slices.Backward(networks) {
 		n.closeGateway()
+	}
+	for _, t := range slices.Backward(tunnels) {
+		t.close() // before its end hosts, whose sockets it reads
 	}
 	for _, r := range slices.Backward(routers) {
 		r.close()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -219,5 +220,46 @@ func TestVirtualTimeReplaysFrames(t *testing.T) {
 	}
 	if other := lossyUpload(t, 8); other.trace == first.trace {
 		t.Fatalf("seeds 7 and 8 gave the same trace %s: the seed does not reach the losses", other.trace)
+	}
+}
+
+// TestVirtualPingRTT: on virtual time a ping's round trip is exactly the
+// delays of the stages it crosses, through a gateway too, and no real
+// time needs to pass for it.
+func TestVirtualPingRTT(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(1))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	a, b := lan.NewHost("a"), lan.NewHost("b")
+	if err := a.Wire().SetStages(vnettest.Up, vnettest.Delay(7*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Wire().SetStages(vnettest.Up, vnettest.Delay(3*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dst  netip.Addr
+		want time.Duration
+	}{{b.Addr(), 10 * time.Millisecond}, {lan.GatewayAddr(), 7 * time.Millisecond}} {
+		var rtt time.Duration
+		var err error
+		var done atomic.Bool
+		start := w.Now()
+		go func() {
+			defer done.Store(true)
+			rtt, err = a.Ping(context.Background(), c.dst)
+		}()
+		if ok, _ := w.AdvanceUntil(time.Minute, done.Load); !ok || err != nil {
+			t.Fatalf("ping %v: done %v, %v", c.dst, ok, err)
+		}
+		// The first ping also waits for ARP, which crosses the delays
+		// once more.
+		if rtt != c.want && rtt != 2*c.want {
+			t.Fatalf("ping %v: rtt %v, want %v (or twice that, with ARP)", c.dst, rtt, c.want)
+		}
+		if took := w.Now().Sub(start); took != rtt {
+			t.Errorf("ping %v: %v passed on the World's clock, rtt %v", c.dst, took, rtt)
+		}
 	}
 }

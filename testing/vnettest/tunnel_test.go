@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,5 +106,34 @@ func TestTunnelBadInput(t *testing.T) {
 				t.Fatalf("failure %q; want it to contain %q", f.errors(), c.want)
 			}
 		})
+	}
+}
+
+// TestTunnelOnVirtualTime: a tunnel works on virtual time, and a delay on
+// the underlay shows, exactly, in a ping across it.
+func TestTunnelOnVirtualTime(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(3))
+	east := w.NewNetwork("east", "10.1.0.0/24")
+	west := w.NewNetwork("west", "10.1.0.0/24")
+	tun := w.NewTunnel("t1", east, west, w.NewNetwork("dc", "192.168.0.0/24"), vnettest.TunnelConfig{Mode: vnettest.Sealed})
+	e, wh := east.NewHost("e"), west.NewHost("w")
+	ea, _ := tun.Ends()
+	if err := ea.Wire().SetStages(vnettest.Up, vnettest.Delay(25*time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the first ping also waits for ARP, on the underlay and across the tunnel
+		var rtt time.Duration
+		var err error
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			rtt, err = e.Ping(context.Background(), wh.Addr())
+		}()
+		if ok, _ := w.AdvanceUntil(time.Minute, done.Load); !ok || err != nil {
+			t.Fatalf("ping across the tunnel on virtual time: done %v, %v", ok, err)
+		}
+		if i == 1 && rtt != 25*time.Millisecond || rtt%(25*time.Millisecond) != 0 {
+			t.Fatalf("ping %d across a tunnel with 25 ms on the underlay: rtt %v, want 25ms (a multiple of it with ARP)", i+1, rtt)
+		}
 	}
 }

@@ -149,6 +149,7 @@
 // failed, the World saves one pcap file per wire (readable by tcpdump and
 // Wireshark) in t.ArtifactDir and logs the names: run
 // `go test -artifacts` to keep the files after the test ends.
+// Wire.Pcap gives the same bytes at any time, to compare two runs.
 //
 // # Bad input
 //

@@ -24,6 +24,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -95,6 +96,13 @@ type Config struct {
 	NextHopMAC vswitch.MAC
 	// Logger; nil means no logging.
 	Logger *zap.Logger
+	// Clock and Rand, if set, are the netstack's clock and source of
+	// random bytes (package vnettest runs gateways on a virtual clock
+	// with seeded randomness); nil means the real clock and crypto/rand.
+	// The gateway's own timeouts and sweeps (echo and UDP flows, the NAT
+	// table, DHCP leases) keep to the real clock.
+	Clock tcpip.Clock
+	Rand  io.Reader
 }
 
 // Gateway is a network's router. Create it with New; Close removes it.
@@ -154,7 +162,7 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if len(cfg.Routes) > 0 {
 		g.router = newRouter(g)
 	}
-	g.stack = stackport.NewStack()
+	g.stack = stackport.NewStackWith(cfg.Clock, cfg.Rand)
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 	if cfg.RA != nil {
 		if err := g.prepareRA(cfg.RA); err != nil {

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 type peer struct {
 	addr netip.AddrPort
 	sa   sockaddr // addr in the socket's address family, for sendmmsg
+	na   net.Addr // addr for a Config.PacketConn's WriteTo
 
 	rxFrames atomic.Uint64
 	rxBytes  atomic.Uint64
@@ -105,7 +107,7 @@ func (p *Port) AddPeer(ap netip.AddrPort) error {
 	if old.exact[ap] != nil {
 		return nil
 	}
-	next := append(slices.Clip(old.list), &peer{addr: ap, sa: sa})
+	next := append(slices.Clip(old.list), &peer{addr: ap, sa: sa, na: net.UDPAddrFromAddrPort(ap)})
 	p.peers.Store(newPeerSet(next))
 	p.log.Info("peer added", zap.Stringer("peer", ap))
 	return nil

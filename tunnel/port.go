@@ -138,7 +138,13 @@ type Config struct {
 	// inside another network namespace. The Port owns it from New on and
 	// closes it on Close. If nil, the Port opens one on Listen.
 	Conn *net.UDPConn
-	// Listen is the address to bind when Conn is nil. A zero address
+	// PacketConn, instead of Conn, is a datagram socket of any kind,
+	// such as the in-process underlay of package vnettest. The Port sends
+	// and receives on it one datagram per call (no GSO, GRO or batches);
+	// its addresses are *net.UDPAddr, or print as IP:port. The Port owns
+	// it from New on and closes it on Close.
+	PacketConn net.PacketConn
+	// Listen is the address to bind when Conn and PacketConn are nil. A zero address
 	// means every address (IPv4 and IPv6); a zero port, the mode's
 	// default port.
 	Listen netip.AddrPort
@@ -194,6 +200,7 @@ type Port struct {
 	sealer *keyring // secure mode: the keys, and the Sealer of the moment
 	opener *Opener  // secure mode: sealer's Opener
 	sock   *sysConn
+	pconn  *packetConn // instead of sock, with Config.PacketConn
 
 	peersMu sync.Mutex // serialises AddPeer and RemovePeer
 	peers   atomic.Pointer[peerSet]
@@ -231,6 +238,9 @@ func New(cfg Config) (*Port, error) {
 		if cfg.Conn != nil {
 			cfg.Conn.Close()
 		}
+		if cfg.PacketConn != nil {
+			cfg.PacketConn.Close()
+		}
 		return nil, err
 	}
 	return p, nil
@@ -241,6 +251,9 @@ func newPort(cfg Config) (*Port, error) {
 	p, err := newPortState(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PacketConn != nil {
+		return p.adoptPacketConn(cfg)
 	}
 	conn := cfg.Conn
 	if conn == nil {
@@ -362,6 +375,9 @@ func listen(ap netip.AddrPort, m Mode) (*net.UDPConn, error) {
 
 // LocalAddr returns the address the socket is bound to.
 func (p *Port) LocalAddr() netip.AddrPort {
+	if p.pconn != nil {
+		return p.pconn.local
+	}
 	if p.sock == nil {
 		return netip.AddrPort{}
 	}
@@ -436,6 +452,9 @@ func (p *Port) Close() error {
 		}
 		if p.sock != nil {
 			err = p.sock.close()
+		}
+		if p.pconn != nil {
+			err = p.pconn.pc.Close()
 		}
 		p.wg.Wait()
 	})

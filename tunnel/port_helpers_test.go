@@ -50,7 +50,7 @@ func newNode(tb testing.TB, id uint32, cfg tunnel.Config) *node {
 // it gets (it allocates nothing), for allocation tests and benchmarks.
 func newNodeWith(tb testing.TB, id uint32, cfg tunnel.Config, discard bool) *node {
 	tb.Helper()
-	if cfg.Conn == nil {
+	if cfg.Conn == nil && cfg.PacketConn == nil {
 		cfg.Conn = loopbackConn(tb)
 	}
 	if cfg.Logger == nil {

@@ -57,6 +57,10 @@ func (p *Port) newRxBatch(in vswitch.Ingress) *rxBatch {
 func (p *Port) read(in vswitch.Ingress) {
 	defer p.wg.Done()
 	r := p.newRxBatch(in)
+	if p.pconn != nil {
+		p.readPacketConn(r)
+		return
+	}
 	for {
 		n, err := p.sock.recv(r)
 		if err != nil {

@@ -378,7 +378,13 @@ func (p *Port) sendBuf(b *txBuf) bool {
 	overhead := p.headroom + p.tailroom
 	ok := true
 	for _, pr := range b.targets {
-		sent, err := p.sock.send(b, pr)
+		var sent int
+		var err error
+		if p.pconn != nil {
+			sent, err = p.pconn.send(b, pr)
+		} else {
+			sent, err = p.sock.send(b, pr)
+		}
 		if sent > 0 {
 			inner := 0
 			for _, d := range b.dg[:sent] {

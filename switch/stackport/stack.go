@@ -2,6 +2,7 @@ package stackport
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -17,10 +18,19 @@ import (
 // NewStack returns a netstack with the protocols a Switchyard gateway or
 // virtual host speaks: IPv4, IPv6, ARP, ICMP, TCP and UDP, with TCP SACK on
 // as on Linux.
-func NewStack() *stack.Stack {
+func NewStack() *stack.Stack { return NewStackWith(nil, nil) }
+
+// NewStackWith is NewStack on the caller's clock and source of random
+// bytes (from which the netstack draws its sequence numbers, ports and
+// timer jitter), for virtual time and replayable runs. rng must be safe for
+// concurrent use. Nil keeps the netstack's default: the real clock, and
+// crypto/rand.
+func NewStackWith(clock tcpip.Clock, rng io.Reader) *stack.Stack {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		Clock:              clock,
+		SecureRNG:          rng,
 	})
 	sack := tcpip.TCPSACKEnabled(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)

@@ -1,8 +1,11 @@
 package vnettest_test
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -39,7 +42,26 @@ func BenchmarkFramesHostToHost(b *testing.B) {
 func BenchmarkTCPHostToHost(b *testing.B) {
 	w := vnettest.New(b)
 	lan := w.NewNetwork("lan", "10.0.0.0/24")
-	a, c := lan.NewHost("a"), lan.NewHost("c")
+	tcpStream(b, lan.NewHost("a"), lan.NewHost("c"))
+}
+
+// TCP between hosts on two networks joined by a tunnel over an underlay
+// network, no stage.
+func BenchmarkTCPThroughTunnel(b *testing.B) {
+	for _, mode := range []vnettest.TunnelMode{vnettest.VXLAN, vnettest.Sealed} {
+		b.Run(mode.String(), func(b *testing.B) {
+			w := vnettest.New(b)
+			east := w.NewNetwork("east", "10.1.0.0/24")
+			west := w.NewNetwork("west", "10.1.0.0/24")
+			w.NewTunnel("t", east, west, w.NewNetwork("dc", "192.168.0.0/24"), vnettest.TunnelConfig{Mode: mode})
+			tcpStream(b, east.NewHost("a"), west.NewHost("c"))
+		})
+	}
+}
+
+// tcpStream sends b.N chunks of 64 KiB from a to c:9 over one TCP
+// connection and reports the rate in Gbit/s.
+func tcpStream(b *testing.B, a, c *vnettest.Host) {
 	l, err := c.Listen("tcp", ":9")
 	if err != nil {
 		b.Fatal(err)
@@ -55,7 +77,7 @@ func BenchmarkTCPHostToHost(b *testing.B) {
 		s.Close()
 		done <- n
 	}()
-	conn, err := a.Dial("tcp", "c:9")
+	conn, err := a.Dial("tcp", c.Addr().String()+":9")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,6 +85,7 @@ func BenchmarkTCPHostToHost(b *testing.B) {
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	t0 := time.Now()
 	for range b.N {
 		if _, err := conn.Write(chunk); err != nil {
 			b.Fatal(err)
@@ -72,4 +95,54 @@ func BenchmarkTCPHostToHost(b *testing.B) {
 	if n := <-done; n != int64(b.N*len(chunk)) {
 		b.Fatalf("received %d bytes, sent %d", n, b.N*len(chunk))
 	}
+	b.ReportMetric(float64(b.N*len(chunk))*8/time.Since(t0).Seconds()/1e9, "Gbit/s")
+}
+
+// One input of a fuzz target (FuzzFrames) through a switch and a
+// gateway: a host injects a handful of frames (ARP, a SYN to the
+// gateway, a ping, junk), and the network is checked after each input.
+func BenchmarkFuzzFramesThroughGateway(b *testing.B) {
+	w := vnettest.New(b, vnettest.Seed(1))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	a, _ := lan.NewHost("a"), lan.NewHost("b")
+	gwMAC := vnettest.DockerMAC(lan.GatewayAddr())
+	syn := synTo23()
+	copy(syn, gwMAC[:])
+	copy(syn[14+16:], lan.GatewayAddr().AsSlice())
+	binary.BigEndian.PutUint16(syn[14+22:], 80) // to the gateway's port 80
+	junk := make([]byte, 60)
+	copy(junk, gwMAC[:])
+	input := frameSeed(syn, junk, bytes.Repeat([]byte{0xff}, 42))
+	b.ReportAllocs()
+	b.ResetTimer()
+	t0 := time.Now()
+	for range b.N {
+		vnettest.FuzzFrames(b, a, input)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "execs/s")
+}
+
+// A World of 1000 hosts on one network: the heap it takes.
+func BenchmarkThousandHosts(b *testing.B) {
+	var grown int64
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		func() {
+			w := vnettest.New(b)
+			_ = w
+			lan := w.NewNetwork("big", "10.0.0.0/20")
+			for i := range 1000 {
+				lan.NewHost(fmt.Sprintf("h%d", i))
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+		}()
+		grown = int64(after.HeapInuse) - int64(before.HeapInuse)
+	}
+	b.ReportAllocs()
+	b.ReportMetric(float64(grown)/(1<<20), "MiB-heap/1000hosts")
 }

@@ -19,10 +19,11 @@ type capture struct {
 	buf  bytes.Buffer
 	w    *pcap.Writer
 	lost int
+	now  func() time.Time
 }
 
-func newCapture() *capture {
-	c := &capture{}
+func newCapture(now func() time.Time) *capture {
+	c := &capture{now: now}
 	c.w, _ = pcap.NewWriter(&c.buf) // a bytes.Buffer does not fail
 	return c
 }
@@ -35,7 +36,7 @@ func (c *capture) record(b []byte) {
 		c.lost++
 		return
 	}
-	_ = c.w.WriteFrame(time.Now(), b)
+	_ = c.w.WriteFrame(c.now(), b)
 }
 
 // bytes returns the capture file and the number of frames not kept.

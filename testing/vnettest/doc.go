@@ -62,8 +62,21 @@
 // address-and-port-dependent mapping and filtering, hairpinning on or
 // off, port preservation — for testing NAT traversal. Every router, NAT
 // and gateway uplink leg is a Wire too, and can be impaired or cut.
-// Switchyard's tunnels are not offered yet: their port sends on a kernel
-// UDP socket, and a World opens none.
+//
+// Two networks of one subnet become one L2 segment across a third, the
+// underlay, through Switchyard's real tunnel (package tunnel), in VXLAN
+// or sealed (ChaCha20-Poly1305) mode:
+//
+//	east := w.NewNetwork("east", "10.1.0.0/24")
+//	west := w.NewNetwork("west", "10.1.0.0/24") // shares east's addresses
+//	dc := w.NewNetwork("dc", "192.168.0.0/24")
+//	tun := w.NewTunnel("t1", east, west, dc, vnettest.TunnelConfig{Mode: vnettest.Sealed})
+//	a, _ := tun.Ends()                           // the tunnel's hosts on dc
+//	a.Wire().Impair(vnettest.Loss(0.03))         // a lossy underlay
+//
+// Each tunnel port sends its datagrams from a UDP socket of a host on the
+// underlay (tunnel.Config.PacketConn), so the underlay is impaired, cut
+// and captured like any other network.
 //
 // # Fuzzing
 //
@@ -75,11 +88,52 @@
 //
 // # Time
 //
-// A World runs on the real clock. It does not yet work inside a
-// testing/synctest bubble: the hosts' gVisor TCP stacks park their
-// processor goroutines with a wait synctest does not count as durably
-// blocked, so the bubble's clock never advances. Keep timeouts short and
-// wait on counters (Wire.Stats) rather than sleeping.
+// A World runs on the real clock unless made with the VirtualTime option:
+//
+//	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(7))
+//	…
+//	ctx, cancel := w.WithTimeout(context.Background(), 30*time.Second)
+//	go func() { defer close(done); c, err = cli.DialContext(ctx, "tcp", "server:80"); … }()
+//	w.AdvanceUntil(time.Minute, func() bool { return isClosed(done) })
+//
+// Then the clock stands still (at 2000-01-01 UTC) until the test moves it
+// with Advance or AdvanceUntil, which fire the timers that fall due one by
+// one, in order, and let the world settle after each (until no frame
+// moves, nothing touches the clock and no goroutine is ready to run).
+// Thirty seconds of retransmissions over a lossy link take about a second
+// of wall time, and a run replays: the same seed gives the same frames at
+// the same virtual times, byte for byte in the pcaps (see
+// TestVirtualTimeReplaysFrames). On the virtual clock run: every host's,
+// router's and gateway's TCP/IP stack (retransmission, delayed ACK,
+// keepalive, TIME-WAIT, ARP and neighbour timers, TCP timestamps; their
+// sequence numbers and ports are drawn from the seed), every stage's
+// delay, jitter, reordering and rate limit, StageContext.Now, the pcap
+// timestamps, Host.Ping's round-trip time, World.Now and the contexts of
+// World.WithTimeout.
+//
+// What cannot take the virtual clock, and keeps to the real one:
+//
+//   - deadlines set on the conns hosts hand out (SetDeadline,
+//     SetReadDeadline, SetWriteDeadline: gVisor's gonet adapter arms
+//     them with time.AfterFunc), and contexts made with
+//     context.WithTimeout: use World.WithTimeout;
+//   - the gateway's own timeouts and sweeps (package gateway: the idle
+//     timeouts of egress UDP and echo flows, the NAT table's sweep, DHCP
+//     lease expiry), and the 90 s idle timeout of a PublishUDP flow;
+//   - NATBox mappings, which never expire;
+//   - a Tunnel's ports: their MAC aging and, in sealed mode, key
+//     rotation (package tunnel keeps a coarse clock of its own);
+//   - NewHost's low-level hosts, which belong to no World.
+//
+// Replays are exact while the code under test does not race the
+// netstacks: when a host's application goroutine and its TCP/IP stack's
+// goroutine both act at one virtual instant (a reader takes data just as
+// the stack sends an ACK), which of them goes first is up to the Go
+// scheduler, and a field such as an advertised window can differ between
+// runs; the sequence of round trips and their times stay the same (see
+// TestVirtualEchoTimeout). testing/synctest is no alternative: the
+// netstacks' processor goroutines wait in a way the bubble does not count
+// as durably blocked, so its clock never moves.
 //
 // # Seeds
 //
@@ -95,6 +149,7 @@
 // failed, the World saves one pcap file per wire (readable by tcpdump and
 // Wireshark) in t.ArtifactDir and logs the names: run
 // `go test -artifacts` to keep the files after the test ends.
+// Wire.Pcap gives the same bytes at any time, to compare two runs.
 //
 // # Bad input
 //

@@ -93,10 +93,14 @@ func (n *Network) newGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.DHCP {
 		dhcpCfg = &gateway.DHCPConfig{Allocator: (*dhcpLeases)(n), DNS: []netip.Addr{a}, DomainName: n.name}
 	}
-	gw, err := gateway.New(n.sw, gateway.Config{
+	gcfg := gateway.Config{
 		Network: n.name, Subnet: n.subnet, Addr: a, MAC: DockerMAC(a),
 		Internal: cfg.Uplink == nil, Egress: egress, DHCP: dhcpCfg, Logger: n.w.log,
-	})
+	}
+	if r := n.w.rng("gateway " + n.name); r != nil { // VirtualTime
+		gcfg.Clock, gcfg.Rand = n.w.tcpipClock(), r
+	}
+	gw, err := gateway.New(n.sw, gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway of network %s: %w", n.name, err)
 	}

@@ -73,10 +73,15 @@ func newHost(sw *vswitch.Switch, cfg HostConfig, wrap func(vswitch.Port) vswitch
 	if !cfg.Addr.IsValid() {
 		return nil, fmt.Errorf("vnettest: host %q needs an address", cfg.Name)
 	}
+	return newHostOn(sw, cfg, wrap, stackport.NewStack())
+}
+
+// newHostOn is newHost on the netstack s; cfg.Addr is valid.
+func newHostOn(sw *vswitch.Switch, cfg HostConfig, wrap func(vswitch.Port) vswitch.Port, s *stack.Stack) (*Host, error) {
 	if cfg.MAC.IsZero() {
 		cfg.MAC = DockerMAC(cfg.Addr.Addr())
 	}
-	h := &Host{cfg: cfg, sw: sw, stack: stackport.NewStack(), proto: stackport.Protocol(cfg.Addr.Addr())}
+	h := &Host{cfg: cfg, sw: sw, stack: s, proto: stackport.Protocol(cfg.Addr.Addr())}
 	h.port = stackport.New(stackport.Config{Name: cfg.Name, Kind: "host", MAC: cfg.MAC, MTU: cfg.MTU})
 	var port vswitch.Port = h.port
 	if wrap != nil {

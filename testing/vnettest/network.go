@@ -23,6 +23,9 @@ type Network struct {
 	gw   *Gateway              // nil until NewGateway
 	// leases maps DHCP clients to their addresses.
 	leases map[vswitch.MAC]netip.Addr
+	// owner, if set, is the network whose address pool (used, next)
+	// this one shares: a tunnel joined them into one segment.
+	owner *Network
 	// router names what holds the gateway address: "" (nothing yet),
 	// "the gateway" or "router NAME".
 	router string
@@ -105,13 +108,14 @@ func (n *Network) NewHostAt(name, addr string) *Host {
 // claim reserves an address for host name: addr, or the lowest free one
 // if addr is "".
 func (n *Network) claim(name, addr string) (netip.Addr, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	p := n.pool()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if addr == "" {
-		for a := n.next; n.subnet.Contains(a); a = a.Next() {
-			if _, taken := n.used[a]; !taken && a.Next().IsValid() && n.subnet.Contains(a.Next()) { // not the broadcast address
-				n.used[a] = name
-				n.next = a.Next()
+		for a := p.next; n.subnet.Contains(a); a = a.Next() {
+			if _, taken := p.used[a]; !taken && a.Next().IsValid() && n.subnet.Contains(a.Next()) { // not the broadcast address
+				p.used[a] = name
+				p.next = a.Next()
 				return a, nil
 			}
 		}
@@ -124,20 +128,24 @@ func (n *Network) claim(name, addr string) (netip.Addr, error) {
 	if !n.subnet.Contains(a) || a == n.subnet.Addr() {
 		return netip.Addr{}, fmt.Errorf("host %q: address %s is outside network %s (%s): want a host address inside it", name, a, n.name, n.subnet)
 	}
-	if other, taken := n.used[a]; taken {
+	if other, taken := p.used[a]; taken {
 		return netip.Addr{}, fmt.Errorf("host %q: address %s on network %s is taken by %s", name, a, n.name, other)
 	}
-	n.used[a] = name
+	p.used[a] = name
 	return a, nil
 }
 
 func (n *Network) release(a netip.Addr) {
-	n.mu.Lock()
-	delete(n.used, a)
-	n.mu.Unlock()
+	p := n.pool()
+	p.mu.Lock()
+	delete(p.used, a)
+	p.mu.Unlock()
 }
 
-func (n *Network) newHost(name, addr string) (*Host, error) {
+func (n *Network) newHost(name, addr string) (*Host, error) { return n.newHostMTU(name, addr, 0) }
+
+// newHostMTU is newHost with an MTU (0: 1500).
+func (n *Network) newHostMTU(name, addr string, mtu int) (*Host, error) {
 	if name == "" {
 		return nil, fmt.Errorf("host on network %s: want a name", n.name)
 	}
@@ -150,8 +158,8 @@ func (n *Network) newHost(name, addr string) (*Host, error) {
 		return nil, err
 	}
 	wire := n.w.newWire(name)
-	cfg := HostConfig{Name: name, Addr: netip.PrefixFrom(a, n.subnet.Bits()), Gateway: n.GatewayAddr()}
-	h, err := newHost(n.sw, cfg, func(p vswitch.Port) vswitch.Port { return &wirePort{w: wire, inner: p} })
+	cfg := HostConfig{Name: name, Addr: netip.PrefixFrom(a, n.subnet.Bits()), Gateway: n.GatewayAddr(), MTU: mtu}
+	h, err := newHostOn(n.sw, cfg, func(p vswitch.Port) vswitch.Port { return &wirePort{w: wire, inner: p} }, n.w.newStack(name))
 	if err != nil {
 		n.release(a)
 		n.w.add(name, nil)

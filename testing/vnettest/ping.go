@@ -39,7 +39,8 @@ func ping(ctx context.Context, s *stack.Stack, proto tcpip.NetworkProtocolNumber
 	req[0] = echo // code, checksum and identifier are filled in by the endpoint
 	req[7] = 1    // sequence 1
 	copy(req[8:], "switchyard vnettest ping payload")
-	start := time.Now()
+	clk := s.Clock() // the World's, virtual under VirtualTime
+	start := clk.NowMonotonic()
 	if _, terr := ep.Write(bytes.NewReader(req), tcpip.WriteOptions{}); terr != nil {
 		return 0, fmt.Errorf("ping %s: send: %s", dst, terr)
 	}
@@ -59,7 +60,7 @@ func ping(ctx context.Context, s *stack.Stack, proto tcpip.NetworkProtocolNumber
 		}
 		b := buf.Bytes()
 		if len(b) >= 8 && b[0] == reply && bytes.Equal(b[8:], req[8:]) {
-			return time.Since(start), nil
+			return clk.NowMonotonic().Sub(start), nil
 		}
 	}
 }

@@ -68,7 +68,7 @@ func (w *World) newRouter(name string, networks []*Network) (*Router, error) {
 // newRouterAt makes a router with a leg on each network at the address of
 // the same index, which the caller has claimed.
 func (w *World) newRouterAt(name string, networks []*Network, addrs []netip.Addr) (*Router, error) {
-	r := &Router{name: name, stack: stackport.NewStack()}
+	r := &Router{name: name, stack: w.newStack("router " + name)}
 	w.mu.Lock()
 	w.routers = append(w.routers, r) // closed with the World even if set-up fails below
 	w.mu.Unlock()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -131,7 +133,7 @@ func (w *World) newWire(name string) *Wire {
 		name: name,
 		up:   newDirection(name, w.seed, Up),
 		down: newDirection(name, w.seed, Down),
-		cap:  newCapture(),
+		cap:  newCapture(w.clock().Now),
 	}
 	wire.upCapture, wire.down.exitCapture = wire.cap.record, wire.cap.record
 	for _, d := range []*direction{wire.up, wire.down} {
@@ -139,6 +141,7 @@ func (w *World) newWire(name string) *Wire {
 		if d == wire.down {
 			d.ctx.Dir = Down
 		}
+		d.clk, d.virtual, d.activity = w.clock(), w.vclock != nil, &w.activity
 		d.onPanic = func(s Stage, v any) {
 			w.errorf("vnettest: wire %s %s: stage %s panicked: %v (frame dropped)", name, d.ctx.Dir, s, v)
 		}
@@ -157,6 +160,11 @@ type direction struct {
 	// exitCapture, if set, records each frame leaving the direction (the
 	// Down direction's: what the host received).
 	exitCapture func(b []byte)
+
+	clk      clock
+	virtual  bool           // clk is virtual: a timer of it, not a goroutine, releases frames
+	activity *atomic.Uint64 // the World's count of moving frames
+	vt       tcpip.Timer    // under virtual time, the release timer; guarded by mu
 
 	stages atomic.Pointer[[]Stage]
 	cut    atomic.Bool
@@ -190,6 +198,7 @@ func newDirection(name string, seed int64, dir Direction) *direction {
 
 // send takes one frame into the direction. b stays the caller's.
 func (d *direction) send(b []byte) {
+	d.activity.Add(1)
 	d.in.Add(1)
 	if d.cut.Load() {
 		d.dropped.Add(1)
@@ -201,7 +210,7 @@ func (d *direction) send(b []byte) {
 		return
 	}
 	own := append([]byte(nil), b...)
-	now := time.Now()
+	now := d.clk.Now()
 	var ready [][]byte
 	d.mu.Lock()
 	pkts := []Packet{{Data: own, At: now}}
@@ -223,11 +232,14 @@ func (d *direction) send(b []byte) {
 		d.queued.Add(1)
 	}
 	queued := d.pending.Len() > 0
+	if queued && d.virtual {
+		d.armLocked(now)
+	}
 	d.mu.Unlock()
 	for _, b := range ready {
 		d.emit(b)
 	}
-	if queued {
+	if queued && !d.virtual {
 		select {
 		case d.wake <- struct{}{}:
 		default:
@@ -235,7 +247,48 @@ func (d *direction) send(b []byte) {
 	}
 }
 
+// armLocked sets the virtual release timer for the first waiting frame;
+// d.mu is held.
+func (d *direction) armLocked(now time.Time) {
+	wait := d.pending[0].at.Sub(now)
+	if d.vt == nil {
+		d.vt = d.clk.AfterFunc(wait, d.release)
+		return
+	}
+	d.vt.Stop()
+	d.vt.Reset(wait)
+}
+
+// release sends the frames whose time has come, under virtual time: it is
+// the release timer's function.
+func (d *direction) release() {
+	var due [][]byte
+	d.mu.Lock()
+	now := d.clk.Now()
+	for d.pending.Len() > 0 && !d.pending[0].at.After(now) {
+		due = append(due, heap.Pop(&d.pending).(pendingFrame).data)
+		d.queued.Add(-1)
+	}
+	if d.pending.Len() > 0 {
+		d.armLocked(now)
+	}
+	d.mu.Unlock()
+	for _, b := range due {
+		d.emit(b)
+	}
+}
+
+// stopVirtual stops the release timer.
+func (d *direction) stopVirtual() {
+	d.mu.Lock()
+	if d.vt != nil {
+		d.vt.Stop()
+	}
+	d.mu.Unlock()
+}
+
 func (d *direction) emit(b []byte) {
+	d.activity.Add(1)
 	if d.exitCapture != nil {
 		d.exitCapture(b)
 	}
@@ -350,8 +403,13 @@ func (p *wirePort) Start(in vswitch.Ingress) error {
 	p.w.up.next = func(b []byte) { in.Receive(vswitch.Frame{Data: b}) }
 	p.w.down.next = func(b []byte) { _ = p.inner.Write(vswitch.Frame{Data: b}) }
 	p.started = true
-	go p.w.up.schedule()
-	go p.w.down.schedule()
+	for _, d := range []*direction{p.w.up, p.w.down} {
+		if d.virtual {
+			close(d.done) // the virtual clock's timer releases frames
+		} else {
+			go d.schedule()
+		}
+	}
 	return p.inner.Start(upIngress{d: p.w.up, capture: p.w.upCapture})
 }
 
@@ -371,6 +429,9 @@ func (p *wirePort) Close() error {
 		for _, d := range []*direction{p.w.up, p.w.down} {
 			close(d.stop)
 			<-d.done
+			if d.virtual {
+				d.stopVirtual()
+			}
 		}
 	})
 	return err
@@ -388,4 +449,13 @@ func (u upIngress) Receive(f vswitch.Frame) {
 		u.capture(f.Data)
 	}
 	u.d.send(f.Data)
+}
+
+// Pcap returns what the wire's host sent and received so far as a pcap
+// file (the one a failed test saves), with the World's clock's
+// timestamps: under VirtualTime, two runs with the same seed give the same
+// bytes.
+func (w *Wire) Pcap() []byte {
+	b, _ := w.cap.bytes()
+	return b
 }

@@ -34,11 +34,17 @@ type World struct {
 	// inside the fuzz target.
 	input atomic.Pointer[testing.TB]
 
+	// vclock is the World's virtual clock; nil means the real one.
+	vclock *vclock
+	// activity counts frames moving on the World's wires, for settle.
+	activity activityCounter
+
 	mu       sync.Mutex
 	closed   bool
 	networks []*Network
 	hosts    []*Host
 	routers  []*Router
+	tunnels  []*Tunnel
 	wires    []*Wire
 	names    map[string]*Host
 }
@@ -80,12 +86,15 @@ func (w *World) Seed() int64 { return w.seed }
 func (w *World) close() {
 	w.mu.Lock()
 	w.closed = true
-	hosts, networks, routers, wires := w.hosts, w.networks, w.routers, w.wires
+	hosts, networks, routers, wires, tunnels := w.hosts, w.networks, w.routers, w.wires, w.tunnels
 	w.mu.Unlock()
 	// Gateways first (their relays run on uplink hosts), then hosts,
 	// then the switches.
 	for _, n := range slices.Backward(networks) {
 		n.closeGateway()
+	}
+	for _, t := range slices.Backward(tunnels) {
+		t.close() // before its end hosts, whose sockets it reads
 	}
 	for _, r := range slices.Backward(routers) {
 		r.close()

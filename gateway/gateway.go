@@ -100,8 +100,12 @@ type Gateway struct {
 	echo   *echoProxy
 	nat    *natPath
 	dhcp   *dhcp.Server
-	router *router        // nil without Routes
-	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
+	router *router // nil without Routes or NextHop
+	// routesMu serialises changes of the netstack's route table;
+	// nicRoute is the subnet's on-link route in it.
+	routesMu sync.Mutex
+	nicRoute tcpip.Route
+	wg       sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
 }
@@ -131,7 +135,7 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		neighbors: newNeighbors(),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if len(cfg.Routes) > 0 {
+	if len(cfg.Routes) > 0 || cfg.NextHop.IsValid() {
 		g.router = newRouter(g)
 	}
 	g.stack = stackport.NewStack()
@@ -190,7 +194,18 @@ func (g *Gateway) configureNIC() error {
 	if err := g.stack.SetSpoofing(NICID, true); err != nil {
 		return fmt.Errorf("spoofing: %s", err)
 	}
-	routes := []tcpip.Route{route}
+	g.routesMu.Lock()
+	defer g.routesMu.Unlock()
+	g.nicRoute = route
+	g.setRouteTable()
+	return nil
+}
+
+// setRouteTable sets the netstack's routes: the subnet on-link, the
+// routed subnets via the next hop, everything else on-link too (the NIC
+// is promiscuous and spoofing: egress). routesMu is held.
+func (g *Gateway) setRouteTable() {
+	routes := []tcpip.Route{g.nicRoute}
 	if g.router != nil {
 		routes = append(routes, g.router.netstackRoutes()...)
 	}
@@ -198,7 +213,6 @@ func (g *Gateway) configureNIC() error {
 		tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: NICID},
 		tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: NICID},
 	))
-	return nil
 }
 
 func v4(a netip.Addr) netip.Addr {

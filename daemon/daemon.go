@@ -103,6 +103,10 @@ type Config struct {
 	// etcdv3's New; the CLI binary leaves it nil so that it does not
 	// link etcd's client (gRPC), which slows every start.
 	Cluster func(ctx context.Context, dial cluster.Dial) (cluster.Backend, error)
+	// KernelRoutes is the routing table a network with routing "direct"
+	// writes its routes to the other hosts' leases in; nil means the
+	// daemon's own namespace's, through netlink.
+	KernelRoutes RouteTable
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,

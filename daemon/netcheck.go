@@ -114,6 +114,7 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, ipam.Config, fiel
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
 	rec.HostInterface, rec.Routes = parseDirect(&errs, req, cfg.Subnet)
+	rec.Direct = parseRouting(&errs, req, cfg.Subnet)
 	t, inner := parseTunnel(&errs, req, cfg.Subnet)
 	rec.Tunnel = t
 	if t != nil && req.MTU == 0 {

@@ -281,7 +281,7 @@ type Network struct {
 	// gateway routes there.
 	HostInterface *HostInterface `json:"host_interface,omitempty"`
 	Routes        []netip.Prefix `json:"routes,omitempty"`
-	// Cluster, for a network with routing "direct": the range the hosts'
+	// DirectCluster, for a network with routing "direct": the range the hosts'
 	// leases are cut from (Subnet is this host's lease), the etcd
 	// endpoints and this host's public address.
 	DirectCluster *DirectCluster `json:"direct_cluster,omitempty"`

@@ -119,7 +119,7 @@ cleanup_net() {
 	local n l
 	for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^bp_'); do ip netns del "$n" 2>/dev/null; done
 	for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^bp'); do ip link del "$l" 2>/dev/null; done
-	rm -rf "$WORK/vde.ctl" "$WORK/vde.mgmt" "$WORK/slirp.sock" "$WORK/rlk" "$WORK"/*.pid "$WORK/sy"
+	rm -rf "$WORK/vde.ctl" "$WORK/vde.mgmt" "$WORK/slirp.sock" "$WORK/rlk" "$WORK"/*.pid "$WORK/sy" "$WORK"/sy-?
 }
 
 cleanup_scenario() { kill_recorded; cleanup_net; }
@@ -776,13 +776,109 @@ sc_tun_sy_kernel() { # Switchyard on host a, the kernel's vxlan on host b
 	tun_measure "T5 switchyard (host a) -> kernel vxlan+bridge (host b)"
 }
 
+# ---- direct routing (issue 15): container to container across two hosts
+# without a tunnel. The hosts are bp_ha and bp_hb joined by a veth (the
+# VPC, 10.213.60.0/24, as for the tunnel set); each host's containers have
+# their own subnet, 10.213.71.0/24 on a and 10.213.72.0/24 on b, and each
+# host routes the other's subnet via the other (ip_forward=1).
+#   D1  the kernel: a Docker-style bridge per host (br0 with the subnet's
+#       first address, the container on a veth into it)
+#   D2  Switchyard direct routing: a daemon per host, a network with
+#       --host-interface and --route for the other host's subnet
+#   D3  Switchyard's VXLAN tunnel between the same two hosts, through the
+#       same daemons (one subnet, an --ip-range per host, static peers)
+# `bench.sh direct` runs DIRECT_SCENARIOS.
+DIRECT_SCENARIOS="direct_kernel direct_sy direct_sy_tunnel"
+
+# direct_hosts : tun_hosts plus forwarding and the routes of the VPC
+direct_hosts() {
+	tun_hosts
+	ip netns exec bp_ha sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec bp_hb sysctl -qw net.ipv4.ip_forward=1
+	ip -n bp_ha route add 10.213.72.0/24 via 10.213.60.2
+	ip -n bp_hb route add 10.213.71.0/24 via 10.213.60.1
+}
+
+# direct_sy_up H : a Switchyard daemon in bp_hH (socket $WORK/sy-H); sets SYPID
+direct_sy_up() {
+	local h=$1
+	mkdir -p "$WORK/sy-$h"
+	: >"$WORK/sy-$h/resolv.conf"
+	spawn "switchyard-daemon-$h" ip netns exec "bp_h$h" "$SY" --socket "$WORK/sy-$h/sy.sock" --log-level warn \
+		daemon --state-dir "$WORK/sy-$h/state" --resolv-conf "$WORK/sy-$h/resolv.conf"
+	SYPID=$SPAWNED
+	for _ in $(seq 100); do syh "$h" network ls >/dev/null 2>&1 && return 0; sleep 0.1; done
+	log "switchyard daemon in bp_h$h did not come up"
+	return 1
+}
+syh() { local h=$1; shift; "$SY" --socket "$WORK/sy-$h/sy.sock" "$@"; }
+
+# direct_measure LABEL DST : servers in bp_cb, client in bp_ca
+direct_measure() {
+	start_servers ip netns exec bp_cb
+	ip netns exec bp_ca ping -c 2 -i 0.2 -W 1 "$2" >/dev/null 2>&1 || log "ping bp_ca -> $2 failed"
+	CLIENT=(ip netns exec bp_ca) DST=$2 IPORT=5201 RPORT=5202 HAS_UDP=1
+	measure "$1"
+}
+
+sc_direct_kernel() {
+	direct_hosts
+	local h n
+	for h in a b; do
+		n=$([ $h = a ] && echo 1 || echo 2)
+		ip -n "bp_h$h" link add br0 type bridge stp_state 0 forward_delay 0
+		ip -n "bp_h$h" addr add "10.213.7$n.1/24" dev br0
+		ip -n "bp_h$h" link set br0 up
+		ip -n "bp_h$h" link add c0 type veth peer name eth0 netns "bp_c$h"
+		ip -n "bp_h$h" link set c0 master br0 up
+		ip -n "bp_c$h" addr add "10.213.7$n.2/24" dev eth0
+		ip -n "bp_c$h" link set eth0 up
+		ip -n "bp_c$h" route add default via "10.213.7$n.1"
+	done
+	FWD_PIDS=""
+	direct_measure "D1 kernel: Docker-style bridges + routes cA->cB (MTU 1500)" 10.213.72.2
+}
+
+sc_direct_sy() {
+	direct_hosts
+	local h n pids=""
+	for h in a b; do
+		n=$([ $h = a ] && echo 1 || echo 2)
+		direct_sy_up "$h" || return 1
+		pids="$pids $SYPID"
+		syh "$h" network create direct --subnet "10.213.7$n.0/24" --host-interface bpsy0 \
+			--route "10.213.7$((3 - n)).0/24" >/dev/null || return 1
+		syh "$h" connect direct --netns "/var/run/netns/bp_c$h" --ip "10.213.7$n.2" >/dev/null || return 1
+	done
+	FWD_PIDS="$pids"
+	direct_measure "D2 switchyard direct routing cA->cB (MTU 1500)" 10.213.72.2
+	syh a network inspect direct >>"$OUT/detail.txt"
+	syh b network inspect direct >>"$OUT/detail.txt"
+}
+
+sc_direct_sy_tunnel() {
+	tun_hosts
+	local h n pids=""
+	for h in a b; do
+		n=$([ $h = a ] && echo 1 || echo 2)
+		direct_sy_up "$h" || return 1
+		pids="$pids $SYPID"
+		syh "$h" network create tun --subnet 10.213.73.0/24 --ip-range "10.213.73.$(((n - 1) * 128))/25" \
+			--tunnel vxlan --tunnel-listen "10.213.60.$n:4789" --peer "10.213.60.$((3 - n)):4789" >/dev/null || return 1
+		syh "$h" connect tun --netns "/var/run/netns/bp_c$h" --ip "10.213.73.$(((n - 1) * 128 + 2))" >/dev/null || return 1
+	done
+	FWD_PIDS="$pids"
+	direct_measure "D3 switchyard vxlan tunnel cA->cB (MTU 1450)" 10.213.73.130
+}
+
 # ---------------------------------------------------------------- main
 usage() {
-	echo "usage: $0 [-l] [all | l2 | ports | tunnel | tunnel-features | startup | dns | scenario ...]"
+	echo "usage: $0 [-l] [all | l2 | ports | tunnel | tunnel-features | direct | startup | dns | scenario ...]"
 	echo "l2:      $L2_SCENARIOS"
 	echo "ports:   $PORT_SCENARIOS"
 	echo "tunnel:  $TUNNEL_SCENARIOS"
 	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
+	echo "direct:  $DIRECT_SCENARIOS"
 	echo "startup, dns: tables of their own"
 	echo "default: $DEFAULT_SCENARIOS"
 	echo "extra:   $EXTRA_SCENARIOS"
@@ -798,6 +894,7 @@ main() {
 	ports) list=($PORT_SCENARIOS) ;;
 	tunnel) list=($TUNNEL_SCENARIOS) ;;
 	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
+	direct) list=($DIRECT_SCENARIOS) ;;
 	startup | dns) list=() ;;
 	all) list=($DEFAULT_SCENARIOS $EXTRA_SCENARIOS) ;;
 	*) list=("$@") ;;

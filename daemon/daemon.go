@@ -114,6 +114,10 @@ type Config struct {
 	// RAInterval is how often the gateways of networks with IPv6 send
 	// unsolicited Router Advertisements; 0 means gateway.DefaultRAInterval.
 	RAInterval time.Duration
+	// KernelRoutes is the routing table a network with routing "direct"
+	// writes its routes to the other hosts' leases in; nil means the
+	// daemon's own namespace's, through netlink.
+	KernelRoutes RouteTable
 }
 
 // Daemon is the control plane. Create it with New, serve it with Serve,

@@ -214,6 +214,9 @@ func (d *Daemon) checkRoutedBy(subnet netip.Prefix) error {
 				return conflict("subnet %s overlaps %s, which network %q routes to another host: choose another subnet", subnet, p, other.Name)
 			}
 		}
+		if other.Direct != nil && ipam.Overlaps(other.Direct.Range, subnet) {
+			return conflict("subnet %s overlaps %s, the cluster range network %q routes to the other hosts: choose another subnet", subnet, other.Direct.Range, other.Name)
+		}
 	}
 	return nil
 }
@@ -262,17 +265,21 @@ func HostForwarding(v6 bool) (bool, error) {
 // checkForwarding refuses routes the host kernel would drop: it must
 // forward their family.
 func (d *Daemon) checkForwarding(rec store.Network) error {
-	if len(rec.Routes) == 0 {
+	if len(rec.Routes) == 0 && rec.Direct == nil {
 		return nil
+	}
+	what := fmt.Sprintf("routes %v", rec.Routes)
+	if rec.Direct != nil {
+		what = "routing direct (the other hosts' leases)"
 	}
 	v6 := rec.Subnet.Addr().Is6()
 	on, err := d.cfg.Forwarding(v6)
 	if err != nil {
-		return fmt.Errorf("routes %v: cannot tell whether the host forwards them: %w", rec.Routes, err)
+		return fmt.Errorf("%s: cannot tell whether the host forwards them: %w", what, err)
 	}
 	if !on {
 		name := forwardingSysctl(v6)
-		return conflict("routes %v need the host kernel to forward packets between the host interface and the other hosts, and %s is 0: run `sysctl -w %s=1` first", rec.Routes, name, name)
+		return conflict("%s need the host kernel to forward packets between the host interface and the other hosts, and %s is 0: run `sysctl -w %s=1` first", what, name, name)
 	}
 	return nil
 }

@@ -138,6 +138,7 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, field
 	}
 	rec.Labels = parseLabels(&errs, req.Labels)
 	rec.HostInterface, rec.Routes = parseDirect(&errs, req, a.cfg[a.primary()].Subnet)
+	rec.Direct = parseRouting(&errs, req, a.cfg[a.primary()].Subnet)
 	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet)
 	if t != nil && (req.Subnet != "" || len(req.Subnets) > 0) && !a.named() {
 		field, value, accepted := "ipv6", "true", "an IPv6 subnet in `subnets`"

@@ -49,6 +49,7 @@ type network struct {
 	dns6      *dns.Server // a dual-stack network's, at its IPv6 gateway
 	tun       *netTunnel  // nil unless the network spans hosts
 	hostIf    *hostIf     // nil unless the network has a host interface (direct.go)
+	direct    *netDirect  // nil unless routing "direct" with a cluster (clusterdirect.go)
 	names     int         // names the DNS server answers
 	endpoints map[string]*endpoint
 	// pending holds the records of endpoints being connected or
@@ -224,6 +225,9 @@ func (d *Daemon) pickSubnet(f int) (netip.Prefix, error) {
 	}
 	for _, rec := range d.allRecords() {
 		inUse = append(inUse, rec.Routes...) // other hosts' subnets
+		if rec.Direct != nil {
+			inUse = append(inUse, rec.Direct.Range) // the cluster's, routed
+		}
 	}
 	candidates := ipam.DefaultPools()
 	if f == fam6 {
@@ -283,10 +287,30 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 			return nil, err
 		}
 	}
+	var direct *netDirect
+	if rec.Direct != nil {
+		direct = d.newNetDirect(rec)
+		if !restoring {
+			jctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+			c, err := d.joinDirect(jctx, rec, direct)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			direct.cluster.Store(c)
+			rec = directRecord(rec, c.Lease().Subnet)
+			direct.mu.Lock()
+			direct.own = rec.Subnet
+			direct.mu.Unlock()
+		}
+	}
 	closeTunnel := func() {
 		if tun != nil {
 			tun.close()
 			tun.port.Close()
+		}
+		if direct != nil {
+			direct.close(!restoring)
 		}
 	}
 	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: auxOf(rec.AuxAddresses, familyOf(rec.Subnet.Addr()))}
@@ -333,7 +357,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 		// published ports: they share the ports' connection limit.
 		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
-	if hi := rec.HostInterface; hi != nil && len(rec.Routes) > 0 {
+	if hi := rec.HostInterface; hi != nil && (len(rec.Routes) > 0 || rec.Direct != nil) {
 		gcfg.Routes, gcfg.NextHop, gcfg.NextHopMAC = rec.Routes, hi.Addr, hi.MAC
 	}
 	if rec.Subnet.Addr().Is4() {
@@ -380,6 +404,10 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 			return nil, err
 		}
 	}
+	if direct != nil {
+		n.direct = direct
+		d.startDirect(rec, direct, gw)
+	}
 	d.syncNATLocked(n, d.hostAddrs())
 	return n, nil
 }
@@ -421,6 +449,9 @@ func (n *network) shutdown() {
 	if n.dns6 != nil {
 		n.dns6.Close()
 	}
+	if n.direct != nil {
+		n.direct.close(false)
+	}
 	if n.dns != nil {
 		n.dns.Close()
 	}
@@ -432,6 +463,9 @@ func (n *network) shutdown() {
 func (n *network) remove(log *zap.Logger) {
 	if n.tun != nil {
 		n.tun.leave(log)
+	}
+	if n.direct != nil {
+		n.direct.close(true)
 	}
 	n.forgetHostInterface(log)
 	n.shutdown()
@@ -504,6 +538,7 @@ func (d *Daemon) networkView(n *network) api.Network {
 			"endpoints get their IPv6 addresses from the daemon", v.Subnet6))
 	}
 	directView(n, &v)
+	directClusterView(n, &v)
 	return v
 }
 

@@ -73,6 +73,15 @@ func (d *Daemon) sweepOrphans() {
 	}
 	d.mu.Unlock()
 
+	// The daemon's own namespace may be a named one too (a daemon run
+	// with ip netns exec): it is swept once, keeping its host interfaces
+	// and VM TAPs as well as any endpoint's TAP there.
+	own, ownErr := d.attach.NetNS("/proc/self/ns/net")
+	if ownErr == nil {
+		for name := range inNS[own] {
+			vm[name] = true
+		}
+	}
 	d.sweepIn("", vm)
 	dir := d.cfg.NetnsDir
 	if dir == "" {
@@ -85,7 +94,7 @@ func (d *Daemon) sweepOrphans() {
 	for _, ent := range entries {
 		path := filepath.Join(dir, ent.Name())
 		id, err := d.attach.NetNS(path)
-		if err != nil {
+		if err != nil || (ownErr == nil && id == own) {
 			continue
 		}
 		d.sweepIn(path, inNS[id])

@@ -43,7 +43,7 @@ func tunnelOnly(req api.NetworkCreate) []struct {
 func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) (*store.Tunnel, int) {
 	if req.Tunnel == "" {
 		for _, f := range tunnelOnly(req) {
-			if f.set {
+			if f.set && !(req.Routing == "direct" && clusterField(f.field)) {
 				errs.add(f.field, "", "given without `tunnel`", "`tunnel` vxlan or secure, or no `"+f.field+"`")
 			}
 		}
@@ -209,4 +209,10 @@ func parseEtcdSecrets(errs *fieldErrs, req api.NetworkCreate, secure bool, t *st
 	}
 	t.EtcdCACert, t.EtcdCert, t.EtcdKey = req.EtcdCACert, req.EtcdCert, req.EtcdKey
 	t.EtcdUser, t.EtcdPasswordFile = req.EtcdUser, req.EtcdPasswordFile
+}
+
+// clusterField reports whether a tunnelOnly field belongs to the
+// cluster, which a network with routing "direct" has too.
+func clusterField(field string) bool {
+	return field == "cluster" || field == "subnet_len" || field == "lease_ttl" || strings.HasPrefix(field, "etcd_")
 }

@@ -119,8 +119,12 @@ type Gateway struct {
 	echo   *echoProxy
 	nat    *natPath
 	dhcp   *dhcp.Server
-	router *router        // nil without Routes
-	wg     sync.WaitGroup // goroutines started by the gateway (janitors)
+	router *router // nil without Routes or NextHop
+	// routesMu serialises changes of the netstack's route table;
+	// nicRoutes are the subnets' on-link routes in it (one per family).
+	routesMu  sync.Mutex
+	nicRoutes []tcpip.Route
+	wg        sync.WaitGroup // goroutines started by the gateway (janitors)
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
 
@@ -159,7 +163,7 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		neighbors: newNeighbors(),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if len(cfg.Routes) > 0 {
+	if len(cfg.Routes) > 0 || cfg.NextHop.IsValid() {
 		g.router = newRouter(g)
 	}
 	g.stack = stackport.NewStackWith(cfg.Clock, cfg.Rand)
@@ -243,6 +247,18 @@ func (g *Gateway) configureNIC() error {
 		}
 		routes = append(routes, tcpip.Route{Destination: awp.Subnet(), NIC: NICID})
 	}
+	g.routesMu.Lock()
+	defer g.routesMu.Unlock()
+	g.nicRoutes = routes
+	g.setRouteTable()
+	return nil
+}
+
+// setRouteTable sets the netstack's routes: the subnets on-link, the
+// routed subnets via the next hop, everything else on-link too (the NIC
+// is promiscuous and spoofing: egress). routesMu is held.
+func (g *Gateway) setRouteTable() {
+	routes := append([]tcpip.Route(nil), g.nicRoutes...)
 	if g.router != nil {
 		routes = append(routes, g.router.netstackRoutes()...)
 	}
@@ -250,7 +266,6 @@ func (g *Gateway) configureNIC() error {
 		tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: NICID},
 		tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: NICID},
 	))
-	return nil
 }
 
 // inSubnet reports whether a is an address of the network, of either

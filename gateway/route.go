@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,7 @@ type RouteStats struct {
 
 type router struct {
 	g      *Gateway
-	routes []netip.Prefix
+	routes atomic.Pointer[[]netip.Prefix] // read per packet; SetRoutes swaps it
 	hopMAC vswitch.MAC
 	bufs   sync.Pool // *[]byte, frame copies
 
@@ -81,9 +82,10 @@ type router struct {
 	refill  time.Time
 }
 
-// checkRoutes validates the routing part of cfg.
+// checkRoutes validates the routing part of cfg: routes, or a next hop
+// alone (a gateway whose routes come later, SetRoutes).
 func checkRoutes(cfg *Config) error {
-	if len(cfg.Routes) == 0 {
+	if len(cfg.Routes) == 0 && !cfg.NextHop.IsValid() {
 		return nil
 	}
 	if cfg.Internal {
@@ -95,7 +97,12 @@ func checkRoutes(cfg *Config) error {
 	if cfg.NextHopMAC.IsZero() || cfg.NextHopMAC.IsMulticast() {
 		return fmt.Errorf("routes %v: next hop %s needs a unicast MAC, not %s", cfg.Routes, cfg.NextHop, cfg.NextHopMAC)
 	}
-	for _, r := range cfg.Routes {
+	return checkRouteSet(cfg, cfg.Routes)
+}
+
+// checkRouteSet checks each route against the network of cfg.
+func checkRouteSet(cfg *Config, routes []netip.Prefix) error {
+	for _, r := range routes {
 		if !r.IsValid() || r != r.Masked() || r.Addr().Is4() != cfg.Subnet.Addr().Is4() || r.Overlaps(cfg.Subnet) {
 			return fmt.Errorf("route %v: want a canonical %s prefix outside subnet %s", r, family(cfg.Addr), cfg.Subnet)
 		}
@@ -104,7 +111,9 @@ func checkRoutes(cfg *Config) error {
 }
 
 func newRouter(g *Gateway) *router {
-	r := &router{g: g, routes: g.cfg.Routes, hopMAC: g.cfg.NextHopMAC}
+	r := &router{g: g, hopMAC: g.cfg.NextHopMAC}
+	routes := slices.Clone(g.cfg.Routes)
+	r.routes.Store(&routes)
 	r.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	return r
 }
@@ -112,8 +121,9 @@ func newRouter(g *Gateway) *router {
 // netstackRoutes are the netstack's routes to the routed subnets, via the
 // host interface.
 func (r *router) netstackRoutes() []tcpip.Route {
-	out := make([]tcpip.Route, 0, len(r.routes))
-	for _, p := range r.routes {
+	routes := *r.routes.Load()
+	out := make([]tcpip.Route, 0, len(routes))
+	for _, p := range routes {
 		sub := tcpip.AddressWithPrefix{Address: stackport.Addr(p.Addr()), PrefixLen: p.Bits()}.Subnet()
 		out = append(out, tcpip.Route{Destination: sub, Gateway: stackport.Addr(r.g.cfg.NextHop), NIC: NICID})
 	}
@@ -122,7 +132,7 @@ func (r *router) netstackRoutes() []tcpip.Route {
 
 // routed reports whether dst lies in a routed subnet.
 func (r *router) routed(dst netip.Addr) bool {
-	for _, p := range r.routes {
+	for _, p := range *r.routes.Load() {
 		if p.Contains(dst) {
 			return true
 		}
@@ -229,4 +239,33 @@ func (g *Gateway) RouteStats() RouteStats {
 		return RouteStats{}
 	}
 	return g.router.stats()
+}
+
+// SetRoutes replaces the routed subnets while traffic flows: packets the
+// switch hands the gateway after it returns are routed by the new set,
+// and the netstack's own routes follow. Only a gateway made with a
+// NextHop routes; the routes are checked as Config.Routes are, and a
+// refused set changes nothing. routes stays the caller's.
+func (g *Gateway) SetRoutes(routes []netip.Prefix) error {
+	if g.router == nil {
+		return fmt.Errorf("gateway for %s: routes %v: the gateway has no next hop to route to (Config.NextHop)", g.cfg.Network, routes)
+	}
+	if err := checkRouteSet(&g.cfg, routes); err != nil {
+		return fmt.Errorf("gateway for %s: %w", g.cfg.Network, err)
+	}
+	rs := slices.Clone(routes)
+	g.routesMu.Lock()
+	defer g.routesMu.Unlock()
+	g.router.routes.Store(&rs)
+	g.setRouteTable()
+	return nil
+}
+
+// Routes returns the routed subnets (nil for a gateway that does not
+// route).
+func (g *Gateway) Routes() []netip.Prefix {
+	if g.router == nil {
+		return nil
+	}
+	return slices.Clone(*g.router.routes.Load())
 }

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -426,5 +428,103 @@ func TestRoutedIPv6(t *testing.T) {
 	}
 	if st := gw.RouteStats(); st.Forwarded != 1 || st.TTLExceeded != 1 {
 		t.Errorf("route stats %+v, want one forwarded, one exceeded", st)
+	}
+}
+
+// A gateway made with a next hop and no routes routes nothing until
+// SetRoutes gives it some, and stops when they are taken away: the
+// packet for the remote subnet goes to egress (a host socket the test's
+// dialer refuses) before, to the host interface after, to egress again
+// at the end. Bad route sets are refused and change nothing.
+func TestSetRoutes(t *testing.T) {
+	sw := vswitch.New(vswitch.Config{Name: "web"})
+	defer sw.Close()
+	dials := make(chan string, 16)
+	refuse := func(_ context.Context, network, addr string) (net.Conn, error) {
+		dials <- network + " " + addr
+		return nil, errors.New("the test dials nowhere")
+	}
+	gw, err := gateway.New(sw, gateway.Config{Network: "web", Subnet: routeSubnet, Addr: routeGW, MAC: routeGWMAC,
+		NextHop: hopAddr, NextHopMAC: hopMAC, Egress: gateway.EgressConfig{Dial: refuse}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	hop, ep := porttest.New("host-if", 1500), porttest.New("ep", 1500)
+	hop.Discard = true
+	for _, p := range []*porttest.Port{hop, ep} {
+		if _, err := sw.Attach(p, vswitch.AttachOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hop.Inject(ipFrame(vswitch.Broadcast, hopMAC, hopAddr, netip.MustParseAddr("10.240.0.200"), 64)); err != nil {
+		t.Fatal(err)
+	}
+	epMAC := vswitch.MAC{0x02, 0x42, 10, 240, 0, 9}
+	frame := ipFrame(routeGWMAC, epMAC, netip.MustParseAddr("10.240.0.9"), remoteHost, 64)
+	toEgress := func(when string) {
+		t.Helper()
+		if err := ep.Inject(frame); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-dials:
+			if d != "udp "+remoteHost.String()+":5000" {
+				t.Fatalf("%s: egress dialled %q", when, d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the packet for %s went neither to egress nor anywhere seen (route stats %+v)", when, remoteHost, gw.RouteStats())
+		}
+	}
+
+	toEgress("before SetRoutes")
+	if st := gw.RouteStats(); st.Forwarded != 0 {
+		t.Fatalf("routed %d packets with no routes", st.Forwarded)
+	}
+	if err := gw.SetRoutes([]netip.Prefix{remoteNet}); err != nil {
+		t.Fatal(err)
+	}
+	before := hop.Written()
+	if err := ep.Inject(frame); err != nil {
+		t.Fatal(err)
+	}
+	if st := gw.RouteStats(); st.Forwarded != 1 || hop.Written() != before+1 {
+		t.Fatalf("after SetRoutes: route stats %+v, host interface got %d frames; want the packet routed to it", st, hop.Written()-before)
+	}
+	if got := gw.Routes(); len(got) != 1 || got[0] != remoteNet {
+		t.Errorf("Routes() = %v, want [%s]", got, remoteNet)
+	}
+
+	for _, bad := range [][]netip.Prefix{
+		{netip.MustParsePrefix("10.240.0.0/16")}, // overlaps the subnet
+		{netip.MustParsePrefix("10.98.0.1/24")},  // not canonical
+		{netip.MustParsePrefix("fd00:99::/64")},  // other family
+	} {
+		if err := gw.SetRoutes(bad); err == nil || !strings.Contains(err.Error(), "outside subnet") {
+			t.Errorf("SetRoutes(%v): %v, want a refusal", bad, err)
+		}
+	}
+	if got := gw.Routes(); len(got) != 1 || got[0] != remoteNet {
+		t.Errorf("a refused SetRoutes changed the routes to %v", got)
+	}
+
+	if err := gw.SetRoutes(nil); err != nil {
+		t.Fatal(err)
+	}
+	toEgress("after SetRoutes(nil)")
+	if st := gw.RouteStats(); st.Forwarded != 1 {
+		t.Errorf("route stats %+v after the routes were removed, want still 1 forwarded", st)
+	}
+
+	// A gateway made without a next hop cannot route.
+	sw2 := vswitch.New(vswitch.Config{})
+	defer sw2.Close()
+	plain, err := gateway.New(sw2, gateway.Config{Network: "plain", Subnet: routeSubnet, Addr: routeGW, MAC: routeGWMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.SetRoutes([]netip.Prefix{remoteNet}); err == nil || !strings.Contains(err.Error(), "no next hop") {
+		t.Errorf("SetRoutes on a gateway without a next hop: %v, want a refusal", err)
 	}
 }

@@ -83,12 +83,36 @@ func (l *Link) Stats() PortStats {
 func (l *Link) mayLearn() bool { return l.maxMACs == 0 || l.learned.Load() < l.maxMACs }
 
 // fits reports whether f is within the link's MTU. A superframe fits when
-// each of its segments will.
+// each of its segments will: its headers (gsoHdrLen) and GSOSize bytes.
 func (l *Link) fits(f Frame) bool {
 	if f.Offload.IsGSO() {
-		return int(f.Offload.HdrLen)+int(f.Offload.GSOSize) <= l.maxFrame
+		return gsoHdrLen(f)+int(f.Offload.GSOSize) <= l.maxFrame
 	}
 	return len(f.Data) <= l.maxFrame
+}
+
+// gsoHdrLen is the length of superframe f's headers, up to the transport
+// payload, read from the frame where its offload says where the
+// transport header starts. Offload.HdrLen cannot be trusted for it: a
+// TAP reports there how much of the frame the kernel holds linear
+// (virtio_net_hdr_from_skb puts skb_headlen, "a hint"), which for a
+// packet the kernel forwarded after GRO (direct routing: the host kernel
+// routes another host's packets into a host interface) includes payload,
+// and such superframes would be dropped as oversize.
+func gsoHdrLen(f Frame) int {
+	o := f.Offload
+	cs := int(o.CsumStart)
+	if o.NeedsCsum() && cs >= EthHeaderLen {
+		switch o.GSOType &^ GSOECN {
+		case GSOTCPv4, GSOTCPv6:
+			if cs+13 <= len(f.Data) {
+				return cs + int(f.Data[cs+12]>>4)*4
+			}
+		case GSOUDPL4, GSOUDP:
+			return cs + 8
+		}
+	}
+	return int(o.HdrLen)
 }
 
 // Receive implements Ingress: it forwards one frame received on l. See the

@@ -205,6 +205,41 @@ func TestSwitchSegmentsForPlainPorts(t *testing.T) {
 	}
 }
 
+// A superframe whose virtio-net hdr_len covers payload too, as a TAP
+// reports a packet the kernel forwarded after GRO (skb_headlen, a hint),
+// fits a 1500-byte port by its real headers: forwarded whole, not
+// dropped as oversize.
+func TestSuperframeHdrLenIsAHint(t *testing.T) {
+	sw := vswitch.New(vswitch.Config{})
+	defer sw.Close()
+	all := vswitch.OffloadCsum | vswitch.OffloadTSO4 | vswitch.OffloadTSO6
+	src := porttest.New("host-if", 1500).WithOffloads(all)
+	dst := porttest.New("tap-dst", 1500).WithOffloads(all)
+	for _, p := range []*porttest.Port{src, dst} {
+		if _, err := sw.Attach(p, vswitch.AttachOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		mss := 1448 // 1500 − 20 − 20 (v6: − 40 − 20)
+		if v6 {
+			mss = 1428
+		}
+		sf := tcpSuperframe(v6, 20000, mss, header.TCPFlagAck)
+		sf.Offload.HdrLen = 256 // linear part: headers and some payload
+		src.InjectFrame(sf)
+		if got := dst.Take(); len(got) != 1 || len(got[0].Data) != len(sf.Data) {
+			t.Errorf("v6=%v: the port got %d frames, want the superframe whole; stats %+v", v6, len(got), sw.Stats())
+		}
+	}
+	// A superframe whose segments really are too big is still refused.
+	sf := tcpSuperframe(false, 20000, 1480, header.TCPFlagAck)
+	src.InjectFrame(sf)
+	if got := dst.Take(); len(got) != 0 {
+		t.Errorf("a superframe of 1534-byte segments reached a 1500-byte port: %d frames", len(got))
+	}
+}
+
 // A partial-checksum frame flooded to a mix of ports must arrive valid
 // everywhere: completed for the plain port, and not left marked partial for
 // the offload port after being completed.

@@ -38,6 +38,8 @@ func networkCommand() *cli.Command {
 					&cli.StringFlag{Name: "host-interface", Usage: "make a TAP of this name in the daemon's namespace on the network, so the host reaches endpoints by address and routes the subnet (root daemon)"},
 					&cli.StringFlag{Name: "host-interface-addr", Usage: "the host interface's address", DefaultText: "the subnet's last usable address"},
 					&cli.StringSliceFlag{Name: "route", Usage: "another host's container subnet, routed unchanged to the host interface for the host to forward (repeatable; direct routing, no tunnel)"},
+					&cli.StringFlag{Name: "routing", Usage: "direct: with --cluster, route to the other hosts' leases without a tunnel (flannel's host-gw); needs --host-interface and --public-addr"},
+					&cli.StringFlag{Name: "public-addr", Usage: "with --routing direct, this host's address the other hosts route its lease to"},
 					&cli.StringFlag{Name: "tunnel", Usage: "join this network on other hosts through a UDP tunnel: vxlan (Linux-compatible) or secure (encrypted)"},
 					&cli.IntFlag{Name: "vni", Usage: "VXLAN network identifier, 0-16777215", DefaultText: "1"},
 					&cli.StringFlag{Name: "tunnel-listen", Usage: "this host's tunnel address IP:PORT", DefaultText: "every address, port 4789; secure 4793"},
@@ -65,6 +67,7 @@ func networkCommand() *cli.Command {
 						MTU: c.Int("mtu"), ICC: &icc, Internal: c.Bool("internal"),
 						HostLoopback: c.Bool("host-loopback"), HostLoopbackAddr: c.String("host-loopback-addr"),
 						HostInterface: c.String("host-interface"), HostInterfaceAddr: c.String("host-interface-addr"), Routes: c.StringSlice("route"),
+						Routing: c.String("routing"), PublicAddr: c.String("public-addr"),
 						Tunnel: c.String("tunnel"), TunnelListen: c.String("tunnel-listen"), Peers: c.StringSlice("peer"),
 						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"),
 						UnderlayMTU: c.Int("underlay-mtu"), LeaseTTL: int(c.Duration("lease-ttl").Round(time.Second) / time.Second),
@@ -196,6 +199,14 @@ func printNetwork(w io.Writer, n api.Network) {
 	if hi := n.HostInterface; hi != nil {
 		rows = append(rows, [2]string{"Host interface", fmt.Sprintf("%s %s (%s), rx %d frames %s, tx %d frames %s, drops %s",
 			hi.Name, hi.Addr, hi.MAC, hi.Port.RXFrames, human(hi.Port.RXBytes), hi.Port.TXFrames, human(hi.Port.TXBytes), dropSummary(hi.Port))})
+	}
+	if c := n.DirectCluster; c != nil {
+		joined := "joined"
+		if !c.Joined {
+			joined = "not joined (etcd unreachable; retrying)"
+		}
+		rows = append(rows, [2]string{"Direct routing", fmt.Sprintf("this host's lease %s of %s from %s, public address %s, %s",
+			n.Subnet, c.Range, strings.Join(c.Cluster, ","), c.PublicAddr, joined)})
 	}
 	for _, r := range n.Routes {
 		rows = append(rows, [2]string{"Routed subnet", fmt.Sprintf("%s via %s", r, n.HostInterface.Addr)})

@@ -82,6 +82,18 @@ type NetworkCreate struct {
 	// without a tunnel. They need HostInterface; an internal network
 	// has none.
 	Routes []string `json:"routes,omitempty"`
+	// Routing "direct" with Cluster routes between the hosts without a
+	// tunnel, as flannel's host-gw: the network's subnet on this host is
+	// its lease of Subnet (the cluster's whole range), and the other
+	// hosts' leases are its routes, in the gateway and in the host
+	// kernel (a route to each lease via its host's PublicAddr), kept as
+	// leases come and go. It needs HostInterface, no Tunnel, and a root
+	// daemon whose host forwards.
+	Routing string `json:"routing,omitempty"`
+	// PublicAddr is this host's address that the other hosts route its
+	// lease to (Routing "direct"): an address of the network the hosts
+	// share.
+	PublicAddr string `json:"public_addr,omitempty"`
 
 	// Tunnel joins this network's switch to the same network on other
 	// hosts: "vxlan" (RFC 7348, interoperable with Linux vxlan devices)
@@ -286,6 +298,10 @@ type Network struct {
 	// gateway routes there.
 	HostInterface *HostInterface `json:"host_interface,omitempty"`
 	Routes        []netip.Prefix `json:"routes,omitempty"`
+	// DirectCluster, for a network with routing "direct": the range the hosts'
+	// leases are cut from (Subnet is this host's lease), the etcd
+	// endpoints and this host's public address.
+	DirectCluster *DirectCluster `json:"direct_cluster,omitempty"`
 	// Routing counts what the gateway routed (with Routes).
 	Routing   *RouteStats `json:"routing,omitempty"`
 	Default   bool        `json:"default"`
@@ -602,4 +618,13 @@ type ProxyStats struct {
 	Conns           int64 `json:"conns"`
 	MaxConns        int   `json:"max_conns"`
 	MaxConnsPerPort int   `json:"max_conns_per_port"`
+}
+
+// DirectCluster describes a network with routing "direct" and a cluster.
+type DirectCluster struct {
+	Range      netip.Prefix `json:"range"`
+	Cluster    []string     `json:"cluster"`
+	PublicAddr netip.Addr   `json:"public_addr"`
+	// Joined is whether this host holds its lease in etcd now.
+	Joined bool `json:"joined"`
 }

@@ -52,8 +52,12 @@ type Network struct {
 	// namespace; Routes are the remote subnets routed to it.
 	HostInterface *HostInterface `json:"host_interface,omitempty"`
 	Routes        []netip.Prefix `json:"routes,omitempty"`
-	Default       bool           `json:"default"`
-	Created       time.Time      `json:"created"`
+	// Direct is set for a network with routing "direct" and a cluster:
+	// Subnet is then this host's lease of Direct.Range, and the routes
+	// come from the other hosts' leases (not stored: etcd has them).
+	Direct  *DirectCluster `json:"direct_cluster,omitempty"`
+	Default bool           `json:"default"`
+	Created time.Time      `json:"created"`
 	// Tunnel, if the network spans hosts.
 	Tunnel *Tunnel `json:"tunnel,omitempty"`
 	// Labels are api.NetworkCreate's.
@@ -342,4 +346,16 @@ func (s *Store) Endpoints() ([]Endpoint, error) {
 	es, err := list[Endpoint](s, bucketEndpoints)
 	sort.Slice(es, func(i, j int) bool { return es[i].Key() < es[j].Key() })
 	return es, err
+}
+
+// DirectCluster is the cluster of a network with routing "direct".
+type DirectCluster struct {
+	// Range is the cluster's whole range, cut into leases.
+	Range netip.Prefix `json:"range"`
+	// PublicAddr is this host's address the others route its lease to.
+	PublicAddr netip.Addr `json:"public_addr"`
+	// Cluster holds the etcd fields of a tunnel's record (endpoints,
+	// TLS, auth, SubnetLen, LeaseTTL, HostID, HostSubnet); its Mode,
+	// VNI, Peers and keys are unused.
+	Cluster Tunnel `json:"cluster"`
 }

@@ -175,7 +175,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		}
 	}
 
-	link, err := sw.Attach(g.port, vswitch.AttachOptions{})
+	// The gateway's MAC is static: frames to it never flood to the
+	// endpoints, whether or not the gateway has spoken lately.
+	link, err := sw.Attach(g.port, vswitch.AttachOptions{StaticMAC: cfg.MAC})
 	if err != nil {
 		g.stack.Close()
 		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)

@@ -417,3 +417,26 @@ func TestSetBindingWhileForwarding(t *testing.T) {
 			st.Frames, out.Written(), st.DropsBy[vswitch.DropSpoofedIP])
 	}
 }
+
+// A port's StaticMAC is known from attach on: frames to it go to that
+// port only, never flooded to the others, before it has sent a frame and
+// long after the aging time; nobody else may claim it.
+func TestStaticMACNeverFloods(t *testing.T) {
+	f := newFixture(t, vswitch.Config{Aging: time.Minute}, 3, vswitch.AttachOptions{StaticMAC: gwMAC})
+	f.inject(1, frame(gwMAC, mac(3), 60))
+	f.expect(1, 0, 0)
+	f.clock.Advance(time.Hour)
+	f.sw.RefreshClock()
+	f.sw.Sweep()
+	f.inject(1, frame(gwMAC, mac(3), 60))
+	f.expect(1, 0, 0)
+	// An endpoint sending from the gateway's MAC is dropped and does not
+	// move it.
+	f.inject(2, frame(vswitch.Broadcast, gwMAC, 60))
+	f.inject(1, frame(gwMAC, mac(3), 60))
+	f.expect(1, 0, 0)
+	// Another port cannot own it while p0 is attached.
+	if _, err := f.sw.Attach(porttest.New("p9", 0), vswitch.AttachOptions{StaticMAC: gwMAC}); !errors.Is(err, vswitch.ErrMACBound) {
+		t.Errorf("a second port with p0's static MAC: err = %v, want ErrMACBound", err)
+	}
+}

@@ -159,6 +159,11 @@ type AttachOptions struct {
 	// Zero means DefaultPortMACs for a port attached with a Binding and no
 	// cap for others (uplinks, tunnels, the gateway); negative, no cap.
 	MaxMACs int
+	// StaticMAC, if non-zero, is a MAC the port owns from the start: a
+	// static forwarding entry (never aged, never moved by learning) made
+	// at attach, so that frames to it never flood to other ports, even
+	// before the port has sent anything. The gateway's MAC is one.
+	StaticMAC MAC
 }
 
 // Attach connects p to the switch and starts it. The switch owns p from
@@ -205,6 +210,15 @@ func (s *Switch) Attach(p Port, opts AttachOptions) (*Link, error) {
 
 	if opts.Binding != nil {
 		if err := l.SetBinding(opts.Binding); err != nil {
+			s.Detach(l)
+			return nil, fmt.Errorf("attach port %s: %w", info.Name, err)
+		}
+	}
+	if !opts.StaticMAC.IsZero() {
+		l.bindMu.Lock()
+		err := s.fdb.pin(opts.StaticMAC, l, s.now.Load())
+		l.bindMu.Unlock()
+		if err != nil {
 			s.Detach(l)
 			return nil, fmt.Errorf("attach port %s: %w", info.Name, err)
 		}

@@ -82,7 +82,7 @@ func parseRouting(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) *
 	if req.Internal {
 		excl("internal", "true", "an internal network never routes")
 	}
-	if req.Subnet == "" {
+	if req.Subnet == "" && len(req.Subnets) == 0 {
 		errs.add("subnet", "", "missing: `routing` direct needs the cluster's whole range", "the same range on every host, like 10.240.0.0/16")
 	}
 	pa, err := netip.ParseAddr(req.PublicAddr)

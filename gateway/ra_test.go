@@ -22,6 +22,13 @@ func raNet(t *testing.T, subnet6 string, internal bool) (*porttest.Port, vswitch
 	log := zaptest.NewLogger(t)
 	sw := vswitch.New(vswitch.Config{Name: "ra", Logger: log})
 	t.Cleanup(func() { sw.Close() })
+	// The host is on the switch before the gateway starts: the first
+	// unsolicited RA goes out at once, and a host attached after it would
+	// wait the whole interval for the next one.
+	port := porttest.New("host", 1500)
+	if _, err := sw.Attach(port, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	p6 := netip.MustParsePrefix(subnet6)
 	mac := vswitch.MAC{0x02, 0x42, 10, 50, 0, 1}
 	gw, err := gateway.New(sw, gateway.Config{
@@ -33,10 +40,6 @@ func raNet(t *testing.T, subnet6 string, internal bool) (*porttest.Port, vswitch
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Close)
-	port := porttest.New("host", 1500)
-	if _, err := sw.Attach(port, vswitch.AttachOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	return port, mac
 }
 

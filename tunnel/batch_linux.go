@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -128,20 +129,22 @@ func (s *sysConn) sockaddr(ap netip.AddrPort) (sockaddr, error) {
 	a := ap.Addr()
 	switch {
 	case !s.v6 && a.Is6():
-		return sa, fmt.Errorf("an IPv6 peer on an IPv4 socket (%s): listen on an IPv6 or dual-stack address", s.local)
+		return sa, fmt.Errorf("%w: an IPv6 peer on an IPv4 socket (%s): listen on an IPv6 address or on [::] (both families)", ErrPeerFamily, s.local)
 	case s.v6 && a.Is4() && (s.v6only || !s.local.Addr().IsUnspecified()):
-		return sa, fmt.Errorf("an IPv4 peer on an IPv6-only socket (%s): listen on an IPv4 or dual-stack address", s.local)
+		return sa, fmt.Errorf("%w: an IPv4 peer on an IPv6-only socket (%s): listen on an IPv4 address or on [::] (both families)", ErrPeerFamily, s.local)
 	}
 	if s.v6 {
 		sa.raw.Family = unix.AF_INET6
 		sa.raw.Addr = a.As16()
 		putPort(&sa.raw.Port, ap.Port())
 		if z := a.Zone(); z != "" {
-			ifi, err := net.InterfaceByName(z)
-			if err != nil {
-				return sa, fmt.Errorf("zone of %s: %w", a, err)
+			if i, err := strconv.ParseUint(z, 10, 32); err == nil {
+				sa.raw.Scope_id = uint32(i)
+			} else if ifi, err := net.InterfaceByName(z); err == nil {
+				sa.raw.Scope_id = uint32(ifi.Index)
+			} else {
+				return sa, fmt.Errorf("zone of %s: %w (want an interface of this host, by name or index)", a, err)
 			}
-			sa.raw.Scope_id = uint32(ifi.Index)
 		}
 		sa.len = unix.SizeofSockaddrInet6
 		return sa, nil

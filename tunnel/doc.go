@@ -86,9 +86,21 @@
 // its socket's one port (so the underlay cannot spread its flows over ECMP
 // paths).
 //
+// # IPv6 underlays
+//
+// The underlay may be IPv6: a Port bound to an IPv6 address takes IPv6
+// peers only, one bound to 0.0.0.0 IPv4 peers only (ErrPeerFamily
+// otherwise), one bound to [::] (or the zero Listen) both. A link-local
+// peer or listen address needs its zone, [fe80::2%eth0]:4789 (ErrZone
+// without). Received datagrams' sources carry no zone, so peers are
+// recognised by address without it. Whatever the underlay, the overlay
+// carries IPv4 and IPv6 frames alike.
+//
 // The MTU a Port advertises to the switch is the underlay's minus the
 // encapsulation: MTUFor(1500) = 1450 for VXLAN, SecureMTUFor(1500) = 1418
-// sealed. A unicast frame bigger than that is not the Port's business: the
+// sealed; 20 bytes less over IPv6 (MTUFor6 = 1430, SecureMTUFor6 = 1398,
+// Mode.InnerMTU picks one), which is the default when the socket is
+// bound to an IPv6 address or a first peer is one. A unicast frame bigger than that is not the Port's business: the
 // switch drops it and, if it knows the network's router, answers the sender
 // with ICMP "fragmentation needed" (see vswitch's pmtu.go). Datagrams leave
 // with DF clear, as the Linux vxlan device's do by default.

@@ -59,15 +59,25 @@ type peerSet struct {
 func newPeerSet(list []*peer) *peerSet {
 	s := &peerSet{list: list, exact: make(map[netip.AddrPort]*peer, len(list)), byAddr: make(map[netip.Addr]*peer, len(list))}
 	for _, p := range list {
-		s.exact[p.addr] = p
-		if _, ok := s.byAddr[p.addr.Addr()]; !ok {
-			s.byAddr[p.addr.Addr()] = p
+		k := peerKey(p.addr)
+		s.exact[k] = p
+		if _, ok := s.byAddr[k.Addr()]; !ok {
+			s.byAddr[k.Addr()] = p
 		}
 	}
 	return s
 }
 
-// lookup returns the peer that src belongs to, or nil.
+// peerKey is ap without its zone. A received datagram's source carries
+// no zone (naming the interface would cost an allocation per datagram),
+// so a link-local peer like fe80::2%eth0 is keyed as fe80::2: one
+// address, one peer, whatever the interface.
+func peerKey(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().WithZone(""), ap.Port())
+}
+
+// lookup returns the peer that src, which has no zone, belongs to, or
+// nil.
 func (s *peerSet) lookup(src netip.AddrPort) *peer {
 	if p := s.exact[src]; p != nil {
 		return p
@@ -80,7 +90,10 @@ func (s *peerSet) lookup(src netip.AddrPort) *peer {
 func (p *Port) normalizePeer(ap netip.AddrPort) (netip.AddrPort, error) {
 	a := ap.Addr().Unmap()
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
-		return netip.AddrPort{}, fmt.Errorf("tunnel peer %s: want a unicast IPv4 or IPv6 address and a port, like 10.0.0.2:%d", ap, p.mode.DefaultPort())
+		return netip.AddrPort{}, fmt.Errorf("tunnel peer %s: want a unicast IPv4 or IPv6 address and a port, like 10.0.0.2:%d or [fd00::2]:%d", ap, p.mode.DefaultPort(), p.mode.DefaultPort())
+	}
+	if needsZone(a) {
+		return netip.AddrPort{}, fmt.Errorf("tunnel peer %s: %w: want the underlay interface too, like [%s%%eth0]:%d", ap, ErrZone, a, p.mode.DefaultPort())
 	}
 	port := ap.Port()
 	if port == 0 {
@@ -104,7 +117,7 @@ func (p *Port) AddPeer(ap netip.AddrPort) error {
 	p.peersMu.Lock()
 	defer p.peersMu.Unlock()
 	old := p.peers.Load()
-	if old.exact[ap] != nil {
+	if old.exact[peerKey(ap)] != nil {
 		return nil
 	}
 	next := append(slices.Clip(old.list), &peer{addr: ap, sa: sa, na: net.UDPAddrFromAddrPort(ap)})
@@ -124,7 +137,7 @@ func (p *Port) RemovePeer(ap netip.AddrPort) bool {
 	}
 	p.peersMu.Lock()
 	old := p.peers.Load()
-	gone := old.exact[ap]
+	gone := old.exact[peerKey(ap)]
 	if gone == nil {
 		p.peersMu.Unlock()
 		return false

@@ -144,9 +144,10 @@ type Config struct {
 	// its addresses are *net.UDPAddr, or print as IP:port. The Port owns
 	// it from New on and closes it on Close.
 	PacketConn net.PacketConn
-	// Listen is the address to bind when Conn and PacketConn are nil. A zero address
-	// means every address (IPv4 and IPv6); a zero port, the mode's
-	// default port.
+	// Listen is the address to bind when Conn and PacketConn are nil. A
+	// zero address, or [::], means every address of both families;
+	// 0.0.0.0 every IPv4 address. A zero port means the mode's default
+	// port. An IPv6 link-local address needs its zone (fe80::1%eth0).
 	Listen netip.AddrPort
 
 	// Peers are the remote endpoints at start; AddPeer and RemovePeer
@@ -165,7 +166,9 @@ type Config struct {
 	// MTU is the largest inner IP packet the port carries, as advertised
 	// to the switch: the underlay's MTU minus the encapsulation,
 	// MTUFor(1500) = 1450 or SecureMTUFor(1500) = 1418 on a 1500-byte
-	// link. If zero, the value for a DefaultLinkMTU underlay.
+	// IPv4 link, 20 bytes less over IPv6 (Mode.InnerMTU). If zero, the
+	// value for a DefaultLinkMTU underlay, over IPv6 if the socket is
+	// bound to an IPv6 address or any of Peers is one.
 	MTU int
 	// Aging is how long a learned MAC stays without traffic from it. If
 	// zero, DefaultAging (300 s, as the switch and the Linux bridge).
@@ -315,7 +318,7 @@ func newPortState(cfg Config) (*Port, error) {
 	switch cfg.Mode {
 	case ModeVXLAN:
 		p.headroom = VXLANHeaderLen
-		defaultMTU = MTUFor(DefaultLinkMTU)
+		defaultMTU = cfg.Mode.InnerMTU(DefaultLinkMTU, underlay6(cfg))
 	case ModeSecure:
 		if cfg.Key == (Key{}) {
 			return nil, fmt.Errorf("tunnel %s: secure mode needs a key (tunnel.LoadKey or tunnel.GenerateKey); the all-zero key is refused", cfg.Name)
@@ -329,7 +332,7 @@ func newPortState(cfg Config) (*Port, error) {
 		}
 		p.opener = p.sealer.opener
 		p.headroom, p.tailroom = SecureHeadroom, TagLen
-		defaultMTU = SecureMTUFor(DefaultLinkMTU)
+		defaultMTU = cfg.Mode.InnerMTU(DefaultLinkMTU, underlay6(cfg))
 	default:
 		return nil, fmt.Errorf("tunnel %s: unknown mode %d (want ModeVXLAN or ModeSecure)", cfg.Name, cfg.Mode)
 	}
@@ -350,8 +353,49 @@ func newPortState(cfg Config) (*Port, error) {
 	return p, nil
 }
 
+// underlay6 reports whether cfg's underlay is IPv6: its socket is bound
+// to an IPv6 address (not a wildcard, which takes both families) or one
+// of its first peers is an IPv6 address.
+func underlay6(cfg Config) bool {
+	local := cfg.Listen.Addr()
+	switch {
+	case cfg.Conn != nil:
+		local = cfg.Conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	case cfg.PacketConn != nil:
+		ap, _ := addrPortOf(cfg.PacketConn.LocalAddr())
+		local = ap.Addr()
+	}
+	if local.Is6() && !local.Is4In6() && !local.IsUnspecified() {
+		return true
+	}
+	for _, ap := range cfg.Peers {
+		if a := ap.Addr(); a.Is6() && !a.Is4In6() {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrPeerFamily: a peer of one address family on a socket bound to an
+// address of the other (an IPv4 peer on [fd00::1]:4789, an IPv6 one on
+// 0.0.0.0:4789). A socket bound to [::] takes both.
+var ErrPeerFamily = errors.New("peer's address family differs from the socket's")
+
+// ErrZone: an IPv6 link-local address without the zone (interface) it
+// belongs to, as a peer or as the address to listen on.
+var ErrZone = errors.New("link-local address without a zone")
+
+// needsZone reports whether a is an IPv6 link-local address without a
+// zone: fe80::/10 is on every link, so the kernel needs to know which.
+func needsZone(a netip.Addr) bool {
+	return a.Is6() && !a.Is4In6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) && a.Zone() == ""
+}
+
 // listen opens the port's own socket.
 func listen(ap netip.AddrPort, m Mode) (*net.UDPConn, error) {
+	if needsZone(ap.Addr()) {
+		return nil, fmt.Errorf("tunnel: listen on %s: %w: want the interface too, like [%s%%eth0]:%d", ap, ErrZone, ap.Addr(), m.DefaultPort())
+	}
 	if ap.Port() == 0 {
 		ap = netip.AddrPortFrom(ap.Addr(), m.DefaultPort())
 	}
@@ -359,9 +403,11 @@ func listen(ap netip.AddrPort, m Mode) (*net.UDPConn, error) {
 	switch {
 	case ap.Addr().Is4():
 		network = "udp4"
-	case ap.Addr().Is6():
+	case ap.Addr().Is6() && !ap.Addr().IsUnspecified():
 		network = "udp6"
 	}
+	// [::] stays "udp": Go then opens a dual-stack socket, where "udp6"
+	// would set IPV6_V6ONLY and refuse IPv4 peers.
 	addr := net.UDPAddrFromAddrPort(ap)
 	if !ap.Addr().IsValid() {
 		addr = &net.UDPAddr{Port: int(ap.Port())}

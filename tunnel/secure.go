@@ -99,6 +99,9 @@ const (
 	// header (8) + tag (16) + inner Ethernet header (14). A 1500-byte
 	// underlay leaves an inner MTU of 1418.
 	SecureOverhead = 20 + 8 + SecureHeadroom + TagLen + EthHeaderLen
+	// SecureOverheadIPv6 is SecureOverhead for an IPv6 underlay (40-byte
+	// outer header): a 1500-byte underlay leaves an inner MTU of 1398.
+	SecureOverheadIPv6 = SecureOverhead + 20
 
 	// CounterLimit is the first counter a Sealer refuses to use and an
 	// Opener refuses to accept. Leaving 2^13 values unused keeps the
@@ -144,6 +147,12 @@ func newAEAD(key *Key) (cipher.AEAD, error) {
 // SecureMTUFor is MTUFor for secure mode: linkMTU-SecureOverhead, or 0.
 func SecureMTUFor(linkMTU int) int {
 	return max(linkMTU-SecureOverhead, 0)
+}
+
+// SecureMTUFor6 is SecureMTUFor over an IPv6 underlay:
+// linkMTU-SecureOverheadIPv6, or 0.
+func SecureMTUFor6(linkMTU int) int {
+	return max(linkMTU-SecureOverheadIPv6, 0)
 }
 
 // Sealer seals the frames of one sender under one key. It is safe for

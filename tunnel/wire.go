@@ -40,7 +40,9 @@ const (
 	// leaves an inner MTU of 1450.
 	Overhead = 50
 
-	// OverheadIPv6 is Overhead for an IPv6 underlay (40-byte outer header).
+	// OverheadIPv6 is Overhead for an IPv6 underlay (40-byte outer
+	// header): a 1500-byte underlay leaves an inner MTU of 1430, the
+	// kernel's VXLAN6_HEADROOM.
 	OverheadIPv6 = 70
 )
 
@@ -130,4 +132,25 @@ func DecodeVXLAN(b []byte) (vni uint32, inner []byte, err error) {
 // or 0 if the link is too small to carry anything.
 func MTUFor(linkMTU int) int {
 	return max(linkMTU-Overhead, 0)
+}
+
+// MTUFor6 is MTUFor over an IPv6 underlay: linkMTU-OverheadIPv6, or 0.
+func MTUFor6(linkMTU int) int {
+	return max(linkMTU-OverheadIPv6, 0)
+}
+
+// InnerMTU returns the largest inner IP packet a tunnel of mode m carries
+// without fragmentation on a link of MTU linkMTU, over IPv6 if ipv6 is
+// set: MTUFor, MTUFor6, SecureMTUFor or SecureMTUFor6. On a 1500-byte
+// link that is 1450 and 1430 for VXLAN, 1418 and 1398 sealed.
+func (m Mode) InnerMTU(linkMTU int, ipv6 bool) int {
+	switch {
+	case m == ModeSecure && ipv6:
+		return SecureMTUFor6(linkMTU)
+	case m == ModeSecure:
+		return SecureMTUFor(linkMTU)
+	case ipv6:
+		return MTUFor6(linkMTU)
+	}
+	return MTUFor(linkMTU)
 }

@@ -52,6 +52,13 @@ type Config struct {
 	// one per host.
 	NetworkCIDR netip.Prefix
 	SubnetLen   int
+	// NetworkCIDR6 and SubnetLen6, if set, are the IPv6 range of a
+	// dual-stack network whose NetworkCIDR is IPv4. A host's lease of
+	// IPv4 subnet number i also gives it IPv6 subnet number i, so one
+	// etcd key holds both and no second race is run; the network then
+	// has as many leases as the smaller of the two cuts.
+	NetworkCIDR6 netip.Prefix
+	SubnetLen6   int
 
 	// PublicAddr is this host's tunnel endpoint, published with its
 	// lease for the other hosts to send to.
@@ -82,7 +89,10 @@ type Config struct {
 
 // Lease is one host's subnet lease.
 type Lease struct {
-	Subnet     netip.Prefix
+	Subnet netip.Prefix
+	// Subnet6 is the host's IPv6 subnet in a dual-stack network, else
+	// zero.
+	Subnet6    netip.Prefix
 	HostID     string
 	PublicAddr netip.AddrPort
 }
@@ -128,6 +138,7 @@ type Cluster struct {
 	client Backend
 	keys   keys
 	space  space
+	space6 space // dual stack: IPv6 subnet i goes with space's subnet i
 	ttl    int64 // seconds
 
 	mu      sync.Mutex
@@ -160,11 +171,19 @@ func Join(ctx context.Context, cfg Config) (*Cluster, error) {
 		cfg.Backend.Close()
 		return nil, fmt.Errorf("network %s: %w", cfg.Network, err)
 	}
+	var sp6 space
+	if cfg.NetworkCIDR6.IsValid() || cfg.SubnetLen6 != 0 {
+		if sp6, err = newSpace6(sp, cfg.NetworkCIDR6, cfg.SubnetLen6); err != nil {
+			cfg.Backend.Close()
+			return nil, fmt.Errorf("network %s: %w", cfg.Network, err)
+		}
+	}
 	c := &Cluster{
 		cfg:    cfg,
 		log:    cfg.Logger.Named("cluster").With(zap.String("network", cfg.Network), zap.String("host", cfg.HostID)),
 		keys:   newKeys(cfg.KeyPrefix, cfg.Network),
 		space:  sp,
+		space6: sp6,
 		ttl:    max(int64((cfg.TTL+time.Second-1)/time.Second), 1),
 		peers:  map[string]Lease{},
 		client: cfg.Backend,
@@ -232,7 +251,7 @@ func (c *Cluster) join(ctx context.Context) error {
 // checkNetworkConfig writes the network's configuration if it is the
 // first host, or checks that it agrees with what is registered.
 func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
-	want := networkConfig{Network: c.space.network, SubnetLen: c.space.subnetLen}
+	want := networkConfig{Network: c.space.network, SubnetLen: c.space.subnetLen, Network6: c.space6.network, SubnetLen6: c.space6.subnetLen}
 	b, _ := json.Marshal(want)
 	key := c.keys.config()
 	ok, kvs, err := c.client.PutIf(ctx, key, string(b), 0, CreateRevision, 0, true)
@@ -250,8 +269,8 @@ func (c *Cluster) checkNetworkConfig(ctx context.Context) error {
 		return fmt.Errorf("network %s: configuration key %s holds %q: %w", c.cfg.Network, key, kvs[0].Value, err)
 	}
 	if have != want {
-		return fmt.Errorf("network %s: %w: etcd has %s cut into /%d, this host wants %s cut into /%d",
-			c.cfg.Network, ErrConfigMismatch, have.Network, have.SubnetLen, want.Network, want.SubnetLen)
+		return fmt.Errorf("network %s: %w: etcd has %s, this host wants %s",
+			c.cfg.Network, ErrConfigMismatch, have, want)
 	}
 	return nil
 }
@@ -292,7 +311,6 @@ func (c *Cluster) acquire(ctx context.Context, prefer netip.Prefix) (Lease, stri
 }
 
 func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Lease, string, error) {
-	value := leaseValue{HostID: c.cfg.HostID, PublicAddr: c.cfg.PublicAddr}.marshal()
 	for range maxAttempts {
 		_, kvs, err := c.client.Range(ctx, c.keys.subnets)
 		if err != nil {
@@ -305,7 +323,7 @@ func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Leas
 			// since we read it.
 			key := mine.key
 			p, _ := c.keys.parseSubnet(key)
-			ok, _, err := c.client.PutIf(ctx, key, value, id, ModRevision, mine.modRev, false)
+			ok, _, err := c.client.PutIf(ctx, key, c.lease(p).value(), id, ModRevision, mine.modRev, false)
 			if err != nil {
 				return Lease{}, "", fmt.Errorf("network %s: renew lease of %s: %w", c.cfg.Network, p, err)
 			}
@@ -320,10 +338,10 @@ func (c *Cluster) take(ctx context.Context, id int64, prefer netip.Prefix) (Leas
 		}
 		p, ok := c.pick(taken, prefer)
 		if !ok {
-			return Lease{}, "", fmt.Errorf("network %s: %w: all %d subnets /%d of %s are leased", c.cfg.Network, ErrNoSubnet, c.space.count(), c.space.subnetLen, c.space.network)
+			return Lease{}, "", fmt.Errorf("network %s: %w: all %d subnets /%d of %s are leased", c.cfg.Network, ErrNoSubnet, c.count(), c.space.subnetLen, c.space.network)
 		}
 		key := c.keys.subnet(p)
-		won, _, err := c.client.PutIf(ctx, key, value, id, CreateRevision, 0, false)
+		won, _, err := c.client.PutIf(ctx, key, c.lease(p).value(), id, CreateRevision, 0, false)
 		if err != nil {
 			return Lease{}, "", fmt.Errorf("network %s: lease %s: %w", c.cfg.Network, p, err)
 		}
@@ -364,20 +382,34 @@ func (c *Cluster) scan(kvs []KV) (map[uint64]bool, ownKey) {
 }
 
 func (c *Cluster) lease(p netip.Prefix) Lease {
-	return Lease{Subnet: p, HostID: c.cfg.HostID, PublicAddr: c.cfg.PublicAddr}
+	l := Lease{Subnet: p, HostID: c.cfg.HostID, PublicAddr: c.cfg.PublicAddr}
+	if i, ok := c.space.index(p); ok && c.space6.network.IsValid() && i < c.space6.count() {
+		l.Subnet6 = c.space6.subnet(i)
+	}
+	return l
+}
+
+// count is the number of leases the network has: its IPv4 subnets, or
+// fewer if its IPv6 range is cut into fewer.
+func (c *Cluster) count() uint64 {
+	n := c.space.count()
+	if c.space6.network.IsValid() {
+		n = min(n, c.space6.count())
+	}
+	return n
 }
 
 // pick chooses a free subnet: prefer if it is one and free, else the
 // first free one from the host's starting point.
 func (c *Cluster) pick(taken map[uint64]bool, prefer netip.Prefix) (netip.Prefix, bool) {
-	if i, ok := c.space.index(prefer); ok && !taken[i] {
+	n := c.count()
+	if i, ok := c.space.index(prefer); ok && i < n && !taken[i] {
 		return prefer, true
 	}
-	n := c.space.count()
 	if uint64(len(taken)) >= n {
 		return netip.Prefix{}, false
 	}
-	start := c.space.start(c.cfg.HostID)
+	start := c.space.start(c.cfg.HostID) % n
 	for k := uint64(0); k < n; k++ {
 		if i := (start + k) % n; !taken[i] {
 			return c.space.subnet(i), true

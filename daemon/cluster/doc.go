@@ -9,6 +9,16 @@
 //	<KeyPrefix>/networks/<network>/config                  {"network":"10.240.0.0/16","subnetLen":24}
 //	<KeyPrefix>/networks/<network>/subnets/10.240.7.0-24   {"hostID":"…","publicAddr":"10.213.0.1:4789"}
 //
+// A dual-stack network (Config.NetworkCIDR6) has both ranges in its
+// config key, and each lease gives its host the IPv6 subnet with the same
+// index as its IPv4 one, named in the lease's value:
+//
+//	…/config                  {"network":"10.240.0.0/16","subnetLen":24,"network6":"fd00:240::/64","subnetLen6":72}
+//	…/subnets/10.240.7.0-24   {"hostID":"…","publicAddr":"[fd00:213::1]:4789","subnet6":"fd00:240:0:0:700::/72"}
+//
+// The key stays the IPv4 subnet, so taking a dual-stack lease is the same
+// one race-free transaction. Public addresses may be of either family.
+//
 // KeyPrefix is "/switchyard" unless configured. A subnet's key names it
 // with "-" in place of the "/" of its CIDR (as flannel's keys do), so that
 // the key stays one path element. The config key is written by the first

@@ -35,6 +35,25 @@ func newSpace(network netip.Prefix, subnetLen int) (space, error) {
 	return space{network: network, subnetLen: subnetLen}, nil
 }
 
+// newSpace6 checks the IPv6 range of a dual-stack network whose IPv4
+// range is cut as sp. A zero subnetLen cuts it into as many subnets as
+// sp has (a /64 beside a /16 cut into /24s gives /72s).
+func newSpace6(sp space, network netip.Prefix, subnetLen int) (space, error) {
+	if !network.IsValid() || !network.Addr().Is6() || network.Addr().Is4In6() {
+		return space{}, fmt.Errorf("IPv6 network CIDR %v: want an IPv6 range like fd00:1::/64 beside the IPv4 one", network)
+	}
+	if !sp.network.Addr().Is4() {
+		return space{}, fmt.Errorf("IPv6 network CIDR %s beside %s: want the IPv4 range in NetworkCIDR and the IPv6 one in NetworkCIDR6", network, sp.network)
+	}
+	if subnetLen == 0 {
+		subnetLen = network.Bits() + sp.subnetLen - sp.network.Bits()
+	}
+	if subnetLen > 126 {
+		return space{}, fmt.Errorf("IPv6 subnet length /%d for network %s: want at most /126 (a larger IPv6 range, or a shorter IPv6 subnet length)", subnetLen, network)
+	}
+	return newSpace(network, subnetLen)
+}
+
 // count is the number of subnets.
 func (s space) count() uint64 { return 1 << (s.subnetLen - s.network.Bits()) }
 
@@ -132,20 +151,38 @@ func (k keys) parseSubnet(key string) (netip.Prefix, bool) {
 	return p, true
 }
 
-// networkConfig is the value of the config key.
+// networkConfig is the value of the config key. Network6 and
+// SubnetLen6 are a dual-stack network's IPv6 range and cut; a
+// single-family network's config reads as it did before dual stack.
 type networkConfig struct {
-	Network   netip.Prefix `json:"network"`
-	SubnetLen int          `json:"subnetLen"`
+	Network    netip.Prefix `json:"network"`
+	SubnetLen  int          `json:"subnetLen"`
+	Network6   netip.Prefix `json:"network6,omitzero"`
+	SubnetLen6 int          `json:"subnetLen6,omitempty"`
 }
 
-// leaseValue is the value of a subnet key.
+// String says how the ranges are cut: "10.1.0.0/16 cut into /24 and
+// fd00:1::/64 cut into /72".
+func (n networkConfig) String() string {
+	s := fmt.Sprintf("%s cut into /%d", n.Network, n.SubnetLen)
+	if n.Network6.IsValid() {
+		s += fmt.Sprintf(" and %s cut into /%d", n.Network6, n.SubnetLen6)
+	}
+	return s
+}
+
+// leaseValue is the value of a subnet key. Subnet6 is the IPv6 subnet of
+// a dual-stack lease, for the other hosts to read (it follows from the
+// key's IPv4 subnet and the network's config).
 type leaseValue struct {
 	HostID     string         `json:"hostID"`
 	PublicAddr netip.AddrPort `json:"publicAddr"`
+	Subnet6    netip.Prefix   `json:"subnet6,omitzero"`
 }
 
-func (v leaseValue) marshal() string {
-	b, _ := json.Marshal(v) // cannot fail: plain strings
+// value is the lease's subnet key's value.
+func (l Lease) value() string {
+	b, _ := json.Marshal(leaseValue{HostID: l.HostID, PublicAddr: l.PublicAddr, Subnet6: l.Subnet6}) // cannot fail: plain strings
 	return string(b)
 }
 
@@ -155,8 +192,9 @@ func parseLease(k keys, key string, value []byte) (Lease, bool) {
 		return Lease{}, false
 	}
 	var v leaseValue
-	if err := json.Unmarshal(value, &v); err != nil || v.HostID == "" || !v.PublicAddr.IsValid() {
+	if err := json.Unmarshal(value, &v); err != nil || v.HostID == "" || !v.PublicAddr.IsValid() ||
+		v.Subnet6.IsValid() && (!v.Subnet6.Addr().Is6() || v.Subnet6.Masked() != v.Subnet6) {
 		return Lease{}, false
 	}
-	return Lease{Subnet: p, HostID: v.HostID, PublicAddr: v.PublicAddr}, true
+	return Lease{Subnet: p, Subnet6: v.Subnet6, HostID: v.HostID, PublicAddr: v.PublicAddr}, true
 }

@@ -107,7 +107,7 @@ func parseRouting(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) *
 		treq.TunnelListen = "-" // reported above as public_addr
 	}
 	var cerrs fieldErrs
-	parseTunnelCluster(&cerrs, treq, subnet, &dc.Cluster)
+	parseTunnelCluster(&cerrs, treq, subnet, netip.Prefix{}, &dc.Cluster)
 	for _, e := range cerrs {
 		if e.Field != "tunnel_listen" {
 			*errs = append(*errs, e)

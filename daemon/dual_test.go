@@ -170,8 +170,6 @@ func TestDualStackFieldErrors(t *testing.T) {
 		{"IPv6 loopback", api.NetworkCreate{Subnets: []string{"::1/128"}}, "subnets", "::1/128"},
 		{"not a prefix in the list", api.NetworkCreate{Subnets: []string{"10.1.0.0/24", "fd00:1::"}}, "subnets", "fd00:1::"},
 		{"tunnel with a picked IPv6 subnet", api.NetworkCreate{Subnet: "10.250.0.0/16", IPv6: true, Tunnel: "vxlan"}, "ipv6", "true"},
-		{"cluster with both families", api.NetworkCreate{Subnets: []string{"10.250.0.0/16", "fd00:1::/64"}, Tunnel: "vxlan",
-			Cluster: "etcd://127.0.0.1:2379", TunnelListen: "192.0.2.1:4789"}, "cluster", "etcd://127.0.0.1:2379"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

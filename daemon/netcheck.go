@@ -139,16 +139,17 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, field
 	rec.Labels = parseLabels(&errs, req.Labels)
 	rec.HostInterface, rec.Routes = parseDirect(&errs, req, a.cfg[a.primary()].Subnet)
 	rec.Direct = parseRouting(&errs, req, a.cfg[a.primary()].Subnet)
-	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet)
+	var subnet6 netip.Prefix
+	if a.has[fam4] && a.has[fam6] {
+		subnet6 = a.cfg[fam6].Subnet
+	}
+	t, inner := parseTunnel(&errs, req, a.cfg[a.primary()].Subnet, subnet6)
 	if t != nil && (req.Subnet != "" || len(req.Subnets) > 0) && !a.named() {
 		field, value, accepted := "ipv6", "true", "an IPv6 subnet in `subnets`"
 		if !a.cfg[fam4].Subnet.IsValid() {
 			field, value, accepted = "ipv4", "true", "an IPv4 subnet in `subnets`"
 		}
 		errs.add(field, value, "a `tunnel` network needs the subnet of each family named: every host would pick its own", accepted)
-	}
-	if t != nil && req.Cluster != "" && a.has[fam4] && a.has[fam6] {
-		errs.add("cluster", req.Cluster, "a cluster leases one family's subnet: dual-stack cluster networks are not supported yet", "one address family, or no `cluster`")
 	}
 	rec.Tunnel = t
 	if t != nil && req.MTU == 0 {

@@ -341,6 +341,9 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 	pool4 := newAddrs(pool)
 	var pool6 *addrs
 	if rec.Subnet6.IsValid() {
+		if rec.Tunnel != nil && rec.Tunnel.HostSubnet6.IsValid() {
+			rec.IPRange6 = rec.Tunnel.HostSubnet6 // this host's IPv6 lease
+		}
 		p6, err := ipam.New(ipam.Config{Subnet: rec.Subnet6, Gateway: rec.Gateway6, IPRange: rec.IPRange6, Aux: auxOf(rec.AuxAddresses, fam6)})
 		if err != nil {
 			closeTunnel()

@@ -48,6 +48,10 @@ const DefaultVNI = 1
 // DefaultSubnetLen is the size of each host's lease with --cluster.
 const DefaultSubnetLen = 24
 
+// DefaultSubnetBits6 is how many bits longer than an IPv6-only cluster
+// network's subnet each host's lease is by default: 65,536 /80s of a /64.
+const DefaultSubnetBits6 = 16
+
 // clusterTimeout bounds joining the cluster when a network is created,
 // and each attempt to rejoin after a restart.
 const clusterTimeout = 10 * time.Second
@@ -73,11 +77,11 @@ func tunnelMode(s string) (tunnel.Mode, bool) {
 	return tunnel.ModeVXLAN, false
 }
 
-func tunnelMTU(m tunnel.Mode, underlay int) int {
-	if m == tunnel.ModeSecure {
-		return tunnel.SecureMTUFor(underlay)
-	}
-	return tunnel.MTUFor(underlay)
+// tunnelMTU is the inner MTU of t's tunnel in mode m: its underlay's MTU
+// less the encapsulation, over IPv6 if it listens on an IPv6 address or
+// has an IPv6 peer.
+func tunnelMTU(m tunnel.Mode, t *store.Tunnel) int {
+	return m.InnerMTU(t.UnderlayMTU, underlay6(t))
 }
 
 // parseHostPort parses IP or IP:PORT (with [ ] around an IPv6 address).
@@ -133,7 +137,7 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 	}
 	cfg := tunnel.Config{
 		Name: "tunnel", Mode: mode, VNI: tc.VNI, Listen: tc.Listen, Peers: tc.Peers,
-		MTU: tunnelMTU(mode, tc.UnderlayMTU), Logger: d.log.With(zap.String("network", rec.Name)),
+		MTU: tunnelMTU(mode, tc), Logger: d.log.With(zap.String("network", rec.Name)),
 	}
 	t := &netTunnel{}
 	t.ctx, t.stop = context.WithCancel(context.Background())
@@ -174,7 +178,7 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 		}
 		t.cluster.Store(c)
 		copied := *tc
-		copied.HostSubnet = c.Lease().Subnet
+		copied.HostSubnet, copied.HostSubnet6 = c.Lease().Subnet, c.Lease().Subnet6
 		rec.Tunnel = &copied
 	}
 	return t, rec, nil
@@ -228,7 +232,7 @@ func (d *Daemon) joinCluster(ctx context.Context, rec store.Network, t *netTunne
 	if err != nil {
 		return nil, fmt.Errorf("join cluster %s for network %s: %w", strings.Join(tc.Cluster, ","), rec.Name, err)
 	}
-	c, err := cluster.Join(ctx, cluster.Config{
+	cfg := cluster.Config{
 		Backend: backend, Network: rec.Name, NetworkCIDR: rec.Subnet, SubnetLen: tc.SubnetLen,
 		PublicAddr: tc.Listen, HostID: tc.HostID, PreviousSubnet: tc.HostSubnet,
 		TTL: time.Duration(tc.LeaseTTL) * time.Second, Logger: log,
@@ -245,11 +249,15 @@ func (d *Daemon) joinCluster(ctx context.Context, rec store.Network, t *netTunne
 			case cluster.LeaseChanged:
 				if e.Lease.Subnet != tc.HostSubnet && tc.HostSubnet.IsValid() {
 					log.Error("this host lost its subnet lease and took another: endpoints keep their old addresses, which another host may now hand out; reconnect them",
-						zap.Stringer("old", tc.HostSubnet), zap.Stringer("new", e.Lease.Subnet))
+						zap.Stringer("old", tc.HostSubnet), zap.Stringer("new", e.Lease.Subnet), zap.Stringer("new6", e.Lease.Subnet6))
 				}
 			}
 		},
-	})
+	}
+	if rec.Subnet6.IsValid() {
+		cfg.NetworkCIDR6, cfg.SubnetLen6 = rec.Subnet6, tc.SubnetLen6
+	}
+	c, err := cluster.Join(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("join cluster %s for network %s: %w", strings.Join(tc.Cluster, ","), rec.Name, err)
 	}
@@ -334,10 +342,9 @@ func tunnelInfo(n *network) *api.TunnelInfo {
 		return nil
 	}
 	tc := n.rec.Tunnel
-	mode, _ := tunnelMode(tc.Mode)
 	return &api.TunnelInfo{
-		Mode: tc.Mode, VNI: tc.VNI, Listen: n.tun.port.LocalAddr(), MTU: tunnelMTU(mode, tc.UnderlayMTU),
-		PeerCount: len(n.tun.port.Peers()), Cluster: tc.Cluster, HostSubnet: tc.HostSubnet,
+		Mode: tc.Mode, VNI: tc.VNI, Listen: n.tun.port.LocalAddr(), MTU: n.tun.port.Info().MTU,
+		PeerCount: len(n.tun.port.Peers()), Cluster: tc.Cluster, HostSubnet: tc.HostSubnet, HostSubnet6: tc.HostSubnet6,
 	}
 }
 
@@ -379,9 +386,9 @@ func (d *Daemon) Tunnel(name string) (api.Tunnel, error) {
 	if c := n.tun.cluster.Load(); c != nil {
 		out.Joined = true
 		own := c.Lease()
-		out.Hosts = append(out.Hosts, api.TunnelHost{HostID: own.HostID, Subnet: own.Subnet, PublicAddr: own.PublicAddr, Self: true})
+		out.Hosts = append(out.Hosts, api.TunnelHost{HostID: own.HostID, Subnet: own.Subnet, Subnet6: own.Subnet6, PublicAddr: own.PublicAddr, Self: true})
 		for _, l := range c.Peers() {
-			out.Hosts = append(out.Hosts, api.TunnelHost{HostID: l.HostID, Subnet: l.Subnet, PublicAddr: l.PublicAddr})
+			out.Hosts = append(out.Hosts, api.TunnelHost{HostID: l.HostID, Subnet: l.Subnet, Subnet6: l.Subnet6, PublicAddr: l.PublicAddr})
 		}
 	}
 	return out, nil

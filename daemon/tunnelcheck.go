@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -30,17 +31,17 @@ func tunnelOnly(req api.NetworkCreate) []struct {
 	}{
 		{"vni", req.VNI != nil}, {"tunnel_listen", req.TunnelListen != ""}, {"peers", len(req.Peers) > 0},
 		{"key_file", req.KeyFile != ""}, {"cluster", req.Cluster != ""}, {"subnet_len", req.SubnetLen != 0},
-		{"lease_ttl", req.LeaseTTL != 0}, {"underlay_mtu", req.UnderlayMTU != 0},
+		{"subnet_len6", req.SubnetLen6 != 0}, {"lease_ttl", req.LeaseTTL != 0}, {"underlay_mtu", req.UnderlayMTU != 0},
 		{"etcd_cacert", req.EtcdCACert != ""}, {"etcd_cert", req.EtcdCert != ""}, {"etcd_key", req.EtcdKey != ""},
 		{"etcd_user", req.EtcdUser != ""}, {"etcd_password_file", req.EtcdPasswordFile != ""},
 	}
 }
 
 // parseTunnel checks the tunnel fields of req for a network on subnet
-// (invalid if the request gave none, or a bad one). It returns the
-// tunnel, nil if the request asks for none, and the inner MTU the tunnel
-// carries.
-func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) (*store.Tunnel, int) {
+// (invalid if the request gave none, or a bad one) and, if dual-stack,
+// subnet6 beside it. It returns the tunnel, nil if the request asks for
+// none, and the inner MTU the tunnel carries.
+func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 netip.Prefix) (*store.Tunnel, int) {
 	if req.Tunnel == "" {
 		for _, f := range tunnelOnly(req) {
 			if f.set && !(req.Routing == "direct" && clusterField(f.field)) {
@@ -59,8 +60,8 @@ func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) (*
 	t := &store.Tunnel{Mode: req.Tunnel, VNI: DefaultVNI, UnderlayMTU: req.UnderlayMTU}
 	parseTunnelWire(errs, req, mode, t)
 	parseTunnelKey(errs, req, mode, ok, t)
-	parseTunnelCluster(errs, req, subnet, t)
-	return t, tunnelMTU(mode, t.UnderlayMTU)
+	parseTunnelCluster(errs, req, subnet, subnet6, t)
+	return t, tunnelMTU(mode, t)
 }
 
 // parseTunnelWire checks the VNI, the underlay's MTU and the addresses.
@@ -80,24 +81,80 @@ func parseTunnelWire(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, t
 		t.UnderlayMTU = vswitch.DefaultMTU
 	}
 	port := mode.DefaultPort()
+	ps := strconv.Itoa(int(port))
 	t.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), port)
 	if req.TunnelListen != "" {
 		ap, err := parseHostPort(req.TunnelListen, port)
-		if err != nil {
-			errs.add("tunnel_listen", req.TunnelListen, "not an address", "IP:PORT, like 192.0.2.1:"+strconv.Itoa(int(port)))
+		switch {
+		case err != nil:
+			errs.add("tunnel_listen", req.TunnelListen, "not an address", "IP:PORT, like 192.0.2.1:"+ps+" or [fd00::1]:"+ps)
+		case needsZone(ap.Addr()):
+			errs.add("tunnel_listen", req.TunnelListen, "a link-local address without its interface",
+				"the zone after %, like [fe80::1%eth0]:"+ps+", or a global address")
 		}
 		t.Listen = ap
+	}
+	listenFam := 0 // 4 or 6: the one family the socket takes; 0: both
+	if a := t.Listen.Addr(); a.IsValid() && (req.TunnelListen != "" || !a.IsUnspecified()) {
+		switch {
+		case a.Is4():
+			listenFam = 4
+		case !a.IsUnspecified():
+			listenFam = 6
+		}
 	}
 	for _, p := range req.Peers {
 		ap, err := parseHostPort(p, port)
 		if err != nil || ap.Addr().IsUnspecified() {
-			errs.add("peers", p, "not another host's address", "IP[:PORT], like 192.0.2.2:"+strconv.Itoa(int(port)))
+			errs.add("peers", p, "not another host's address", "IP[:PORT], like 192.0.2.2:"+ps+" or [fd00::2]:"+ps)
 			continue
+		}
+		if needsZone(ap.Addr()) {
+			errs.add("peers", p, "a link-local address without its interface", "the zone after %, like [fe80::2%eth0]:"+ps+", or a global address")
+			continue
+		}
+		switch fam := familyNum(ap.Addr()); {
+		case listenFam != 0 && fam != listenFam:
+			errs.add("peers", p, fmt.Sprintf("an IPv%d peer, but `tunnel_listen` %s takes IPv%d peers only", fam, req.TunnelListen, listenFam),
+				fmt.Sprintf("an IPv%d peer, or `tunnel_listen` [::]:%s for both families", listenFam, ps))
+			continue
+		case req.TunnelListen == "" && fam == 6:
+			// An IPv6 peer without an address to listen on: every
+			// address of both families.
+			t.Listen = netip.AddrPortFrom(netip.IPv6Unspecified(), port)
 		}
 		if !slices.Contains(t.Peers, ap) {
 			t.Peers = append(t.Peers, ap)
 		}
 	}
+}
+
+// familyNum is 4 or 6.
+func familyNum(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 4
+	}
+	return 6
+}
+
+// needsZone reports whether a is an IPv6 link-local address without the
+// interface it is on.
+func needsZone(a netip.Addr) bool {
+	return a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == ""
+}
+
+// underlay6 reports whether t's tunnel runs over IPv6: it listens on an
+// IPv6 address, or has an IPv6 peer. Its inner MTU is then 20 bytes less.
+func underlay6(t *store.Tunnel) bool {
+	if a := t.Listen.Addr(); a.Is6() && !a.IsUnspecified() {
+		return true
+	}
+	for _, p := range t.Peers {
+		if familyNum(p.Addr()) == 6 {
+			return true
+		}
+	}
+	return false
 }
 
 // parseTunnelKey checks the key file against the mode (known says
@@ -118,8 +175,8 @@ func parseTunnelKey(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, kn
 	}
 }
 
-// parseTunnelCluster checks the cluster, the lease length and TTL.
-func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix, t *store.Tunnel) {
+// parseTunnelCluster checks the cluster, the lease lengths and TTL.
+func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 netip.Prefix, t *store.Tunnel) {
 	if req.Cluster == "" {
 		for _, f := range clusterOnly(req) {
 			if f.value != "" {
@@ -152,10 +209,29 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Pre
 	t.SubnetLen = req.SubnetLen
 	if t.SubnetLen == 0 {
 		t.SubnetLen = DefaultSubnetLen
+		if subnet.Addr().Is6() {
+			t.SubnetLen = min(subnet.Bits()+DefaultSubnetBits6, 126)
+		}
 	}
 	if subnet.IsValid() && (t.SubnetLen <= subnet.Bits() || t.SubnetLen > subnet.Addr().BitLen()-2) {
 		errs.add("subnet_len", strconv.Itoa(t.SubnetLen), "not a host lease inside "+subnet.String(),
 			"a prefix length from "+strconv.Itoa(subnet.Bits()+1)+" to "+strconv.Itoa(subnet.Addr().BitLen()-2))
+	}
+	switch {
+	case subnet6.IsValid() && subnet.Addr().Is4():
+		// Dual stack: IPv6 lease i goes with IPv4 lease i; by default
+		// the IPv6 subnet is cut into as many.
+		t.SubnetLen6 = req.SubnetLen6
+		if t.SubnetLen6 == 0 {
+			t.SubnetLen6 = subnet6.Bits() + t.SubnetLen - subnet.Bits()
+		}
+		if t.SubnetLen6 <= subnet6.Bits() || t.SubnetLen6 > 126 {
+			errs.add("subnet_len6", strconv.Itoa(t.SubnetLen6), "not a host lease inside "+subnet6.String(),
+				"a prefix length from "+strconv.Itoa(subnet6.Bits()+1)+" to 126 (as many IPv6 leases as IPv4 ones: "+
+					strconv.Itoa(subnet6.Bits()+t.SubnetLen-subnet.Bits())+")")
+		}
+	case req.SubnetLen6 != 0:
+		errs.add("subnet_len6", strconv.Itoa(req.SubnetLen6), "only for a dual-stack network", "an IPv4 and an IPv6 subnet, or no `subnet_len6`")
 	}
 	var id [16]byte
 	rand.Read(id[:])
@@ -171,7 +247,7 @@ func clusterOnly(req api.NetworkCreate) []struct{ field, value string } {
 		return strconv.Itoa(i)
 	}
 	return []struct{ field, value string }{
-		{"subnet_len", n(req.SubnetLen)}, {"lease_ttl", n(req.LeaseTTL)},
+		{"subnet_len", n(req.SubnetLen)}, {"subnet_len6", n(req.SubnetLen6)}, {"lease_ttl", n(req.LeaseTTL)},
 		{"etcd_cacert", req.EtcdCACert}, {"etcd_cert", req.EtcdCert}, {"etcd_key", req.EtcdKey},
 		{"etcd_user", req.EtcdUser}, {"etcd_password_file", req.EtcdPasswordFile},
 	}

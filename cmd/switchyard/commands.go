@@ -51,7 +51,8 @@ func networkCommand() *cli.Command {
 					&cli.StringFlag{Name: "etcd-key", Usage: "the key of --etcd-cert (PEM)"},
 					&cli.StringFlag{Name: "etcd-user", Usage: "etcd user to log in as, when etcd's auth is on"},
 					&cli.StringFlag{Name: "etcd-password-file", Usage: "a file whose first line is --etcd-user's password (never the password itself on a command line)"},
-					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster", DefaultText: "24"},
+					&cli.IntFlag{Name: "subnet-len", Usage: "prefix length of each host's lease with --cluster", DefaultText: "24; an IPv6-only subnet's length + 16"},
+					&cli.IntFlag{Name: "subnet-len6", Usage: "prefix length of each host's IPv6 lease with --cluster on a dual-stack network", DefaultText: "as many leases as the IPv4 subnet has"},
 					&cli.DurationFlag{Name: "lease-ttl", Usage: "with --cluster, how long a stopped host's lease lasts", DefaultText: "24h"},
 					&cli.IntFlag{Name: "underlay-mtu", Usage: "MTU of the path between hosts", DefaultText: "1500"},
 					formatFlag,
@@ -69,7 +70,7 @@ func networkCommand() *cli.Command {
 						HostInterface: c.String("host-interface"), HostInterfaceAddr: c.String("host-interface-addr"), Routes: c.StringSlice("route"),
 						Routing: c.String("routing"), PublicAddr: c.String("public-addr"),
 						Tunnel: c.String("tunnel"), TunnelListen: c.String("tunnel-listen"), Peers: c.StringSlice("peer"),
-						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"),
+						KeyFile: c.String("key-file"), Cluster: c.String("cluster"), SubnetLen: c.Int("subnet-len"), SubnetLen6: c.Int("subnet-len6"),
 						UnderlayMTU: c.Int("underlay-mtu"), LeaseTTL: int(c.Duration("lease-ttl").Round(time.Second) / time.Second),
 					}
 					if c.IsSet("ipv4") {
@@ -217,7 +218,11 @@ func printNetwork(w io.Writer, n api.Network) {
 	if t := n.Tunnel; t != nil {
 		rows = append(rows, [2]string{"Tunnel", fmt.Sprintf("%s VNI %d on %s, inner MTU %d, %d peers (switchyard tunnel ls %s)", t.Mode, t.VNI, t.Listen, t.MTU, t.PeerCount, n.Name)})
 		if t.HostSubnet.IsValid() {
-			rows = append(rows, [2]string{"This host's lease", fmt.Sprintf("%s from %s", t.HostSubnet, strings.Join(t.Cluster, ","))})
+			lease := t.HostSubnet.String()
+			if t.HostSubnet6.IsValid() {
+				lease += ", " + t.HostSubnet6.String()
+			}
+			rows = append(rows, [2]string{"This host's lease", fmt.Sprintf("%s from %s", lease, strings.Join(t.Cluster, ","))})
 		}
 	}
 	for _, l := range n.DHCPLeases {

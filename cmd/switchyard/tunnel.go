@@ -124,7 +124,11 @@ func printTunnel(out io.Writer, t api.Tunnel) {
 			if h.Self {
 				id += " (this host)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", id, h.Subnet, h.PublicAddr)
+			subnet := h.Subnet.String()
+			if h.Subnet6.IsValid() {
+				subnet += "," + h.Subnet6.String()
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", id, subnet, h.PublicAddr)
 		}
 		w.Flush()
 	}

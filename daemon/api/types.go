@@ -101,10 +101,14 @@ type NetworkCreate struct {
 	Tunnel string `json:"tunnel,omitempty"`
 	// VNI is the VXLAN network identifier (0-16777215); nil means 1.
 	VNI *int `json:"vni,omitempty"`
-	// TunnelListen is the local UDP address, IP:PORT; empty means every
-	// address on port 4789 (vxlan) or 4793 (secure).
+	// TunnelListen is the local UDP address, IP:PORT ([IPv6]:PORT, and
+	// [fe80::…%IFACE]:PORT for a link-local one); empty means every
+	// address on port 4789 (vxlan) or 4793 (secure): every IPv4 address,
+	// or with an IPv6 peer every address of both families ([::]). An
+	// IPv4 address takes IPv4 peers only, an IPv6 one IPv6 peers only.
 	TunnelListen string `json:"tunnel_listen,omitempty"`
-	// Peers are the other hosts' tunnel addresses, IP[:PORT].
+	// Peers are the other hosts' tunnel addresses, IP[:PORT] or
+	// [IPv6][:PORT].
 	Peers []string `json:"peers,omitempty"`
 	// KeyFile holds the shared key of a secure tunnel.
 	KeyFile string `json:"key_file,omitempty"`
@@ -114,6 +118,10 @@ type NetworkCreate struct {
 	// the endpoints.
 	Cluster   string `json:"cluster,omitempty"`
 	SubnetLen int    `json:"subnet_len,omitempty"`
+	// SubnetLen6 is the prefix length of each host's IPv6 lease in a
+	// dual-stack cluster network; 0 cuts the IPv6 subnet into as many
+	// leases as the IPv4 one (a /64 beside a /16 cut into /24s: /72s).
+	SubnetLen6 int `json:"subnet_len6,omitempty"`
 	// EtcdCACert, EtcdCert and EtcdKey are PEM files, on the daemon's
 	// host, for an etcds:// cluster: the CAs that sign etcd's
 	// certificate (empty: the system's), and a client certificate and
@@ -170,6 +178,9 @@ type TunnelInfo struct {
 	// Cluster: the etcd endpoints and this host's subnet lease.
 	Cluster    []string     `json:"cluster,omitempty"`
 	HostSubnet netip.Prefix `json:"host_subnet,omitzero"`
+	// HostSubnet6 is this host's IPv6 lease in a dual-stack cluster
+	// network.
+	HostSubnet6 netip.Prefix `json:"host_subnet6,omitzero"`
 }
 
 // Tunnel is a network's tunnel in detail (switchyard tunnel ls).
@@ -259,6 +270,7 @@ type TunnelMAC struct {
 type TunnelHost struct {
 	HostID     string         `json:"host_id"`
 	Subnet     netip.Prefix   `json:"subnet"`
+	Subnet6    netip.Prefix   `json:"subnet6,omitzero"` // dual stack
 	PublicAddr netip.AddrPort `json:"public_addr"`
 	Self       bool           `json:"self,omitempty"`
 }

@@ -143,6 +143,11 @@ type Tunnel struct {
 	LeaseTTL         int          `json:"lease_ttl,omitempty"` // seconds; 0: the cluster package's default
 	HostID           string       `json:"host_id,omitempty"`
 	HostSubnet       netip.Prefix `json:"host_subnet,omitzero"`
+	// SubnetLen6 and HostSubnet6 are the IPv6 side of a dual-stack
+	// cluster network: the length of each host's IPv6 lease of
+	// Network.Subnet6, and the one this host last held.
+	SubnetLen6  int          `json:"subnet_len6,omitempty"`
+	HostSubnet6 netip.Prefix `json:"host_subnet6,omitzero"`
 }
 
 // Endpoint is a stored endpoint.

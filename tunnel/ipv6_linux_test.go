@@ -49,22 +49,24 @@ func v6Underlay(t *testing.T) (h1, h2 *netnstest.NS, a1, a2 netip.Addr) {
 	return h1, h2, a1, a2
 }
 
-// linkLocal returns the link-local address of ns's eth0, with its zone.
+// linkLocal returns the link-local address of ns's eth0, with its zone,
+// once it is no longer tentative (until the veth's other end is up it
+// is, and cannot be bound).
 func linkLocal(t *testing.T, ns *netnstest.NS) netip.Addr {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ps, err := ns.Addrs("eth0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			if p.Addr().IsLinkLocalUnicast() {
-				return p.Addr().WithZone("eth0")
+		out := ns.MustRun("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link", "-tentative")
+		f := strings.Fields(out)
+		for i, w := range f {
+			if w == "inet6" && i+1 < len(f) {
+				if p, err := netip.ParsePrefix(f[i+1]); err == nil && p.Addr().IsLinkLocalUnicast() {
+					return p.Addr().WithZone("eth0")
+				}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no link-local address on eth0 of %s: %v", ns.Name, ps)
+			t.Fatalf("no usable link-local address on eth0 of %s: %s", ns.Name, ns.MustRun("ip", "-6", "addr", "show", "dev", "eth0"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -35,7 +35,11 @@ import (
 // across hosts by giving each host its own part of the subnet: --ip-range
 // per host with static --peers, or, with --cluster, a SubnetLen-sized
 // lease each host takes in etcd (flannel's model), where it also finds
-// its peers.
+// its peers; a dual-stack network's lease holds an IPv6 range too
+// (SubnetLen6), and endpoints take an address of each family from
+// their host's leases. The hosts may talk over IPv4 or IPv6 (the
+// underlay), whatever the network carries; over IPv6 the inner MTU is
+// 20 bytes less.
 //
 // What stays per host: DNS names (each gateway knows its own host's
 // endpoints), DHCP (a client may hear several servers; only its own
@@ -419,7 +423,7 @@ func (d *Daemon) AddTunnelPeer(ctx context.Context, name, addr string) (api.Tunn
 	if err != nil || ap.Addr().IsUnspecified() {
 		d.mu.Unlock()
 		return api.Tunnel{}, api.Validate(api.PeerRequest{}, fieldErrs{{Field: "addr", Value: addr,
-			Problem: "not another host's address", Accepted: "IP[:PORT], like 192.0.2.3:" + strconv.Itoa(int(mode.DefaultPort()))}})
+			Problem: "not another host's address", Accepted: "IP[:PORT], like 192.0.2.3:" + strconv.Itoa(int(mode.DefaultPort())) + " or [fd00::3]:" + strconv.Itoa(int(mode.DefaultPort()))}})
 	}
 	if slices.Contains(n.rec.Tunnel.Peers, ap) {
 		d.mu.Unlock()

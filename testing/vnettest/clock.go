@@ -22,12 +22,16 @@ import (
 type clock interface {
 	Now() time.Time
 	AfterFunc(d time.Duration, f func()) tcpip.Timer
+	// until returns how long the clock has to run until deadline t
+	// (see deadline.go for how a virtual clock reads t).
+	until(t time.Time) time.Duration
 }
 
 // realClock is the machine's clock.
 type realClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Now() time.Time                  { return time.Now() }
+func (realClock) until(t time.Time) time.Duration { return time.Until(t) }
 func (realClock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
 	return realTimer{time.AfterFunc(d, f)}
 }
@@ -55,6 +59,9 @@ type vclock struct {
 	// reads the clock, so settle takes a count that moves as a sign of
 	// work.
 	activity *atomic.Uint64
+	// realStart is the real time the clock was made: a deadline before
+	// it is a time of this clock, one after it a time of the real one.
+	realStart time.Time
 
 	mu     sync.Mutex
 	now    time.Duration // since virtualEpoch
@@ -185,7 +192,7 @@ func (h *vtimerHeap) Pop() any {
 // The parts that cannot take the clock are listed in the package
 // documentation (see Time).
 func VirtualTime() Option {
-	return func(w *World) { w.vclock = &vclock{activity: &w.activity} }
+	return func(w *World) { w.vclock = &vclock{activity: &w.activity, realStart: time.Now()} }
 }
 
 // Now returns the World's time: the virtual time under VirtualTime, else

@@ -263,3 +263,54 @@ func TestVirtualPingRTT(t *testing.T) {
 		}
 	}
 }
+
+// TestVirtualGatewayUDPFlowTimeout: the gateway's egress UDP flows idle
+// out on the World's clock: a flow quiet for less than the gateway's 60 s
+// keeps its uplink port, one quiet for longer is closed, and the next
+// datagram leaves from a new port.
+func TestVirtualGatewayUDPFlowTimeout(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(5))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	cli, far := lan.NewHost("client"), inet.NewHost("far")
+	pc, err := far.ListenPacket("udp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := cli.Dial("udp", far.Addr().String()+":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// send sends one datagram and returns the address it came from at far.
+	send := func(msg string) string {
+		t.Helper()
+		var from string
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			buf := make([]byte, 64)
+			if _, a, err := pc.ReadFrom(buf); err == nil {
+				from = a.String()
+			}
+		}()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := w.AdvanceUntil(10*time.Second, done.Load); !ok || from == "" {
+			t.Fatalf("datagram %q did not reach far", msg)
+		}
+		return from
+	}
+	first := send("a")
+	w.Advance(50 * time.Second)
+	if again := send("b"); again != first {
+		t.Fatalf("after 50 quiet seconds the flow left from %s, first from %s: it expired early", again, first)
+	}
+	w.Advance(70 * time.Second)
+	if later := send("c"); later == first {
+		t.Fatalf("after 70 quiet seconds the flow still leaves from %s: it did not expire on the World's clock", first)
+	}
+}

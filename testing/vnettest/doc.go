@@ -57,11 +57,12 @@
 // ARP and pings, serves DNS with the network's host names (Host.Resolver
 // asks it), leases addresses by DHCP if GatewayConfig.DHCP is set, and
 // masquerades egress TCP and UDP onto its uplink network, whose hosts see
-// the gateway's uplink address; pings to the outside go unanswered. A NATBox has the
-// behaviours of RFC 4787 — endpoint-independent, address-dependent or
-// address-and-port-dependent mapping and filtering, hairpinning on or
-// off, port preservation, mappings that time out — for testing NAT traversal. Every router, NAT
-// and gateway uplink leg is a Wire too, and can be impaired or cut.
+// the gateway's uplink address; pings to the outside go unanswered. A
+// NATBox has the behaviours of RFC 4787 — endpoint-independent,
+// address-dependent or address-and-port-dependent mapping and filtering,
+// hairpinning on or off, port preservation, mappings that time out — for
+// testing NAT traversal. Every router, NAT and gateway uplink leg is a
+// Wire too, and can be impaired or cut.
 //
 // Two networks of one subnet become one L2 segment across a third, the
 // underlay, through Switchyard's real tunnel (package tunnel), in VXLAN

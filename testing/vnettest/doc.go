@@ -85,7 +85,11 @@
 // into frames, injects them from a host (through that host's stages, such
 // as the code under test) and checks that the network survived: no panic,
 // a broadcast still reaches every host, every wire's counters add up.
-// Build the World once, with the *testing.F, outside f.Fuzz.
+// Build the World once, with the *testing.F, outside f.Fuzz. Keep fuzz
+// targets in a package whose tests link little else: `go test -fuzz`
+// instruments every package of the test binary, and after each input the
+// engine goes over all their coverage counters, which costs more than the
+// World does (see testing/vnettest/internal/gwfuzz).
 //
 // # Time
 //

@@ -190,25 +190,3 @@ func TestFuzzFramesReportsPanicsToTheInput(t *testing.T) {
 		t.Fatalf("the World's own test failed too: %q", outer.errors())
 	}
 }
-
-// Frames the fuzzer makes go from a host through the switch to
-// Switchyard's real gateway (ARP, ICMP, TCP and UDP to its netstack,
-// DHCP, egress to an uplink network) and to another host; the network
-// must survive them all.
-func FuzzThroughGateway(f *testing.F) {
-	w := vnettest.New(f, vnettest.Seed(1))
-	inet := w.NewNetwork("inet", "203.0.113.0/24")
-	lan := w.NewNetwork("lan", "10.0.0.0/24")
-	lan.NewGateway(vnettest.GatewayConfig{Uplink: inet, DHCP: true})
-	a, _ := lan.NewHost("a"), lan.NewHost("b")
-	gwMAC := vnettest.DockerMAC(lan.GatewayAddr())
-	syn := synTo23()
-	copy(syn, gwMAC[:])
-	copy(syn[14+16:], lan.GatewayAddr().AsSlice())
-	binary.BigEndian.PutUint16(syn[14+22:], 80) // to the gateway's port 80
-	junk := make([]byte, 60)
-	copy(junk, gwMAC[:])
-	f.Add(frameSeed(syn, junk, bytes.Repeat([]byte{0xff}, 42)))
-	f.Add(frameSeed(synTo23()))
-	f.Fuzz(func(t *testing.T, data []byte) { vnettest.FuzzFrames(t, a, data) })
-}

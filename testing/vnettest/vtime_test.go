@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -312,5 +313,67 @@ func TestVirtualGatewayUDPFlowTimeout(t *testing.T) {
 	w.Advance(70 * time.Second)
 	if later := send("c"); later == first {
 		t.Fatalf("after 70 quiet seconds the flow still leaves from %s: it did not expire on the World's clock", first)
+	}
+}
+
+// TestVirtualPublishUDPFlowTimeout: a published UDP port's flow closes
+// after 90 s without a datagram either way, on the World's clock: a
+// reply 80 s after the last datagram still reaches the client from the
+// published port (and keeps the flow), one 100 s after that does not.
+func TestVirtualPublishUDPFlowTimeout(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(6))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	srv, cli := lan.NewHost("srv"), inet.NewHost("cli")
+	sc, err := srv.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := gw.PublishUDP(5353, srv, 53); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cli.ListenPacket("udp", ":4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// recv waits up to 5 virtual seconds for a datagram on c.
+	recv := func(c net.PacketConn) (string, net.Addr, error) {
+		c.SetReadDeadline(w.Now().Add(5 * time.Second))
+		buf := make([]byte, 100)
+		var n int
+		var from net.Addr
+		var err error
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			n, from, err = c.ReadFrom(buf)
+		}()
+		if ok, _ := w.AdvanceUntil(time.Minute, done.Load); !ok {
+			t.Fatal("a read with a 5 s deadline still waits after a virtual minute")
+		}
+		return string(buf[:n]), from, err
+	}
+	published := &net.UDPAddr{IP: gw.Uplink().Addr().AsSlice(), Port: 5353}
+	if _, err := cc.WriteTo([]byte("query"), published); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := recv(sc)
+	if err != nil {
+		t.Fatalf("the query did not reach the server: %v", err)
+	}
+	w.Advance(75 * time.Second) // 80 s with recv's wait
+	sc.WriteTo([]byte("late reply"), client)
+	if msg, from, err := recv(cc); err != nil || msg != "late reply" || from.String() != published.String() {
+		t.Fatalf("a reply 80 s into the flow: %q from %v, %v; want it relayed from %v", msg, from, err, published)
+	}
+	w.Advance(100 * time.Second)
+	// With the flow closed, the server's datagram to the client's address
+	// is plain egress: the gateway masquerades it from a port of its own.
+	sc.WriteTo([]byte("too late"), client)
+	if msg, from, err := recv(cc); err == nil && from.String() == published.String() {
+		t.Fatalf("a reply 100 s after the last datagram: %q from %v; want the flow closed", msg, from)
 	}
 }

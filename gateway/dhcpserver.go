@@ -37,26 +37,13 @@ func (g *Gateway) startDHCP(c *DHCPConfig) error {
 	s, err := dhcp.New(dhcp.Config{
 		Subnet: g.cfg.Subnet, Router: g.cfg.Addr, ServerMAC: g.cfg.MAC, MTU: g.cfg.MTU,
 		DNS: c.DNS, DomainName: c.DomainName, LeaseTime: c.LeaseTime,
-		Allocator: c.Allocator, Send: g.port.Send, Logger: g.log,
+		Allocator: c.Allocator, Send: g.port.Send, Logger: g.log, Now: g.clock.Now,
 	})
 	if err != nil {
 		return err
 	}
 	g.dhcp = s
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		t := time.NewTicker(dhcpSweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-g.ctx.Done():
-				return
-			case now := <-t.C:
-				s.Sweep(now)
-			}
-		}
-	}()
+	g.dhcpSweeper = g.every(dhcpSweepEvery, func() { s.Sweep(g.clock.Now()) })
 	return nil
 }
 

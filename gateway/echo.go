@@ -122,7 +122,7 @@ func (p *echoProxy) intercept(f vswitch.Frame, ip header.IPv4) bool {
 		p.dropped.Add(1)
 		return true
 	}
-	flow.last.Store(time.Now().UnixNano())
+	flow.last.Store(p.g.clock.Now().UnixNano())
 	req := append([]byte(nil), msg...) // sockets compute the checksum; keep id and seq
 	req[2], req[3] = 0, 0
 	// Count the request before it leaves: the reply can come back through
@@ -184,7 +184,7 @@ func (p *echoProxy) flow(key echoKey, mac vswitch.MAC) (*echoFlow, error) {
 
 // expireLocked forgets flows idle for echoTimeout. p.mu must be held.
 func (p *echoProxy) expireLocked() {
-	cutoff := time.Now().Add(-echoTimeout).UnixNano()
+	cutoff := p.g.clock.Now().Add(-echoTimeout).UnixNano()
 	for k, fl := range p.flows {
 		if fl.last.Load() < cutoff {
 			p.dropFlowLocked(k, fl)
@@ -210,7 +210,7 @@ func (p *echoProxy) readFlow(fl *echoFlow) {
 		n, from, err := fl.conn.ReadFrom(buf)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, fl.last.Load())) < echoTimeout {
+			if errors.As(err, &ne) && ne.Timeout() && p.g.clock.Now().Sub(time.Unix(0, fl.last.Load())) < echoTimeout {
 				continue
 			}
 			p.mu.Lock()

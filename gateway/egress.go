@@ -164,7 +164,7 @@ func (e *egress) rememberSYN(id stack.TransportEndpointID, pkt *stack.PacketBuff
 	e.synMu.Lock()
 	defer e.synMu.Unlock()
 	if len(e.synSeq) >= maxSynRecords {
-		now := time.Now()
+		now := e.g.clock.Now()
 		for k, r := range e.synSeq { // drop records whose handshake is long over
 			if now.Sub(r.at) > 2*e.cfg.DialTimeout {
 				delete(e.synSeq, k)
@@ -174,7 +174,7 @@ func (e *egress) rememberSYN(id stack.TransportEndpointID, pkt *stack.PacketBuff
 			return
 		}
 	}
-	e.synSeq[id] = synRecord{seq: h.SequenceNumber(), at: time.Now()}
+	e.synSeq[id] = synRecord{seq: h.SequenceNumber(), at: e.g.clock.Now()}
 }
 
 func (e *egress) takeSYN(id stack.TransportEndpointID) (uint32, bool) {

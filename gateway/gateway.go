@@ -27,7 +27,6 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -96,19 +95,26 @@ type Config struct {
 	NextHopMAC vswitch.MAC
 	// Logger; nil means no logging.
 	Logger *zap.Logger
-	// Clock and Rand, if set, are the netstack's clock and source of
-	// random bytes (package vnettest runs gateways on a virtual clock
-	// with seeded randomness); nil means the real clock and crypto/rand.
-	// The gateway's own timeouts and sweeps (echo and UDP flows, the NAT
-	// table, DHCP leases) keep to the real clock.
+	// Clock, if set, is the time the gateway runs on: its netstack's
+	// timers and its own timeouts and sweeps (the idle timeouts of egress
+	// UDP and echo flows, the NAT table's sweep, DHCP lease expiry, the
+	// rate limit of ICMP errors). Package vnettest runs gateways on a
+	// virtual clock; nil means the real clock. The deadlines of the host
+	// sockets of UDP flows are taken from it too, so EgressConfig.Dial
+	// must return conns whose deadlines follow it (real sockets do
+	// for the real clock). Ping sockets keep real-time deadlines and only
+	// check the flows' idle times on the clock.
 	Clock tcpip.Clock
-	Rand  io.Reader
+	// Rand, if set, is the netstack's source of random bytes (vnettest
+	// seeds it); nil means crypto/rand.
+	Rand io.Reader
 }
 
 // Gateway is a network's router. Create it with New; Close removes it.
 type Gateway struct {
 	cfg    Config
 	log    *zap.Logger
+	clock  tcpip.Clock // Config.Clock, or the real one
 	stack  *stack.Stack
 	port   *stackport.Port
 	link   *vswitch.Link
@@ -125,6 +131,8 @@ type Gateway struct {
 	routesMu  sync.Mutex
 	nicRoutes []tcpip.Route
 	wg        sync.WaitGroup // goroutines started by the gateway (janitors)
+	// dhcpSweeper returns expired DHCP leases; nil without DHCP.
+	dhcpSweeper *periodic
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
 
@@ -159,8 +167,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg:       cfg,
 		log:       cfg.Logger.Named("gateway").With(zap.String("network", cfg.Network)),
+		clock:     cfg.Clock,
 		sw:        sw,
 		neighbors: newNeighbors(),
+	}
+	if g.clock == nil {
+		g.clock = tcpip.NewStdClock()
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if len(cfg.Routes) > 0 || cfg.NextHop.IsValid() {
@@ -328,7 +340,7 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 	}
 	// Router Solicitations go to the all-routers group.
 	if g.ra != nil && isRouterSolicit(b) {
-		g.ra.solicited(time.Now())
+		g.ra.solicited(g.clock.Now())
 		return true
 	}
 	// DHCP clients have no address yet and send to the broadcast MAC.
@@ -457,6 +469,7 @@ func (g *Gateway) Close() {
 		g.egress.shut()
 	}
 	g.wg.Wait()
+	g.dhcpSweeper.stop()
 	if g.nat != nil {
 		g.nat.wait()
 	}

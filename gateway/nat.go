@@ -63,10 +63,10 @@ func netstackPorts(masq [2]uint16) (first, last uint16, err error) {
 const natSweepEvery = 5 * time.Second
 
 type natPath struct {
-	g     *Gateway
-	table *nat.Table
-	epoch time.Time
-	done  chan struct{}
+	g       *Gateway
+	table   *nat.Table
+	epoch   time.Time
+	sweeper *periodic
 
 	noNeighbor atomic.Uint64 // translated packets whose target has no known MAC
 	bufs       sync.Pool
@@ -80,31 +80,17 @@ func (g *Gateway) startNAT(t *nat.Table) error {
 	if err := g.stack.SetPortRange(first, last); err != nil {
 		return fmt.Errorf("netstack port range %d-%d: %s", first, last, err)
 	}
-	p := &natPath{g: g, table: t, epoch: time.Now(), done: make(chan struct{})}
+	p := &natPath{g: g, table: t, epoch: g.clock.Now()}
 	p.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	g.nat = p
-	go p.sweep()
+	// Remove expired connections until the gateway closes.
+	p.sweeper = g.every(natSweepEvery, func() { p.table.Sweep(p.now()) })
 	return nil
 }
 
-func (p *natPath) now() int64 { return int64(time.Since(p.epoch)) }
+func (p *natPath) now() int64 { return int64(p.g.clock.Now().Sub(p.epoch)) }
 
-// sweep removes expired connections until the gateway closes.
-func (p *natPath) sweep() {
-	defer close(p.done)
-	t := time.NewTicker(natSweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.g.ctx.Done():
-			return
-		case <-t.C:
-			p.table.Sweep(p.now())
-		}
-	}
-}
-
-func (p *natPath) wait() { <-p.done }
+func (p *natPath) wait() { p.sweeper.stop() }
 
 // intercept translates f if it belongs to a published-port flow and sends
 // it on; it reports true if f was consumed (translated or dropped).

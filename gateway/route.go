@@ -193,7 +193,7 @@ func (r *router) intercept(f vswitch.Frame, ip []byte, v6 bool) bool {
 // time exceeded in transit, from the gateway address, as the rate limit
 // allows.
 func (r *router) timeExceeded(f vswitch.Frame, ip []byte, v6 bool) {
-	if v6 != r.g.cfg.Addr.Is6() || !r.allow(time.Now()) {
+	if v6 != r.g.cfg.Addr.Is6() || !r.allow(r.g.clock.Now()) {
 		return
 	}
 	bp := r.bufs.Get().(*[]byte)

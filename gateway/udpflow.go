@@ -58,7 +58,7 @@ func newUDPFlow(e *egress, wq *waiter.Queue, ep tcpip.Endpoint, host net.Conn, i
 	if sc, ok := host.(syscall.Conn); ok {
 		f.raw, _ = sc.SyscallConn()
 	}
-	f.last.Store(time.Now().UnixNano())
+	f.last.Store(e.g.clock.Now().UnixNano())
 	f.entry = waiter.NewFunctionEntry(waiter.ReadableEvents, func(waiter.EventMask) { e.udpReadable(f) })
 	wq.EventRegister(&f.entry)
 	return f
@@ -75,7 +75,7 @@ func (f *udpFlow) run() {
 	defer f.e.release()
 	e := f.e
 	e.udpReadable(f) // a datagram that came with the first may wait already
-	f.host.SetReadDeadline(time.Now().Add(e.cfg.UDPTimeout))
+	f.host.SetReadDeadline(e.g.clock.Now().Add(e.cfg.UDPTimeout))
 	for {
 		err := f.hostToInner()
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -220,16 +220,17 @@ func (f *udpFlow) send(b []byte) error {
 	return werr
 }
 
-func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
+func (f *udpFlow) touch() { f.last.Store(f.e.g.clock.Now().UnixNano()) }
 
 // idle reports whether the flow has been quiet for UDPTimeout, and moves
 // the host socket's deadline on otherwise.
 func (f *udpFlow) idle() bool {
-	quiet := time.Since(time.Unix(0, f.last.Load()))
+	now := f.e.g.clock.Now()
+	quiet := now.Sub(time.Unix(0, f.last.Load()))
 	if quiet >= f.e.cfg.UDPTimeout {
 		return true
 	}
-	f.host.SetReadDeadline(time.Now().Add(f.e.cfg.UDPTimeout - quiet))
+	f.host.SetReadDeadline(now.Add(f.e.cfg.UDPTimeout - quiet))
 	return false
 }
 

@@ -2,10 +2,12 @@ package vnet_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,8 +18,14 @@ import (
 
 // dnsPair is a miekg/dns server on one host answering A queries, and a
 // client host whose wire loses frames.
-func dnsPair(t testing.TB, loss float64) (client *vnettest.Host, server string) {
-	w := vnettest.New(t, vnettest.Seed(7))
+func dnsPair(t testing.TB, loss float64, opts ...vnettest.Option) (client *vnettest.Host, server string) {
+	_, client, server = dnsWorld(t, loss, opts...)
+	return client, server
+}
+
+// dnsWorld is dnsPair that also returns the World.
+func dnsWorld(t testing.TB, loss float64, opts ...vnettest.Option) (w *vnettest.World, client *vnettest.Host, server string) {
+	w = vnettest.New(t, append([]vnettest.Option{vnettest.Seed(7)}, opts...)...)
 	lan := w.NewNetwork("lan", "10.0.0.0/24")
 	srvHost, client := lan.NewHost("ns"), lan.NewHost("client")
 	pc, err := srvHost.ListenPacket("udp", ":53")
@@ -39,13 +47,18 @@ func dnsPair(t testing.TB, loss float64) (client *vnettest.Host, server string) 
 	if err := client.Wire().Impair(vnettest.Loss(loss)); err != nil {
 		t.Fatal(err)
 	}
-	return client, net.JoinHostPort(srvHost.Addr().String(), "53")
+	return w, client, net.JoinHostPort(srvHost.Addr().String(), "53")
 }
 
 // query asks server for name the way a stub resolver does: a short
 // timeout per try, and tries until one is answered.
 func query(client *vnettest.Host, server, name string, tries int) (*dns.Msg, int, error) {
-	c := &dns.Client{Timeout: 100 * time.Millisecond}
+	return queryEvery(client, server, name, tries, 100*time.Millisecond)
+}
+
+// queryEvery is query with a timeout of its own per try.
+func queryEvery(client *vnettest.Host, server, name string, tries int, timeout time.Duration) (*dns.Msg, int, error) {
+	c := &dns.Client{Timeout: timeout}
 	q := new(dns.Msg).SetQuestion(dns.Fqdn(name), dns.TypeA)
 	var lastErr error
 	for i := 1; i <= tries; i++ {
@@ -88,6 +101,49 @@ func TestDNSRetriesOverLossyUDP(t *testing.T) {
 	}
 	if _, _, err := query(client, server, "lost.example", 3); err == nil {
 		t.Fatal("a query crossed a link that loses everything")
+	}
+}
+
+// On virtual time, miekg/dns's client times out as it would on a real
+// network: its per-try deadlines (conn deadlines it sets from time.Now)
+// run on the World's clock, so five tries of two seconds against a
+// server whose datagrams are all lost end after exactly ten virtual
+// seconds, in milliseconds of wall time.
+func TestDNSTimeoutsOnVirtualTime(t *testing.T) {
+	w, client, server := dnsWorld(t, 0, vnettest.VirtualTime())
+	ask := func(name string, tries int) (int, time.Duration, error) {
+		var n int
+		var err error
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			_, n, err = queryEvery(client, server, name, tries, 2*time.Second)
+		}()
+		ok, took := w.AdvanceUntil(time.Minute, done.Load)
+		if !ok {
+			t.Fatalf("query %s still runs after a virtual minute", name)
+		}
+		return n, took, err
+	}
+	if n, _, err := ask("first.example", 1); err != nil || n != 1 {
+		t.Fatalf("a query over a clean link: %d tries, %v", n, err)
+	}
+	// Lose every UDP datagram the client sends (ARP still gets through).
+	noUDP := vnettest.StageFunc(func(_ *vnettest.StageContext, p vnettest.Packet, emit func(vnettest.Packet)) {
+		if len(p.Data) > 23 && p.Data[12] == 0x08 && p.Data[13] == 0x00 && p.Data[23] == 17 {
+			return
+		}
+		emit(p)
+	})
+	if err := client.Wire().SetStages(vnettest.Up, noUDP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n, took, err := ask("lost.example", 5)
+	t.Logf("%d tries failed after %v of virtual time, %v of wall time: %v", n, took, time.Since(start), err)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || n != 5 || took != 10*time.Second {
+		t.Fatalf("%d tries, %v after %v; want 5 tries timing out after 10s", n, err, took)
 	}
 }
 

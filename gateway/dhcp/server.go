@@ -81,6 +81,9 @@ type Config struct {
 	// Port.Send). The Server does not keep frame after Send returns.
 	// Send reports false if the frame could not be sent. Required.
 	Send func(frame []byte) bool
+	// Now, if set, is the server's clock (lease and offer expiry); nil
+	// means time.Now.
+	Now func() time.Time
 	// Logger; nil means no logging. Nothing is logged at levels above
 	// debug per message.
 	Logger *zap.Logger
@@ -185,10 +188,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.Named("dhcp"),
-		now:       time.Now,
+		now:       cfg.Now,
 		router:    cfg.Router.As4(),
 		leaseTime: cfg.LeaseTime,
 		leases:    map[vswitch.MAC]*lease{},
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.network = cfg.Subnet.Addr().As4()
 	s.bcast = lastAddr(cfg.Subnet).As4()

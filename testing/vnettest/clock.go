@@ -22,12 +22,16 @@ import (
 type clock interface {
 	Now() time.Time
 	AfterFunc(d time.Duration, f func()) tcpip.Timer
+	// until returns how long the clock has to run until deadline t
+	// (see deadline.go for how a virtual clock reads t).
+	until(t time.Time) time.Duration
 }
 
 // realClock is the machine's clock.
 type realClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Now() time.Time                  { return time.Now() }
+func (realClock) until(t time.Time) time.Duration { return time.Until(t) }
 func (realClock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
 	return realTimer{time.AfterFunc(d, f)}
 }
@@ -55,6 +59,9 @@ type vclock struct {
 	// reads the clock, so settle takes a count that moves as a sign of
 	// work.
 	activity *atomic.Uint64
+	// realStart is the real time the clock was made: a deadline before
+	// it is a time of this clock, one after it a time of the real one.
+	realStart time.Time
 
 	mu     sync.Mutex
 	now    time.Duration // since virtualEpoch
@@ -185,7 +192,7 @@ func (h *vtimerHeap) Pop() any {
 // The parts that cannot take the clock are listed in the package
 // documentation (see Time).
 func VirtualTime() Option {
-	return func(w *World) { w.vclock = &vclock{activity: &w.activity} }
+	return func(w *World) { w.vclock = &vclock{activity: &w.activity, realStart: time.Now()} }
 }
 
 // Now returns the World's time: the virtual time under VirtualTime, else
@@ -275,16 +282,28 @@ func (c *causeCtx) Err() error {
 }
 
 // Settling. The world has settled when the count of frames that moved and
-// of calls to the virtual clock (World.activity) has not changed for
-// settleQuiet and the Go scheduler reports no goroutine ready to run and
-// none running but the caller. If other goroutines of the process (a
-// parallel test, a busy loop) keep the scheduler busy, a count unchanged
-// for settleMax is taken as settled: a netstack at work moves the count
-// far more often than that, unless the machine starves its thread.
+// of calls to the virtual clock (World.activity) has not changed over
+// settleIdlePolls polls in a row, and at each of them the Go scheduler
+// reported no goroutine ready to run and no processor busy but the
+// caller's. Between polls the caller yields its processor
+// (runtime.Gosched), so that whatever the last timer woke runs first: a
+// settled world is found in microseconds, with no sleep. If other
+// goroutines of the process (a parallel test, a busy loop) keep the
+// scheduler busy, the caller sleeps settlePoll between polls after
+// settleSpin of them, and a count unchanged for settleMax is taken as
+// settled: a netstack at work moves the count far more often than that,
+// unless the machine starves its thread.
+//
+// Why the polls in a row: a processor that has just run out of work
+// still counts as busy while its thread looks for more, and a goroutine
+// woken on another processor is counted as ready only once it is queued
+// there; one idle reading can fall between two such steps, several in a
+// row, each after the caller yielded, do not.
 const (
-	settlePoll  = 20 * time.Microsecond
-	settleQuiet = 200 * time.Microsecond
-	settleMax   = 100 * time.Millisecond
+	settleIdlePolls = 4
+	settleSpin      = 2000
+	settlePoll      = 20 * time.Microsecond
+	settleMax       = 100 * time.Millisecond
 )
 
 var schedSamples = []metrics.Sample{
@@ -310,15 +329,22 @@ func schedIdle() bool {
 func (w *World) settle() {
 	last := w.activity.Load()
 	since := time.Now()
-	for {
+	idle := 0
+	for polls := 1; ; polls++ {
 		runtime.Gosched()
-		time.Sleep(settlePoll)
+		if polls > settleSpin {
+			time.Sleep(settlePoll)
+		}
 		if a := w.activity.Load(); a != last {
-			last, since = a, time.Now()
+			last, since, idle = a, time.Now(), 0
 			continue
 		}
-		quiet := time.Since(since)
-		if quiet >= settleMax || quiet >= settleQuiet && schedIdle() {
+		if !schedIdle() {
+			idle = 0
+		} else if idle++; idle >= settleIdlePolls {
+			return
+		}
+		if polls > settleSpin && time.Since(since) >= settleMax {
 			return
 		}
 	}

@@ -121,3 +121,55 @@ func TestGatewayDHCP(t *testing.T) {
 		t.Fatalf("next host got %s, want 10.5.0.4", b.Addr())
 	}
 }
+
+// TestVirtualDHCPLeaseExpiry: the gateway's DHCP leases expire on the
+// World's clock: an hour (the default lease) after the ACK, with no
+// renewal, the address goes back to the network's pool, and a client
+// that asks for it gets it.
+func TestVirtualDHCPLeaseExpiry(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(4))
+	lan := w.NewNetwork("lan", "10.5.0.0/24")
+	lan.NewGateway(vnettest.GatewayConfig{DHCP: true})
+	a := lan.NewHost("a") // 10.5.0.2
+	replies := dhcpReplies(t, a)
+	// exchange sends m from mac and returns the reply to it.
+	exchange := func(mac net.HardwareAddr, m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+		t.Helper()
+		seen := len(replies())
+		a.Inject(dhcpFrame(mac, m))
+		if ok, _ := w.AdvanceUntil(time.Second, func() bool { return len(replies()) > seen }); !ok {
+			t.Fatalf("no reply to %s", m.MessageType())
+		}
+		return replies()[seen]
+	}
+	vm := net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x99}
+	disc, err := dhcpv4.NewDiscovery(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := dhcpv4.NewRequestFromOffer(exchange(vm, disc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack := exchange(vm, req); ack.MessageType() != dhcpv4.MessageTypeAck || ack.YourIPAddr.String() != "10.5.0.3" {
+		t.Fatalf("got %s; want an ACK of 10.5.0.3", ack.Summary())
+	}
+	// offered asks, from a client of its own, for 10.5.0.3.
+	offered := func(last byte) string {
+		t.Helper()
+		mac := net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x01, last}
+		d, err := dhcpv4.NewDiscovery(mac, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 5, 0, 3))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exchange(mac, d).YourIPAddr.String()
+	}
+	w.Advance(59 * time.Minute)
+	if got := offered(1); got == "10.5.0.3" {
+		t.Fatal("59 minutes into the lease, 10.5.0.3 was offered to another client")
+	}
+	w.Advance(2 * time.Minute) // past the hour, and a sweep (every 10 s)
+	if got := offered(2); got != "10.5.0.3" {
+		t.Fatalf("61 minutes after the ACK another client was offered %s; want the expired lease's 10.5.0.3", got)
+	}
+}

@@ -57,11 +57,12 @@
 // ARP and pings, serves DNS with the network's host names (Host.Resolver
 // asks it), leases addresses by DHCP if GatewayConfig.DHCP is set, and
 // masquerades egress TCP and UDP onto its uplink network, whose hosts see
-// the gateway's uplink address; pings to the outside go unanswered. A NATBox has the
-// behaviours of RFC 4787 — endpoint-independent, address-dependent or
-// address-and-port-dependent mapping and filtering, hairpinning on or
-// off, port preservation — for testing NAT traversal. Every router, NAT
-// and gateway uplink leg is a Wire too, and can be impaired or cut.
+// the gateway's uplink address; pings to the outside go unanswered. A
+// NATBox has the behaviours of RFC 4787 — endpoint-independent,
+// address-dependent or address-and-port-dependent mapping and filtering,
+// hairpinning on or off, port preservation, mappings that time out — for
+// testing NAT traversal. Every router, NAT and gateway uplink leg is a
+// Wire too, and can be impaired or cut.
 //
 // Two networks of one subnet become one L2 segment across a third, the
 // underlay, through Switchyard's real tunnel (package tunnel), in VXLAN
@@ -84,7 +85,11 @@
 // into frames, injects them from a host (through that host's stages, such
 // as the code under test) and checks that the network survived: no panic,
 // a broadcast still reaches every host, every wire's counters add up.
-// Build the World once, with the *testing.F, outside f.Fuzz.
+// Build the World once, with the *testing.F, outside f.Fuzz. Keep fuzz
+// targets in a package whose tests link little else: `go test -fuzz`
+// instruments every package of the test binary, and after each input the
+// engine goes over all their coverage counters, which costs more than the
+// World does (see testing/vnettest/internal/gwfuzz).
 //
 // # Time
 //
@@ -99,31 +104,47 @@
 // Then the clock stands still (at 2000-01-01 UTC) until the test moves it
 // with Advance or AdvanceUntil, which fire the timers that fall due one by
 // one, in order, and let the world settle after each (until no frame
-// moves, nothing touches the clock and no goroutine is ready to run).
-// Thirty seconds of retransmissions over a lossy link take about a second
-// of wall time, and a run replays: the same seed gives the same frames at
-// the same virtual times, byte for byte in the pcaps (see
-// TestVirtualTimeReplaysFrames). On the virtual clock run: every host's,
-// router's and gateway's TCP/IP stack (retransmission, delayed ACK,
-// keepalive, TIME-WAIT, ARP and neighbour timers, TCP timestamps; their
-// sequence numbers and ports are drawn from the seed), every stage's
-// delay, jitter, reordering and rate limit, StageContext.Now, the pcap
-// timestamps, Host.Ping's round-trip time, World.Now and the contexts of
-// World.WithTimeout.
+// moves, nothing touches the clock and the Go scheduler has had no
+// goroutine to run at several readings in a row, the caller yielding
+// between them). Thirty seconds of retransmissions over a lossy link take
+// some ten milliseconds of wall time, and a run replays: the same seed
+// gives the same frames at the same virtual times, byte for byte in the
+// pcaps (see TestVirtualTimeReplaysFrames). On the virtual clock run:
+// every host's, router's and gateway's TCP/IP stack (retransmission,
+// delayed ACK, keepalive, TIME-WAIT, ARP and neighbour timers, TCP
+// timestamps; their sequence numbers and ports are drawn from the seed),
+// every stage's delay, jitter, reordering and rate limit,
+// StageContext.Now, the pcap timestamps, Host.Ping's round-trip time,
+// World.Now, the contexts of World.WithTimeout, and:
+//
+//   - the deadlines of the conns, packet conns and listeners hosts hand
+//     out (SetDeadline, SetReadDeadline, SetWriteDeadline; a Listener's
+//     SetDeadline bounds Accept). A deadline is read the way code that
+//     knows nothing of the World writes it: time.Now().Add(d) (on the
+//     real clock) runs d of virtual time from the call, rounded up to
+//     the millisecond; a time of the World's clock, w.Now().Add(d), is
+//     met exactly (any time before the World was made is taken as one).
+//     A timed-out call returns a net.Error whose Timeout is true, as the
+//     net package's do;
+//   - the deadline of a context given to DialContext (made with
+//     context.WithTimeout, say): what is left of it runs on the virtual
+//     clock (the context's own real timer still runs, and ends the dial
+//     if that much real time passes first);
+//   - the gateway's own timeouts and sweeps (package gateway's
+//     Config.Clock: the idle timeout of egress UDP flows, DHCP lease and
+//     offer expiry), and the 90 s idle timeout of a PublishUDP flow;
+//   - a NATBox's NATConfig.MappingTimeout.
 //
 // What cannot take the virtual clock, and keeps to the real one:
 //
-//   - deadlines set on the conns hosts hand out (SetDeadline,
-//     SetReadDeadline, SetWriteDeadline: gVisor's gonet adapter arms
-//     them with time.AfterFunc), and contexts made with
-//     context.WithTimeout: use World.WithTimeout;
-//   - the gateway's own timeouts and sweeps (package gateway: the idle
-//     timeouts of egress UDP and echo flows, the NAT table's sweep, DHCP
-//     lease expiry), and the 90 s idle timeout of a PublishUDP flow;
-//   - NATBox mappings, which never expire;
+//   - anything the code under test times by itself: time.Sleep,
+//     time.After, time.NewTimer, a context.WithTimeout context used
+//     other than as DialContext's, http.Client.Timeout. Give such code
+//     World.WithTimeout's contexts, or deadlines on its conns;
 //   - a Tunnel's ports: their MAC aging and, in sealed mode, key
 //     rotation (package tunnel keeps a coarse clock of its own);
-//   - NewHost's low-level hosts, which belong to no World.
+//   - NewHost's low-level hosts, which belong to no World (their
+//     listeners' Accept deadlines run on the real clock).
 //
 // Replays are exact while the code under test does not race the
 // netstacks: when a host's application goroutine and its TCP/IP stack's

@@ -226,13 +226,14 @@ func (g *Gateway) PublishUDP(hostPort uint16, h *Host, port uint16) error {
 					mu.Unlock()
 					continue
 				}
+				c = g.n.w.onWorldClock(c)
 				flows[src] = c
 				g.relays.Add(1)
 				go func() { // replies for this client, until the flow idles out
 					defer g.relays.Done()
 					rbuf := make([]byte, 65536)
 					for {
-						c.SetReadDeadline(time.Now().Add(udpFlowTimeout))
+						c.SetReadDeadline(g.n.w.Now().Add(udpFlowTimeout))
 						n, err := c.Read(rbuf)
 						if err != nil {
 							mu.Lock()

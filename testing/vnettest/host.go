@@ -130,22 +130,40 @@ func (h *Host) Link() *vswitch.Link { return h.link }
 
 // ListenTCP listens on the host's address.
 func (h *Host) ListenTCP(port uint16) (net.Listener, error) {
-	return gonet.ListenTCP(h.stack, tcpip.FullAddress{NIC: nicID, Addr: addrOf(h.Addr()), Port: port}, h.proto)
+	l, err := h.listen(tcpip.FullAddress{NIC: nicID, Addr: addrOf(h.Addr()), Port: port})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // DialTCP connects to dst from the host.
 func (h *Host) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
-	return gonet.DialContextTCP(ctx, h.stack, tcpip.FullAddress{Addr: addrOf(dst.Addr()), Port: dst.Port()}, h.proto)
+	ctx, cancel := h.dialContext(ctx)
+	defer cancel()
+	c, err := gonet.DialContextTCP(ctx, h.stack, tcpip.FullAddress{Addr: addrOf(dst.Addr()), Port: dst.Port()}, h.proto)
+	if err != nil {
+		return nil, err
+	}
+	return h.wrapTCP(c), nil
 }
 
 // ListenUDP binds a UDP socket on the host's address.
 func (h *Host) ListenUDP(port uint16) (net.PacketConn, error) {
-	return gonet.DialUDP(h.stack, &tcpip.FullAddress{NIC: nicID, Addr: addrOf(h.Addr()), Port: port}, nil, h.proto)
+	c, err := gonet.DialUDP(h.stack, &tcpip.FullAddress{NIC: nicID, Addr: addrOf(h.Addr()), Port: port}, nil, h.proto)
+	if err != nil {
+		return nil, err
+	}
+	return h.wrapUDP(c), nil
 }
 
 // DialUDP returns a UDP socket on the host connected to dst.
 func (h *Host) DialUDP(dst netip.AddrPort) (net.Conn, error) {
-	return gonet.DialUDP(h.stack, nil, &tcpip.FullAddress{Addr: addrOf(dst.Addr()), Port: dst.Port()}, h.proto)
+	c, err := gonet.DialUDP(h.stack, nil, &tcpip.FullAddress{Addr: addrOf(dst.Addr()), Port: dst.Port()}, h.proto)
+	if err != nil {
+		return nil, err
+	}
+	return h.wrapUDP(c), nil
 }
 
 // ErrPingTimeout is returned by Ping when no echo reply arrived in time.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -53,6 +54,13 @@ type NATConfig struct {
 	// PublicAddr is the box's address on the outside network; "" takes
 	// the lowest free one.
 	PublicAddr string
+	// MappingTimeout, if positive, ends a mapping that has sent nothing
+	// out for that long, on the World's clock (virtual under
+	// VirtualTime); packets from outside do not keep it alive (RFC 4787
+	// REQ-6 lets a NAT refresh on outbound packets only; REQ-5 asks 2
+	// minutes at least for UDP). An expired mapping lets nothing in, and
+	// the next packet out makes a new one. Zero: mappings never expire.
+	MappingTimeout time.Duration
 }
 
 // NATBox is a NAT between an inside network (whose hosts it serves as
@@ -61,7 +69,7 @@ type NATConfig struct {
 // its NATConfig. It is a Router whose outside leg translates UDP and TCP
 // as the box's mapping and filtering say; other protocols (ICMP included)
 // do not cross it: packets of theirs from inside are dropped at the
-// outside leg. Mappings do not expire while the World lives.
+// outside leg. Mappings expire after NATConfig.MappingTimeout, if set.
 type NATBox struct {
 	*Router
 	cfg    NATConfig
@@ -78,8 +86,9 @@ type NATBox struct {
 type NATStats struct {
 	Mappings  int    // mappings made
 	Filtered  uint64 // inbound packets refused by the filtering behaviour
-	Unmapped  uint64 // inbound packets to no mapping
+	Unmapped  uint64 // inbound packets to no mapping (or to an expired one)
 	Hairpined uint64 // packets turned back inside
+	Expired   int    // mappings that timed out
 }
 
 type natKey struct {
@@ -94,8 +103,11 @@ type natPort struct {
 }
 
 type natMapping struct {
+	key      natKey
+	proto    uint8
 	internal netip.AddrPort
 	external uint16
+	lastOut  time.Time // when the mapping last sent a packet out
 	// sentTo holds the remotes the mapping has sent to, for filtering.
 	sentTo map[netip.AddrPort]bool
 	sentIP map[netip.Addr]bool
@@ -112,6 +124,9 @@ func (w *World) NewNATBox(name string, inside, outside *Network, cfg NATConfig) 
 }
 
 func (w *World) newNATBox(name string, inside, outside *Network, cfg NATConfig) (*NATBox, error) {
+	if cfg.MappingTimeout < 0 {
+		return nil, fmt.Errorf("NAT box %q: mapping timeout %v: want 0 (never) or more", name, cfg.MappingTimeout)
+	}
 	for _, b := range []Behavior{cfg.Mapping, cfg.Filtering} {
 		if b < EndpointIndependent || b > AddressAndPortDependent {
 			return nil, fmt.Errorf("NAT box %q: behaviour %d: want EndpointIndependent, AddressDependent or AddressAndPortDependent", name, int(b))
@@ -222,9 +237,21 @@ func (p l4) rewrite(src, dst netip.AddrPort) {
 	binary.BigEndian.PutUint16(p.seg[field:], csum.Field(sum, p.proto == 17))
 }
 
+// expiredLocked reports whether m has timed out at now, and if so
+// removes it. b.mu is held.
+func (b *NATBox) expiredLocked(m *natMapping, now time.Time) bool {
+	if b.cfg.MappingTimeout <= 0 || now.Sub(m.lastOut) < b.cfg.MappingTimeout {
+		return false
+	}
+	delete(b.byKey, m.key)
+	delete(b.byPort, natPort{m.proto, m.external})
+	b.stats.Expired++
+	return true
+}
+
 // mapping returns the mapping for a packet from internal to remote,
-// making it if needed. b.mu is held.
-func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort) *natMapping {
+// making it if needed, and marks it as used at now. b.mu is held.
+func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort, now time.Time) *natMapping {
 	key := natKey{proto: proto, internal: internal}
 	switch b.cfg.Mapping {
 	case AddressDependent:
@@ -232,7 +259,8 @@ func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort) *na
 	case AddressAndPortDependent:
 		key.remote = remote
 	}
-	if m := b.byKey[key]; m != nil {
+	if m := b.byKey[key]; m != nil && !b.expiredLocked(m, now) {
+		m.lastOut = now
 		return m
 	}
 	port := uint16(0)
@@ -247,7 +275,7 @@ func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort) *na
 	if port == 0 {
 		return nil // out of ports
 	}
-	m := &natMapping{internal: internal, external: port, sentTo: map[netip.AddrPort]bool{}, sentIP: map[netip.Addr]bool{}}
+	m := &natMapping{key: key, proto: proto, internal: internal, external: port, lastOut: now, sentTo: map[netip.AddrPort]bool{}, sentIP: map[netip.Addr]bool{}}
 	b.byKey[key] = m
 	b.byPort[natPort{proto, port}] = m
 	b.stats.Mappings++
@@ -256,7 +284,7 @@ func (b *NATBox) mappingLocked(proto uint8, internal, remote netip.AddrPort) *na
 
 // outbound translates what the box sends out: inside sources become the
 // public address and the mapping's port.
-func (b *NATBox) outbound(_ *StageContext, p Packet, emit func(Packet)) {
+func (b *NATBox) outbound(c *StageContext, p Packet, emit func(Packet)) {
 	pk, ok := parseL4(p.Data)
 	if !ok {
 		if src, isIP := ipv4Src(p.Data); isIP && b.inside.Contains(src) {
@@ -271,7 +299,7 @@ func (b *NATBox) outbound(_ *StageContext, p Packet, emit func(Packet)) {
 		return
 	}
 	b.mu.Lock()
-	m := b.mappingLocked(pk.proto, src, dst)
+	m := b.mappingLocked(pk.proto, src, dst, c.Now)
 	if m != nil {
 		m.sentTo[dst] = true
 		m.sentIP[dst.Addr()] = true
@@ -286,11 +314,11 @@ func (b *NATBox) outbound(_ *StageContext, p Packet, emit func(Packet)) {
 
 // lookupInbound finds the mapping of a packet from remote to the public
 // address and port, applying the filtering behaviour.
-func (b *NATBox) lookupInbound(proto uint8, remote netip.AddrPort, port uint16) *natMapping {
+func (b *NATBox) lookupInbound(proto uint8, remote netip.AddrPort, port uint16, now time.Time) *natMapping {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m := b.byPort[natPort{proto, port}]
-	if m == nil {
+	if m == nil || b.expiredLocked(m, now) {
 		b.stats.Unmapped++
 		return nil
 	}
@@ -310,13 +338,13 @@ func (b *NATBox) lookupInbound(proto uint8, remote netip.AddrPort, port uint16) 
 
 // inbound translates what comes to the public address back to the inside
 // host, and drops what no mapping lets in.
-func (b *NATBox) inbound(_ *StageContext, p Packet, emit func(Packet)) {
+func (b *NATBox) inbound(c *StageContext, p Packet, emit func(Packet)) {
 	pk, ok := parseL4(p.Data)
 	if !ok || pk.dst().Addr() != b.public {
 		emit(p)
 		return
 	}
-	m := b.lookupInbound(pk.proto, pk.src(), pk.dst().Port())
+	m := b.lookupInbound(pk.proto, pk.src(), pk.dst().Port(), c.Now)
 	if m == nil {
 		return
 	}
@@ -326,7 +354,7 @@ func (b *NATBox) inbound(_ *StageContext, p Packet, emit func(Packet)) {
 
 // hairpin turns packets from inside to the public address back inside,
 // from the sender's own mapping.
-func (b *NATBox) hairpin(_ *StageContext, p Packet, emit func(Packet)) {
+func (b *NATBox) hairpin(c *StageContext, p Packet, emit func(Packet)) {
 	pk, ok := parseL4(p.Data)
 	if !ok || pk.dst().Addr() != b.public || !b.inside.Contains(pk.src().Addr()) {
 		emit(p)
@@ -340,7 +368,7 @@ func (b *NATBox) hairpin(_ *StageContext, p Packet, emit func(Packet)) {
 	}
 	src := pk.src()
 	b.mu.Lock()
-	from := b.mappingLocked(pk.proto, src, pk.dst())
+	from := b.mappingLocked(pk.proto, src, pk.dst(), c.Now)
 	if from != nil {
 		from.sentTo[pk.dst()] = true
 		from.sentIP[b.public] = true
@@ -350,7 +378,7 @@ func (b *NATBox) hairpin(_ *StageContext, p Packet, emit func(Packet)) {
 		return
 	}
 	ext := netip.AddrPortFrom(b.public, from.external)
-	to := b.lookupInbound(pk.proto, ext, pk.dst().Port())
+	to := b.lookupInbound(pk.proto, ext, pk.dst().Port(), c.Now)
 	if to == nil {
 		return
 	}

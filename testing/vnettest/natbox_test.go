@@ -294,3 +294,82 @@ func FuzzNATBox(f *testing.F) {
 		vnettest.FuzzFrames(t, from, data)
 	})
 }
+
+// TestVirtualNATMappingTimeout: a NAT box's mapping that has sent
+// nothing out for MappingTimeout, on the World's clock, lets nothing in
+// any more, however much comes from outside; the next datagram out makes
+// a new one.
+func TestVirtualNATMappingTimeout(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(2))
+	inet := w.NewNetwork("inet", "198.51.100.0/24")
+	lan := w.NewNetwork("lan", "192.168.1.0/24")
+	box := w.NewNATBox("nat", lan, inet, vnettest.NATConfig{MappingTimeout: 2 * time.Minute})
+	a, s := lan.NewHost("a"), inet.NewHost("s")
+	ac, err := a.ListenPacket("udp", ":5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	sc, err := s.ListenPacket("udp", ":3478")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	// recv waits up to 10 virtual seconds for a datagram on c.
+	recv := func(c net.PacketConn) (string, net.Addr, error) {
+		c.SetReadDeadline(w.Now().Add(10 * time.Second))
+		buf := make([]byte, 100)
+		var n int
+		var from net.Addr
+		_, err := blockedRead(t, w, func() error {
+			var err error
+			n, from, err = c.ReadFrom(buf)
+			return err
+		})
+		return string(buf[:n]), from, err
+	}
+	send := func(c net.PacketConn, msg string, to net.Addr) {
+		if _, err := c.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(ac, "out", &net.UDPAddr{IP: s.Addr().AsSlice(), Port: 3478})
+	_, public, err := recv(sc)
+	if err != nil {
+		t.Fatalf("the first datagram out: %v", err)
+	}
+	w.Advance(time.Minute)
+	send(sc, "in 1", public)
+	if msg, _, err := recv(ac); err != nil || msg != "in 1" {
+		t.Fatalf("a minute after the last datagram out: %q, %v; want it let in", msg, err)
+	}
+	w.Advance(110 * time.Second) // inbound traffic does not refresh the mapping
+	send(sc, "in 2", public)
+	if msg, _, err := recv(ac); !timeoutErr(err) {
+		t.Fatalf("past the mapping timeout: got %q, %v; want nothing let in", msg, err)
+	}
+	if st := box.Stats(); st.Expired != 1 || st.Unmapped == 0 {
+		t.Fatalf("stats %+v: want one mapping expired and the datagram unmapped", st)
+	}
+	send(ac, "out again", &net.UDPAddr{IP: s.Addr().AsSlice(), Port: 3478})
+	if _, _, err := recv(sc); err != nil {
+		t.Fatalf("the datagram out after the expiry: %v", err)
+	}
+	if st := box.Stats(); st.Mappings != 2 {
+		t.Fatalf("stats %+v: want a second mapping", st)
+	}
+}
+
+// A negative mapping timeout is refused, naming the box.
+func TestNATBoxRefusesNegativeTimeout(t *testing.T) {
+	f := newFake(t)
+	defer f.end()
+	w := vnettest.New(f)
+	lan, inet := w.NewNetwork("lan", "10.0.0.0/24"), w.NewNetwork("inet", "203.0.113.0/24")
+	if !try(func() { w.NewNATBox("home", lan, inet, vnettest.NATConfig{MappingTimeout: -time.Second}) }) {
+		t.Fatal("NewNATBox took a negative mapping timeout")
+	}
+	if want := `NAT box "home": mapping timeout -1s: want 0 (never) or more`; !strings.Contains(f.errors(), want) {
+		t.Fatalf("failure %q, want %q", f.errors(), want)
+	}
+}

@@ -47,29 +47,32 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 	remote := tcpip.FullAddress{Addr: addrOf(ip), Port: port}
 	switch network {
 	case "tcp", "tcp4":
+		ctx, cancel := h.dialContext(ctx)
+		defer cancel()
 		c, err := gonet.DialContextTCP(ctx, h.stack, remote, h.proto)
 		if err != nil {
 			return nil, opErr(err)
 		}
-		return c, nil
+		return h.wrapTCP(c), nil
 	case "udp", "udp4":
 		c, err := gonet.DialUDP(h.stack, nil, &remote, h.proto)
 		if err != nil {
 			return nil, opErr(err)
 		}
-		return c, nil
+		return h.wrapUDP(c), nil
 	}
 	return nil, opErr(fmt.Errorf("network %q: want tcp, tcp4, udp or udp4", network))
 }
 
 // Listen listens for TCP connections on address (":80", or the host's own
-// address and a port; port 0 picks a free one), like net.Listen.
+// address and a port; port 0 picks a free one), like net.Listen. The
+// listener is a *Listener, whose SetDeadline bounds Accept.
 func (h *Host) Listen(network, address string) (net.Listener, error) {
 	local, err := h.localAddr("listen", network, address, "tcp")
 	if err != nil {
 		return nil, err
 	}
-	l, err := gonet.ListenTCP(h.stack, local, h.proto)
+	l, err := h.listen(local)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: addrString(address), Err: fmt.Errorf("vnettest: host %s: %w", h.cfg.Name, err)}
 	}
@@ -87,7 +90,7 @@ func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: addrString(address), Err: fmt.Errorf("vnettest: host %s: %w", h.cfg.Name, err)}
 	}
-	return c, nil
+	return h.wrapUDP(c), nil
 }
 
 // HTTPClient returns an http.Client whose connections start at the host.

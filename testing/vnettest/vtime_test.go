@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -261,5 +262,118 @@ func TestVirtualPingRTT(t *testing.T) {
 		if took := w.Now().Sub(start); took != rtt {
 			t.Errorf("ping %v: %v passed on the World's clock, rtt %v", c.dst, took, rtt)
 		}
+	}
+}
+
+// TestVirtualGatewayUDPFlowTimeout: the gateway's egress UDP flows idle
+// out on the World's clock: a flow quiet for less than the gateway's 60 s
+// keeps its uplink port, one quiet for longer is closed, and the next
+// datagram leaves from a new port.
+func TestVirtualGatewayUDPFlowTimeout(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(5))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	cli, far := lan.NewHost("client"), inet.NewHost("far")
+	pc, err := far.ListenPacket("udp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := cli.Dial("udp", far.Addr().String()+":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// send sends one datagram and returns the address it came from at far.
+	send := func(msg string) string {
+		t.Helper()
+		var from string
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			buf := make([]byte, 64)
+			if _, a, err := pc.ReadFrom(buf); err == nil {
+				from = a.String()
+			}
+		}()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := w.AdvanceUntil(10*time.Second, done.Load); !ok || from == "" {
+			t.Fatalf("datagram %q did not reach far", msg)
+		}
+		return from
+	}
+	first := send("a")
+	w.Advance(50 * time.Second)
+	if again := send("b"); again != first {
+		t.Fatalf("after 50 quiet seconds the flow left from %s, first from %s: it expired early", again, first)
+	}
+	w.Advance(70 * time.Second)
+	if later := send("c"); later == first {
+		t.Fatalf("after 70 quiet seconds the flow still leaves from %s: it did not expire on the World's clock", first)
+	}
+}
+
+// TestVirtualPublishUDPFlowTimeout: a published UDP port's flow closes
+// after 90 s without a datagram either way, on the World's clock: a
+// reply 80 s after the last datagram still reaches the client from the
+// published port (and keeps the flow), one 100 s after that does not.
+func TestVirtualPublishUDPFlowTimeout(t *testing.T) {
+	w := vnettest.New(t, vnettest.VirtualTime(), vnettest.Seed(6))
+	inet := w.NewNetwork("inet", "203.0.113.0/24")
+	lan := w.NewNetwork("lan", "10.0.0.0/24")
+	gw := lan.NewGateway(vnettest.GatewayConfig{Uplink: inet})
+	srv, cli := lan.NewHost("srv"), inet.NewHost("cli")
+	sc, err := srv.ListenPacket("udp", ":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := gw.PublishUDP(5353, srv, 53); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cli.ListenPacket("udp", ":4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// recv waits up to 5 virtual seconds for a datagram on c.
+	recv := func(c net.PacketConn) (string, net.Addr, error) {
+		c.SetReadDeadline(w.Now().Add(5 * time.Second))
+		buf := make([]byte, 100)
+		var n int
+		var from net.Addr
+		var err error
+		var done atomic.Bool
+		go func() {
+			defer done.Store(true)
+			n, from, err = c.ReadFrom(buf)
+		}()
+		if ok, _ := w.AdvanceUntil(time.Minute, done.Load); !ok {
+			t.Fatal("a read with a 5 s deadline still waits after a virtual minute")
+		}
+		return string(buf[:n]), from, err
+	}
+	published := &net.UDPAddr{IP: gw.Uplink().Addr().AsSlice(), Port: 5353}
+	if _, err := cc.WriteTo([]byte("query"), published); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := recv(sc)
+	if err != nil {
+		t.Fatalf("the query did not reach the server: %v", err)
+	}
+	w.Advance(75 * time.Second) // 80 s with recv's wait
+	sc.WriteTo([]byte("late reply"), client)
+	if msg, from, err := recv(cc); err != nil || msg != "late reply" || from.String() != published.String() {
+		t.Fatalf("a reply 80 s into the flow: %q from %v, %v; want it relayed from %v", msg, from, err, published)
+	}
+	w.Advance(100 * time.Second)
+	// With the flow closed, the server's datagram to the client's address
+	// is plain egress: the gateway masquerades it from a port of its own.
+	sc.WriteTo([]byte("too late"), client)
+	if msg, from, err := recv(cc); err == nil && from.String() == published.String() {
+		t.Fatalf("a reply 100 s after the last datagram: %q from %v; want the flow closed", msg, from)
 	}
 }

@@ -94,6 +94,10 @@ type Config struct {
 	Routes     []netip.Prefix
 	NextHop    netip.Addr
 	NextHopMAC vswitch.MAC
+	// Return bounds the return path's table of senders that came in
+	// through the host interface (returnpath.go); it is used with a
+	// NextHop, whose port must be attached through HostInterfacePort.
+	Return ReturnConfig
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 	// Clock and Rand, if set, are the netstack's clock and source of
@@ -216,6 +220,10 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		router6 = cfg.Addr6
 	}
 	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: router6})
+	if g.router != nil {
+		g.wg.Add(1)
+		go g.router.janitor()
+	}
 	mode := "none"
 	if g.echo != nil {
 		mode = g.echo.mode

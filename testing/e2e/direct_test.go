@@ -111,8 +111,8 @@ func TestDirectRoutingTwoHosts(t *testing.T) {
 		t.Errorf("host A → its container %s: %v", addrA, err)
 	}
 	// Host B reaches host A's container from its own host interface's
-	// address, which A's network routes back (its VPC address is not:
-	// replies to it take the gateway's egress).
+	// address, which A's network routes back (from its VPC address, the
+	// return path does: TestDirectRoutingReturnPath).
 	if out, err := b.ns.Run("ping", "-c", "1", "-W", "2", "-I", "10.213.82.254", addrA); err != nil {
 		t.Errorf("host B → host A's container %s: %v\n%s", addrA, err, out)
 	}

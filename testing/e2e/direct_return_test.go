@@ -1,10 +1,14 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
 
 // httpWho serves, on addr in ns, a page that says who asked: the
@@ -55,5 +59,39 @@ func TestDirectRoutingReturnPath(t *testing.T) {
 	}
 	if text := a.d.MustRun("network", "inspect", "direct"); !strings.Contains(text, "Return path:") {
 		t.Errorf("inspect text lacks the return path:\n%s", text)
+	}
+}
+
+// Published ports on a direct-routing network: host B's namespace reaches
+// a container's published port on host A's VPC address and, at the same
+// time, the container itself by address. The container sees B's real
+// address both ways; the published port's connection, which the gateway
+// opens from B's own address and port, stays the gateway's though B is
+// also a sender of the return path.
+func TestDirectRoutingPublishedPorts(t *testing.T) {
+	a, b := newDirectHosts(t)
+	a.d.MustRun("network", "create", "direct", "--subnet", directSubnetA, "--host-interface", "sy-direct", "--route", directSubnetB)
+	ns := netnstest.New(t)
+	var e api.Endpoint
+	if err := json.Unmarshal([]byte(a.d.MustRun("connect", "direct", "--netns", ns.Path, "--name", "web", "-p", "18380:8080", "--format", "json")), &e); err != nil {
+		t.Fatal(err)
+	}
+	addrA := e.Address.Addr().String()
+	httpWho(t, ns, "0.0.0.0:8080")
+
+	for i := range 3 {
+		// Directly, by address: B becomes a sender of the return path.
+		out, err := b.ns.Run("curl", "-sS", "--max-time", "10", "http://"+addrA+":8080/")
+		if err != nil || !strings.HasPrefix(out, directVPCB+":") {
+			t.Fatalf("round %d: curl %s:8080 from host B: %q (%v), want B's own address", i, addrA, out, err)
+		}
+		// Through the published port on A's VPC address.
+		out, err = b.ns.Run("curl", "-sS", "--max-time", "10", "http://"+directVPCA+":18380/")
+		if err != nil || !strings.HasPrefix(out, directVPCB+":") {
+			t.Fatalf("round %d: curl the published port %s:18380 from host B: %q (%v), want B's own address", i, directVPCA, out, err)
+		}
+	}
+	if r := inspectNetwork(t, a.d, "direct").ReturnPath; r == nil || r.Senders != 1 {
+		t.Errorf("return path %+v, want host B as its one sender", r)
 	}
 }

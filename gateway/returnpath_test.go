@@ -344,3 +344,67 @@ func FuzzReturnPathFromHost(f *testing.F) {
 		}
 	})
 }
+
+// udp6Frame builds an Ethernet frame carrying an IPv6 UDP datagram.
+func udp6Frame(dstMAC, srcMAC vswitch.MAC, src, dst netip.Addr, hops uint8) []byte {
+	b := make([]byte, 14+40+8+4)
+	copy(b[0:6], dstMAC[:])
+	copy(b[6:12], srcMAC[:])
+	b[12], b[13] = 0x86, 0xdd
+	ip := header.IPv6(b[14:])
+	ip.Encode(&header.IPv6Fields{PayloadLength: 12, TransportProtocol: header.UDPProtocolNumber, HopLimit: hops,
+		SrcAddr: tcpip.AddrFrom16(src.As16()), DstAddr: tcpip.AddrFrom16(dst.As16())})
+	udp := header.UDP(ip.Payload())
+	udp.Encode(&header.UDPFields{SrcPort: 4000, DstPort: 5000, Length: 12})
+	copy(udp[8:], "ping")
+	return b
+}
+
+// IPv6: a sender that came in through the host interface gets the
+// endpoint's packets back there with the hop limit one lower; a packet to
+// it that comes from the host interface itself is a loop, dropped and
+// counted.
+func TestReturnPathIPv6AndLoop(t *testing.T) {
+	subnet, gwAddr, hop6 := netip.MustParsePrefix("fd00:240::/64"), netip.MustParseAddr("fd00:240::1"), netip.MustParseAddr("fd00:240::fe")
+	sender, ep6 := netip.MustParseAddr("2001:db8::7"), netip.MustParseAddr("fd00:240::9")
+	sw := vswitch.New(vswitch.Config{Name: "v6"})
+	t.Cleanup(func() { sw.Close() })
+	gw, err := gateway.New(sw, gateway.Config{Network: "v6", Subnet: subnet, Addr: gwAddr, MAC: routeGWMAC,
+		NextHop: hop6, NextHopMAC: hopMAC, Refuse: func(netip.AddrPort) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	hop, ep := porttest.New("host-if", 1500), porttest.New("ep", 1500)
+	if _, err := sw.Attach(gw.HostInterfacePort(hop), vswitch.AttachOptions{LockMAC: hopMAC}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.Attach(ep, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hop.Inject(udp6Frame(epMAC, hopMAC, sender, ep6, 62)); err != nil {
+		t.Fatal(err)
+	}
+	hop.Take()
+	if err := ep.Inject(udp6Frame(routeGWMAC, epMAC, ep6, sender, 64)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, f := range hop.Take() {
+		if b := f.Data; len(b) >= 54 && b[12] == 0x86 && netip.AddrFrom16([16]byte(b[38:54])) == sender {
+			got = b
+		}
+	}
+	if got == nil {
+		t.Fatalf("the endpoint's packet to %s did not go back to the host interface (return stats %+v)", sender, gw.ReturnStats())
+	}
+	if ip := header.IPv6(got[14:]); ip.HopLimit() != 63 || netip.AddrFrom16(ip.SourceAddress().As16()) != ep6 {
+		t.Errorf("sent back from %s with hop limit %d, want from %s with 63", ip.SourceAddress(), ip.HopLimit(), ep6)
+	}
+	if err := hop.Inject(udp6Frame(routeGWMAC, hopMAC, ep6, sender, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if st, rs := gw.ReturnStats(), gw.RouteStats(); st.Forwarded != 1 || st.Senders != 1 || rs.Looped != 1 {
+		t.Errorf("return stats %+v, route stats %+v: want one sender, one packet sent back, one loop", st, rs)
+	}
+}

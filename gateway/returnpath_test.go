@@ -408,3 +408,34 @@ func TestReturnPathIPv6AndLoop(t *testing.T) {
 		t.Errorf("return stats %+v, route stats %+v: want one sender, one packet sent back, one loop", st, rs)
 	}
 }
+
+// The cost of the gateway's forward per packet from an endpoint: to a
+// routed subnet, and to a sender of the return path (a table lookup and
+// the netstack's flow lookup more), with the host interface's frame that
+// refreshes the sender.
+func BenchmarkReturnPath(b *testing.B) {
+	n := newReturnNet(b, gateway.ReturnConfig{}, true)
+	in := ipFrame(epMAC, hopMAC, outsider, epAddr, 64)
+	for _, c := range []struct {
+		name string
+		out  []byte
+		host bool
+	}{
+		{"routed", ipFrame(routeGWMAC, epMAC, epAddr, remoteHost, 64), false},
+		{"return", ipFrame(routeGWMAC, epMAC, epAddr, outsider, 64), false},
+		{"return+refresh", ipFrame(routeGWMAC, epMAC, epAddr, outsider, 64), true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			n.hop.Inject(in)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.out)))
+			for b.Loop() {
+				if c.host {
+					n.hop.Inject(in)
+				}
+				n.ep.Inject(c.out)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}

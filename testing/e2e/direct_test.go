@@ -274,3 +274,30 @@ func TestDirectRoutingInternal(t *testing.T) {
 		t.Errorf("host interface counters %+v, want the frames host A sent", st)
 	}
 }
+
+// Port security on a direct-routing network: a container that forges its
+// source address (another host's container subnet, a host's VPC address)
+// toward the other host is dropped at its port, counted, and so neither
+// routed nor remembered by the return path; its own address still
+// crosses.
+func TestDirectRoutingPortSecurity(t *testing.T) {
+	a, b := newDirectHosts(t)
+	a.d.MustRun("network", "create", "direct", "--subnet", directSubnetA, "--host-interface", "sy-direct", "--route", directSubnetB)
+	b.d.MustRun("network", "create", "direct", "--subnet", directSubnetB, "--host-interface", "sy-direct", "--route", directSubnetA)
+	ca, _ := a.container(t, "direct", "ca")
+	_, addrB := b.container(t, "direct", "cb")
+	caMAC := mustMAC(t, endpointNamed(t, a.d, "direct", "ca").MAC)
+	gwMAC := mustMAC(t, inspectNetwork(t, a.d, "direct").GatewayMAC)
+	dst := netip.MustParseAddr(addrB)
+	sendRaw(t, ca, "eth0",
+		spoofedUDP(caMAC, gwMAC, netip.MustParseAddr("10.213.82.99"), dst),
+		spoofedUDP(caMAC, gwMAC, netip.MustParseAddr(directVPCB), dst))
+	waitDrops(t, a.d, "direct", "ca", map[string]uint64{"spoofed_ip": 2})
+	n := inspectNetwork(t, a.d, "direct")
+	if n.Routing == nil || n.Routing.Forwarded != 0 || n.ReturnPath == nil || n.ReturnPath.Learned != 0 {
+		t.Errorf("after forged packets: routing %+v, return path %+v; want nothing routed or learned", n.Routing, n.ReturnPath)
+	}
+	if err := ca.Ping(addrB, 1); err != nil {
+		t.Errorf("ca → %s with its own address: %v", addrB, err)
+	}
+}

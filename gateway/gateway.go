@@ -6,6 +6,7 @@
 //	                                      │    ├─ router solicitations → router advertisement  (ra.go)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
 //	                                      │    ├─ routed remote subnets → host interface, TTL−1  (route.go)
+//	                                      │    ├─ senders that came in through it → back there    (returnpath.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP of each family,

@@ -439,3 +439,58 @@ func BenchmarkReturnPath(b *testing.B) {
 		})
 	}
 }
+
+// Whatever an endpoint sends to a sender of the return path (the
+// destination is forced to one; the rest, transport header included, is
+// the fuzzer's), the gateway does not panic, and what it sends back
+// reaches the host interface to that sender, one hop less.
+func FuzzReturnPathReplies(f *testing.F) {
+	sender6 := netip.MustParseAddr("2001:db8::7")
+	f.Add(ipFrame(routeGWMAC, epMAC, epAddr, outsider, 64)[12:])
+	f.Add(ipFrame(routeGWMAC, epMAC, epAddr, outsider, 1)[12:])
+	f.Add(udp6Frame(routeGWMAC, epMAC, netip.MustParseAddr("fd00:240::9"), sender6, 64)[12:])
+	f.Add([]byte{0x08, 0x00, 0x4f})
+	n := newReturnNet(f, gateway.ReturnConfig{}, false)
+	if err := n.hop.Inject(echoRequest(n.a.MAC(), outsider, n.a.Addr(), 1)); err != nil {
+		f.Fatal(err)
+	}
+	if err := n.hop.Inject(udp6Frame(epMAC, hopMAC, sender6, netip.MustParseAddr("fd00:240::9"), 64)); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, rest []byte) {
+		frame := make([]byte, 12+len(rest))
+		copy(frame[0:6], routeGWMAC[:])
+		copy(frame[6:12], epMAC[:])
+		copy(frame[12:], rest)
+		var want netip.Addr
+		switch {
+		case len(frame) >= 14+20 && frame[12] == 0x08 && frame[13] == 0x00:
+			copy(frame[14+16:14+20], outsider.AsSlice())
+			want = outsider
+		case len(frame) >= 14+40 && frame[12] == 0x86 && frame[13] == 0xdd:
+			copy(frame[14+24:14+40], sender6.AsSlice())
+			want = sender6
+		}
+		n.hop.Take()
+		before := n.gw.ReturnStats().Forwarded
+		if err := n.ep.Inject(frame); err != nil {
+			t.Fatal(err)
+		}
+		if n.gw.ReturnStats().Forwarded == before {
+			return
+		}
+		for _, got := range n.hop.Take() {
+			g := got.Data
+			if len(g) != len(frame) || vswitch.MAC(g[0:6]) != hopMAC {
+				continue
+			}
+			if want.Is4() && netip.AddrFrom4([4]byte(g[30:34])) == want && g[14+8] == frame[14+8]-1 {
+				return
+			}
+			if want.Is6() && netip.AddrFrom16([16]byte(g[38:54])) == want && g[14+7] == frame[14+7]-1 {
+				return
+			}
+		}
+		t.Fatalf("counted as sent back, but the host interface did not get it one hop less: %x", frame)
+	})
+}

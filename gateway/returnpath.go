@@ -42,10 +42,13 @@ import (
 // Packets the endpoints send never refresh an entry: only the sender keeps
 // itself in the table.
 
-// Defaults of ReturnConfig.
+// Defaults of ReturnConfig. An entry is an address, not a flow, and costs
+// a few dozen bytes, so it is kept long: a connection that stays quiet
+// longer and is then spoken on first by the endpoint finds its sender
+// forgotten, and the endpoint's packet takes the egress, which resets it.
 const (
 	DefaultReturnSenders = 4096
-	DefaultReturnIdle    = 5 * time.Minute
+	DefaultReturnIdle    = 30 * time.Minute
 )
 
 // returnEvictSample is how many entries a full table looks at to choose

@@ -45,7 +45,8 @@ import (
 // Defaults of ReturnConfig. An entry is an address, not a flow, and costs
 // a few dozen bytes, so it is kept long: a connection that stays quiet
 // longer and is then spoken on first by the endpoint finds its sender
-// forgotten, and the endpoint's packet takes the egress, which resets it.
+// forgotten, and the endpoint's packet takes the egress, which knows no
+// such flow.
 const (
 	DefaultReturnSenders = 4096
 	DefaultReturnIdle    = 30 * time.Minute

@@ -345,6 +345,11 @@ func TestHostInterfaceReturnPath(t *testing.T) {
 			if back != 1 || n.ReturnPath == nil || n.ReturnPath.Senders != 1 || n.ReturnPath.Forwarded != 1 {
 				t.Fatalf("%d replies back to the host interface, return path %+v; want the reply, one sender, one forwarded", back, n.ReturnPath)
 			}
+			for _, ns := range e.d.Stats().Networks {
+				if ns.Network == c.name && (ns.ReturnPath == nil || *ns.ReturnPath != *n.ReturnPath) {
+					t.Errorf("stats' return path %+v, want inspect's %+v", ns.ReturnPath, n.ReturnPath)
+				}
+			}
 		})
 	}
 }

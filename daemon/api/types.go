@@ -606,6 +606,10 @@ type NetworkStats struct {
 	DNSQueries    uint64         `json:"dns_queries"`
 	DHCPLeases    int            `json:"dhcp_leases"`
 	Ports         []PortCounters `json:"ports"`
+	// Routing and ReturnPath are Network's, for a network with routes
+	// and with a host interface.
+	Routing    *RouteStats      `json:"routing,omitempty"`
+	ReturnPath *ReturnPathStats `json:"return_path,omitempty"`
 }
 
 // PortCounters are one switch port's counters.

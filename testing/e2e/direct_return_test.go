@@ -60,6 +60,9 @@ func TestDirectRoutingReturnPath(t *testing.T) {
 	if text := a.d.MustRun("network", "inspect", "direct"); !strings.Contains(text, "Return path:") {
 		t.Errorf("inspect text lacks the return path:\n%s", text)
 	}
+	if text := a.d.MustRun("stats"); !strings.Contains(text, "RETURN SENDERS") || !strings.Contains(text, "direct") {
+		t.Errorf("stats lacks the return path:\n%s", text)
+	}
 }
 
 // Published ports on a direct-routing network: host B's namespace reaches

@@ -29,8 +29,10 @@ import (
 // does through docker0. The routes (api.NetworkCreate.Routes) are other
 // hosts' container subnets: the gateway forwards packets for them to the
 // host interface unchanged but for the TTL (gateway/route.go), and the
-// host kernel sends them on by its own routing table. Only a root daemon
-// can make a TAP in its own namespace.
+// host kernel sends them on by its own routing table. Replies to senders
+// outside the routes that came in through the host interface go back to
+// it too (gateway/returnpath.go). Only a root daemon can make a TAP in its
+// own namespace.
 
 // hostIfAuxName is the key under which a network's host interface
 // address is reserved in its address pool.
@@ -310,7 +312,9 @@ func (d *Daemon) openHostInterface(ctx context.Context, n *network, restoring bo
 	// reaches endpoints of an --icc=false network, as through docker0),
 	// no address binding (it carries other hosts' addresses), its MAC
 	// locked.
-	link, err := n.sw.Attach(port, vswitch.AttachOptions{LockMAC: hi.MAC})
+	// Attached through the gateway, which learns from the frames the host
+	// brings in whom to send replies back to (the return path).
+	link, err := n.sw.Attach(n.gw.HostInterfacePort(port), vswitch.AttachOptions{LockMAC: hi.MAC})
 	if err != nil {
 		port.Forget()
 		port.Close()
@@ -350,5 +354,9 @@ func directView(n *network, v *api.Network) {
 		v.Routes = n.rec.Routes
 		st := n.gw.RouteStats()
 		v.Routing = &api.RouteStats{Forwarded: st.Forwarded, TTLExceeded: st.TTLExceeded, Looped: st.Looped}
+	}
+	if n.rec.HostInterface != nil && !n.rec.Internal {
+		st := n.gw.ReturnStats()
+		v.ReturnPath = &api.ReturnPathStats{Senders: st.Senders, Learned: st.Learned, Evicted: st.Evicted, Expired: st.Expired, Forwarded: st.Forwarded}
 	}
 }

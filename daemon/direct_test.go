@@ -8,8 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/testing/attachtest"
 )
 
@@ -268,4 +273,83 @@ func FuzzDirectRouting(f *testing.F) {
 			}
 		}
 	})
+}
+
+// icmpFrame builds an Ethernet frame carrying an ICMP echo message of
+// type typ from src to dst.
+func icmpFrame(dstMAC, srcMAC vswitch.MAC, src, dst netip.Addr, typ header.ICMPv4Type) []byte {
+	b := make([]byte, 14+20+8)
+	copy(b[0:6], dstMAC[:])
+	copy(b[6:12], srcMAC[:])
+	b[12], b[13] = 0x08, 0x00
+	ip := header.IPv4(b[14:])
+	ip.Encode(&header.IPv4Fields{TotalLength: 28, TTL: 64, Protocol: 1, SrcAddr: tcpip.AddrFrom4(src.As4()), DstAddr: tcpip.AddrFrom4(dst.As4())})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	icmp := header.ICMPv4(ip.Payload())
+	icmp.SetType(typ)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	return b
+}
+
+// A network with a host interface, routes or not, sends an endpoint's
+// replies to a sender that came in through the host interface back
+// there, and shows the return path's counters; an internal network's
+// endpoints reach nothing beyond the host interface, and its view has no
+// return path.
+func TestHostInterfaceReturnPath(t *testing.T) {
+	e := newEnv(t)
+	outsider := netip.MustParseAddr("192.0.2.77")
+	for _, c := range []struct {
+		name     string
+		internal bool
+	}{{"direct", false}, {"internal", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			subnet := map[bool]string{false: "10.2.0.0/24", true: "10.3.0.0/24"}[c.internal]
+			v := e.createNetwork(api.NetworkCreate{Name: c.name, Subnet: subnet, HostInterface: "sy-" + c.name, Internal: c.internal})
+			if (v.ReturnPath != nil) == c.internal {
+				t.Fatalf("view's return path %+v on a network internal=%v", v.ReturnPath, c.internal)
+			}
+			nsPath := "/run/netns/" + c.name
+			e.att.AddNetNS(nsPath)
+			ep := e.connect(c.name, api.EndpointCreate{NetNS: nsPath})
+			epMAC, _ := vswitch.ParseMAC(ep.MAC)
+			gwMAC, _ := vswitch.ParseMAC(v.GatewayMAC)
+			hostIf, epPort := e.att.Port("", "sy-"+c.name), e.att.Port(nsPath, "eth0")
+			if hostIf == nil || epPort == nil {
+				t.Fatalf("ports: host interface %v, endpoint %v", hostIf, epPort)
+			}
+			hiMAC := dockerMAC(v.HostInterface.Addr)
+			if err := hostIf.Inject(icmpFrame(epMAC, hiMAC, outsider, ep.Address.Addr(), header.ICMPv4Echo)); err != nil {
+				t.Fatal(err)
+			}
+			hostIf.Take()
+			if err := epPort.Inject(icmpFrame(gwMAC, epMAC, ep.Address.Addr(), outsider, header.ICMPv4EchoReply)); err != nil {
+				t.Fatal(err)
+			}
+			back := 0
+			for _, f := range hostIf.Take() {
+				if b := f.Data; len(b) >= 34 && netip.AddrFrom4([4]byte(b[30:34])) == outsider && vswitch.MAC(b[0:6]) == hiMAC {
+					back++
+				}
+			}
+			n, err := e.d.Network(c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.internal {
+				if back != 0 || n.ReturnPath != nil {
+					t.Fatalf("internal network: %d replies back to the host interface, return path %+v; want none", back, n.ReturnPath)
+				}
+				return
+			}
+			if back != 1 || n.ReturnPath == nil || n.ReturnPath.Senders != 1 || n.ReturnPath.Forwarded != 1 {
+				t.Fatalf("%d replies back to the host interface, return path %+v; want the reply, one sender, one forwarded", back, n.ReturnPath)
+			}
+			for _, ns := range e.d.Stats().Networks {
+				if ns.Network == c.name && (ns.ReturnPath == nil || *ns.ReturnPath != *n.ReturnPath) {
+					t.Errorf("stats' return path %+v, want inspect's %+v", ns.ReturnPath, n.ReturnPath)
+				}
+			}
+		})
+	}
 }

@@ -360,7 +360,9 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 		// published ports: they share the ports' connection limit.
 		Egress: gateway.EgressConfig{Admit: d.ports.AdmitExternal, Release: d.ports.ReleaseExternal},
 	}
-	if hi := rec.HostInterface; hi != nil && (len(rec.Routes) > 0 || rec.Direct != nil) {
+	if hi := rec.HostInterface; hi != nil && !rec.Internal {
+		// The host interface is the next hop of the routes, and of the
+		// replies to whoever came in through it (the return path).
 		gcfg.Routes, gcfg.NextHop, gcfg.NextHopMAC = rec.Routes, hi.Addr, hi.MAC
 	}
 	if rec.Subnet.Addr().Is4() {

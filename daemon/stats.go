@@ -34,6 +34,10 @@ func (d *Daemon) Stats() api.Stats {
 		for _, p := range sw.Ports {
 			ns.Ports = append(ns.Ports, api.PortCounters{Name: p.Name, Kind: p.Kind, Stats: portStats(p)})
 		}
+		var v api.Network
+		directView(n, &v)
+		directClusterView(n, &v)
+		ns.Routing, ns.ReturnPath = v.Routing, v.ReturnPath
 		out.Networks = append(out.Networks, ns)
 	}
 	ps := d.ports.Stats()

@@ -6,6 +6,7 @@
 //	                                      │    ├─ router solicitations → router advertisement  (ra.go)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
 //	                                      │    ├─ routed remote subnets → host interface, TTL−1  (route.go)
+//	                                      │    ├─ senders that came in through it → back there    (returnpath.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
 //	                                      │    └─ ICMP echo to the outside → host ICMP socket   (echo.go)
 //	                                      └─ netstack NIC (gateway MAC, gateway IP of each family,
@@ -93,6 +94,10 @@ type Config struct {
 	Routes     []netip.Prefix
 	NextHop    netip.Addr
 	NextHopMAC vswitch.MAC
+	// Return bounds the return path's table of senders that came in
+	// through the host interface (returnpath.go); it is used with a
+	// NextHop, whose port must be attached through HostInterfacePort.
+	Return ReturnConfig
 	// Logger; nil means no logging.
 	Logger *zap.Logger
 	// Clock, if set, is the time the gateway runs on: its netstack's
@@ -228,6 +233,10 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 		router6 = cfg.Addr6
 	}
 	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: router6})
+	if g.router != nil {
+		g.wg.Add(1)
+		go g.router.janitor()
+	}
 	mode := "none"
 	if g.echo != nil {
 		mode = g.echo.mode

@@ -42,11 +42,13 @@ import (
 // decrementing the TTL and answering with ICMP errors is a router's job,
 // and the switch knows no addresses.
 //
-// The return path needs nothing here: the host kernel has the network's
-// subnet on-link on the host interface (its address is inside it), so it
-// resolves the endpoint by ARP through the switch and delivers the packet
-// straight to it, its source address intact. The host itself reaches
-// endpoints the same way.
+// Into the network the host needs no help: the host kernel has the
+// network's subnet on-link on the host interface (its address is inside
+// it), so it resolves the endpoint by ARP through the switch and delivers
+// the packet straight to it, its source address intact. The host itself
+// reaches endpoints the same way. The replies to senders outside the
+// routed subnets (the other host's own address, a VPC client) come back
+// by the return path (returnpath.go).
 //
 // The netstack gets a route for each routed subnet via the host interface
 // too, so that what it originates for a remote address (ICMP errors, DNS
@@ -64,8 +66,9 @@ type RouteStats struct {
 	// TTLExceeded packets had no hop left: answered with ICMP time
 	// exceeded (as the rate limit allows) and dropped.
 	TTLExceeded uint64
-	// Looped packets for a routed subnet came from the host interface
-	// itself (the host routes the subnet back here): dropped.
+	// Looped packets for a routed subnet, or for a sender of the
+	// return path, came from the host interface itself (the host routes
+	// the address back here): dropped.
 	Looped uint64
 }
 
@@ -76,6 +79,8 @@ type router struct {
 	bufs   sync.Pool // *[]byte, frame copies
 
 	forwarded, expired, looped atomic.Uint64
+
+	ret *returnTable // senders that came in through the host interface (returnpath.go)
 
 	limitMu sync.Mutex
 	tokens  int
@@ -111,7 +116,7 @@ func checkRouteSet(cfg *Config, routes []netip.Prefix) error {
 }
 
 func newRouter(g *Gateway) *router {
-	r := &router{g: g, hopMAC: g.cfg.NextHopMAC}
+	r := &router{g: g, hopMAC: g.cfg.NextHopMAC, ret: newReturnTable(g.cfg.Return)}
 	routes := slices.Clone(g.cfg.Routes)
 	r.routes.Store(&routes)
 	r.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
@@ -142,8 +147,8 @@ func (r *router) routed(dst netip.Addr) bool {
 
 // intercept forwards f, a frame to the gateway MAC carrying the IP packet
 // ip (version checked, at least a fixed header long), if its destination
-// is routed; it reports whether it consumed f. f.Data stays the caller's:
-// the forwarded frame is a copy.
+// is routed or a sender the return path remembers; it reports whether it
+// consumed f. f.Data stays the caller's: the forwarded frame is a copy.
 func (r *router) intercept(f vswitch.Frame, ip []byte, v6 bool) bool {
 	var dst netip.Addr
 	if v6 {
@@ -151,7 +156,8 @@ func (r *router) intercept(f vswitch.Frame, ip []byte, v6 bool) bool {
 	} else {
 		dst = netip.AddrFrom4([4]byte(ip[16:20]))
 	}
-	if !r.routed(dst) {
+	routed := r.routed(dst)
+	if !routed && !r.returns(dst, ip, v6) {
 		return false
 	}
 	if f.Src() == r.hopMAC {
@@ -185,7 +191,11 @@ func (r *router) intercept(f vswitch.Frame, ip []byte, v6 bool) bool {
 	copy(cp[0:6], r.hopMAC[:])
 	copy(cp[6:12], r.g.cfg.MAC[:])
 	r.g.port.SendFrame(vswitch.Frame{Data: cp, Offload: f.Offload})
-	r.forwarded.Add(1)
+	if routed {
+		r.forwarded.Add(1)
+	} else {
+		r.ret.forwarded.Add(1)
+	}
 	return true
 }
 

@@ -215,6 +215,10 @@ func printNetwork(w io.Writer, n api.Network) {
 	if r := n.Routing; r != nil {
 		rows = append(rows, [2]string{"Routing", fmt.Sprintf("%d forwarded, %d TTL exceeded, %d looped", r.Forwarded, r.TTLExceeded, r.Looped)})
 	}
+	if r := n.ReturnPath; r != nil {
+		rows = append(rows, [2]string{"Return path", fmt.Sprintf("%d senders (%d learned, %d evicted, %d expired), %d replies forwarded",
+			r.Senders, r.Learned, r.Evicted, r.Expired, r.Forwarded)})
+	}
 	if t := n.Tunnel; t != nil {
 		rows = append(rows, [2]string{"Tunnel", fmt.Sprintf("%s VNI %d on %s, inner MTU %d, %d peers (switchyard tunnel ls %s)", t.Mode, t.VNI, t.Listen, t.MTU, t.PeerCount, n.Name)})
 		if t.HostSubnet.IsValid() {

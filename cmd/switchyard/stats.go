@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
 )
 
 func statsCommand() *cli.Command {
@@ -35,6 +37,28 @@ func statsCommand() *cli.Command {
 						n.DNSQueries, n.DHCPLeases)
 				}
 				fmt.Fprintln(w)
+				header := true
+				for _, n := range s.Networks {
+					if n.Routing == nil && n.ReturnPath == nil {
+						continue
+					}
+					if header {
+						fmt.Fprintln(w, "NETWORK\tROUTED\tTTL EXCEEDED\tLOOPED\tRETURN SENDERS\tRETURNED")
+						header = false
+					}
+					var r api.RouteStats
+					var rp api.ReturnPathStats
+					if n.Routing != nil {
+						r = *n.Routing
+					}
+					if n.ReturnPath != nil {
+						rp = *n.ReturnPath
+					}
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", n.Network, r.Forwarded, r.TTLExceeded, r.Looped, rp.Senders, rp.Forwarded)
+				}
+				if !header {
+					fmt.Fprintln(w)
+				}
 				p := s.Proxy
 				fmt.Fprintf(w, "published ports:\t%d listeners, tcp %d open/%d total (%d refused), %s in, %s out, udp %d flows open/%d total, %d over limit (%d/%d per port)\n",
 					p.Listeners, p.TCPActive, p.TCPTotal, p.TCPRefused, human(p.TCPBytesIn), human(p.TCPBytesOut), p.UDPFlowsActive, p.UDPFlowsTotal,

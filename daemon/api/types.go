@@ -315,10 +315,14 @@ type Network struct {
 	// endpoints and this host's public address.
 	DirectCluster *DirectCluster `json:"direct_cluster,omitempty"`
 	// Routing counts what the gateway routed (with Routes).
-	Routing   *RouteStats `json:"routing,omitempty"`
-	Default   bool        `json:"default"`
-	Created   time.Time   `json:"created"`
-	Endpoints int         `json:"endpoints"`
+	Routing *RouteStats `json:"routing,omitempty"`
+	// ReturnPath counts the replies the gateway sent back through the
+	// host interface to senders outside Routes (with a HostInterface,
+	// on a network that is not internal).
+	ReturnPath *ReturnPathStats `json:"return_path,omitempty"`
+	Default    bool             `json:"default"`
+	Created    time.Time        `json:"created"`
+	Endpoints  int              `json:"endpoints"`
 	// FDBEntries is the number of MACs the network's switch has learned.
 	FDBEntries int `json:"fdb_entries"`
 	// Gateway port counters.
@@ -363,6 +367,21 @@ type RouteStats struct {
 	TTLExceeded uint64 `json:"ttl_exceeded"`
 	// Looped: for a routed subnet, but from the host interface itself.
 	Looped uint64 `json:"looped"`
+}
+
+// ReturnPathStats count the return path of a network with a host
+// interface: the senders outside the routed subnets that came in through
+// it, to whom the endpoints' replies go back the same way.
+type ReturnPathStats struct {
+	// Senders is how many addresses are remembered now.
+	Senders int `json:"senders"`
+	// Learned counts addresses remembered; Evicted, those dropped from a
+	// full table; Expired, those dropped after the idle time.
+	Learned uint64 `json:"learned"`
+	Evicted uint64 `json:"evicted"`
+	Expired uint64 `json:"expired"`
+	// Forwarded counts packets sent back to the host interface.
+	Forwarded uint64 `json:"forwarded"`
 }
 
 // DNSStats describe a network's DNS server.
@@ -599,6 +618,10 @@ type NetworkStats struct {
 	DNSQueries    uint64         `json:"dns_queries"`
 	DHCPLeases    int            `json:"dhcp_leases"`
 	Ports         []PortCounters `json:"ports"`
+	// Routing and ReturnPath are Network's, for a network with routes
+	// and with a host interface.
+	Routing    *RouteStats      `json:"routing,omitempty"`
+	ReturnPath *ReturnPathStats `json:"return_path,omitempty"`
 }
 
 // PortCounters are one switch port's counters.

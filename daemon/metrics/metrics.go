@@ -78,6 +78,10 @@ func families(s api.Stats) []*family {
 	egressFailed := def("egress_failures_total", counter, "Egress flows refused or unreachable.", "network", "proto")
 	dnsQueries := def("dns_queries_total", counter, "Queries to a network's embedded DNS server.", "network")
 	dhcpLeases := def("dhcp_leases", gauge, "Active DHCP leases of a network.", "network")
+	routed := def("routed_packets_total", counter, "Packets for routed subnets the gateway forwarded to the host interface, or dropped (TTL exceeded, looped).", "network", "result")
+	returnSenders := def("return_path_senders", gauge, "Senders that came in through the host interface, remembered now.", "network")
+	returnEvents := def("return_path_senders_total", counter, "Senders the return path learned, evicted from a full table, or let expire.", "network", "event")
+	returnForwarded := def("return_path_forwarded_total", counter, "Packets sent back to the host interface for senders of the return path.", "network")
 	proxyConns := def("proxy_tcp_connections", gauge, "Published-port TCP connections open now.")
 	proxyConnsTotal := def("proxy_tcp_connections_total", counter, "Published-port TCP connections accepted.")
 	proxyBytes := def("proxy_tcp_bytes_total", counter, "Bytes relayed through published TCP ports.", "direction")
@@ -112,6 +116,18 @@ func families(s api.Stats) []*family {
 		egressFailed.add(float64(n.Egress.UDPRefused), n.Network, "udp")
 		dnsQueries.add(float64(n.DNSQueries), n.Network)
 		dhcpLeases.add(float64(n.DHCPLeases), n.Network)
+		if r := n.Routing; r != nil {
+			routed.add(float64(r.Forwarded), n.Network, "forwarded")
+			routed.add(float64(r.TTLExceeded), n.Network, "ttl_exceeded")
+			routed.add(float64(r.Looped), n.Network, "looped")
+		}
+		if r := n.ReturnPath; r != nil {
+			returnSenders.add(float64(r.Senders), n.Network)
+			returnEvents.add(float64(r.Learned), n.Network, "learned")
+			returnEvents.add(float64(r.Evicted), n.Network, "evicted")
+			returnEvents.add(float64(r.Expired), n.Network, "expired")
+			returnForwarded.add(float64(r.Forwarded), n.Network)
+		}
 	}
 	proxyConns.add(float64(s.Proxy.TCPActive))
 	proxyConnsTotal.add(float64(s.Proxy.TCPTotal))

@@ -13,6 +13,8 @@ func snapshot() api.Stats {
 	return api.Stats{
 		Networks: []api.NetworkStats{{
 			Network: "web", FDBEntries: 3, FDBFull: 6, Conntrack: 2, DNSQueries: 9,
+			Routing:    &api.RouteStats{Forwarded: 11, TTLExceeded: 1},
+			ReturnPath: &api.ReturnPathStats{Senders: 2, Learned: 3, Expired: 1, Forwarded: 12},
 			Ports: []api.PortCounters{
 				{Name: "b", Kind: "tap", Stats: api.PortStats{RXFrames: 1}},
 				{Name: "a", Kind: "tap", Stats: api.PortStats{RXFrames: 10, TXFrames: 7, RXBytes: 1000, DropsBy: map[string]uint64{"oversize": 4}}},
@@ -41,6 +43,11 @@ func TestWrite(t *testing.T) {
 		"switchyard_fdb_full_total{network=\"web\"} 6\n",
 		"switchyard_conntrack_entries{network=\"web\"} 2\n",
 		"switchyard_dns_queries_total{network=\"web\"} 9\n",
+		"switchyard_routed_packets_total{network=\"web\",result=\"forwarded\"} 11\n",
+		"switchyard_routed_packets_total{network=\"web\",result=\"ttl_exceeded\"} 1\n",
+		"switchyard_return_path_senders{network=\"web\"} 2\n",
+		"switchyard_return_path_senders_total{event=\"learned\",network=\"web\"} 3\n",
+		"switchyard_return_path_forwarded_total{network=\"web\"} 12\n",
 		"switchyard_proxy_tcp_connections_total 5\n",
 		`switchyard_proxy_tcp_bytes_total{direction="in"} 1.099511627776e+12` + "\n",
 		"# TYPE process_resident_memory_bytes gauge\n",

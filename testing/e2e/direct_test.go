@@ -3,8 +3,10 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,8 +113,8 @@ func TestDirectRoutingTwoHosts(t *testing.T) {
 		t.Errorf("host A → its container %s: %v", addrA, err)
 	}
 	// Host B reaches host A's container from its own host interface's
-	// address, which A's network routes back (its VPC address is not:
-	// replies to it take the gateway's egress).
+	// address, which A's network routes back (from its VPC address, the
+	// return path does: TestDirectRoutingReturnPath).
 	if out, err := b.ns.Run("ping", "-c", "1", "-W", "2", "-I", "10.213.82.254", addrA); err != nil {
 		t.Errorf("host B → host A's container %s: %v\n%s", addrA, err, out)
 	}
@@ -237,5 +239,65 @@ func TestDirectRoutingICCFalse(t *testing.T) {
 	}
 	if err := c1.Ping(addr2, 1); err == nil {
 		t.Errorf("endpoints of an --icc=false network reached each other (%s → %s)", addr1, addr2)
+	}
+}
+
+// An internal network may have a host interface, and never routes: the
+// host reaches its container by address, but the container's connection
+// to another host's container subnet is refused by the gateway (not
+// routed to the host interface). (That the replies to a sender that came
+// in through the host interface do not go back there either is
+// TestHostInterfaceReturnPath's, in package daemon.)
+func TestDirectRoutingInternal(t *testing.T) {
+	a, b := newDirectHosts(t)
+	b.d.MustRun("network", "create", "direct", "--subnet", directSubnetB, "--host-interface", "sy-direct", "--route", directSubnetA)
+	cb, addrB := b.container(t, "direct", "cb")
+	whoServer(t, cb, addrB+":8080")
+	a.d.MustRun("network", "create", "direct", "--subnet", directSubnetA, "--internal", "--host-interface", "sy-direct")
+	ca, addrA := a.container(t, "direct", "ca")
+	whoServer(t, ca, addrA+":8080")
+
+	if got := askWho(t, a.ns, addrA+":8080"); !strings.HasPrefix(got, "10.213.81.254:") {
+		t.Errorf("host A → its internal container: the server saw %q, want the host interface's address", got)
+	}
+	// An internal container has no default route; given one to host B's
+	// subnet through the gateway, it is refused at once (RST), not routed.
+	ca.MustRun("ip", "route", "add", directSubnetB, "via", "10.213.81.1")
+	if _, err := dialErr(ca, addrB+":8080", 10*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("internal container → %s on host B: %v, want connection refused by its gateway", addrB, err)
+	}
+	n := inspectNetwork(t, a.d, "direct")
+	if n.Routing != nil || n.ReturnPath != nil || len(n.Routes) != 0 {
+		t.Errorf("internal network: routes %v, routing %+v, return path %+v; want none", n.Routes, n.Routing, n.ReturnPath)
+	}
+	if st := n.HostInterface.Port; st.RXFrames == 0 {
+		t.Errorf("host interface counters %+v, want the frames host A sent", st)
+	}
+}
+
+// Port security on a direct-routing network: a container that forges its
+// source address (another host's container subnet, a host's VPC address)
+// toward the other host is dropped at its port, counted, and so neither
+// routed nor remembered by the return path; its own address still
+// crosses.
+func TestDirectRoutingPortSecurity(t *testing.T) {
+	a, b := newDirectHosts(t)
+	a.d.MustRun("network", "create", "direct", "--subnet", directSubnetA, "--host-interface", "sy-direct", "--route", directSubnetB)
+	b.d.MustRun("network", "create", "direct", "--subnet", directSubnetB, "--host-interface", "sy-direct", "--route", directSubnetA)
+	ca, _ := a.container(t, "direct", "ca")
+	_, addrB := b.container(t, "direct", "cb")
+	caMAC := mustMAC(t, endpointNamed(t, a.d, "direct", "ca").MAC)
+	gwMAC := mustMAC(t, inspectNetwork(t, a.d, "direct").GatewayMAC)
+	dst := netip.MustParseAddr(addrB)
+	sendRaw(t, ca, "eth0",
+		spoofedUDP(caMAC, gwMAC, netip.MustParseAddr("10.213.82.99"), dst),
+		spoofedUDP(caMAC, gwMAC, netip.MustParseAddr(directVPCB), dst))
+	waitDrops(t, a.d, "direct", "ca", map[string]uint64{"spoofed_ip": 2})
+	n := inspectNetwork(t, a.d, "direct")
+	if n.Routing == nil || n.Routing.Forwarded != 0 || n.ReturnPath == nil || n.ReturnPath.Learned != 0 {
+		t.Errorf("after forged packets: routing %+v, return path %+v; want nothing routed or learned", n.Routing, n.ReturnPath)
+	}
+	if err := ca.Ping(addrB, 1); err != nil {
+		t.Errorf("ca → %s with its own address: %v", addrB, err)
 	}
 }

@@ -85,6 +85,19 @@ func TestRootlessDaemon(t *testing.T) {
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
 	pid := waitForChild(t, sleeper.Process.Pid, "sleep")
 
+	// A host interface is a TAP in the daemon's own namespace: refused,
+	// saying why, and nothing is made.
+	r := d.Run("network", "create", "direct", "--subnet", "10.251.1.0/24", "--host-interface", "sy-rootless")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--host-interface") || !strings.Contains(r.Stderr, "rootless") {
+		t.Errorf("a host interface from a rootless daemon: want a refusal naming --host-interface and saying rootless; got %s", r)
+	}
+	if out, err := exec.Command("ip", "link", "show", "sy-rootless").CombinedOutput(); err == nil {
+		t.Errorf("a refused host interface exists: %s", out)
+	}
+	if out := d.MustRun("network", "ls"); strings.Contains(out, "direct") {
+		t.Errorf("a refused network is listed:\n%s", out)
+	}
+
 	d.MustRun("network", "create", "web", "--subnet", "10.251.0.0/24")
 	out := d.MustRun("connect", "web", "--pid", fmt.Sprint(pid), "--name", "c")
 	if !strings.Contains(out, "10.251.0.2/24") {
@@ -95,7 +108,7 @@ func TestRootlessDaemon(t *testing.T) {
 	if b, err := ping.CombinedOutput(); err != nil {
 		t.Fatalf("ping the gateway from nobody's namespace: %v\n%s", err, b)
 	}
-	r := d.Run("port", "add", "web/c", "80:80")
+	r = d.Run("port", "add", "web/c", "80:80")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "net.ipv4.ip_unprivileged_port_start") {
 		t.Errorf("a privileged port as nobody: want an error naming net.ipv4.ip_unprivileged_port_start; got %s", r)
 	}

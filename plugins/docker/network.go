@@ -329,9 +329,12 @@ func (p *Plugin) join(ctx context.Context, req joinRequest) (any, error) {
 	if e.Gateway.IsValid() {
 		out.Gateway = e.Gateway.String()
 	}
-	if e.Gateway6.IsValid() {
-		out.GatewayIPv6 = e.Gateway6.String()
-	}
+	// No GatewayIPv6: the gateway's Router Advertisements give the
+	// container its IPv6 default route (via the gateway's link-local
+	// address). Docker adds a GatewayIPv6 as a route of the same metric
+	// with NLM_F_EXCL, so an advertisement that arrives first (one
+	// answering another container's solicitation) makes the container
+	// fail to start with "failed to set IPv6 gateway ...: file exists".
 	return out, nil
 }
 

@@ -99,7 +99,6 @@ type staticRoute struct {
 type joinResponse struct {
 	InterfaceName         *interfaceName
 	Gateway               string        `json:",omitempty"`
-	GatewayIPv6           string        `json:",omitempty"`
 	StaticRoutes          []staticRoute `json:",omitempty"`
 	DisableGatewayService bool
 }

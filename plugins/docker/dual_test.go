@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -92,5 +93,21 @@ func TestDualStackBadInput(t *testing.T) {
 	}
 	if nets, _, _ := e.state(); len(nets) != 0 {
 		t.Errorf("bad input created networks: %v", nets)
+	}
+}
+
+// --aux-address of the IPv6 subnet (--aux-address r6=fd00:77::2) is
+// reserved in the daemon's network, and the IPAM driver skips it.
+func TestDualStackAuxAddress(t *testing.T) {
+	e := newEnv(t)
+	e.ok("/NetworkDriver.CreateNetwork", `{"NetworkID":"`+nid+`","Options":{"com.docker.network.enable_ipv6":true},`+
+		`"IPv4Data":[{"AddressSpace":"switchyard","Gateway":"10.77.0.1/24","Pool":"10.77.0.0/24"}],`+
+		`"IPv6Data":[{"AddressSpace":"switchyard","Gateway":"fd00:77::1/64","Pool":"fd00:77::/64","AuxAddresses":{"r6":"fd00:77::2/64"}}]}`)
+	nets, _, _ := e.state()
+	if len(nets) != 1 || !strings.Contains(fmt.Sprint(nets[0].AuxAddresses), "fd00:77::2") {
+		t.Fatalf("networks %+v, want fd00:77::2 reserved", nets)
+	}
+	if a := e.ok("/IpamDriver.RequestAddress", `{"PoolID":"fd00:77::/64","Address":"","Options":{}}`)["Address"]; a != "fd00:77::3/64" {
+		t.Errorf("first IPv6 address %v, want fd00:77::3/64 (::2 is reserved)", a)
 	}
 }

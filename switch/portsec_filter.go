@@ -85,10 +85,12 @@ func (b *binding) checkIPv6(p []byte, src MAC) (DropReason, bool) {
 		typ = icmp.Type()
 	}
 	if srcIP.IsUnspecified() {
-		// RFC 4862 (DAD) and RFC 3590 (MLD before an address is ready)
-		// let a host send from :: before it owns an address.
+		// RFC 4862 (DAD), RFC 3590 (MLD before an address is ready) and
+		// RFC 4861 section 6.3.7 (router solicitations) let a host send
+		// from :: before it owns an address.
 		switch typ {
-		case header.ICMPv6NeighborSolicit, header.ICMPv6MulticastListenerReport, header.ICMPv6MulticastListenerV2Report:
+		case header.ICMPv6NeighborSolicit, header.ICMPv6MulticastListenerReport, header.ICMPv6MulticastListenerV2Report,
+			header.ICMPv6RouterSolicit:
 		default:
 			return DropSpoofedIP, false
 		}
@@ -104,6 +106,12 @@ func (b *binding) checkIPv6(p []byte, src MAC) (DropReason, bool) {
 		return b.checkNS(icmp.MessageBody(), srcIP, src)
 	case header.ICMPv6NeighborAdvert:
 		return b.checkNA(icmp.MessageBody(), src)
+	case header.ICMPv6RouterSolicit:
+		// A router caches the solicitation's source link-layer option
+		// for its source address (RFC 4861 section 6.2.6).
+		if body := icmp.MessageBody(); len(body) < header.NDPRSMinimumSize || !linkLayerOptionsAre(body[header.NDPRSMinimumSize:], src) {
+			return DropSpoofedND, false
+		}
 	}
 	return 0, true
 }

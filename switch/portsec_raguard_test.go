@@ -80,6 +80,9 @@ func TestRAGuardEvasion(t *testing.T) {
 
 		{"na with a source link-layer option of another MAC", icmp6(mcast, boundMAC, bound6, allNodes, header.ICMPv6NeighborAdvert, naSrcLL, false), vswitch.DropSpoofedND},
 		{"ns with a target link-layer option of another MAC", icmp6(mcast, boundMAC, bound6, solicitedNode(gw6), header.ICMPv6NeighborSolicit, nsTgtLL, false), vswitch.DropSpoofedND},
+		{"rs with another MAC's link-layer option", icmp6(mcast, boundMAC, ll, allRouters, header.ICMPv6RouterSolicit, append(make([]byte, 4), 1, 1, 0, 0, 0, 0, 0, 7), false), vswitch.DropSpoofedND},
+		{"rs with its own link-layer option", icmp6(mcast, boundMAC, ll, allRouters, header.ICMPv6RouterSolicit, append(make([]byte, 4), append([]byte{1, 1}, boundMAC[:]...)...), false), pass},
+		{"rs from ::", icmp6(mcast, boundMAC, zero6, allRouters, header.ICMPv6RouterSolicit, make([]byte, 4), false), pass},
 		{"na overriding the gateway's address", icmp6(mcast, boundMAC, bound6, allNodes, header.ICMPv6NeighborAdvert, naOverride, false), vswitch.DropSpoofedND},
 		{"na for another address behind destination options in a fragment",
 			chain6(mcast, boundMAC, bound6, allNodes, []ext6{frag6(0, false), opts6(dst, 1)}, icmp, icmp6Msg(header.ICMPv6NeighborAdvert, ndBody(other6, 2, boundMAC))), vswitch.DropSpoofedND},

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestDockerdDualStack(t *testing.T) {
 	go func() { defer close(pserved); New(client, zaptest.NewLogger(t)).Serve(pctx, l) }()
 	var taps []string
 	defer func() {
-		dk.TryDocker("rm", "-f", "dual1", "dual2")
+		dk.TryDocker("rm", "-f", "dual1", "dual2", "dual3")
 		dk.TryDocker("network", "rm", "dual")
 		if eps, err := client.Endpoints(ctx, ""); err == nil {
 			for _, e := range eps {
@@ -110,7 +111,24 @@ func TestDockerdDualStack(t *testing.T) {
 		t.Errorf("[::1]:18095 answered %q", body)
 	}
 
-	dk.Docker("rm", "-f", "dual1", "dual2")
+	// --ip6 chooses the IPv6 address, and the daemon binds the endpoint
+	// to it (its traffic passes port security).
+	dk.Docker("run", "-d", "--name", "dual3", "--network", "dual", "--ip6", "fd00:95::99", img, "sleep", "600")
+	if addr := dk.Docker("exec", "dual3", "ip", "-6", "-o", "addr", "show", "eth0"); !strings.Contains(addr, "inet6 fd00:95::99/64") {
+		t.Errorf("dual3 with --ip6: %q; want fd00:95::99/64", addr)
+	}
+	if out, err := dk.TryDocker("exec", "dual3", "ping", "-6", "-c", "1", "-W", "2", "fd00:95::2"); err != nil {
+		t.Errorf("dual3 pings dual1 over IPv6: %v\n%s", err, out)
+	}
+	if eps, err := client.Endpoints(ctx, "dual"); err == nil {
+		for _, e := range eps {
+			if !slices.Contains(taps, e.IfName) {
+				taps = append(taps, e.IfName)
+			}
+		}
+	}
+
+	dk.Docker("rm", "-f", "dual1", "dual2", "dual3")
 	dk.Docker("network", "rm", "dual")
 	nets, _ := client.Networks(ctx)
 	eps, _ = client.Endpoints(ctx, "")

@@ -43,7 +43,9 @@ const (
 	// DropSpoofedND: a bound port's neighbour solicitation or advertisement
 	// spoke for another MAC or address.
 	DropSpoofedND
-	// DropRAGuard: a bound port sent an IPv6 router advertisement.
+	// DropRAGuard: a bound port sent an IPv6 router advertisement or
+	// redirect (behind any extension headers), or a first fragment that
+	// does not hold the whole IPv6 header chain (RFC 7113).
 	DropRAGuard
 	// DropEtherType: a bound port sent something other than IPv4, ARP or
 	// IPv6 (VLAN-tagged frames included).

@@ -18,11 +18,15 @@ import (
 //	   ├─ EtherType not IPv4, ARP or IPv6 (VLAN tags included) ──► DropEtherType
 //	   ├─ IPv4/IPv6 source not bound ────────────────────────────► DropSpoofedIP
 //	   │     (0.0.0.0 only for DHCP client→server; :: only for
-//	   │      DAD neighbour solicitations and MLD reports)
+//	   │      DAD neighbour solicitations, MLD reports and router
+//	   │      solicitations)
 //	   ├─ ARP sender MAC ≠ frame source, sender IP not bound ────► DropSpoofedARP
-//	   ├─ NS/NA link-layer option ≠ frame source, NA target
-//	   │     (or DAD target) not bound ────────────────────────────► DropSpoofedND
-//	   └─ router advertisement ──────────────────────────────────► DropRAGuard
+//	   ├─ IPv6 header chain cut short: a first fragment ────────► DropRAGuard
+//	   │     (RFC 7113), an unfragmented packet ─────────────────► DropMalformed
+//	   ├─ NS/NA/RS link-layer option (source or target) ≠ frame
+//	   │     source, NA target (or DAD target) not bound ─────────► DropSpoofedND
+//	   └─ router advertisement or redirect, behind any number
+//	         of extension headers ───────────────────────────────► DropRAGuard
 //
 // The binding is read through an atomic pointer: SetBinding publishes a new
 // immutable snapshot, the forwarding path never locks. The checks read the

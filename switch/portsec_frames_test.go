@@ -109,3 +109,87 @@ func vlanTagged(dst, src vswitch.MAC) []byte {
 	b = append(b, 0x81, 0x00, 0x00, 0x05)
 	return append(b, inner[12:]...)
 }
+
+// ext6 is one IPv6 extension header for chain6: its protocol number and
+// its whole bytes, whose first (next header) is filled in by chain6.
+type ext6 struct {
+	proto uint8
+	b     []byte
+}
+
+// opts6 is a generic options header (hop-by-hop or destination options)
+// of n 8-byte units, padded with PadN.
+func opts6(proto uint8, n int) ext6 {
+	b := make([]byte, n*8)
+	b[1] = byte(n - 1)
+	b[2], b[3] = 1, byte(len(b)-4)
+	return ext6{proto, b}
+}
+
+// frag6 is a fragment header at offset (in 8-byte units) with the more
+// fragments flag more.
+func frag6(offset uint16, more bool) ext6 {
+	b := make([]byte, 8)
+	v := offset << 3
+	if more {
+		v |= 1
+	}
+	b[2], b[3] = byte(v>>8), byte(v)
+	b[4], b[7] = 0x5a, 0x17 // identification
+	return ext6{uint8(header.IPv6FragmentExtHdrIdentifier), b}
+}
+
+// ah6 is an authentication header (RFC 4302) with a 12-byte ICV.
+func ah6() ext6 {
+	b := make([]byte, 24)
+	b[1] = byte(len(b)/4 - 2)
+	return ext6{51, b}
+}
+
+// chain6 builds an IPv6 frame from src with the extension headers exts,
+// then upper (an upper-layer message of protocol proto; nil for none). The
+// payload length covers what is there.
+func chain6(dst, src vswitch.MAC, srcIP, dstIP netip.Addr, exts []ext6, proto uint8, upper []byte) []byte {
+	var pl []byte
+	for i, e := range exts {
+		next := proto
+		if i+1 < len(exts) {
+			next = exts[i+1].proto
+		}
+		h := append([]byte(nil), e.b...)
+		h[0] = next
+		pl = append(pl, h...)
+	}
+	pl = append(pl, upper...)
+	b := ethHeader(dst, src, header.IPv6ProtocolNumber, header.IPv6MinimumSize+len(pl))
+	ip := header.IPv6(b[header.EthernetMinimumSize:])
+	first := tcpip.TransportProtocolNumber(proto)
+	if len(exts) > 0 {
+		first = tcpip.TransportProtocolNumber(exts[0].proto)
+	}
+	ip.Encode(&header.IPv6Fields{
+		PayloadLength: uint16(len(pl)), TransportProtocol: first, HopLimit: 255,
+		SrcAddr: tcpip.AddrFrom16(srcIP.As16()), DstAddr: tcpip.AddrFrom16(dstIP.As16()),
+	})
+	copy(ip[header.IPv6MinimumSize:], pl)
+	return b
+}
+
+// icmp6Msg is an ICMPv6 message of type typ with body.
+func icmp6Msg(typ header.ICMPv6Type, body []byte) []byte {
+	b := make([]byte, header.ICMPv6HeaderSize+len(body))
+	header.ICMPv6(b).SetType(typ)
+	copy(b[header.ICMPv6HeaderSize:], body)
+	return b
+}
+
+// tagged puts 802.1Q (or, with tpid 0x88a8, 802.1ad) tags with the given
+// VLAN IDs after frame's MAC addresses.
+func tagged(frame []byte, tpid uint16, vids ...uint16) []byte {
+	b := append([]byte(nil), frame[:12]...)
+	for _, v := range vids {
+		b = append(b, byte(tpid>>8), byte(tpid), byte(v>>8), byte(v))
+		tpid = 0x8100
+	}
+	return append(b, frame[12:]...)
+}

@@ -23,6 +23,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"PoolID":"10.98.0.0/24,10.98.0.128/25","Address":"10.98.0.130"}`)
 	f.Add(`{"PoolID":"10.98.0.0/24","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}`)
 	f.Add(`{"Options":{"com.docker.network.portmap":[{"Proto":6,"Port":80,"HostIP":"fe80::1%eth0","HostPort":80}]}}`)
+	f.Add(createNetworkBody6(nid, "10.98.0.0/24", "fd00:98::/64", `"name":"dual"`))
+	f.Add(`{"NetworkID":"n","EndpointID":"e","Interface":{"Address":"10.98.0.2/24","AddressIPv6":"fd00:98::2/64"}}`)
+	f.Add(`{"AddressSpace":"switchyard","Pool":"fd00:98::/64","SubPool":"fd00:98::100/120","V6":true}`)
+	f.Add(`{"PoolID":"fd00:98::/64,fd00:98::100/120","Address":"fd00:98::1ff"}`)
 	f.Add(`{"NetworkID":`)
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, body string) {
@@ -35,13 +39,19 @@ func FuzzDecode(f *testing.F) {
 				if perr != nil || p != p.Masked() || nc.Name == "" || nc.Labels[LabelNetworkID] != cn.NetworkID {
 					t.Fatalf("accepted %q as %+v", body, nc)
 				}
+				for _, s := range nc.Subnets {
+					if p6, err := netip.ParsePrefix(s); err != nil || p6 != p6.Masked() || !p6.Addr().Is6() {
+						t.Fatalf("accepted %q with IPv6 subnet %q", body, s)
+					}
+				}
 			}
 		}
 
 		var ce createEndpointRequest
 		if decode(b, &ce) == nil {
-			if addr, mac, err := parseEndpoint(ce); err == nil && (!addr.Addr().Is4() || (ce.Interface.MacAddress != "" && mac == "")) {
-				t.Fatalf("accepted %q as %v %q", body, addr, mac)
+			if pe, err := parseEndpoint(ce); err == nil && (!pe.addr.Addr().Is4() || (ce.Interface.MacAddress != "" && pe.mac == "") ||
+				(ce.Interface.AddressIPv6 != "") != pe.addr6.Addr().Is6()) {
+				t.Fatalf("accepted %q as %+v", body, pe)
 			}
 		}
 
@@ -62,7 +72,7 @@ func FuzzDecode(f *testing.F) {
 		if decode(b, &rp) == nil {
 			if pl, err := parsePool(rp); err == nil {
 				back, err := parsePoolID(pl.id())
-				if err != nil || back != pl {
+				if err != nil || back != pl || pl.subnet.Addr().Is6() != rp.V6 {
 					t.Fatalf("pool %+v: ID %q reads back as %+v, %v", pl, pl.id(), back, err)
 				}
 			}
@@ -71,7 +81,7 @@ func FuzzDecode(f *testing.F) {
 		var ra requestAddressRequest
 		if decode(b, &ra) == nil {
 			if pl, err := parsePoolID(ra.PoolID); err == nil {
-				if a, err := netip.ParseAddr(ra.Address); err == nil && usable(pl.subnet, a) && (a == pl.subnet.Addr() || a == lastAddr(pl.subnet)) {
+				if a, err := netip.ParseAddr(ra.Address); err == nil && usable(pl.subnet, a) && (a == pl.subnet.Addr() || (a.Is4() && a == lastAddr(pl.subnet)) || !pl.subnet.Contains(a)) {
 					t.Fatalf("%v counted usable in %v", a, pl.subnet)
 				}
 			}

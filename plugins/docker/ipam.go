@@ -34,16 +34,17 @@ func (p pool) id() string {
 
 // parsePoolID reads an ID made by pool.id.
 func parsePoolID(s string) (pool, error) {
+	bad := fmt.Errorf("pool ID %q: not one the switchyard IPAM driver gave out (want SUBNET[,RANGE], like 10.98.0.0/24 or fd00:98::/64)", s)
 	a, b, hasRange := strings.Cut(s, ",")
 	subnet, err := netip.ParsePrefix(a)
-	if err != nil || !subnet.Addr().Is4() || subnet != subnet.Masked() {
-		return pool{}, fmt.Errorf("pool ID %q: not one the switchyard IPAM driver gave out (want SUBNET[,RANGE], like 10.98.0.0/24)", s)
+	if err != nil || subnet != subnet.Masked() || subnet.Addr().Zone() != "" {
+		return pool{}, bad
 	}
 	p := pool{subnet: subnet, rng: subnet}
 	if hasRange {
 		r, err := netip.ParsePrefix(b)
-		if err != nil || !r.Addr().Is4() || r != r.Masked() || r.Bits() < subnet.Bits() || !subnet.Contains(r.Addr()) {
-			return pool{}, fmt.Errorf("pool ID %q: not one the switchyard IPAM driver gave out (want SUBNET[,RANGE], like 10.98.0.0/24)", s)
+		if err != nil || r != r.Masked() || r.Bits() < subnet.Bits() || !subnet.Contains(r.Addr()) {
+			return pool{}, bad
 		}
 		p.rng = r
 	}
@@ -51,32 +52,36 @@ func parsePoolID(s string) (pool, error) {
 }
 
 // parsePool validates the pool (--subnet) and sub-pool (--ip-range) of a
-// RequestPool.
+// RequestPool: an IPv4 one, or with V6 (docker network create --ipv6) an
+// IPv6 one.
 func parsePool(req requestPoolRequest) (pool, error) {
+	family, example := "IPv4", "10.98.0.0/24"
 	if req.V6 {
-		return pool{}, fmt.Errorf("IPv6 pools are not supported yet: create the network without --ipv6")
+		family, example = "IPv6", "fd00:98::/64"
 	}
 	if req.Pool == "" {
 		if req.SubPool != "" {
 			return pool{}, fmt.Errorf("ip range %q given without a subnet: give --subnet too", req.SubPool)
 		}
-		return pool{}, fmt.Errorf("the switchyard IPAM driver needs a subnet: give --subnet, like --subnet 10.98.0.0/24")
+		return pool{}, fmt.Errorf("the switchyard IPAM driver needs an %s subnet: give --subnet, like --subnet %s", family, example)
 	}
 	subnet, err := netip.ParsePrefix(req.Pool)
 	switch {
-	case err != nil:
-		return pool{}, fmt.Errorf("subnet %q: not a CIDR prefix; want one like 10.98.0.0/24", req.Pool)
-	case !subnet.Addr().Is4():
-		return pool{}, fmt.Errorf("subnet %q: IPv6 pools are not supported yet; want an IPv4 subnet like 10.98.0.0/24", req.Pool)
+	case err != nil || subnet.Addr().Zone() != "":
+		return pool{}, fmt.Errorf("subnet %q: not a CIDR prefix; want one like %s", req.Pool, example)
+	case subnet.Addr().Is4() == req.V6:
+		return pool{}, fmt.Errorf("subnet %q: Docker asked for an %s pool; want an %s subnet like %s", req.Pool, family, family, example)
 	case subnet != subnet.Masked():
 		return pool{}, fmt.Errorf("subnet %q: host bits set; want the network address, %s", req.Pool, subnet.Masked())
-	case subnet.Bits() > 30:
-		return pool{}, fmt.Errorf("subnet %q: too small for a gateway and an endpoint; want /30 or larger", req.Pool)
+	case subnet.Bits() > subnet.Addr().BitLen()-2:
+		return pool{}, fmt.Errorf("subnet %q: too small for a gateway and an endpoint; want /%d or larger", req.Pool, subnet.Addr().BitLen()-2)
+	case req.V6 && !subnet.Addr().IsGlobalUnicast() && !subnet.Addr().IsPrivate():
+		return pool{}, fmt.Errorf("subnet %q: want a unicast IPv6 subnet (a ULA like fd00:98::/64, or a global one), not link-local, multicast or loopback", req.Pool)
 	}
 	p := pool{subnet: subnet, rng: subnet}
 	if req.SubPool != "" {
 		r, err := netip.ParsePrefix(req.SubPool)
-		if err != nil || !r.Addr().Is4() || r != r.Masked() || r.Bits() < subnet.Bits() || !subnet.Contains(r.Addr()) {
+		if err != nil || r.Addr().Is4() != subnet.Addr().Is4() || r != r.Masked() || r.Bits() < subnet.Bits() || !subnet.Contains(r.Addr()) {
 			return pool{}, fmt.Errorf("ip range %q: want a network address and prefix inside subnet %s", req.SubPool, subnet)
 		}
 		p.rng = r
@@ -104,9 +109,14 @@ func (p *Plugin) releasePool(_ context.Context, req releasePoolRequest) (any, er
 }
 
 // usable reports whether a can be given to an endpoint or a gateway of
-// subnet: inside it, and neither its network nor its broadcast address.
+// subnet: inside it, and not its network address (an IPv4 subnet's
+// broadcast address neither; an IPv6 subnet's first address is its
+// subnet-router anycast address, RFC 4291).
 func usable(subnet netip.Prefix, a netip.Addr) bool {
-	return a.Is4() && subnet.Contains(a) && a != subnet.Addr() && a != lastAddr(subnet)
+	if a.Is4() != subnet.Addr().Is4() || a.Zone() != "" || !subnet.Contains(a) || a == subnet.Addr() {
+		return false
+	}
+	return a.Is6() || a != lastAddr(subnet)
 }
 
 // lastAddr is the broadcast address of an IPv4 prefix.
@@ -167,9 +177,10 @@ func (p *Plugin) requestAddress(ctx context.Context, req requestAddressRequest) 
 	return requestAddressResponse{Address: netip.PrefixFrom(want, pl.subnet.Bits()).String()}, nil
 }
 
-// usedAddrs returns the addresses the Switchyard network of subnet holds
-// (its gateway, reserved and endpoint addresses), and its name for
-// messages; none if there is no such network yet.
+// usedAddrs returns the addresses the Switchyard network of subnet (its
+// IPv4 or its IPv6 subnet) holds (its gateway, reserved and endpoint
+// addresses of that family), and its name for messages; none if there is
+// no such network yet.
 func (p *Plugin) usedAddrs(ctx context.Context, subnet netip.Prefix) (map[netip.Addr]bool, string, error) {
 	nets, err := p.d.Networks(ctx)
 	if err != nil {
@@ -177,10 +188,12 @@ func (p *Plugin) usedAddrs(ctx context.Context, subnet netip.Prefix) (map[netip.
 	}
 	used := map[netip.Addr]bool{}
 	for _, n := range nets {
-		if n.Subnet != subnet {
+		v6 := n.Subnet6.IsValid() && n.Subnet6 == subnet
+		if n.Subnet != subnet && !v6 {
 			continue
 		}
 		used[n.Gateway] = true
+		used[n.Gateway6] = true
 		for _, a := range n.AuxAddresses {
 			used[a] = true
 		}
@@ -193,6 +206,7 @@ func (p *Plugin) usedAddrs(ctx context.Context, subnet netip.Prefix) (map[netip.
 		}
 		for _, e := range eps {
 			used[e.Address.Addr()] = true
+			used[e.Address6.Addr()] = true
 		}
 		return used, n.Name, nil
 	}

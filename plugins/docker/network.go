@@ -49,9 +49,6 @@ func networkCreate(req createNetworkRequest) (api.NetworkCreate, error) {
 	if req.NetworkID == "" {
 		return nc, fmt.Errorf("CreateNetwork without a NetworkID")
 	}
-	if len(req.IPv6Data) > 0 {
-		return nc, fmt.Errorf("IPv6 is not supported yet: create the network without --ipv6")
-	}
 	switch len(req.IPv4Data) {
 	case 0:
 		return nc, fmt.Errorf("the network has no IPv4 subnet: give --subnet")
@@ -79,6 +76,9 @@ func networkCreate(req createNetworkRequest) (api.NetworkCreate, error) {
 		}
 		nc.AuxAddresses = append(nc.AuxAddresses, name+"="+p.Addr().String())
 	}
+	if err := networkCreate6(&nc, req.IPv6Data); err != nil {
+		return nc, err
+	}
 	slices.Sort(nc.AuxAddresses)
 	if v, ok := req.Options[optInternal].(bool); ok {
 		nc.Internal = v
@@ -102,6 +102,39 @@ func networkCreate(req createNetworkRequest) (api.NetworkCreate, error) {
 		}
 	}
 	return nc, nil
+}
+
+// networkCreate6 adds the IPv6 pool of a dual-stack network (docker
+// network create --ipv6 --subnet fd00:98::/64) to nc.
+func networkCreate6(nc *api.NetworkCreate, data []ipamData) error {
+	switch len(data) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return fmt.Errorf("%d IPv6 subnets given: a switchyard network has one per family", len(data))
+	}
+	d := data[0]
+	subnet, err := netip.ParsePrefix(d.Pool)
+	if err != nil || !subnet.Addr().Is6() || subnet.Addr().Is4In6() {
+		return fmt.Errorf("IPv6 subnet %q: want an IPv6 prefix like fd00:98::/64", d.Pool)
+	}
+	nc.Subnets = append(nc.Subnets, subnet.Masked().String())
+	if d.Gateway != "" {
+		gw, err := netip.ParsePrefix(d.Gateway)
+		if err != nil || !gw.Addr().Is6() {
+			return fmt.Errorf("IPv6 gateway %q: want an address in CIDR form inside %s", d.Gateway, subnet)
+		}
+		nc.Gateways = append(nc.Gateways, gw.Addr().String())
+	}
+	for name, a := range d.AuxAddresses {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("aux address %s=%q: want an address in CIDR form inside %s", name, a, subnet)
+		}
+		nc.AuxAddresses = append(nc.AuxAddresses, name+"="+p.Addr().String())
+	}
+	return nil
 }
 
 func (p *Plugin) createNetwork(ctx context.Context, req createNetworkRequest) (any, error) {
@@ -170,37 +203,45 @@ func dockerMAC(a netip.Addr) string {
 	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}.String()
 }
 
-// parseEndpoint validates CreateEndpoint's interface: the address Docker's
-// IPAM gave and the MAC, if Docker chose one.
-func parseEndpoint(req createEndpointRequest) (netip.Prefix, string, error) {
+// parseEndpoint validates CreateEndpoint's interface: the addresses
+// Docker's IPAM gave (IPv4, and IPv6 on a dual-stack network) and the MAC,
+// if Docker chose one. The network is not filled in.
+func parseEndpoint(req createEndpointRequest) (pendingEndpoint, error) {
+	var pe pendingEndpoint
 	if req.EndpointID == "" {
-		return netip.Prefix{}, "", fmt.Errorf("CreateEndpoint without an EndpointID")
+		return pe, fmt.Errorf("CreateEndpoint without an EndpointID")
 	}
 	in := req.Interface
 	if in == nil || in.Address == "" {
-		return netip.Prefix{}, "", fmt.Errorf("endpoint %s has no IPv4 address: the network needs an IPv4 pool", req.EndpointID)
-	}
-	if in.AddressIPv6 != "" {
-		return netip.Prefix{}, "", fmt.Errorf("endpoint %s: IPv6 address %q: IPv6 is not supported yet", req.EndpointID, in.AddressIPv6)
+		return pe, fmt.Errorf("endpoint %s has no IPv4 address: the network needs an IPv4 pool", req.EndpointID)
 	}
 	addr, err := netip.ParsePrefix(in.Address)
 	if err != nil || !addr.Addr().Is4() {
-		return netip.Prefix{}, "", fmt.Errorf("endpoint %s: address %q: want an IPv4 address in CIDR form", req.EndpointID, in.Address)
+		return pe, fmt.Errorf("endpoint %s: address %q: want an IPv4 address in CIDR form", req.EndpointID, in.Address)
+	}
+	pe.addr = addr
+	if in.AddressIPv6 != "" {
+		a6, err := netip.ParsePrefix(in.AddressIPv6)
+		if err != nil || !a6.Addr().Is6() || a6.Addr().Is4In6() || a6.Addr().Zone() != "" {
+			return pe, fmt.Errorf("endpoint %s: IPv6 address %q: want an IPv6 address in CIDR form, like fd00:98::2/64", req.EndpointID, in.AddressIPv6)
+		}
+		pe.addr6 = a6
 	}
 	if in.MacAddress == "" {
-		return addr, "", nil
+		return pe, nil
 	}
 	mac, err := net.ParseMAC(in.MacAddress)
 	if err != nil || len(mac) != 6 {
-		return netip.Prefix{}, "", fmt.Errorf("endpoint %s: MAC %q: want a MAC address like 02:42:0a:62:00:02", req.EndpointID, in.MacAddress)
+		return pe, fmt.Errorf("endpoint %s: MAC %q: want a MAC address like 02:42:0a:62:00:02", req.EndpointID, in.MacAddress)
 	}
-	return addr, mac.String(), nil
+	pe.mac = mac.String()
+	return pe, nil
 }
 
 // CreateEndpoint only validates and remembers the endpoint: the daemon
 // connects it at Join, when the sandbox it goes to is known (see doc.go).
 func (p *Plugin) createEndpoint(ctx context.Context, req createEndpointRequest) (any, error) {
-	addr, mac, err := parseEndpoint(req)
+	pe, err := parseEndpoint(req)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +253,13 @@ func (p *Plugin) createEndpoint(ctx context.Context, req createEndpointRequest) 
 		return nil, fmt.Errorf("network %s is not a switchyard network (was it removed with `switchyard network rm`?)", req.NetworkID)
 	}
 	var out createEndpointResponse
-	if mac == "" {
-		mac = dockerMAC(addr.Addr())
-		out.Interface = &endpointInterface{MacAddress: mac}
+	if pe.mac == "" {
+		pe.mac = dockerMAC(pe.addr.Addr())
+		out.Interface = &endpointInterface{MacAddress: pe.mac}
 	}
+	pe.network = name
 	p.mu.Lock()
-	p.endpoints[req.EndpointID] = pendingEndpoint{network: name, addr: addr, mac: mac}
+	p.endpoints[req.EndpointID] = pe
 	p.mu.Unlock()
 	return out, nil
 }
@@ -261,6 +303,9 @@ func (p *Plugin) operInfo(ctx context.Context, req endpointRequest) (any, error)
 	v := map[string]any{}
 	if ok {
 		v["network"], v["endpoint"], v["mac"], v["address"] = e.Network, e.Name, e.MAC, e.Address.String()
+		if e.Address6.IsValid() {
+			v["address6"] = e.Address6.String()
+		}
 	}
 	return operInfoResponse{Value: v}, nil
 }
@@ -284,16 +329,26 @@ func (p *Plugin) join(ctx context.Context, req joinRequest) (any, error) {
 	if e.Gateway.IsValid() {
 		out.Gateway = e.Gateway.String()
 	}
+	// No GatewayIPv6: the gateway's Router Advertisements give the
+	// container its IPv6 default route (via the gateway's link-local
+	// address). Docker adds a GatewayIPv6 as a route of the same metric
+	// with NLM_F_EXCL, so an advertisement that arrives first (one
+	// answering another container's solicitation) makes the container
+	// fail to start with "failed to set IPv6 gateway ...: file exists".
 	return out, nil
 }
 
 // handoff is the daemon's request for a joining endpoint: a TAP in the
 // daemon's namespace that Docker moves into the sandbox.
 func handoff(name string, pe pendingEndpoint, req joinRequest) api.EndpointCreate {
-	return api.EndpointCreate{
+	ec := api.EndpointCreate{
 		TapOnly: name, Handoff: true, Sandbox: req.SandboxKey, Runtime: "docker",
 		IP: pe.addr.Addr().String(), MAC: pe.mac,
 	}
+	if pe.addr6.IsValid() {
+		ec.IP6 = pe.addr6.Addr().String()
+	}
+	return ec
 }
 
 // Leave has nothing to do: Docker moves the TAP back out of the sandbox

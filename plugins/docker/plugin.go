@@ -67,6 +67,7 @@ type Plugin struct {
 type pendingEndpoint struct {
 	network string
 	addr    netip.Prefix
+	addr6   netip.Prefix // on a dual-stack network
 	mac     string
 }
 

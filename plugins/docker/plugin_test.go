@@ -27,6 +27,17 @@ func createNetworkBody(id, subnet, gateway, generic string) string {
 		`"IPv4Data":[{"AddressSpace":"switchyard","Gateway":"` + gateway + `","Pool":"` + subnet + `"}],"IPv6Data":[]}`
 }
 
+// createNetworkBody6 is CreateNetwork for `docker network create --ipv6
+// --subnet SUBNET --subnet SUBNET6 -d switchyard --ipam-driver switchyard`,
+// the gateways the first addresses.
+func createNetworkBody6(id, subnet, subnet6, generic string) string {
+	gw := netip.MustParsePrefix(subnet).Addr().Next().String() + "/" + strings.Split(subnet, "/")[1]
+	gw6 := netip.MustParsePrefix(subnet6).Addr().Next().String() + "/" + strings.Split(subnet6, "/")[1]
+	return `{"NetworkID":"` + id + `","Options":{"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{` + generic + `}},` +
+		`"IPv4Data":[{"AddressSpace":"switchyard","Gateway":"` + gw + `","Pool":"` + subnet + `"}],` +
+		`"IPv6Data":[{"AddressSpace":"switchyard","Gateway":"` + gw6 + `","Pool":"` + subnet6 + `"}]}`
+}
+
 func endpointBody(netID, epID string) string {
 	return `{"NetworkID":"` + netID + `","EndpointID":"` + epID + `"}`
 }

@@ -146,37 +146,49 @@ func parseOptions(m map[string]string) (options, error) {
 	return o, nil
 }
 
-// subnet returns a network's one subnet and gateway, either invalid if it
-// has none. Switchyard networks have one subnet; routes and lease ranges
-// are refused rather than ignored.
-func (nw Network) subnet() (netip.Prefix, netip.Addr, error) {
-	var p netip.Prefix
-	var gw netip.Addr
+// subnetGW is one family's subnet of a podman network and its gateway
+// (zero if podman named none).
+type subnetGW struct {
+	subnet netip.Prefix
+	gw     netip.Addr
+}
+
+// subnets validates the network's subnets: none (the daemon picks), or one
+// per address family, as podman's --subnet gives them for a dual-stack
+// network. v4 and v6 are zero where the config names none.
+func (nw Network) subnets() (v4, v6 subnetGW, err error) {
 	if len(nw.Routes) > 0 {
-		return p, gw, errors.New("routes: static routes are not supported by switchyard-netavark; want none")
+		return v4, v6, errors.New("routes: static routes are not supported by switchyard-netavark; want none")
 	}
-	switch len(nw.Subnets) {
-	case 0:
-		return p, gw, nil
-	case 1:
-	default:
-		return p, gw, fmt.Errorf("subnets: %d given; want one (a Switchyard network has one subnet)", len(nw.Subnets))
+	if len(nw.Subnets) > 2 {
+		return v4, v6, fmt.Errorf("subnets: %d given; want at most one IPv4 and one IPv6 subnet", len(nw.Subnets))
 	}
-	s := nw.Subnets[0]
-	p, err := netip.ParsePrefix(s.Subnet)
-	if err != nil {
-		return p, gw, fmt.Errorf("subnets[0].subnet %q: not a subnet; want CIDR like 10.89.0.0/24", s.Subnet)
-	}
-	if p != p.Masked() {
-		return p, gw, fmt.Errorf("subnets[0].subnet %q: host bits set; want %s", s.Subnet, p.Masked())
-	}
-	if s.Gateway != "" {
-		if gw, err = netip.ParseAddr(s.Gateway); err != nil || !p.Contains(gw) {
-			return p, gw, fmt.Errorf("subnets[0].gateway %q: not an address inside %s", s.Gateway, p)
+	for i, s := range nw.Subnets {
+		field := fmt.Sprintf("subnets[%d]", i)
+		p, err := netip.ParsePrefix(s.Subnet)
+		if err != nil || p.Addr().Zone() != "" {
+			return v4, v6, fmt.Errorf("%s.subnet %q: not a subnet; want CIDR like 10.89.0.0/24 or fd00:89::/64", field, s.Subnet)
 		}
+		if p != p.Masked() {
+			return v4, v6, fmt.Errorf("%s.subnet %q: host bits set; want %s", field, s.Subnet, p.Masked())
+		}
+		sg := subnetGW{subnet: p}
+		if s.Gateway != "" {
+			if sg.gw, err = netip.ParseAddr(s.Gateway); err != nil || !p.Contains(sg.gw) {
+				return v4, v6, fmt.Errorf("%s.gateway %q: not an address inside %s", field, s.Gateway, p)
+			}
+		}
+		if lr := s.LeaseRange; lr != nil && (lr.StartIP != nil || lr.EndIP != nil) {
+			return v4, v6, fmt.Errorf("%s.lease_range: not supported by switchyard-netavark; want none", field)
+		}
+		fam := &v4
+		if p.Addr().Is6() {
+			fam = &v6
+		}
+		if fam.subnet.IsValid() {
+			return v4, v6, fmt.Errorf("%s.subnet %q: a second subnet of its family (after %s); want at most one IPv4 and one IPv6 subnet", field, s.Subnet, fam.subnet)
+		}
+		*fam = sg
 	}
-	if lr := s.LeaseRange; lr != nil && (lr.StartIP != nil || lr.EndIP != nil) {
-		return p, gw, errors.New("subnets[0].lease_range: not supported by switchyard-netavark; want none")
-	}
-	return p, gw, nil
+	return v4, v6, nil
 }

@@ -16,6 +16,7 @@ var (
 		"netns":        "netns path",
 		"ifname":       "network_options.interface_name",
 		"ip":           "network_options.static_ips",
+		"ip6":          "network_options.static_ips",
 		"mac":          "network_options.static_mac",
 		"aliases":      "network_options.aliases",
 		"publish":      "port_mappings",
@@ -26,6 +27,9 @@ var (
 		"name":     "network name",
 		"subnet":   "subnets[0].subnet",
 		"gateway":  "subnets[0].gateway",
+		"subnets":  "subnets",
+		"gateways": "subnets[].gateway",
+		"ipv6":     "ipv6_enabled",
 		"mtu":      "options.mtu",
 		"internal": "internal",
 	}

@@ -9,7 +9,8 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/api"
 )
 
-// fakeDaemon is an in-memory Daemon: networks with one subnet, endpoints
+// fakeDaemon is an in-memory Daemon: networks with an IPv4 subnet and
+// perhaps an IPv6 one (Subnets[0], or fd00:18::/64 for IPv6), endpoints
 // with lowest-free addresses, the daemon's kinds of error.
 type fakeDaemon struct {
 	mu       sync.Mutex
@@ -66,6 +67,16 @@ func (f *fakeDaemon) CreateNetwork(_ context.Context, req api.NetworkCreate) (ap
 		gw = netip.MustParseAddr(req.Gateway)
 	}
 	n := api.Network{Name: req.Name, Subnet: subnet, Gateway: gw, Internal: req.Internal, MTU: req.MTU}
+	if len(req.Subnets) == 1 || req.IPv6 {
+		s6 := netip.MustParsePrefix("fd00:18::/64")
+		if len(req.Subnets) == 1 {
+			s6 = netip.MustParsePrefix(req.Subnets[0])
+		}
+		n.Subnet6, n.Gateway6 = s6, s6.Addr().Next()
+		if len(req.Gateways) == 1 {
+			n.Gateway6 = netip.MustParseAddr(req.Gateways[0])
+		}
+	}
 	f.networks[req.Name] = n
 	return n, nil
 }
@@ -106,6 +117,19 @@ func (f *fakeDaemon) Connect(_ context.Context, network string, req api.Endpoint
 			}
 		}
 	}
+	var addr6 netip.Prefix
+	if n.Subnet6.IsValid() {
+		a := n.Gateway6.Next()
+		if req.IP6 != "" {
+			a = netip.MustParseAddr(req.IP6)
+		}
+		for _, e := range f.eps[network] {
+			if e.Address6.Addr() == a {
+				a = a.Next()
+			}
+		}
+		addr6 = netip.PrefixFrom(a, n.Subnet6.Bits())
+	}
 	mac := req.MAC
 	if mac == "" {
 		b := addr.As4()
@@ -114,6 +138,9 @@ func (f *fakeDaemon) Connect(_ context.Context, network string, req api.Endpoint
 	ep := api.Endpoint{Network: network, Name: req.Name, NetNS: req.NetNS, IfName: req.IfName, MAC: mac,
 		Address: netip.PrefixFrom(addr, n.Subnet.Bits()), Gateway: n.Gateway, DNS: n.Gateway, Aliases: req.Aliases,
 		ContainerID: req.ContainerID, Runtime: req.Runtime}
+	if addr6.IsValid() {
+		ep.Address6, ep.Gateway6 = addr6, n.Gateway6
+	}
 	f.eps[network] = append(f.eps[network], ep)
 	return ep, nil
 }

@@ -35,10 +35,15 @@ func FuzzDecodeExec(f *testing.F) {
 			t.Fatalf("accepted without a required field: %+v", ex)
 		}
 		parseOptions(ex.Network.Options)
-		ex.Network.subnet()
-		req, err := endpointRequest(netns, ex)
+		v4, v6, _ := ex.Network.subnets()
+		req, err := endpointRequest(netns, ex, v4.subnet.IsValid() || !v6.subnet.IsValid())
 		if err != nil {
 			return
+		}
+		if req.IP6 != "" {
+			if a, err := netip.ParseAddr(req.IP6); err != nil || !a.Is6() {
+				t.Fatalf("ip6 %q: %v", req.IP6, err)
+			}
 		}
 		if req.NetNS != netns || req.ContainerID != ex.ContainerID || req.Runtime != Runtime || req.Name == "" {
 			t.Fatalf("request %+v from %+v", req, ex)
@@ -102,6 +107,8 @@ func FuzzDecodeNetwork(f *testing.F) {
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"fd00::/64","gateway":"fd00::1"}],"routes":[]}`))
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"10.0.0.1/24"}],"options":{"socket":"rel"}}`))
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","routes":[{"destination":"0.0.0.0/0"}]}`))
+	f.Add([]byte(`{"name":"n","id":"1","driver":"d","ipv6_enabled":true,"subnets":[{"subnet":"10.0.0.0/24"},{"subnet":"fd00:1::/64","gateway":"fd00:1::1"}]}`))
+	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"fd00:1::/64"},{"subnet":"fd00:2::/64"}]}`))
 	f.Add([]byte(`{"name":"n","id":"1","driver":"d","subnets":[{"subnet":"10.0.0.0/24","gateway":"10.0.1.1"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		nw, err := decodeNetwork(bytes.NewReader(data))
@@ -109,15 +116,21 @@ func FuzzDecodeNetwork(f *testing.F) {
 			return
 		}
 		parseOptions(nw.Options)
-		p, gw, err := nw.subnet()
+		v4, v6, err := nw.subnets()
 		if err != nil {
 			return
 		}
-		if p.IsValid() && p != p.Masked() {
-			t.Fatalf("subnet %s accepted with host bits", p)
-		}
-		if gw.IsValid() && !p.Contains(gw) {
-			t.Fatalf("gateway %s outside %s accepted", gw, p)
+		for i, f := range []subnetGW{v4, v6} {
+			p, gw := f.subnet, f.gw
+			if p.IsValid() && p != p.Masked() {
+				t.Fatalf("subnet %s accepted with host bits", p)
+			}
+			if gw.IsValid() && !p.Contains(gw) {
+				t.Fatalf("gateway %s outside %s accepted", gw, p)
+			}
+			if p.IsValid() && p.Addr().Is6() != (i == 1) {
+				t.Fatalf("subnet %s accepted as the other family's", p)
+			}
 		}
 		if _, err := json.Marshal(nw); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -160,7 +161,7 @@ func (p *Plugin) Create(ctx context.Context, nw Network) (Network, error) {
 	if err != nil {
 		return nw, err
 	}
-	subnet, gw, err := nw.subnet()
+	v4, v6, err := nw.subnets()
 	if err != nil {
 		return nw, err
 	}
@@ -168,30 +169,90 @@ func (p *Plugin) Create(ctx context.Context, nw Network) (Network, error) {
 	if !namePattern.MatchString(name) || len(name) > 64 {
 		return nw, fmt.Errorf("network %q: not a Switchyard network name; want letters, digits, '_', '.', '-', starting with a letter or digit, at most 64 characters (or set options.network)", name)
 	}
-	sy, err := p.ensureNetwork(ctx, p.daemon(o), name, nw, o, subnet, gw)
+	sy, err := p.ensureNetwork(ctx, p.daemon(o), name, nw, o, v4, v6)
 	if err != nil {
 		return nw, err
 	}
-	s := Subnet{Subnet: sy.Subnet.String()}
-	if sy.Gateway.IsValid() {
-		s.Gateway = sy.Gateway.String()
+	nw.Subnets = nil
+	for _, f := range families(sy) {
+		s := Subnet{Subnet: f.subnet.String()}
+		if f.gw.IsValid() {
+			s.Gateway = f.gw.String()
+		}
+		nw.Subnets = append(nw.Subnets, s)
 	}
-	nw.Subnets = []Subnet{s}
-	nw.IPv6 = sy.Subnet.Addr().Is6()
+	nw.IPv6 = sy.Subnet6.IsValid() || sy.Subnet.Addr().Is6()
 	return nw, nil
+}
+
+// families are a Switchyard network's subnets with their gateways, the
+// IPv4 one first.
+func families(sy api.Network) []subnetGW {
+	var out []subnetGW
+	if sy.Subnet.IsValid() {
+		out = append(out, subnetGW{sy.Subnet, sy.Gateway})
+	}
+	if sy.Subnet6.IsValid() && sy.Subnet6 != sy.Subnet {
+		out = append(out, subnetGW{sy.Subnet6, sy.Gateway6})
+	}
+	return out
+}
+
+// subnetIndex is where p is in nw's subnets, for messages.
+func subnetIndex(nw Network, p netip.Prefix) int {
+	for i, s := range nw.Subnets {
+		if q, err := netip.ParsePrefix(s.Subnet); err == nil && q == p {
+			return i
+		}
+	}
+	return 0
+}
+
+// describe names subnets for a message: "subnet 10.0.0.0/24 and subnet
+// fd00::/64".
+func describe(fs []subnetGW) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, "subnet "+f.subnet.String())
+	}
+	if len(parts) == 0 {
+		return "no subnet"
+	}
+	return strings.Join(parts, " and ")
+}
+
+// family returns the Switchyard network's subnet of one family (IPv6 if
+// v6), zero if it has none.
+func family(sy api.Network, v6 bool) subnetGW {
+	for _, f := range families(sy) {
+		if f.subnet.Addr().Is6() == v6 {
+			return f
+		}
+	}
+	return subnetGW{}
 }
 
 // ensureNetwork returns the Switchyard network name, created from nw if
 // it does not exist; an existing one must agree with nw.
-func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, name string, nw Network, o options, subnet netip.Prefix, gw netip.Addr) (api.Network, error) {
+func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, name string, nw Network, o options, v4, v6 subnetGW) (api.Network, error) {
 	sy, err := d.Network(ctx, name)
 	switch {
 	case err == nil:
-		if subnet.IsValid() && sy.Subnet != subnet {
-			return sy, fmt.Errorf("subnets[0].subnet %q: Switchyard network %q exists with subnet %s; want that subnet, or none", subnet, name, sy.Subnet)
+		for _, want := range []subnetGW{v4, v6} {
+			if !want.subnet.IsValid() {
+				continue
+			}
+			have := family(sy, want.subnet.Addr().Is6())
+			i := subnetIndex(nw, want.subnet)
+			if have.subnet != want.subnet {
+				return sy, fmt.Errorf("subnets[%d].subnet %q: Switchyard network %q exists with %s; want that subnet, or none", i, want.subnet, name, describe(families(sy)))
+			}
+			if want.gw.IsValid() && have.gw != want.gw {
+				return sy, fmt.Errorf("subnets[%d].gateway %q: Switchyard network %q exists with gateway %s; want that gateway, or none", i, want.gw, name, have.gw)
+			}
 		}
-		if gw.IsValid() && sy.Gateway != gw {
-			return sy, fmt.Errorf("subnets[0].gateway %q: Switchyard network %q exists with gateway %s; want that gateway, or none", gw, name, sy.Gateway)
+		if nw.IPv6 && !family(sy, true).subnet.IsValid() {
+			return sy, fmt.Errorf("ipv6_enabled: Switchyard network %q exists without an IPv6 subnet", name)
 		}
 		if sy.Internal != nw.Internal {
 			return sy, fmt.Errorf("internal %v: Switchyard network %q exists with internal %v", nw.Internal, name, sy.Internal)
@@ -201,12 +262,26 @@ func (p *Plugin) ensureNetwork(ctx context.Context, d Daemon, name string, nw Ne
 		return sy, fmt.Errorf("look up Switchyard network %q: %w", name, err)
 	}
 	req := api.NetworkCreate{Name: name, MTU: o.mtu, Internal: nw.Internal}
-	if subnet.IsValid() {
-		req.Subnet = subnet.String()
+	// The first family in Subnet and Gateway, the second (IPv6 beside
+	// IPv4) in Subnets and Gateways.
+	for _, f := range []subnetGW{v4, v6} {
+		switch {
+		case !f.subnet.IsValid():
+		case req.Subnet == "":
+			req.Subnet = f.subnet.String()
+			if f.gw.IsValid() {
+				req.Gateway = f.gw.String()
+			}
+		default:
+			req.Subnets = append(req.Subnets, f.subnet.String())
+			if f.gw.IsValid() {
+				req.Gateways = append(req.Gateways, f.gw.String())
+			}
+		}
 	}
-	if gw.IsValid() {
-		req.Gateway = gw.String()
-	}
+	// ipv6_enabled without an IPv6 subnet: the daemon gives one from its
+	// ULA pool, as podman's own IPAM would.
+	req.IPv6 = nw.IPv6 && !v6.subnet.IsValid()
 	sy, err = d.CreateNetwork(ctx, req)
 	if errors.Is(err, api.ErrConflict) {
 		// Another plugin process created it meanwhile.
@@ -230,13 +305,19 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 	if err != nil {
 		return StatusBlock{}, fmt.Errorf("network.%w", err)
 	}
-	req, err := endpointRequest(netns, ex)
+	v4, v6, serr := ex.Network.subnets()
+	req, err := endpointRequest(netns, ex, v4.subnet.IsValid() || !v6.subnet.IsValid())
 	if err != nil {
 		return StatusBlock{}, err
 	}
-	subnet, gw, serr := ex.Network.subnet()
-	if ip, err := netip.ParseAddr(req.IP); err == nil && serr == nil && subnet.IsValid() && !subnet.Contains(ip) {
-		return StatusBlock{}, fmt.Errorf("network_options.static_ips %q: outside the network's subnet; want an address inside %s", req.IP, subnet)
+	for _, ip := range []string{req.IP, req.IP6} {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || serr != nil {
+			continue
+		}
+		if f := map[bool]subnetGW{false: v4, true: v6}[a.Is6()]; f.subnet.IsValid() && !f.subnet.Contains(a) {
+			return StatusBlock{}, fmt.Errorf("network_options.static_ips %q: outside the network's subnet; want an address inside %s", ip, f.subnet)
+		}
 	}
 	d, name := p.daemon(o), target(ex.Network, o)
 	ep, err := d.Connect(ctx, name, req)
@@ -246,7 +327,7 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 		if serr != nil {
 			return StatusBlock{}, fmt.Errorf("network.%w", serr)
 		}
-		if _, nerr := p.ensureNetwork(ctx, d, name, ex.Network, o, subnet, gw); nerr != nil {
+		if _, nerr := p.ensureNetwork(ctx, d, name, ex.Network, o, v4, v6); nerr != nil {
 			return StatusBlock{}, nerr
 		}
 		ep, err = d.Connect(ctx, name, req)
@@ -261,7 +342,7 @@ func (p *Plugin) Setup(ctx context.Context, netns string, ex PluginExec) (Status
 		return StatusBlock{}, fmt.Errorf("connect container %s to Switchyard network %q: %w", req.Name, name, inNetavarkWords(err, endpointFields))
 	}
 	p.log().Info("set up", zap.String("network", name), zap.String("endpoint", ep.Name), zap.String("netns", netns),
-		zap.Stringer("address", ep.Address))
+		zap.Stringer("address", ep.Address), zap.Stringer("address6", ep.Address6))
 	return status(ep, req.IfName), nil
 }
 

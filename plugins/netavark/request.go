@@ -31,8 +31,10 @@ func endpointName(ex PluginExec) string {
 }
 
 // endpointRequest translates setup's input for the namespace at netns
-// into a connect request.
-func endpointRequest(netns string, ex PluginExec) (api.EndpointCreate, error) {
+// into a connect request. has4 says whether the network has IPv4: on a
+// dual-stack network a static IPv6 address is the endpoint's second (IP6),
+// on an IPv6-only one its only (IP).
+func endpointRequest(netns string, ex PluginExec, has4 bool) (api.EndpointCreate, error) {
 	req := api.EndpointCreate{
 		NetNS:       netns,
 		IfName:      ex.NetworkOptions.InterfaceName,
@@ -47,16 +49,24 @@ func endpointRequest(netns string, ex PluginExec) (api.EndpointCreate, error) {
 	if !strings.HasPrefix(netns, "/") {
 		return req, fmt.Errorf("netns path %q: not an absolute path; want the container's namespace, like /run/netns/netns-1234", netns)
 	}
-	switch ips := ex.NetworkOptions.StaticIPs; len(ips) {
-	case 0:
-	case 1:
-		a, err := netip.ParseAddr(ips[0])
-		if err != nil {
-			return req, fmt.Errorf("network_options.static_ips %q: not an IP address", ips[0])
+	ips := ex.NetworkOptions.StaticIPs
+	if len(ips) > 2 {
+		return req, fmt.Errorf("network_options.static_ips %q: %d addresses; want at most one per address family", ips, len(ips))
+	}
+	for _, s := range ips {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return req, fmt.Errorf("network_options.static_ips %q: not an IP address", s)
 		}
-		req.IP = a.String()
-	default:
-		return req, fmt.Errorf("network_options.static_ips %q: %d addresses; want at most one (a Switchyard network has one subnet)", ips, len(ips))
+		a = a.Unmap()
+		dst := &req.IP
+		if a.Is6() && has4 {
+			dst = &req.IP6
+		}
+		if *dst != "" {
+			return req, fmt.Errorf("network_options.static_ips %q: two addresses of one family; want at most one per address family", ips)
+		}
+		*dst = a.String()
 	}
 	if m := ex.NetworkOptions.StaticMAC; m != nil {
 		req.MAC = *m
@@ -160,6 +170,11 @@ func status(ep api.Endpoint, ifname string) StatusBlock {
 			MACAddress: ep.MAC,
 			Subnets:    []NetAddress{{Gateway: ep.Gateway, IPNet: ep.Address}},
 		}},
+	}
+	if ep.Address6.IsValid() && ep.Address6 != ep.Address {
+		ni := sb.Interfaces[ifname]
+		ni.Subnets = append(ni.Subnets, NetAddress{Gateway: ep.Gateway6, IPNet: ep.Address6})
+		sb.Interfaces[ifname] = ni
 	}
 	if ep.DNS.IsValid() {
 		sb.DNSServerIPs = append(sb.DNSServerIPs, ep.DNS)

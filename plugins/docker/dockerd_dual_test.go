@@ -1,0 +1,138 @@
+package docker
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/testing/runtimetest"
+)
+
+// Docker 20.10 with a dual-stack Switchyard network (`docker network
+// create --ipv6 --subnet 10.95.0.0/24 --subnet fd00:95::/64 -d switchyard
+// --ipam-driver switchyard`): each container gets an address of each
+// family, a default route of each (the IPv6 one from the gateway's Router
+// Advertisements), reaches the other over IPv6, and its port
+// published on [::1] answers from the host.
+func TestDockerdDualStack(t *testing.T) {
+	dir := t.TempDir()
+	psock := filepath.Join(dir, "plugin", Name+".sock")
+	dk := runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{Name: psock}})
+	img := dk.BusyboxImage()
+	sy := startRealDaemon(t, dir)
+	client := api.NewClient(sy.socket)
+	ctx := context.Background()
+	l, err := Listen(psock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	pserved := make(chan struct{})
+	go func() { defer close(pserved); New(client, zaptest.NewLogger(t)).Serve(pctx, l) }()
+	var taps []string
+	defer func() {
+		dk.TryDocker("rm", "-f", "dual1", "dual2", "dual3")
+		dk.TryDocker("network", "rm", "dual")
+		if eps, err := client.Endpoints(ctx, ""); err == nil {
+			for _, e := range eps {
+				client.Disconnect(ctx, e.Network, e.Name)
+			}
+		}
+		pcancel()
+		<-pserved
+		sy.stop()
+		links := hostLinks(t)
+		for _, name := range taps {
+			if strings.Contains(links, " "+name+":") {
+				t.Errorf("TAP %s left in the host's namespace", name)
+				exec.Command("ip", "link", "del", name).Run()
+			}
+		}
+	}()
+
+	dk.Docker("network", "create", "--ipv6", "-d", Name, "--ipam-driver", Name,
+		"--subnet", "10.95.0.0/24", "--subnet", "fd00:95::/64", "-o", "name=dual", "dual")
+	n, err := client.Network(ctx, "dual")
+	if err != nil || n.Subnet.String() != "10.95.0.0/24" || n.Subnet6.String() != "fd00:95::/64" || n.Gateway6.String() != "fd00:95::1" {
+		t.Fatalf("switchyard network dual: %+v, %v; want 10.95.0.0/24 and fd00:95::/64 via fd00:95::1", n, err)
+	}
+	gwLL := "fe80::" // the gateway's link-local address: fe80:: and its EUI-64
+	if m, err := net.ParseMAC(n.GatewayMAC); err == nil {
+		gwLL = netip.AddrFrom16([16]byte{0xfe, 0x80, 8: m[0] ^ 2, 9: m[1], 10: m[2], 11: 0xff, 12: 0xfe, 13: m[3], 14: m[4], 15: m[5]}).String()
+	}
+	serve := "mkdir -p /w && echo hello from $(hostname) > /w/index.html && exec httpd -f -p 80 -h /w"
+	dk.Docker("run", "-d", "--name", "dual1", "--hostname", "dual1", "--network", "dual", "-p", "[::1]:18095:80", img, "sh", "-c", serve)
+	dk.Docker("run", "-d", "--name", "dual2", "--hostname", "dual2", "--network", "dual", img, "sh", "-c", serve)
+	eps, err := client.Endpoints(ctx, "dual")
+	if err != nil || len(eps) != 2 {
+		t.Fatalf("endpoints of dual: %+v, %v; want two", eps, err)
+	}
+	for _, e := range eps {
+		taps = append(taps, e.IfName)
+		if !strings.HasPrefix(e.Address6.String(), "fd00:95::") || e.Gateway6.String() != "fd00:95::1" {
+			t.Errorf("endpoint %s: IPv6 %s via %s, want an address of fd00:95::/64 via fd00:95::1", e.Name, e.Address6, e.Gateway6)
+		}
+	}
+
+	for i, c := range []string{"dual1", "dual2"} {
+		addr := dk.Docker("exec", c, "ip", "-o", "addr", "show", "eth0")
+		want4, want6 := []string{"10.95.0.2/24", "10.95.0.3/24"}[i], []string{"fd00:95::2/64", "fd00:95::3/64"}[i]
+		if !strings.Contains(addr, "inet "+want4) || !strings.Contains(addr, "inet6 "+want6) {
+			t.Errorf("%s's eth0: %q; want %s and %s", c, addr, want4, want6)
+		}
+		// The default route comes from the gateway's Router
+		// Advertisements, once the container's kernel has solicited one.
+		var r string
+		waitFor(t, c+"'s IPv6 default route", func() bool {
+			r = dk.Docker("exec", c, "ip", "-6", "route", "show", "default")
+			return strings.Contains(r, "via "+gwLL)
+		})
+	}
+	if out, err := dk.TryDocker("exec", "dual2", "ping", "-6", "-c", "2", "-W", "2", "fd00:95::2"); err != nil {
+		t.Errorf("dual2 pings dual1 over IPv6: %v\n%s", err, out)
+	}
+	if out, err := dk.TryDocker("exec", "dual2", "wget", "-q", "-O", "-", "http://[fd00:95::2]/"); err != nil || out != "hello from dual1\n" {
+		t.Errorf("dual2 → http://[fd00:95::2]/: %q, %v", out, err)
+	}
+	if out, err := dk.TryDocker("exec", "dual2", "ping", "-6", "-c", "1", "-W", "2", "fd00:95::1"); err != nil {
+		t.Errorf("dual2 pings the IPv6 gateway: %v\n%s", err, out)
+	}
+	var body string
+	waitFor(t, "dual1 through [::1]:18095", func() bool { body, err = get("http://[::1]:18095/"); return err == nil })
+	if body != "hello from dual1\n" {
+		t.Errorf("[::1]:18095 answered %q", body)
+	}
+
+	// --ip6 chooses the IPv6 address, and the daemon binds the endpoint
+	// to it (its traffic passes port security).
+	dk.Docker("run", "-d", "--name", "dual3", "--network", "dual", "--ip6", "fd00:95::99", img, "sleep", "600")
+	if addr := dk.Docker("exec", "dual3", "ip", "-6", "-o", "addr", "show", "eth0"); !strings.Contains(addr, "inet6 fd00:95::99/64") {
+		t.Errorf("dual3 with --ip6: %q; want fd00:95::99/64", addr)
+	}
+	if out, err := dk.TryDocker("exec", "dual3", "ping", "-6", "-c", "1", "-W", "2", "fd00:95::2"); err != nil {
+		t.Errorf("dual3 pings dual1 over IPv6: %v\n%s", err, out)
+	}
+	if eps, err := client.Endpoints(ctx, "dual"); err == nil {
+		for _, e := range eps {
+			if !slices.Contains(taps, e.IfName) {
+				taps = append(taps, e.IfName)
+			}
+		}
+	}
+
+	dk.Docker("rm", "-f", "dual1", "dual2", "dual3")
+	dk.Docker("network", "rm", "dual")
+	nets, _ := client.Networks(ctx)
+	eps, _ = client.Endpoints(ctx, "")
+	if len(nets) != 0 || len(eps) != 0 {
+		t.Errorf("after rm: networks %+v, endpoints %+v", nets, eps)
+	}
+}

@@ -9,12 +9,10 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"go.uber.org/zap/zaptest"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/switchyard-net/switchyard/gateway"
-	"github.com/switchyard-net/switchyard/gateway/dhcp6"
+	"github.com/switchyard-net/switchyard/gateway/dhcp6/dhcp6test"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/testing/porttest"
 )
@@ -57,7 +55,7 @@ func TestDHCP6OnTheSwitch(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostLL := netip.MustParseAddr("fe80::5054:ff:fe00:a")
-	if err := host.Inject(dhcp6Frame(hostMAC, hostLL, sol.ToBytes())); err != nil {
+	if err := host.Inject(dhcp6test.Frame(hostMAC, hostLL, sol.ToBytes())); err != nil {
 		t.Fatal(err)
 	}
 	reply := nextDHCP6(t, host)
@@ -67,11 +65,10 @@ func TestDHCP6OnTheSwitch(t *testing.T) {
 		t.Errorf("reply %s → %s, %s → %s; want from the gateway's link-local address to the host's", vswitch.MAC(reply[6:12]), vswitch.MAC(reply[0:6]),
 			ip.SourceAddress(), ip.DestinationAddress())
 	}
-	m, err := dhcpv6.FromBytes(header.UDP(ip.Payload()).Payload())
+	msg, err := dhcp6test.Decode(reply)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := m.(*dhcpv6.Message)
 	ia := msg.Options.OneIANA()
 	if msg.Type() != dhcpv6.MessageTypeReply || ia == nil || ia.Options.OneAddress() == nil || ia.Options.OneAddress().IPv6Addr.String() != reserved.String() {
 		t.Fatalf("answer to a rapid-commit SOLICIT: %s", msg.Summary())
@@ -99,41 +96,14 @@ func TestDHCP6NeedsRA(t *testing.T) {
 	}
 }
 
-// dhcp6Frame is msg from a client at mac and link-local src to the
-// servers' group, UDP 546 → 547.
-func dhcp6Frame(mac vswitch.MAC, src netip.Addr, msg []byte) []byte {
-	b := make([]byte, 14+header.IPv6MinimumSize+header.UDPMinimumSize+len(msg))
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(mac[:]),
-		DstAddr: tcpip.LinkAddress(dhcp6.AllServersMAC[:]), Type: header.IPv6ProtocolNumber})
-	srcA, dstA := tcpip.AddrFrom16(src.As16()), tcpip.AddrFrom16(dhcp6.AllServers.As16())
-	ulen := uint16(header.UDPMinimumSize + len(msg))
-	ip := header.IPv6(b[14:])
-	ip.Encode(&header.IPv6Fields{PayloadLength: ulen, TransportProtocol: header.UDPProtocolNumber, HopLimit: 1, SrcAddr: srcA, DstAddr: dstA})
-	udp := header.UDP(ip[header.IPv6MinimumSize:])
-	udp.Encode(&header.UDPFields{SrcPort: dhcp6.ClientPort, DstPort: dhcp6.ServerPort, Length: ulen})
-	copy(udp[header.UDPMinimumSize:], msg)
-	xsum := checksum.Checksum(msg, header.PseudoHeaderChecksum(header.UDPProtocolNumber, srcA, dstA, ulen))
-	sum := ^udp.CalculateChecksum(xsum)
-	if sum == 0 {
-		sum = 0xffff
-	}
-	udp.SetChecksum(sum)
-	return b
-}
-
 // nextDHCP6 waits for a DHCPv6 server message (UDP to port 546) on port.
 func nextDHCP6(t *testing.T, port *porttest.Port) []byte {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		for _, f := range port.Take() {
-			b := f.Data
-			if len(b) < 14+header.IPv6MinimumSize+header.UDPMinimumSize || b[12] != 0x86 || b[13] != 0xdd {
-				continue
-			}
-			ip := header.IPv6(b[14:])
-			if ip.NextHeader() == uint8(header.UDPProtocolNumber) && header.UDP(ip.Payload()).DestinationPort() == dhcp6.ClientPort {
-				return b
+			if dhcp6test.IsReply(f.Data) {
+				return f.Data
 			}
 		}
 		select {

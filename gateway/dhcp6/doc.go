@@ -43,7 +43,8 @@
 //
 // # Protocol
 //
-// SOLICIT gets an ADVERTISE, or with Rapid Commit a REPLY that binds;
+// SOLICIT gets an ADVERTISE (preference 255: the client need not wait
+// for other servers), or with Rapid Commit a REPLY that binds;
 // REQUEST, RENEW and REBIND a REPLY with the reserved address in the
 // client's IA_NA (one address per client: further IA_NAs get
 // NoAddrsAvail; other addresses the client lists are withdrawn);

@@ -106,6 +106,10 @@ func (s *Server) answer(w *builder, m *message, src vswitch.MAC) bool {
 			s.assign(w, m, src, addr, now)
 		} else {
 			s.head(w, MsgAdvertise, m)
+			// The only server of the link, authoritative: preference
+			// 255 lets the client request at once instead of waiting
+			// a second for other offers (RFC 8415, section 18.2.1).
+			w.option(OptPreference, []byte{255})
 			s.offer(w, m, src, addr)
 		}
 		s.config(w)

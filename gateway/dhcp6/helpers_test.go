@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/switchyard-net/switchyard/gateway/dhcp6"
+	"github.com/switchyard-net/switchyard/gateway/dhcp6/dhcp6test"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -76,45 +77,14 @@ func (h *harness) take() [][]byte {
 	return out
 }
 
-// linkLocal is the EUI-64 link-local address of mac.
-func linkLocal(mac vswitch.MAC) netip.Addr {
-	return netip.AddrFrom16([16]byte{0xfe, 0x80, 8: mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
-}
+func linkLocal(mac vswitch.MAC) netip.Addr { return dhcp6test.LinkLocal(mac) }
 
-// clientFrame is msg in UDP 546 → 547 from mac's link-local address to
-// ff02::1:2, with a correct checksum.
 func clientFrame(mac vswitch.MAC, msg []byte) []byte {
-	return frameFrom(mac, linkLocal(mac), msg)
+	return dhcp6test.Frame(mac, linkLocal(mac), msg)
 }
 
 func frameFrom(mac vswitch.MAC, src netip.Addr, msg []byte) []byte {
-	b := make([]byte, 14+header.IPv6MinimumSize+header.UDPMinimumSize+len(msg))
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(mac[:]),
-		DstAddr: tcpip.LinkAddress(dhcp6.AllServersMAC[:]), Type: header.IPv6ProtocolNumber})
-	srcA, dstA := tcpip.AddrFrom16(src.As16()), tcpip.AddrFrom16(dhcp6.AllServers.As16())
-	ulen := uint16(header.UDPMinimumSize + len(msg))
-	ip := header.IPv6(b[14:])
-	ip.Encode(&header.IPv6Fields{PayloadLength: ulen, TransportProtocol: header.UDPProtocolNumber, HopLimit: 1, SrcAddr: srcA, DstAddr: dstA})
-	udp := header.UDP(ip[header.IPv6MinimumSize:])
-	udp.Encode(&header.UDPFields{SrcPort: dhcp6.ClientPort, DstPort: dhcp6.ServerPort, Length: ulen})
-	copy(udp[header.UDPMinimumSize:], msg)
-	fixChecksum(b)
-	return b
-}
-
-// fixChecksum sets the UDP checksum of frame b, whose IPv6 and UDP
-// lengths must be sound.
-func fixChecksum(b []byte) {
-	ip := header.IPv6(b[14:])
-	udp := header.UDP(ip[header.IPv6MinimumSize:])
-	udp.SetChecksum(0)
-	xsum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), udp.Length())
-	xsum = checksum.Checksum(udp[header.UDPMinimumSize:udp.Length()], xsum)
-	sum := ^udp.CalculateChecksum(xsum)
-	if sum == 0 {
-		sum = 0xffff // zero means "no checksum", which IPv6 forbids
-	}
-	udp.SetChecksum(sum)
+	return dhcp6test.Frame(mac, src, msg)
 }
 
 // solicit is a SOLICIT from mac with a DUID-LLT and one IA_NA.

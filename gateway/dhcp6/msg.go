@@ -32,6 +32,7 @@ const (
 	OptIATA        = 4
 	OptIAAddr      = 5
 	OptORO         = 6
+	OptPreference  = 7
 	OptElapsedTime = 8
 	OptStatusCode  = 13
 	OptRapidCommit = 14

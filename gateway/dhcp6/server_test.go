@@ -44,6 +44,9 @@ func TestExchange(t *testing.T) {
 		t.Errorf("IA_NA %x T1 %s T2 %s, want %x %s %s", ia.IaId, ia.T1, ia.T2, sol.Options.OneIANA().IaId, leaseTime/2, leaseTime/5*4)
 	}
 	checkConfig(t, adv)
+	if p := adv.Options.Preference(); p != 255 {
+		t.Errorf("ADVERTISE with preference %d, want 255: the client need not wait for other servers", p)
+	}
 	if l := h.s.Leases(); len(l) != 0 {
 		t.Fatalf("an ADVERTISE bound %+v", l)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/switchyard-net/switchyard/gateway/dhcp6"
 	vswitch "github.com/switchyard-net/switchyard/switch"
@@ -337,4 +338,21 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("error %v, want one with %q", err, c.want)
 		}
 	}
+}
+
+// A frame from a VM's TAP whose guest offloads checksums carries only the
+// pseudo-header sum in the UDP checksum field (what CHECKSUM_PARTIAL
+// leaves), and no offload metadata: it is served. Any other wrong
+// checksum is not (TestRefused).
+func TestPartialChecksumAccepted(t *testing.T) {
+	h := newHarness(t)
+	b := clientFrame(macA, solicit(t, macA, dhcpv6.WithRapidCommit).ToBytes())
+	ip := header.IPv6(b[14:])
+	udp := header.UDP(ip.Payload())
+	udp.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), udp.Length()))
+	if !h.s.HandleFrame(vswitch.Frame{Data: b}) || len(h.take()) != 1 {
+		t.Fatalf("a partial checksum was refused: %+v", h.s.Stats())
+	}
+	udp.SetChecksum(udp.Checksum() + 1)
+	h.silent(t, b, "a partial checksum off by one")
 }

@@ -74,6 +74,14 @@ func (s *Server) HandleFrame(f vswitch.Frame) bool {
 // the datagram ip that frame f carries, and returns its UDP payload. The
 // checksum is verified unless the frame's offload metadata says it is
 // partial or was verified by the sender's device.
+//
+// A frame from a VM's TAP carries no offload metadata (tap.VMPort reads
+// the host side of the TAP with AF_PACKET), yet a guest kernel that
+// offloads checksums sends its UDP socket's datagrams (DHCPv6 clients use
+// one) with only the pseudo-header sum in the checksum field, as
+// CHECKSUM_PARTIAL leaves it. That form is accepted too: the checksum
+// guards against corruption, which a frame copied in memory does not
+// meet, not against a sender, who can always compute a valid one.
 func checkDatagram(f vswitch.Frame, ip header.IPv6) ([]byte, bool) {
 	if f.Offload.IsGSO() {
 		return nil, false
@@ -96,10 +104,11 @@ func checkDatagram(f vswitch.Frame, ip header.IPv6) ([]byte, bool) {
 	}
 	src := tcpip.AddrFrom16([16]byte(ip[8:24]))
 	dst := tcpip.AddrFrom16([16]byte(ip[24:40]))
-	if !udp.IsChecksumValid(src, dst, checksum.Checksum(udp.Payload(), 0)) {
-		return nil, false
+	if udp.IsChecksumValid(src, dst, checksum.Checksum(udp.Payload(), 0)) ||
+		udp.Checksum() == header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, dst, uint16(ulen)) {
+		return udp.Payload(), true
 	}
-	return udp.Payload(), true
+	return nil, false
 }
 
 // send puts a reply carrying the DHCPv6 message msg on the switch, from

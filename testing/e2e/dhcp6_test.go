@@ -23,7 +23,7 @@ import (
 const dhclientScript = `#!/bin/sh
 case "$reason" in
 BOUND6|RENEW6|REBIND6|REBOOT6)
-	ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" ${new_max_life:+valid_lft $new_max_life} ${new_preferred_life:+preferred_lft $new_preferred_life}
+	[ -z "$new_ip6_address" ] || ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" ${new_max_life:+valid_lft $new_max_life} ${new_preferred_life:+preferred_lft $new_preferred_life}
 	;;
 RELEASE6|EXPIRE6|STOP6)
 	if [ -n "$old_ip6_address" ]; then ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface"; fi
@@ -89,6 +89,12 @@ func (c *dhclient6) event(reason string) map[string]string {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		ended := false
+		select {
+		case <-c.exited: // a stateless client ends once configured
+			ended = true
+		default:
+		}
 		b, err := os.ReadFile(filepath.Join(c.dir, reason+".env"))
 		if err == nil {
 			env := map[string]string{}
@@ -99,10 +105,9 @@ func (c *dhclient6) event(reason string) map[string]string {
 			}
 			return env
 		}
-		select {
-		case <-c.exited:
-			c.t.Fatalf("dhclient -6 ended (%v) before %s:\n%s", c.err, reason, c.out.String())
-		default:
+		if ended {
+			files, _ := filepath.Glob(filepath.Join(c.dir, "*.env"))
+			c.t.Fatalf("dhclient -6 ended (%v) before %s (events: %v):\n%s", c.err, reason, files, c.out.String())
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("no %s from dhclient -6 within 30 s:\n%s", reason, c.out.String())
@@ -169,7 +174,8 @@ func leases6(t *testing.T, run func(...string) string, network string) map[strin
 // for the endpoint's --mac, with the gateway as DNS server and the
 // network's name as domain, by the four-message exchange (DUID-LLT) and
 // again by Rapid Commit (DUID-LL); the address works (ping the gateway
-// from it), shows in the lease table, and a release removes it.
+// from it), shows in the lease table, and a release removes it. A
+// stateless client (dhclient -6 -S) gets the DNS server and domain only.
 func TestDHCPv6ForVMTap(t *testing.T) {
 	host, vm := netnstest.New(t), netnstest.New(t)
 	d := clitest.NewDaemon(t)
@@ -241,5 +247,17 @@ func TestDHCPv6ForVMTap(t *testing.T) {
 		if out := vm.MustRun("ip", "-6", "-o", "addr", "show", "dev", "eth0"); strings.Contains(out, " "+want+"/") {
 			t.Errorf("%s: after the release, eth0 still has %s:\n%s", v.name, want, out)
 		}
+	}
+
+	// Stateless (-S): an INFORMATION-REQUEST gets the DNS server and
+	// domain, and no address, and binds nothing; the client then ends.
+	c := startDhclient6(t, vm, "eth0", "request dhcp6.name-servers, dhcp6.domain-search;\n", "-S")
+	env := c.event("RENEW6") // what dhclient calls a stateless configuration
+	if env["new_dhcp6_name_servers"] != "fd00:250:23::1" || env["new_dhcp6_domain_search"] != "vms6." || env["new_ip6_address"] != "" {
+		t.Errorf("stateless: dhclient got name servers %q, domain %q, address %q; want fd00:250:23::1, vms6. and none",
+			env["new_dhcp6_name_servers"], env["new_dhcp6_domain_search"], env["new_ip6_address"])
+	}
+	if l := leases6(t, d.MustRun, "vms6"); len(l) != 0 {
+		t.Errorf("stateless: lease table %+v, want empty", l)
 	}
 }

@@ -16,7 +16,9 @@ import (
 // It is the DHCP server's Allocator: an endpoint's MAC gets the endpoint's
 // address (a static lease, how `connect --dhcp` and `--tap-only --mac`
 // hand a client its IPAM address); any other MAC gets the lowest free
-// address of the pool, held as "dhcp:MAC" until the lease ends.
+// address of the pool, held as "dhcp:MAC" until the lease ends. An IPv6
+// pool is the DHCPv6 server's Reservations (reservations6): static leases
+// only.
 type addrs struct {
 	mu      sync.Mutex
 	pool    *ipam.Pool
@@ -63,6 +65,19 @@ func (a *addrs) Unbind(mac vswitch.MAC, addr netip.Addr) {
 	if a.static[mac] == addr {
 		delete(a.static, mac)
 	}
+}
+
+// reservations6 is the IPv6 pool as the DHCPv6 server sees it: an
+// endpoint's MAC has its endpoint's IPv6 address as a static lease; no
+// other MAC has one (no dynamic DHCPv6 leases).
+type reservations6 struct{ *addrs }
+
+// Reserved implements dhcp6.Reservations.
+func (r reservations6) Reserved(mac vswitch.MAC) (netip.Addr, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.static[mac]
+	return a, ok
 }
 
 // dhcpAllocator is addrs as the DHCP server sees it. binder, if set,

@@ -230,6 +230,9 @@ func (d *Daemon) unattach(n *network, ep *endpoint) {
 		n.gw.UnpinNeighbor(a)
 	}
 	n.addrs.Unbind(ep.rec.MAC, ep.rec.Address.Addr())
+	if n.addrs6 != nil && ep.rec.Address6.IsValid() {
+		n.addrs6.Unbind(ep.rec.MAC, ep.rec.Address6.Addr())
+	}
 }
 
 // teardown removes a built endpoint that never joined its network (the

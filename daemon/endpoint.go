@@ -119,6 +119,9 @@ func (d *Daemon) attachPort(ctx context.Context, n *network, rec store.Endpoint,
 		return nil, fmt.Errorf("connect %s: %w", rec.Key(), err)
 	}
 	n.addrs.Bind(rec.MAC, rec.Address.Addr())
+	if n.addrs6 != nil && rec.Address6.IsValid() {
+		n.addrs6.Bind(rec.MAC, rec.Address6.Addr()) // the DHCPv6 server's static lease
+	}
 	return &endpoint{rec: rec, port: port, link: link}, nil
 }
 
@@ -138,8 +141,9 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 	}
 	if rec.DHCP {
 		// MAC and MTU, up, no IPv4 address: the DHCP client does the
-		// rest. The IPv6 address of a dual-stack endpoint is static (no
-		// DHCPv6 yet). On restore the device is taken as it is, with the
+		// rest. The IPv6 address of a dual-stack endpoint is configured
+		// as well (a DHCPv6 client in the namespace is given the same
+		// one). On restore the device is taken as it is, with the
 		// address DHCP gave.
 		cfg.Addrs, cfg.Gateway = nil, netip.Addr{}
 		if rec.Address6.IsValid() {

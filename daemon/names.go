@@ -180,15 +180,19 @@ func dnsView(n *network, upstreams []netip.AddrPort) *api.DNSStats {
 	return v
 }
 
-// dhcpLeases lists n's DHCP leases for the API.
+// dhcpLeases lists n's DHCP leases for the API: DHCPv4's, then
+// DHCPv6's.
 func dhcpLeases(n *network) []api.DHCPLease {
-	s := n.gw.DHCP()
-	if s == nil {
-		return nil
-	}
 	var out []api.DHCPLease
-	for _, l := range s.Leases() {
-		out = append(out, api.DHCPLease{MAC: l.MAC.String(), Addr: l.Addr, Hostname: l.Hostname, Expiry: l.Expiry, State: string(l.State)})
+	if s := n.gw.DHCP(); s != nil {
+		for _, l := range s.Leases() {
+			out = append(out, api.DHCPLease{MAC: l.MAC.String(), Addr: l.Addr, Hostname: l.Hostname, Expiry: l.Expiry, State: string(l.State)})
+		}
+	}
+	if s := n.gw.DHCP6(); s != nil {
+		for _, l := range s.Leases() {
+			out = append(out, api.DHCPLease{MAC: l.MAC.String(), Addr: l.Addr, DUID: l.DUID, Expiry: l.Expiry, State: "bound"})
+		}
 	}
 	return out
 }

@@ -375,8 +375,18 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 	}
 	if sub6, gw6, _ := rec.IPv6(); sub6.IsValid() {
 		// Hosts on the network learn the prefix (SLAAC), the gateway as
-		// default router and the DNS server from its advertisements.
+		// default router and the DNS server from its advertisements;
+		// their M flag sends DHCPv6 clients (VMs on --tap-only TAPs) to
+		// the gateway's DHCPv6 server for their endpoint's address.
 		gcfg.RA = &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval}
+		v6 := pool6
+		if v6 == nil { // IPv6-only: the first pool is the IPv6 one
+			v6 = pool4
+		}
+		gcfg.DHCP6 = &gateway.DHCP6Config{Reservations: reservations6{v6}, DNS: []netip.Addr{gw6}}
+		if !rec.Default {
+			gcfg.DHCP6.DomainName = rec.Name
+		}
 	}
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
 	gw, err := gateway.New(sw, gcfg)

@@ -5,6 +5,7 @@
 //	endpoints ──► vswitch ──► stackport ──┬─ intercept (switch's goroutine)
 //	                                      │    ├─ router solicitations → router advertisement  (ra.go)
 //	                                      │    ├─ DHCP: clients with no address yet (broadcast) (dhcpserver.go)
+//	                                      │    ├─ DHCPv6: clients at ff02::1:2, static leases  (dhcp6server.go)
 //	                                      │    ├─ routed remote subnets → host interface, TTL−1  (route.go)
 //	                                      │    ├─ senders that came in through it → back there    (returnpath.go)
 //	                                      │    ├─ NAT: published ports reached from inside (hairpin) (nat.go)
@@ -35,6 +36,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/switchyard-net/switchyard/gateway/dhcp"
+	"github.com/switchyard-net/switchyard/gateway/dhcp6"
 	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/switch/stackport"
@@ -86,6 +88,11 @@ type Config struct {
 	// RA, if set, sends Router Advertisements for the IPv6 subnet
 	// (ra.go).
 	RA *RAConfig
+	// DHCP6, if set, runs a stateful DHCPv6 server on the gateway that
+	// hands clients the addresses reserved for their MACs
+	// (dhcp6server.go); it needs RA, whose advertisements then carry the
+	// M and O flags.
+	DHCP6 *DHCP6Config
 	// Routes are remote subnets (other hosts' container subnets) the
 	// gateway forwards as a router, unmodified but for the TTL, to
 	// NextHop, the network's host interface, whose MAC is NextHopMAC
@@ -130,7 +137,8 @@ type Gateway struct {
 	echo   *echoProxy
 	nat    *natPath
 	dhcp   *dhcp.Server
-	router *router // nil without Routes or NextHop
+	dhcp6  *dhcp6.Server // set before the port is attached; never changed after
+	router *router       // nil without Routes or NextHop
 	// routesMu serialises changes of the netstack's route table;
 	// nicRoutes are the subnets' on-link routes in it (one per family).
 	routesMu  sync.Mutex
@@ -166,6 +174,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if err := checkRoutes(&cfg); err != nil {
 		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 	}
+	if cfg.DHCP6 != nil && cfg.RA == nil {
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, errDHCP6NeedsRA)
+	}
 	if cfg.MTU <= 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
@@ -187,6 +198,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 	if cfg.RA != nil {
 		if err := g.prepareRA(cfg.RA); err != nil {
+			g.stack.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
+	}
+	if cfg.DHCP6 != nil {
+		if err := g.prepareDHCP6(cfg.DHCP6); err != nil {
 			g.stack.Close()
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
@@ -221,6 +238,9 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 			g.Close()
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
+	}
+	if g.dhcp6 != nil {
+		g.startDHCP6()
 	}
 	if cfg.DHCP != nil {
 		if err := g.startDHCP(cfg.DHCP); err != nil {
@@ -352,8 +372,12 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 		g.ra.solicited(g.clock.Now())
 		return true
 	}
-	// DHCP clients have no address yet and send to the broadcast MAC.
+	// DHCP clients have no address yet and send to the broadcast MAC;
+	// DHCPv6 clients to the servers' group, from link-local addresses.
 	if g.dhcp != nil && g.dhcp.HandleFrame(f) {
+		return true
+	}
+	if g.dhcp6 != nil && g.dhcp6.HandleFrame(f) {
 		return true
 	}
 	if f.Dst() != g.cfg.MAC {

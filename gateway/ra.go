@@ -26,6 +26,9 @@ import (
 //   - with the network's IPv6 prefix, on-link, and autonomous when it is
 //     a /64 (SLAAC, RFC 4862, wants 64-bit interface identifiers);
 //   - with the DNS servers (RDNSS, RFC 8106);
+//   - with the M and O flags when the gateway runs a DHCPv6 server
+//     (Config.DHCP6), and only then: hosts ask it for their reserved
+//     address and the DNS servers (SLAAC stays on for the /64);
 //   - as a default router unless the network is internal (router
 //     lifetime 0: hosts take the prefix but no default route).
 
@@ -117,7 +120,7 @@ func (g *Gateway) prepareRA(c *RAConfig) error {
 	}
 	g.linkLocal = linkLocal(g.cfg.MAC)
 	g.ra = &advertiser{g: g, interval: interval,
-		frame: buildRA(g.cfg.MAC, g.linkLocal, prefix, lifetime, c.RDNSS, 3*interval)}
+		frame: buildRA(g.cfg.MAC, g.linkLocal, prefix, lifetime, c.RDNSS, 3*interval, g.cfg.DHCP6 != nil)}
 	return nil
 }
 
@@ -182,8 +185,9 @@ func isRouterSolicit(b []byte) bool {
 }
 
 // buildRA returns the Ethernet frame of a Router Advertisement from
-// gateway MAC mac and link-local address src to all nodes.
-func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, routerLifetime time.Duration, rdnss []netip.Addr, rdnssLifetime time.Duration) []byte {
+// gateway MAC mac and link-local address src to all nodes. managed sets
+// the M and O flags: addresses and other configuration from DHCPv6.
+func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, routerLifetime time.Duration, rdnss []netip.Addr, rdnssLifetime time.Duration, managed bool) []byte {
 	// Prefix Information body (RFC 4861 4.6.2), after type and length.
 	pi := make([]byte, 30)
 	pi[0] = byte(prefix.Bits())
@@ -209,8 +213,9 @@ func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, routerLifetim
 		}
 		opts = append(opts, header.NDPRecursiveDNSServer(r))
 	}
-	// The RA body (RFC 4861 4.2): hop limit, flags (no M, no O), router
-	// lifetime, reachable time and retrans timer unspecified.
+	// The RA body (RFC 4861 4.2): hop limit, flags (M and O with
+	// DHCPv6), router lifetime, reachable time and retrans timer
+	// unspecified.
 	icmpLen := header.ICMPv6HeaderSize + header.NDPRAMinimumSize + opts.Length()
 	b := make([]byte, vswitch.EthHeaderLen+header.IPv6MinimumSize+icmpLen)
 	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(mac[:]), DstAddr: tcpip.LinkAddress(allNodesMAC[:]),
@@ -222,6 +227,9 @@ func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, routerLifetim
 	icmp.SetType(header.ICMPv6RouterAdvert)
 	ra := icmp.MessageBody()
 	ra[0] = 64 // current hop limit
+	if managed {
+		ra[1] = 0x80 | 0x40 // M: addresses by DHCPv6; O: other configuration too
+	}
 	binary.BigEndian.PutUint16(ra[2:], uint16(routerLifetime/time.Second))
 	header.NDPOptions(ra[header.NDPRAMinimumSize:]).Serialize(opts)
 	icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: stackport.Addr(src), Dst: stackport.Addr(allNodes)}))

@@ -93,23 +93,23 @@ func routerSolicit(m vswitch.MAC) []byte {
 func TestRouterAdvertisement(t *testing.T) {
 	port, mac := raNet(t, "fd00:50::/64", false)
 	first := nextRA(t, port)
-	checkRA(t, first, mac, "fd00:50::/64", true, 1800*time.Second, "fd00:50::1")
+	checkRA(t, first, mac, "fd00:50::/64", true, 1800*time.Second, "fd00:50::1", false)
 	if err := port.Inject(routerSolicit(vswitch.MAC{0x02, 0x42, 10, 50, 0, 2})); err != nil {
 		t.Fatal(err)
 	}
 	// The next advertisement is an hour away: this one answers the
 	// solicitation.
-	checkRA(t, nextRA(t, port), mac, "fd00:50::/64", true, 1800*time.Second, "fd00:50::1")
+	checkRA(t, nextRA(t, port), mac, "fd00:50::/64", true, 1800*time.Second, "fd00:50::1", false)
 }
 
 // An internal network's gateway is no default router (lifetime 0); a
 // prefix longer than /64 is on-link but not for SLAAC.
 func TestRouterAdvertisementInternalLongPrefix(t *testing.T) {
 	port, mac := raNet(t, "fd00:51::/80", true)
-	checkRA(t, nextRA(t, port), mac, "fd00:51::/80", false, 0, "fd00:51::1")
+	checkRA(t, nextRA(t, port), mac, "fd00:51::/80", false, 0, "fd00:51::1", false)
 }
 
-func checkRA(t *testing.T, ip header.IPv6, mac vswitch.MAC, prefix string, autonomous bool, lifetime time.Duration, rdnss string) {
+func checkRA(t *testing.T, ip header.IPv6, mac vswitch.MAC, prefix string, autonomous bool, lifetime time.Duration, rdnss string, managed bool) {
 	t.Helper()
 	wantSrc := netip.AddrFrom16([16]byte{0xfe, 0x80, 0, 0, 0, 0, 0, 0, mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
 	if src := netip.AddrFrom16(ip.SourceAddress().As16()); src != wantSrc || ip.HopLimit() != 255 {
@@ -120,8 +120,8 @@ func checkRA(t *testing.T, ip header.IPv6, mac vswitch.MAC, prefix string, auton
 		t.Errorf("RA checksum %#x, want %#x", icmp.Checksum(), got)
 	}
 	ra := header.NDPRouterAdvert(icmp.MessageBody())
-	if ra.RouterLifetime() != lifetime || ra.ManagedAddrConfFlag() || ra.OtherConfFlag() {
-		t.Errorf("router lifetime %v M %v O %v, want %v and no flags", ra.RouterLifetime(), ra.ManagedAddrConfFlag(), ra.OtherConfFlag(), lifetime)
+	if ra.RouterLifetime() != lifetime || ra.ManagedAddrConfFlag() != managed || ra.OtherConfFlag() != managed {
+		t.Errorf("router lifetime %v M %v O %v, want %v and M, O %v", ra.RouterLifetime(), ra.ManagedAddrConfFlag(), ra.OtherConfFlag(), lifetime, managed)
 	}
 	it, err := ra.Options().Iter(true)
 	if err != nil {

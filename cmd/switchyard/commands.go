@@ -234,7 +234,11 @@ func printNetwork(w io.Writer, n api.Network) {
 		if l.Hostname != "" {
 			host = " " + l.Hostname
 		}
-		rows = append(rows, [2]string{"DHCP lease", fmt.Sprintf("%s %s%s %s until %s", l.Addr, l.MAC, host, l.State, l.Expiry.Format("15:04:05"))})
+		label := "DHCP lease"
+		if l.Addr.Is6() {
+			label = "DHCPv6 lease"
+		}
+		rows = append(rows, [2]string{label, fmt.Sprintf("%s %s%s %s until %s", l.Addr, l.MAC, host, l.State, l.Expiry.Format("15:04:05"))})
 	}
 	for name, a := range n.AuxAddresses {
 		rows = append(rows, [2]string{"Aux address", name + "=" + a.String()})

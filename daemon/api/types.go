@@ -331,7 +331,8 @@ type Network struct {
 	Egress EgressStats `json:"egress"`
 	// DNS is the network's DNS server, at the gateway address.
 	DNS *DNSStats `json:"dns,omitempty"`
-	// DHCPLeases are the leases of the gateway's DHCP server.
+	// DHCPLeases are the leases of the gateway's DHCP and DHCPv6
+	// servers.
 	DHCPLeases []DHCPLease `json:"dhcp_leases,omitempty"`
 	// Tunnel, if the network spans hosts.
 	Tunnel *TunnelInfo `json:"tunnel,omitempty"`
@@ -405,8 +406,11 @@ type DHCPLease struct {
 	MAC      string     `json:"mac"`
 	Addr     netip.Addr `json:"addr"`
 	Hostname string     `json:"hostname,omitempty"`
-	Expiry   time.Time  `json:"expiry"`
-	// State is "offered", "bound" or "declined".
+	// DUID is a DHCPv6 client's identifier, in hex (IPv6 leases only).
+	DUID   string    `json:"duid,omitempty"`
+	Expiry time.Time `json:"expiry"`
+	// State is "offered", "bound" or "declined" (DHCPv6 leases are
+	// always "bound": the server makes no offers it must remember).
 	State string `json:"state"`
 }
 

@@ -451,51 +451,68 @@ func (p *echoProxy) readRaw(c net.PacketConn, v6 bool) {
 			continue
 		}
 		msg := buf[:n]
-		replyType, reqType := byte(header.ICMPv4EchoReply), byte(header.ICMPv4Echo)
-		if v6 {
-			replyType, reqType = byte(header.ICMPv6EchoReply), byte(header.ICMPv6EchoRequest)
-		}
-		if msg[0] == replyType {
-			p.mu.Lock()
-			fl := p.byWire[binary.BigEndian.Uint16(msg[4:6])]
-			p.mu.Unlock()
-			if fl != nil && fl.key.dst.Is6() == v6 {
-				p.reply(fl, msg)
-			}
-			continue
-		}
-		if !icmperr.IsError(v6, msg[0]) {
-			continue
-		}
-		// An error quotes our request: its IP header (to the flow's
-		// target) and at least the echo header (our identifier).
-		q := msg[8:]
-		var qdst netip.Addr
-		var qmsg []byte
-		if v6 {
-			if len(q) < header.IPv6MinimumSize+8 || q[0]>>4 != 6 || q[6] != 58 {
-				continue
-			}
-			qdst, qmsg = netip.AddrFrom16([16]byte(q[24:40])), q[header.IPv6MinimumSize:]
-		} else {
-			ihl := int(q[0]&0xf) * 4
-			if len(q) < header.IPv4MinimumSize || q[0]>>4 != 4 || ihl < header.IPv4MinimumSize || len(q) < ihl+8 || q[9] != 1 {
-				continue
-			}
-			qdst, qmsg = netip.AddrFrom4([4]byte(q[16:20])), q[ihl:]
-		}
-		if qmsg[0] != reqType {
+		wire, isErr, qdst, qmsg, ok := rawMessage(msg, v6)
+		if !ok {
 			continue
 		}
 		p.mu.Lock()
-		fl := p.byWire[binary.BigEndian.Uint16(qmsg[4:6])]
+		fl := p.byWire[wire]
 		p.mu.Unlock()
-		if fl == nil || fl.key.dst.Is6() != v6 || qdst != fl.target {
+		if fl == nil || fl.key.dst.Is6() != v6 {
+			continue
+		}
+		if !isErr {
+			p.reply(fl, msg)
+			continue
+		}
+		if qdst != fl.target {
 			continue
 		}
 		reporter, _ := netip.AddrFromSlice(ipFrom.IP)
 		p.passError(fl, reporter.Unmap(), msg, qmsg)
 	}
+}
+
+// rawMessage classifies an ICMP message (ICMPv6 if v6) a raw socket
+// read: an echo reply, with its identifier, or an error quoting an echo
+// request, with the request's identifier, destination and ICMP message
+// (at least its 8-byte header). ok is false for anything else.
+func rawMessage(msg []byte, v6 bool) (wire uint16, isErr bool, qdst netip.Addr, qmsg []byte, ok bool) {
+	if len(msg) < 8 {
+		return 0, false, netip.Addr{}, nil, false
+	}
+	replyType, reqType := byte(header.ICMPv4EchoReply), byte(header.ICMPv4Echo)
+	if v6 {
+		replyType, reqType = byte(header.ICMPv6EchoReply), byte(header.ICMPv6EchoRequest)
+	}
+	if msg[0] == replyType {
+		return binary.BigEndian.Uint16(msg[4:6]), false, netip.Addr{}, nil, true
+	}
+	if !icmperr.IsError(v6, msg[0]) {
+		return 0, false, netip.Addr{}, nil, false
+	}
+	// An error quotes our request: its IP header (to the flow's target)
+	// and at least the echo header (our identifier).
+	q := msg[8:]
+	if v6 {
+		if len(q) < header.IPv6MinimumSize+8 || q[0]>>4 != 6 || q[6] != 58 {
+			return 0, false, netip.Addr{}, nil, false
+		}
+		qdst, qmsg = netip.AddrFrom16([16]byte(q[24:40])), q[header.IPv6MinimumSize:]
+	} else {
+		if len(q) < header.IPv4MinimumSize {
+			return 0, false, netip.Addr{}, nil, false
+		}
+		ihl := int(q[0]&0xf) * 4
+		if q[0]>>4 != 4 || ihl < header.IPv4MinimumSize || len(q) < ihl+8 || q[9] != 1 {
+			return 0, false, netip.Addr{}, nil, false
+		}
+		qdst, qmsg = netip.AddrFrom4([4]byte(q[16:20])), q[ihl:]
+	}
+	if qmsg[0] != reqType {
+		return 0, false, netip.Addr{}, nil, false
+	}
+	return binary.BigEndian.Uint16(qmsg[4:6]), true, qdst, qmsg, true
 }
 
 // passError gives the container the ICMP error msg that reporter sent

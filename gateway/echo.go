@@ -102,8 +102,13 @@ type echoProxy struct {
 // gateway.
 var pingWarning sync.Once
 
-// listenICMP is EgressConfig.ListenICMP's default.
+// listenICMP is EgressConfig.ListenICMP's default: ping sockets with
+// their error queue on (pingsock.go), raw sockets from
+// golang.org/x/net/icmp.
 func listenICMP(network, address string) (net.PacketConn, error) {
+	if network == "udp4" || network == "udp6" {
+		return listenPing(network)
+	}
 	c, err := icmp.ListenPacket(network, address)
 	if err != nil {
 		return nil, err
@@ -422,6 +427,14 @@ func (p *echoProxy) readFlow(fl *echoFlow) {
 			if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, fl.last.Load())) < echoTimeout {
 				continue
 			}
+			if icmpErrno(err) {
+				// An ICMP error about a request (the error queue is on):
+				// pass it on and go on reading.
+				for _, qe := range drainErrors(fl.conn) {
+					p.passQueued(fl, qe)
+				}
+				continue
+			}
 			p.mu.Lock()
 			if p.flows[fl.key] == fl {
 				p.dropFlowLocked(fl.key, fl)
@@ -545,6 +558,33 @@ func (p *echoProxy) passError(fl *echoFlow, reporter netip.Addr, msg, qmsg []byt
 	binary.BigEndian.PutUint16(echo[4:6], fl.key.id)
 	p.errs.Add(1)
 	p.g.sendErrorType(fl.mac, reporter, ip, v6, msg[0], msg[1], binary.BigEndian.Uint32(msg[4:8]))
+}
+
+// icmpErrno reports whether err, from a ping socket's read, is the errno
+// an ICMP error on its error queue set (unreachable, time exceeded,
+// packet too big, parameter problem, refused, prohibited).
+func icmpErrno(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ECONNREFUSED, syscall.EMSGSIZE,
+		syscall.EACCES, syscall.EPROTO, syscall.EREMOTEIO, syscall.EHOSTDOWN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// passQueued passes on an error from a ping socket's error queue, if it
+// is about an echo request (the kernel quotes the request as the socket
+// sent it: the echo header first).
+func (p *echoProxy) passQueued(fl *echoFlow, qe queuedError) {
+	reqType := byte(header.ICMPv4Echo)
+	if fl.key.dst.Is6() {
+		reqType = byte(header.ICMPv6EchoRequest)
+	}
+	if len(qe.request) < 8 || qe.request[0] != reqType || !icmperr.IsError(fl.key.dst.Is6(), qe.hdr[0]) {
+		return
+	}
+	p.passError(fl, qe.reporter, qe.hdr[:], qe.request)
 }
 
 // reply sends the container an echo reply from the address it pinged (the

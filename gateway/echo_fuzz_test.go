@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -74,6 +76,47 @@ func FuzzRawMessage(f *testing.F) {
 		}
 		if qdst.Is6() != v6 || len(qmsg) < 8 {
 			t.Fatalf("error quoting %s, message %x", qdst, qmsg)
+		}
+	})
+}
+
+// errQueueSeed is a control message as an IPV6_RECVERR error-queue read
+// returns it: ICMPv6 destination unreachable (address unreachable) from
+// fd00:213::1.
+func errQueueSeed() []byte {
+	data := make([]byte, sockExtendedErrLen+28)
+	binary.NativeEndian.PutUint32(data[0:], uint32(unix.EHOSTUNREACH))
+	data[4], data[5], data[6] = unix.SO_EE_ORIGIN_ICMP6, 1, 3
+	binary.NativeEndian.PutUint16(data[sockExtendedErrLen:], unix.AF_INET6)
+	a := netip.MustParseAddr("fd00:213::1").As16()
+	copy(data[sockExtendedErrLen+8:], a[:])
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_IPV6, unix.IPV6_RECVERR
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+func TestParseErrQueue(t *testing.T) {
+	e, ok := parseErrQueue(errQueueSeed())
+	if !ok || e.hdr[0] != 1 || e.hdr[1] != 3 || e.reporter != netip.MustParseAddr("fd00:213::1") {
+		t.Fatalf("parseErrQueue = %+v, %v; want type 1 code 3 from fd00:213::1", e, ok)
+	}
+	local := errQueueSeed()
+	local[unix.CmsgLen(0)+4] = unix.SO_EE_ORIGIN_LOCAL
+	if _, ok := parseErrQueue(local); ok {
+		t.Error("a local error was taken for an ICMP one")
+	}
+}
+
+// parseErrQueue never panics, and what it finds is an ICMP error.
+func FuzzParseErrQueue(f *testing.F) {
+	f.Add(errQueueSeed())
+	f.Add(errQueueSeed()[:20])
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		if e, ok := parseErrQueue(oob); ok && e.reporter.IsValid() && e.reporter.Is4In6() {
+			t.Fatalf("reporter %s not unmapped", e.reporter)
 		}
 	})
 }

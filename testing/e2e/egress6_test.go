@@ -105,14 +105,26 @@ func TestDualStackPing6Egress(t *testing.T) {
 	}
 }
 
-// IPv6 TCP and UDP egress fail as IPv4's do, at once: a refused port is a
-// reset, a destination the host has no route to an unreachable, a closed
-// UDP port a port unreachable.
+// IPv6 TCP and UDP egress work and fail as IPv4's do, at once: curl -6
+// reaches the outside as the host; a refused port is a reset, a
+// destination the host has no route to an unreachable, a closed UDP port
+// a port unreachable.
 func TestDualStackEgressFailures(t *testing.T) {
 	w := newWorld(t, addIPv6)
 	c := netnstest.New(t)
 	w.d.MustRun("network", "create", "web", "--subnet", "10.249.0.0/24", "--subnet", "fd00:249::/64")
 	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c")
+	// curl -6, a real client: it reaches the outside as the host, and
+	// fails at once where the host has no route.
+	whoServer(t, w.inet, "["+inet6+"]:8080")
+	if out, err := c.Run("curl", "-6", "-sS", "--http0.9", "--max-time", "5", "http://["+inet6+"]:8080/"); err != nil || !strings.HasPrefix(out, "["+host6+"]:") {
+		t.Errorf("curl -6 from the container: %q (%v), want the host's %s as the client", out, err, host6)
+	}
+	start := time.Now()
+	if out, err := c.Run("curl", "-6", "-sS", "--max-time", "5", "http://["+noRoute6+"]/"); err == nil || time.Since(start) > 3*time.Second ||
+		!strings.Contains(out, "Failed to connect") {
+		t.Errorf("curl -6 to an address the host has no route to: %v after %v: %s; want no route at once", err, time.Since(start), out)
+	}
 	took, err := dialErr(c, "["+inet6+"]:9", 5*time.Second)
 	if !errors.Is(err, syscall.ECONNREFUSED) || took > 2*time.Second {
 		t.Errorf("closed IPv6 port: %v after %v, want connection refused at once", err, took)

@@ -133,21 +133,26 @@ func TestDualStackEgressFailures(t *testing.T) {
 	if !(errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)) || took > 2*time.Second {
 		t.Errorf("IPv6 destination without a route: %v after %v, want unreachable at once", err, took)
 	}
-	var uc net.Conn
-	if err := c.Do(func() (err error) { uc, err = net.Dial("udp", "["+inet6+"]:5999"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	var rerr error
-	for i := 0; i < 10; i++ {
-		uc.Write([]byte("anyone?"))
-		uc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		if _, rerr = uc.Read(make([]byte, 64)); !isTimeout(rerr) {
-			break
+	// UDP to a closed port, and to an address the host has no route to:
+	// both answered with port unreachable, which Linux reports to an
+	// ordinary connected socket (a no-route error it would not).
+	for _, dst := range []string{"[" + inet6 + "]:5999", "[" + noRoute6 + "]:53"} {
+		var uc net.Conn
+		if err := c.Do(func() (err error) { uc, err = net.Dial("udp", dst); return err }); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !errors.Is(rerr, syscall.ECONNREFUSED) {
-		t.Errorf("UDP to a closed IPv6 port: read error %v, want connection refused", rerr)
+		defer uc.Close()
+		var rerr error
+		for i := 0; i < 10; i++ {
+			uc.Write([]byte("anyone?"))
+			uc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, rerr = uc.Read(make([]byte, 64)); !isTimeout(rerr) {
+				break
+			}
+		}
+		if !errors.Is(rerr, syscall.ECONNREFUSED) {
+			t.Errorf("UDP to %s: read error %v, want connection refused", dst, rerr)
+		}
 	}
 }
 

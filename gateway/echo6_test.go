@@ -358,3 +358,35 @@ func TestPing6RouterErrorPassedOn(t *testing.T) {
 		t.Errorf("ICMPErrors %d, Unreachables %d, want 1, 1", st.ICMPErrors, st.Unreachables)
 	}
 }
+
+// An IPv6-only network's gateway forwards ping -6 the same way, and opens
+// no IPv4 socket.
+func TestPing6IPv6OnlyNetwork(t *testing.T) {
+	var nets []string
+	icmp := &fakeICMP{}
+	listen := func(network, address string) (net.PacketConn, error) {
+		nets = append(nets, network)
+		return icmp.listen(network, address)
+	}
+	sw := vswitch.New(vswitch.Config{Name: "v6"})
+	t.Cleanup(func() { sw.Close() })
+	gw, err := gateway.New(sw, gateway.Config{Network: "v6", Subnet: netip.MustParsePrefix("fd00:6::/64"), Addr: netip.MustParseAddr("fd00:6::1"),
+		MAC: vswitch.MAC{0x02, 0x42, 0, 0, 6, 1}, Egress: gateway.EgressConfig{ListenICMP: listen}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	h, err := vnettest.NewHost(sw, vnettest.HostConfig{Name: "c", Addr: netip.MustParsePrefix("fd00:6::2/64"), Gateway: netip.MustParseAddr("fd00:6::1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if err := pingWithin(h, "2001:db8::6", 5*time.Second); err != nil {
+		t.Fatalf("ping -6 the outside from an IPv6-only network: %v", err)
+	}
+	for _, n := range nets {
+		if n == "udp4" || n == "ip4:icmp" {
+			t.Errorf("an IPv6-only gateway opened an IPv4 ICMP socket (%s)", n)
+		}
+	}
+}

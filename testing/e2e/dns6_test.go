@@ -25,7 +25,7 @@ func aaaaRecords(r *dns.Msg) []string {
 
 // DNS on a dual-stack network: names and aliases have AAAA records and
 // ip6.arpa PTR records, answered at the gateway's IPv6 address over UDP
-// and TCP; glibc (getent ahosts) sees both families through the written
+// and TCP (miekg/dns and dig); glibc (getent ahosts) sees both families through the written
 // resolv.conf, which names the gateway's two addresses; other names are
 // forwarded to the host's resolver reached over IPv6 (here one in a test
 // namespace at fd00:213::2), which sees the query from the host's IPv6
@@ -63,6 +63,13 @@ func TestDualStackDNS(t *testing.T) {
 		if !slices.Equal(ptrs, []string{"cache.dual.", "web.dual."}) {
 			t.Errorf("%s PTR for fd00:251::80: %v, want the name and the alias", proto, ptrs)
 		}
+	}
+	// dig, a real client, over IPv6 to the gateway.
+	if out, err := c.Run("dig", "-6", "+short", "+time=3", "+tries=1", "@fd00:251::1", "AAAA", "web.dual"); err != nil || strings.TrimSpace(out) != "fd00:251::80" {
+		t.Errorf("dig -6 @fd00:251::1 AAAA web.dual: %q (%v), want fd00:251::80", out, err)
+	}
+	if out, err := c.Run("dig", "-6", "+short", "+time=3", "+tries=1", "@fd00:251::1", "-x", "fd00:251::80"); err != nil || !strings.Contains(out, "cache.dual.") || !strings.Contains(out, "web.dual.") {
+		t.Errorf("dig -6 -x fd00:251::80: %q (%v), want web.dual. and cache.dual.", out, err)
 	}
 	out, err := exec.Command("ip", "netns", "exec", c.Name, "getent", "ahosts", "cache").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "fd00:251::80") || !strings.Contains(string(out), "10.251.0.2") {

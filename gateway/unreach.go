@@ -70,7 +70,11 @@ func (g *Gateway) sendError(mac vswitch.MAC, src netip.Addr, ip []byte, v6 bool,
 // ip is replaced by the gateway's own address of ip's family.
 func (g *Gateway) sendErrorType(mac vswitch.MAC, src netip.Addr, ip []byte, v6 bool, typ, code uint8, param uint32) {
 	if src.Is6() != v6 {
-		src = g.addrFor(src)
+		if v6 {
+			src = g.addrFor(netip.IPv6Unspecified())
+		} else {
+			src = g.addrFor(netip.IPv4Unspecified())
+		}
 		if src.Is6() != v6 {
 			return
 		}

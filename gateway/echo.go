@@ -281,7 +281,7 @@ func (g *Gateway) interceptEcho(f vswitch.Frame, ip []byte, v6 bool) bool {
 		if !v6 {
 			return false // gVisor answers only its own IPv4 addresses
 		}
-		g.pingsDropped.Add(1)
+		g.icmp.pingsDropped.Add(1)
 		return true
 	}
 	p.send(f, ip, msg, dst, target.Addr())

@@ -27,7 +27,6 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -132,8 +131,7 @@ type Gateway struct {
 	ra        *advertiser // nil unless Config.RA
 	linkLocal netip.Addr  // the NIC's fe80:: address, with RA
 
-	errLimit     errLimiter   // the ICMP errors sent to containers (unreach.go)
-	pingsDropped atomic.Int64 // echo requests to the outside not allowed to leave
+	icmp icmpCounters // ICMP errors sent to containers, pings dropped (unreach.go)
 }
 
 // New creates the gateway's netstack and attaches it to sw.
@@ -443,13 +441,13 @@ func (g *Gateway) Stats() EgressStats {
 	if g.egress != nil {
 		s = g.egress.stats()
 	}
-	s.ICMPDropped = g.pingsDropped.Load()
+	s.ICMPDropped = g.icmp.pingsDropped.Load()
 	if g.echo != nil {
 		s.ICMPEchoes, s.ICMPReplies = g.echo.requests.Load(), g.echo.replies.Load()
 		s.ICMPDropped += g.echo.dropped.Load()
 		s.ICMPErrors = g.echo.errs.Load()
 	}
-	s.Unreachables, s.UnreachablesLimited = g.errLimit.sent.Load(), g.errLimit.limited.Load()
+	s.Unreachables, s.UnreachablesLimited = g.icmp.sent.Load(), g.icmp.limited.Load()
 	return s
 }
 

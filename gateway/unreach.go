@@ -18,6 +18,15 @@ import (
 // (EgressStats.UnreachablesLimited) and not sent.
 const UnreachablesPerSecond = 100
 
+// icmpCounters is what the gateway did with containers' ICMP: the
+// errors it sent them (rate limited), and the pings it dropped.
+type icmpCounters struct {
+	errLimiter
+	// pingsDropped counts echo requests to the outside not allowed to
+	// leave (interceptEcho).
+	pingsDropped atomic.Int64
+}
+
 // errLimiter is a token bucket of UnreachablesPerSecond, refilled once a
 // second.
 type errLimiter struct {
@@ -45,12 +54,12 @@ func (l *errLimiter) allow(now time.Time) bool {
 // if the rate limit allows, and counts it either way. b stays the
 // caller's.
 func (g *Gateway) sendLimited(b []byte) {
-	if !g.errLimit.allow(time.Now()) {
-		g.errLimit.limited.Add(1)
+	if !g.icmp.allow(time.Now()) {
+		g.icmp.limited.Add(1)
 		return
 	}
 	if g.port.Send(b) {
-		g.errLimit.sent.Add(1)
+		g.icmp.sent.Add(1)
 	}
 }
 

@@ -2,7 +2,9 @@ package e2e_test
 
 import (
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,8 +118,14 @@ func TestDualStackEgressFailures(t *testing.T) {
 	w.d.MustRun("connect", "web", "--netns", c.Path, "--name", "c")
 	// curl -6, a real client: it reaches the outside as the host, and
 	// fails at once where the host has no route.
-	whoServer(t, w.inet, "["+inet6+"]:8080")
-	if out, err := c.Run("curl", "-6", "-sS", "--http0.9", "--max-time", "5", "http://["+inet6+"]:8080/"); err != nil || !strings.HasPrefix(out, "["+host6+"]:") {
+	l, err := w.inet.Listen("[" + inet6 + "]:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, r.RemoteAddr) })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	if out, err := c.Run("curl", "-6", "-sS", "--max-time", "5", "http://["+inet6+"]:8080/"); err != nil || !strings.HasPrefix(out, "["+host6+"]:") {
 		t.Errorf("curl -6 from the container: %q (%v), want the host's %s as the client", out, err, host6)
 	}
 	start := time.Now()

@@ -212,48 +212,53 @@ func (p *echoProxy) family(a netip.Addr) *echoFamily {
 
 // echoRequest reports whether ip (an IPv4 or IPv6 packet, version checked,
 // at least its fixed header long) is an ICMP echo request, and returns its
-// ICMP message.
-func echoRequest(ip []byte, v6 bool) ([]byte, bool) {
+// ICMP message. whole is false for the first fragment of a fragmented
+// IPv6 echo request: msg is then only its start.
+func echoRequest(ip []byte, v6 bool) (msg []byte, ok, whole bool) {
 	if !v6 {
 		h := header.IPv4(ip)
 		ihl := int(h.HeaderLength())
 		if ihl < header.IPv4MinimumSize || ihl > len(ip) || h.Protocol() != 1 || h.FragmentOffset() != 0 || h.More() {
-			return nil, false
+			return nil, false, false
 		}
 		msg := ip[ihl:]
-		return msg, len(msg) >= header.ICMPv4MinimumSize && msg[0] == byte(header.ICMPv4Echo)
+		return msg, len(msg) >= header.ICMPv4MinimumSize && msg[0] == byte(header.ICMPv4Echo), true
 	}
-	off, next, ok := skipExt6(ip)
+	off, next, frag, ok := skipExt6(ip)
 	if !ok || next != 58 {
-		return nil, false
+		return nil, false, false
 	}
 	end := min(len(ip), header.IPv6MinimumSize+int(header.IPv6(ip).PayloadLength()))
 	if off > end {
-		return nil, false
+		return nil, false, false
 	}
-	msg := ip[off:end]
-	return msg, len(msg) >= header.ICMPv6EchoMinimumSize && msg[0] == byte(header.ICMPv6EchoRequest)
+	msg = ip[off:end]
+	return msg, len(msg) >= header.ICMPv6EchoMinimumSize && msg[0] == byte(header.ICMPv6EchoRequest), !frag
 }
 
-// skipExt6 walks the hop-by-hop, routing and destination options headers
-// of IPv6 packet ip and returns the offset and number of the header after
-// them; a fragment header ends the walk (ok false: not a whole message).
-func skipExt6(ip []byte) (off int, next uint8, ok bool) {
+// skipExt6 walks the hop-by-hop, routing, destination options and
+// fragment headers of IPv6 packet ip and returns the offset and number of
+// the header after them, and whether ip is the first fragment of a
+// packet; a later fragment, which holds no upper-layer header, is not ok.
+func skipExt6(ip []byte) (off int, next uint8, frag, ok bool) {
 	off, next = header.IPv6MinimumSize, ip[6]
 	for range 8 {
 		switch next {
 		case 0, 43, 60:
 			if off+2 > len(ip) {
-				return 0, 0, false
+				return 0, 0, false, false
 			}
 			next, off = ip[off], off+(int(ip[off+1])+1)*8
 		case 44:
-			return 0, 0, false
+			if off+8 > len(ip) || binary.BigEndian.Uint16(ip[off+2:])&^7 != 0 {
+				return 0, 0, false, false // short, or a later fragment
+			}
+			next, off, frag = ip[off], off+8, true
 		default:
-			return off, next, true
+			return off, next, frag, true
 		}
 	}
-	return 0, 0, false
+	return 0, 0, false, false
 }
 
 // interceptEcho takes echo requests to addresses other than the gateway's
@@ -262,7 +267,7 @@ func skipExt6(ip []byte) (off int, next uint8, ok bool) {
 // It reports whether it consumed f, which it does not keep. It runs on the
 // switch's goroutine.
 func (g *Gateway) interceptEcho(f vswitch.Frame, ip []byte, v6 bool) bool {
-	msg, ok := echoRequest(ip, v6)
+	msg, ok, whole := echoRequest(ip, v6)
 	if !ok {
 		return false
 	}
@@ -277,7 +282,11 @@ func (g *Gateway) interceptEcho(f vswitch.Frame, ip []byte, v6 bool) bool {
 	}
 	target, ok := g.egressTarget(netip.AddrPortFrom(dst, 0))
 	p := g.echo
-	if !ok || p == nil || !p.family(dst).ok() {
+	// A fragmented echo request cannot be sent on whole without
+	// reassembling it here; its first fragment is dropped, so that the
+	// netstack never reassembles it and answers in the destination's
+	// name (its later fragments expire in the netstack's reassembly).
+	if !ok || !whole || p == nil || !p.family(dst).ok() {
 		if !v6 {
 			return false // gVisor answers only its own IPv4 addresses
 		}

@@ -390,3 +390,82 @@ func TestPing6IPv6OnlyNetwork(t *testing.T) {
 		}
 	}
 }
+
+// echo6Fragments is an ICMPv6 echo request of n payload bytes from src
+// to dst, in two fragments.
+func echo6Fragments(srcMAC, gwMAC vswitch.MAC, src, dst netip.Addr, id uint16, n int) [][]byte {
+	s, d := tcpip.AddrFrom16(src.As16()), tcpip.AddrFrom16(dst.As16())
+	msg := make([]byte, 8+n)
+	msg[0] = 128
+	binary.BigEndian.PutUint16(msg[4:6], id)
+	binary.BigEndian.PutUint16(msg[6:8], 1)
+	for i := range n {
+		msg[8+i] = byte(i)
+	}
+	binary.BigEndian.PutUint16(msg[2:4], ^checksum.Checksum(msg, header.PseudoHeaderChecksum(58, s, d, uint16(len(msg)))))
+	split := (len(msg) / 2) &^ 7
+	var out [][]byte
+	for i, part := range [][]byte{msg[:split], msg[split:]} {
+		b := make([]byte, 14+header.IPv6MinimumSize+8+len(part))
+		copy(b[0:6], gwMAC[:])
+		copy(b[6:12], srcMAC[:])
+		b[12], b[13] = 0x86, 0xdd
+		header.IPv6(b[14:]).Encode(&header.IPv6Fields{PayloadLength: uint16(8 + len(part)), TransportProtocol: 44, HopLimit: 64, SrcAddr: s, DstAddr: d})
+		fh := b[14+header.IPv6MinimumSize:]
+		fh[0] = 58
+		offset := uint16(0)
+		if i == 1 {
+			offset = uint16(split)
+		}
+		binary.BigEndian.PutUint16(fh[2:4], offset|uint16(1-i)) // offset in bytes (a multiple of 8), M on the first
+		binary.BigEndian.PutUint32(fh[4:8], 0x5a5a0000|uint32(id))
+		copy(fh[8:], part)
+		out = append(out, b)
+	}
+	return out
+}
+
+// A fragmented ping -6 to the outside is not answered by the gateway
+// either: its first fragment is dropped, so the netstack never
+// reassembles it; one to the gateway itself is reassembled and answered.
+func TestPing6FragmentedNotAnsweredByGateway(t *testing.T) {
+	icmp := &fakeICMP{}
+	sw, gw, _ := newDual6(t, gateway.Config{}, icmp)
+	c := porttest.New("c", 1500)
+	if _, err := sw.Attach(c, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cMAC, src := vswitch.MAC{2, 0x42, 0, 0, 0, 9}, netip.MustParseAddr("fd00:1::9")
+	if err := gw.PinNeighbor(src, cMAC); err != nil { // the port answers no neighbour solicitation
+		t.Fatal(err)
+	}
+	replies := map[string]int{} // echo replies the container got, by source
+	count := func() {
+		for _, f := range c.Take() {
+			b := f.Data
+			if len(b) < 14+header.IPv6MinimumSize+8 || b[12] != 0x86 || b[13] != 0xdd {
+				continue
+			}
+			ip := header.IPv6(b[14:])
+			if p := ip.Payload(); ip.NextHeader() == 58 && p[0] == 129 {
+				replies[ip.SourceAddress().String()]++
+			}
+		}
+	}
+	for _, fr := range echo6Fragments(cMAC, gw.MAC(), src, netip.MustParseAddr("2001:db8::5"), 31, 1000) {
+		c.Inject(fr)
+	}
+	waitFor(t, "the first fragment dropped", func() bool { return gw.Stats().ICMPDropped == 1 })
+	// The gateway's own address: reassembled and answered, after anything
+	// the first ping would have drawn.
+	for _, fr := range echo6Fragments(cMAC, gw.MAC(), src, netip.MustParseAddr("fd00:1::1"), 32, 1000) {
+		c.Inject(fr)
+	}
+	waitFor(t, "the gateway's own reply", func() bool { count(); return replies["fd00:1::1"] == 1 })
+	if n := replies["2001:db8::5"]; n != 0 {
+		t.Errorf("the gateway answered a fragmented ping -6 to 2001:db8::5 %d times in its name", n)
+	}
+	if d := icmp.destinations(); len(d) != 0 {
+		t.Errorf("a fragment left through the host to %v", d)
+	}
+}

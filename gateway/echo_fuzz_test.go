@@ -31,6 +31,11 @@ func FuzzEchoRequest(f *testing.F) {
 	hbh[6] = 0
 	binary.BigEndian.PutUint16(hbh[4:], 24)
 	f.Add(hbh, true)
+	frag := append(append([]byte(nil), e6[:header.IPv6MinimumSize]...), 58, 0, 0, 1, 0, 0, 0, 9) // first fragment, more to come
+	frag = append(frag, e6[header.IPv6MinimumSize:]...)
+	frag[6] = 44
+	binary.BigEndian.PutUint16(frag[4:], 24)
+	f.Add(frag, true)
 	e4 := make([]byte, 28)
 	header.IPv4(e4).Encode(&header.IPv4Fields{TotalLength: 28, TTL: 64, Protocol: 1, SrcAddr: tcpip.AddrFrom4([4]byte{10, 0, 0, 2}), DstAddr: tcpip.AddrFrom4([4]byte{192, 0, 2, 1})})
 	e4[20] = 8
@@ -40,7 +45,7 @@ func FuzzEchoRequest(f *testing.F) {
 		if v6 && (len(ip) < header.IPv6MinimumSize || ip[0]>>4 != 6) || !v6 && (len(ip) < header.IPv4MinimumSize || ip[0]>>4 != 4) {
 			return
 		}
-		msg, ok := echoRequest(ip, v6)
+		msg, ok, _ := echoRequest(ip, v6)
 		if !ok {
 			return
 		}

@@ -116,10 +116,13 @@ type EgressStats struct {
 	// ICMPErrors counts ICMP errors about echo requests that routers
 	// sent the host and the gateway passed on to the container.
 	ICMPErrors int64
-	// Unreachables counts the ICMP destination unreachables the gateway
-	// sent containers about their egress (no route, refused, port
-	// unreachable, and errors passed on); UnreachablesLimited those the
-	// rate limit (UnreachablesPerSecond) held back.
+	// Unreachables counts the ICMP errors the gateway built for
+	// containers about their egress (pings the host could not send, TCP
+	// destinations it could not reach, UDP flows the destination
+	// refused, and routers' errors passed on); UnreachablesLimited those
+	// the rate limit (UnreachablesPerSecond) held back. The port
+	// unreachables the netstack itself sends for UDP flows refused at
+	// their first datagram are limited by gVisor and not counted here.
 	Unreachables, UnreachablesLimited int64
 }
 

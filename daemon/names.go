@@ -127,12 +127,16 @@ func resolvConfPath(rec store.Endpoint) (string, error) {
 }
 
 // resolvConfText is the resolv.conf --write-resolv-conf writes for an
-// endpoint of n: the network's DNS server, and its name as the search
-// domain.
+// endpoint of n: the network's DNS server (at each of the gateway's
+// addresses on a dual-stack network, IPv4 first), and its name as the
+// search domain.
 func resolvConfText(n *network) []byte {
 	var b strings.Builder
 	b.WriteString("# written by switchyard connect --write-resolv-conf\n")
 	fmt.Fprintf(&b, "nameserver %s\n", n.rec.Gateway)
+	if _, gw6, _ := n.rec.IPv6(); gw6.IsValid() && gw6 != n.rec.Gateway {
+		fmt.Fprintf(&b, "nameserver %s\n", gw6)
+	}
 	if !n.rec.Default {
 		fmt.Fprintf(&b, "search %s\n", n.rec.Name)
 	}

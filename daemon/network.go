@@ -538,12 +538,8 @@ func (d *Daemon) networkView(n *network) api.Network {
 		IPRange: n.rec.IPRange, AuxAddresses: n.rec.AuxAddresses, MTU: n.rec.MTU, ICC: n.rec.ICC,
 		Internal: n.rec.Internal, HostLoopback: n.rec.HostLoopback, Default: n.rec.Default, Created: n.rec.Created,
 		Endpoints: len(n.endpoints), FDBEntries: st.FDBEntries, GatewayStats: portStats(n.gw.Link().Stats()),
-		Egress: api.EgressStats{
-			TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
-			UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
-			ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
-		},
-		DNS: dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
+		Egress: egressView(eg),
+		DNS:    dnsView(n, d.upstreams), DHCPLeases: dhcpLeases(n), Tunnel: tunnelInfo(n),
 		Labels:  n.rec.Labels,
 		Subnets: n.rec.Subnets(),
 	}

@@ -1,6 +1,9 @@
 package daemon
 
-import "github.com/switchyard-net/switchyard/daemon/api"
+import (
+	"github.com/switchyard-net/switchyard/daemon/api"
+	"github.com/switchyard-net/switchyard/gateway"
+)
 
 // Stats returns every counter of the daemon.
 func (d *Daemon) Stats() api.Stats {
@@ -16,11 +19,7 @@ func (d *Daemon) Stats() api.Stats {
 			Segmented: sw.Segmented, ICMPTooBig: sw.ICMPSent,
 			Conntrack: int(nat.Entries), NATTranslated: nat.TranslatedOrig + nat.TranslatedReply,
 			NATDropped: nat.Dropped() + lost,
-			Egress: api.EgressStats{
-				TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
-				UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
-				ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
-			},
+			Egress:     egressView(eg),
 		}
 		if n.dns != nil {
 			s := n.dns.Stats()
@@ -49,4 +48,15 @@ func (d *Daemon) Stats() api.Stats {
 		Conns: ps.Conns, MaxConns: ps.MaxConns, MaxConnsPerPort: ps.MaxConnsPerPort,
 	}
 	return out
+}
+
+// egressView is the API's view of a gateway's egress counters.
+func egressView(eg gateway.EgressStats) api.EgressStats {
+	return api.EgressStats{
+		TCPActive: eg.TCPActive, TCPTotal: eg.TCPTotal, TCPRefused: eg.TCPRefused, TCPFailed: eg.TCPFailed,
+		UDPActive: eg.UDPActive, UDPTotal: eg.UDPTotal, UDPRefused: eg.UDPRefused,
+		ICMPEchoes: eg.ICMPEchoes, ICMPReplies: eg.ICMPReplies, ICMPDropped: eg.ICMPDropped, ICMPErrors: eg.ICMPErrors,
+		Unreachables: eg.Unreachables, UnreachablesLimited: eg.UnreachablesLimited,
+		OverLimit: eg.TCPOverLimit + eg.UDPOverLimit,
+	}
 }

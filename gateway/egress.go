@@ -63,6 +63,14 @@ type EgressConfig struct {
 	// over MaxConns or MaxUDPFlows. Both must be safe for concurrent use.
 	Admit   func() bool
 	Release func()
+	// ListenICMP opens the host's ICMP sockets for ping egress: network
+	// is "udp4" or "udp6" for an unprivileged ping socket, "ip4:icmp" or
+	// "ip6:ipv6-icmp" for a raw one, address the wildcard of its family.
+	// Ping sockets read and write ICMP messages from and to *net.UDPAddr
+	// addresses, raw ones from and to *net.IPAddr. nil means
+	// golang.org/x/net/icmp's ListenPacket; tests give an in-memory
+	// double.
+	ListenICMP func(network, address string) (net.PacketConn, error)
 	// NoPing keeps echo requests to outside addresses from leaving: no
 	// host ICMP socket is opened, and they go unanswered. In-process
 	// networks (testing/vnettest) whose Dial never reaches the machine's
@@ -100,6 +108,22 @@ type EgressStats struct {
 	UDPActive, UDPTotal      int64
 	UDPOverLimit, UDPRefused int64
 	ICMPEchoes, ICMPReplies  int64
+	// ICMPDropped counts echo requests to the outside that got no answer
+	// from the gateway: not allowed to leave (an internal network, a
+	// refused destination), no ICMP socket for their family, too many
+	// flows, or a send the host refused.
+	ICMPDropped int64
+	// ICMPErrors counts ICMP errors about echo requests that routers
+	// sent the host and the gateway passed on to the container.
+	ICMPErrors int64
+	// Unreachables counts the ICMP errors the gateway built for
+	// containers about their egress (pings the host could not send, TCP
+	// destinations it could not reach, UDP flows the destination
+	// refused, and routers' errors passed on); UnreachablesLimited those
+	// the rate limit (UnreachablesPerSecond) held back. The port
+	// unreachables the netstack itself sends for UDP flows refused at
+	// their first datagram are limited by gVisor and not counted here.
+	Unreachables, UnreachablesLimited int64
 }
 
 type egress struct {
@@ -414,6 +438,6 @@ func (g *Gateway) sendUnreachable(id stack.TransportEndpointID, proto uint8, l4 
 		n = icmperr.Error6(out, eth, dst, quote[:header.IPv6MinimumSize+len(l4)], icmperr.TypeDstUnreachable6, code, 0)
 	}
 	if n > 0 {
-		g.port.Send(out[:n])
+		g.sendLimited(out[:n])
 	}
 }

@@ -151,6 +151,8 @@ type Gateway struct {
 
 	ra        *advertiser // nil unless Config.RA
 	linkLocal netip.Addr  // the NIC's fe80:: address, with RA
+
+	icmp icmpCounters // ICMP errors sent to containers, pings dropped (unreach.go)
 }
 
 // New creates the gateway's netstack and attaches it to sw.
@@ -398,10 +400,7 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 	if g.nat != nil && g.nat.intercept(f) {
 		return true
 	}
-	if g.echo != nil && b[12] == 0x08 && ip[0]>>4 == 4 && int(header.IPv4(ip).HeaderLength()) <= len(ip) {
-		return g.echo.intercept(f, header.IPv4(ip))
-	}
-	return false
+	return g.interceptEcho(f, ip, b[12] == 0x86)
 }
 
 // foreignNeighborQuery reports whether frame b is an ARP request or an IPv6
@@ -487,9 +486,13 @@ func (g *Gateway) Stats() EgressStats {
 	if g.egress != nil {
 		s = g.egress.stats()
 	}
+	s.ICMPDropped = g.icmp.pingsDropped.Load()
 	if g.echo != nil {
 		s.ICMPEchoes, s.ICMPReplies = g.echo.requests.Load(), g.echo.replies.Load()
+		s.ICMPDropped += g.echo.dropped.Load()
+		s.ICMPErrors = g.echo.errs.Load()
 	}
+	s.Unreachables, s.UnreachablesLimited = g.icmp.sent.Load(), g.icmp.limited.Load()
 	return s
 }
 

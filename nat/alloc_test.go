@@ -10,7 +10,14 @@ import (
 // (each Process rewrites the packet, so the caller restores it).
 func establish(t testing.TB, tb *Table, size int) (fromA, fromB []byte) {
 	t.Helper()
-	aEnd, pub, bEnd := ap(a4, 40000), ap(gw4, 8080), ap(b4, 80)
+	return establishOn(t, tb, size, a4, gw4, b4)
+}
+
+// establishOn is establish between addresses a and b through gw, of
+// either family.
+func establishOn(t testing.TB, tb *Table, size int, a, gw, b netip.Addr) (fromA, fromB []byte) {
+	t.Helper()
+	aEnd, pub, bEnd := ap(a, 40000), ap(gw, 8080), ap(b, 80)
 	s := tcpSeg(aEnd, pub, syn, 1, 0, nil)
 	if tb.Process(s, 0) != Translated {
 		t.Fatal("SYN not translated")
@@ -57,6 +64,37 @@ func TestEstablishedDoesNotAllocate(t *testing.T) {
 		"allow egress":         func() { tb.AllowEgress(egress) },
 		"stats":                func() { tb.Stats() },
 		"sweep, nothing to do": func() { tb.Sweep(1) },
+	} {
+		if n := testing.AllocsPerRun(1000, f); n != 0 {
+			t.Errorf("%s: %v allocations per packet, want 0", name, n)
+		}
+	}
+}
+
+// TestEstablishedIPv6DoesNotAllocate: the same for an IPv6 flow, both
+// directions, and IPv6 packets that pass.
+func TestEstablishedIPv6DoesNotAllocate(t *testing.T) {
+	tb := newTestTable(t, testConfig(), testMappings())
+	fromA, fromB := establishOn(t, tb, 1000, a6, gw6, b6)
+	origA, origB := append([]byte(nil), fromA...), append([]byte(nil), fromB...)
+	egress := tcpSeg(ap(a6, 1), ap(netip.MustParseAddr("2001:db8:99::1"), 443), ack, 1, 1, make([]byte, 100))
+	local := udpDgram(ap(a6, 1), ap(gw6, 53), make([]byte, 40), false)
+	for name, f := range map[string]func(){
+		"a to b": func() {
+			copy(fromA, origA)
+			if tb.Process(fromA, 1) != Translated {
+				t.Fatal("not translated")
+			}
+		},
+		"b to a": func() {
+			copy(fromB, origB)
+			if tb.Process(fromB, 1) != Translated {
+				t.Fatal("not translated")
+			}
+		},
+		"egress passes": func() { tb.Process(egress, 1) },
+		"local passes":  func() { tb.Process(local, 1) },
+		"allow egress":  func() { tb.AllowEgress(egress) },
 	} {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {
 			t.Errorf("%s: %v allocations per packet, want 0", name, n)

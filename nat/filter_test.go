@@ -23,12 +23,37 @@ func TestIsolatedDropsHairpin(t *testing.T) {
 	}
 }
 
+// TestIsolatedDropsHairpinIPv6: icc=false holds for IPv6 as for IPv4:
+// hairpin flows between endpoints and to an endpoint's own published port
+// are dropped, at the gateway's IPv6 address and at a host IPv6 address,
+// while what is not published and pings to the gateway pass.
+func TestIsolatedDropsHairpinIPv6(t *testing.T) {
+	cfg := testConfig()
+	cfg.Isolated = true
+	ms := append(testMappings(), PortMapping{Proto: TCP, HostIP: gw6, HostPort: 9090, Target: ap(a6, 90)})
+	tb := newTestTable(t, cfg, ms)
+	mustVerdict(t, tb, tcpSeg(ap(a6, 40000), ap(gw6, 8080), syn, 1, 0, nil), 0, Drop)   // a → b
+	mustVerdict(t, tb, tcpSeg(ap(a6, 40000), ap(host6, 8080), syn, 1, 0, nil), 0, Drop) // a → b at a host address
+	mustVerdict(t, tb, udpDgram(ap(a6, 40000), ap(host6, 5353), nil, false), 0, Drop)   // a → b, udp
+	mustVerdict(t, tb, tcpSeg(ap(a6, 40000), ap(gw6, 9090), syn, 1, 0, nil), 0, Drop)   // a → a
+	mustVerdict(t, tb, tcpSeg(ap(a6, 40000), ap(gw6, 22), syn, 1, 0, nil), 0, Pass)     // not published
+	mustVerdict(t, tb, echo(a6, gw6, true, 1, 1), 0, Pass)                              // ping the gateway
+	if s := tb.Stats(); s.Filtered != 4 || s.Entries != 0 || s.Inserted != 0 {
+		t.Errorf("Stats = %+v, want 4 filtered, nothing tracked", s)
+	}
+	// With icc on, the same flow is translated.
+	open := newTestTable(t, testConfig(), ms)
+	mustVerdict(t, open, tcpSeg(ap(a6, 40000), ap(gw6, 8080), syn, 1, 0, nil), 0, Translated)
+}
+
 // TestInternal: no DNAT at all, and egress refused outside the network.
 func TestInternal(t *testing.T) {
 	cfg := testConfig()
 	cfg.Internal = true
 	tb := newTestTable(t, cfg, testMappings())
 	mustVerdict(t, tb, tcpSeg(ap(a4, 40000), ap(gw4, 8080), syn, 1, 0, nil), 0, Pass)
+	mustVerdict(t, tb, tcpSeg(ap(a6, 40000), ap(gw6, 8080), syn, 1, 0, nil), 0, Pass)
+	mustVerdict(t, tb, udpDgram(ap(a6, 40000), ap(host6, 5353), nil, false), 0, Pass)
 	if n := tb.Stats().Entries; n != 0 {
 		t.Fatalf("%d entries on an internal network", n)
 	}

@@ -183,9 +183,10 @@ func printNetwork(w io.Writer, n api.Network) {
 		{"Learned MACs", fmt.Sprint(n.FDBEntries)},
 		{"Gateway port", fmt.Sprintf("rx %d frames %s, tx %d frames %s, drops %s",
 			n.GatewayStats.RXFrames, human(n.GatewayStats.RXBytes), n.GatewayStats.TXFrames, human(n.GatewayStats.TXBytes), dropSummary(n.GatewayStats))},
-		{"Egress", fmt.Sprintf("tcp %d open/%d total (%d refused, %d unreachable), udp %d open/%d total (%d refused), ping %d/%d answered",
+		{"Egress", fmt.Sprintf("tcp %d open/%d total (%d refused, %d unreachable), udp %d open/%d total (%d refused), ping %d/%d answered (%d dropped, %d errors passed on), unreachables %d sent (%d rate-limited)",
 			n.Egress.TCPActive, n.Egress.TCPTotal, n.Egress.TCPRefused, n.Egress.TCPFailed,
-			n.Egress.UDPActive, n.Egress.UDPTotal, n.Egress.UDPRefused, n.Egress.ICMPReplies, n.Egress.ICMPEchoes)},
+			n.Egress.UDPActive, n.Egress.UDPTotal, n.Egress.UDPRefused, n.Egress.ICMPReplies, n.Egress.ICMPEchoes,
+			n.Egress.ICMPDropped, n.Egress.ICMPErrors, n.Egress.Unreachables, n.Egress.UnreachablesLimited)},
 	}
 	if d := n.DNS; d != nil {
 		ups := "none: other names are refused"

@@ -425,7 +425,16 @@ type EgressStats struct {
 	UDPRefused  int64 `json:"udp_refused"`
 	ICMPEchoes  int64 `json:"icmp_echoes"`
 	ICMPReplies int64 `json:"icmp_replies"`
-	OverLimit   int64 `json:"over_limit"`
+	// ICMPDropped pings to the outside got no answer from the gateway
+	// (not allowed to leave, or the host could not send them);
+	// ICMPErrors are routers' errors about pings passed on.
+	ICMPDropped int64 `json:"icmp_dropped"`
+	ICMPErrors  int64 `json:"icmp_errors"`
+	// Unreachables the gateway sent about egress, and those its rate
+	// limit held back.
+	Unreachables        int64 `json:"unreachables"`
+	UnreachablesLimited int64 `json:"unreachables_limited"`
+	OverLimit           int64 `json:"over_limit"`
 }
 
 // EndpointCreate connects a network namespace to a network. Exactly one of

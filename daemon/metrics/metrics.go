@@ -114,6 +114,7 @@ func families(s api.Stats) []*family {
 		egressTotal.add(float64(n.Egress.ICMPEchoes), n.Network, "icmp")
 		egressFailed.add(float64(n.Egress.TCPRefused+n.Egress.TCPFailed), n.Network, "tcp")
 		egressFailed.add(float64(n.Egress.UDPRefused), n.Network, "udp")
+		egressFailed.add(float64(n.Egress.ICMPDropped), n.Network, "icmp")
 		dnsQueries.add(float64(n.DNSQueries), n.Network)
 		dhcpLeases.add(float64(n.DHCPLeases), n.Network)
 		if r := n.Routing; r != nil {

@@ -46,6 +46,28 @@ func TestForwarding(t *testing.T) {
 	}
 }
 
+// Upstreams of either family: a resolver on ::1 answers over UDP and TCP,
+// and one of each family in one list is tried in order.
+func TestForwardingToIPv6Upstream(t *testing.T) {
+	dead, err := net.ListenPacket("udp", "[::1]:0") // never answers
+	if err != nil {
+		t.Skipf("skipping: this machine has no IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	dead6 := netip.MustParseAddrPort(dead.LocalAddr().String())
+	up6 := newUpstreamOn(t, "::1", 500*time.Millisecond)
+	n := newTestNet(t, 240, gwdns.Config{Upstreams: []netip.AddrPort{dead6, up6.addr}, Timeout: time.Second})
+	for _, tcp := range []bool{false, true} {
+		r := n.query(t, n.hosts[0], tcp, question("example.com.", dns.TypeA))
+		if r.Rcode != dns.RcodeSuccess || !slices.Equal(addrs(r), []netip.Addr{exampleAddr}) {
+			t.Fatalf("example.com (tcp=%v) through [::1]: rcode %s %v", tcp, dns.RcodeToString[r.Rcode], addrs(r))
+		}
+	}
+	if got := up6.queries(); len(got) != 2 || got[0].net != "udp" || got[1].net != "tcp" {
+		t.Errorf("the IPv6 upstream saw %v, want one UDP and one TCP query", got)
+	}
+}
+
 // The upstream answers big.example over UDP with TC set and nothing else,
 // and in full over TCP: the server asks again over TCP.
 func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {

@@ -211,12 +211,19 @@ func newFakeUpstream(t *testing.T) *fakeUpstream {
 // newSlowUpstream is a fakeUpstream whose slow*.example answers take delay.
 func newSlowUpstream(t *testing.T, delay time.Duration) *fakeUpstream {
 	t.Helper()
+	return newUpstreamOn(t, "127.0.0.1", delay)
+}
+
+// newUpstreamOn is a fakeUpstream on loopback address lo (127.0.0.1 or
+// ::1).
+func newUpstreamOn(t *testing.T, lo string, delay time.Duration) *fakeUpstream {
+	t.Helper()
 	f := &fakeUpstream{delay: delay}
 	var pc net.PacketConn
 	var l net.Listener
 	for try := 0; ; try++ { // one port for both: the upstream list has one port per address
 		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+		if pc, err = net.ListenPacket("udp", net.JoinHostPort(lo, "0")); err != nil {
 			t.Fatal(err)
 		}
 		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {

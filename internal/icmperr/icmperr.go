@@ -19,9 +19,11 @@ const ethLen = 14
 
 // ICMPv4 destination-unreachable codes used here.
 const (
+	CodeNetUnreachable4  = 0
 	CodeHostUnreachable4 = 1
 	CodePortUnreachable4 = 3
 	CodeFragNeeded4      = 4
+	CodeProhibited4      = 13 // communication administratively prohibited
 )
 
 // ICMPv4 types used here.
@@ -36,6 +38,8 @@ const (
 	TypePacketTooBig6   = 2
 	TypeTimeExceeded6   = 3
 
+	CodeNoRoute6         = 0
+	CodeProhibited6      = 1 // communication administratively prohibited
 	CodeAddrUnreachable6 = 3
 	CodePortUnreachable6 = 4
 )

@@ -21,8 +21,9 @@ import (
 // bytes of UDP) and NXDOMAIN for everything else, and records what it was
 // asked.
 type upstream struct {
-	mu   sync.Mutex
-	seen []string // "udp www.example.test." …
+	mu    sync.Mutex
+	seen  []string // "udp www.example.test." …
+	froms []string // the client address of each query
 }
 
 const bigAnswers = 40
@@ -33,6 +34,7 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	name := strings.ToLower(q.Question[0].Name)
 	u.mu.Lock()
 	u.seen = append(u.seen, w.LocalAddr().Network()+" "+name)
+	u.froms = append(u.froms, w.RemoteAddr().String())
 	u.mu.Unlock()
 	switch {
 	case name == "www.example.test." && q.Question[0].Qtype == dns.TypeA:
@@ -55,6 +57,13 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 		m.Truncate(size)
 	}
 	w.WriteMsg(m)
+}
+
+// from returns the client address of each query, in order.
+func (u *upstream) from() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.froms...)
 }
 
 func (u *upstream) asked() []string {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -55,10 +54,6 @@ import (
 // answers, connections to published ports from a remote client) takes the
 // same way.
 
-// routeErrorsPerSecond bounds the ICMP time-exceeded errors the gateway
-// sends, as routers rate limit them.
-const routeErrorsPerSecond = 100
-
 // RouteStats counts routed packets.
 type RouteStats struct {
 	// Forwarded packets went to the host interface.
@@ -81,10 +76,6 @@ type router struct {
 	forwarded, expired, looped atomic.Uint64
 
 	ret *returnTable // senders that came in through the host interface (returnpath.go)
-
-	limitMu sync.Mutex
-	tokens  int
-	refill  time.Time
 }
 
 // checkRoutes validates the routing part of cfg: routes, or a next hop
@@ -200,10 +191,11 @@ func (r *router) intercept(f vswitch.Frame, ip []byte, v6 bool) bool {
 }
 
 // timeExceeded answers the sender of the frame f (packet ip) with ICMP
-// time exceeded in transit, from the gateway address, as the rate limit
-// allows.
+// time exceeded in transit, from the gateway address, as the gateway's
+// one budget of ICMP errors allows (unreach.go; routers rate limit them
+// too).
 func (r *router) timeExceeded(f vswitch.Frame, ip []byte, v6 bool) {
-	if v6 != r.g.cfg.Addr.Is6() || !r.allow(r.g.clock.Now()) {
+	if v6 != r.g.cfg.Addr.Is6() || !r.g.icmp.allow(r.g.clock.Now()) {
 		return
 	}
 	bp := r.bufs.Get().(*[]byte)
@@ -223,20 +215,6 @@ func (r *router) timeExceeded(f vswitch.Frame, ip []byte, v6 bool) {
 	if n > 0 {
 		r.g.port.Send(out[:n])
 	}
-}
-
-// allow takes a token of the ICMP error budget.
-func (r *router) allow(now time.Time) bool {
-	r.limitMu.Lock()
-	defer r.limitMu.Unlock()
-	if now.Sub(r.refill) >= time.Second {
-		r.tokens, r.refill = routeErrorsPerSecond, now
-	}
-	if r.tokens == 0 {
-		return false
-	}
-	r.tokens--
-	return true
 }
 
 func (r *router) stats() RouteStats {

@@ -54,7 +54,7 @@ func (l *errLimiter) allow(now time.Time) bool {
 // if the rate limit allows, and counts it either way. b stays the
 // caller's.
 func (g *Gateway) sendLimited(b []byte) {
-	if !g.icmp.allow(time.Now()) {
+	if !g.icmp.allow(g.clock.Now()) {
 		g.icmp.limited.Add(1)
 		return
 	}

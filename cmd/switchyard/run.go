@@ -95,7 +95,9 @@ func interfaces() string {
 	addrs, _ := net.InterfaceAddrs()
 	var out []string
 	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+		// Both families, but not link-local addresses: every IPv6
+		// interface has one, and they name no network.
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
 			out = append(out, ipn.String())
 		}
 	}

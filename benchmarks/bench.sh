@@ -13,7 +13,10 @@
 #   -l               : list all scenarios and exit
 #   all              : DEFAULT_SCENARIOS plus EXTRA_SCENARIOS
 #   l2-6, ports6, tunnel6 : IPv6 inside the namespaces, each next to its
-#                      IPv4 row in the same run (see IPv6 below)
+#                      IPv4 row in the same run (L2V6_SCENARIOS, ...)
+#   latency          : the default port path and the switch against their
+#                      anchors, the daemon with its default GOMAXPROCS and
+#                      with 1 (run it with RR_RUNS=3)
 # Environment knobs:
 #   DUR=5      seconds per iperf3 run          RUNS=3    TCP runs per case (median kept)
 #   RRDUR=3    seconds per rr / crr run        RR_RUNS=1 rr/crr runs (median kept)
@@ -63,6 +66,9 @@ SUBID_LINE="root:1000000:65536"  # temporary, only for rootlesskit; removed at e
 L2_SCENARIOS="bridge bridge_mtu65520 vde sy_l2 sy_l2_nooffload sy_l2_mtu65520"
 # IPv6 (issue 10): each IPv6 row next to its IPv4 row, the kernel's first
 L2V6_SCENARIOS="bridge bridge6 sy_l2_ds sy_l2_v6"
+# Latency (issue 14): the default port path and the switch against their
+# anchors, each with the daemon as it runs by default and with one P
+LATENCY_SCENARIOS="docker_proxy sy_proxy_netstack sy_proxy_netstack_1p bridge sy_l2 sy_l2_1p"
 PORTV6_SCENARIOS="docker_proxy docker_proxy6 sy_proxy_netstack_ds sy_proxy_netstack6 sy_proxy_splice_ds sy_proxy_splice6"
 DEFAULT_SCENARIOS="loopback veth bridge vde socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns slirp4netns_egress pasta_egress_splice pasta_egress_tap"
 EXTRA_SCENARIOS="pasta_tap_mtu1500 veth_mtu65520"
@@ -542,10 +548,13 @@ sc_rootlesskit_slirp4netns() { # 9b
 SY=$WORK/switchyard
 
 # sy_up [daemon flags...] : a Switchyard daemon on a private socket and state
-# directory; SYPID is its pid, sy runs the CLI against it.
+# directory; SYPID is its pid, sy runs the CLI against it. SY_PROCS, if
+# set, is the daemon's GOMAXPROCS.
 sy_up() {
 	mkdir -p "$WORK/sy"
-	spawn switchyard-daemon "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
+	local envs=()
+	[ -n "${SY_PROCS:-}" ] && envs=(env GOMAXPROCS="$SY_PROCS")
+	spawn switchyard-daemon "${envs[@]}" "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
 	SYPID=$SPAWNED
 	for _ in $(seq 100); do sy network ls >/dev/null 2>&1 && return 0; sleep 0.1; done
 	log "switchyard daemon did not come up"
@@ -589,6 +598,7 @@ sy_l2() {
 sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; }
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
+sc_sy_l2_1p() { SY_PROCS=1 sy_l2 1500 "S1-1p switchyard nsA->nsB, daemon with GOMAXPROCS=1 (MTU 1500)"; }
 sc_sy_l2_ds() { SY_FAMILY=46 sy_l2 1500 "S1-46 switchyard nsA->nsB, IPv4 on a dual-stack network (MTU 1500)"; }
 sc_sy_l2_v6() { SY_FAMILY=6 sy_l2 1500 "S1-6 switchyard nsA->nsB, IPv6 on the same dual-stack network (MTU 1500)"; }
 
@@ -614,6 +624,7 @@ sy_ports() {
 sc_sy_proxy_netstack() { sy_ports netstack 1500 "S2 switchyard -p 127.0.0.1 (netstack path, MTU 1500)"; }
 sc_sy_proxy_netstack_mtu65520() { sy_ports netstack 65520 "S2b switchyard -p 127.0.0.1 (netstack path, MTU 65520)"; }
 sc_sy_proxy_splice() { sy_ports splice 1500 "S3 switchyard -p 127.0.0.1 (splice path)"; }
+sc_sy_proxy_netstack_1p() { SY_PROCS=1 sy_ports netstack 1500 "S2-1p switchyard -p 127.0.0.1 (netstack path), daemon with GOMAXPROCS=1"; }
 sc_sy_proxy_netstack_ds() { SY_FAMILY=46 sy_ports netstack 1500 "S2-46 switchyard -p 127.0.0.1, dual-stack network (netstack path, MTU 1500)"; }
 sc_sy_proxy_netstack6() { SY_FAMILY=6 sy_ports netstack 1500 "S2-6 switchyard -p [::1] -> IPv6 (netstack path, MTU 1500)"; }
 sc_sy_proxy_splice_ds() { SY_FAMILY=46 sy_ports splice 1500 "S3-46 switchyard -p 127.0.0.1, dual-stack network (splice path)"; }
@@ -955,13 +966,14 @@ sc_direct_sy_tunnel() {
 
 # ---------------------------------------------------------------- main
 usage() {
-	echo "usage: $0 [-l] [all | l2 | l2-6 | ports | ports6 | tunnel | tunnel6 | tunnel-features | direct | startup | dns | scenario ...]"
+	echo "usage: $0 [-l] [all | l2 | l2-6 | ports | ports6 | tunnel | tunnel6 | latency | tunnel-features | direct | startup | dns | scenario ...]"
 	echo "l2:      $L2_SCENARIOS"
 	echo "l2-6:    $L2V6_SCENARIOS"
 	echo "ports:   $PORT_SCENARIOS"
 	echo "ports6:  $PORTV6_SCENARIOS"
 	echo "tunnel:  $TUNNEL_SCENARIOS"
 	echo "tunnel6: $TUNNEL6_SCENARIOS"
+	echo "latency: $LATENCY_SCENARIOS"
 	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
 	echo "direct:  $DIRECT_SCENARIOS"
 	echo "startup, dns: tables of their own"
@@ -981,6 +993,7 @@ main() {
 	ports6) list=($PORTV6_SCENARIOS) ;;
 	tunnel) list=($TUNNEL_SCENARIOS) ;;
 	tunnel6) list=($TUNNEL6_SCENARIOS) ;;
+	latency) list=($LATENCY_SCENARIOS) ;;
 	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
 	direct) list=($DIRECT_SCENARIOS) ;;
 	startup | dns) list=() ;;

@@ -12,6 +12,11 @@
 #   no scenario args : run every scenario in DEFAULT_SCENARIOS
 #   -l               : list all scenarios and exit
 #   all              : DEFAULT_SCENARIOS plus EXTRA_SCENARIOS
+#   l2-6, ports6, tunnel6 : IPv6 inside the namespaces, each next to its
+#                      IPv4 row in the same run (L2V6_SCENARIOS, ...)
+#   latency          : the default port path and the switch against their
+#                      anchors, the daemon with its default GOMAXPROCS and
+#                      with 1 (run it with RR_RUNS=3)
 # Environment knobs:
 #   DUR=5      seconds per iperf3 run          RUNS=3    TCP runs per case (median kept)
 #   RRDUR=3    seconds per rr / crr run        RR_RUNS=1 rr/crr runs (median kept)
@@ -21,8 +26,9 @@
 # Output: one markdown table row per scenario on stdout (progress on stderr,
 # per-run raw numbers and tool logs under $OUT).
 #
-# Network safety: all traffic goes to 127.0.0.0/8 or to 10.213.0.0/16 addresses
-# assigned inside network namespaces this script creates (named bp_*). The
+# Network safety: all traffic goes to 127.0.0.0/8, ::1, or to 10.213.0.0/16
+# and fd00:213::/32 addresses assigned inside network namespaces this
+# script creates (named bp_*). The
 # user-mode tools (slirp4netns, pasta, rootlesskit) run inside an isolated
 # "host" namespace bp_h whose only route is a dead-end veth, so nothing they do
 # can leave the machine. Every client run is bounded by `timeout`.
@@ -58,6 +64,12 @@ PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
 SUBID_LINE="root:1000000:65536"  # temporary, only for rootlesskit; removed at exit
 
 L2_SCENARIOS="bridge bridge_mtu65520 vde sy_l2 sy_l2_nooffload sy_l2_mtu65520"
+# IPv6 (issue 10): each IPv6 row next to its IPv4 row, the kernel's first
+L2V6_SCENARIOS="bridge bridge6 sy_l2_ds sy_l2_v6"
+# Latency (issue 14): the default port path and the switch against their
+# anchors, each with the daemon as it runs by default and with one P
+LATENCY_SCENARIOS="docker_proxy sy_proxy_netstack sy_proxy_netstack_1p bridge sy_l2 sy_l2_1p"
+PORTV6_SCENARIOS="docker_proxy docker_proxy6 sy_proxy_netstack_ds sy_proxy_netstack6 sy_proxy_splice_ds sy_proxy_splice6"
 DEFAULT_SCENARIOS="loopback veth bridge vde socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns slirp4netns_egress pasta_egress_splice pasta_egress_tap"
 EXTRA_SCENARIOS="pasta_tap_mtu1500 veth_mtu65520"
 
@@ -170,13 +182,14 @@ wait_listen() {
 }
 
 # start_servers prefix... : iperf3 server (tcp+udp 5201) and rr echo server (5202)
-# SRV_BIND / SRV_IPORT / SRV_RPORT override address and ports.
+# SRV_BIND / SRV_IPORT / SRV_RPORT override address and ports; SRV_BIND=::
+# serves both families (the IPv6 scenarios).
 start_servers() {
 	local bind=${SRV_BIND:-} ip=${SRV_IPORT:-5201} rp=${SRV_RPORT:-5202}
 	local b=()
 	[ -n "$bind" ] && b=(-B "$bind")
 	spawn "iperf3-s-$ip" "$@" timeout 600 iperf3 -s "${b[@]}" -p "$ip" --idle-timeout 30 --rcv-timeout 5000
-	spawn "rr-s-$rp" "$@" timeout 600 "$RR" server -l "${bind:-0.0.0.0}:$rp"
+	spawn "rr-s-$rp" "$@" timeout 600 "$RR" server -l "$(hp "${bind:-0.0.0.0}" "$rp")"
 	wait_listen "$ip" tcp "$@" && wait_listen "$rp" tcp "$@"
 }
 
@@ -201,6 +214,9 @@ fwd_ticks() { # sum utime+stime+cutime+cstime over FWD_PIDS
 	done
 	echo $t
 }
+# hp ADDR PORT : ADDR:PORT, with an IPv6 ADDR in brackets
+hp() { case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
+
 sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 now() { date +%s.%N; }
 
@@ -213,10 +229,11 @@ iperf_tcp() { # streams -> Gbit/s (receiver side)
 iperf_udp() { # -> "Gbit/s loss%" (receiver side)
 	local j
 	j=$(timeout $((DUR + 15)) "${CLIENT[@]}" iperf3 -c "$DST" -p "$IPORT" -t "$DUR" -u -b 0 -l 1400 --connect-timeout 3000 -J 2>>"$OUT/client.err")
-	jq -r '.end.sum_received | "\(.bits_per_second / 1e9 | . * 100 | round / 100) \(.lost_percent | round)"' <<<"$j" 2>/dev/null || echo "fail fail"
+	jq -r '.end.sum_received | "\(.bits_per_second / 1e9 | . * 100 | round / 100) \(.lost_percent | round)"' <<<"$j" 2>/dev/null ||
+		{ echo "fail fail"; echo "$j" | jq -c '{error}' >>"$OUT/client.err" 2>&1; }
 }
 
-rr_run() { timeout $((RRDUR + 10)) "${CLIENT[@]}" "$RR" "$1" -c "$DST:$RPORT" -d "${RRDUR}s" 2>>"$OUT/client.err"; }
+rr_run() { timeout $((RRDUR + 10)) "${CLIENT[@]}" "$RR" "$1" -c "$(hp "$DST" "$RPORT")" -d "${RRDUR}s" 2>>"$OUT/client.err"; }
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 measure() {
@@ -288,7 +305,9 @@ sc_veth_mtu65520() { # extra: veth with 65520 MTU
 	measure "2b kernel veth root->ns, MTU 65520"
 }
 
-# bridge_up MTU : nsA and nsB on a kernel bridge through veth pairs
+# bridge_up MTU [6] : nsA and nsB on a kernel bridge through veth pairs;
+# with 6 they have IPv6 addresses too (fd00:213:3::/64) and the client
+# reaches the servers over IPv6
 bridge_up() {
 	ns_add bp_a
 	ns_add bp_b
@@ -301,9 +320,16 @@ bridge_up() {
 		ip link set "bpv$x" master bp_br0 up
 		ip -n "bp_$x" link set eth0 mtu "$1"
 		ip -n "bp_$x" addr add "10.213.3.$n/24" dev eth0
+		[ "${2:-}" = 6 ] && ip -n "bp_$x" addr add "fd00:213:3::$n/64" dev eth0 nodad
 		ip -n "bp_$x" link set eth0 up
 		n=$((n + 1))
 	done
+	if [ "${2:-}" = 6 ]; then
+		SRV_BIND=:: start_servers ip netns exec bp_b
+		ip netns exec bp_a ping -6 -c 2 -i 0.2 -W 1 fd00:213:3::2 >/dev/null 2>&1 || log "ping -6 bp_a -> bp_b failed"
+		CLIENT=(ip netns exec bp_a) DST=fd00:213:3::2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
+		return
+	fi
 	start_servers ip netns exec bp_b
 	CLIENT=(ip netns exec bp_a) DST=10.213.3.2 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS=""
 }
@@ -311,6 +337,11 @@ bridge_up() {
 sc_bridge() { # 3. nsA -> nsB over a Linux bridge
 	bridge_up 1500
 	measure "3 kernel bridge nsA->nsB"
+}
+
+sc_bridge6() { # 3-6. as 3, over IPv6
+	bridge_up 1500 6
+	measure "3-6 kernel bridge nsA->nsB, IPv6"
 }
 
 sc_bridge_mtu65520() { # 3b. as 3, every link at MTU 65520
@@ -368,6 +399,23 @@ sc_docker_proxy() { # 6. docker-proxy (docker.io 20.10) 127.0.0.1:15201 -> 10.21
 	wait_listen 15201 tcp && wait_listen 15202 tcp && wait_listen 15201 udp
 	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
 	measure "6 docker-proxy 127.0.0.1->veth ns"
+}
+
+sc_docker_proxy6() { # 6-6. as 6, over IPv6: [::1]:15201 -> [fd00:213:1::2]:5201
+	local dp
+	dp=$(command -v docker-proxy || echo /usr/sbin/docker-proxy)
+	ns_add bp_c1
+	veth_to bp_c1 bpv0 10.213.1.1/24 10.213.1.2/24
+	ip addr add fd00:213:1::1/64 dev bpv0 nodad
+	ip -n bp_c1 addr add fd00:213:1::2/64 dev eth0 nodad
+	SRV_BIND=:: start_servers ip netns exec bp_c1
+	spawn dproxy-tcp sh -c "exec $dp -proto tcp -host-ip ::1 -host-port 15201 -container-ip fd00:213:1::2 -container-port 5201 3>/dev/null"
+	local p=$SPAWNED
+	spawn dproxy-rr sh -c "exec $dp -proto tcp -host-ip ::1 -host-port 15202 -container-ip fd00:213:1::2 -container-port 5202 3>/dev/null"
+	spawn dproxy-udp sh -c "exec $dp -proto udp -host-ip ::1 -host-port 15201 -container-ip fd00:213:1::2 -container-port 5201 3>/dev/null"
+	wait_listen 15201 tcp && wait_listen 15202 tcp && wait_listen 15201 udp
+	CLIENT=() DST=::1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
+	measure "6-6 docker-proxy [::1]->veth ns, IPv6"
 }
 
 # slirp_up MTU : user+net ns (NSPID) attached to slirp4netns (SLPID) inside bp_h,
@@ -500,10 +548,13 @@ sc_rootlesskit_slirp4netns() { # 9b
 SY=$WORK/switchyard
 
 # sy_up [daemon flags...] : a Switchyard daemon on a private socket and state
-# directory; SYPID is its pid, sy runs the CLI against it.
+# directory; SYPID is its pid, sy runs the CLI against it. SY_PROCS, if
+# set, is the daemon's GOMAXPROCS.
 sy_up() {
 	mkdir -p "$WORK/sy"
-	spawn switchyard-daemon "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
+	local envs=()
+	[ -n "${SY_PROCS:-}" ] && envs=(env GOMAXPROCS="$SY_PROCS")
+	spawn switchyard-daemon "${envs[@]}" "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
 	SYPID=$SPAWNED
 	for _ in $(seq 100); do sy network ls >/dev/null 2>&1 && return 0; sleep 0.1; done
 	log "switchyard daemon did not come up"
@@ -511,19 +562,35 @@ sy_up() {
 }
 sy() { "$SY" --socket "$WORK/sy/sy.sock" "$@"; }
 
+# SY_FAMILY picks the network and the family of the client's traffic in
+# the Switchyard scenarios: 4 (an IPv4 network, the default), 46 (IPv4 on
+# a dual-stack network) or 6 (IPv6 on the same dual-stack network).
+# sy_family_args N : the subnet arguments of network N (20, 21: 10.213.N.0/24
+# and fd00:213:N::/64)
+sy_family_args() {
+	SUBNETS=(--subnet "10.213.$1.0/24")
+	case ${SY_FAMILY:-4} in
+	46 | 6) SUBNETS+=(--subnet "fd00:213:$1::/64") ;;
+	esac
+}
+# sy_ip6 N H : --ip6 fd00:213:N::H on a dual-stack network, nothing otherwise
+sy_ip6() { case ${SY_FAMILY:-4} in 46 | 6) echo "--ip6 fd00:213:$1::$2" ;; esac; }
+
 # sy_l2 MTU LABEL [daemon flags...] : nsA -> nsB through one Switchyard network
 sy_l2() {
-	local mtu=$1 label=$2
+	local mtu=$1 label=$2 dst=10.213.20.3 bind=
 	shift 2
 	sy_up "$@" || return 1
 	ns_add bp_a
 	ns_add bp_b
-	sy network create bench --subnet 10.213.20.0/24 --mtu "$mtu" >/dev/null
-	sy connect bench --netns /var/run/netns/bp_a --ip 10.213.20.2 >/dev/null
-	sy connect bench --netns /var/run/netns/bp_b --ip 10.213.20.3 >/dev/null
-	start_servers ip netns exec bp_b
-	ip netns exec bp_a ping -c 2 -i 0.2 -W 1 10.213.20.3 >/dev/null 2>&1
-	CLIENT=(ip netns exec bp_a) DST=10.213.20.3 IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$SYPID"
+	sy_family_args 20
+	sy network create bench "${SUBNETS[@]}" --mtu "$mtu" >/dev/null
+	sy connect bench --netns /var/run/netns/bp_a --ip 10.213.20.2 $(sy_ip6 20 2) >/dev/null
+	sy connect bench --netns /var/run/netns/bp_b --ip 10.213.20.3 $(sy_ip6 20 3) >/dev/null
+	[ "${SY_FAMILY:-4}" = 6 ] && dst=fd00:213:20::3 bind=::
+	SRV_BIND=$bind start_servers ip netns exec bp_b
+	ip netns exec bp_a ping -c 2 -i 0.2 -W 1 "$dst" >/dev/null 2>&1 || log "ping bp_a -> $dst failed"
+	CLIENT=(ip netns exec bp_a) DST=$dst IPORT=5201 RPORT=5202 HAS_UDP=1 FWD_PIDS="$SYPID"
 	measure "$label"
 	sy endpoint ls >>"$OUT/detail.txt"
 }
@@ -531,25 +598,37 @@ sy_l2() {
 sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; }
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
+sc_sy_l2_1p() { SY_PROCS=1 sy_l2 1500 "S1-1p switchyard nsA->nsB, daemon with GOMAXPROCS=1 (MTU 1500)"; }
+sc_sy_l2_ds() { SY_FAMILY=46 sy_l2 1500 "S1-46 switchyard nsA->nsB, IPv4 on a dual-stack network (MTU 1500)"; }
+sc_sy_l2_v6() { SY_FAMILY=6 sy_l2 1500 "S1-6 switchyard nsA->nsB, IPv6 on the same dual-stack network (MTU 1500)"; }
 
 # ---- published ports (issue 3): host 127.0.0.1 -> a container, as the peers
 # sy_ports PATH MTU LABEL : the daemon in the root namespace, one container
 # bp_c1, ports 15201 (tcp, udp) and 15202 published on 127.0.0.1.
+# With SY_FAMILY=6 the ports are published on [::1] and reach the
+# container's IPv6 address.
 sy_ports() {
-	local path=$1 mtu=$2 label=$3
+	local path=$1 mtu=$2 label=$3 host=127.0.0.1 dst=127.0.0.1 bind=
 	sy_up || return 1
 	ns_add bp_c1
-	sy network create bench --subnet 10.213.21.0/24 --mtu "$mtu" >/dev/null
-	sy connect bench --netns /var/run/netns/bp_c1 --ip 10.213.21.2 -p "127.0.0.1:15201:5201,path=$path" \
-		-p "127.0.0.1:15202:5202,path=$path" -p "127.0.0.1:15201:5201/udp,path=$path" >>"$OUT/sy-connect.log" || return 1
-	start_servers ip netns exec bp_c1
-	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$SYPID"
+	sy_family_args 21
+	[ "${SY_FAMILY:-4}" = 6 ] && host='[::1]' dst=::1 bind=::
+	sy network create bench "${SUBNETS[@]}" --mtu "$mtu" >/dev/null
+	sy connect bench --netns /var/run/netns/bp_c1 --ip 10.213.21.2 $(sy_ip6 21 2) -p "$host:15201:5201,path=$path" \
+		-p "$host:15202:5202,path=$path" -p "$host:15201:5201/udp,path=$path" >>"$OUT/sy-connect.log" || return 1
+	SRV_BIND=$bind start_servers ip netns exec bp_c1
+	CLIENT=() DST=$dst IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$SYPID"
 	measure "$label"
 }
 
 sc_sy_proxy_netstack() { sy_ports netstack 1500 "S2 switchyard -p 127.0.0.1 (netstack path, MTU 1500)"; }
 sc_sy_proxy_netstack_mtu65520() { sy_ports netstack 65520 "S2b switchyard -p 127.0.0.1 (netstack path, MTU 65520)"; }
 sc_sy_proxy_splice() { sy_ports splice 1500 "S3 switchyard -p 127.0.0.1 (splice path)"; }
+sc_sy_proxy_netstack_1p() { SY_PROCS=1 sy_ports netstack 1500 "S2-1p switchyard -p 127.0.0.1 (netstack path), daemon with GOMAXPROCS=1"; }
+sc_sy_proxy_netstack_ds() { SY_FAMILY=46 sy_ports netstack 1500 "S2-46 switchyard -p 127.0.0.1, dual-stack network (netstack path, MTU 1500)"; }
+sc_sy_proxy_netstack6() { SY_FAMILY=6 sy_ports netstack 1500 "S2-6 switchyard -p [::1] -> IPv6 (netstack path, MTU 1500)"; }
+sc_sy_proxy_splice_ds() { SY_FAMILY=46 sy_ports splice 1500 "S3-46 switchyard -p 127.0.0.1, dual-stack network (splice path)"; }
+sc_sy_proxy_splice6() { SY_FAMILY=6 sy_ports splice 1500 "S3-6 switchyard -p [::1] -> IPv6 (splice path)"; }
 
 # ---- switchyard run (issue 4): the servers as run's command, published on
 # 127.0.0.1, as root and as an ordinary user (rootless TAP through the
@@ -650,6 +729,7 @@ dns_bench() {
 # each buys).
 TUNNEL_SCENARIOS="tun_kernel tun_kernel_nogso tun_socat tun_sy_vxlan tun_sy_secure tun_sy_kernel"
 TUNNEL_FEATURE_SCENARIOS="tun_sy_vxlan tun_sy_no_tso tun_sy_no_gso tun_sy_no_gro tun_sy_no_batch tun_sy_no_coalesce tun_sy_no_pipeline"
+TUNNEL6_SCENARIOS="tun_kernel tun_kernel6 tun_sy_vxlan tun_sy_vxlan6"
 TB=$WORK/tunnelbench
 
 # tun_hosts : bp_ha and bp_hb joined by a veth; containers bp_ca and bp_cb
@@ -664,7 +744,7 @@ tun_hosts() {
 }
 
 # tun_kernel_host H N : kernel vxlan + bridge in bp_hH (underlay 10.213.60.N),
-# container bp_cH on it at 10.213.61.(N+1)/24
+# container bp_cH on it at 10.213.61.(N+1)/24 and fd00:213:61::(N+1)/64
 tun_kernel_host() {
 	local h=$1 n=$2 peer=10.213.60.$((3 - $2))
 	ip -n "bp_h$h" link add br0 type bridge stp_state 0 forward_delay 0
@@ -676,6 +756,7 @@ tun_kernel_host() {
 	ip -n "bp_h$h" link set c0 master br0 up
 	ip -n "bp_c$h" link set eth0 mtu 1450
 	ip -n "bp_c$h" addr add "10.213.61.$((n + 1))/24" dev eth0
+	ip -n "bp_c$h" addr add "fd00:213:61::$((n + 1))/64" dev eth0 nodad
 	ip -n "bp_c$h" link set eth0 up
 }
 
@@ -684,7 +765,7 @@ tun_sy_host() {
 	local h=$1 n=$2 mode=$3
 	shift 3
 	spawn "tunnelbench-$h" "$TB" -host "bp_h$h" -local "10.213.60.$n" -peer "10.213.60.$((3 - n))" \
-		-container "bp_c$h" -ip "10.213.61.$((n + 1))/24" -mode "$mode" "$@"
+		-container "bp_c$h" -ip "10.213.61.$((n + 1))/24" -ip6 "fd00:213:61::$((n + 1))/64" -mode "$mode" "$@"
 	TBPID=$SPAWNED
 	local i
 	for i in $(seq 100); do grep -q '^ready' "$OUT/tunnelbench-$h.log" 2>/dev/null && return 0; sleep 0.1; done
@@ -696,11 +777,14 @@ tun_build() {
 	(cd "$REPO" && go build -o "$TB" ./benchmarks/tunnelbench) || { log "go build tunnelbench failed"; return 1; }
 }
 
-# tun_measure LABEL : servers in bp_cb, client in bp_ca
+# tun_measure LABEL : servers in bp_cb, client in bp_ca; with TUN_FAMILY=6
+# over IPv6 inside the overlay (the underlay stays IPv4)
 tun_measure() {
-	start_servers ip netns exec bp_cb
-	ip netns exec bp_ca ping -c 2 -i 0.2 -W 1 10.213.61.3 >/dev/null 2>&1 # ARP, forwarding tables
-	CLIENT=(ip netns exec bp_ca) DST=10.213.61.3 IPORT=5201 RPORT=5202 HAS_UDP=1
+	local dst=10.213.61.3 bind=
+	[ "${TUN_FAMILY:-4}" = 6 ] && dst=fd00:213:61::3 bind=::
+	SRV_BIND=$bind start_servers ip netns exec bp_cb
+	ip netns exec bp_ca ping -c 2 -i 0.2 -W 1 "$dst" >/dev/null 2>&1 || log "ping bp_ca -> $dst failed" # ARP/ND, forwarding tables
+	CLIENT=(ip netns exec bp_ca) DST=$dst IPORT=5201 RPORT=5202 HAS_UDP=1
 	measure "$1"
 }
 
@@ -710,6 +794,14 @@ sc_tun_kernel() {
 	tun_kernel_host b 2
 	FWD_PIDS=""
 	tun_measure "T1 kernel vxlan+bridge cA->cB (veth underlay, GSO packets cross it whole)"
+}
+
+sc_tun_kernel6() { # T1 with IPv6 inside the overlay
+	tun_hosts
+	tun_kernel_host a 1
+	tun_kernel_host b 2
+	FWD_PIDS=""
+	TUN_FAMILY=6 tun_measure "T1-6 kernel vxlan+bridge cA->cB, IPv6 in the overlay"
 }
 
 sc_tun_kernel_nogso() {
@@ -760,6 +852,7 @@ tun_sy() {
 
 sc_tun_sy_vxlan() { tun_sy vxlan "T3 switchyard tunnel cA->cB (vxlan, MTU 1450)"; }
 sc_tun_sy_secure() { tun_sy secure "T4 switchyard tunnel cA->cB (secure, MTU 1418)"; }
+sc_tun_sy_vxlan6() { TUN_FAMILY=6 tun_sy vxlan "T3-6 switchyard tunnel cA->cB, IPv6 in the overlay (vxlan, MTU 1450)"; }
 sc_tun_sy_no_tso() { tun_sy vxlan "T3-tso switchyard vxlan, no TSO (the switch cuts superframes)" -disable tso; }
 sc_tun_sy_no_gso() { tun_sy vxlan "T3-gso switchyard vxlan, no UDP GSO (sendmmsg)" -disable gso; }
 sc_tun_sy_no_gro() { tun_sy vxlan "T3-gro switchyard vxlan, no UDP GRO" -disable gro; }
@@ -873,10 +966,14 @@ sc_direct_sy_tunnel() {
 
 # ---------------------------------------------------------------- main
 usage() {
-	echo "usage: $0 [-l] [all | l2 | ports | tunnel | tunnel-features | direct | startup | dns | scenario ...]"
+	echo "usage: $0 [-l] [all | l2 | l2-6 | ports | ports6 | tunnel | tunnel6 | latency | tunnel-features | direct | startup | dns | scenario ...]"
 	echo "l2:      $L2_SCENARIOS"
+	echo "l2-6:    $L2V6_SCENARIOS"
 	echo "ports:   $PORT_SCENARIOS"
+	echo "ports6:  $PORTV6_SCENARIOS"
 	echo "tunnel:  $TUNNEL_SCENARIOS"
+	echo "tunnel6: $TUNNEL6_SCENARIOS"
+	echo "latency: $LATENCY_SCENARIOS"
 	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
 	echo "direct:  $DIRECT_SCENARIOS"
 	echo "startup, dns: tables of their own"
@@ -891,8 +988,12 @@ main() {
 	-l | -h | --help) usage; exit 0 ;;
 	"") list=($DEFAULT_SCENARIOS) ;;
 	l2) list=($L2_SCENARIOS) ;;
+	l2-6) list=($L2V6_SCENARIOS) ;;
 	ports) list=($PORT_SCENARIOS) ;;
+	ports6) list=($PORTV6_SCENARIOS) ;;
 	tunnel) list=($TUNNEL_SCENARIOS) ;;
+	tunnel6) list=($TUNNEL6_SCENARIOS) ;;
+	latency) list=($LATENCY_SCENARIOS) ;;
 	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
 	direct) list=($DIRECT_SCENARIOS) ;;
 	startup | dns) list=() ;;
@@ -909,6 +1010,13 @@ main() {
 	done
 
 	mkdir -p "$STATE" "$WORK" "$OUT"
+	# One run at a time on the machine: the clean-up below removes every
+	# bp_* namespace and kills the pids another run recorded.
+	exec 9>"$STATE/lock"
+	if ! flock -n 9; then
+		log "another bench.sh run holds $STATE/lock: waiting for it to finish"
+		flock 9
+	fi
 	touch "$STATE/pids"
 	cleanup_all # idempotent: remove leftovers of an interrupted run
 	trap 'cleanup_all' EXIT

@@ -5,7 +5,8 @@
 // removes its TAP and prints the tunnel's counters on stderr.
 //
 //	tunnelbench -host bp_ha -local 10.213.60.1 -peer 10.213.60.2 \
-//	    -container bp_ca -ip 10.213.61.2/24 [-mode secure] [-disable gso,gro]
+//	    -container bp_ca -ip 10.213.61.2/24 [-ip6 fd00:213:61::2/64] \
+//	    [-mode secure] [-disable gso,gro]
 //
 // The namespaces must exist (bench.sh creates and deletes them). It needs
 // root, or CAP_NET_ADMIN and CAP_SYS_ADMIN. It prints "ready" on stdout
@@ -44,9 +45,9 @@ var benchKey = tunnel.Key{0: 0x5b, 31: 0x42}
 
 // options are the command line.
 type options struct {
-	hostNS, local, peers, ctrNS, ip, mode, disable, cpuProfile string
-	mtu                                                        int
-	offload                                                    bool
+	hostNS, local, peers, ctrNS, ip, ip6, mode, disable, cpuProfile string
+	mtu                                                             int
+	offload                                                         bool
 }
 
 func parseFlags() options {
@@ -55,7 +56,8 @@ func parseFlags() options {
 	flag.StringVar(&o.local, "local", "", "this host's underlay `address`")
 	flag.StringVar(&o.peers, "peer", "", "comma-separated underlay `addresses` of the other hosts")
 	flag.StringVar(&o.ctrNS, "container", "", "container network namespace `name` for the TAP")
-	flag.StringVar(&o.ip, "ip", "", "the container's `address/prefix`")
+	flag.StringVar(&o.ip, "ip", "", "the container's IPv4 `address/prefix`")
+	flag.StringVar(&o.ip6, "ip6", "", "the container's IPv6 `address/prefix`, if any (IPv6 inside the overlay)")
 	flag.StringVar(&o.mode, "mode", "vxlan", "`vxlan` or secure")
 	flag.IntVar(&o.mtu, "mtu", 0, "container and tunnel MTU; 0: the tunnel's default for a 1500-byte underlay")
 	flag.StringVar(&o.disable, "disable", "", "comma-separated tunnel `features` to turn off: tso, gso, gro, batch, coalesce, pipeline")
@@ -82,8 +84,16 @@ func run() error {
 		return fmt.Errorf("-local: %w", err)
 	}
 	prefix, err := netip.ParsePrefix(o.ip)
-	if err != nil {
-		return fmt.Errorf("-ip: %w", err)
+	if err != nil || !prefix.Addr().Is4() {
+		return fmt.Errorf("-ip %q: want an IPv4 address/prefix like 10.213.61.2/24", o.ip)
+	}
+	addrs := []netip.Prefix{prefix}
+	if o.ip6 != "" {
+		p6, err := netip.ParsePrefix(o.ip6)
+		if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() {
+			return fmt.Errorf("-ip6 %q: want an IPv6 address/prefix like fd00:213:61::2/64", o.ip6)
+		}
+		addrs = append(addrs, p6)
 	}
 	cfg, err := tunnelConfig(o, la)
 	if err != nil {
@@ -114,7 +124,7 @@ func run() error {
 	port, err := tap.Open(tap.Config{
 		NetNS: "/var/run/netns/" + o.ctrNS, Name: "eth0", MTU: tun.Info().MTU,
 		MAC:   vswitch.MAC{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]},
-		Addrs: []netip.Prefix{prefix}, Offload: o.offload, Configure: true, Logger: log,
+		Addrs: addrs, Offload: o.offload, Configure: true, Logger: log,
 	})
 	if err != nil {
 		return err

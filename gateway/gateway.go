@@ -136,7 +136,7 @@ type Gateway struct {
 	egress *egress
 	echo   *echoProxy
 	nat    *natPath
-	dhcp   *dhcp.Server
+	dhcp   *dhcp.Server  // set before the port is attached; never changed after
 	dhcp6  *dhcp6.Server // set before the port is attached; never changed after
 	router *router       // nil without Routes or NextHop
 	// routesMu serialises changes of the netstack's route table;
@@ -210,6 +210,12 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
 		}
 	}
+	if cfg.DHCP != nil {
+		if err := g.prepareDHCP(cfg.DHCP); err != nil {
+			g.stack.Close()
+			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		}
+	}
 
 	// The gateway's MAC is static: frames to it never flood to the
 	// endpoints, whether or not the gateway has spoken lately.
@@ -244,11 +250,8 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if g.dhcp6 != nil {
 		g.startDHCP6()
 	}
-	if cfg.DHCP != nil {
-		if err := g.startDHCP(cfg.DHCP); err != nil {
-			g.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
-		}
+	if g.dhcp != nil {
+		g.startDHCP()
 	}
 	router6 := v6(cfg.Addr)
 	if cfg.Addr6.IsValid() {

@@ -62,21 +62,7 @@ func newWorld(t *testing.T, before ...func(*world)) *world {
 // came from.
 func whoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	l, err := ns.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
+	serveEach(t, ns, addr, func(c net.Conn) string { return c.RemoteAddr().String() })
 }
 
 func askWho(t *testing.T, from *netnstest.NS, addr string) string {

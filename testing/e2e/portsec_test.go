@@ -25,7 +25,14 @@ import (
 // name.
 func nameServer(t *testing.T, ns *netnstest.NS, name string) {
 	t.Helper()
-	l, err := ns.Listen("0.0.0.0:80")
+	serveEach(t, ns, "0.0.0.0:80", func(net.Conn) string { return name })
+}
+
+// serveEach listens on addr in ns until the test ends and answers every
+// connection with what reply says for it, then closes it.
+func serveEach(t *testing.T, ns *netnstest.NS, addr string, reply func(c net.Conn) string) {
+	t.Helper()
+	l, err := ns.Listen(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +43,7 @@ func nameServer(t *testing.T, ns *netnstest.NS, name string) {
 			if err != nil {
 				return
 			}
-			io.WriteString(c, name)
+			io.WriteString(c, reply(c))
 			c.Close()
 		}
 	}()

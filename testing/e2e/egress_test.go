@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -111,21 +110,7 @@ func TestEgressToTheInternet(t *testing.T) {
 	t.Logf("egress 50 MB in %v (%.2f Gbit/s), sha256 %x", took, 400/took.Seconds()/1000, sum[:6])
 
 	// UDP echo.
-	pc, err := w.inet.ListenPacket(inetAddr + ":5300")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(fmt.Sprintf("%s said %s", from, buf[:n])), from)
-		}
-	}()
+	udpWhoServer(t, w.inet, inetAddr+":5300")
 	reply, err := udpAsk(a, inetAddr+":5300", "hi")
 	if err != nil || !strings.HasPrefix(reply, hostAddr+":") || !strings.HasSuffix(reply, "said hi") {
 		t.Errorf("UDP reply %q (err %v), want the host's address and the echo", reply, err)

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -61,24 +60,12 @@ func newWorld(t *testing.T, before ...func(*world)) *world {
 // came from.
 func whoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	serveEach(t, ns, addr, func(c net.Conn) string { return c.RemoteAddr().String() })
+	ns.ServeEach(t, addr, func(c net.Conn) string { return c.RemoteAddr().String() })
 }
 
 func askWho(t *testing.T, from *netnstest.NS, addr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := from.Dial(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("connect %s from %s: %v", addr, from.Name, err)
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return from.Ask(t, addr)
 }
 
 // dialErr connects from ns to addr and returns how long it took and the

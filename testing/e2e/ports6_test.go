@@ -13,7 +13,7 @@ import (
 // came from.
 func udpWhoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	udpServeEach(t, ns, addr, func(from net.Addr, msg []byte) string { return fmt.Sprintf("%s said %s", from, msg) })
+	ns.ServeEachUDP(t, addr, func(from net.Addr, msg []byte) string { return fmt.Sprintf("%s said %s", from, msg) })
 }
 
 // Published ports bridge the families: -p on an IPv4-only endpoint

@@ -28,29 +28,8 @@ func whoServers(t *testing.T, ns *netnstest.NS, tcp []int, udp []int) {
 		whoServer(t, ns, fmt.Sprintf("0.0.0.0:%d", p))
 	}
 	for _, p := range udp {
-		udpServeEach(t, ns, fmt.Sprintf("0.0.0.0:%d", p), func(from net.Addr, msg []byte) string { return from.String() + " " + string(msg) })
+		ns.ServeEachUDP(t, fmt.Sprintf("0.0.0.0:%d", p), func(from net.Addr, msg []byte) string { return from.String() + " " + string(msg) })
 	}
-}
-
-// udpServeEach listens on UDP addr in ns until the test ends and answers
-// every datagram with what reply says for its sender and content.
-func udpServeEach(t *testing.T, ns *netnstest.NS, addr string, reply func(from net.Addr, msg []byte) string) {
-	t.Helper()
-	pc, err := ns.ListenPacket(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(reply(from, buf[:n])), from)
-		}
-	}()
 }
 
 func bindings(t *testing.T, w *world, endpoint string) []api.PortBinding {

@@ -25,28 +25,7 @@ import (
 // name.
 func nameServer(t *testing.T, ns *netnstest.NS, name string) {
 	t.Helper()
-	serveEach(t, ns, "0.0.0.0:80", func(net.Conn) string { return name })
-}
-
-// serveEach listens on addr in ns until the test ends and answers every
-// connection with what reply says for it, then closes it.
-func serveEach(t *testing.T, ns *netnstest.NS, addr string, reply func(c net.Conn) string) {
-	t.Helper()
-	l, err := ns.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, reply(c))
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, "0.0.0.0:80", func(net.Conn) string { return name })
 }
 
 // answer connects from ns to addr and returns what the server said, or

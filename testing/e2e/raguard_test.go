@@ -324,5 +324,5 @@ func TestRAGuardAndNDSpoofing(t *testing.T) {
 // name.
 func nameServer6(t *testing.T, ns *netnstest.NS, name string) {
 	t.Helper()
-	serveEach(t, ns, "[::]:80", func(net.Conn) string { return name })
+	ns.ServeEach(t, "[::]:80", func(net.Conn) string { return name })
 }

@@ -250,10 +250,12 @@ func newGateway(sw *vswitch.Switch, cfg Config) *Gateway {
 	return g
 }
 
-// prepare sets, before the port is attached, everything intercept reads:
-// the router advertiser and the DHCPv6 and DHCP servers. Once the port is
-// attached, the switch's goroutine runs intercept; these fields never
-// change after.
+// prepare sets, before the port is attached, the router advertiser and
+// the DHCPv6 and DHCP servers: once the port is attached, the switch's
+// goroutine runs intercept, which reads them; they never change after.
+// (g.nat and g.echo, which intercept also reads for frames to the
+// gateway's MAC, are still set by start, after the attach: such a frame
+// arriving while New runs races with them.)
 func (g *Gateway) prepare() error {
 	if g.cfg.RA != nil {
 		if err := g.prepareRA(g.cfg.RA); err != nil {

@@ -40,17 +40,34 @@ import (
 // parseRouting checks `routing` and `public_addr` and, for routing
 // "direct", the cluster fields.
 func parseRouting(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) *store.DirectCluster {
+	if !routesDirect(errs, req) {
+		return nil
+	}
+	checkDirectFields(errs, req)
+	pa := parsePublicAddr(errs, req, subnet)
+	return parseDirectCluster(errs, req, subnet, pa)
+}
+
+// routesDirect reports whether req asks for routing "direct"; it refuses
+// an unknown routing, and `public_addr` without routing.
+func routesDirect(errs *fieldErrs, req api.NetworkCreate) bool {
 	switch req.Routing {
 	case "":
 		if req.PublicAddr != "" {
 			errs.add("public_addr", req.PublicAddr, "given without `routing` direct", "`routing` direct with `cluster`, or no `public_addr`")
 		}
-		return nil
+		return false
 	case "direct":
+		return true
 	default:
 		errs.add("routing", req.Routing, "unknown routing", "direct (with `cluster`)")
-		return nil
+		return false
 	}
+}
+
+// checkDirectFields checks the fields routing "direct" needs (a cluster,
+// a host interface, the subnet) and refuses those it excludes.
+func checkDirectFields(errs *fieldErrs, req api.NetworkCreate) {
 	excl := func(field, value, why string) {
 		errs.add(field, value, "excludes `routing` direct: "+why, "no `"+field+"`")
 	}
@@ -85,18 +102,28 @@ func parseRouting(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) *
 	if req.Subnet == "" && len(req.Subnets) == 0 {
 		errs.add("subnet", "", "missing: `routing` direct needs the cluster's whole range", "the same range on every host, like 10.240.0.0/16")
 	}
+}
+
+// parsePublicAddr checks this host's public address against subnet's
+// family; a bad one is returned invalid.
+func parsePublicAddr(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix) netip.Addr {
 	pa, err := netip.ParseAddr(req.PublicAddr)
 	if err != nil || pa.Zone() != "" || pa.IsUnspecified() || pa.IsMulticast() {
 		errs.add("public_addr", req.PublicAddr, "not this host's address", "this host's IP on the network the hosts share, like 192.0.2.1")
-		pa = netip.Addr{}
-	} else if subnet.IsValid() && pa.Is4() != subnet.Addr().Is4() {
+		return netip.Addr{}
+	}
+	if subnet.IsValid() && pa.Is4() != subnet.Addr().Is4() {
 		errs.add("public_addr", req.PublicAddr, "not of the subnet's address family", "an address of the family of "+subnet.String())
 	}
+	return pa
+}
+
+// parseDirectCluster checks the cluster's own fields as a tunnel's are;
+// the public address pa stands for the tunnel's listening address.
+func parseDirectCluster(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix, pa netip.Addr) *store.DirectCluster {
 	dc := &store.DirectCluster{Range: subnet, PublicAddr: pa}
 	// The lease's key needs a port with the address; direct routing has
 	// no use for it, and publishes port 1.
-	// The cluster's own fields are checked as a tunnel's are; the
-	// public address stands for the tunnel's listening address.
 	treq := req
 	treq.IPRange = ""
 	if pa.IsValid() {

@@ -91,7 +91,20 @@ func entries(single, list string, one string, many []string) []entry {
 func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 	a := addressing{fields: [2]familyFields{{"subnet", "gateway", "ip_range"}, {"subnet", "gateway", "ip_range"}}}
 	ok := [2]bool{true, true}
-	bad := false // an entry whose family is unknown failed to parse
+	// bad: an entry whose family is unknown failed to parse.
+	bad := a.parseSubnets(errs, req, &ok)
+	bad = a.parseGateways(errs, req, &ok) || bad
+	bad = a.parseRanges(errs, req, &ok) || bad
+	auxOK := a.addAux(errs, req)
+	a.pickFamilies(req)
+	a.refuseAbsentFamilies(errs, &ok)
+	a.checkFamilies(errs, ok, !bad && auxOK)
+	return a
+}
+
+// parseSubnets parses the subnets of req, one per family. It reports
+// whether an entry failed to parse, and clears ok of a family named twice.
+func (a *addressing) parseSubnets(errs *fieldErrs, req api.NetworkCreate, ok *[2]bool) (bad bool) {
 	for _, e := range entries("subnet", "subnets", req.Subnet, req.Subnets) {
 		p, err := netip.ParsePrefix(e.value)
 		if err != nil {
@@ -107,6 +120,11 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 		}
 		a.cfg[f].Subnet, a.fields[f].subnet = p, e.field
 	}
+	return bad
+}
+
+// parseGateways is parseSubnets for the gateways.
+func (a *addressing) parseGateways(errs *fieldErrs, req api.NetworkCreate, ok *[2]bool) (bad bool) {
 	for _, e := range entries("gateway", "gateways", req.Gateway, req.Gateways) {
 		g, err := netip.ParseAddr(e.value)
 		if err != nil {
@@ -122,6 +140,11 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 		}
 		a.cfg[f].Gateway, a.fields[f].gateway = g, e.field
 	}
+	return bad
+}
+
+// parseRanges is parseSubnets for the ranges.
+func (a *addressing) parseRanges(errs *fieldErrs, req api.NetworkCreate, ok *[2]bool) (bad bool) {
 	for _, e := range entries("ip_range", "ip_ranges", req.IPRange, req.IPRanges) {
 		p, err := netip.ParsePrefix(e.value)
 		if err != nil {
@@ -137,6 +160,12 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 		}
 		a.cfg[f].IPRange, a.fields[f].ipRange = p, e.field
 	}
+	return bad
+}
+
+// addAux parses the aux addresses of req and sorts them by family. It
+// reports whether they all parsed.
+func (a *addressing) addAux(errs *fieldErrs, req api.NetworkCreate) bool {
 	aux, auxOK := parseAux(errs, req.AuxAddresses)
 	a.aux = aux
 	for name, addr := range aux {
@@ -146,29 +175,26 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 		}
 		a.cfg[f].Aux[name] = addr
 	}
+	return auxOK
+}
 
+// pickFamilies sets the families the network has, from `ipv4`, `ipv6`
+// and the subnets named (see the comment at the top of the file).
+func (a *addressing) pickFamilies(req api.NetworkCreate) {
 	named4, named6 := a.cfg[fam4].Subnet.IsValid(), a.cfg[fam6].Subnet.IsValid()
 	a.has[fam4] = req.IPv4 == nil && !(named6 && !named4 && !req.IPv6) || req.IPv4 != nil && *req.IPv4
 	a.has[fam6] = req.IPv6 || named6 || req.IPv4 != nil && !*req.IPv4
+}
+
+// refuseAbsentFamilies refuses what the request names of a family the
+// network does not have, and clears ok of that family.
+func (a *addressing) refuseAbsentFamilies(errs *fieldErrs, ok *[2]bool) {
 	if !a.has[fam4] {
-		if named4 {
-			errs.add(a.fields[fam4].subnet, a.cfg[fam4].Subnet.String(), "an IPv4 subnet on a network with `ipv4` false", "no IPv4 subnet, or `ipv4` true")
-		}
-		if g := a.cfg[fam4].Gateway; g.IsValid() {
-			errs.add(a.fields[fam4].gateway, g.String(), "an IPv4 gateway on a network without IPv4", "an IPv6 gateway")
-		}
-		if r := a.cfg[fam4].IPRange; r.IsValid() {
-			errs.add(a.fields[fam4].ipRange, r.String(), "an IPv4 range on a network without IPv4", "an IPv6 range")
-		}
+		a.refuseAbsent4(errs)
 		ok[fam4] = false
 	}
 	if !a.has[fam6] {
-		if g := a.cfg[fam6].Gateway; g.IsValid() {
-			errs.add(a.fields[fam6].gateway, g.String(), "an IPv6 gateway on a network without IPv6", "an IPv4 gateway, or `ipv6` true")
-		}
-		if r := a.cfg[fam6].IPRange; r.IsValid() {
-			errs.add(a.fields[fam6].ipRange, r.String(), "an IPv6 range on a network without IPv6", "an IPv4 range, or `ipv6` true")
-		}
+		a.refuseAbsent6(errs)
 		ok[fam6] = false
 	}
 	for f := range a.has {
@@ -179,8 +205,40 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 			errs.add("aux_addresses", name+"="+a.cfg[f].Aux[name].String(), "an "+familyName[f]+" address on a network without "+familyName[f], "addresses of the network's families")
 		}
 	}
+}
+
+// refuseAbsent4 refuses the IPv4 subnet, gateway and range of a network
+// without IPv4.
+func (a *addressing) refuseAbsent4(errs *fieldErrs) {
+	if a.cfg[fam4].Subnet.IsValid() {
+		errs.add(a.fields[fam4].subnet, a.cfg[fam4].Subnet.String(), "an IPv4 subnet on a network with `ipv4` false", "no IPv4 subnet, or `ipv4` true")
+	}
+	if g := a.cfg[fam4].Gateway; g.IsValid() {
+		errs.add(a.fields[fam4].gateway, g.String(), "an IPv4 gateway on a network without IPv4", "an IPv6 gateway")
+	}
+	if r := a.cfg[fam4].IPRange; r.IsValid() {
+		errs.add(a.fields[fam4].ipRange, r.String(), "an IPv4 range on a network without IPv4", "an IPv6 range")
+	}
+}
+
+// refuseAbsent6 refuses the IPv6 gateway and range of a network without
+// IPv6 (naming an IPv6 subnet gives a network IPv6).
+func (a *addressing) refuseAbsent6(errs *fieldErrs) {
+	if g := a.cfg[fam6].Gateway; g.IsValid() {
+		errs.add(a.fields[fam6].gateway, g.String(), "an IPv6 gateway on a network without IPv6", "an IPv4 gateway, or `ipv6` true")
+	}
+	if r := a.cfg[fam6].IPRange; r.IsValid() {
+		errs.add(a.fields[fam6].ipRange, r.String(), "an IPv6 range on a network without IPv6", "an IPv4 range, or `ipv6` true")
+	}
+}
+
+// checkFamilies checks, for each family the network has whose entries
+// all parsed (parsed) and whose subnet is named once (ok), the subnet
+// against reserved ranges and the subnet, gateway, range and aux
+// addresses together.
+func (a *addressing) checkFamilies(errs *fieldErrs, ok [2]bool, parsed bool) {
 	for f := range a.has {
-		if !a.has[f] || !ok[f] || bad || !auxOK || !a.cfg[f].Subnet.IsValid() {
+		if !a.has[f] || !ok[f] || !parsed || !a.cfg[f].Subnet.IsValid() {
 			continue
 		}
 		if why := reservedSubnet(a.cfg[f].Subnet); why != "" {
@@ -190,5 +248,4 @@ func parseAddressing(errs *fieldErrs, req api.NetworkCreate) addressing {
 		_, poolErrs := newPool(a.cfg[f], a.fields[f])
 		*errs = append(*errs, poolErrs...)
 	}
-	return a
 }

@@ -280,39 +280,138 @@ func (d *Daemon) ensureDefaultNetwork() error {
 // bringUp builds the live network for a record: switch, gateway and pool,
 // and its host interface, made anew or, restoring, re-attached.
 func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool) (*network, error) {
-	var tun *netTunnel
+	ov, rec, err := d.prepareOverlay(ctx, rec, restoring)
+	if err != nil {
+		return nil, err
+	}
+	rec, pools, err := d.newPools(rec)
+	if err != nil {
+		ov.close()
+		return nil, err
+	}
+	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
+	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
+	gw, err := gateway.New(sw, d.gatewayConfig(rec, pools, binder))
+	if err != nil {
+		sw.Close()
+		ov.close()
+		return nil, err
+	}
+	binder.start(sw, gw)
+	n := &network{rec: rec, sw: sw, gw: gw, nat: pools.nat, addrs: pools.v4, addrs6: pools.v6, endpoints: map[string]*endpoint{},
+		pending: map[string]store.Endpoint{}}
+	if err := d.startNetwork(ctx, n, ov.tun, restoring); err != nil {
+		ov.close()
+		return nil, err
+	}
+	if ov.direct != nil {
+		n.direct = ov.direct
+		d.startDirect(rec, ov.direct, gw)
+	}
+	d.syncNATLocked(n, d.hostAddrs())
+	return n, nil
+}
+
+// overlay is what links a network to other hosts before its switch
+// exists: a tunnel, or a direct-routing cluster; either may be nil.
+type overlay struct {
+	tun       *netTunnel
+	direct    *netDirect
+	restoring bool
+}
+
+// close undoes prepareOverlay when the network cannot come up; a direct
+// network made anew leaves its cluster.
+func (o overlay) close() {
+	if o.tun != nil {
+		o.tun.close()
+		o.tun.port.Close()
+	}
+	if o.direct != nil {
+		o.direct.close(!o.restoring)
+	}
+}
+
+// prepareOverlay prepares rec's tunnel, or its direct routing (joining
+// the cluster when the network is made anew), and returns rec with the
+// subnet they give this host.
+func (d *Daemon) prepareOverlay(ctx context.Context, rec store.Network, restoring bool) (overlay, store.Network, error) {
+	o := overlay{restoring: restoring}
 	if rec.Tunnel != nil {
 		var err error
-		if tun, rec, err = d.prepareTunnel(ctx, rec); err != nil {
-			return nil, err
+		if o.tun, rec, err = d.prepareTunnel(ctx, rec); err != nil {
+			return o, rec, err
 		}
 	}
-	var direct *netDirect
 	if rec.Direct != nil {
-		direct = d.newNetDirect(rec)
+		o.direct = d.newNetDirect(rec)
 		if !restoring {
-			jctx, cancel := context.WithTimeout(ctx, clusterTimeout)
-			c, err := d.joinDirect(jctx, rec, direct)
-			cancel()
-			if err != nil {
-				return nil, err
+			var err error
+			if rec, err = d.joinDirectNow(ctx, rec, o.direct); err != nil {
+				return o, rec, err
 			}
-			direct.cluster.Store(c)
-			rec = directRecord(rec, c.Lease().Subnet)
-			direct.mu.Lock()
-			direct.own = rec.Subnet
-			direct.mu.Unlock()
 		}
 	}
-	closeTunnel := func() {
-		if tun != nil {
-			tun.close()
-			tun.port.Close()
-		}
-		if direct != nil {
-			direct.close(!restoring)
-		}
+	return o, rec, nil
+}
+
+// joinDirectNow joins rec's direct-routing cluster within clusterTimeout
+// and returns rec with the subnet the cluster leased this host.
+func (d *Daemon) joinDirectNow(ctx context.Context, rec store.Network, direct *netDirect) (store.Network, error) {
+	jctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	c, err := d.joinDirect(jctx, rec, direct)
+	cancel()
+	if err != nil {
+		return rec, err
 	}
+	direct.cluster.Store(c)
+	rec = directRecord(rec, c.Lease().Subnet)
+	direct.mu.Lock()
+	direct.own = rec.Subnet
+	direct.mu.Unlock()
+	return rec, nil
+}
+
+// netPools are a network's address pools (v6 nil without a second,
+// IPv6, family) and its NAT table.
+type netPools struct {
+	v4, v6 *addrs
+	nat    *nat.Table
+}
+
+// newPools makes rec's address pools and NAT table, and returns rec with
+// the ranges a tunnel leased this host.
+func (d *Daemon) newPools(rec store.Network) (store.Network, netPools, error) {
+	var pools netPools
+	icfg := firstPoolConfig(rec)
+	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
+		rec.IPRange = icfg.IPRange
+	}
+	pool, err := ipam.New(icfg)
+	if err != nil {
+		return rec, pools, err
+	}
+	if pools.nat, err = nat.NewTable(d.natConfig(rec)); err != nil {
+		return rec, pools, err
+	}
+	pools.v4 = newAddrs(pool)
+	if rec.Subnet6.IsValid() {
+		if rec.Tunnel != nil && rec.Tunnel.HostSubnet6.IsValid() {
+			rec.IPRange6 = rec.Tunnel.HostSubnet6 // this host's IPv6 lease
+		}
+		p6, err := ipam.New(ipam.Config{Subnet: rec.Subnet6, Gateway: rec.Gateway6, IPRange: rec.IPRange6, Aux: auxOf(rec.AuxAddresses, fam6)})
+		if err != nil {
+			return rec, pools, err
+		}
+		pools.v6 = newAddrs(p6)
+	}
+	return rec, pools, nil
+}
+
+// firstPoolConfig is the configuration of the pool of rec's first family:
+// its aux addresses with the host interface's, and a tunnel's lease as
+// its range.
+func firstPoolConfig(rec store.Network) ipam.Config {
 	icfg := ipam.Config{Subnet: rec.Subnet, Gateway: rec.Gateway, IPRange: rec.IPRange, Aux: auxOf(rec.AuxAddresses, familyOf(rec.Subnet.Addr()))}
 	if hi := rec.HostInterface; hi != nil {
 		if icfg.Aux == nil {
@@ -322,39 +421,26 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 	}
 	if rec.Tunnel != nil && rec.Tunnel.HostSubnet.IsValid() {
 		icfg.IPRange = rec.Tunnel.HostSubnet // this host's lease
-		rec.IPRange = icfg.IPRange
 	}
-	pool, err := ipam.New(icfg)
-	if err != nil {
-		closeTunnel()
-		return nil, err
-	}
+	return icfg
+}
+
+// natConfig is the configuration of rec's NAT table.
+func (d *Daemon) natConfig(rec store.Network) nat.Config {
 	ncfg := nat.Config{Network: rec.Name, Gateway: rec.Gateway, Isolated: !rec.ICC, Internal: rec.Internal,
 		MasqPorts: d.cfg.MasqPorts, MasqPortsPerSource: d.cfg.MasqPortsPerSource}
 	ncfg.Subnet, ncfg.Gateway, _ = rec.IPv4()
 	ncfg.Subnet6, ncfg.Gateway6, _ = rec.IPv6()
-	table, err := nat.NewTable(ncfg)
-	if err != nil {
-		closeTunnel()
-		return nil, err
-	}
-	pool4 := newAddrs(pool)
-	var pool6 *addrs
-	if rec.Subnet6.IsValid() {
-		if rec.Tunnel != nil && rec.Tunnel.HostSubnet6.IsValid() {
-			rec.IPRange6 = rec.Tunnel.HostSubnet6 // this host's IPv6 lease
-		}
-		p6, err := ipam.New(ipam.Config{Subnet: rec.Subnet6, Gateway: rec.Gateway6, IPRange: rec.IPRange6, Aux: auxOf(rec.AuxAddresses, fam6)})
-		if err != nil {
-			closeTunnel()
-			return nil, err
-		}
-		pool6 = newAddrs(p6)
-	}
-	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
+	return ncfg
+}
+
+// gatewayConfig is the configuration of rec's gateway: its addresses, NAT
+// and egress, routes through the host interface, and the DHCP, RA and
+// DHCPv6 servers of its families.
+func (d *Daemon) gatewayConfig(rec store.Network, pools netPools, binder *leaseBinder) gateway.Config {
 	gcfg := gateway.Config{
 		Network: rec.Name, Subnet: rec.Subnet, Addr: rec.Gateway, MAC: rec.GatewayMAC, MTU: rec.MTU,
-		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: table, Logger: d.log,
+		Internal: rec.Internal, HostLoopback: rec.HostLoopback, NAT: pools.nat, Logger: d.log,
 		Refuse: d.ownListener, Subnet6: rec.Subnet6, Addr6: rec.Gateway6,
 		// Egress flows hold host sockets from the same descriptors as
 		// published ports: they share the ports' connection limit.
@@ -368,63 +454,57 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 	if rec.Subnet.Addr().Is4() {
 		// Clients get the gateway as router and resolver, and the
 		// network's name as their domain.
-		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{pool4, binder}, DNS: []netip.Addr{rec.Gateway}}
+		gcfg.DHCP = &gateway.DHCPConfig{Allocator: dhcpAllocator{pools.v4, binder}, DNS: []netip.Addr{rec.Gateway}}
 		if !rec.Default {
 			gcfg.DHCP.DomainName = rec.Name
 		}
 	}
 	if sub6, gw6, _ := rec.IPv6(); sub6.IsValid() {
-		// Hosts on the network learn the prefix (SLAAC), the gateway as
-		// default router and the DNS server from its advertisements;
-		// their M flag sends DHCPv6 clients (VMs on --tap-only TAPs) to
-		// the gateway's DHCPv6 server for their endpoint's address.
-		gcfg.RA = &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval}
-		v6 := pool6
-		if v6 == nil { // IPv6-only: the first pool is the IPv6 one
-			v6 = pool4
-		}
-		gcfg.DHCP6 = &gateway.DHCP6Config{Reservations: reservations6{v6}, DNS: []netip.Addr{gw6}}
-		if !rec.Default {
-			gcfg.DHCP6.DomainName = rec.Name
-		}
+		gcfg.RA, gcfg.DHCP6 = d.ipv6Config(rec, gw6, pools)
 	}
-	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
-	gw, err := gateway.New(sw, gcfg)
-	if err != nil {
-		sw.Close()
-		closeTunnel()
-		return nil, err
+	return gcfg
+}
+
+// ipv6Config is the RA and DHCPv6 configuration of a network with IPv6.
+// Hosts on the network learn the prefix (SLAAC), the gateway as default
+// router and the DNS server from its advertisements; their M flag sends
+// DHCPv6 clients (VMs on --tap-only TAPs) to the gateway's DHCPv6 server
+// for their endpoint's address.
+func (d *Daemon) ipv6Config(rec store.Network, gw6 netip.Addr, pools netPools) (*gateway.RAConfig, *gateway.DHCP6Config) {
+	ra := &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval}
+	v6 := pools.v6
+	if v6 == nil { // IPv6-only: the first pool is the IPv6 one
+		v6 = pools.v4
 	}
-	binder.start(sw, gw)
-	n := &network{rec: rec, sw: sw, gw: gw, nat: table, addrs: pool4, addrs6: pool6, endpoints: map[string]*endpoint{},
-		pending: map[string]store.Endpoint{}}
-	if rec.HostInterface != nil {
+	dhcp6 := &gateway.DHCP6Config{Reservations: reservations6{v6}, DNS: []netip.Addr{gw6}}
+	if !rec.Default {
+		dhcp6.DomainName = rec.Name
+	}
+	return ra, dhcp6
+}
+
+// startNetwork opens the host interface of n, starts its DNS server and
+// its tunnel. On error n is shut down (its host interface forgotten).
+func (d *Daemon) startNetwork(ctx context.Context, n *network, tun *netTunnel, restoring bool) error {
+	if n.rec.HostInterface != nil {
 		if err := d.openHostInterface(ctx, n, restoring); err != nil {
 			n.shutdown()
-			closeTunnel()
-			return nil, err
+			return err
 		}
 	}
 	if err := d.startDNS(n); err != nil {
 		n.forgetHostInterface(d.log)
 		n.shutdown()
-		closeTunnel()
-		return nil, err
+		return err
 	}
 	if tun != nil {
 		if err := d.startTunnel(n, tun); err != nil {
 			n.forgetHostInterface(d.log)
 			n.shutdown()
-			closeTunnel()
-			return nil, err
+			return err
 		}
 	}
-	if direct != nil {
-		n.direct = direct
-		d.startDirect(rec, direct, gw)
-	}
-	d.syncNATLocked(n, d.hostAddrs())
-	return n, nil
+	return nil
 }
 
 // auxOf returns the aux addresses of family f.

@@ -66,13 +66,28 @@ func parseTunnel(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 netip.P
 
 // parseTunnelWire checks the VNI, the underlay's MTU and the addresses.
 func parseTunnelWire(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, t *store.Tunnel) {
-	if req.VNI != nil {
-		if *req.VNI < 0 || *req.VNI > tunnel.MaxVNI {
-			errs.add("vni", strconv.Itoa(*req.VNI), "out of range", "0-"+strconv.Itoa(tunnel.MaxVNI))
-		} else {
-			t.VNI = uint32(*req.VNI)
-		}
+	parseVNI(errs, req, t)
+	parseUnderlayMTU(errs, req, t)
+	port := mode.DefaultPort()
+	parseTunnelListen(errs, req, port, t)
+	parseTunnelPeers(errs, req, port, listenFamily(req, t), t)
+}
+
+// parseVNI checks the VNI, if the request gives one.
+func parseVNI(errs *fieldErrs, req api.NetworkCreate, t *store.Tunnel) {
+	if req.VNI == nil {
+		return
 	}
+	if *req.VNI < 0 || *req.VNI > tunnel.MaxVNI {
+		errs.add("vni", strconv.Itoa(*req.VNI), "out of range", "0-"+strconv.Itoa(tunnel.MaxVNI))
+		return
+	}
+	t.VNI = uint32(*req.VNI)
+}
+
+// parseUnderlayMTU checks the underlay's MTU; 0, or a bad one, is the
+// default.
+func parseUnderlayMTU(errs *fieldErrs, req api.NetworkCreate, t *store.Tunnel) {
 	if t.UnderlayMTU == 0 {
 		t.UnderlayMTU = vswitch.DefaultMTU
 	}
@@ -80,45 +95,53 @@ func parseTunnelWire(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, t
 		errs.add("underlay_mtu", strconv.Itoa(req.UnderlayMTU), "out of range", "576-65535")
 		t.UnderlayMTU = vswitch.DefaultMTU
 	}
-	port := mode.DefaultPort()
+}
+
+// parseTunnelListen checks the address the tunnel listens on; without
+// one it listens on every IPv4 address, on the mode's port.
+func parseTunnelListen(errs *fieldErrs, req api.NetworkCreate, port uint16, t *store.Tunnel) {
 	ps := strconv.Itoa(int(port))
 	t.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), port)
-	if req.TunnelListen != "" {
-		ap, err := parseHostPort(req.TunnelListen, port)
-		switch {
-		case err != nil:
-			errs.add("tunnel_listen", req.TunnelListen, "not an address", "IP:PORT, like 192.0.2.1:"+ps+" or [fd00::1]:"+ps)
-		case needsZone(ap.Addr()):
-			errs.add("tunnel_listen", req.TunnelListen, "a link-local address without its interface",
-				"the zone after %, like [fe80::1%eth0]:"+ps+", or a global address")
-		}
-		t.Listen = ap
+	if req.TunnelListen == "" {
+		return
 	}
-	listenFam := 0 // 4 or 6: the one family the socket takes; 0: both
-	if a := t.Listen.Addr(); a.IsValid() && (req.TunnelListen != "" || !a.IsUnspecified()) {
-		switch {
-		case a.Is4():
-			listenFam = 4
-		case !a.IsUnspecified():
-			listenFam = 6
-		}
+	ap, err := parseHostPort(req.TunnelListen, port)
+	switch {
+	case err != nil:
+		errs.add("tunnel_listen", req.TunnelListen, "not an address", "IP:PORT, like 192.0.2.1:"+ps+" or [fd00::1]:"+ps)
+	case needsZone(ap.Addr()):
+		errs.add("tunnel_listen", req.TunnelListen, "a link-local address without its interface",
+			"the zone after %, like [fe80::1%eth0]:"+ps+", or a global address")
 	}
+	t.Listen = ap
+}
+
+// listenFamily is the one family (4 or 6) a socket listening on the
+// address the request gives takes; 0: both.
+func listenFamily(req api.NetworkCreate, t *store.Tunnel) int {
+	a := t.Listen.Addr()
+	if !a.IsValid() || (req.TunnelListen == "" && a.IsUnspecified()) {
+		return 0
+	}
+	switch {
+	case a.Is4():
+		return 4
+	case !a.IsUnspecified():
+		return 6
+	}
+	return 0
+}
+
+// parseTunnelPeers checks the peers, each once, against the family the
+// tunnel listens on. An IPv6 peer without `tunnel_listen` makes the
+// tunnel listen on every address of both families.
+func parseTunnelPeers(errs *fieldErrs, req api.NetworkCreate, port uint16, listenFam int, t *store.Tunnel) {
 	for _, p := range req.Peers {
-		ap, err := parseHostPort(p, port)
-		if err != nil || ap.Addr().IsUnspecified() {
-			errs.add("peers", p, "not another host's address", "IP[:PORT], like 192.0.2.2:"+ps+" or [fd00::2]:"+ps)
+		ap, ok := parseTunnelPeer(errs, req, p, port, listenFam)
+		if !ok {
 			continue
 		}
-		if needsZone(ap.Addr()) {
-			errs.add("peers", p, "a link-local address without its interface", "the zone after %, like [fe80::2%eth0]:"+ps+", or a global address")
-			continue
-		}
-		switch fam := familyNum(ap.Addr()); {
-		case listenFam != 0 && fam != listenFam:
-			errs.add("peers", p, fmt.Sprintf("an IPv%d peer, but `tunnel_listen` %s takes IPv%d peers only", fam, req.TunnelListen, listenFam),
-				fmt.Sprintf("an IPv%d peer, or `tunnel_listen` [::]:%s for both families", listenFam, ps))
-			continue
-		case req.TunnelListen == "" && fam == 6:
+		if req.TunnelListen == "" && familyNum(ap.Addr()) == 6 {
 			// An IPv6 peer without an address to listen on: every
 			// address of both families.
 			t.Listen = netip.AddrPortFrom(netip.IPv6Unspecified(), port)
@@ -127,6 +150,28 @@ func parseTunnelWire(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, t
 			t.Peers = append(t.Peers, ap)
 		}
 	}
+}
+
+// parseTunnelPeer parses one peer p, and refuses it if it is not another
+// host's address, a link-local one without its zone, or of a family the
+// tunnel does not listen on (listenFam, 0 for both).
+func parseTunnelPeer(errs *fieldErrs, req api.NetworkCreate, p string, port uint16, listenFam int) (netip.AddrPort, bool) {
+	ps := strconv.Itoa(int(port))
+	ap, err := parseHostPort(p, port)
+	if err != nil || ap.Addr().IsUnspecified() {
+		errs.add("peers", p, "not another host's address", "IP[:PORT], like 192.0.2.2:"+ps+" or [fd00::2]:"+ps)
+		return ap, false
+	}
+	if needsZone(ap.Addr()) {
+		errs.add("peers", p, "a link-local address without its interface", "the zone after %, like [fe80::2%eth0]:"+ps+", or a global address")
+		return ap, false
+	}
+	if fam := familyNum(ap.Addr()); listenFam != 0 && fam != listenFam {
+		errs.add("peers", p, fmt.Sprintf("an IPv%d peer, but `tunnel_listen` %s takes IPv%d peers only", fam, req.TunnelListen, listenFam),
+			fmt.Sprintf("an IPv%d peer, or `tunnel_listen` [::]:%s for both families", listenFam, ps))
+		return ap, false
+	}
+	return ap, true
 }
 
 // familyNum is 4 or 6.
@@ -178,11 +223,7 @@ func parseTunnelKey(errs *fieldErrs, req api.NetworkCreate, mode tunnel.Mode, kn
 // parseTunnelCluster checks the cluster, the lease lengths and TTL.
 func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 netip.Prefix, t *store.Tunnel) {
 	if req.Cluster == "" {
-		for _, f := range clusterOnly(req) {
-			if f.value != "" {
-				errs.add(f.field, f.value, "given without `cluster`", "`cluster`, or no `"+f.field+"`")
-			}
-		}
+		refuseClusterOnly(errs, req)
 		return
 	}
 	eps, ok := parseCluster(req.Cluster)
@@ -191,6 +232,32 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 
 			"etcd://HOST:PORT[,HOST:PORT...], like etcd://127.0.0.1:2379, or etcds://… for TLS")
 	}
 	parseEtcdSecrets(errs, req, ok && strings.HasPrefix(req.Cluster, "etcds://"), t)
+	checkClusterAddrs(errs, req, t)
+	t.Cluster = eps
+	if req.LeaseTTL < 0 {
+		errs.add("lease_ttl", strconv.Itoa(req.LeaseTTL), "negative", "a positive number of seconds (0: 24 hours)")
+	}
+	t.LeaseTTL = req.LeaseTTL
+	parseSubnetLen(errs, req, subnet, t)
+	parseSubnetLen6(errs, req, subnet, subnet6, t)
+	var id [16]byte
+	rand.Read(id[:])
+	t.HostID = hex.EncodeToString(id[:])
+}
+
+// refuseClusterOnly refuses the fields given that mean something only
+// with `cluster`.
+func refuseClusterOnly(errs *fieldErrs, req api.NetworkCreate) {
+	for _, f := range clusterOnly(req) {
+		if f.value != "" {
+			errs.add(f.field, f.value, "given without `cluster`", "`cluster`, or no `"+f.field+"`")
+		}
+	}
+}
+
+// checkClusterAddrs checks the addresses a cluster needs and excludes:
+// this host's own tunnel address is needed; ranges are the leases'.
+func checkClusterAddrs(errs *fieldErrs, req api.NetworkCreate, t *store.Tunnel) {
 	if req.TunnelListen == "" || t.Listen.Addr().IsUnspecified() {
 		errs.add("tunnel_listen", req.TunnelListen, "needed with `cluster`, as this host's own address: the other hosts send to it",
 			"this host's IP:PORT, like 192.0.2.1:"+strconv.Itoa(int(t.Listen.Port())))
@@ -201,11 +268,11 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 
 	for _, r := range req.IPRanges {
 		errs.add("ip_ranges", r, "excludes `cluster`: with a cluster, each host's range is its lease", "no `ip_ranges`")
 	}
-	t.Cluster = eps
-	if req.LeaseTTL < 0 {
-		errs.add("lease_ttl", strconv.Itoa(req.LeaseTTL), "negative", "a positive number of seconds (0: 24 hours)")
-	}
-	t.LeaseTTL = req.LeaseTTL
+}
+
+// parseSubnetLen checks the length of a host's lease inside subnet; 0
+// is the default.
+func parseSubnetLen(errs *fieldErrs, req api.NetworkCreate, subnet netip.Prefix, t *store.Tunnel) {
 	t.SubnetLen = req.SubnetLen
 	if t.SubnetLen == 0 {
 		t.SubnetLen = DefaultSubnetLen
@@ -217,6 +284,11 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 
 		errs.add("subnet_len", strconv.Itoa(t.SubnetLen), "not a host lease inside "+subnet.String(),
 			"a prefix length from "+strconv.Itoa(subnet.Bits()+1)+" to "+strconv.Itoa(subnet.Addr().BitLen()-2))
 	}
+}
+
+// parseSubnetLen6 checks the length of a host's IPv6 lease inside
+// subnet6 of a dual-stack network, and refuses one on any other network.
+func parseSubnetLen6(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 netip.Prefix, t *store.Tunnel) {
 	switch {
 	case subnet6.IsValid() && subnet.Addr().Is4():
 		// Dual stack: IPv6 lease i goes with IPv4 lease i; by default
@@ -233,9 +305,6 @@ func parseTunnelCluster(errs *fieldErrs, req api.NetworkCreate, subnet, subnet6 
 	case req.SubnetLen6 != 0:
 		errs.add("subnet_len6", strconv.Itoa(req.SubnetLen6), "only for a dual-stack network", "an IPv4 and an IPv6 subnet, or no `subnet_len6`")
 	}
-	var id [16]byte
-	rand.Read(id[:])
-	t.HostID = hex.EncodeToString(id[:])
 }
 
 // clusterOnly are the fields that mean something only with `cluster`.

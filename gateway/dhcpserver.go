@@ -27,10 +27,11 @@ type DHCPConfig struct {
 // the allocator.
 const dhcpSweepEvery = 10 * time.Second
 
-// startDHCP creates the DHCP server. It sees frames in intercept, before
+// prepareDHCP creates the DHCP server. It sees frames in intercept, before
 // the netstack, and answers by putting frames on the switch as the
-// gateway.
-func (g *Gateway) startDHCP(c *DHCPConfig) error {
+// gateway. New calls it before the gateway's port is attached to the
+// switch, so that intercept, which reads g.dhcp, never sees it change.
+func (g *Gateway) prepareDHCP(c *DHCPConfig) error {
 	if !g.cfg.Addr.Is4() {
 		return fmt.Errorf("dhcp: network %s is not IPv4", g.cfg.Subnet)
 	}
@@ -43,8 +44,13 @@ func (g *Gateway) startDHCP(c *DHCPConfig) error {
 		return err
 	}
 	g.dhcp = s
-	g.dhcpSweeper = g.every(dhcpSweepEvery, func() { s.Sweep(g.clock.Now()) })
 	return nil
+}
+
+// startDHCP starts the sweep that returns expired leases and offers.
+func (g *Gateway) startDHCP() {
+	s := g.dhcp
+	g.dhcpSweeper = g.every(dhcpSweepEvery, func() { s.Sweep(g.clock.Now()) })
 }
 
 // DHCP returns the gateway's DHCP server, nil if it has none.

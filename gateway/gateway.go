@@ -136,7 +136,7 @@ type Gateway struct {
 	egress *egress
 	echo   *echoProxy
 	nat    *natPath
-	dhcp   *dhcp.Server
+	dhcp   *dhcp.Server  // set before the port is attached; never changed after
 	dhcp6  *dhcp6.Server // set before the port is attached; never changed after
 	router *router       // nil without Routes or NextHop
 	// routesMu serialises changes of the netstack's route table;
@@ -160,28 +160,77 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if !cfg.Subnet.IsValid() || !cfg.Subnet.Contains(cfg.Addr) {
-		return nil, fmt.Errorf("gateway for %s: address %s is not inside subnet %s", cfg.Network, cfg.Addr, cfg.Subnet)
-	}
-	if cfg.Addr6.IsValid() || cfg.Subnet6.IsValid() {
-		if !cfg.Addr.Is4() || !cfg.Addr6.Is6() || cfg.Addr6.Is4In6() || !cfg.Subnet6.Contains(cfg.Addr6) {
-			return nil, fmt.Errorf("gateway for %s: IPv6 address %s is not inside IPv6 subnet %s of a network whose first address %s is IPv4",
-				cfg.Network, cfg.Addr6, cfg.Subnet6, cfg.Addr)
-		}
-	}
-	if cfg.HostLoopback.IsValid() && (cfg.Subnet.Contains(cfg.HostLoopback) || cfg.HostLoopback.Is4() != cfg.Addr.Is4()) {
-		return nil, fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
-			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
-	}
-	if err := checkRoutes(&cfg); err != nil {
-		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
-	}
-	if cfg.DHCP6 != nil && cfg.RA == nil {
-		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, errDHCP6NeedsRA)
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.MTU <= 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
+	g := newGateway(sw, cfg)
+	if err := g.prepare(); err != nil {
+		g.stack.Close()
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
+	// The gateway's MAC is static: frames to it never flood to the
+	// endpoints, whether or not the gateway has spoken lately.
+	link, err := sw.Attach(g.port, vswitch.AttachOptions{StaticMAC: cfg.MAC})
+	if err != nil {
+		g.stack.Close()
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
+	g.link = link
+	if err := g.start(); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
+	g.announce()
+	return g, nil
+}
+
+// checkConfig refuses a configuration New cannot build a gateway from,
+// with an error that names the network and the offending input.
+func checkConfig(cfg *Config) error {
+	if err := checkAddrs(cfg); err != nil {
+		return err
+	}
+	if err := checkRoutes(cfg); err != nil {
+		return fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	}
+	if cfg.DHCP6 != nil && cfg.RA == nil {
+		return fmt.Errorf("gateway for %s: %w", cfg.Network, errDHCP6NeedsRA)
+	}
+	return nil
+}
+
+// checkAddrs checks the gateway's addresses against their subnets: the
+// first address inside Subnet, the IPv6 one (if any) inside Subnet6 of a
+// network whose first address is IPv4, the host-loopback address outside
+// Subnet and of its family.
+func checkAddrs(cfg *Config) error {
+	if !cfg.Subnet.IsValid() || !cfg.Subnet.Contains(cfg.Addr) {
+		return fmt.Errorf("gateway for %s: address %s is not inside subnet %s", cfg.Network, cfg.Addr, cfg.Subnet)
+	}
+	if (cfg.Addr6.IsValid() || cfg.Subnet6.IsValid()) && !validAddr6(cfg) {
+		return fmt.Errorf("gateway for %s: IPv6 address %s is not inside IPv6 subnet %s of a network whose first address %s is IPv4",
+			cfg.Network, cfg.Addr6, cfg.Subnet6, cfg.Addr)
+	}
+	if cfg.HostLoopback.IsValid() && (cfg.Subnet.Contains(cfg.HostLoopback) || cfg.HostLoopback.Is4() != cfg.Addr.Is4()) {
+		return fmt.Errorf("gateway for %s: host-loopback address %s must be an %s address outside %s",
+			cfg.Network, cfg.HostLoopback, family(cfg.Addr), cfg.Subnet)
+	}
+	return nil
+}
+
+// validAddr6 reports whether a dual-stack network's IPv6 side fits its
+// IPv4 one: Addr is IPv4, Addr6 a real IPv6 address inside Subnet6.
+func validAddr6(cfg *Config) bool {
+	return cfg.Addr.Is4() && cfg.Addr6.Is6() && !cfg.Addr6.Is4In6() && cfg.Subnet6.Contains(cfg.Addr6)
+}
+
+// newGateway builds the gateway's parts that need no rollback but the
+// netstack's Close: its netstack, its port (not yet attached) and its
+// router.
+func newGateway(sw *vswitch.Switch, cfg Config) *Gateway {
 	g := &Gateway{
 		cfg:       cfg,
 		log:       cfg.Logger.Named("gateway").With(zap.String("network", cfg.Network)),
@@ -198,63 +247,75 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	}
 	g.stack = stackport.NewStackWith(cfg.Clock, cfg.Rand)
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
-	if cfg.RA != nil {
-		if err := g.prepareRA(cfg.RA); err != nil {
-			g.stack.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
-		}
-	}
-	if cfg.DHCP6 != nil {
-		if err := g.prepareDHCP6(cfg.DHCP6); err != nil {
-			g.stack.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
-		}
-	}
+	return g
+}
 
-	// The gateway's MAC is static: frames to it never flood to the
-	// endpoints, whether or not the gateway has spoken lately.
-	link, err := sw.Attach(g.port, vswitch.AttachOptions{StaticMAC: cfg.MAC})
-	if err != nil {
-		g.stack.Close()
-		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+// prepare sets, before the port is attached, the router advertiser and
+// the DHCPv6 and DHCP servers: once the port is attached, the switch's
+// goroutine runs intercept, which reads them; they never change after.
+// (g.nat and g.echo, which intercept also reads for frames to the
+// gateway's MAC, are still set by start, after the attach: such a frame
+// arriving while New runs races with them.)
+func (g *Gateway) prepare() error {
+	if g.cfg.RA != nil {
+		if err := g.prepareRA(g.cfg.RA); err != nil {
+			return err
+		}
 	}
-	g.link = link
+	if g.cfg.DHCP6 != nil {
+		if err := g.prepareDHCP6(g.cfg.DHCP6); err != nil {
+			return err
+		}
+	}
+	if g.cfg.DHCP != nil {
+		if err := g.prepareDHCP(g.cfg.DHCP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start brings the attached gateway up: its NIC, egress and ping proxy,
+// hairpin NAT, router advertisements and the DHCP janitors. On error the
+// caller closes the gateway.
+func (g *Gateway) start() error {
 	if err := g.configureNIC(); err != nil {
-		g.Close()
-		return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+		return err
 	}
-	if !cfg.Internal {
-		g.egress = newEgress(g.ctx, g, cfg.Egress)
-		if !cfg.Egress.NoPing {
+	if !g.cfg.Internal {
+		g.egress = newEgress(g.ctx, g, g.cfg.Egress)
+		if !g.cfg.Egress.NoPing {
 			g.echo = newEchoProxy(g)
 		}
 	}
-	if cfg.NAT != nil {
-		if err := g.startNAT(cfg.NAT); err != nil {
-			g.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+	if g.cfg.NAT != nil {
+		if err := g.startNAT(g.cfg.NAT); err != nil {
+			return err
 		}
 	}
-	if cfg.RA != nil {
+	if g.cfg.RA != nil {
 		if err := g.startRA(); err != nil {
-			g.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
+			return err
 		}
 	}
 	if g.dhcp6 != nil {
 		g.startDHCP6()
 	}
-	if cfg.DHCP != nil {
-		if err := g.startDHCP(cfg.DHCP); err != nil {
-			g.Close()
-			return nil, fmt.Errorf("gateway for %s: %w", cfg.Network, err)
-		}
+	if g.dhcp != nil {
+		g.startDHCP()
 	}
+	return nil
+}
+
+// announce makes the gateway the switch's router (the source of its ICMP
+// errors), starts the route janitor and logs that the gateway is up.
+func (g *Gateway) announce() {
+	cfg := g.cfg
 	router6 := v6(cfg.Addr)
 	if cfg.Addr6.IsValid() {
 		router6 = cfg.Addr6
 	}
-	sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: router6})
+	g.sw.SetRouter(&vswitch.Router{MAC: cfg.MAC, IPv4: v4(cfg.Addr), IPv6: router6})
 	if g.router != nil {
 		g.wg.Add(1)
 		go g.router.janitor()
@@ -266,7 +327,6 @@ func New(sw *vswitch.Switch, cfg Config) (*Gateway, error) {
 	g.log.Info("gateway up", zap.Stringer("addr", cfg.Addr), zap.Stringer("subnet", cfg.Subnet), zap.Stringer("addr6", cfg.Addr6),
 		zap.Stringer("mac", cfg.MAC), zap.Int("mtu", cfg.MTU), zap.Bool("internal", cfg.Internal),
 		zap.Stringer("host_loopback", cfg.HostLoopback), zap.String("ping_egress", mode))
-	return g, nil
 }
 
 func (g *Gateway) configureNIC() error {
@@ -360,17 +420,34 @@ func addrFrom(a tcpip.Address) netip.Addr {
 }
 
 // intercept runs on the switch's goroutine for every frame written to the
-// gateway port.
+// gateway port. It reports whether it consumed the frame; a frame it
+// leaves goes on to the netstack.
 func (g *Gateway) intercept(f vswitch.Frame) bool {
-	b := f.Data
-	if len(b) < vswitch.EthHeaderLen {
+	if len(f.Data) < vswitch.EthHeaderLen {
 		return false
 	}
-	if g.foreignNeighborQuery(b) {
+	if g.interceptLinkScope(f) {
+		return true
+	}
+	if f.Dst() != g.cfg.MAC {
+		return false
+	}
+	ip, is6, ok := g.learnSender(f)
+	if !ok {
+		return false
+	}
+	return g.interceptToGateway(f, ip, is6)
+}
+
+// interceptLinkScope takes the frames the gateway answers whatever their
+// destination MAC: neighbor queries for other addresses (dropped), router
+// solicitations, and DHCP and DHCPv6 requests.
+func (g *Gateway) interceptLinkScope(f vswitch.Frame) bool {
+	if g.foreignNeighborQuery(f.Data) {
 		return true
 	}
 	// Router Solicitations go to the all-routers group.
-	if g.ra != nil && isRouterSolicit(b) {
+	if g.ra != nil && isRouterSolicit(f.Data) {
 		g.ra.solicited(g.clock.Now())
 		return true
 	}
@@ -379,28 +456,37 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 	if g.dhcp != nil && g.dhcp.HandleFrame(f) {
 		return true
 	}
-	if g.dhcp6 != nil && g.dhcp6.HandleFrame(f) {
-		return true
-	}
-	if f.Dst() != g.cfg.MAC {
-		return false
-	}
-	ip := b[vswitch.EthHeaderLen:]
+	return g.dhcp6 != nil && g.dhcp6.HandleFrame(f)
+}
+
+// learnSender learns the source address of an IPv4 or IPv6 packet sent to
+// the gateway's MAC as the sender's, and returns the packet and its
+// family; ok is false for anything else.
+func (g *Gateway) learnSender(f vswitch.Frame) (ip []byte, is6, ok bool) {
+	b := f.Data
+	ip = b[vswitch.EthHeaderLen:]
 	switch {
 	case b[12] == 0x08 && b[13] == 0x00 && len(ip) >= header.IPv4MinimumSize && ip[0]>>4 == 4:
 		g.learn(netip.AddrFrom4([4]byte(ip[12:16])), f.Src())
+		return ip, false, true
 	case b[12] == 0x86 && b[13] == 0xdd && len(ip) >= header.IPv6MinimumSize && ip[0]>>4 == 6:
 		g.learn(netip.AddrFrom16([16]byte(ip[8:24])), f.Src())
-	default:
-		return false
+		return ip, true, true
 	}
-	if g.router != nil && g.router.intercept(f, ip, b[12] == 0x86) {
+	return nil, false, false
+}
+
+// interceptToGateway takes the IP packets sent to the gateway's MAC that
+// do not end in its netstack: routed subnets, hairpin NAT, and pings to
+// the outside.
+func (g *Gateway) interceptToGateway(f vswitch.Frame, ip []byte, is6 bool) bool {
+	if g.router != nil && g.router.intercept(f, ip, is6) {
 		return true
 	}
 	if g.nat != nil && g.nat.intercept(f) {
 		return true
 	}
-	return g.interceptEcho(f, ip, b[12] == 0x86)
+	return g.interceptEcho(f, ip, is6)
 }
 
 // foreignNeighborQuery reports whether frame b is an ARP request or an IPv6

@@ -3,7 +3,6 @@
 package tunnel_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -255,35 +254,12 @@ func TestKernelVXLANInteropIPv6(t *testing.T) {
 // them as "src dst dstport vni protocols" lines.
 func captureVXLAN6(t *testing.T, ns *netnstest.NS, traffic func()) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := ns.Command(ctx, "tshark", "-n", "-l", "-i", "eth0", "-c", "8", "-a", "duration:45",
-		"-f", "(ip6 and udp port 4789) or ip", "-d", "udp.port==4789,vxlan",
-		"-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "vxlan.vni", "-e", "frame.protocols", "-E", "separator= ")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(300 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("tshark: %v (got %q; %s)", err, stdout.String(), stderr.String())
-			}
-			for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-				if f := strings.Fields(line); len(f) != 5 || !strings.HasPrefix(f[4], "eth:ethertype:ipv6:udp:vxlan:eth:") {
-					t.Errorf("tshark saw a packet that is not VXLAN over IPv6: %q", line)
-				}
-			}
-			return stdout.String()
-		case <-tick.C:
-			traffic()
+	out := ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "(ip6 and udp port 4789) or ip", Count: 8, Decode: "udp.port==4789,vxlan",
+		Fields: []string{"ipv6.src", "ipv6.dst", "udp.dstport", "vxlan.vni", "frame.protocols"}, Every: 300 * time.Millisecond}, traffic)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) != 5 || !strings.HasPrefix(f[4], "eth:ethertype:ipv6:udp:vxlan:eth:") {
+			t.Errorf("tshark saw a packet that is not VXLAN over IPv6: %q", line)
 		}
 	}
+	return out
 }

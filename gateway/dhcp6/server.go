@@ -174,6 +174,27 @@ func New(cfg Config) (*Server, error) {
 
 // checkConfig validates cfg and fills in defaults.
 func checkConfig(cfg *Config) error {
+	if err := checkAddrs(cfg); err != nil {
+		return err
+	}
+	if err := checkOptions(cfg); err != nil {
+		return err
+	}
+	if err := checkLimits(cfg); err != nil {
+		return err
+	}
+	if cfg.Reservations == nil {
+		return errors.New("dhcp6: no Reservations")
+	}
+	if cfg.Send == nil {
+		return errors.New("dhcp6: no Send function")
+	}
+	return nil
+}
+
+// checkAddrs checks the subnet (and masks it), the server's link-local
+// address and its MAC.
+func checkAddrs(cfg *Config) error {
 	p := cfg.Subnet
 	if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() {
 		return fmt.Errorf("dhcp6: subnet %s: want an IPv6 subnet like fd00:1::/64", p)
@@ -185,6 +206,12 @@ func checkConfig(cfg *Config) error {
 	if cfg.ServerMAC.IsZero() || cfg.ServerMAC.IsMulticast() {
 		return fmt.Errorf("dhcp6: server MAC %s: want the gateway's unicast MAC", cfg.ServerMAC)
 	}
+	return nil
+}
+
+// checkOptions checks what the replies' options carry: the DNS servers
+// and the domain name.
+func checkOptions(cfg *Config) error {
 	if len(cfg.DNS) > MaxDNS {
 		return fmt.Errorf("dhcp6: %d DNS servers: at most %d", len(cfg.DNS), MaxDNS)
 	}
@@ -193,9 +220,13 @@ func checkConfig(cfg *Config) error {
 			return fmt.Errorf("dhcp6: DNS server %s: want an IPv6 address", a)
 		}
 	}
-	if _, err := appendDomain(nil, cfg.DomainName); err != nil {
-		return err
-	}
+	_, err := appendDomain(nil, cfg.DomainName)
+	return err
+}
+
+// checkLimits checks the MTU and the lease time, 0 meaning their
+// defaults, and truncates the lease time to whole seconds.
+func checkLimits(cfg *Config) error {
 	if cfg.MTU == 0 {
 		cfg.MTU = vswitch.DefaultMTU
 	}
@@ -209,12 +240,6 @@ func checkConfig(cfg *Config) error {
 		return fmt.Errorf("dhcp6: lease time %s: want 1s to %s", cfg.LeaseTime, (math.MaxUint32-1)*time.Second)
 	}
 	cfg.LeaseTime = cfg.LeaseTime.Truncate(time.Second)
-	if cfg.Reservations == nil {
-		return errors.New("dhcp6: no Reservations")
-	}
-	if cfg.Send == nil {
-		return errors.New("dhcp6: no Send function")
-	}
 	return nil
 }
 

@@ -410,7 +410,20 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 // endpoint must still be there. It returns the index of the endpoint's
 // interface in prev.
 func compare(prev, now *types100.Result) (int, error) {
-	iface := now.Interfaces[0]
+	idx, err := compareInterface(prev, now.Interfaces[0])
+	if err != nil {
+		return idx, err
+	}
+	if err := compareIPs(prev, now, idx); err != nil {
+		return idx, err
+	}
+	return idx, compareRoutes(prev, now)
+}
+
+// compareInterface finds the endpoint's interface iface in prev (by name,
+// in its sandbox if prev names one) and checks its MAC. It returns the
+// index of the last interface that matches, -1 if none does.
+func compareInterface(prev *types100.Result, iface *types100.Interface) (int, error) {
 	idx := -1
 	for i, pi := range prev.Interfaces {
 		if pi.Name == iface.Name && (pi.Sandbox == "" || pi.Sandbox == iface.Sandbox) {
@@ -423,32 +436,38 @@ func compare(prev, now *types100.Result) (int, error) {
 	if idx < 0 {
 		return idx, fmt.Errorf("prevResult has no interface %s in %s", iface.Name, iface.Sandbox)
 	}
+	return idx, nil
+}
+
+// compareIPs checks that each of prev's addresses of interface idx (or of
+// no interface) is one of now's, with the same gateway if prev has one.
+func compareIPs(prev, now *types100.Result, idx int) error {
 	for _, pip := range prev.IPs {
 		if pip.Interface != nil && *pip.Interface != idx {
 			continue
 		}
-		found := false
-		for _, nip := range now.IPs {
-			if nip.Address.String() == pip.Address.String() && (pip.Gateway == nil || pip.Gateway.Equal(nip.Gateway)) {
-				found = true
-			}
-		}
+		found := slices.ContainsFunc(now.IPs, func(nip *types100.IPConfig) bool {
+			return nip.Address.String() == pip.Address.String() && (pip.Gateway == nil || pip.Gateway.Equal(nip.Gateway))
+		})
 		if !found {
-			return idx, fmt.Errorf("address %s (gateway %s) of prevResult is not the endpoint's", pip.Address.String(), pip.Gateway)
+			return fmt.Errorf("address %s (gateway %s) of prevResult is not the endpoint's", pip.Address.String(), pip.Gateway)
 		}
 	}
+	return nil
+}
+
+// compareRoutes checks that each of prev's routes is one of now's, via
+// the same gateway if prev has one.
+func compareRoutes(prev, now *types100.Result) error {
 	for _, pr := range prev.Routes {
-		found := false
-		for _, nr := range now.Routes {
-			if nr.Dst.String() == pr.Dst.String() && (pr.GW == nil || pr.GW.Equal(nr.GW)) {
-				found = true
-			}
-		}
+		found := slices.ContainsFunc(now.Routes, func(nr *types.Route) bool {
+			return nr.Dst.String() == pr.Dst.String() && (pr.GW == nil || pr.GW.Equal(nr.GW))
+		})
 		if !found {
-			return idx, fmt.Errorf("route %s via %s of prevResult is not the endpoint's", pr.Dst.String(), pr.GW)
+			return fmt.Errorf("route %s via %s of prevResult is not the endpoint's", pr.Dst.String(), pr.GW)
 		}
 	}
-	return idx, nil
+	return nil
 }
 
 // Status says whether ADD can work now.

@@ -4,16 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap/zaptest"
-
-	"github.com/switchyard-net/switchyard/daemon/api"
-	"github.com/switchyard-net/switchyard/testing/runtimetest"
 )
 
 // Docker 20.10 with a dual-stack Switchyard network (`docker network
@@ -23,40 +15,11 @@ import (
 // Advertisements), reaches the other over IPv6, and its port
 // published on [::1] answers from the host.
 func TestDockerdDualStack(t *testing.T) {
-	dir := t.TempDir()
-	psock := filepath.Join(dir, "plugin", Name+".sock")
-	dk := runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{Name: psock}})
-	img := dk.BusyboxImage()
-	sy := startRealDaemon(t, dir)
-	client := api.NewClient(sy.socket)
+	h := startPluginHarness(t)
+	dk, img, client := h.dk, h.img, h.client
 	ctx := context.Background()
-	l, err := Listen(psock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(ctx)
-	pserved := make(chan struct{})
-	go func() { defer close(pserved); New(client, zaptest.NewLogger(t)).Serve(pctx, l) }()
-	var taps []string
-	defer func() {
-		dk.TryDocker("rm", "-f", "dual1", "dual2", "dual3")
-		dk.TryDocker("network", "rm", "dual")
-		if eps, err := client.Endpoints(ctx, ""); err == nil {
-			for _, e := range eps {
-				client.Disconnect(ctx, e.Network, e.Name)
-			}
-		}
-		pcancel()
-		<-pserved
-		sy.stop()
-		links := hostLinks(t)
-		for _, name := range taps {
-			if strings.Contains(links, " "+name+":") {
-				t.Errorf("TAP %s left in the host's namespace", name)
-				exec.Command("ip", "link", "del", name).Run()
-			}
-		}
-	}()
+	taps := map[string]bool{} // every TAP the test saw
+	defer h.close(t, taps, []string{"rm", "-f", "dual1", "dual2", "dual3"}, []string{"network", "rm", "dual"})
 
 	dk.Docker("network", "create", "--ipv6", "-d", Name, "--ipam-driver", Name,
 		"--subnet", "10.95.0.0/24", "--subnet", "fd00:95::/64", "-o", "name=dual", "dual")
@@ -76,7 +39,7 @@ func TestDockerdDualStack(t *testing.T) {
 		t.Fatalf("endpoints of dual: %+v, %v; want two", eps, err)
 	}
 	for _, e := range eps {
-		taps = append(taps, e.IfName)
+		taps[e.IfName] = true
 		if !strings.HasPrefix(e.Address6.String(), "fd00:95::") || e.Gateway6.String() != "fd00:95::1" {
 			t.Errorf("endpoint %s: IPv6 %s via %s, want an address of fd00:95::/64 via fd00:95::1", e.Name, e.Address6, e.Gateway6)
 		}
@@ -122,9 +85,7 @@ func TestDockerdDualStack(t *testing.T) {
 	}
 	if eps, err := client.Endpoints(ctx, "dual"); err == nil {
 		for _, e := range eps {
-			if !slices.Contains(taps, e.IfName) {
-				taps = append(taps, e.IfName)
-			}
+			taps[e.IfName] = true
 		}
 	}
 

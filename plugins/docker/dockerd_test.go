@@ -82,50 +82,80 @@ func hostLinks(t *testing.T) string {
 	return string(out)
 }
 
+// checkTAPsGone reports, and deletes, each TAP of taps left in the host's
+// namespace: a TAP of an endpoint the daemon lost track of is a leak.
+func checkTAPsGone(t *testing.T, taps map[string]bool) {
+	t.Helper()
+	links := hostLinks(t)
+	for name := range taps {
+		if strings.Contains(links, " "+name+":") {
+			t.Errorf("TAP %s left in the host's namespace", name)
+			exec.Command("ip", "link", "del", name).Run()
+		}
+	}
+}
+
+// pluginHarness is dockerd with this package's plugin, served by the test
+// over a real Switchyard daemon, as network and IPAM driver.
+type pluginHarness struct {
+	dk         *runtimetest.DockerDaemon
+	img        string // busybox
+	sy         *realDaemon
+	client     *api.Client
+	stopPlugin func()
+}
+
+// startPluginHarness starts dockerd, the daemon and the plugin.
+func startPluginHarness(t *testing.T) *pluginHarness {
+	t.Helper()
+	dir := t.TempDir()
+	psock := filepath.Join(dir, "plugin", Name+".sock")
+	h := &pluginHarness{dk: runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{Name: psock}})}
+	h.img = h.dk.BusyboxImage()
+	h.sy = startRealDaemon(t, dir)
+	h.client = api.NewClient(h.sy.socket)
+	l, err := Listen(psock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	pserved := make(chan struct{})
+	go func() { defer close(pserved); New(h.client, zaptest.NewLogger(t)).Serve(pctx, l) }()
+	h.stopPlugin = func() { pcancel(); <-pserved }
+	return h
+}
+
+// close runs the docker commands that remove what the test made
+// (containers first, while the plugin serves their DeleteEndpoint),
+// disconnects whatever a failed test left, so that no TAP outlives it,
+// stops the plugin and the daemon, and checks that no TAP of taps is
+// left.
+func (h *pluginHarness) close(t *testing.T, taps map[string]bool, docker ...[]string) {
+	t.Helper()
+	for _, args := range docker {
+		h.dk.TryDocker(args...)
+	}
+	ctx := context.Background()
+	if eps, err := h.client.Endpoints(ctx, ""); err == nil {
+		for _, e := range eps {
+			h.client.Disconnect(ctx, e.Network, e.Name)
+		}
+	}
+	h.stopPlugin()
+	h.sy.stop()
+	checkTAPsGone(t, taps)
+}
+
 // Docker 20.10 (Debian's) uses Switchyard as a network and IPAM driver:
 // a published port reachable from the host, names between containers,
 // connect and disconnect, a daemon restart under running containers,
 // bad input refused in Docker's own output, and rm freeing everything.
 func TestDockerd(t *testing.T) {
-	dir := t.TempDir()
-	psock := filepath.Join(dir, "plugin", Name+".sock")
-	dk := runtimetest.Dockerd(t, runtimetest.Opts{DockerPlugins: map[string]string{Name: psock}})
-	img := dk.BusyboxImage()
-
-	sy := startRealDaemon(t, dir)
-	client := api.NewClient(sy.socket)
+	h := startPluginHarness(t)
+	dk, img, client := h.dk, h.img, h.client
 	ctx := context.Background()
-	l, err := Listen(psock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(ctx)
-	pserved := make(chan struct{})
-	go func() { defer close(pserved); New(client, zaptest.NewLogger(t)).Serve(pctx, l) }()
 	taps := map[string]bool{} // every TAP the test saw
-	defer func() {
-		// Containers go first, while the plugin serves their
-		// DeleteEndpoint; whatever a failed test left is then
-		// disconnected, so that no TAP outlives it.
-		dk.TryDocker("rm", "-f", "web1", "web2", "web3")
-		if eps, err := client.Endpoints(ctx, ""); err == nil {
-			for _, e := range eps {
-				client.Disconnect(ctx, e.Network, e.Name)
-			}
-		}
-		pcancel()
-		<-pserved
-		sy.stop()
-		// A TAP of an endpoint the daemon lost track of is a leak:
-		// reported, and deleted.
-		links := hostLinks(t)
-		for name := range taps {
-			if strings.Contains(links, " "+name+":") {
-				t.Errorf("TAP %s left in the host's namespace", name)
-				exec.Command("ip", "link", "del", name).Run()
-			}
-		}
-	}()
+	defer h.close(t, taps, []string{"rm", "-f", "web1", "web2", "web3"})
 
 	dk.Docker("network", "create", "-d", Name, "--ipam-driver", Name, "--subnet", "10.98.0.0/24", "-o", "name=synet", "synet")
 	n, err := client.Network(ctx, "synet")
@@ -187,8 +217,8 @@ func TestDockerd(t *testing.T) {
 	// The daemon restarts under running containers: their TAPs, now
 	// eth0 in their sandboxes, are found and re-attached, the port is
 	// published again.
-	sy.stop()
-	sy = startRealDaemon(t, dir)
+	h.sy.stop()
+	h.sy = startRealDaemon(t, h.sy.dir)
 	if eps, err := client.Endpoints(ctx, "synet"); err != nil || len(eps) != 2 {
 		t.Fatalf("after a restart, synet's endpoints: %+v, %v; want both back", eps, err)
 	}
@@ -269,13 +299,7 @@ func TestDockerdDaemonKill9(t *testing.T) {
 	taps := map[string]bool{}
 	defer func() {
 		dk.TryDocker("rm", "-f", "k9")
-		links := hostLinks(t)
-		for name := range taps {
-			if strings.Contains(links, " "+name+":") {
-				t.Errorf("TAP %s left in the host's namespace", name)
-				exec.Command("ip", "link", "del", name).Run()
-			}
-		}
+		checkTAPsGone(t, taps)
 	}()
 
 	dk.Docker("network", "create", "-d", Name, "--ipam-driver", Name, "--subnet", "10.94.0.0/24", "-o", "name=k9net", "k9net")

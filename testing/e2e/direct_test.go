@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -165,31 +164,7 @@ func TestDirectRoutingTwoHosts(t *testing.T) {
 // start), and returns them as "src dst" lines.
 func captureICMP(t *testing.T, ns *netnstest.NS, ifname string, traffic func()) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := ns.Command(ctx, "tshark", "-n", "-l", "-i", ifname, "-c", "2", "-a", "duration:45", "-f", "icmp",
-		"-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-E", "separator= ")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("tshark on %s: %v (got %q; %s)", ifname, err, stdout.String(), stderr.String())
-			}
-			return stdout.String()
-		case <-tick.C:
-			traffic()
-		}
-	}
+	return ns.Tshark(t, netnstest.Capture{Iface: ifname, Filter: "icmp", Count: 2, Fields: []string{"ip.src", "ip.dst"}}, traffic)
 }
 
 // Bad direct-routing requests are refused with one error each, naming

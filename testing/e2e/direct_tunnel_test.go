@@ -1,12 +1,9 @@
 package e2e_test
 
 import (
-	"context"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchyard-net/switchyard/testing/netnstest"
 )
@@ -110,29 +107,7 @@ func TestTunnelAndDirectRoutingTogether(t *testing.T) {
 // outer and inner addresses, comma-separated).
 func captureWire(t *testing.T, ns *netnstest.NS, ifname, filter string, count int, traffic func()) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := ns.Command(ctx, "tshark", "-n", "-l", "-i", ifname, "-c", strconv.Itoa(count), "-a", "duration:45", "-f", filter,
-		"-T", "fields", "-e", "frame.protocols", "-e", "ip.src", "-e", "ip.dst", "-E", "separator= ")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("tshark on %s: %v (got %q; %s)", ifname, err, stdout.String(), stderr.String())
-			}
-			return strings.Split(strings.TrimSpace(stdout.String()), "\n")
-		case <-tick.C:
-			traffic()
-		}
-	}
+	out := ns.Tshark(t, netnstest.Capture{Iface: ifname, Filter: filter, Count: count,
+		Fields: []string{"frame.protocols", "ip.src", "ip.dst"}}, traffic)
+	return strings.Split(strings.TrimSpace(out), "\n")
 }

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -149,21 +148,7 @@ func TestDualStackNDSpoofingDropped(t *testing.T) {
 	w := newWorld(t)
 	d := w.d
 	a, b := netnstest.New(t), netnstest.New(t)
-	l, err := b.Listen("[::]:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "b")
-			c.Close()
-		}
-	}()
+	nameServer6(t, b, "b")
 	d.MustRun("network", "create", "web", "--subnet", "10.246.0.0/24", "--subnet", "fd00:246::/64")
 	d.MustRun("connect", "web", "--netns", a.Path, "--name", "a")
 	d.MustRun("connect", "web", "--netns", b.Path, "--name", "b", "-p", "[::1]:18246:80")

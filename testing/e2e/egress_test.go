@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -62,38 +60,12 @@ func newWorld(t *testing.T, before ...func(*world)) *world {
 // came from.
 func whoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	l, err := ns.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, addr, func(c net.Conn) string { return c.RemoteAddr().String() })
 }
 
 func askWho(t *testing.T, from *netnstest.NS, addr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := from.Dial(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("connect %s from %s: %v", addr, from.Name, err)
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return from.Ask(t, addr)
 }
 
 // dialErr connects from ns to addr and returns how long it took and the
@@ -125,21 +97,7 @@ func TestEgressToTheInternet(t *testing.T) {
 	t.Logf("egress 50 MB in %v (%.2f Gbit/s), sha256 %x", took, 400/took.Seconds()/1000, sum[:6])
 
 	// UDP echo.
-	pc, err := w.inet.ListenPacket(inetAddr + ":5300")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(fmt.Sprintf("%s said %s", from, buf[:n])), from)
-		}
-	}()
+	udpWhoServer(t, w.inet, inetAddr+":5300")
 	reply, err := udpAsk(a, inetAddr+":5300", "hi")
 	if err != nil || !strings.HasPrefix(reply, hostAddr+":") || !strings.HasSuffix(reply, "said hi") {
 		t.Errorf("UDP reply %q (err %v), want the host's address and the echo", reply, err)

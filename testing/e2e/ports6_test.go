@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -12,21 +13,7 @@ import (
 // came from.
 func udpWhoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	pc, err := ns.ListenPacket(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(fmt.Sprintf("%s said %s", from, buf[:n])), from)
-		}
-	}()
+	ns.ServeEachUDP(t, addr, func(from net.Addr, msg []byte) string { return fmt.Sprintf("%s said %s", from, msg) })
 }
 
 // Published ports bridge the families: -p on an IPv4-only endpoint

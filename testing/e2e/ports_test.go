@@ -28,21 +28,7 @@ func whoServers(t *testing.T, ns *netnstest.NS, tcp []int, udp []int) {
 		whoServer(t, ns, fmt.Sprintf("0.0.0.0:%d", p))
 	}
 	for _, p := range udp {
-		pc, err := ns.ListenPacket(fmt.Sprintf("0.0.0.0:%d", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				pc.WriteTo([]byte(from.String()+" "+string(buf[:n])), from)
-			}
-		}()
+		ns.ServeEachUDP(t, fmt.Sprintf("0.0.0.0:%d", p), func(from net.Addr, msg []byte) string { return from.String() + " " + string(msg) })
 	}
 }
 

@@ -25,21 +25,7 @@ import (
 // name.
 func nameServer(t *testing.T, ns *netnstest.NS, name string) {
 	t.Helper()
-	l, err := ns.Listen("0.0.0.0:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, name)
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, "0.0.0.0:80", func(net.Conn) string { return name })
 }
 
 // answer connects from ns to addr and returns what the server said, or

@@ -324,19 +324,5 @@ func TestRAGuardAndNDSpoofing(t *testing.T) {
 // name.
 func nameServer6(t *testing.T, ns *netnstest.NS, name string) {
 	t.Helper()
-	l, err := ns.Listen("[::]:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(name))
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, "[::]:80", func(net.Conn) string { return name })
 }

@@ -248,21 +248,7 @@ func TestRunContainerMode(t *testing.T) {
 	d.Start()
 	d.MustRun("network", "create", "app", "--subnet", "10.213.79.0/24")
 	d.MustRun("connect", "app", "--netns", ns.Path, "--name", "web")
-	l, err := ns.Listen("127.0.0.1:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "hello from web's loopback\n")
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, "127.0.0.1:8080", func(net.Conn) string { return "hello from web's loopback\n" })
 	cmd := exec.Command(d.Bin, "--socket", d.Socket, "run", "--network", "container:web", "--",
 		"bash", "-c", "ip -4 -brief addr show eth0; cat /etc/resolv.conf; exec 3<>/dev/tcp/127.0.0.1/8080 && cat <&3")
 	out, err := cmd.CombinedOutput()

@@ -183,31 +183,8 @@ func TestTunnelIPv6UnderlayDualStackCluster(t *testing.T) {
 // dstport" lines.
 func captureVXLAN6(t *testing.T, ns *netnstest.NS, traffic func()) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := ns.Command(ctx, "tshark", "-n", "-l", "-i", "eth0", "-c", "6", "-a", "duration:45", "-f", "ip6 and udp port 4789",
-		"-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "udp.dstport", "-E", "separator= ")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(300 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("tshark on eth0: %v (got %q; %s)", err, stdout.String(), stderr.String())
-			}
-			return stdout.String()
-		case <-tick.C:
-			traffic()
-		}
-	}
+	return ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "ip6 and udp port 4789", Count: 6,
+		Fields: []string{"ipv6.src", "ipv6.dst", "udp.dstport"}, Every: 300 * time.Millisecond}, traffic)
 }
 
 // Bad IPv6 underlay requests through the CLI: one error each, naming the

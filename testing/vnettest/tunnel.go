@@ -80,22 +80,8 @@ func (w *World) NewTunnel(name string, a, b, underlay *Network, cfg TunnelConfig
 }
 
 func (w *World) newTunnel(name string, a, b, underlay *Network, cfg TunnelConfig) (*Tunnel, error) {
-	for _, n := range []*Network{a, b, underlay} {
-		if n == nil || n.w != w {
-			return nil, fmt.Errorf("tunnel %q: a network is nil or of another World", name)
-		}
-	}
-	if a == b || a == underlay || b == underlay {
-		return nil, fmt.Errorf("tunnel %q: networks %s, %s and underlay %s: want three different networks", name, a.name, b.name, underlay.name)
-	}
-	if a.subnet != b.subnet {
-		return nil, fmt.Errorf("tunnel %q: networks %s (%s) and %s (%s): want one subnet on both ends", name, a.name, a.subnet, b.name, b.subnet)
-	}
-	if cfg.Mode != VXLAN && cfg.Mode != Sealed {
-		return nil, fmt.Errorf("tunnel %q: mode %d: want VXLAN or Sealed", name, cfg.Mode)
-	}
-	if cfg.VNI > tunnel.MaxVNI {
-		return nil, fmt.Errorf("tunnel %q: VNI %d: want 0 to %d", name, cfg.VNI, tunnel.MaxVNI)
+	if err := w.checkTunnel(name, a, b, underlay, cfg); err != nil {
+		return nil, err
 	}
 	if err := b.sharePool(a); err != nil {
 		return nil, fmt.Errorf("tunnel %q: %w", name, err)
@@ -108,6 +94,46 @@ func (w *World) newTunnel(name string, a, b, underlay *Network, cfg TunnelConfig
 		}
 		t.ends[i] = h
 	}
+	mode, key := w.tunnelModeKey(name, cfg)
+	w.mu.Lock()
+	w.tunnels = append(w.tunnels, t) // closed with the World even if set-up fails below
+	w.mu.Unlock()
+	for i := range t.nets {
+		if err := w.startTunnelEnd(t, i, mode, key, cfg.VNI); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// checkTunnel refuses a tunnel NewTunnel cannot build: networks of
+// another World or not three different ones, ends of different subnets,
+// an unknown mode or a VNI out of range.
+func (w *World) checkTunnel(name string, a, b, underlay *Network, cfg TunnelConfig) error {
+	for _, n := range []*Network{a, b, underlay} {
+		if n == nil || n.w != w {
+			return fmt.Errorf("tunnel %q: a network is nil or of another World", name)
+		}
+	}
+	if a == b || a == underlay || b == underlay {
+		return fmt.Errorf("tunnel %q: networks %s, %s and underlay %s: want three different networks", name, a.name, b.name, underlay.name)
+	}
+	if a.subnet != b.subnet {
+		return fmt.Errorf("tunnel %q: networks %s (%s) and %s (%s): want one subnet on both ends", name, a.name, a.subnet, b.name, b.subnet)
+	}
+	if cfg.Mode != VXLAN && cfg.Mode != Sealed {
+		return fmt.Errorf("tunnel %q: mode %d: want VXLAN or Sealed", name, cfg.Mode)
+	}
+	if cfg.VNI > tunnel.MaxVNI {
+		return fmt.Errorf("tunnel %q: VNI %d: want 0 to %d", name, cfg.VNI, tunnel.MaxVNI)
+	}
+	return nil
+}
+
+// tunnelModeKey returns package tunnel's mode for cfg's, and the key: a
+// Sealed tunnel without one gets a key derived from the World's seed and
+// the tunnel's name.
+func (w *World) tunnelModeKey(name string, cfg TunnelConfig) (tunnel.Mode, tunnel.Key) {
 	key := tunnel.Key(cfg.Key)
 	if cfg.Mode == Sealed && key == (tunnel.Key{}) {
 		var seed [8]byte
@@ -118,35 +144,36 @@ func (w *World) newTunnel(name string, a, b, underlay *Network, cfg TunnelConfig
 	if cfg.Mode == Sealed {
 		mode = tunnel.ModeSecure
 	}
-	w.mu.Lock()
-	w.tunnels = append(w.tunnels, t) // closed with the World even if set-up fails below
-	w.mu.Unlock()
-	for i, n := range t.nets {
-		end, other := t.ends[i], t.ends[1-i]
-		pc, err := end.ListenPacket("udp", fmt.Sprintf(":%d", mode.DefaultPort()))
-		if err != nil {
-			return nil, fmt.Errorf("tunnel %q: socket on %s: %w", name, end.Name(), err)
-		}
-		p, err := tunnel.New(tunnel.Config{
-			Name: name, Mode: mode, VNI: cfg.VNI, PacketConn: pc,
-			Peers: []netip.AddrPort{netip.AddrPortFrom(other.Addr(), mode.DefaultPort())},
-			Key:   key, KeyID: tunnel.KeyIDOf(key), SenderID: uint32(i + 1),
-			// Frames of a 1500-byte network, whole: the ends' jumbo MTU
-			// keeps the datagrams whole.
-			MTU:    vswitch.DefaultMTU,
-			Logger: w.log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("tunnel %q: port on %s: %w", name, n.name, err)
-		}
-		t.ports[i] = p
-		link, err := n.sw.Attach(p, vswitch.AttachOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("tunnel %q: attach to %s: %w", name, n.name, err)
-		}
-		t.links[i] = link
+	return mode, key
+}
+
+// startTunnelEnd opens end i of t: a socket on its underlay host, the
+// tunnel port to the other end, attached to network i's switch.
+func (w *World) startTunnelEnd(t *Tunnel, i int, mode tunnel.Mode, key tunnel.Key, vni uint32) error {
+	n, end, other := t.nets[i], t.ends[i], t.ends[1-i]
+	pc, err := end.ListenPacket("udp", fmt.Sprintf(":%d", mode.DefaultPort()))
+	if err != nil {
+		return fmt.Errorf("tunnel %q: socket on %s: %w", t.name, end.Name(), err)
 	}
-	return t, nil
+	p, err := tunnel.New(tunnel.Config{
+		Name: t.name, Mode: mode, VNI: vni, PacketConn: pc,
+		Peers: []netip.AddrPort{netip.AddrPortFrom(other.Addr(), mode.DefaultPort())},
+		Key:   key, KeyID: tunnel.KeyIDOf(key), SenderID: uint32(i + 1),
+		// Frames of a 1500-byte network, whole: the ends' jumbo MTU
+		// keeps the datagrams whole.
+		MTU:    vswitch.DefaultMTU,
+		Logger: w.log,
+	})
+	if err != nil {
+		return fmt.Errorf("tunnel %q: port on %s: %w", t.name, n.name, err)
+	}
+	t.ports[i] = p
+	link, err := n.sw.Attach(p, vswitch.AttachOptions{})
+	if err != nil {
+		return fmt.Errorf("tunnel %q: attach to %s: %w", t.name, n.name, err)
+	}
+	t.links[i] = link
+	return nil
 }
 
 // Name returns the tunnel's name.

@@ -7,7 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,38 +136,12 @@ func (w *world) nothingAttached(t testing.TB, nss ...*netnstest.NS) {
 // from.
 func whoServer(t *testing.T, ns *netnstest.NS, addr string) {
 	t.Helper()
-	l, err := ns.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
+	ns.ServeEach(t, addr, func(c net.Conn) string { return c.RemoteAddr().String() })
 }
 
 func askWho(t *testing.T, from *netnstest.NS, addr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := from.Dial(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("connect %s from %s: %v", addr, from.Name, err)
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read from %s: %v", addr, err)
-	}
-	return string(b)
+	return from.Ask(t, addr)
 }
 
 // run runs a command with extra environment and returns its combined

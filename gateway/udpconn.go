@@ -96,21 +96,28 @@ func (c *udpConn) NotifyEvent(waiter.EventMask) {
 // drain hands every queued datagram and error to push.
 func (c *udpConn) drain() {
 	bp := datagrams.Get().(*[]byte)
-	defer datagrams.Put(bp)
-	for {
-		c.w = tcpip.SliceWriter(*bp)
-		res, err := c.ep.Read(&c.w, tcpip.ReadOptions{})
-		switch err.(type) {
-		case nil:
-			c.push((*bp)[:res.Count], nil)
-		case *tcpip.ErrWouldBlock:
-			return
-		case *tcpip.ErrClosedForReceive:
-			c.push(nil, net.ErrClosed)
-			return
-		default: // an ICMP error (last error, cleared by the read): go on
-			c.push(nil, tcpipError{err: err})
-		}
+	for c.readOne(*bp) {
+	}
+	datagrams.Put(bp)
+}
+
+// readOne reads one datagram or error into buf and hands it to push. It
+// reports false when there is nothing more to read.
+func (c *udpConn) readOne(buf []byte) bool {
+	c.w = tcpip.SliceWriter(buf)
+	res, err := c.ep.Read(&c.w, tcpip.ReadOptions{})
+	switch err.(type) {
+	case nil:
+		c.push(buf[:res.Count], nil)
+		return true
+	case *tcpip.ErrWouldBlock:
+		return false
+	case *tcpip.ErrClosedForReceive:
+		c.push(nil, net.ErrClosed)
+		return false
+	default: // an ICMP error (the last error, cleared by the read): go on
+		c.push(nil, tcpipError{err: err})
+		return true
 	}
 }
 

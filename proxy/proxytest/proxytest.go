@@ -9,6 +9,7 @@ package proxytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -42,6 +43,12 @@ type Loopback struct {
 	// NoCloseWrite, with Opaque, also hides CloseWrite, for testing the
 	// relay with conns that cannot be half-closed.
 	NoCloseWrite bool
+
+	// Push, with Opaque, makes UDP conns push their replies (they have
+	// proxy.ReplyPusher's PushReplies): a goroutine of the double reads
+	// each reply and hands it over, as the gateway's netstack does on the
+	// goroutine that delivered it.
+	Push bool
 
 	mu    sync.Mutex
 	calls []Call
@@ -82,6 +89,9 @@ func (d *Loopback) dial(ctx context.Context, network string, src, dst netip.Addr
 	}
 	d.open++
 	oc := &opaqueConn{Conn: c, d: d}
+	if d.Push && network == "udp" {
+		return &pushConn{opaqueConn: oc}, nil
+	}
 	if d.NoCloseWrite {
 		return oc, nil
 	}
@@ -118,6 +128,43 @@ func (c *opaqueConn) Close() error {
 		c.d.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// pushConn is an opaqueConn that pushes what it reads.
+type pushConn struct {
+	*opaqueConn
+	done chan struct{} // closed when the pushing goroutine ends; nil if none
+}
+
+// PushReplies starts a goroutine that hands each datagram read, or read
+// error, to push until the conn is closed.
+func (c *pushConn) PushReplies(push func(p []byte, err error)) bool {
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 65535)
+		for {
+			n, err := c.Conn.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				push(nil, err)
+				continue
+			}
+			push(buf[:n], nil)
+		}
+	}()
+	return true
+}
+
+// Close closes the conn and returns when nothing more is pushed.
+func (c *pushConn) Close() error {
+	err := c.opaqueConn.Close()
+	if c.done != nil {
+		<-c.done
+	}
+	return err
 }
 
 // halfCloser adds CloseWrite back to an opaqueConn.

@@ -8,23 +8,38 @@ import (
 	"time"
 
 	"github.com/switchyard-net/switchyard/proxy"
+	"github.com/switchyard-net/switchyard/proxy/proxytest"
 )
 
 // pushedFlow publishes a pushing container on 127.0.0.1 and returns the
 // client, its flow's address at the container, and the flow's push.
-func pushedFlow(t *testing.T, m *proxy.Manager) (*net.UDPConn, proxy.Published, netip.AddrPort, func([]byte, error)) {
+func pushedFlow(t *testing.T, m *proxy.Manager) (*net.UDPConn, proxy.Published, netip.AddrPort, *proxytest.Loopback, func([]byte, error)) {
 	t.Helper()
-	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, whoContainer(t, "push"), proxy.Options{})
+	d := whoContainer(t, "push")
+	pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := udpClient(t, netip.MustParseAddr("127.0.0.1"))
 	flow := flowOf(t, c, pubs[0])
-	push := proxy.FlowPush(m, localUDP(c))
-	if push == nil {
+	return c, pubs[0], flow, d, flowPush(t, m, d, localUDP(c))
+}
+
+// flowPush returns the push of client's flow, which holds the dialer's
+// push lock around each call (one call at a time, as the connection
+// makes them).
+func flowPush(t *testing.T, m *proxy.Manager, d *proxytest.Loopback, client netip.AddrPort) func([]byte, error) {
+	t.Helper()
+	fp := proxy.FlowPush(m, client)
+	if fp == nil {
 		t.Fatal("the flow of a ReplyPusher connection does not push")
 	}
-	return c, pubs[0], flow, push
+	mu := d.PushLock()
+	return func(p []byte, err error) {
+		mu.Lock()
+		fp(p, err)
+		mu.Unlock()
+	}
 }
 
 // TestUDPPushedReplyDoesNotAllocate: a pushed reply goes to the client
@@ -32,7 +47,7 @@ func pushedFlow(t *testing.T, m *proxy.Manager) (*net.UDPConn, proxy.Published, 
 func TestUDPPushedReplyDoesNotAllocate(t *testing.T) {
 	leakCheck(t)
 	m := newManager(t, proxy.Config{})
-	c, p, _, push := pushedFlow(t, m)
+	c, p, _, _, push := pushedFlow(t, m)
 	before := m.Stats().UDP.PacketsOut
 	msg := []byte("pushed")
 	const runs = 100
@@ -61,7 +76,7 @@ func TestUDPPushedReplyDoesNotAllocate(t *testing.T) {
 func TestUDPPushedFlowEnds(t *testing.T) {
 	leakCheck(t)
 	m := newManager(t, proxy.Config{UDPTimeout: time.Hour})
-	c, p, flow, push := pushedFlow(t, m)
+	c, p, flow, d, push := pushedFlow(t, m)
 	refused := &net.OpError{Op: "read", Net: "udp", Err: syscall.ECONNREFUSED}
 	for range 64 {
 		push(nil, refused)
@@ -70,7 +85,6 @@ func TestUDPPushedFlowEnds(t *testing.T) {
 		t.Fatalf("64 refusals ended the flow: %s is now %s", flow, f)
 	}
 	for range 65 { // the reply flowOf got reset the count
-
 		push(nil, refused)
 	}
 	f2 := flowOf(t, c, p)
@@ -82,7 +96,7 @@ func TestUDPPushedFlowEnds(t *testing.T) {
 	}
 
 	// Closed under the flow, and the client does not come back.
-	proxy.FlowPush(m, localUDP(c))(nil, net.ErrClosed)
+	flowPush(t, m, d, localUDP(c))(nil, net.ErrClosed)
 	if !waitFor(ioTimeout, func() bool { return m.Stats().UDP.FlowsActive == 0 }) {
 		t.Fatalf("stats %+v, want the dead flow removed", m.Stats().UDP)
 	}

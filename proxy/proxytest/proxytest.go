@@ -50,9 +50,10 @@ type Loopback struct {
 	// goroutine that delivered it.
 	Push bool
 
-	mu    sync.Mutex
-	calls []Call
-	open  int
+	pushMu sync.Mutex // held around every push of the double's
+	mu     sync.Mutex
+	calls  []Call
+	open   int
 }
 
 // DialTCP connects to dst (after Redirect) over TCP.
@@ -148,11 +149,13 @@ func (c *pushConn) PushReplies(push func(p []byte, err error)) bool {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			c.d.pushMu.Lock()
 			if err != nil {
 				push(nil, err)
-				continue
+			} else {
+				push(buf[:n], nil)
 			}
-			push(buf[:n], nil)
+			c.d.pushMu.Unlock()
 		}
 	}()
 	return true
@@ -176,6 +179,11 @@ func (c *halfCloser) CloseWrite() error {
 	}
 	return nil
 }
+
+// PushLock is held around every push of the dialer's Push conns: a test
+// that calls a flow's push function itself holds it too, so that calls
+// come one at a time as proxy.ReplyPusher promises.
+func (d *Loopback) PushLock() *sync.Mutex { return &d.pushMu }
 
 // Blackhole never connects: each dial waits until ctx is done and fails
 // with ctx's error, as a dial to an address that drops SYNs does.

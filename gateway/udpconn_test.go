@@ -43,6 +43,24 @@ func next(t *testing.T, ch chan pushed) pushed {
 	}
 }
 
+// firstDatagram writes to c until the container's socket pc reads a
+// datagram (the first may wait on ARP), and returns its source.
+func firstDatagram(t *testing.T, c net.Conn, pc net.PacketConn) net.Addr {
+	t.Helper()
+	buf := make([]byte, 64)
+	var err error
+	for range 20 {
+		c.Write([]byte("q"))
+		pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var from net.Addr
+		if _, from, err = pc.ReadFrom(buf); err == nil {
+			return from
+		}
+	}
+	t.Fatalf("no datagram reached the container: %v", err)
+	return nil
+}
+
 // TestDialerUDPPushesReplies: a connection from DialUDP is a
 // proxy.ReplyPusher; the container's replies are pushed in order (the
 // client's address kept as the source the container sees), a closed
@@ -69,16 +87,7 @@ func TestDialerUDPPushesReplies(t *testing.T) {
 	if !rp.PushReplies(push) {
 		t.Fatal("PushReplies reported false")
 	}
-	buf := make([]byte, 64)
-	var from net.Addr
-	for i := 0; from == nil && i < 20; i++ { // the first datagram may wait on ARP
-		c.Write([]byte("q"))
-		pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		_, from, err = pc.ReadFrom(buf)
-	}
-	if from == nil {
-		t.Fatal("no datagram reached the container")
-	}
+	from := firstDatagram(t, c, pc)
 	if from.String() != client.String() {
 		t.Fatalf("the container saw the datagram from %s, want %s", from, client)
 	}
@@ -129,22 +138,13 @@ func TestPushedReadDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	buf := make([]byte, 64)
-	var from net.Addr
-	for i := 0; from == nil && i < 20; i++ {
-		c.Write([]byte("q"))
-		pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		_, from, err = pc.ReadFrom(buf)
-	}
-	if from == nil {
-		t.Fatal("no datagram reached the container")
-	}
+	from := firstDatagram(t, c, pc)
 	const runs = 200
 	for range runs + 1 { // AllocsPerRun runs once more to warm up
 		pc.WriteTo([]byte("r"), from)
 	}
-	// Wait until every reply is queued on the connection (Read peeks
-	// nothing: it would take them, so count them by draining later).
+	// No listener is registered (PushReplies is not called), so the
+	// replies wait on the endpoint until ReadPushed takes them.
 	got, bytes := 0, 0
 	push := func(p []byte, err error) {
 		if err == nil {

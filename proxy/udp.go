@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -250,9 +251,10 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 		}
 		f.wb = newBatchWriter(uc)
 	}
-	// A zoned (link-local) client keeps the reader: its sockaddr needs the
-	// zone's interface index, which the reader's write looks up.
-	if rp, ok := conn.(ReplyPusher); ok && b.raw != nil && client.Addr().Zone() == "" {
+	// Every flow of a pushing binding pushes: a reader's blocking write
+	// would hold the host socket's write lock while it waits, and a push
+	// would wait for it.
+	if rp, ok := conn.(ReplyPusher); ok && b.raw != nil {
 		f.to = sockaddr(client, b.family)
 		f.writeFn = f.writeReply
 		f.pushing = rp.PushReplies(f.pushed)
@@ -511,10 +513,20 @@ func (f *udpFlow) writeReply(fd uintptr) bool {
 }
 
 // sockaddr returns ap as a socket address of family (AF_INET6 takes an
-// IPv4 address as IPv4-mapped). ap has no zone.
+// IPv4 address as IPv4-mapped). A zone (a link-local client's interface,
+// by name or number) becomes its index; one that names no interface
+// becomes 0, and the kernel refuses the send (counted as dropped).
 func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	if family == unix.AF_INET6 {
-		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		if zone := ap.Addr().Zone(); zone != "" {
+			if ifi, err := net.InterfaceByName(zone); err == nil {
+				sa.ZoneId = uint32(ifi.Index)
+			} else if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+				sa.ZoneId = uint32(n)
+			}
+		}
+		return sa
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 }

@@ -19,8 +19,8 @@ import (
 // datagram connection to the container made by Dialer.DialUDP on behalf of
 // that client. Its goroutines: one reader for the host socket, which
 // forwards each client datagram on its flow (creating the flow first if
-// needed), and one per flow, which sends the container's datagrams back to
-// the client. Idle flows are closed by the Manager's janitor; a full table
+// needed), and one per flow (unless its connection pushes, below), which
+// sends the container's datagrams back to the client. Idle flows are closed by the Manager's janitor; a full table
 // evicts its least recently active flow.
 //
 //	client ──► host socket ──► readLoop ──► flow.conn ──► container

@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -117,17 +116,18 @@ func (e tcpipError) Is(target error) bool {
 }
 
 // DialUDP returns a UDP socket inside the network connected to dst on
-// behalf of client src.
+// behalf of client src. It is a proxy.ReplyPusher.
 func (d *Dialer) DialUDP(ctx context.Context, src, dst netip.AddrPort) (net.Conn, error) {
 	local, spoofed := d.source(src, dst)
 	remote := tcpip.FullAddress{NIC: NICID, Addr: stackport.Addr(dst.Addr()), Port: dst.Port()}
-	c, err := gonet.DialUDP(d.g.stack, &local, &remote, stackport.Protocol(dst.Addr()))
+	proto := stackport.Protocol(dst.Addr())
+	c, err := dialUDP(d.g.stack, local, remote, proto)
 	if err != nil && spoofed {
 		local, _ = d.source(netip.AddrPort{}, dst)
-		c, err = gonet.DialUDP(d.g.stack, &local, &remote, stackport.Protocol(dst.Addr()))
+		c, err = dialUDP(d.g.stack, local, remote, proto)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("UDP socket to %s in network %s: %w", dst, d.g.cfg.Network, err)
+		return nil, fmt.Errorf("UDP socket to %s in network %s: %w", dst, d.g.cfg.Network, tcpipError{err: err})
 	}
 	return c, nil
 }

@@ -22,8 +22,10 @@
 //	UDP client ──► socket ── readLoop ── flow table (client addr → flow)
 //	                              new client: over the Manager's limit ──► dropped;
 //	                              else Dialer.DialUDP(src, dst), one
-//	                              relayReplies goroutine per flow; replies leave
-//	                              from the address the client sent to
+//	                              relayReplies goroutine per flow, or none if
+//	                              the conn pushes its replies (ReplyPusher: the
+//	                              gateway's); replies leave from the address
+//	                              the client sent to
 //	              one janitor per Manager closes idle flows; a full table
 //	              evicts its least recently active flow
 //
@@ -60,7 +62,7 @@
 // # Goroutines and locks
 //
 // Per TCP listener one accept goroutine, per connection two; per UDP
-// socket one reader, per flow one; one janitor per Manager, started with
+// socket one reader, per flow one (none if its conn is a ReplyPusher); one janitor per Manager, started with
 // its first UDP binding. Nothing runs per packet. Manager.mu guards the
 // tables of bindings and ports and is held while binding sockets; a
 // binding's own mutex guards its connection set or flow table and is taken

@@ -64,7 +64,7 @@ type UDPStats struct {
 	PacketsOut     uint64 // datagrams delivered from the container to clients
 	BytesIn        uint64
 	BytesOut       uint64
-	Dropped        uint64 // datagrams not delivered (failed dial or send, truncated)
+	Dropped        uint64 // datagrams not delivered (failed dial or send, a full host socket for a pushed reply, truncated)
 }
 
 func (s *TCPStats) add(o TCPStats) {

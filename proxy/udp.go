@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,12 +19,25 @@ import (
 // datagram connection to the container made by Dialer.DialUDP on behalf of
 // that client. Its goroutines: one reader for the host socket, which
 // forwards each client datagram on its flow (creating the flow first if
-// needed), and one per flow, which sends the container's datagrams back to
-// the client. Idle flows are closed by the Manager's janitor; a full table
+// needed), and one per flow (unless its connection pushes, below), which
+// sends the container's datagrams back to the client. Idle flows are closed by the Manager's janitor; a full table
 // evicts its least recently active flow.
 //
 //	client ──► host socket ──► readLoop ──► flow.conn ──► container
 //	client ◄── host socket ◄── flow.relayReplies ◄──────── container
+//	client ◄── host socket ◄── flow.pushed ◄─────────────── container (a ReplyPusher conn)
+//
+// A flow whose connection is a ReplyPusher (the gateway's netstack) has no
+// goroutine: the connection calls flow.pushed on the goroutine that
+// delivered the reply (a TAP's reader, which delivers inline into the
+// netstack), and pushed sends it from the host socket without waiting
+// (MSG_DONTWAIT): a full socket buffer drops the reply and counts it, so
+// the network's goroutine never blocks on a client. That saves the wake-up
+// of a reply reader per round trip (benchmarks/RESULTS.md, "Pushed
+// replies"). pushed never closes its flow, because it may run with the
+// netstack's locks held and closing the connection takes them: a failed
+// connection is marked dead, and the client's next datagram or the
+// janitor ends it.
 
 // maxDatagram is the largest UDP payload (IPv4, IPv6 without jumbograms).
 const maxDatagram = 65535
@@ -53,6 +67,11 @@ type udpBinding struct {
 	bufs     *sync.Pool // the Manager's datagram buffers, *[]byte of maxDatagram
 	c        udpCounters
 
+	// raw is conn's, for pushed replies (nil: no flow pushes); family is
+	// its socket's address family (AF_INET or AF_INET6).
+	raw    syscall.RawConn
+	family int
+
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
 	closed bool
@@ -60,6 +79,7 @@ type udpBinding struct {
 }
 
 func newUDPBinding(base bindingBase, conn *net.UDPConn, timeout time.Duration, maxFlows int, bufs *sync.Pool) *udpBinding {
+	raw, family := socketFamily(conn)
 	return &udpBinding{
 		bindingBase: base,
 		bufs:        bufs,
@@ -68,7 +88,25 @@ func newUDPBinding(base bindingBase, conn *net.UDPConn, timeout time.Duration, m
 		timeout:     timeout,
 		maxFlows:    maxFlows,
 		flows:       make(map[netip.AddrPort]*udpFlow),
+		raw:         raw,
+		family:      family,
 	}
+}
+
+// socketFamily returns c's raw connection and address family, or a nil
+// raw connection if either cannot be had.
+func socketFamily(c *net.UDPConn) (syscall.RawConn, int) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, 0
+	}
+	family, serr := 0, error(nil)
+	if err := raw.Control(func(fd uintptr) {
+		family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	}); err != nil || serr != nil {
+		return nil, 0
+	}
+	return raw, family
 }
 
 func (b *udpBinding) start() {
@@ -168,14 +206,18 @@ func (b *udpBinding) readLoop() {
 	}
 }
 
-// flowFor returns client's flow, creating it if there is none. It returns
-// nil if the flow cannot be dialed or the binding has stopped.
+// flowFor returns client's flow, creating it if there is none or its
+// connection has failed. It returns nil if the flow cannot be dialed or
+// the binding has stopped.
 func (b *udpBinding) flowFor(client netip.AddrPort, oob []byte) *udpFlow {
 	b.mu.Lock()
 	f := b.flows[client]
 	b.mu.Unlock()
 	if f != nil {
-		return f
+		if !f.dead.Load() {
+			return f
+		}
+		f.end()
 	}
 	return b.newFlow(client, oob)
 }
@@ -209,6 +251,14 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 		}
 		f.wb = newBatchWriter(uc)
 	}
+	// Every flow of a pushing binding pushes: a reader's blocking write
+	// would hold the host socket's write lock while it waits, and a push
+	// would wait for it.
+	if rp, ok := conn.(ReplyPusher); ok && b.raw != nil {
+		f.to = sockaddr(client, b.family)
+		f.writeFn = f.writeReply
+		f.pushing = rp.PushReplies(f.pushed)
+	}
 	f.touch()
 
 	var victim *udpFlow
@@ -223,7 +273,9 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 		delete(b.flows, victim.client)
 	}
 	b.flows[client] = f
-	b.wg.Add(1)
+	if !f.pushing {
+		b.wg.Add(1)
+	}
 	b.mu.Unlock()
 
 	b.c.total.Add(1)
@@ -231,7 +283,9 @@ func (b *udpBinding) newFlow(client netip.AddrPort, oob []byte) *udpFlow {
 		b.c.evicted.Add(1)
 		victim.close()
 	}
-	go f.relayReplies()
+	if !f.pushing {
+		go f.relayReplies()
+	}
 	return f
 }
 
@@ -249,19 +303,23 @@ func (b *udpBinding) leastRecentLocked() *udpFlow {
 }
 
 // expire closes the flows idle for at least the binding's timeout at now
-// (the Manager's clock). The janitor calls it.
+// (the Manager's clock), and the dead ones (pushed). The janitor calls it.
 func (b *udpBinding) expire(now int64) {
 	limit := int64(b.timeout)
 	var idle []*udpFlow
+	expired := 0
 	b.mu.Lock()
 	for k, f := range b.flows {
-		if now-f.last.Load() >= limit {
+		if dead := f.dead.Load(); dead || now-f.last.Load() >= limit {
 			delete(b.flows, k)
 			idle = append(idle, f)
+			if !dead {
+				expired++
+			}
 		}
 	}
 	b.mu.Unlock()
-	b.c.expired.Add(uint64(len(idle)))
+	b.c.expired.Add(uint64(expired))
 	for _, f := range idle {
 		f.close()
 	}
@@ -285,6 +343,18 @@ type udpFlow struct {
 
 	// wb sends runs of client datagrams in one sendmmsg (kernel sockets).
 	wb batchWriter
+
+	// The pushed reply path (a ReplyPusher connection). pushing is set
+	// before the flow is shared; dead is set by pushed when the
+	// connection has failed. The rest is used by pushed only, which the
+	// connection calls one at a time.
+	pushing  bool
+	dead     atomic.Bool
+	to       unix.Sockaddr         // the client, in the host socket's family
+	writeFn  func(fd uintptr) bool // f.writeReply, bound once
+	out      []byte                // the reply writeReply sends
+	werr     error
+	refusals int
 }
 
 func (f *udpFlow) touch() { f.last.Store(f.b.now()) }
@@ -395,4 +465,68 @@ func (f *udpFlow) reply(p []byte) {
 	}
 	b.c.pktOut.Add(1)
 	b.c.bytesOut.Add(uint64(len(p)))
+}
+
+// pushed is the flow's ReplyPusher callback, called on the goroutine that
+// delivered the container's datagram p (see the file comment). It sends p
+// to the client without waiting; a failed or refused send (a full socket
+// buffer) drops p and counts it. A failed connection is only marked dead:
+// pushed must not close it.
+func (f *udpFlow) pushed(p []byte, err error) {
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) && f.refusals < maxConsecutiveRefusals {
+			f.refusals++
+			return
+		}
+		f.dead.Store(true)
+		return
+	}
+	f.refusals = 0
+	f.touch()
+	b := f.b
+	f.out = p
+	err = b.raw.Write(f.writeFn)
+	f.out = nil
+	if err == nil {
+		err = f.werr
+	}
+	if err != nil {
+		b.c.dropped.Add(1)
+		return
+	}
+	b.c.pktOut.Add(1)
+	b.c.bytesOut.Add(uint64(len(p)))
+}
+
+// writeReply is the host socket's RawConn write callback for pushed: one
+// sendmsg that never waits for room (MSG_DONTWAIT), so it reports true
+// whatever the outcome.
+func (f *udpFlow) writeReply(fd uintptr) bool {
+	for {
+		_, err := unix.SendmsgN(int(fd), f.out, f.oob, f.to, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		f.werr = err
+		return true
+	}
+}
+
+// sockaddr returns ap as a socket address of family (AF_INET6 takes an
+// IPv4 address as IPv4-mapped). A zone (a link-local client's interface,
+// by name or number) becomes its index; one that names no interface
+// becomes 0, and the kernel refuses the send (counted as dropped).
+func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
+	if family == unix.AF_INET6 {
+		sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		if zone := ap.Addr().Zone(); zone != "" {
+			if ifi, err := net.InterfaceByName(zone); err == nil {
+				sa.ZoneId = uint32(ifi.Index)
+			} else if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+				sa.ZoneId = uint32(n)
+			}
+		}
+		return sa
+	}
+	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 }

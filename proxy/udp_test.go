@@ -15,12 +15,15 @@ import (
 // whoContainer starts a UDP server that answers every datagram with the
 // datagram's source, which is the proxy flow's socket, and returns a
 // loopback dialer to it for ctrIP:53/udp.
-func whoContainer(t testing.TB, opaque bool) *proxytest.Loopback {
+// mode is "kernel" (the flow's conn is a *net.UDPConn), "opaque" (a
+// wrapped one, read by the flow's goroutine) or "push" (one that pushes
+// its replies, as the gateway's netstack conns do).
+func whoContainer(t testing.TB, mode string) *proxytest.Loopback {
 	t.Helper()
 	srv := serveUDP(t, "udp4", "127.0.0.1:0", func(pc *net.UDPConn, _ []byte, from netip.AddrPort) {
 		pc.WriteToUDPAddrPort([]byte(from.String()), from)
 	})
-	return &proxytest.Loopback{Opaque: opaque, Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
+	return &proxytest.Loopback{Opaque: mode != "kernel", Push: mode == "push", Redirect: redirect(nil, map[uint16]netip.AddrPort{53: srv})}
 }
 
 // flowOf asks through p from c and returns the address of the flow socket
@@ -37,11 +40,23 @@ func flowOf(t testing.TB, c *net.UDPConn, p proxy.Published) netip.AddrPort {
 
 // TestUDPReplySource: on a wildcard listener, a reply leaves from the
 // address the client sent to (127.0.0.3 here, while the kernel would pick
-// 127.0.0.1), for the implicit and the explicit wildcard, IPv4 and IPv6.
+// 127.0.0.1), for the implicit and the explicit wildcard, IPv4 and IPv6,
+// whether the flow reads its replies or has them pushed.
 func TestUDPReplySource(t *testing.T) {
+	for _, mode := range []string{"kernel", "push"} {
+		t.Run(mode, func(t *testing.T) { testUDPReplySource(t, mode == "push") })
+	}
+}
+
+// testUDPReplySource is TestUDPReplySource with the flows' replies read
+// by their goroutines (kernel sockets) or pushed (sent with sendmsg from
+// the delivering goroutine: the client's sockaddr in the socket's family,
+// the pktinfo control message).
+func testUDPReplySource(t *testing.T, push bool) {
 	leakCheck(t)
 	m := newManager(t, proxy.Config{})
 	d := fakeContainer(t, 80)
+	d.Opaque, d.Push = push, push
 	implicit, err := m.Publish("web/a", mapping(t, fmt.Sprintf("%d:80/udp", portUDP)), ctrIP, d, proxy.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -77,15 +92,16 @@ func TestUDPReplySource(t *testing.T) {
 // released, its goroutine gone, counted as expired), a flow kept busy is
 // not, and the client's next datagram gets a new flow.
 func TestUDPFlowExpires(t *testing.T) {
-	for _, opaque := range []bool{false, true} {
-		t.Run(fmt.Sprintf("opaque=%v", opaque), func(t *testing.T) {
+	for _, mode := range []string{"kernel", "opaque", "push"} {
+		opaque := mode != "kernel"
+		t.Run(mode, func(t *testing.T) {
 			leakCheck(t)
 			// Long enough that a loaded machine (CI runs the packages in
 			// parallel) does not open a timeout-sized gap in the busy
 			// client's datagrams.
 			const timeout = 1500 * time.Millisecond
 			m := newManager(t, proxy.Config{UDPTimeout: timeout})
-			d := whoContainer(t, opaque)
+			d := whoContainer(t, mode)
 			pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -185,11 +201,12 @@ func TestUDPRepliesKeepFlowAlive(t *testing.T) {
 // recently active flow (not the oldest created), whose socket and
 // goroutine go away.
 func TestUDPEviction(t *testing.T) {
-	for _, opaque := range []bool{false, true} {
-		t.Run(fmt.Sprintf("opaque=%v", opaque), func(t *testing.T) {
+	for _, mode := range []string{"kernel", "opaque", "push"} {
+		opaque := mode != "kernel"
+		t.Run(mode, func(t *testing.T) {
 			leakCheck(t)
 			m := newManager(t, proxy.Config{})
-			d := whoContainer(t, opaque)
+			d := whoContainer(t, mode)
 			pubs, err := m.Publish("web/a", mapping(t, "127.0.0.1::53/udp"), ctrIP, d, proxy.Options{MaxUDPFlows: 2})
 			if err != nil {
 				t.Fatal(err)

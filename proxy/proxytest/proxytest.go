@@ -9,6 +9,7 @@ package proxytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -43,9 +44,16 @@ type Loopback struct {
 	// relay with conns that cannot be half-closed.
 	NoCloseWrite bool
 
-	mu    sync.Mutex
-	calls []Call
-	open  int
+	// Push, with Opaque, makes UDP conns push their replies (they have
+	// proxy.ReplyPusher's PushReplies): a goroutine of the double reads
+	// each reply and hands it over, as the gateway's netstack does on the
+	// goroutine that delivered it.
+	Push bool
+
+	pushMu sync.Mutex // held around every push of the double's
+	mu     sync.Mutex
+	calls  []Call
+	open   int
 }
 
 // DialTCP connects to dst (after Redirect) over TCP.
@@ -82,6 +90,9 @@ func (d *Loopback) dial(ctx context.Context, network string, src, dst netip.Addr
 	}
 	d.open++
 	oc := &opaqueConn{Conn: c, d: d}
+	if d.Push && network == "udp" {
+		return &pushConn{opaqueConn: oc}, nil
+	}
 	if d.NoCloseWrite {
 		return oc, nil
 	}
@@ -120,6 +131,45 @@ func (c *opaqueConn) Close() error {
 	return c.Conn.Close()
 }
 
+// pushConn is an opaqueConn that pushes what it reads.
+type pushConn struct {
+	*opaqueConn
+	done chan struct{} // closed when the pushing goroutine ends; nil if none
+}
+
+// PushReplies starts a goroutine that hands each datagram read, or read
+// error, to push until the conn is closed.
+func (c *pushConn) PushReplies(push func(p []byte, err error)) bool {
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 65535)
+		for {
+			n, err := c.Conn.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.d.pushMu.Lock()
+			if err != nil {
+				push(nil, err)
+			} else {
+				push(buf[:n], nil)
+			}
+			c.d.pushMu.Unlock()
+		}
+	}()
+	return true
+}
+
+// Close closes the conn and returns when nothing more is pushed.
+func (c *pushConn) Close() error {
+	err := c.opaqueConn.Close()
+	if c.done != nil {
+		<-c.done
+	}
+	return err
+}
+
 // halfCloser adds CloseWrite back to an opaqueConn.
 type halfCloser struct{ *opaqueConn }
 
@@ -129,6 +179,11 @@ func (c *halfCloser) CloseWrite() error {
 	}
 	return nil
 }
+
+// PushLock is held around every push of the dialer's Push conns: a test
+// that calls a flow's push function itself holds it too, so that calls
+// come one at a time as proxy.ReplyPusher promises.
+func (d *Loopback) PushLock() *sync.Mutex { return &d.pushMu }
 
 // Blackhole never connects: each dial waits until ctx is done and fails
 // with ctx's error, as a dial to an address that drops SYNs does.

@@ -1,5 +1,7 @@
 package gateway
 
+import "gvisor.dev/gvisor/pkg/tcpip"
+
 // PingEgress reports whether echo requests to outside addresses may leave
 // through a host ICMP socket.
 func (g *Gateway) PingEgress() bool { return g.echo != nil }
@@ -11,6 +13,13 @@ func ReadPushed(c any, buf []byte, push func([]byte, error)) bool {
 	uc := c.(*udpConn)
 	uc.push = push
 	return uc.readOne(buf)
+}
+
+// QueuedBytes reports how many bytes of datagrams wait on c's endpoint,
+// c a connection from Dialer.DialUDP.
+func QueuedBytes(c any) int {
+	n, _ := c.(*udpConn).ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption)
+	return n
 }
 
 // PushListening reports whether c, a connection from Dialer.DialUDP, has

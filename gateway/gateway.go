@@ -29,6 +29,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -136,6 +137,11 @@ type Gateway struct {
 	egress *egress
 	echo   *echoProxy
 	nat    *natPath
+	// up is set once start has finished: until then intercept drops the
+	// frames to the gateway's MAC (counted in notUp), as g.echo and g.nat
+	// are still being set.
+	up     atomic.Bool
+	notUp  atomic.Uint64
 	dhcp   *dhcp.Server  // set before the port is attached; never changed after
 	dhcp6  *dhcp6.Server // set before the port is attached; never changed after
 	router *router       // nil without Routes or NextHop
@@ -254,8 +260,8 @@ func newGateway(sw *vswitch.Switch, cfg Config) *Gateway {
 // the DHCPv6 and DHCP servers: once the port is attached, the switch's
 // goroutine runs intercept, which reads them; they never change after.
 // (g.nat and g.echo, which intercept also reads for frames to the
-// gateway's MAC, are still set by start, after the attach: such a frame
-// arriving while New runs races with them.)
+// gateway's MAC, are set by start, after the attach; intercept drops
+// such frames until start has finished and set g.up.)
 func (g *Gateway) prepare() error {
 	if g.cfg.RA != nil {
 		if err := g.prepareRA(g.cfg.RA); err != nil {
@@ -304,6 +310,7 @@ func (g *Gateway) start() error {
 	if g.dhcp != nil {
 		g.startDHCP()
 	}
+	g.up.Store(true)
 	return nil
 }
 
@@ -431,6 +438,10 @@ func (g *Gateway) intercept(f vswitch.Frame) bool {
 	}
 	if f.Dst() != g.cfg.MAC {
 		return false
+	}
+	if !g.up.Load() { // New is still starting the gateway
+		g.notUp.Add(1)
+		return true
 	}
 	ip, is6, ok := g.learnSender(f)
 	if !ok {

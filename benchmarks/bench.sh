@@ -729,6 +729,9 @@ dns_bench() {
 # each buys).
 TUNNEL_SCENARIOS="tun_kernel tun_kernel_nogso tun_socat tun_sy_vxlan tun_sy_secure tun_sy_kernel"
 TUNNEL_FEATURE_SCENARIOS="tun_sy_vxlan tun_sy_no_tso tun_sy_no_gso tun_sy_no_gro tun_sy_no_batch tun_sy_no_coalesce tun_sy_no_pipeline"
+# tunnel6's IPv4 and IPv6 rows are a minute apart: on a shared machine
+# the load between them moves their ratio by ±30 %. benchmarks/tunnel6ab.sh
+# alternates the two families in one topology, with CPU per GB.
 TUNNEL6_SCENARIOS="tun_kernel tun_kernel6 tun_sy_vxlan tun_sy_vxlan6"
 TB=$WORK/tunnelbench
 

@@ -100,6 +100,14 @@ func v6Host(t *testing.T, ns *netnstest.NS, addr netip.Addr, cfg tunnel.Config) 
 // an IPv6 address (host number n in 10.240.0.0/24 and fd00:240::/64).
 func (h *syHost) dualContainer(t *testing.T, n byte, mtu int) *netnstest.NS {
 	t.Helper()
+	ns, _ := h.dualContainerLink(t, n, mtu)
+	return ns
+}
+
+// dualContainerLink is dualContainer that also returns the TAP's link on
+// h's switch.
+func (h *syHost) dualContainerLink(t *testing.T, n byte, mtu int) (*netnstest.NS, *vswitch.Link) {
+	t.Helper()
 	ns := netnstest.New(t)
 	mac := vswitch.MAC{0x02, 0x42, 10, 240, 0, n}
 	port, err := tap.Open(tap.Config{
@@ -114,10 +122,11 @@ func (h *syHost) dualContainer(t *testing.T, n byte, mtu int) *netnstest.NS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { port.Remove() })
-	if _, err := h.sw.Attach(port, vswitch.AttachOptions{}); err != nil {
+	link, err := h.sw.Attach(port, vswitch.AttachOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return ns
+	return ns, link
 }
 
 func dualV6(n byte) netip.Prefix {

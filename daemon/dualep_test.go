@@ -182,3 +182,41 @@ func askDNS(t *testing.T, n *network, name string, typ uint16) *dns.Msg {
 	}
 	return r
 }
+
+// A --dhcp endpoint of a dual-stack network leaves both families to the
+// namespace's clients: its device gets no address and no default route of
+// either (IPv6 comes by SLAAC from the gateway's advertisements, or by
+// DHCPv6), yet IPAM holds its IPv6 address for DHCPv6 and port security
+// lets it send from that address and from the SLAAC one of its MAC.
+func TestDualStackDHCPEndpointLeavesIPv6ToClients(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork(api.NetworkCreate{Name: "web", Subnets: []string{"10.7.0.0/24", "fd00:7::/64"}})
+	e.att.AddNetNS("/run/netns/a")
+	ep := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a", DHCP: true, MAC: "02:42:0a:07:00:09"})
+	if ep.Address6.String() != "fd00:7::2/64" {
+		t.Fatalf("endpoint's IPv6 address %s, want fd00:7::2/64 from IPAM", ep.Address6)
+	}
+	found := false
+	for _, dev := range e.att.Devices() {
+		if dev.NetNS != "/run/netns/a" {
+			continue
+		}
+		found = true
+		if c := dev.Config; len(c.Addrs) != 0 || c.Gateway.IsValid() || c.Gateway6.IsValid() || !c.Configure {
+			t.Errorf("device config addrs %v gateways %s %s configure %v, want no address and no route, MAC and MTU only", c.Addrs, c.Gateway, c.Gateway6, c.Configure)
+		}
+	}
+	if !found {
+		t.Fatal("no device in /run/netns/a")
+	}
+	if got := e.addrOwner6("web", ep.Address6.Addr()); got != ep.Name {
+		t.Errorf("IPv6 address owner %q, want %s", got, ep.Name)
+	}
+	e.d.mu.Lock()
+	bind := e.d.networks["web"].endpoints[ep.Name].link.Binding()
+	e.d.mu.Unlock()
+	slaac := netip.MustParseAddr("fd00:7::42:aff:fe07:9")
+	if bind == nil || !slices.Contains(bind.Addrs, ep.Address6.Addr()) || !slices.Contains(bind.Addrs, slaac) {
+		t.Errorf("port-security binding %+v, want %s and the SLAAC %s", bind, ep.Address6.Addr(), slaac)
+	}
+}

@@ -140,15 +140,14 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 		cfg.Gateway, cfg.Gateway6 = n.rec.Gateway, n.rec.Gateway6
 	}
 	if rec.DHCP {
-		// MAC and MTU, up, no IPv4 address: the DHCP client does the
-		// rest. The IPv6 address of a dual-stack endpoint is configured
-		// as well (a DHCPv6 client in the namespace is given the same
-		// one). On restore the device is taken as it is, with the
-		// address DHCP gave.
-		cfg.Addrs, cfg.Gateway = nil, netip.Addr{}
-		if rec.Address6.IsValid() {
-			cfg.Addrs = []netip.Prefix{rec.Address6}
-		}
+		// MAC and MTU, up, no address of either family and no default
+		// route: the namespace's own clients do the rest. DHCP gives
+		// the endpoint's IPv4 address and router; the gateway's Router
+		// Advertisements give SLAAC and the IPv6 default route, and a
+		// DHCPv6 client is given the endpoint's IPv6 address. Autoconf
+		// is left as the kernel has it. On restore the device is taken
+		// as it is, with the addresses its clients gave it.
+		cfg.Addrs, cfg.Gateway, cfg.Gateway6 = nil, netip.Addr{}, netip.Addr{}
 		cfg.Configure = !restoring
 	}
 	return cfg

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-net/switchyard/internal/netipx"
+	"github.com/switchyard-net/switchyard/internal/nsenter"
 )
 
 // nlHandle returns a netlink handle for the namespace at nsPath, or for the
@@ -34,14 +38,22 @@ func nlHandle(nsPath string) (*netlink.Handle, error) {
 // configure sets the device's MAC, MTU, addresses and default route and
 // brings it (and the namespace's loopback) up. It is idempotent: applied to
 // a device that already has the configuration it changes nothing, and it
-// removes addresses a previous life left that are not in cfg.
-func configure(h *netlink.Handle, name string, cfg Config) error {
+// removes addresses a previous life left that are not in cfg. nsPath is
+// the namespace h works in ("" for the calling thread's).
+func configure(h *netlink.Handle, nsPath, name string, cfg Config) error {
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
 	}
 	if err := setLinkAttrs(h, link, cfg); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(cfg.Addrs, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		// Before the address and the link come up: no SLAAC address may
+		// form beside the static one (a stale one is removed below).
+		if err := disableAutoconf(nsPath, name); err != nil {
+			return err
+		}
 	}
 	if err := syncAddrs(h, link, cfg.Addrs); err != nil {
 		return err
@@ -55,6 +67,38 @@ func configure(h *netlink.Handle, name string, cfg Config) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// disableAutoconf sets net.ipv6.conf.NAME.autoconf to 0 in the namespace
+// at nsPath ("" for the calling thread's), so that the kernel forms no
+// SLAAC address from the gateway's Router Advertisements beside the static
+// one the daemon gives the interface: Linux would prefer the newer SLAAC
+// address as the source of replies from a socket bound to [::], and a
+// client's connected UDP socket drops them. The advertisements still give
+// the default route and the DNS server (accept_ra is left as it is).
+//
+// The kernel takes no devconf through netlink (RTM_SETLINK's IFLA_INET6
+// accepts only the token and the address generation mode), and
+// /proc/sys/net is the netns of the thread that opens it: the file is
+// written from a thread inside the namespace.
+func disableAutoconf(nsPath, name string) error {
+	path := "/proc/sys/net/ipv6/conf/" + name + "/autoconf"
+	write := func() error {
+		if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == "0" {
+			return nil
+		}
+		return os.WriteFile(path, []byte("0\n"), 0o644)
+	}
+	var err error
+	if nsPath == "" {
+		err = write()
+	} else {
+		err = nsenter.Do(nsPath, write)
+	}
+	if err != nil {
+		return fmt.Errorf("turn off IPv6 autoconfiguration (SLAAC) on %s: %w", name, err)
 	}
 	return nil
 }

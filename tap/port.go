@@ -157,7 +157,7 @@ func openConfigured(cfg Config) (openResult, error) {
 	if cfg.LinkOnly {
 		err = configureLink(h, res.name, cfg)
 	} else {
-		err = configure(h, res.name, cfg)
+		err = configure(h, cfg.NetNS, res.name, cfg)
 	}
 	if err != nil {
 		res.file.Close()

@@ -111,7 +111,7 @@ func rootlessChild() int {
 	port, err := tap.Open(tap.Config{
 		NetNS: nsPath, Name: "eth0", MTU: 1500, Offload: true, Configure: true,
 		MAC:     vswitch.MAC{0x02, 0x42, 10, 88, 0, 2},
-		Addrs:   []netip.Prefix{netip.MustParsePrefix("10.88.0.2/24")},
+		Addrs:   []netip.Prefix{netip.MustParsePrefix("10.88.0.2/24"), netip.MustParsePrefix("fd00:88::2/64")},
 		Gateway: netip.MustParseAddr("10.88.0.1"),
 	})
 	if err != nil {
@@ -131,6 +131,11 @@ func rootlessChild() int {
 	out, err := exec.Command("nsenter", append(in, "ip", "-brief", "addr", "show", "eth0")...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "10.88.0.2/24") {
 		return fail("eth0 in the namespace: %s %v", out, err)
+	}
+	// The helper turned SLAAC off beside the static IPv6 address.
+	out, err = exec.Command("nsenter", append(in, "cat", "/proc/sys/net/ipv6/conf/eth0/autoconf")...).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "0" {
+		return fail("net.ipv6.conf.eth0.autoconf in the namespace: %q %v, want 0", out, err)
 	}
 	out, err = exec.Command("nsenter", append(in, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.88.0.1")...).CombinedOutput()
 	if err != nil {

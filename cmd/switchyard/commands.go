@@ -282,7 +282,7 @@ func connectCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "expose", Usage: "expose a port or range, like 9000 or 9000-9010/udp (repeatable)"},
 			&cli.StringFlag{Name: "tap-only", Usage: "make a TAP of this name in the daemon's namespace for a VM (QEMU -netdev tap,ifname=NAME) instead of connecting a namespace"},
 			&cli.IntFlag{Name: "tap-owner", Usage: "uid that may open the --tap-only device (an unprivileged QEMU)", Value: -1},
-			&cli.BoolFlag{Name: "dhcp", Usage: "leave the interface without an address for its DHCP client"},
+			&cli.BoolFlag{Name: "dhcp", Usage: "leave the interface without an address for its DHCP client (and, on IPv6, for SLAAC and DHCPv6)"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for the namespace (--netns path or --pid) to appear, like 30s"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "another DNS name for the endpoint in this network (repeatable)"},
 			&cli.BoolFlag{Name: "write-resolv-conf", Usage: "point the namespace's resolv.conf at the network's DNS server (/etc/netns/NAME/resolv.conf, or the process's /etc/resolv.conf with --pid)"},

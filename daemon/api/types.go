@@ -447,8 +447,10 @@ type EndpointCreate struct {
 	// TapOwner may open the TapOnly device (its uid); -1 or unset: only
 	// privileged users.
 	TapOwner *int `json:"tap_owner,omitempty"`
-	// DHCP leaves the namespace's interface without an address: its
-	// DHCP client gets the one IPAM reserved for its MAC.
+	// DHCP leaves the namespace's interface without an address of
+	// either family: its DHCP client gets the IPv4 one IPAM reserved for
+	// its MAC, and on a network with IPv6 the kernel forms a SLAAC
+	// address and a DHCPv6 client gets the IPv6 one IPAM reserved.
 	DHCP bool `json:"dhcp,omitempty"`
 	// NetNS is the path of the namespace (/var/run/netns/NAME).
 	NetNS string `json:"netns,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Docker 20.10 with a dual-stack Switchyard network (`docker network
@@ -19,7 +20,7 @@ func TestDockerdDualStack(t *testing.T) {
 	dk, img, client := h.dk, h.img, h.client
 	ctx := context.Background()
 	taps := map[string]bool{} // every TAP the test saw
-	defer h.close(t, taps, []string{"rm", "-f", "dual1", "dual2", "dual3"}, []string{"network", "rm", "dual"})
+	defer h.close(t, taps, []string{"rm", "-f", "dual1", "dual2", "dual3", "dual4"}, []string{"network", "rm", "dual"})
 
 	dk.Docker("network", "create", "--ipv6", "-d", Name, "--ipam-driver", Name,
 		"--subnet", "10.95.0.0/24", "--subnet", "fd00:95::/64", "-o", "name=dual", "dual")
@@ -58,6 +59,10 @@ func TestDockerdDualStack(t *testing.T) {
 			r = dk.Docker("exec", c, "ip", "-6", "route", "show", "default")
 			return strings.Contains(r, "via "+gwLL)
 		})
+		// Docker configures the addresses itself, and the kernel forms a
+		// SLAAC address beside them (docs/runtimes-docker.md, "IPv6
+		// addresses"): shown, not checked.
+		t.Logf("%s's IPv6 addresses after the gateway's advertisement:\n%s", c, dk.Docker("exec", c, "ip", "-6", "addr", "show", "eth0"))
 	}
 	if out, err := dk.TryDocker("exec", "dual2", "ping", "-6", "-c", "2", "-W", "2", "fd00:95::2"); err != nil {
 		t.Errorf("dual2 pings dual1 over IPv6: %v\n%s", err, out)
@@ -83,13 +88,32 @@ func TestDockerdDualStack(t *testing.T) {
 	if out, err := dk.TryDocker("exec", "dual3", "ping", "-6", "-c", "1", "-W", "2", "fd00:95::2"); err != nil {
 		t.Errorf("dual3 pings dual1 over IPv6: %v\n%s", err, out)
 	}
+	// The documented way to have only the static address: autoconf off
+	// for eth0, which Docker applies as it configures the interface.
+	// Once the advertisement is in (its default route) and no address is
+	// tentative, eth0 has fd00:95::4 and its link-local address only.
+	dk.Docker("run", "-d", "--name", "dual4", "--network", "dual", "--sysctl", "net.ipv6.conf.eth0.autoconf=0", img, "sleep", "600")
+	var addr4 string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r := dk.Docker("exec", "dual4", "ip", "-6", "route", "show", "default")
+		addr4 = dk.Docker("exec", "dual4", "ip", "-6", "-o", "addr", "show", "eth0")
+		if strings.Contains(r, "via "+gwLL) && !strings.Contains(addr4, "tentative") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dual4: no RA default route, or addresses still tentative, after 15 s:\n%s\n%s", r, addr4)
+		}
+	}
+	if n := strings.Count(addr4, "inet6 "); n != 2 || !strings.Contains(addr4, "inet6 fd00:95::4/64") || !strings.Contains(addr4, "inet6 fe80::") {
+		t.Errorf("dual4 with autoconf=0: %q; want fd00:95::4/64 and its link-local address only", addr4)
+	}
 	if eps, err := client.Endpoints(ctx, "dual"); err == nil {
 		for _, e := range eps {
 			taps[e.IfName] = true
 		}
 	}
 
-	dk.Docker("rm", "-f", "dual1", "dual2", "dual3")
+	dk.Docker("rm", "-f", "dual1", "dual2", "dual3", "dual4")
 	dk.Docker("network", "rm", "dual")
 	nets, _ := client.Networks(ctx)
 	eps, _ = client.Endpoints(ctx, "")

@@ -49,11 +49,13 @@ func TestDualStackNetwork(t *testing.T) {
 	}
 }
 
-// The gateway's Router Advertisements configure a kernel by SLAAC: a
-// namespace with accept_ra=2 forms its EUI-64 address in the prefix and
+// The gateway's Router Advertisements configure a kernel by SLAAC: an
+// endpoint connected with --dhcp gets no static IPv6 address, and its
+// namespace (accept_ra=2) forms its EUI-64 address in the prefix and
 // takes the gateway's link-local address as default router; rdisc6 shows
 // the prefix and the RDNSS; the SLAAC address passes port security and
-// reaches the gateway; the IPv6 DNS server answers.
+// reaches the gateway; the IPv6 DNS server answers; a DHCPv6 client gets
+// the address IPAM holds for the endpoint, the one DNS gives.
 func TestDualStackSLAAC(t *testing.T) {
 	if _, err := exec.LookPath("rdisc6"); err != nil {
 		t.Skip("skipping: rdisc6 (Debian's ndisc6) is not installed")
@@ -63,19 +65,25 @@ func TestDualStackSLAAC(t *testing.T) {
 	d := clitest.NewDaemon(t)
 	d.Start()
 	d.MustRun("network", "create", "slaac", "--subnet", "10.242.0.0/24", "--subnet", "fd00:242::/64")
-	d.MustRun("connect", "slaac", "--netns", ns.Path, "--name", "a", "--mac", "02:42:0a:f2:00:09")
+	d.MustRun("connect", "slaac", "--netns", ns.Path, "--name", "a", "--dhcp", "--mac", "02:42:0a:f2:00:09")
 	slaac := "fd00:242::42:aff:fef2:9"
+	line := waitAddr6(t, ns, "eth0", func(l string) bool { return strings.Contains(l, " "+slaac+"/64") }, "the SLAAC address "+slaac)
+	if !strings.Contains(line, "dynamic") {
+		t.Errorf("%s is not the kernel's SLAAC address: %q", slaac, line)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		a := ns.MustRun("ip", "-6", "addr", "show", "dev", "eth0")
 		r := ns.MustRun("ip", "-6", "route", "show", "default")
-		if strings.Contains(a, slaac+"/64") && strings.Contains(r, "proto ra") && strings.Contains(r, "via fe80::42:aff:fef2:1") {
+		if strings.Contains(r, "proto ra") && strings.Contains(r, "via fe80::42:aff:fef2:1") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no SLAAC address %s and RA default route after 15 s:\n%s\n%s", slaac, a, r)
+			t.Fatalf("no RA default route after 15 s:\n%s", r)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if a := ns.MustRun("ip", "-6", "-o", "addr", "show", "dev", "eth0"); strings.Contains(a, "fd00:242::2/") {
+		t.Errorf("--dhcp configured the IPAM address on eth0 itself; it is its DHCPv6 client's to ask for:\n%s", a)
 	}
 	out := ns.MustRun("rdisc6", "-1", "-w", "2000", "eth0")
 	for _, want := range []string{"fd00:242::/64", "Recursive DNS server", "fd00:242::1", "from fe80::42:aff:fef2:1"} {
@@ -90,6 +98,15 @@ func TestDualStackSLAAC(t *testing.T) {
 	if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "fd00:242::2") {
 		t.Errorf("AAAA a from the IPv6 DNS server: %v, want fd00:242::2", r.Answer)
 	}
+	c := startDhclient6(t, ns, "eth0", "request dhcp6.name-servers;\n", "-D", "LL")
+	if env := c.event("BOUND6"); env["new_ip6_address"] != "fd00:242::2" {
+		t.Errorf("dhclient -6 got %q, want the endpoint's fd00:242::2", env["new_ip6_address"])
+	}
+	waitAddr6(t, ns, "eth0", func(l string) bool { return strings.Contains(l, " fd00:242::2/") }, "the DHCPv6 address fd00:242::2")
+	if _, err := ns.Run("ping", "-c", "1", "-W", "2", "-I", "fd00:242::2", "fd00:242::1"); err != nil {
+		t.Errorf("ping the gateway from the DHCPv6 address: %v", err)
+	}
+	c.release()
 }
 
 // A published port of a dual-stack endpoint: -p 18180:80 listens on

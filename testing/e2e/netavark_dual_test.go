@@ -49,6 +49,10 @@ func TestNetavarkDualStack(t *testing.T) {
 	if err != nil || !containsPrefix(addrs, "fd00:89::50/64") || !containsPrefix(addrs, "10.89.0.50/24") {
 		t.Errorf("eth0 in the container: %v, %v; want 10.89.0.50/24 and fd00:89::50/64", addrs, err)
 	}
+	// No SLAAC address may form beside the static one (docs/ipv6.md).
+	if v := strings.TrimSpace(c1.MustRun("sysctl", "-n", "net.ipv6.conf.eth0.autoconf")); v != "0" {
+		t.Errorf("net.ipv6.conf.eth0.autoconf = %s after netavark setup, want 0", v)
+	}
 	if routes := c1.MustRun("ip", "-6", "route", "show", "default"); !strings.Contains(routes, "via fd00:89::1 dev eth0") {
 		t.Errorf("IPv6 default route in the container: %q", routes)
 	}

@@ -49,6 +49,10 @@ func TestCnitoolDualStack(t *testing.T) {
 	if a := c.MustRun("ip", "-6", "addr", "show", "dev", "eth0"); !strings.Contains(a, "inet6 fd00:98::2/64") {
 		t.Errorf("eth0's IPv6 addresses: %q", a)
 	}
+	// No SLAAC address may form beside the static one (docs/ipv6.md).
+	if v := strings.TrimSpace(c.MustRun("sysctl", "-n", "net.ipv6.conf.eth0.autoconf")); v != "0" {
+		t.Errorf("net.ipv6.conf.eth0.autoconf = %s after ADD, want 0", v)
+	}
 	if r := c.MustRun("ip", "-6", "route", "show", "default"); !strings.Contains(r, "via fd00:98::1") {
 		t.Errorf("IPv6 default route in the container: %q", r)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/switchyard-net/switchyard/gateway"
@@ -49,15 +50,7 @@ func (*leaseError) Error() string { return "no lease" }
 // so New sets the server before it attaches the port. Run with -race.
 func TestNewWithDHCPUnderBroadcastLoad(t *testing.T) {
 	log := zaptest.NewLogger(t)
-	sw := vswitch.New(vswitch.Config{Name: "load", Logger: log})
-	t.Cleanup(func() { sw.Close() })
-	client := &floodPort{}
-	if _, err := sw.Attach(client, vswitch.AttachOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	client.mu.Lock()
-	in := client.in
-	client.mu.Unlock()
+	sw, in := floodingSwitch(t, log)
 
 	// An IPv4 UDP broadcast from 0.0.0.0:68 to 255.255.255.255:67: not a
 	// neighbor query, so intercept goes on to ask the DHCP server.
@@ -85,14 +78,7 @@ func TestNewWithDHCPUnderBroadcastLoad(t *testing.T) {
 	// Wait until the flooding goroutine has handed the gateway frames
 	// after New returned, so that it has read the DHCP server at least
 	// once with nothing ordering that read after New's write.
-	base := gw.Link().Stats().TX.Frames
-	deadline := time.Now().Add(10 * time.Second)
-	for gw.Link().Stats().TX.Frames < base+100 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the gateway got %d broadcast frames in 10s, want 100", gw.Link().Stats().TX.Frames-base)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFrames(t, gw, 100)
 }
 
 // flood hands the switch copies of frame through in, from a goroutine of
@@ -125,15 +111,7 @@ func flood(in vswitch.Ingress, frame []byte) (stop func()) {
 // the gateway as it starts. Run with -race.
 func TestNewWithPingsToTheGatewayMAC(t *testing.T) {
 	log := zaptest.NewLogger(t)
-	sw := vswitch.New(vswitch.Config{Name: "load", Logger: log})
-	t.Cleanup(func() { sw.Close() })
-	client := &floodPort{}
-	if _, err := sw.Attach(client, vswitch.AttachOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	client.mu.Lock()
-	in := client.in
-	client.mu.Unlock()
+	sw, in := floodingSwitch(t, log)
 
 	gwMAC := vswitch.MAC{0x02, 0x42, 10, 242, 0, 1}
 	frame := make([]byte, 14+20+8)
@@ -161,11 +139,33 @@ func TestNewWithPingsToTheGatewayMAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Close)
+	waitFrames(t, gw, 100)
+}
+
+// floodingSwitch is a switch with one port, a floodPort, whose ingress
+// it returns for flood.
+func floodingSwitch(t *testing.T, log *zap.Logger) (*vswitch.Switch, vswitch.Ingress) {
+	t.Helper()
+	sw := vswitch.New(vswitch.Config{Name: "load", Logger: log})
+	t.Cleanup(func() { sw.Close() })
+	client := &floodPort{}
+	if _, err := sw.Attach(client, vswitch.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client.mu.Lock()
+	defer client.mu.Unlock()
+	return sw, client.in
+}
+
+// waitFrames waits (at most 10 s) until the gateway has taken n more
+// frames from the switch than when it is called.
+func waitFrames(t *testing.T, gw *gateway.Gateway, n uint64) {
+	t.Helper()
 	base := gw.Link().Stats().TX.Frames
 	deadline := time.Now().Add(10 * time.Second)
-	for gw.Link().Stats().TX.Frames < base+100 {
+	for gw.Link().Stats().TX.Frames < base+n {
 		if time.Now().After(deadline) {
-			t.Fatalf("the gateway got %d frames in 10s, want 100", gw.Link().Stats().TX.Frames-base)
+			t.Fatalf("the gateway took %d frames in 10s, want %d", gw.Link().Stats().TX.Frames-base, n)
 		}
 		time.Sleep(time.Millisecond)
 	}

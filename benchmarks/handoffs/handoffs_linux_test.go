@@ -150,16 +150,26 @@ func echo(t testing.TB, ns *netnstest.NS) { echoOn(t, ns, "TCP-LISTEN:5202,reuse
 // in ns.
 func echoOn(t testing.TB, ns *netnstest.NS, listen string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := ns.Command(ctx, "socat", listen, "PIPE")
-	if err := cmd.Start(); err != nil {
-		cancel()
+	stop, err := startGroup(ns.Command(context.Background(), "socat", listen, "PIPE"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
+	t.Cleanup(stop)
+}
+
+// startGroup starts cmd in a process group of its own and returns what
+// stops the whole group: socat's fork option leaves a child per peer,
+// and a UDP peer's child never ends by itself (killing socat alone left
+// them running, one per test run).
+func startGroup(cmd *exec.Cmd) (stop func(), err error) {
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return func() {
+		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 		cmd.Wait()
-	})
+	}, nil
 }
 
 func mac(last byte) vswitch.MAC { return vswitch.MAC{0x02, 0x42, 10, 77, 0, last} }
@@ -404,12 +414,11 @@ func BenchmarkPortDownload(b *testing.B) {
 	if _, err := sw.Attach(port, vswitch.AttachOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	src := ns.Command(ctx, "socat", "TCP-LISTEN:5203,reuseaddr,fork", "SYSTEM:cat /dev/zero")
-	if err := src.Start(); err != nil {
+	stopSrc, err := startGroup(ns.Command(context.Background(), "socat", "TCP-LISTEN:5203,reuseaddr,fork", "SYSTEM:cat /dev/zero"))
+	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { cancel(); src.Wait() }()
+	defer stopSrc()
 	m := proxy.NewManager(proxy.Config{Logger: zap.NewNop()})
 	defer m.Close()
 	mps, _ := proxy.ParsePublish("127.0.0.1::5203")

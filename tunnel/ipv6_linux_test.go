@@ -263,7 +263,7 @@ func TestKernelVXLANInteropIPv6(t *testing.T) {
 // them as "src dst dstport vni protocols" lines.
 func captureVXLAN6(t *testing.T, ns *netnstest.NS, traffic func()) string {
 	t.Helper()
-	out := ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "(ip6 and udp port 4789) or ip", Count: 8, Decode: "udp.port==4789,vxlan",
+	out := ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "(ip6 and udp port 4789) or ip", Count: 8, Decode: "udp.port==4789,vxlan", Outer: true,
 		Fields: []string{"ipv6.src", "ipv6.dst", "udp.dstport", "vxlan.vni", "frame.protocols"}, Every: 300 * time.Millisecond}, traffic)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if f := strings.Fields(line); len(f) != 5 || !strings.HasPrefix(f[4], "eth:ethertype:ipv6:udp:vxlan:eth:") {

@@ -175,10 +175,11 @@ func TestTunnelIPv6UnderlayDualStackCluster(t *testing.T) {
 
 // captureVXLAN6 runs tshark on ns's eth0 for UDP/4789 over IPv6, calling
 // traffic until it has seen 6 packets, and returns them as "src dst
-// dstport" lines.
+// dstport" lines: the outer header's (Outer), also when the frame inside
+// is IPv6 and tshark would print "outer,inner".
 func captureVXLAN6(t *testing.T, ns *netnstest.NS, traffic func()) string {
 	t.Helper()
-	return ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "ip6 and udp port 4789", Count: 6,
+	return ns.Tshark(t, netnstest.Capture{Iface: "eth0", Filter: "ip6 and udp port 4789", Count: 6, Outer: true,
 		Fields: []string{"ipv6.src", "ipv6.dst", "udp.dstport"}, Every: 300 * time.Millisecond}, traffic)
 }
 

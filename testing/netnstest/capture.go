@@ -25,6 +25,10 @@ type Capture struct {
 	// Every is how often traffic runs while tshark waits for its
 	// packets; 0 means 500ms.
 	Every time.Duration
+	// Outer prints only a field's first occurrence in a packet: the
+	// outer header's, where a tunnel carries a second header of the same
+	// protocol (tshark prints "outer,inner" otherwise).
+	Outer bool
 }
 
 // Tshark runs tshark on c.Iface in namespace n until it has c.Count
@@ -43,6 +47,9 @@ func (n *NS) Tshark(t testing.TB, c Capture, traffic func()) string {
 		args = append(args, "-d", c.Decode)
 	}
 	args = append(args, "-T", "fields")
+	if c.Outer {
+		args = append(args, "-E", "occurrence=f")
+	}
 	for _, f := range c.Fields {
 		args = append(args, "-e", f)
 	}

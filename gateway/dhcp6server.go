@@ -37,7 +37,7 @@ func (g *Gateway) prepareDHCP6(c *DHCP6Config) error {
 	s, err := dhcp6.New(dhcp6.Config{
 		Subnet: g.subnet6(), ServerMAC: g.cfg.MAC, LinkLocal: g.linkLocal, MTU: g.cfg.MTU,
 		DNS: c.DNS, DomainName: c.DomainName, LeaseTime: c.LeaseTime,
-		Reservations: c.Reservations, Send: g.port.Send, Logger: g.log,
+		Reservations: c.Reservations, Send: g.port.Send, Logger: g.log, Now: g.clock.Now,
 	})
 	if err != nil {
 		return err
@@ -46,23 +46,11 @@ func (g *Gateway) prepareDHCP6(c *DHCP6Config) error {
 	return nil
 }
 
-// startDHCP6 starts the janitor that forgets expired leases.
+// startDHCP6 starts the sweep that forgets expired leases, on the
+// gateway's clock as the DHCP server's.
 func (g *Gateway) startDHCP6() {
 	s := g.dhcp6
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		t := time.NewTicker(dhcpSweepEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-g.ctx.Done():
-				return
-			case now := <-t.C:
-				s.Sweep(now)
-			}
-		}
-	}()
+	g.dhcp6Sweeper = g.every(dhcpSweepEvery, func() { s.Sweep(g.clock.Now()) })
 }
 
 // DHCP6 returns the gateway's DHCPv6 server, nil if it has none.

@@ -152,6 +152,8 @@ type Gateway struct {
 	wg        sync.WaitGroup // goroutines started by the gateway (janitors)
 	// dhcpSweeper returns expired DHCP leases; nil without DHCP.
 	dhcpSweeper *periodic
+	// dhcp6Sweeper forgets expired DHCPv6 leases; nil without DHCPv6.
+	dhcp6Sweeper *periodic
 
 	neighbors *neighborTable // endpoint addresses → MACs (neighbors.go)
 
@@ -603,6 +605,7 @@ func (g *Gateway) Close() {
 	}
 	g.wg.Wait()
 	g.dhcpSweeper.stop()
+	g.dhcp6Sweeper.stop()
 	if g.nat != nil {
 		g.nat.wait()
 	}

@@ -59,6 +59,9 @@ type Config struct {
 	// handed out; clients renew (T1) at half of it and rebind (T2) at
 	// four fifths. 0 means DefaultLeaseTime.
 	LeaseTime time.Duration
+	// Now, if set, is the server's clock (lease expiry); nil means
+	// time.Now.
+	Now func() time.Time
 	// Reservations hands out addresses. Required.
 	Reservations Reservations
 	// Send puts a frame on the switch as the gateway (stackport's
@@ -156,11 +159,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	m := cfg.ServerMAC
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.Named("dhcp6"),
-		now:       time.Now,
+		now:       cfg.Now,
 		duid:      []byte{0, duidLL, 0, hwTypeEthernet, m[0], m[1], m[2], m[3], m[4], m[5]},
 		linkLocal: cfg.LinkLocal.As16(),
 		leaseTime: cfg.LeaseTime,

@@ -257,7 +257,9 @@ measure() {
 		udp=$(iperf_udp)
 		udp="${udp% *} (${udp#* }%)"
 	fi
-	local r
+	local r rc0 rc1 re0 re1 rrfwd="-"
+	rc0=$(fwd_ticks)
+	re0=$(now)
 	for i in $(seq "$RR_RUNS"); do
 		log "$label: rr + crr"
 		r=$(rr_run rr)
@@ -265,6 +267,9 @@ measure() {
 		r=$(rr_run crr)
 		crs+=("$(kv conns_per_s "$r")")
 	done
+	rc1=$(fwd_ticks)
+	re1=$(now)
+	[ -n "${FWD_PIDS:-}" ] && rrfwd=$(awk -v d=$((rc1 - rc0)) -v hz="$CLK_TCK" -v e0="$re0" -v e1="$re1" 'BEGIN{printf "%.0f", 100*d/hz/(e1-e0)}')
 	{
 		echo "## $label  (client: ${CLIENT[*]:-root-ns} -> $DST:$IPORT/$RPORT; fwd pids: ${FWD_PIDS:-none})"
 		echo "tcp1: ${t1[*]}"
@@ -273,6 +278,7 @@ measure() {
 		echo "rr/s: ${rrs[*]}  p50: ${p50[*]}  p99: ${p99[*]}"
 		echo "crr/s: ${crs[*]}"
 		echo "fwd cpu% (1-stream phase): $fwd   host cpu% of $(($(nproc) * 100)): $sysc"
+		echo "fwd cpu% (rr and crr phase): $rrfwd"
 	} >>"$OUT/detail.txt"
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
 		"$(median "${t1[@]}")" "$(median "${t4[@]}")" "$udp" \
@@ -596,6 +602,8 @@ sy_l2() {
 }
 
 sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; }
+sc_sy_l2_readers() { sy_l2 1500 "S1-r switchyard nsA->nsB, a reader goroutine per TAP (--spin=-1ns, before the loop)" --spin=-1ns; }
+sc_sy_l2_nospin() { sy_l2 1500 "S1-0 switchyard nsA->nsB, the network's loop without spinning (--spin=1ns)" --spin=1ns; }
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
 sc_sy_l2_1p() { SY_PROCS=1 sy_l2 1500 "S1-1p switchyard nsA->nsB, daemon with GOMAXPROCS=1 (MTU 1500)"; }

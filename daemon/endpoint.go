@@ -130,7 +130,7 @@ func (d *Daemon) tapConfig(n *network, rec store.Endpoint, restoring bool) tap.C
 	cfg := tap.Config{
 		NetNS: rec.NetNS, Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU,
 		Addrs: endpointPrefixes(rec), Offload: d.cfg.Offload, Existing: restoring, Configure: true, Owner: d.id,
-		Logger: d.log.With(zap.String("network", n.rec.Name)),
+		Logger: d.log.With(zap.String("network", n.rec.Name)), Loop: n.loop,
 		OnGone: func(err error) {
 			// Called from the port's reader: detach from another goroutine.
 			go d.endpointGone(rec, fmt.Sprintf("its device %s was deleted (%v)", rec.IfName, err))
@@ -170,7 +170,7 @@ func (d *Daemon) handoffConfig(n *network, rec store.Endpoint, restoring bool) t
 	return tap.Config{
 		Name: rec.IfName, PortName: rec.Name, MAC: rec.MAC, MTU: n.rec.MTU, Offload: d.cfg.Offload,
 		Existing: restoring, Configure: !restoring, LinkOnly: true, Owner: d.id,
-		Logger: d.log.With(zap.String("network", n.rec.Name)),
+		Logger: d.log.With(zap.String("network", n.rec.Name)), Loop: n.loop,
 		OnGone: func(err error) {
 			go d.endpointGone(rec, fmt.Sprintf("its device %s was deleted (%v)", rec.IfName, err))
 		},

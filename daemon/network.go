@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -16,8 +17,10 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/store"
 	"github.com/switchyard-net/switchyard/gateway"
 	"github.com/switchyard-net/switchyard/gateway/dns"
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/tap"
 )
 
 // DefaultNetwork is the network every daemon has, Docker's docker0.
@@ -46,11 +49,12 @@ type network struct {
 	addrs     *addrs
 	addrs6    *addrs // the IPv6 pool of a dual-stack network, else nil
 	dns       *dns.Server
-	dns6      *dns.Server // a dual-stack network's, at its IPv6 gateway
-	tun       *netTunnel  // nil unless the network spans hosts
-	hostIf    *hostIf     // nil unless the network has a host interface (direct.go)
-	direct    *netDirect  // nil unless routing "direct" with a cluster (clusterdirect.go)
-	names     int         // names the DNS server answers
+	dns6      *dns.Server  // a dual-stack network's, at its IPv6 gateway
+	loop      *evloop.Loop // reads the network's TAPs; nil with Config.Spin < 0
+	tun       *netTunnel   // nil unless the network spans hosts
+	hostIf    *hostIf      // nil unless the network has a host interface (direct.go)
+	direct    *netDirect   // nil unless routing "direct" with a cluster (clusterdirect.go)
+	names     int          // names the DNS server answers
 	endpoints map[string]*endpoint
 	// pending holds the records of endpoints being connected or
 	// disconnected: their names, namespaces and addresses are taken,
@@ -289,17 +293,29 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 		ov.close()
 		return nil, err
 	}
+	var loop *evloop.Loop
+	if d.cfg.Spin >= 0 {
+		spin := d.cfg.Spin
+		if spin == 0 {
+			spin = DefaultSpin
+		}
+		if loop, err = evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen}); err != nil {
+			ov.close()
+			return nil, fmt.Errorf("network %s: %w", rec.Name, err)
+		}
+	}
 	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
 	gw, err := gateway.New(sw, d.gatewayConfig(rec, pools, binder))
 	if err != nil {
 		sw.Close()
+		closeLoop(loop)
 		ov.close()
 		return nil, err
 	}
 	binder.start(sw, gw)
 	n := &network{rec: rec, sw: sw, gw: gw, nat: pools.nat, addrs: pools.v4, addrs6: pools.v6, endpoints: map[string]*endpoint{},
-		pending: map[string]store.Endpoint{}}
+		pending: map[string]store.Endpoint{}, loop: loop}
 	if err := d.startNetwork(ctx, n, ov.tun, restoring); err != nil {
 		ov.close()
 		return nil, err
@@ -552,6 +568,19 @@ func (n *network) shutdown() {
 	}
 	n.gw.Close()
 	n.sw.Close()
+	closeLoop(n.loop)
+}
+
+// DefaultSpin is Config.Spin's default: longer than a container's usual
+// turn-around of a small request on these VMs (tens of µs), short enough
+// that the loop's core is back to idle at once when the traffic stops.
+const DefaultSpin = 50 * time.Microsecond
+
+// closeLoop closes loop if there is one.
+func closeLoop(loop *evloop.Loop) {
+	if loop != nil {
+		loop.Close()
+	}
 }
 
 // remove shuts a network down for good: it leaves its cluster too.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// Gateway6, if valid, becomes the namespace's IPv6 default route, as
 	// Gateway does for its family: a dual-stack endpoint has both.
 	Gateway6 netip.Addr
+	// Loop, if set, reads the device instead of a goroutine of the
+	// port's own: one loop serves all the TAPs of a network and polls
+	// them briefly before it parks (see internal/evloop). Its buffer must
+	// hold LoopBufLen bytes.
+	Loop *evloop.Loop
 }
 
 // Port is a TAP device as a vswitch.Port.
@@ -75,6 +81,8 @@ type Port struct {
 	writers sync.Pool // *vnetWriter
 
 	writeErrors atomic.Uint64
+
+	looped *loopReader // set by Start when cfg.Loop reads the device
 }
 
 var _ vswitch.Port = (*Port)(nil)
@@ -191,6 +199,9 @@ const readBufLen = vswitch.VnetHdrLen + 65535 + vswitch.EthHeaderLen + 4
 
 // Start implements vswitch.Port: it starts the reader goroutine.
 func (p *Port) Start(in vswitch.Ingress) error {
+	if p.cfg.Loop != nil {
+		return p.startLoop(in)
+	}
 	p.start(in, p)
 	return nil
 }
@@ -288,7 +299,12 @@ func (w *vnetWriter) write(fd uintptr) bool {
 // Close implements vswitch.Port: it stops the reader and closes the file.
 // The device itself stays (it is persistent) for a later Open with
 // Existing.
-func (p *Port) Close() error { return p.close() }
+func (p *Port) Close() error {
+	if p.looped != nil {
+		p.cfg.Loop.Remove(p.looped.token) // a no-op the second time
+	}
+	return p.close()
+}
 
 // Unpersist clears the device's persistent flag: the kernel deletes the
 // interface when the port is closed (by Close, or by the switch's Detach).

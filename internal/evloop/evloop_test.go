@@ -1,0 +1,294 @@
+package evloop
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSource is a socketpair of datagrams: the test writes frames into
+// one end, the loop reads the other.
+type pipeSource struct {
+	t      *testing.T
+	rd, wr int
+	got    chan []byte
+	frames atomic.Uint64
+	gone   atomic.Bool // Readable reports the source gone at its next call
+	calls  atomic.Uint64
+}
+
+func newPipeSource(t *testing.T) *pipeSource {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &pipeSource{t: t, rd: fds[0], wr: fds[1], got: make(chan []byte, 1024)}
+	t.Cleanup(func() { unix.Close(s.rd); unix.Close(s.wr) })
+	return s
+}
+
+func (s *pipeSource) Readable(buf []byte) (int, bool) {
+	s.calls.Add(1)
+	if s.gone.Load() {
+		return 0, true
+	}
+	n := 0
+	for {
+		k, err := unix.Read(s.rd, buf)
+		if err != nil {
+			return n, false
+		}
+		n++
+		s.frames.Add(1)
+		select {
+		case s.got <- append([]byte(nil), buf[:k]...):
+		default:
+		}
+	}
+}
+
+func (s *pipeSource) send(t *testing.T, b string) {
+	t.Helper()
+	if _, err := unix.Write(s.wr, []byte(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *pipeSource) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case b := <-s.got:
+		if string(b) != want {
+			t.Fatalf("read %q, want %q", b, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no frame %q within 5 s", want)
+	}
+}
+
+func newLoop(t *testing.T, spin time.Duration) *Loop {
+	t.Helper()
+	l, err := New(Config{Spin: spin, BufLen: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// waitFor polls cond until it holds or 5 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDeliversFromEverySource(t *testing.T) {
+	for _, spin := range []time.Duration{0, 200 * time.Microsecond} {
+		l := newLoop(t, spin)
+		srcs := []*pipeSource{newPipeSource(t), newPipeSource(t), newPipeSource(t)}
+		for _, s := range srcs {
+			if _, err := l.Add(s.rd, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for round := 0; round < 3; round++ {
+			for i, s := range srcs {
+				msg := string(rune('a'+i)) + string(rune('0'+round))
+				s.send(t, msg)
+				s.expect(t, msg)
+			}
+			// Let the loop park between rounds, so that each round
+			// starts with a wake-up from the netpoller.
+			waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+		}
+	}
+}
+
+// TestSpinStopsWhenTrafficStops: with a long spin the loop serves a burst
+// without parking, and parks once the spin has run out; it then polls no
+// more (no epoll_wait that finds nothing) until the next frame.
+func TestSpinStopsWhenTrafficStops(t *testing.T) {
+	l := newLoop(t, 20*time.Millisecond)
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the loop to park after Add", func() bool { return l.Stats().Parked })
+	wakeups := l.Stats().Wakeups
+	for i := 0; i < 50; i++ {
+		s.send(t, "x")
+		s.expect(t, "x")
+	}
+	st := l.Stats()
+	if st.Wakeups-wakeups > 2 {
+		// Fifty frames, each within 20 ms of the last: the first
+		// wakes the loop, the rest find it spinning. (A descheduled
+		// test goroutine can stretch one gap past 20 ms, hence one
+		// more wake-up allowed.)
+		t.Errorf("loop woken %d times by a burst of 50 frames 'within the spin', want at most 2", st.Wakeups-wakeups)
+	}
+	if st.Spins == 0 {
+		t.Errorf("loop never spun: %+v", st)
+	}
+	waitFor(t, "the loop to park once the traffic stopped", func() bool { return l.Stats().Parked })
+	parked := l.Stats()
+	// Wake it with a request, which is not traffic: it serves it and
+	// parks again at once, without spinning.
+	other := newPipeSource(t)
+	if _, err := l.Add(other.rd, other); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the loop to park after the request", func() bool { return l.Stats().Parked })
+	after := l.Stats()
+	if after.Wakeups != parked.Wakeups+1 {
+		t.Errorf("Add woke the loop %d times, want 1: %+v then %+v", after.Wakeups-parked.Wakeups, parked, after)
+	}
+	if after.Spins != parked.Spins {
+		t.Errorf("loop spun %d times after a request, want 0", after.Spins-parked.Spins)
+	}
+}
+
+// TestNoSpinParksAtOnce: with Spin zero the loop parks after every burst.
+func TestNoSpinParksAtOnce(t *testing.T) {
+	l := newLoop(t, 0)
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+		w := l.Stats().Wakeups
+		s.send(t, "x")
+		s.expect(t, "x")
+		if got := l.Stats().Wakeups; got != w+1 {
+			t.Fatalf("frame %d: %d wake-ups, want 1", i, got-w)
+		}
+	}
+	if st := l.Stats(); st.Spins != 0 {
+		t.Errorf("Spin 0 spun %d times", st.Spins)
+	}
+}
+
+// TestRemove: after Remove returns the handler is never called again,
+// and the slot's next tenant is not removed by the old token.
+func TestRemove(t *testing.T) {
+	l := newLoop(t, time.Millisecond)
+	a, b := newPipeSource(t), newPipeSource(t)
+	ta, err := l.Add(a.rd, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, "1")
+	a.expect(t, "1")
+	l.Remove(ta)
+	calls := a.calls.Load()
+	a.send(t, "2") // readable, but no longer in the set
+	tb, err := l.Add(b.rd, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint32(tb) != uint32(ta) {
+		t.Fatalf("slot not reused: %x then %x", ta, tb)
+	}
+	l.Remove(ta) // stale: must leave b alone
+	b.send(t, "3")
+	b.expect(t, "3")
+	if c := a.calls.Load(); c != calls {
+		t.Errorf("removed handler called %d more times", c-calls)
+	}
+}
+
+// TestGoneIsForgotten: a handler that reports its descriptor gone is not
+// called again, and its token's Remove is a no-op.
+func TestGoneIsForgotten(t *testing.T) {
+	l := newLoop(t, 0)
+	a, b := newPipeSource(t), newPipeSource(t)
+	ta, _ := l.Add(a.rd, a)
+	if _, err := l.Add(b.rd, b); err != nil {
+		t.Fatal(err)
+	}
+	a.gone.Store(true)
+	a.send(t, "x")
+	waitFor(t, "the gone handler's call", func() bool { return a.calls.Load() == 1 })
+	a.send(t, "y")
+	b.send(t, "z") // b still served; a's data left unread
+	b.expect(t, "z")
+	if c := a.calls.Load(); c != 1 {
+		t.Errorf("gone handler called %d times, want 1", c)
+	}
+	l.Remove(ta)
+}
+
+func TestAddBadDescriptorAndClosed(t *testing.T) {
+	l := newLoop(t, 0)
+	if _, err := l.Add(-1, newPipeSource(t)); err == nil {
+		t.Error("Add(-1) succeeded")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Add(0, newPipeSource(t)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Add after Close: %v, want ErrClosed", err)
+	}
+	l.Remove(1)   // no-op, does not hang
+	_ = l.Close() // twice
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{{BufLen: 0}, {BufLen: 10, Spin: -1}} {
+		if l, err := New(cfg); err == nil {
+			l.Close()
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}
+
+// countingSource counts frames without copying them.
+type countingSource struct {
+	rd int
+	n  atomic.Uint64
+}
+
+func (s *countingSource) Readable(buf []byte) (int, bool) {
+	k := 0
+	for {
+		if _, err := unix.Read(s.rd, buf); err != nil {
+			s.n.Add(uint64(k))
+			return k, false
+		}
+		k++
+	}
+}
+
+// TestLoopDoesNotAllocate: polling, dispatching and parking allocate
+// nothing per frame.
+func TestLoopDoesNotAllocate(t *testing.T) {
+	l := newLoop(t, 50*time.Microsecond)
+	ps := newPipeSource(t)
+	s := &countingSource{rd: ps.rd}
+	if _, err := l.Add(ps.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("frame")
+	send := func() {
+		want := s.n.Load() + 1
+		unix.Write(ps.wr, msg)
+		for s.n.Load() < want {
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	send() // warm up
+	if avg := testing.AllocsPerRun(2000, send); avg > 0.01 {
+		t.Errorf("%.3f allocations per frame through the loop, want 0", avg)
+	}
+}

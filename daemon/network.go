@@ -576,6 +576,9 @@ func (n *network) shutdown() {
 // that the loop's core is back to idle at once when the traffic stops.
 const DefaultSpin = 50 * time.Microsecond
 
+// NoSpin as Config.Spin makes the loops park as soon as nothing is ready.
+const NoSpin = time.Nanosecond
+
 // closeLoop closes loop if there is one.
 func closeLoop(loop *evloop.Loop) {
 	if loop != nil {

@@ -6,7 +6,12 @@
 #   - CPU: utime+stime of the daemon (/proc/PID/stat, all threads), as % of
 #     one core
 #   - wake-ups: voluntary + nonvoluntary context switches summed over the
-#     daemon's threads (/proc/PID/task/*/status), per second
+#     daemon's threads (/proc/PID/task/*/status), per second; the voluntary
+#     ones are the daemon's own (a thread sleeps and is woken again), the
+#     nonvoluntary ones are preemptions and grow with the machine's load
+#   - frames the endpoints sent, and frames written to them, in the window
+#     (the endpoints' kernels keep sending IPv6 router solicitations, with
+#     backoff, and the switch floods them to every endpoint)
 #   - RSS and threads at the end (/proc/PID/status), goroutines (pprof over
 #     the daemon's --debug-socket)
 #
@@ -149,9 +154,9 @@ cpu_ticks() { # utime+stime of all the daemon's threads
 	u=$(pfield "$DPID" 12) && s=$(pfield "$DPID" 13) || return 1
 	echo $((u + s))
 }
-ctx_switches() { # voluntary+nonvoluntary over all the daemon's threads
+ctx_switches() { # "VOLUNTARY NONVOLUNTARY", summed over the daemon's threads
 	cat /proc/"$DPID"/task/*/status 2>/dev/null |
-		awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+		awk '$1 == "voluntary_ctxt_switches:" { v += $2 } $1 == "nonvoluntary_ctxt_switches:" { n += $2 } END { print v + 0, n + 0 }'
 }
 goroutines() {
 	curl -s --max-time 5 --unix-socket "$DBG" 'http://x/debug/pprof/goroutine?debug=1' |
@@ -166,11 +171,11 @@ status_field() { awk -v k="$1:" '$1 == k { print $2; exit }' "/proc/$DPID/status
 log "measuring ${IDLE_SECS}s"
 read -r rx0 tx0 < <(frames)
 c0=$(cpu_ticks) || die "the daemon is gone"
-x0=$(ctx_switches)
+read -r v0 n0 < <(ctx_switches)
 w0=$(date +%s.%N)
 sleep "$IDLE_SECS"
 c1=$(cpu_ticks) || die "the daemon is gone"
-x1=$(ctx_switches)
+read -r v1 n1 < <(ctx_switches)
 w1=$(date +%s.%N)
 read -r rx1 tx1 < <(frames)
 rss_kb=$(status_field VmRSS)
@@ -181,7 +186,8 @@ gor=$(goroutines)
 wall=$(echo "$w1 - $w0" | bc -l)
 cpu_s=$(echo "($c1 - $c0) / $CLK_TCK" | bc -l)
 pct=$(printf '%.2f' "$(echo "100 * $cpu_s / $wall" | bc -l)")
-wups=$(printf '%.0f' "$(echo "($x1 - $x0) / $wall" | bc -l)")
+wups=$(printf '%.0f' "$(echo "($v1 - $v0 + $n1 - $n0) / $wall" | bc -l)")
+vol=$(printf '%.0f' "$(echo "($v1 - $v0) / $wall" | bc -l)")
 rss_mb=$(printf '%.1f' "$(echo "$rss_kb / 1024" | bc -l)")
 cpu_ms=$(printf '%.0f' "$(echo "$cpu_s * 1000" | bc -l)")
 wall_s=$(printf '%.1f' "$wall")
@@ -190,5 +196,5 @@ load=$(cut -d' ' -f1 /proc/loadavg)
 verdict=under
 [ "$(echo "$pct >= 1" | bc)" = 1 ] && verdict="NOT under"
 
-echo "idle daemon, $N endpoints ($PUBLISHED published), ${DAEMON_ARGS:-default flags}, commit $commit$dirty: CPU ${pct}% of a core (${cpu_ms} ms in ${wall_s} s; $verdict 1%), ${wups} context switches/s, frames from/to the endpoints ${fin}/${fout}, RSS ${rss_mb} MiB, ${threads} threads, ${gor} goroutines, load ${load}"
-echo "| $commit$dirty | $N | ${DAEMON_ARGS:-(default)} | $wall_s | $pct | $wups | $fin/$fout | $rss_mb | $threads | $gor | $load |"
+echo "idle daemon, $N endpoints ($PUBLISHED published), ${DAEMON_ARGS:-default flags}, commit $commit$dirty: CPU ${pct}% of a core (${cpu_ms} ms in ${wall_s} s; $verdict 1%), ${wups} context switches/s (${vol} voluntary: the daemon's own wake-ups; the rest preemptions), frames from/to the endpoints ${fin}/${fout}, RSS ${rss_mb} MiB, ${threads} threads, ${gor} goroutines, load ${load}"
+echo "| $commit$dirty | $N | ${DAEMON_ARGS:-(default)} | $wall_s | $pct | $wups ($vol) | $fin/$fout | $rss_mb | $threads | $gor | $load |"

@@ -53,9 +53,10 @@ type Handler interface {
 
 // Config configures a Loop.
 type Config struct {
-	// Spin is how long the loop goes on polling after the last frame
-	// before it parks. Zero parks as soon as nothing is ready: one
-	// wake-up per burst, as a reader goroutine per descriptor has.
+	// Spin is how long, at most, the loop goes on polling after the
+	// last frame before it parks; the window adapts below it (see run).
+	// Zero parks as soon as nothing is ready: one wake-up per burst, as
+	// a reader goroutine per descriptor has.
 	Spin time.Duration
 	// BufLen is the size of the buffer handed to Readable.
 	BufLen int
@@ -84,6 +85,7 @@ type Loop struct {
 	parkFn func(fd uintptr) bool
 	parkN  int
 	parked atomic.Bool
+	window atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
 		wakeups, polls, spins, events, frames atomic.Uint64
@@ -217,6 +219,9 @@ type Stats struct {
 	Wakeups uint64
 	// Parked says whether the loop is parked now.
 	Parked bool
+	// Window is how long the loop spins after a frame now: Config.Spin
+	// while spinning pays, less (down to 0) while it does not.
+	Window time.Duration
 	// Polls counts epoll_wait calls that found something ready.
 	Polls uint64
 	// Spins counts epoll_wait calls, while spinning, that found nothing.
@@ -229,31 +234,49 @@ type Stats struct {
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(),
+		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
 
 // run is the loop's goroutine: poll, dispatch; spin while the last frame
-// is younger than cfg.Spin; park when it is older. Serving Add, Remove
-// or Close is not traffic: it does not start a spin.
+// is younger than the spin window; park when it is older. Serving Add,
+// Remove or Close is not traffic: it does not start a spin.
+//
+// The window adapts between 0 and cfg.Spin, so that spinning costs a
+// core only where it saves wake-ups: a window that runs out with nothing
+// caught is halved (below cfg.Spin/64 it closes), and a wake-up for a
+// frame that a full window would have caught (it came less than cfg.Spin
+// after the last one) widens it again, to twice that gap at least.
+// Traffic whose gaps are longer than cfg.Spin (a health check a second, a
+// trickle) thus closes the window after a few frames and is served
+// with one wake-up a frame, as by a reader that never spins; request
+// and response traffic keeps it open.
 func (l *Loop) run() {
 	defer close(l.done)
-	last := time.Now()
+	var last time.Time // of the last frame: none yet, so no spin
+	window := l.cfg.Spin
+	l.window.Store(int64(window))
+	spun := false // spinning since the last frame
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("evloop: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
 		}
 		if n <= 0 {
-			if l.cfg.Spin > 0 && time.Since(last) < l.cfg.Spin {
+			if window > 0 && time.Since(last) < window {
 				// No runtime.Gosched here: it wakes an idle P each
 				// time (wakep), a thread wake-up per spin, and lets
 				// that P steal the loop. A goroutine the loop readies
 				// is stolen by the other P, as always; the loop is
 				// preempted like any goroutine that runs long.
+				spun = true
 				l.stats.spins.Add(1)
 				continue
+			}
+			if spun {
+				window = l.shrink(window)
+				spun = false
 			}
 			l.parked.Store(true)
 			perr := l.rc.Read(l.parkFn)
@@ -265,6 +288,9 @@ func (l *Loop) run() {
 			if n = l.parkN; n <= 0 {
 				continue
 			}
+			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin {
+				window = l.grow(window, gap) // a miss: a full window would have caught it
+			}
 		}
 		l.stats.polls.Add(1)
 		frames, more := l.dispatch(n)
@@ -273,8 +299,29 @@ func (l *Loop) run() {
 		}
 		if frames > 0 {
 			last = time.Now()
+			spun = false
 		}
 	}
+}
+
+// shrink halves a window that ran out with nothing caught.
+func (l *Loop) shrink(w time.Duration) time.Duration {
+	if w /= 2; w < l.cfg.Spin/64 {
+		w = 0
+	}
+	l.window.Store(int64(w))
+	return w
+}
+
+// grow widens the window after a wake-up it would have saved, for a
+// frame that came gap after the last: to twice the gap, or twice what it
+// was, whichever is wider, and at least cfg.Spin/8.
+func (l *Loop) grow(w, gap time.Duration) time.Duration {
+	if w = max(2*w, 2*gap, l.cfg.Spin/8); w > l.cfg.Spin {
+		w = l.cfg.Spin
+	}
+	l.window.Store(int64(w))
+	return w
 }
 
 // park is the callback of the loop's parking read (bound once, in New,

@@ -265,13 +265,17 @@ func (l *Loop) run() {
 		}
 		if n <= 0 {
 			if window > 0 && time.Since(last) < window {
-				// No runtime.Gosched here: it wakes an idle P each
-				// time (wakep), a thread wake-up per spin, and lets
-				// that P steal the loop. A goroutine the loop readies
-				// is stolen by the other P, as always; the loop is
-				// preempted like any goroutine that runs long.
+				// sched_yield lets any thread waiting for this CPU
+				// run first (on a loaded machine, the very process
+				// that is to send the next frame); on an idle one it
+				// returns at once. No runtime.Gosched: it wakes an
+				// idle P each time (wakep), a thread wake-up per
+				// spin, and lets that P steal the loop. A goroutine
+				// the loop readies is stolen by the other P, as
+				// always.
 				spun = true
 				l.stats.spins.Add(1)
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				continue
 			}
 			if spun {

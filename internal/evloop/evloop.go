@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,6 +61,13 @@ type Config struct {
 	Spin time.Duration
 	// BufLen is the size of the buffer handed to Readable.
 	BufLen int
+	// Yield, if set, is asked after each turn that handled frames
+	// whether they woke goroutines that should run now; if so, the loop
+	// yields its processor (runtime.Gosched) before it polls again.
+	// A frame delivered to a netstack inline readies the netstack's
+	// goroutines on the loop's processor, where a spinning loop would
+	// keep them waiting until another processor steals them.
+	Yield func() bool
 }
 
 // Loop is one polling goroutine and its set of descriptors.
@@ -88,7 +96,7 @@ type Loop struct {
 	window atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
-		wakeups, polls, spins, events, frames atomic.Uint64
+		wakeups, polls, spins, yields, events, frames atomic.Uint64
 	}
 }
 
@@ -226,6 +234,8 @@ type Stats struct {
 	Polls uint64
 	// Spins counts epoll_wait calls, while spinning, that found nothing.
 	Spins uint64
+	// Yields counts the turns after which the loop yielded (Config.Yield).
+	Yields uint64
 	// Events counts readable descriptors handled; Frames what their
 	// handlers reported.
 	Events, Frames uint64
@@ -234,7 +244,7 @@ type Stats struct {
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(),
+		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
@@ -304,6 +314,10 @@ func (l *Loop) run() {
 		if frames > 0 {
 			last = time.Now()
 			spun = false
+			if l.cfg.Yield != nil && l.cfg.Yield() {
+				l.stats.yields.Add(1)
+				runtime.Gosched()
+			}
 		}
 	}
 }

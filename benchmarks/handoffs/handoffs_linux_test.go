@@ -213,7 +213,7 @@ func newSwitch(t testing.TB, name string) *vswitch.Switch {
 	sw := vswitch.New(vswitch.Config{Name: name})
 	t.Cleanup(func() { sw.Close() })
 	if loopSpin > 0 {
-		l, err := evloop.New(evloop.Config{Spin: loopSpin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince()})
+		l, err := evloop.New(evloop.Config{Spin: loopSpin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince(), Contention: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

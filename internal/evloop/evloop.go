@@ -61,6 +61,11 @@ type Config struct {
 	Spin time.Duration
 	// BufLen is the size of the buffer handed to Readable.
 	BufLen int
+	// Contention is how long a sched_yield between polls may take
+	// before the loop takes it that another thread wanted the CPU and
+	// stops spinning for a while (see run). Zero means 50 µs; negative
+	// never stops (tests that count wake-ups on a shared machine).
+	Contention time.Duration
 	// Yield, if set, is asked after each turn that handled frames
 	// whether they woke goroutines that should run now; if so, the loop
 	// yields its processor (runtime.Gosched) before it polls again.
@@ -90,13 +95,14 @@ type Loop struct {
 	evs  [64]unix.EpollEvent
 	buf  []byte
 
+	yield  func() time.Duration // schedYield; tests fake it
 	parkFn func(fd uintptr) bool
 	parkN  int
 	parked atomic.Bool
 	window atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
-		wakeups, polls, spins, yields, events, frames atomic.Uint64
+		wakeups, polls, spins, yields, contended, events, frames atomic.Uint64
 	}
 }
 
@@ -121,9 +127,16 @@ const kickToken = ^uint64(0)
 var ErrClosed = errors.New("evloop: loop closed")
 
 // New starts a loop.
-func New(cfg Config) (*Loop, error) {
+func New(cfg Config) (*Loop, error) { return start(cfg, schedYield) }
+
+// start is New with the yield between polls given (tests fake
+// contention with it).
+func start(cfg Config, yield func() time.Duration) (*Loop, error) {
 	if cfg.BufLen <= 0 {
 		return nil, fmt.Errorf("evloop: buffer length %d: want a positive size", cfg.BufLen)
+	}
+	if cfg.Contention == 0 {
+		cfg.Contention = defaultContention
 	}
 	if cfg.Spin < 0 {
 		return nil, fmt.Errorf("evloop: spin %v: want zero or more", cfg.Spin)
@@ -153,7 +166,7 @@ func New(cfg Config) (*Loop, error) {
 		return nil, fmt.Errorf("evloop: %w", err)
 	}
 	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, ep: os.NewFile(uintptr(epfd), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
-	l.parkFn = l.park
+	l.parkFn, l.yield = l.park, yield
 	l.rc, err = l.ep.SyscallConn()
 	if err != nil {
 		l.ep.Close()
@@ -236,6 +249,9 @@ type Stats struct {
 	Spins uint64
 	// Yields counts the turns after which the loop yielded (Config.Yield).
 	Yields uint64
+	// Contended counts spins cut short because another thread wanted
+	// the CPU (the window then stays closed for 100 ms).
+	Contended uint64
 	// Events counts readable descriptors handled; Frames what their
 	// handlers reported.
 	Events, Frames uint64
@@ -244,7 +260,7 @@ type Stats struct {
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(),
+		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
@@ -261,13 +277,18 @@ func (l *Loop) Stats() Stats {
 // Traffic whose gaps are longer than cfg.Spin (a health check a second, a
 // trickle) thus closes the window after a few frames and is served
 // with one wake-up a frame, as by a reader that never spins; request
-// and response traffic keeps it open.
+// and response traffic keeps it open. On a busy machine the loop does not
+// spin at all: between polls it yields the CPU (sched_yield), and a yield
+// that took long means another thread wanted it, which closes the window
+// for calmFor. (Measured: spinning on a loaded 2-CPU machine made round
+// trips slower, not faster.)
 func (l *Loop) run() {
 	defer close(l.done)
 	var last time.Time // of the last frame: none yet, so no spin
 	window := l.cfg.Spin
 	l.window.Store(int64(window))
-	spun := false // spinning since the last frame
+	spun := false      // spinning since the last frame
+	var calm time.Time // no widening before: the CPU was contended
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 		if err != nil && err != unix.EINTR {
@@ -285,7 +306,17 @@ func (l *Loop) run() {
 				// always.
 				spun = true
 				l.stats.spins.Add(1)
-				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				if d := l.yield(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
+					// Another thread had this CPU: the machine is
+					// busy, and spinning takes a CPU from the very
+					// processes that are to send the next frame.
+					// Stop, and stay parked between frames for a
+					// while.
+					l.stats.contended.Add(1)
+					window, spun = 0, false
+					l.window.Store(0)
+					calm = time.Now().Add(calmFor)
+				}
 				continue
 			}
 			if spun {
@@ -302,7 +333,7 @@ func (l *Loop) run() {
 			if n = l.parkN; n <= 0 {
 				continue
 			}
-			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin {
+			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin && time.Now().After(calm) {
 				window = l.grow(window, gap) // a miss: a full window would have caught it
 			}
 		}
@@ -320,6 +351,22 @@ func (l *Loop) run() {
 			}
 		}
 	}
+}
+
+const (
+	// defaultContention is Config.Contention's default: an uncontended
+	// sched_yield returns in about a microsecond.
+	defaultContention = 50 * time.Microsecond
+	// calmFor is how long the window stays closed after contention.
+	calmFor = 100 * time.Millisecond
+)
+
+// schedYield gives the CPU to any other thread waiting for it and
+// returns how long that took.
+func schedYield() time.Duration {
+	t := time.Now()
+	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	return time.Since(t)
 }
 
 // shrink halves a window that ran out with nothing caught.

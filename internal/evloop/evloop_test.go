@@ -72,7 +72,7 @@ func (s *pipeSource) expect(t *testing.T, want string) {
 
 func newLoop(t *testing.T, spin time.Duration) *Loop {
 	t.Helper()
-	l, err := New(Config{Spin: spin, BufLen: 2048})
+	l, err := start(Config{Spin: spin, BufLen: 2048}, func() time.Duration { return 0 }) // a quiet machine, whatever runs beside the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +349,49 @@ func TestWindowAdapts(t *testing.T) {
 	}
 	if d := st.Wakeups - w0; d > 10 {
 		t.Errorf("%d wake-ups for 20 frames %v apart with the window open, want most caught spinning", d, gap)
+	}
+}
+
+// TestContentionClosesTheWindow: a yield that took long (another thread
+// had the CPU) stops the spin at once, and the window stays closed while
+// the machine is busy, however close the frames.
+func TestContentionClosesTheWindow(t *testing.T) {
+	var busy atomic.Bool
+	l, err := start(Config{Spin: 20 * time.Millisecond, BufLen: 2048}, func() time.Duration {
+		if busy.Load() {
+			return time.Millisecond
+		}
+		return 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, "x")
+	s.expect(t, "x")
+	if st := l.Stats(); st.Window != 20*time.Millisecond || st.Contended != 0 {
+		t.Fatalf("quiet: %+v, want the full window and no contention", st)
+	}
+	busy.Store(true)
+	s.send(t, "x")
+	s.expect(t, "x")
+	waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+	st := l.Stats()
+	if st.Contended == 0 || st.Window != 0 {
+		t.Fatalf("busy: %+v, want the spin cut short and the window closed", st)
+	}
+	// Frames 1 ms apart would reopen the window (TestWindowAdapts); not
+	// within the calm period after contention.
+	for i := 0; i < 5; i++ {
+		s.send(t, "x")
+		s.expect(t, "x")
+		time.Sleep(time.Millisecond)
+	}
+	if w := l.Stats().Window; w != 0 {
+		t.Errorf("window %v reopened right after contention", w)
 	}
 }

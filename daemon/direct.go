@@ -300,7 +300,7 @@ func (d *Daemon) openHostInterface(ctx context.Context, n *network, restoring bo
 	port, err := d.attach.Open(ctx, tap.Config{
 		Name: hi.Name, PortName: "host-if", MAC: hi.MAC, MTU: n.rec.MTU,
 		Addrs: []netip.Prefix{netip.PrefixFrom(hi.Addr, n.rec.Subnet.Bits())}, Offload: d.cfg.Offload,
-		Owner: d.id, Existing: restoring, Configure: true, Logger: d.log,
+		Owner: d.id, Existing: restoring, Configure: true, Logger: d.log, Loop: n.loop,
 	})
 	if err != nil {
 		if errors.Is(err, tap.ErrExists) {

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-net/switchyard/internal/evloop"
 	"github.com/switchyard-net/switchyard/nat"
 	vswitch "github.com/switchyard-net/switchyard/switch"
+	"github.com/switchyard-net/switchyard/switch/stackport"
 	"github.com/switchyard-net/switchyard/tap"
 )
 
@@ -299,7 +300,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 		if spin == 0 {
 			spin = DefaultSpin
 		}
-		if loop, err = evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen}); err != nil {
+		if loop, err = evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince()}); err != nil {
 			ov.close()
 			return nil, fmt.Errorf("network %s: %w", rec.Name, err)
 		}

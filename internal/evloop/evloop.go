@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,12 +54,25 @@ type Handler interface {
 
 // Config configures a Loop.
 type Config struct {
-	// Spin is how long the loop goes on polling after the last frame
-	// before it parks. Zero parks as soon as nothing is ready: one
-	// wake-up per burst, as a reader goroutine per descriptor has.
+	// Spin is how long, at most, the loop goes on polling after the
+	// last frame before it parks; the window adapts below it (see run).
+	// Zero parks as soon as nothing is ready: one wake-up per burst, as
+	// a reader goroutine per descriptor has.
 	Spin time.Duration
 	// BufLen is the size of the buffer handed to Readable.
 	BufLen int
+	// Contention is how long a sched_yield between polls may take
+	// before the loop takes it that another thread wanted the CPU and
+	// stops spinning for a while (see run). Zero means 50 µs; negative
+	// never stops (tests that count wake-ups on a shared machine).
+	Contention time.Duration
+	// Yield, if set, is asked after each turn that handled frames
+	// whether they woke goroutines that should run now; if so, the loop
+	// yields its processor (runtime.Gosched) before it polls again.
+	// A frame delivered to a netstack inline readies the netstack's
+	// goroutines on the loop's processor, where a spinning loop would
+	// keep them waiting until another processor steals them.
+	Yield func() bool
 }
 
 // Loop is one polling goroutine and its set of descriptors.
@@ -81,12 +95,14 @@ type Loop struct {
 	evs  [64]unix.EpollEvent
 	buf  []byte
 
+	yield  func() time.Duration // schedYield; tests fake it
 	parkFn func(fd uintptr) bool
 	parkN  int
 	parked atomic.Bool
+	window atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
-		wakeups, polls, spins, events, frames atomic.Uint64
+		wakeups, polls, spins, yields, contended, events, frames atomic.Uint64
 	}
 }
 
@@ -111,9 +127,16 @@ const kickToken = ^uint64(0)
 var ErrClosed = errors.New("evloop: loop closed")
 
 // New starts a loop.
-func New(cfg Config) (*Loop, error) {
+func New(cfg Config) (*Loop, error) { return start(cfg, schedYield) }
+
+// start is New with the yield between polls given (tests fake
+// contention with it).
+func start(cfg Config, yield func() time.Duration) (*Loop, error) {
 	if cfg.BufLen <= 0 {
 		return nil, fmt.Errorf("evloop: buffer length %d: want a positive size", cfg.BufLen)
+	}
+	if cfg.Contention == 0 {
+		cfg.Contention = defaultContention
 	}
 	if cfg.Spin < 0 {
 		return nil, fmt.Errorf("evloop: spin %v: want zero or more", cfg.Spin)
@@ -143,7 +166,7 @@ func New(cfg Config) (*Loop, error) {
 		return nil, fmt.Errorf("evloop: %w", err)
 	}
 	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, ep: os.NewFile(uintptr(epfd), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
-	l.parkFn = l.park
+	l.parkFn, l.yield = l.park, yield
 	l.rc, err = l.ep.SyscallConn()
 	if err != nil {
 		l.ep.Close()
@@ -217,10 +240,18 @@ type Stats struct {
 	Wakeups uint64
 	// Parked says whether the loop is parked now.
 	Parked bool
+	// Window is how long the loop spins after a frame now: Config.Spin
+	// while spinning pays, less (down to 0) while it does not.
+	Window time.Duration
 	// Polls counts epoll_wait calls that found something ready.
 	Polls uint64
 	// Spins counts epoll_wait calls, while spinning, that found nothing.
 	Spins uint64
+	// Yields counts the turns after which the loop yielded (Config.Yield).
+	Yields uint64
+	// Contended counts spins cut short because another thread wanted
+	// the CPU (the window then stays closed for 100 ms).
+	Contended uint64
 	// Events counts readable descriptors handled; Frames what their
 	// handlers reported.
 	Events, Frames uint64
@@ -229,31 +260,68 @@ type Stats struct {
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(),
+		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
 
 // run is the loop's goroutine: poll, dispatch; spin while the last frame
-// is younger than cfg.Spin; park when it is older. Serving Add, Remove
-// or Close is not traffic: it does not start a spin.
+// is younger than the spin window; park when it is older. Serving Add,
+// Remove or Close is not traffic: it does not start a spin.
+//
+// The window adapts between 0 and cfg.Spin, so that spinning costs a
+// core only where it saves wake-ups: a window that runs out with nothing
+// caught is halved (below cfg.Spin/64 it closes), and a wake-up for a
+// frame that a full window would have caught (it came less than cfg.Spin
+// after the last one) widens it again, to twice that gap at least.
+// Traffic whose gaps are longer than cfg.Spin (a health check a second, a
+// trickle) thus closes the window after a few frames and is served
+// with one wake-up a frame, as by a reader that never spins; request
+// and response traffic keeps it open. On a busy machine the loop does not
+// spin at all: between polls it yields the CPU (sched_yield), and a yield
+// that took long means another thread wanted it, which closes the window
+// for calmFor. (Measured: spinning on a loaded 2-CPU machine made round
+// trips slower, not faster.)
 func (l *Loop) run() {
 	defer close(l.done)
-	last := time.Now()
+	var last time.Time // of the last frame: none yet, so no spin
+	window := l.cfg.Spin
+	l.window.Store(int64(window))
+	spun := false      // spinning since the last frame
+	var calm time.Time // no widening before: the CPU was contended
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("evloop: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
 		}
 		if n <= 0 {
-			if l.cfg.Spin > 0 && time.Since(last) < l.cfg.Spin {
-				// No runtime.Gosched here: it wakes an idle P each
-				// time (wakep), a thread wake-up per spin, and lets
-				// that P steal the loop. A goroutine the loop readies
-				// is stolen by the other P, as always; the loop is
-				// preempted like any goroutine that runs long.
+			if window > 0 && time.Since(last) < window {
+				// sched_yield lets any thread waiting for this CPU
+				// run first (on a loaded machine, the very process
+				// that is to send the next frame); on an idle one it
+				// returns at once. No runtime.Gosched: it wakes an
+				// idle P each time (wakep), a thread wake-up per
+				// spin, and lets that P steal the loop. A goroutine
+				// the loop readies is stolen by the other P, as
+				// always.
+				spun = true
 				l.stats.spins.Add(1)
+				if d := l.yield(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
+					// Another thread had this CPU: the machine is
+					// busy, and spinning takes a CPU from the very
+					// processes that are to send the next frame.
+					// Stop, and stay parked between frames for a
+					// while.
+					l.stats.contended.Add(1)
+					window, spun = 0, false
+					l.window.Store(0)
+					calm = time.Now().Add(calmFor)
+				}
 				continue
+			}
+			if spun {
+				window = l.shrink(window)
+				spun = false
 			}
 			l.parked.Store(true)
 			perr := l.rc.Read(l.parkFn)
@@ -265,6 +333,9 @@ func (l *Loop) run() {
 			if n = l.parkN; n <= 0 {
 				continue
 			}
+			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin && time.Now().After(calm) {
+				window = l.grow(window, gap) // a miss: a full window would have caught it
+			}
 		}
 		l.stats.polls.Add(1)
 		frames, more := l.dispatch(n)
@@ -273,8 +344,49 @@ func (l *Loop) run() {
 		}
 		if frames > 0 {
 			last = time.Now()
+			spun = false
+			if l.cfg.Yield != nil && l.cfg.Yield() {
+				l.stats.yields.Add(1)
+				runtime.Gosched()
+			}
 		}
 	}
+}
+
+const (
+	// defaultContention is Config.Contention's default: an uncontended
+	// sched_yield returns in about a microsecond.
+	defaultContention = 50 * time.Microsecond
+	// calmFor is how long the window stays closed after contention.
+	calmFor = 100 * time.Millisecond
+)
+
+// schedYield gives the CPU to any other thread waiting for it and
+// returns how long that took.
+func schedYield() time.Duration {
+	t := time.Now()
+	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	return time.Since(t)
+}
+
+// shrink halves a window that ran out with nothing caught.
+func (l *Loop) shrink(w time.Duration) time.Duration {
+	if w /= 2; w < l.cfg.Spin/64 {
+		w = 0
+	}
+	l.window.Store(int64(w))
+	return w
+}
+
+// grow widens the window after a wake-up it would have saved, for a
+// frame that came gap after the last: to twice the gap, or twice what it
+// was, whichever is wider, and at least cfg.Spin/8.
+func (l *Loop) grow(w, gap time.Duration) time.Duration {
+	if w = max(2*w, 2*gap, l.cfg.Spin/8); w > l.cfg.Spin {
+		w = l.cfg.Spin
+	}
+	l.window.Store(int64(w))
+	return w
 }
 
 // park is the callback of the loop's parking read (bound once, in New,

@@ -72,7 +72,7 @@ func (s *pipeSource) expect(t *testing.T, want string) {
 
 func newLoop(t *testing.T, spin time.Duration) *Loop {
 	t.Helper()
-	l, err := New(Config{Spin: spin, BufLen: 2048})
+	l, err := start(Config{Spin: spin, BufLen: 2048}, func() time.Duration { return 0 }) // a quiet machine, whatever runs beside the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,5 +290,108 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 	send() // warm up
 	if avg := testing.AllocsPerRun(2000, send); avg > 0.01 {
 		t.Errorf("%.3f allocations per frame through the loop, want 0", avg)
+	}
+}
+
+// sparse sends n frames on s, each once the loop has parked and more
+// than gap after the previous one.
+func sparse(t *testing.T, l *Loop, s *pipeSource, n int, gap time.Duration) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		sent := time.Now()
+		s.send(t, "x")
+		s.expect(t, "x")
+		waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+		time.Sleep(time.Until(sent.Add(gap))) // shapes the traffic; no check waits on it
+	}
+}
+
+// TestWindowAdapts: frames further apart than Spin close the spin window
+// (spinning for them only burns a core), after which they cost no spin
+// at all; frames closer than Spin open it again, wide enough to catch
+// them without a wake-up.
+func TestWindowAdapts(t *testing.T) {
+	const spin = 20 * time.Millisecond
+	l := newLoop(t, spin)
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.Stats().Window; w != spin {
+		t.Fatalf("window %v at start, want %v", w, spin)
+	}
+	sparse(t, l, s, 10, 3*spin/2)
+	if w := l.Stats().Window; w != 0 {
+		t.Fatalf("window %v after 10 frames %v apart, want closed", w, 3*spin/2)
+	}
+	spins := l.Stats().Spins
+	sparse(t, l, s, 3, 3*spin/2)
+	if d := l.Stats().Spins - spins; d != 0 {
+		t.Errorf("closed window: %d spins for 3 sparse frames, want 0", d)
+	}
+	// A frame a millisecond: the first wakes the loop and reopens the
+	// window; then the frames are caught while it spins.
+	const gap = time.Millisecond
+	for i := 0; i < 5; i++ {
+		s.send(t, "x")
+		s.expect(t, "x")
+		time.Sleep(gap)
+	}
+	w0 := l.Stats().Wakeups
+	for i := 0; i < 20; i++ {
+		s.send(t, "x")
+		s.expect(t, "x")
+		time.Sleep(gap)
+	}
+	st := l.Stats()
+	if st.Window < gap {
+		t.Errorf("window %v with a frame every %v, want it open to at least the gap", st.Window, gap)
+	}
+	if d := st.Wakeups - w0; d > 10 {
+		t.Errorf("%d wake-ups for 20 frames %v apart with the window open, want most caught spinning", d, gap)
+	}
+}
+
+// TestContentionClosesTheWindow: a yield that took long (another thread
+// had the CPU) stops the spin at once, and the window stays closed while
+// the machine is busy, however close the frames.
+func TestContentionClosesTheWindow(t *testing.T) {
+	var busy atomic.Bool
+	l, err := start(Config{Spin: 20 * time.Millisecond, BufLen: 2048}, func() time.Duration {
+		if busy.Load() {
+			return time.Millisecond
+		}
+		return 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, "x")
+	s.expect(t, "x")
+	if st := l.Stats(); st.Window != 20*time.Millisecond || st.Contended != 0 {
+		t.Fatalf("quiet: %+v, want the full window and no contention", st)
+	}
+	busy.Store(true)
+	s.send(t, "x")
+	s.expect(t, "x")
+	waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+	st := l.Stats()
+	if st.Contended == 0 || st.Window != 0 {
+		t.Fatalf("busy: %+v, want the spin cut short and the window closed", st)
+	}
+	// Frames 1 ms apart would reopen the window (TestWindowAdapts); not
+	// within the calm period after contention.
+	for i := 0; i < 5; i++ {
+		s.send(t, "x")
+		s.expect(t, "x")
+		time.Sleep(time.Millisecond)
+	}
+	if w := l.Stats().Window; w != 0 {
+		t.Errorf("window %v reopened right after contention", w)
 	}
 }

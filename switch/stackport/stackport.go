@@ -181,6 +181,7 @@ func (p *Port) Write(f vswitch.Frame) error {
 	p.pending.Add(1)
 	select {
 	case p.queue <- pkt:
+		delivered.Add(1)
 		return nil
 	default:
 		p.pending.Add(-1)
@@ -202,7 +203,32 @@ func (p *Port) deliverInline(pkt *stack.PacketBuffer) error {
 		d.DeliverNetworkPacket(0, pkt) // the ethernet wrapper reads the EtherType
 	}
 	p.inlined.Add(1)
+	delivered.Add(1)
 	return nil
+}
+
+// delivered counts the frames given to any netstack of the process,
+// inline or queued. Each may have readied netstack goroutines (a TCP
+// processor, a reader) on the writer's processor: a writer that keeps
+// its processor busy afterwards (a spinning evloop) checks Delivered to
+// know when to yield it to them.
+var delivered atomic.Uint64
+
+// Delivered returns how many frames the process's stackports delivered
+// to their netstacks so far.
+func Delivered() uint64 { return delivered.Load() }
+
+// DeliveredSince returns a function that reports whether a frame was
+// delivered to a netstack since it last ran: an evloop's Config.Yield.
+// Its state is its caller's: one goroutine only.
+func DeliveredSince() func() bool {
+	var seen uint64
+	return func() bool {
+		d := delivered.Load()
+		y := d != seen
+		seen = d
+		return y
+	}
 }
 
 func (p *Port) deliver() {

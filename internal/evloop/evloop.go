@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package evloop runs one goroutine that reads many descriptors (the TAPs
 // of a network) and, after each frame, keeps polling them for a short
 // while before it parks.

@@ -56,6 +56,7 @@ type options struct {
 	mtu                                                             int
 	offload                                                         bool
 	spin                                                            time.Duration
+	yield                                                           bool
 }
 
 func parseFlags() options {
@@ -71,6 +72,7 @@ func parseFlags() options {
 	flag.StringVar(&o.disable, "disable", "", "comma-separated tunnel `features` to turn off: tso, gso, gro, batch, coalesce, pipeline")
 	flag.BoolVar(&o.offload, "offload", true, "open the TAP with offloads (IFF_VNET_HDR)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until stopped")
+	flag.BoolVar(&o.yield, "yield", false, "while the loop spins, give the CPU to other runnable threads (sched_yield; evloop.Config.Yield)")
 	flag.DurationVar(&o.spin, "spin", daemon.DefaultSpin, "how long the loop that reads the TAP and the tunnel polls after a frame before it parks; negative: a reader goroutine per port, no loop")
 	flag.Parse()
 	return o
@@ -115,7 +117,7 @@ func run() error {
 	cfg.Logger = log
 	var loop *evloop.Loop
 	if o.spin >= 0 {
-		if loop, err = evloop.New(evloop.Config{Spin: o.spin, BufLen: tap.LoopBufLen}); err != nil {
+		if loop, err = evloop.New(evloop.Config{Spin: o.spin, Yield: o.yield, BufLen: tap.LoopBufLen}); err != nil {
 			return fmt.Errorf("-spin %v: %w", o.spin, err)
 		}
 		defer loop.Close()
@@ -161,8 +163,8 @@ func run() error {
 		s.RXDatagrams, s.RXBatches, s.RXGRO, s.Coalesced, s.Drops, s.DropsBy)
 	if loop != nil {
 		ls := loop.Stats()
-		fmt.Fprintf(os.Stderr, "loop (spin %v): %d frames in %d events, %d wake-ups, %d empty polls while spinning\n",
-			o.spin, ls.Frames, ls.Events, ls.Wakeups, ls.Spins)
+		fmt.Fprintf(os.Stderr, "loop (spin %v, yield %v): %d frames in %d events, %d wake-ups, %d empty polls while spinning\n",
+			o.spin, o.yield, ls.Frames, ls.Events, ls.Wakeups, ls.Spins)
 	}
 	return nil
 }

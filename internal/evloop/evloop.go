@@ -60,6 +60,13 @@ type Config struct {
 	// before it parks. Zero parks as soon as nothing is ready: one
 	// wake-up per burst, as a reader goroutine per descriptor has.
 	Spin time.Duration
+	// Yield makes each empty poll while spinning also give the CPU to
+	// any other runnable thread of the machine (sched_yield), so that the
+	// spin takes only idle CPU. Without it, a spinning loop holds its
+	// core against the processes whose answer it waits for: on a small
+	// machine running two forwarders that spin (benchmarks/tunnelbench's
+	// two hosts on one VM), the answer waits for a spin to end.
+	Yield bool
 	// BufLen is the size of the buffer handed to Readable.
 	BufLen int
 }
@@ -252,6 +259,9 @@ func (l *Loop) run() {
 			if l.cfg.Spin > 0 && time.Since(last) < l.cfg.Spin {
 				l.stats.spins.Add(1)
 				runtime.Gosched()
+				if l.cfg.Yield {
+					unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				}
 				continue
 			}
 			l.parked.Store(true)

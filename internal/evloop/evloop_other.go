@@ -19,6 +19,7 @@ type Handler interface {
 // Config configures a Loop.
 type Config struct {
 	Spin   time.Duration
+	Yield  bool
 	BufLen int
 }
 

@@ -560,7 +560,9 @@ sy_up() {
 	mkdir -p "$WORK/sy"
 	local envs=()
 	[ -n "${SY_PROCS:-}" ] && envs=(env GOMAXPROCS="$SY_PROCS")
-	spawn switchyard-daemon "${envs[@]}" "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@"
+	# SY_ARGS: more daemon flags for every Switchyard scenario (say --spin=-1ns)
+	# shellcheck disable=SC2086
+	spawn switchyard-daemon "${envs[@]}" "$SY" --socket "$WORK/sy/sy.sock" --log-level warn daemon --state-dir "$WORK/sy/state" "$@" ${SY_ARGS:-}
 	SYPID=$SPAWNED
 	for _ in $(seq 100); do sy network ls >/dev/null 2>&1 && return 0; sleep 0.1; done
 	log "switchyard daemon did not come up"
@@ -603,7 +605,7 @@ sy_l2() {
 
 sc_sy_l2() { sy_l2 1500 "S1 switchyard nsA->nsB (TAPs with offload, MTU 1500)"; }
 sc_sy_l2_readers() { sy_l2 1500 "S1-r switchyard nsA->nsB, a reader goroutine per TAP (--spin=-1ns, before the loop)" --spin=-1ns; }
-sc_sy_l2_nospin() { sy_l2 1500 "S1-0 switchyard nsA->nsB, the network's loop without spinning (--spin=1ns)" --spin=1ns; }
+sc_sy_l2_nospin() { sy_l2 1500 "S1-0 switchyard nsA->nsB, the network's loop without spinning (--spin=0)" --spin=0; }
 sc_sy_l2_nooffload() { sy_l2 1500 "S1b switchyard nsA->nsB (TAPs without offload, MTU 1500)" --offload=false; }
 sc_sy_l2_mtu65520() { sy_l2 65520 "S1c switchyard nsA->nsB (TAPs with offload, MTU 65520)"; }
 sc_sy_l2_1p() { SY_PROCS=1 sy_l2 1500 "S1-1p switchyard nsA->nsB, daemon with GOMAXPROCS=1 (MTU 1500)"; }
@@ -632,6 +634,7 @@ sy_ports() {
 sc_sy_proxy_netstack() { sy_ports netstack 1500 "S2 switchyard -p 127.0.0.1 (netstack path, MTU 1500)"; }
 sc_sy_proxy_netstack_mtu65520() { sy_ports netstack 65520 "S2b switchyard -p 127.0.0.1 (netstack path, MTU 65520)"; }
 sc_sy_proxy_splice() { sy_ports splice 1500 "S3 switchyard -p 127.0.0.1 (splice path)"; }
+sc_sy_proxy_netstack_readers() { SY_ARGS=--spin=-1ns sy_ports netstack 1500 "S2-r switchyard -p 127.0.0.1 (netstack path), a reader goroutine per TAP (--spin=-1ns, before the loop)"; }
 sc_sy_proxy_netstack_1p() { SY_PROCS=1 sy_ports netstack 1500 "S2-1p switchyard -p 127.0.0.1 (netstack path), daemon with GOMAXPROCS=1"; }
 sc_sy_proxy_netstack_ds() { SY_FAMILY=46 sy_ports netstack 1500 "S2-46 switchyard -p 127.0.0.1, dual-stack network (netstack path, MTU 1500)"; }
 sc_sy_proxy_netstack6() { SY_FAMILY=6 sy_ports netstack 1500 "S2-6 switchyard -p [::1] -> IPv6 (netstack path, MTU 1500)"; }

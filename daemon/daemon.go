@@ -53,9 +53,9 @@ type Config struct {
 	// Spin is how long each network's loop goes on polling after a
 	// frame before it parks (internal/evloop): while traffic flows, the
 	// frames of all the network's TAPs and the datagrams of its tunnel
-	// are read without a wake-up. Zero means DefaultSpin; negative gives
-	// every TAP and tunnel a reader goroutine of its own instead of a
-	// loop.
+	// are read without a wake-up. Zero means DefaultSpin, NoSpin parks at
+	// once; negative gives every TAP and tunnel a reader goroutine of its
+	// own instead of a loop.
 	Spin time.Duration
 	// HostPrefixes lists the prefixes in use on the host (addresses and
 	// routes of the daemon's namespace), which a network picked

@@ -573,6 +573,9 @@ func (n *network) shutdown() {
 // that the loop's core is back to idle at once when the traffic stops.
 const DefaultSpin = 50 * time.Microsecond
 
+// NoSpin as Config.Spin makes the loops park as soon as nothing is ready.
+const NoSpin = time.Nanosecond
+
 // newLoop makes the loop that reads rec's TAPs and tunnel, or nil with
 // Config.Spin < 0 (a reader goroutine per port).
 func (d *Daemon) newLoop(rec store.Network) (*evloop.Loop, error) {

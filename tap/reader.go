@@ -50,7 +50,9 @@ func (r *reader) start(in vswitch.Ingress, src frameSource) {
 // to overlap reads with writes (no throughput gain, request/response rate
 // down 40%), and blocking in poll(2) on a locked thread as vde_switch does
 // (request/response rate down 35%: the thread must win a P back after
-// every wakeup).
+// every wakeup). A port given a Config.Loop does not use this loop: the
+// shared evloop reads it (loop.go), which saves the wake-up per hop that
+// this reader costs.
 func (r *reader) loop(in vswitch.Ingress, src frameSource) {
 	buf := make([]byte, readBufLen)
 	for {

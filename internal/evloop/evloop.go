@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -257,8 +256,12 @@ func (l *Loop) run() {
 		}
 		if n <= 0 {
 			if l.cfg.Spin > 0 && time.Since(last) < l.cfg.Spin {
+				// No runtime.Gosched here: it wakes an idle P each
+				// time (wakep), a thread wake-up per spin, and lets
+				// that P steal the loop. A goroutine the loop readies
+				// is stolen by the other P, as always; the loop is
+				// preempted like any goroutine that runs long.
 				l.stats.spins.Add(1)
-				runtime.Gosched()
 				if l.cfg.Yield {
 					unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				}

@@ -48,7 +48,7 @@ func Flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: DefaultStateDir()},
 		&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
-		&cli.DurationFlag{Name: "spin", Usage: "how long a network's loop, which reads its TAPs and its tunnel's socket, polls after a frame before it sleeps (saves a wake-up per hop while traffic flows); a negative value gives every TAP and tunnel a reader goroutine of its own", Value: daemon.DefaultSpin},
+		&cli.DurationFlag{Name: "spin", Usage: "how long a network's loop, which reads its TAPs and its tunnel's socket, keeps polling after a frame before it sleeps: while traffic flows, no wake-up per hop, at the cost of a busy core; 0 sleeps at once, a negative value gives every TAP and tunnel a reader goroutine of its own", Value: daemon.DefaultSpin},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
 		&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},
@@ -93,6 +93,10 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 			return cli.Exit(fmt.Sprintf("invalid --ipv6-pool %q: want an IPv6 prefix of /64 or shorter, like fd00:1::/48", s), 2)
 		}
 	}
+	spin := c.Duration("spin")
+	if spin == 0 {
+		spin = daemon.NoSpin
+	}
 	cfg := daemon.Config{
 		DefaultIPv6:        c.Bool("ipv6"),
 		IPv6Pool:           pool6,
@@ -102,7 +106,7 @@ func Run(c *cli.Context, clusterFn ClusterFunc) error {
 		Socket:             c.String("socket"),
 		Logger:             log,
 		Offload:            c.Bool("offload"),
-		Spin:               c.Duration("spin"),
+		Spin:               spin,
 		ResolvConf:         c.String("resolv-conf"),
 		OwnListeners:       own,
 		MaxConns:           c.Int("max-conns"),

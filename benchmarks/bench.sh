@@ -871,6 +871,7 @@ sc_tun_sy_vxlan() { tun_sy vxlan "T3 switchyard tunnel cA->cB (vxlan, MTU 1450)"
 sc_tun_sy_readers() { tun_sy vxlan "T3-r switchyard vxlan, a reader goroutine per port (-spin=-1ns, before the loop)" -spin=-1ns; }
 sc_tun_sy_spin100() { tun_sy vxlan "T3-100 switchyard vxlan, the loop spinning 100us" -spin=100us; }
 sc_tun_sy_spin200() { tun_sy vxlan "T3-200 switchyard vxlan, the loop spinning 200us" -spin=200us; }
+sc_tun_sy_nospin() { tun_sy vxlan "T3-0 switchyard vxlan, one loop per host that does not spin (-spin=0)" -spin=0; }
 sc_tun_sy_yield() { tun_sy vxlan "T3-y switchyard vxlan, the loop yielding the CPU while it spins (evloop.Config.Yield)" -yield; }
 sc_tun_sy_yield200() { tun_sy vxlan "T3-y200 switchyard vxlan, the loop spinning 200us, yielding" -yield -spin=200us; }
 sc_tun_sy_secure() { tun_sy secure "T4 switchyard tunnel cA->cB (secure, MTU 1418)"; }

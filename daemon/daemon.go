@@ -57,6 +57,10 @@ type Config struct {
 	// once; negative gives every TAP and tunnel a reader goroutine of its
 	// own instead of a loop.
 	Spin time.Duration
+	// SpinYield makes the loops give the CPU to any other runnable
+	// thread at each empty poll while they spin (evloop.Config.Yield),
+	// so that a spin takes only idle CPU.
+	SpinYield bool
 	// HostPrefixes lists the prefixes in use on the host (addresses and
 	// routes of the daemon's namespace), which a network picked
 	// automatically must not overlap. nil means HostPrefixes.

@@ -586,7 +586,7 @@ func (d *Daemon) newLoop(rec store.Network) (*evloop.Loop, error) {
 	if spin == 0 {
 		spin = DefaultSpin
 	}
-	loop, err := evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen})
+	loop, err := evloop.New(evloop.Config{Spin: spin, Yield: d.cfg.SpinYield, BufLen: tap.LoopBufLen})
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", rec.Name, err)
 	}

@@ -294,3 +294,30 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.3f allocations per frame through the loop, want 0", avg)
 	}
 }
+
+// A loop that yields the CPU while it spins (Config.Yield) still spins:
+// a burst within the spin costs no wake-up per frame, and it parks when
+// the traffic stops.
+func TestYieldingSpinServesABurst(t *testing.T) {
+	l, err := New(Config{Spin: 20 * time.Millisecond, Yield: true, BufLen: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := newPipeSource(t)
+	if _, err := l.Add(s.rd, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the loop to park after Add", func() bool { return l.Stats().Parked })
+	before := l.Stats()
+	for i := 0; i < 50; i++ {
+		s.send(t, "y")
+		s.expect(t, "y")
+	}
+	st := l.Stats()
+	if st.Wakeups-before.Wakeups > 2 || st.Spins == before.Spins {
+		t.Errorf("a yielding loop woke %d times and spun %d times for a burst of 50 frames within the spin, want at most 2 wake-ups and some spins",
+			st.Wakeups-before.Wakeups, st.Spins-before.Spins)
+	}
+	waitFor(t, "the loop to park once the traffic stopped", func() bool { return l.Stats().Parked })
+}

@@ -865,6 +865,13 @@ tun_sy() {
 }
 
 sc_tun_sy_vxlan() { tun_sy vxlan "T3 switchyard tunnel cA->cB (vxlan, MTU 1450)"; }
+# T3 with the TAP and the tunnel's socket read otherwise than by one loop
+# spinning the daemon's default --spin (issue 14): a reader goroutine each
+# (the daemon's --spin=-1ns, as before the loop), or a longer spin.
+sc_tun_sy_readers() { tun_sy vxlan "T3-r switchyard vxlan, a reader goroutine per port (-spin=-1ns, before the loop)" -spin=-1ns; }
+sc_tun_sy_spin100() { tun_sy vxlan "T3-100 switchyard vxlan, the loop spinning 100us" -spin=100us; }
+sc_tun_sy_spin200() { tun_sy vxlan "T3-200 switchyard vxlan, the loop spinning 200us" -spin=200us; }
+sc_tun_sy_nospin() { tun_sy vxlan "T3-0 switchyard vxlan, one loop per host that does not spin (-spin=0)" -spin=0; }
 sc_tun_sy_secure() { tun_sy secure "T4 switchyard tunnel cA->cB (secure, MTU 1418)"; }
 sc_tun_sy_vxlan6() { TUN_FAMILY=6 tun_sy vxlan "T3-6 switchyard tunnel cA->cB, IPv6 in the overlay (vxlan, MTU 1450)"; }
 sc_tun_sy_no_tso() { tun_sy vxlan "T3-tso switchyard vxlan, no TSO (the switch cuts superframes)" -disable tso; }

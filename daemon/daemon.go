@@ -50,11 +50,12 @@ type Config struct {
 	Logger *zap.Logger
 	// Offload opens TAPs with IFF_VNET_HDR and TSO/checksum offload.
 	Offload bool
-	// Spin is how long each network's TAP loop goes on polling after a
+	// Spin is how long each network's loop goes on polling after a
 	// frame before it parks (internal/evloop): while traffic flows, the
-	// frames of all the network's TAPs are read without a wake-up. Zero
-	// means DefaultSpin, NoSpin parks at once; negative gives every TAP a
-	// reader goroutine of its own instead of a loop.
+	// frames of all the network's TAPs and the datagrams of its tunnel
+	// are read without a wake-up. Zero means DefaultSpin, NoSpin parks at
+	// once; negative gives every TAP and tunnel a reader goroutine of its
+	// own instead of a loop.
 	Spin time.Duration
 	// HostPrefixes lists the prefixes in use on the host (addresses and
 	// routes of the daemon's namespace), which a network picked

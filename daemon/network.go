@@ -285,25 +285,22 @@ func (d *Daemon) ensureDefaultNetwork() error {
 // bringUp builds the live network for a record: switch, gateway and pool,
 // and its host interface, made anew or, restoring, re-attached.
 func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool) (*network, error) {
-	ov, rec, err := d.prepareOverlay(ctx, rec, restoring)
+	// The loop comes first: the tunnel, made with the overlay, is read
+	// by it too.
+	loop, err := d.newLoop(rec)
 	if err != nil {
+		return nil, err
+	}
+	ov, rec, err := d.prepareOverlay(ctx, rec, restoring, loop)
+	if err != nil {
+		closeLoop(loop)
 		return nil, err
 	}
 	rec, pools, err := d.newPools(rec)
 	if err != nil {
 		ov.close()
+		closeLoop(loop)
 		return nil, err
-	}
-	var loop *evloop.Loop
-	if d.cfg.Spin >= 0 {
-		spin := d.cfg.Spin
-		if spin == 0 {
-			spin = DefaultSpin
-		}
-		if loop, err = evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince()}); err != nil {
-			ov.close()
-			return nil, fmt.Errorf("network %s: %w", rec.Name, err)
-		}
 	}
 	binder := newLeaseBinder(d.log.With(zap.String("network", rec.Name)))
 	sw := vswitch.New(vswitch.Config{Name: rec.Name, Logger: d.log})
@@ -318,7 +315,7 @@ func (d *Daemon) bringUp(ctx context.Context, rec store.Network, restoring bool)
 	n := &network{rec: rec, sw: sw, gw: gw, nat: pools.nat, addrs: pools.v4, addrs6: pools.v6, endpoints: map[string]*endpoint{},
 		pending: map[string]store.Endpoint{}, loop: loop}
 	if err := d.startNetwork(ctx, n, ov.tun, restoring); err != nil {
-		ov.close()
+		ov.close() // n.shutdown closed the loop; the tunnel's Close does not need it
 		return nil, err
 	}
 	if ov.direct != nil {
@@ -352,11 +349,11 @@ func (o overlay) close() {
 // prepareOverlay prepares rec's tunnel, or its direct routing (joining
 // the cluster when the network is made anew), and returns rec with the
 // subnet they give this host.
-func (d *Daemon) prepareOverlay(ctx context.Context, rec store.Network, restoring bool) (overlay, store.Network, error) {
+func (d *Daemon) prepareOverlay(ctx context.Context, rec store.Network, restoring bool, loop *evloop.Loop) (overlay, store.Network, error) {
 	o := overlay{restoring: restoring}
 	if rec.Tunnel != nil {
 		var err error
-		if o.tun, rec, err = d.prepareTunnel(ctx, rec); err != nil {
+		if o.tun, rec, err = d.prepareTunnel(ctx, rec, loop); err != nil {
 			return o, rec, err
 		}
 	}
@@ -579,6 +576,23 @@ const DefaultSpin = 50 * time.Microsecond
 
 // NoSpin as Config.Spin makes the loops park as soon as nothing is ready.
 const NoSpin = time.Nanosecond
+
+// newLoop makes the loop that reads rec's TAPs and tunnel, or nil with
+// Config.Spin < 0 (a reader goroutine per port).
+func (d *Daemon) newLoop(rec store.Network) (*evloop.Loop, error) {
+	if d.cfg.Spin < 0 {
+		return nil, nil
+	}
+	spin := d.cfg.Spin
+	if spin == 0 {
+		spin = DefaultSpin
+	}
+	loop, err := evloop.New(evloop.Config{Spin: spin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince()})
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", rec.Name, err)
+	}
+	return loop, nil
+}
 
 // closeLoop closes loop if there is one.
 func closeLoop(loop *evloop.Loop) {

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-net/switchyard/daemon/api"
 	"github.com/switchyard-net/switchyard/daemon/cluster"
 	"github.com/switchyard-net/switchyard/daemon/store"
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tunnel"
 )
@@ -133,7 +134,7 @@ func parseCluster(s string) ([]string, bool) {
 // being created, joins the cluster to learn this host's range. It runs
 // before the network's address pool is made, and returns the record
 // with the host's subnet filled in.
-func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunnel, store.Network, error) {
+func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network, loop *evloop.Loop) (*netTunnel, store.Network, error) {
 	tc := rec.Tunnel
 	mode, ok := tunnelMode(tc.Mode)
 	if !ok {
@@ -142,6 +143,7 @@ func (d *Daemon) prepareTunnel(ctx context.Context, rec store.Network) (*netTunn
 	cfg := tunnel.Config{
 		Name: "tunnel", Mode: mode, VNI: tc.VNI, Listen: tc.Listen, Peers: tc.Peers,
 		MTU: tunnelMTU(mode, tc), Logger: d.log.With(zap.String("network", rec.Name)),
+		Loop: loop, // nil with Config.Spin < 0: a reader goroutine
 	}
 	t := &netTunnel{}
 	t.ctx, t.stop = context.WithCancel(context.Background())

@@ -389,7 +389,7 @@ func (r *rxSys) init(b *rxBatch, batch bool) {
 
 func (r *rxSys) call(fd uintptr) bool {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen), 0, 0, 0)
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			r.n, r.err = int(n), nil
@@ -405,9 +405,28 @@ func (r *rxSys) call(fd uintptr) bool {
 	}
 }
 
-// recv receives up to rxBatchLen messages into r and returns how many.
+// recv receives up to rxBatchLen messages into r and returns how many,
+// parked in Go's netpoller until there is one.
 func (s *sysConn) recv(r *rxBatch) (int, error) {
-	rs := &r.sys
+	r.sys.prepare()
+	if err := s.raw.Read(r.sys.fn); err != nil {
+		return 0, err
+	}
+	return r.sys.n, r.sys.err
+}
+
+// recvNow is recv for the loop that reads fd, a duplicate of the socket's
+// descriptor: it returns at once, 0 and no error when nothing is waiting.
+func (s *sysConn) recvNow(fd int, r *rxBatch) (int, error) {
+	r.sys.prepare()
+	if !r.sys.call(uintptr(fd)) {
+		return 0, nil // EAGAIN
+	}
+	return r.sys.n, r.sys.err
+}
+
+// prepare resets the message headers for the next recvmmsg.
+func (rs *rxSys) prepare() {
 	for i := range rs.vlen {
 		h := &rs.msgs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrInet6
@@ -416,10 +435,22 @@ func (s *sysConn) recv(r *rxBatch) (int, error) {
 		rs.iovs[i].SetLen(rxBufLen)
 		rs.msgs[i].Len = 0
 	}
-	if err := s.raw.Read(rs.fn); err != nil {
-		return 0, err
+}
+
+// dupForLoop returns a duplicate of the socket's descriptor for a loop
+// to poll and read. Go's netpoller never sees it: it is not given to
+// package os or net. It shares the socket, and its non-blocking mode,
+// with the original, on which the port goes on sending (the sender
+// goroutine may wait for it in the netpoller). The caller closes it.
+func (s *sysConn) dupForLoop() (int, error) {
+	nfd, derr := -1, error(nil)
+	if err := s.raw.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
 	}
-	return rs.n, rs.err
+	if derr != nil {
+		return -1, fmt.Errorf("dup the socket: %w", derr)
+	}
+	return nfd, nil
 }
 
 // msg returns message i of the last recv: its sender, its data, the size

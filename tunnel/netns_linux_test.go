@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tap"
 	"github.com/switchyard-net/switchyard/testing/netnstest"
@@ -72,19 +73,21 @@ type syHost struct {
 	sw   *vswitch.Switch
 	tun  *tunnel.Port
 	link *vswitch.Link
+	loop *evloop.Loop // reads the tunnel and the containers' TAPs, if set
 }
 
 type hostOpts struct {
 	mode    tunnel.Mode
 	router  *vswitch.Router
 	disable tunnel.Features
+	loop    *evloop.Loop
 }
 
 func (u *underlay) syHost(o hostOpts) *syHost {
 	u.t.Helper()
 	t := u.t
 	ns, addr := u.hostNS()
-	h := &syHost{ns: ns, addr: addr}
+	h := &syHost{ns: ns, addr: addr, loop: o.loop}
 	var conn *net.UDPConn
 	err := ns.Do(func() (err error) {
 		conn, err = net.ListenUDP("udp4", &net.UDPAddr{Port: int(o.mode.DefaultPort())})
@@ -95,7 +98,7 @@ func (u *underlay) syHost(o hostOpts) *syHost {
 	}
 	h.sw = vswitch.New(vswitch.Config{Name: ns.Name, Logger: zaptest.NewLogger(t), Router: o.router})
 	t.Cleanup(func() { h.sw.Close() })
-	cfg := tunnel.Config{Name: "tunnel", Mode: o.mode, VNI: 42, Conn: conn, Logger: zaptest.NewLogger(t), Disable: o.disable}
+	cfg := tunnel.Config{Name: "tunnel", Mode: o.mode, VNI: 42, Conn: conn, Logger: zaptest.NewLogger(t), Disable: o.disable, Loop: o.loop}
 	if o.mode == tunnel.ModeSecure {
 		cfg.Key, cfg.KeyID, cfg.SenderID = testKey(3), 1, uint32(addr.As4()[3])
 	}
@@ -177,7 +180,7 @@ func (h *syHost) attach(t *testing.T, ns *netnstest.NS, ip netip.Prefix, mtu int
 	var err error
 	c.port, err = tap.Open(tap.Config{
 		NetNS: ns.Path, Name: "eth0", PortName: ns.Name, MTU: mtu, MAC: c.mac,
-		Addrs: []netip.Prefix{ip}, Offload: true, Configure: true, Logger: zaptest.NewLogger(t),
+		Addrs: []netip.Prefix{ip}, Offload: true, Configure: true, Logger: zaptest.NewLogger(t), Loop: h.loop,
 	})
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {

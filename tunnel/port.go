@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -181,6 +182,14 @@ type Config struct {
 	// Disable turns data-path features off, to measure what each buys.
 	Disable Features
 
+	// Loop, if set, reads the socket instead of a reader goroutine of the
+	// port's own: the loop that reads a network's TAPs (tap.Config.Loop)
+	// then also catches the datagram that answers a frame it forwarded,
+	// while it still polls, without a wake-up (see internal/evloop). It
+	// needs a UDP socket (Conn or Listen), not a PacketConn, and Linux.
+	// The loop's buffer is not used: the port reads into its own.
+	Loop *evloop.Loop
+
 	// Logger receives control-plane events (start, peers, kernel
 	// features); nothing is logged per packet. If nil, nothing is logged.
 	Logger *zap.Logger
@@ -204,6 +213,8 @@ type Port struct {
 	opener *Opener  // secure mode: sealer's Opener
 	sock   *sysConn
 	pconn  *packetConn // instead of sock, with Config.PacketConn
+	loop   *evloop.Loop
+	looped atomic.Pointer[loopReader] // set by Start when loop reads the socket
 
 	peersMu sync.Mutex // serialises AddPeer and RemovePeer
 	peers   atomic.Pointer[peerSet]
@@ -256,8 +267,12 @@ func newPort(cfg Config) (*Port, error) {
 		return nil, err
 	}
 	if cfg.PacketConn != nil {
+		if cfg.Loop != nil {
+			return nil, fmt.Errorf("tunnel %s: a Loop reads a UDP socket (Conn or Listen), not a PacketConn (%T): leave Loop nil", p.name, cfg.PacketConn)
+		}
 		return p.adoptPacketConn(cfg)
 	}
+	p.loop = cfg.Loop
 	conn := cfg.Conn
 	if conn == nil {
 		conn, err = listen(cfg.Listen, p.mode)
@@ -447,20 +462,32 @@ func (p *Port) Info() vswitch.PortInfo {
 	return info
 }
 
-// Start implements vswitch.Port: it starts the reader and the janitor.
+// Start implements vswitch.Port: it starts the reader, or hands the
+// socket to Config.Loop, and the janitor.
 func (p *Port) Start(in vswitch.Ingress) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
 	started := false
+	var err error
 	p.startOnce.Do(func() {
 		started = true
-		p.wg.Add(2)
-		go p.read(in)
+		if p.loop != nil {
+			if err = p.startLoop(in); err != nil {
+				return
+			}
+		} else {
+			p.wg.Add(1)
+			go p.read(in)
+		}
+		p.wg.Add(1)
 		go p.janitor()
 	})
 	if !started {
 		return fmt.Errorf("tunnel %s: started twice", p.name)
+	}
+	if err != nil {
+		return fmt.Errorf("tunnel %s: %w", p.name, err)
 	}
 	p.log.Info("tunnel started", zap.Uint32("vni", p.vni), zap.Int("mtu", p.mtu),
 		zap.Stringer("features", p.features), zap.Int("peers", len(p.peers.Load().list)))
@@ -493,6 +520,9 @@ func (p *Port) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		close(p.stop)
+		if lr := p.looped.Swap(nil); lr != nil {
+			lr.stop() // before the socket closes: the loop reads a duplicate of it
+		}
 		if p.sealer != nil {
 			p.sealer.close()
 		}

@@ -7,7 +7,8 @@ import (
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
-// The receive path, on the port's one reader goroutine:
+// The receive path, on the port's one reader goroutine, or on the
+// network's loop (Config.Loop, loop_linux.go) when it reads the socket:
 //
 //	recvmmsg: up to rxBatchLen messages; with UDP GRO each may hold many
 //	   │      datagrams of one sender, cut at the size the kernel reports
@@ -73,17 +74,23 @@ func (p *Port) read(in vswitch.Ingress) {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		p.ctr.rxBatches.Add(1)
-		for i := 0; i < n; i++ {
-			src, data, segSize, trunc := r.sys.msg(r, i)
-			if trunc {
-				p.drop(DropTooBig, 1)
-				continue
-			}
-			p.receiveMessage(r.co, src, data, segSize)
-		}
-		r.co.flush()
+		p.receiveBatch(r, n)
 	}
+}
+
+// receiveBatch handles the n messages the last recvmmsg put in r and
+// flushes the coalescer: when it returns, r's buffers may be reused.
+func (p *Port) receiveBatch(r *rxBatch, n int) {
+	p.ctr.rxBatches.Add(1)
+	for i := 0; i < n; i++ {
+		src, data, segSize, trunc := r.sys.msg(r, i)
+		if trunc {
+			p.drop(DropTooBig, 1)
+			continue
+		}
+		p.receiveMessage(r.co, src, data, segSize)
+	}
+	r.co.flush()
 }
 
 // receiveMessage handles one received message from src: one datagram, or

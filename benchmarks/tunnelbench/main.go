@@ -6,7 +6,11 @@
 //
 //	tunnelbench -host bp_ha -local 10.213.60.1 -peer 10.213.60.2 \
 //	    -container bp_ca -ip 10.213.61.2/24 [-ip6 fd00:213:61::2/64] \
-//	    [-mode secure] [-disable gso,gro]
+//	    [-mode secure] [-disable gso,gro] [-spin 50us]
+//
+// As in the daemon, one loop (internal/evloop) reads the TAP and the
+// tunnel's socket and polls for -spin after a frame before it parks; a
+// negative -spin gives each a reader goroutine of its own instead.
 //
 // The namespaces must exist (bench.sh creates and deletes them). It needs
 // root, or CAP_NET_ADMIN and CAP_SYS_ADMIN. It prints "ready" on stdout
@@ -23,9 +27,12 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard-net/switchyard/daemon"
+	"github.com/switchyard-net/switchyard/internal/evloop"
 	"github.com/switchyard-net/switchyard/internal/nsenter"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tap"
@@ -48,6 +55,7 @@ type options struct {
 	hostNS, local, peers, ctrNS, ip, ip6, mode, disable, cpuProfile string
 	mtu                                                             int
 	offload                                                         bool
+	spin                                                            time.Duration
 }
 
 func parseFlags() options {
@@ -63,6 +71,7 @@ func parseFlags() options {
 	flag.StringVar(&o.disable, "disable", "", "comma-separated tunnel `features` to turn off: tso, gso, gro, batch, coalesce, pipeline")
 	flag.BoolVar(&o.offload, "offload", true, "open the TAP with offloads (IFF_VNET_HDR)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until stopped")
+	flag.DurationVar(&o.spin, "spin", daemon.DefaultSpin, "how long the loop that reads the TAP and the tunnel polls after a frame before it parks; negative: a reader goroutine per port, no loop")
 	flag.Parse()
 	return o
 }
@@ -104,6 +113,14 @@ func run() error {
 		return err
 	}
 	cfg.Logger = log
+	var loop *evloop.Loop
+	if o.spin >= 0 {
+		if loop, err = evloop.New(evloop.Config{Spin: o.spin, BufLen: tap.LoopBufLen}); err != nil {
+			return fmt.Errorf("-spin %v: %w", o.spin, err)
+		}
+		defer loop.Close()
+		cfg.Loop = loop
+	}
 	err = nsenter.Do("/var/run/netns/"+o.hostNS, func() (err error) {
 		cfg.Conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: la.AsSlice(), Port: int(cfg.Mode.DefaultPort())})
 		return err
@@ -124,7 +141,7 @@ func run() error {
 	port, err := tap.Open(tap.Config{
 		NetNS: "/var/run/netns/" + o.ctrNS, Name: "eth0", MTU: tun.Info().MTU,
 		MAC:   vswitch.MAC{0x02, 0x42, a4[0], a4[1], a4[2], a4[3]},
-		Addrs: addrs, Offload: o.offload, Configure: true, Logger: log,
+		Addrs: addrs, Offload: o.offload, Configure: true, Logger: log, Loop: loop,
 	})
 	if err != nil {
 		return err
@@ -142,6 +159,11 @@ func run() error {
 	fmt.Fprintf(os.Stderr, "tunnel %s (%v): tx %d datagrams in %d syscalls (%d GSO), %d superframes cut; rx %d datagrams in %d batches (%d GRO), %d superframes built; drops %d %v\n",
 		o.mode, tun.Features(), s.TXDatagrams, s.TXSyscalls, s.TXGSO, s.Segmented,
 		s.RXDatagrams, s.RXBatches, s.RXGRO, s.Coalesced, s.Drops, s.DropsBy)
+	if loop != nil {
+		ls := loop.Stats()
+		fmt.Fprintf(os.Stderr, "loop (spin %v): %d frames in %d events, %d wake-ups, %d empty polls while spinning, %d cut short by contention\n",
+			o.spin, ls.Frames, ls.Events, ls.Wakeups, ls.Spins, ls.Contended)
+	}
 	return nil
 }
 

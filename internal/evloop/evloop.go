@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package evloop runs one goroutine that reads many descriptors (the TAPs
 // of a network) and, after each frame, keeps polling them for a short
 // while before it parks.
@@ -28,7 +30,6 @@
 package evloop
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -39,41 +40,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// Handler reads a descriptor the loop found readable.
-type Handler interface {
-	// Readable is called on the loop's goroutine when the descriptor has
-	// data. It reads what it can without blocking (the descriptor is
-	// non-blocking), up to a budget of its own so that other descriptors
-	// get their turn, using buf, the loop's buffer, which is valid only
-	// until Readable returns. It returns the number of frames it handled
-	// and whether the descriptor is gone for good (the loop then forgets
-	// it, as Remove would).
-	Readable(buf []byte) (frames int, gone bool)
-}
-
-// Config configures a Loop.
-type Config struct {
-	// Spin is how long, at most, the loop goes on polling after the
-	// last frame before it parks; the window adapts below it (see run).
-	// Zero parks as soon as nothing is ready: one wake-up per burst, as
-	// a reader goroutine per descriptor has.
-	Spin time.Duration
-	// BufLen is the size of the buffer handed to Readable.
-	BufLen int
-	// Contention is how long a sched_yield between polls may take
-	// before the loop takes it that another thread wanted the CPU and
-	// stops spinning for a while (see run). Zero means 50 µs; negative
-	// never stops (tests that count wake-ups on a shared machine).
-	Contention time.Duration
-	// Yield, if set, is asked after each turn that handled frames
-	// whether they woke goroutines that should run now; if so, the loop
-	// yields its processor (runtime.Gosched) before it polls again.
-	// A frame delivered to a netstack inline readies the netstack's
-	// goroutines on the loop's processor, where a spinning loop would
-	// keep them waiting until another processor steals them.
-	Yield func() bool
-}
 
 // Loop is one polling goroutine and its set of descriptors.
 type Loop struct {
@@ -95,14 +61,16 @@ type Loop struct {
 	evs  [64]unix.EpollEvent
 	buf  []byte
 
-	yield  func() time.Duration // schedYield; tests fake it
-	parkFn func(fd uintptr) bool
-	parkN  int
-	parked atomic.Bool
-	window atomic.Int64 // the spin window now, for Stats
+	yield func() time.Duration // schedYield; tests fake it
+	// maxSpinners is GOMAXPROCS-1 when the loop starts (see spinners).
+	maxSpinners int32
+	parkFn      func(fd uintptr) bool
+	parkN       int
+	parked      atomic.Bool
+	window      atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
-		wakeups, polls, spins, yields, contended, events, frames atomic.Uint64
+		wakeups, polls, spins, yields, contended, crowded, events, frames atomic.Uint64
 	}
 }
 
@@ -122,9 +90,6 @@ type requestResult struct {
 
 // kickToken marks the eventfd's events.
 const kickToken = ^uint64(0)
-
-// ErrClosed is returned by Add after Close.
-var ErrClosed = errors.New("evloop: loop closed")
 
 // New starts a loop.
 func New(cfg Config) (*Loop, error) { return start(cfg, schedYield) }
@@ -167,6 +132,7 @@ func start(cfg Config, yield func() time.Duration) (*Loop, error) {
 	}
 	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, ep: os.NewFile(uintptr(epfd), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
 	l.parkFn, l.yield = l.park, yield
+	l.maxSpinners = int32(runtime.GOMAXPROCS(0) - 1)
 	l.rc, err = l.ep.SyscallConn()
 	if err != nil {
 		l.ep.Close()
@@ -233,34 +199,10 @@ func (l *Loop) Close() error {
 	return l.ep.Close()
 }
 
-// Stats are the loop's counters.
-type Stats struct {
-	// Wakeups counts the times the loop was woken from parking: what
-	// spinning saves.
-	Wakeups uint64
-	// Parked says whether the loop is parked now.
-	Parked bool
-	// Window is how long the loop spins after a frame now: Config.Spin
-	// while spinning pays, less (down to 0) while it does not.
-	Window time.Duration
-	// Polls counts epoll_wait calls that found something ready.
-	Polls uint64
-	// Spins counts epoll_wait calls, while spinning, that found nothing.
-	Spins uint64
-	// Yields counts the turns after which the loop yielded (Config.Yield).
-	Yields uint64
-	// Contended counts spins cut short because another thread wanted
-	// the CPU (the window then stays closed for 100 ms).
-	Contended uint64
-	// Events counts readable descriptors handled; Frames what their
-	// handlers reported.
-	Events, Frames uint64
-}
-
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(),
+		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(), Crowded: l.stats.crowded.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
@@ -288,6 +230,7 @@ func (l *Loop) run() {
 	window := l.cfg.Spin
 	l.window.Store(int64(window))
 	spun := false      // spinning since the last frame
+	holding := false   // one of the process's spinner places
 	var calm time.Time // no widening before: the CPU was contended
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
@@ -295,7 +238,8 @@ func (l *Loop) run() {
 			panic(fmt.Sprintf("evloop: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
 		}
 		if n <= 0 {
-			if window > 0 && time.Since(last) < window {
+			if window > 0 && time.Since(last) < window && (holding || l.takeSpinner()) {
+				holding = true
 				// sched_yield lets any thread waiting for this CPU
 				// run first (on a loaded machine, the very process
 				// that is to send the next frame); on an idle one it
@@ -323,6 +267,10 @@ func (l *Loop) run() {
 				window = l.shrink(window)
 				spun = false
 			}
+			if holding {
+				spinners.Add(-1)
+				holding = false
+			}
 			l.parked.Store(true)
 			perr := l.rc.Read(l.parkFn)
 			l.parked.Store(false)
@@ -340,6 +288,9 @@ func (l *Loop) run() {
 		l.stats.polls.Add(1)
 		frames, more := l.dispatch(n)
 		if !more {
+			if holding {
+				spinners.Add(-1)
+			}
 			return
 		}
 		if frames > 0 {
@@ -360,6 +311,27 @@ const (
 	// calmFor is how long the window stays closed after contention.
 	calmFor = 100 * time.Millisecond
 )
+
+// spinners counts the loops of the process that are spinning. At most
+// GOMAXPROCS-1 may: a spinning loop holds a processor of the Go runtime,
+// and with every processor held the process's other goroutines (the
+// gateway's netstack, the relays) would wait for the runtime to preempt
+// a loop, 10 ms. With one processor no loop spins.
+var spinners atomic.Int32
+
+// takeSpinner takes a spinner place if one is free.
+func (l *Loop) takeSpinner() bool {
+	for {
+		n := spinners.Load()
+		if n >= l.maxSpinners {
+			l.stats.crowded.Add(1)
+			return false
+		}
+		if spinners.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 // schedYield gives the CPU to any other thread waiting for it and
 // returns how long that took.

@@ -1,7 +1,10 @@
+//go:build linux
+
 package evloop
 
 import (
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -394,4 +397,28 @@ func TestContentionClosesTheWindow(t *testing.T) {
 	if w := l.Stats().Window; w != 0 {
 		t.Errorf("window %v reopened right after contention", w)
 	}
+}
+
+// TestAtMostGOMAXPROCSMinusOneSpin: with two processors, one loop of the
+// process spins at a time; the other parks after each frame (Crowded),
+// so that a processor stays free for the process's other goroutines.
+func TestAtMostGOMAXPROCSMinusOneSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	a, b := newLoop(t, time.Hour), newLoop(t, time.Hour)
+	sa, sb := newPipeSource(t), newPipeSource(t)
+	a.Add(sa.rd, sa)
+	b.Add(sb.rd, sb)
+	sa.send(t, "x")
+	sa.expect(t, "x")
+	waitFor(t, "loop a to spin", func() bool { return a.Stats().Spins > 0 })
+	sb.send(t, "y")
+	sb.expect(t, "y")
+	waitFor(t, "loop b to park, crowded out", func() bool { st := b.Stats(); return st.Parked && st.Crowded > 0 })
+	if st := b.Stats(); st.Spins != 0 {
+		t.Errorf("loop b spun %d times while loop a held the only spinner place", st.Spins)
+	}
+	a.Close() // gives its place back
+	sb.send(t, "z")
+	sb.expect(t, "z")
+	waitFor(t, "loop b to spin once the place is free", func() bool { return b.Stats().Spins > 0 })
 }

@@ -48,7 +48,7 @@ func Flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "state-dir", Usage: "where the state file lives", Value: DefaultStateDir()},
 		&cli.BoolFlag{Name: "offload", Usage: "open TAPs with TSO and checksum offload (IFF_VNET_HDR)", Value: true},
-		&cli.DurationFlag{Name: "spin", Usage: "how long a network's TAP loop keeps polling after a frame before it sleeps: while traffic flows, no wake-up per hop, at the cost of a busy core; 0 sleeps at once, a negative value gives every TAP a reader goroutine of its own", Value: daemon.DefaultSpin},
+		&cli.DurationFlag{Name: "spin", Usage: "how long a network's loop, which reads its TAPs and its tunnel's socket, keeps polling after a frame before it sleeps: while traffic flows, no wake-up per hop, at the cost of a busy core; 0 sleeps at once, a negative value gives every TAP and tunnel a reader goroutine of its own", Value: daemon.DefaultSpin},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolvers, to which the networks' DNS servers forward", DefaultText: "/etc/resolv.conf"},
 		&cli.StringFlag{Name: "debug-socket", Usage: "serve Go's pprof profiles on this unix socket (mode 0600; read with curl --unix-socket PATH http://x/debug/pprof/)"},
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); containers cannot reach it"},

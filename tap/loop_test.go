@@ -2,7 +2,6 @@ package tap_test
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -29,17 +28,7 @@ func newLoop(t *testing.T, spin time.Duration) *evloop.Loop {
 
 func openLooped(t *testing.T, ns *netnstest.NS, addr string, offload bool, l *evloop.Loop, onGone func(error)) *tap.Port {
 	t.Helper()
-	p := netip.MustParsePrefix(addr)
-	port, err := tap.Open(tap.Config{
-		NetNS: ns.Path, Name: "eth0", PortName: ns.Name, MTU: 1500,
-		MAC:   vswitch.MAC{0x02, 0x42, 10, 77, 0, p.Addr().As4()[3]},
-		Addrs: []netip.Prefix{p}, Offload: offload, Configure: true,
-		Logger: zaptest.NewLogger(t), Loop: l, OnGone: onGone,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
+	return openWith(t, ns, addr, offload, func(c *tap.Config) { c.Loop, c.OnGone = l, onGone })
 }
 
 // Two TAPs read by one loop carry a ping and a bulk transfer, with and

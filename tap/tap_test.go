@@ -20,13 +20,23 @@ import (
 
 func openIn(t *testing.T, ns *netnstest.NS, addr string, offload bool) *tap.Port {
 	t.Helper()
+	return openWith(t, ns, addr, offload, nil)
+}
+
+// openWith is openIn with more of the config set by more.
+func openWith(t *testing.T, ns *netnstest.NS, addr string, offload bool, more func(*tap.Config)) *tap.Port {
+	t.Helper()
 	p := netip.MustParsePrefix(addr)
-	port, err := tap.Open(tap.Config{
+	cfg := tap.Config{
 		NetNS: ns.Path, Name: "eth0", PortName: ns.Name, MTU: 1500,
 		MAC:   vswitch.MAC{0x02, 0x42, 10, 77, 0, p.Addr().As4()[3]},
 		Addrs: []netip.Prefix{p}, Offload: offload, Configure: true,
 		Logger: zaptest.NewLogger(t),
-	})
+	}
+	if more != nil {
+		more(&cfg)
+	}
+	port, err := tap.Open(cfg)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			t.Skipf("skipping: the kernel refused a TAP device: %v", err)

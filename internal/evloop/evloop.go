@@ -219,19 +219,20 @@ func (l *Loop) Stats() Stats {
 // Traffic whose gaps are longer than cfg.Spin (a health check a second, a
 // trickle) thus closes the window after a few frames and is served
 // with one wake-up a frame, as by a reader that never spins; request
-// and response traffic keeps it open. On a busy machine the loop does not
-// spin at all: between polls it yields the CPU (sched_yield), and a yield
-// that took long means another thread wanted it, which closes the window
-// for calmFor. (Measured: spinning on a loaded 2-CPU machine made round
-// trips slower, not faster.)
+// and response traffic keeps it open. Between polls the loop yields the
+// CPU (sched_yield); a yield that took long means another thread wanted
+// it, and halves the window too, so that on a busy machine the loop
+// soon stops spinning. (Measured: spinning regardless on a loaded 2-CPU
+// machine made round trips slower, not faster; closing the window for
+// 100 ms after one long yield lost most of the gain on a quiet one,
+// where the answering process itself is often the thread that waited.)
 func (l *Loop) run() {
 	defer close(l.done)
 	var last time.Time // of the last frame: none yet, so no spin
 	window := l.cfg.Spin
 	l.window.Store(int64(window))
-	spun := false      // spinning since the last frame
-	holding := false   // one of the process's spinner places
-	var calm time.Time // no widening before: the CPU was contended
+	spun := false    // spinning since the last frame
+	holding := false // one of the process's spinner places
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 		if err != nil && err != unix.EINTR {
@@ -254,12 +255,12 @@ func (l *Loop) run() {
 					// Another thread had this CPU: the machine is
 					// busy, and spinning takes a CPU from the very
 					// processes that are to send the next frame.
-					// Stop, and stay parked between frames for a
-					// while.
+					// Halve the window, as for a spin that caught
+					// nothing: a busy machine closes it in a few
+					// turns, one thread woken beside the loop now
+					// and then does not.
 					l.stats.contended.Add(1)
-					window, spun = 0, false
-					l.window.Store(0)
-					calm = time.Now().Add(calmFor)
+					window = l.shrink(window)
 				}
 				continue
 			}
@@ -281,7 +282,7 @@ func (l *Loop) run() {
 			if n = l.parkN; n <= 0 {
 				continue
 			}
-			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin && time.Now().After(calm) {
+			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin {
 				window = l.grow(window, gap) // a miss: a full window would have caught it
 			}
 		}
@@ -308,8 +309,6 @@ const (
 	// defaultContention is Config.Contention's default: an uncontended
 	// sched_yield returns in about a microsecond.
 	defaultContention = 50 * time.Microsecond
-	// calmFor is how long the window stays closed after contention.
-	calmFor = 100 * time.Millisecond
 )
 
 // spinners counts the loops of the process that are spinning. At most

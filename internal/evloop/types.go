@@ -28,7 +28,7 @@ type Config struct {
 	BufLen int
 	// Contention is how long a sched_yield between polls may take
 	// before the loop takes it that another thread wanted the CPU and
-	// stops spinning for a while (see run). Zero means 50 µs; negative
+	// halves its window (see run). Zero means 50 µs; negative
 	// never stops (tests that count wake-ups on a shared machine).
 	Contention time.Duration
 	// Yield, if set, is asked after each turn that handled frames
@@ -59,8 +59,8 @@ type Stats struct {
 	Spins uint64
 	// Yields counts the turns after which the loop yielded (Config.Yield).
 	Yields uint64
-	// Contended counts spins cut short because another thread wanted
-	// the CPU (the window then stays closed for 100 ms).
+	// Contended counts polls after which the window was halved because
+	// another thread wanted the CPU.
 	Contended uint64
 	// Crowded counts spins not started because GOMAXPROCS-1 loops of
 	// the process were spinning already.

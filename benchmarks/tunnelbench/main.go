@@ -92,18 +92,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-local: %w", err)
 	}
-	prefix, err := netip.ParsePrefix(o.ip)
-	if err != nil || !prefix.Addr().Is4() {
-		return fmt.Errorf("-ip %q: want an IPv4 address/prefix like 10.213.61.2/24", o.ip)
+	addrs, err := containerAddrs(o)
+	if err != nil {
+		return err
 	}
-	addrs := []netip.Prefix{prefix}
-	if o.ip6 != "" {
-		p6, err := netip.ParsePrefix(o.ip6)
-		if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() {
-			return fmt.Errorf("-ip6 %q: want an IPv6 address/prefix like fd00:213:61::2/64", o.ip6)
-		}
-		addrs = append(addrs, p6)
-	}
+	prefix := addrs[0]
 	cfg, err := tunnelConfig(o, la)
 	if err != nil {
 		return err
@@ -155,6 +148,30 @@ func run() error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
+	report(o, tun, loop)
+	return nil
+}
+
+// containerAddrs parses -ip and -ip6: the container's addresses, IPv4
+// first.
+func containerAddrs(o options) ([]netip.Prefix, error) {
+	prefix, err := netip.ParsePrefix(o.ip)
+	if err != nil || !prefix.Addr().Is4() {
+		return nil, fmt.Errorf("-ip %q: want an IPv4 address/prefix like 10.213.61.2/24", o.ip)
+	}
+	addrs := []netip.Prefix{prefix}
+	if o.ip6 != "" {
+		p6, err := netip.ParsePrefix(o.ip6)
+		if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() {
+			return nil, fmt.Errorf("-ip6 %q: want an IPv6 address/prefix like fd00:213:61::2/64", o.ip6)
+		}
+		addrs = append(addrs, p6)
+	}
+	return addrs, nil
+}
+
+// report prints the tunnel's and the loop's counters on stderr.
+func report(o options, tun *tunnel.Port, loop *evloop.Loop) {
 	s := tun.Stats()
 	fmt.Fprintf(os.Stderr, "tunnel %s (%v): tx %d datagrams in %d syscalls (%d GSO), %d superframes cut; rx %d datagrams in %d batches (%d GRO), %d superframes built; drops %d %v\n",
 		o.mode, tun.Features(), s.TXDatagrams, s.TXSyscalls, s.TXGSO, s.Segmented,
@@ -164,7 +181,6 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "loop (spin %v): %d frames in %d events, %d wake-ups, %d empty polls while spinning, %d cut short by contention\n",
 			o.spin, ls.Frames, ls.Events, ls.Wakeups, ls.Spins, ls.Contended)
 	}
-	return nil
 }
 
 // features names the tunnel features -disable takes.

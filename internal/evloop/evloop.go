@@ -228,81 +228,102 @@ func (l *Loop) Stats() Stats {
 // where the answering process itself is often the thread that waited.)
 func (l *Loop) run() {
 	defer close(l.done)
-	var last time.Time // of the last frame: none yet, so no spin
-	window := l.cfg.Spin
-	l.window.Store(int64(window))
-	spun := false    // spinning since the last frame
-	holding := false // one of the process's spinner places
+	st := spinState{window: l.cfg.Spin}
+	l.window.Store(int64(st.window))
+	defer st.release()
 	for {
 		n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("evloop: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
 		}
 		if n <= 0 {
-			if window > 0 && time.Since(last) < window && (holding || l.takeSpinner()) {
-				holding = true
-				// sched_yield lets any thread waiting for this CPU
-				// run first (on a loaded machine, the very process
-				// that is to send the next frame); on an idle one it
-				// returns at once. No runtime.Gosched: it wakes an
-				// idle P each time (wakep), a thread wake-up per
-				// spin, and lets that P steal the loop. A goroutine
-				// the loop readies is stolen by the other P, as
-				// always.
-				spun = true
-				l.stats.spins.Add(1)
-				if d := l.yield(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
-					// Another thread had this CPU: the machine is
-					// busy, and spinning takes a CPU from the very
-					// processes that are to send the next frame.
-					// Halve the window, as for a spin that caught
-					// nothing: a busy machine closes it in a few
-					// turns, one thread woken beside the loop now
-					// and then does not.
-					l.stats.contended.Add(1)
-					window = l.shrink(window)
-				}
+			if l.spin(&st) {
 				continue
 			}
-			if spun {
-				window = l.shrink(window)
-				spun = false
-			}
-			if holding {
-				spinners.Add(-1)
-				holding = false
-			}
-			l.parked.Store(true)
-			perr := l.rc.Read(l.parkFn)
-			l.parked.Store(false)
-			l.stats.wakeups.Add(1)
-			if perr != nil {
-				panic(fmt.Sprintf("evloop: park: %v", perr)) // the loop closes ep only after run returns
-			}
-			if n = l.parkN; n <= 0 {
+			if n = l.sleep(&st); n <= 0 {
 				continue
-			}
-			if gap := time.Since(last); l.cfg.Spin > 0 && window < l.cfg.Spin && gap < l.cfg.Spin {
-				window = l.grow(window, gap) // a miss: a full window would have caught it
 			}
 		}
 		l.stats.polls.Add(1)
 		frames, more := l.dispatch(n)
 		if !more {
-			if holding {
-				spinners.Add(-1)
-			}
 			return
 		}
 		if frames > 0 {
-			last = time.Now()
-			spun = false
+			st.last, st.spun = time.Now(), false
 			if l.cfg.Yield != nil && l.cfg.Yield() {
 				l.stats.yields.Add(1)
 				runtime.Gosched()
 			}
 		}
 	}
+}
+
+// spinState is run's: the window and where the loop stands in it.
+type spinState struct {
+	last    time.Time     // of the last frame: none yet, so no spin
+	window  time.Duration // the spin window now
+	spun    bool          // spinning since the last frame
+	holding bool          // one of the process's spinner places
+}
+
+// release gives back the spinner place, if held.
+func (st *spinState) release() {
+	if st.holding {
+		spinners.Add(-1)
+		st.holding = false
+	}
+}
+
+// spin takes one turn of spinning after an empty poll, if the window is
+// open and a spinner place is free; it reports whether it did.
+//
+// Between polls it calls sched_yield, which lets any thread waiting for
+// this CPU run first (on a loaded machine, the very process that is to
+// send the next frame); on an idle one it returns at once. Not
+// runtime.Gosched: that wakes an idle P each time (wakep), a thread
+// wake-up per spin, and lets that P steal the loop. A goroutine the loop
+// readies is stolen by the other P, as always.
+func (l *Loop) spin(st *spinState) bool {
+	if st.window <= 0 || time.Since(st.last) >= st.window || !(st.holding || l.takeSpinner()) {
+		return false
+	}
+	st.holding, st.spun = true, true
+	l.stats.spins.Add(1)
+	if d := l.yield(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
+		// Another thread had this CPU: the machine is busy, and
+		// spinning takes a CPU from the very processes that are to
+		// send the next frame. Halve the window, as for a spin that
+		// caught nothing: a busy machine closes it in a few turns,
+		// one thread woken beside the loop now and then does not.
+		l.stats.contended.Add(1)
+		st.window = l.shrink(st.window)
+	}
+	return true
+}
+
+// sleep parks the loop until its set has something ready and returns
+// how many events l.evs holds. A window that ran out with nothing caught
+// is halved first; a wake-up that a full window would have saved widens
+// it.
+func (l *Loop) sleep(st *spinState) int {
+	if st.spun {
+		st.window = l.shrink(st.window)
+		st.spun = false
+	}
+	st.release()
+	l.parked.Store(true)
+	err := l.rc.Read(l.parkFn)
+	l.parked.Store(false)
+	l.stats.wakeups.Add(1)
+	if err != nil {
+		panic(fmt.Sprintf("evloop: park: %v", err)) // the loop closes ep only after run returns
+	}
+	n := l.parkN
+	if gap := time.Since(st.last); n > 0 && l.cfg.Spin > 0 && st.window < l.cfg.Spin && gap < l.cfg.Spin {
+		st.window = l.grow(st.window, gap) // a miss: a full window would have caught it
+	}
+	return n
 }
 
 const (

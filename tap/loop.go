@@ -6,6 +6,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard-net/switchyard/internal/evloop"
+
 	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
@@ -75,12 +77,9 @@ func unpolled(f *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	nfd, derr := -1, error(nil)
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+	nfd, err := evloop.Dup(rc)
+	if err != nil {
 		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("dup: %w", derr)
 	}
 	name := f.Name()
 	f.Close()

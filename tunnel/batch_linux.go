@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/internal/evloop"
 )
 
 // The socket layer: batch I/O with sendmmsg/recvmmsg and UDP GSO/GRO,
@@ -443,12 +445,9 @@ func (rs *rxSys) prepare() {
 // with the original, on which the port goes on sending (the sender
 // goroutine may wait for it in the netpoller). The caller closes it.
 func (s *sysConn) dupForLoop() (int, error) {
-	nfd, derr := -1, error(nil)
-	if err := s.raw.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, fmt.Errorf("dup the socket: %w", derr)
+	nfd, err := evloop.Dup(s.raw)
+	if err != nil {
+		return -1, fmt.Errorf("the socket: %w", err)
 	}
 	return nfd, nil
 }

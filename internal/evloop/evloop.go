@@ -61,7 +61,7 @@ type Loop struct {
 	evs  [64]unix.EpollEvent
 	buf  []byte
 
-	yield func() time.Duration // schedYield; tests fake it
+	pause func() time.Duration // schedYield; tests fake it
 	// maxSpinners is GOMAXPROCS-1 when the loop starts (see spinners).
 	maxSpinners int32
 	parkFn      func(fd uintptr) bool
@@ -94,9 +94,9 @@ const kickToken = ^uint64(0)
 // New starts a loop.
 func New(cfg Config) (*Loop, error) { return start(cfg, schedYield) }
 
-// start is New with the yield between polls given (tests fake
+// start is New with the pause between polls given (tests fake
 // contention with it).
-func start(cfg Config, yield func() time.Duration) (*Loop, error) {
+func start(cfg Config, pause func() time.Duration) (*Loop, error) {
 	if cfg.BufLen <= 0 {
 		return nil, fmt.Errorf("evloop: buffer length %d: want a positive size", cfg.BufLen)
 	}
@@ -131,7 +131,7 @@ func start(cfg Config, yield func() time.Duration) (*Loop, error) {
 		return nil, fmt.Errorf("evloop: %w", err)
 	}
 	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, ep: os.NewFile(uintptr(epfd), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
-	l.parkFn, l.yield = l.park, yield
+	l.parkFn, l.pause = l.park, pause
 	l.maxSpinners = int32(runtime.GOMAXPROCS(0) - 1)
 	l.rc, err = l.ep.SyscallConn()
 	if err != nil {
@@ -290,7 +290,7 @@ func (l *Loop) spin(st *spinState) bool {
 	}
 	st.holding, st.spun = true, true
 	l.stats.spins.Add(1)
-	if d := l.yield(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
+	if d := l.pause(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
 		// Another thread had this CPU: the machine is busy, and
 		// spinning takes a CPU from the very processes that are to
 		// send the next frame. Halve the window, as for a spin that
@@ -351,6 +351,20 @@ func (l *Loop) takeSpinner() bool {
 			return true
 		}
 	}
+}
+
+// Dup returns a duplicate (close-on-exec) of rc's descriptor, for a
+// loop to poll: a descriptor Go's netpoller has never seen. The caller
+// closes it.
+func Dup(rc syscall.RawConn) (int, error) {
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	return nfd, nil
 }
 
 // schedYield gives the CPU to any other thread waiting for it and

@@ -2,7 +2,10 @@
 
 package evloop
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // The loop needs Linux's epoll. Elsewhere New fails, so that packages
 // which take a *Loop (tunnel, for its users of the wire format) still
@@ -28,3 +31,6 @@ func (*Loop) Close() error { return nil }
 
 // Stats returns zeros.
 func (*Loop) Stats() Stats { return Stats{} }
+
+// Dup fails: there is no loop to poll the duplicate.
+func Dup(syscall.RawConn) (int, error) { return -1, ErrUnsupported }

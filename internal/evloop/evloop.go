@@ -14,14 +14,25 @@
 // every TAP of the network with one epoll_wait(0) catches the answer on
 // the goroutine that forwarded the request, still running: no wake-up at
 // all while traffic flows. When nothing arrives for Config.Spin the loop
-// parks in Go's netpoller (on its epoll descriptor, which is readable when
-// one of its descriptors is), so an idle network costs nothing.
+// parks in Go's netpoller, so an idle network costs nothing.
 //
 // Go's runtime offers no way to poll a set of descriptors without
 // parking, and its netpoller wakes a parked goroutine per descriptor, so
 // the set is an epoll instance of the loop's own: the descriptors given
 // to Add must not be registered with Go's netpoller as well (an arrival
 // would wake an idle runtime thread for nothing).
+//
+// Parking uses a second epoll instance, the door, which is what Go's
+// netpoller watches: the set is put in the door just before the loop
+// parks and taken out when it wakes. While the loop runs the door is
+// empty. The first version let the netpoller watch the set itself; the
+// netpoller watches edge-triggered, an epoll instance signals an edge
+// for every arrival on any of its descriptors, and so every frame, even
+// one the spinning loop was about to read itself, woke the runtime
+// thread waiting in the netpoller (about one wake-up per round trip,
+// TestSpinningWakesNoOtherThread). While frames come densely the loop
+// first waits in a blocking epoll_wait, for a millisecond at most, before
+// it parks in the netpoller (see hold).
 //
 // Everything that changes the set runs on the loop's goroutine: Add and
 // Remove queue a request, wake the loop through an eventfd and wait for
@@ -44,10 +55,10 @@ import (
 // Loop is one polling goroutine and its set of descriptors.
 type Loop struct {
 	cfg  Config
-	epfd int
-	efd  int      // eventfd: Add, Remove and Close wake the loop with it
-	ep   *os.File // epfd, registered with Go's netpoller for parking
-	rc   syscall.RawConn
+	epfd int             // the set
+	efd  int             // eventfd: Add, Remove and Close wake the loop with it
+	door *os.File        // an epoll instance Go's netpoller watches; it holds epfd while the loop parks
+	rc   syscall.RawConn // door's
 
 	mu      sync.Mutex
 	reqs    []request
@@ -64,13 +75,14 @@ type Loop struct {
 	pause func() time.Duration // schedYield; tests fake it
 	// maxSpinners is GOMAXPROCS-1 when the loop starts (see spinners).
 	maxSpinners int32
+	doorFd      int
 	parkFn      func(fd uintptr) bool
 	parkN       int
 	parked      atomic.Bool
 	window      atomic.Int64 // the spin window now, for Stats
 
 	stats struct {
-		wakeups, polls, spins, yields, contended, crowded, events, frames atomic.Uint64
+		wakeups, holds, polls, spins, yields, contended, crowded, events, frames atomic.Uint64
 	}
 }
 
@@ -122,21 +134,28 @@ func start(cfg Config, pause func() time.Duration) (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: epoll_ctl add eventfd: %w", err)
 	}
-	// A non-blocking epoll descriptor given to os.NewFile is registered
-	// with Go's netpoller: parking on it is parking until one of the
-	// set's descriptors is readable.
-	if err := unix.SetNonblock(epfd, true); err != nil {
+	// A non-blocking descriptor given to os.NewFile is registered with
+	// Go's netpoller: parking on the door is parking until it holds
+	// something readable.
+	door, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		if err = unix.SetNonblock(door, true); err != nil {
+			unix.Close(door)
+		}
+	}
+	if err != nil {
 		unix.Close(efd)
 		unix.Close(epfd)
-		return nil, fmt.Errorf("evloop: %w", err)
+		return nil, fmt.Errorf("evloop: epoll door: %w", err)
 	}
-	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, ep: os.NewFile(uintptr(epfd), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
-	l.parkFn, l.pause = l.park, pause
+	l := &Loop{cfg: cfg, epfd: epfd, efd: efd, door: os.NewFile(uintptr(door), "evloop"), done: make(chan struct{}), buf: make([]byte, cfg.BufLen)}
+	l.parkFn, l.pause, l.doorFd = l.poll, pause, door
 	l.maxSpinners = int32(runtime.GOMAXPROCS(0) - 1)
-	l.rc, err = l.ep.SyscallConn()
+	l.rc, err = l.door.SyscallConn()
 	if err != nil {
-		l.ep.Close()
+		l.door.Close()
 		unix.Close(efd)
+		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: %w", err)
 	}
 	go l.run()
@@ -196,13 +215,14 @@ func (l *Loop) Close() error {
 	l.kick()
 	<-l.done
 	unix.Close(l.efd)
-	return l.ep.Close()
+	unix.Close(l.epfd)
+	return l.door.Close()
 }
 
 // Stats returns the loop's counters.
 func (l *Loop) Stats() Stats {
 	return Stats{
-		Wakeups: l.stats.wakeups.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(), Crowded: l.stats.crowded.Load(),
+		Wakeups: l.stats.wakeups.Load(), Holds: l.stats.holds.Load(), Parked: l.parked.Load(), Window: time.Duration(l.window.Load()), Polls: l.stats.polls.Load(), Spins: l.stats.spins.Load(), Yields: l.stats.yields.Load(), Contended: l.stats.contended.Load(), Crowded: l.stats.crowded.Load(),
 		Events: l.stats.events.Load(), Frames: l.stats.frames.Load(),
 	}
 }
@@ -313,13 +333,15 @@ func (l *Loop) sleep(st *spinState) int {
 	}
 	st.release()
 	l.parked.Store(true)
-	err := l.rc.Read(l.parkFn)
+	n := 0
+	if st.window > 0 {
+		n = l.hold()
+	}
+	if n <= 0 {
+		n = l.park()
+	}
 	l.parked.Store(false)
 	l.stats.wakeups.Add(1)
-	if err != nil {
-		panic(fmt.Sprintf("evloop: park: %v", err)) // the loop closes ep only after run returns
-	}
-	n := l.parkN
 	if gap := time.Since(st.last); n > 0 && l.cfg.Spin > 0 && st.window < l.cfg.Spin && gap < l.cfg.Spin {
 		st.window = l.grow(st.window, gap) // a miss: a full window would have caught it
 	}
@@ -395,12 +417,54 @@ func (l *Loop) grow(w, gap time.Duration) time.Duration {
 	return w
 }
 
-// park is the callback of the loop's parking read (bound once, in New,
-// so that parking allocates nothing): it polls the set and asks Go's
-// netpoller to wait until the epoll descriptor is readable if nothing is
-// ready.
-func (l *Loop) park(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), l.evs[:], 0)
+// holdFor is how long hold waits in the kernel before the loop parks
+// in the netpoller: a few round trips of the slowest traffic spinning
+// still pays for.
+const holdFor = 1 // ms, epoll_wait's unit
+
+// hold waits for the set in a blocking epoll_wait, for up to holdFor,
+// and returns how many events l.evs holds (0 if none came, or a signal
+// cut the wait short). It is how the loop parks while its window is
+// open, that is while frames come densely enough for spinning to pay:
+// the kernel then wakes the loop's own thread, one thread wake-up where
+// the netpoller costs two (its thread's, then one to run the loop), and
+// the runtime hands the loop's processor to others meanwhile, as for any
+// blocking system call. Not always: the runtime's monitor thread wakes
+// several times for each return from a blocking call on an otherwise
+// idle process, which more than doubled the wake-ups of an idle daemon,
+// so a loop whose window has closed parks in the netpoller at once
+// (benchmarks/RESULTS.md has the three ways measured).
+func (l *Loop) hold() int {
+	l.stats.holds.Add(1)
+	n, err := unix.EpollWait(l.epfd, l.evs[:], holdFor)
+	if err != nil {
+		return 0 // EINTR; anything else the netpoller's park reports
+	}
+	return n
+}
+
+// park puts the set in the door, waits in Go's netpoller until the set
+// has something ready, takes the set out again and returns how many
+// events l.evs holds. A frame that arrived before the set went in is
+// found by poll's first look; one after, by the door.
+func (l *Loop) park() int {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	if err := unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_ADD, l.epfd, &ev); err != nil {
+		panic(fmt.Sprintf("evloop: park: epoll_ctl add: %v", err)) // only on a bug: both are the loop's, open until run returns
+	}
+	err := l.rc.Read(l.parkFn)
+	unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_DEL, l.epfd, nil)
+	if err != nil {
+		panic(fmt.Sprintf("evloop: park: %v", err)) // the loop closes the door only after run returns
+	}
+	return l.parkN
+}
+
+// poll is the callback of park's read (bound once, in New, so that
+// parking allocates nothing): it polls the set and asks Go's netpoller to
+// wait for the door if nothing is ready.
+func (l *Loop) poll(uintptr) bool {
+	n, err := unix.EpollWait(l.epfd, l.evs[:], 0)
 	l.parkN = n
 	return n != 0 || (err != nil && err != unix.EINTR)
 }

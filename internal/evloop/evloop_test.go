@@ -4,12 +4,15 @@ package evloop
 
 import (
 	"errors"
+	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-net/switchyard/internal/threadwake"
 )
 
 // pipeSource is a socketpair of datagrams: the test writes frames into
@@ -424,4 +427,109 @@ func TestAtMostGOMAXPROCSMinusOneSpin(t *testing.T) {
 	sb.send(t, "z")
 	sb.expect(t, "z")
 	waitFor(t, "loop b to spin once the place is free", func() bool { return b.Stats().Spins > 0 })
+}
+
+// TestSpinningWakesNoOtherThread: while the loop spins, a frame it is
+// about to read itself wakes no other thread of the process. The first
+// version parked in Go's netpoller, which watched the loop's epoll
+// descriptor edge-triggered: every arrival woke the netpoller's thread
+// (about one wake-up per round trip in this test), whether the loop was
+// parked or not. The process has a goroutine waiting in the netpoller
+// (an accept), as the daemon always has, so that an idle thread of the
+// runtime waits there.
+func TestSpinningWakesNoOtherThread(t *testing.T) {
+	// A processor for the loop, one for the client and one left idle,
+	// whose thread waits in the netpoller.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go ln.Accept()
+
+	l, err := start(Config{Spin: time.Second, BufLen: 2048, Contention: -1}, func() time.Duration { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Add(fds[0], echo(fds[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	const rounds = 2000
+	type result struct {
+		others uint64
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// The client blocks in read on a thread of its own, which is
+		// left out of the count.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		me := unix.Gettid()
+		b := make([]byte, 1)
+		round := func() error {
+			if _, err := unix.Write(fds[1], []byte{'x'}); err != nil {
+				return err
+			}
+			_, err := unix.Read(fds[1], b)
+			return err
+		}
+		for range 100 { // the loop starts spinning
+			if err := round(); err != nil {
+				res <- result{err: err}
+				return
+			}
+		}
+		before, err := threadwake.Snapshot(me)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		for range rounds {
+			if err := round(); err != nil {
+				res <- result{err: err}
+				return
+			}
+		}
+		after, err := threadwake.Snapshot(me)
+		res <- result{others: after.Since(before), err: err}
+	}()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	st := l.Stats()
+	t.Logf("%d round trips: %d voluntary context switches of the process's other threads; loop %+v", rounds, r.others, st)
+	// The netpoller's thread, woken for every arrival, made it about one
+	// a round trip. The allowance is for the runtime's monitor thread,
+	// counted when it is caught awake (it wakes by itself 50 to 300 times
+	// meanwhile).
+	if r.others > rounds/4 {
+		t.Errorf("the process's other threads slept and woke %d times in %d round trips caught by a spinning loop, want at most %d", r.others, rounds, rounds/4)
+	}
+}
+
+// echo is a Handler that sends a datagram back where it came from, one
+// a call, so that every datagram is an event of the loop's epoll set.
+type echo int
+
+func (e echo) Readable(buf []byte) (int, bool) {
+	k, err := unix.Read(int(e), buf)
+	if err != nil {
+		return 0, false
+	}
+	unix.Write(int(e), buf[:k])
+	return 1, false
 }

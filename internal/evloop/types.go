@@ -48,6 +48,10 @@ type Stats struct {
 	// Wakeups counts the times the loop was woken from parking: what
 	// spinning saves.
 	Wakeups uint64
+	// Holds counts the parkings that began with a wait in the kernel
+	// (the window was open, see Loop.hold); the others went to Go's
+	// netpoller at once.
+	Holds uint64
 	// Parked says whether the loop is parked now.
 	Parked bool
 	// Window is how long the loop spins after a frame now: Config.Spin

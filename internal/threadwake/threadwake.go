@@ -1,0 +1,63 @@
+//go:build linux
+
+// Package threadwake counts how often the threads of this process went
+// to sleep and were woken again, for tests that check that a path wakes
+// no thread it should not: the voluntary context switches of each thread
+// (/proc/self/task/*/status), which the kernel counts whenever a thread
+// blocks. Go's runtime has no such count of its own (its execution
+// tracer counts goroutines, not the threads under them).
+package threadwake
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Counts are voluntary context switches by thread id.
+type Counts map[string]uint64
+
+// Snapshot returns the counts of the process's threads other than skip
+// (the caller's own thread, usually) and other than the runtime's
+// monitor thread (sysmon), told by where it sleeps: it is the one thread
+// of a Go process that sleeps in nanosleep (the others wait on futexes
+// or in epoll_wait). Caught awake, it is counted.
+func Snapshot(skip int) (Counts, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, fmt.Errorf("threadwake: %w", err)
+	}
+	c := make(Counts)
+	for _, task := range tasks {
+		dir := "/proc/self/task/" + task.Name()
+		if task.Name() == strconv.Itoa(skip) {
+			continue
+		}
+		if w, _ := os.ReadFile(dir + "/wchan"); strings.Contains(string(w), "nanosleep") {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/status")
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				c[task.Name()], _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Since returns how many more switches the threads counted in both
+// before and c made.
+func (c Counts) Since(before Counts) uint64 {
+	var n uint64
+	for tid, a := range c {
+		if b, ok := before[tid]; ok {
+			n += a - b
+		}
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -18,7 +19,7 @@ import (
 
 // The socket layer: batch I/O with sendmmsg/recvmmsg and UDP GSO/GRO,
 // through the socket's syscall.RawConn so that the goroutines park in Go's
-// netpoller. Each txBuf and the reader own their message headers, iovecs
+// netpoller (or, for a port read by a loop, in the kernel: see unpoll). Each txBuf and the reader own their message headers, iovecs
 // and control buffers, and bind their callbacks once, so that a send or a
 // receive allocates nothing.
 
@@ -39,6 +40,7 @@ type sockaddr struct {
 // sysConn is the port's socket.
 type sysConn struct {
 	conn   *net.UDPConn
+	file   *os.File // the socket out of Go's netpoller (unpoll); conn is closed then
 	raw    syscall.RawConn
 	local  netip.AddrPort
 	v6     bool // AF_INET6: IPv4 peers are sent to as v4-mapped addresses
@@ -49,8 +51,9 @@ type sysConn struct {
 }
 
 // newSysConn adopts c and turns on what the kernel supports of the
-// features not in disable.
-func newSysConn(c *net.UDPConn, disable Features, ctr *counters) (*sysConn, error) {
+// features not in disable. With unpolled (a port read by a loop) the
+// socket leaves Go's netpoller (see unpoll).
+func newSysConn(c *net.UDPConn, disable Features, ctr *counters, unpolled bool) (*sysConn, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("UDP socket: %w", err)
@@ -102,7 +105,45 @@ func newSysConn(c *net.UDPConn, disable Features, ctr *counters) (*sysConn, erro
 	if disable&FeatureBatch == 0 {
 		s.feat |= FeatureBatch
 	}
+	if unpolled {
+		if err := s.unpoll(); err != nil {
+			return nil, fmt.Errorf("UDP socket: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// unpoll moves the socket out of Go's netpoller, for a port whose socket
+// a loop (internal/evloop) reads. In the netpoller, every datagram that
+// arrives wakes a runtime thread waiting there, for nothing, since the
+// loop reads it; while the loop spins on a stream of round trips that is
+// a thread wake-up per datagram, the cost the loop exists to save.
+//
+// The socket becomes blocking (a duplicate made blocking, then given to
+// os.NewFile, which registers only non-blocking descriptors; the
+// original is closed), so each call says whether it may wait: the loop's
+// receives and the sends made on a switch port's reader pass
+// MSG_DONTWAIT (they never wait, see txSys.noWait), and the sender
+// goroutine, which waits for room in the socket buffer, now waits in the
+// kernel rather than in the netpoller.
+func (s *sysConn) unpoll() error {
+	nfd, err := evloop.Dup(s.raw)
+	if err != nil {
+		return err
+	}
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		unix.Close(nfd)
+		return fmt.Errorf("blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(nfd), "tunnel")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.conn.Close()
+	s.file, s.raw = f, raw
+	return nil
 }
 
 func setBuf(fd uintptr, force, normal int) {
@@ -119,7 +160,12 @@ func (s *sysConn) features() Features {
 	return f
 }
 
-func (s *sysConn) close() error { return s.conn.Close() }
+func (s *sysConn) close() error {
+	if s.file != nil {
+		return s.file.Close()
+	}
+	return s.conn.Close()
+}
 
 // sockaddr converts a peer's address for the socket. A nil sysConn (a
 // socket-less Port in tests) yields a zero address.
@@ -191,6 +237,15 @@ type txSys struct {
 
 func (t *txSys) setNoWait(v bool) { t.noWait = v }
 
+// flags are the send flags: MSG_DONTWAIT with noWait, for a socket that
+// is blocking (sysConn.unpoll).
+func (t *txSys) flags() uintptr {
+	if t.noWait {
+		return unix.MSG_DONTWAIT
+	}
+	return 0
+}
+
 func (t *txSys) init() {
 	t.fn = t.call
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&t.cmsg[0]))
@@ -206,9 +261,9 @@ func (t *txSys) call(fd uintptr) bool {
 		var r uintptr
 		var errno syscall.Errno
 		if t.gso {
-			r, _, errno = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&t.msgs[0].Hdr)), 0)
+			r, _, errno = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&t.msgs[0].Hdr)), t.flags())
 		} else {
-			r, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&t.msgs[t.start])), uintptr(t.count-t.start), 0, 0, 0)
+			r, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&t.msgs[t.start])), uintptr(t.count-t.start), t.flags(), 0, 0)
 		}
 		switch errno {
 		case 0:
@@ -440,10 +495,8 @@ func (rs *rxSys) prepare() {
 }
 
 // dupForLoop returns a duplicate of the socket's descriptor for a loop
-// to poll and read. Go's netpoller never sees it: it is not given to
-// package os or net. It shares the socket, and its non-blocking mode,
-// with the original, on which the port goes on sending (the sender
-// goroutine may wait for it in the netpoller). The caller closes it.
+// to poll and read (with MSG_DONTWAIT: the socket is blocking, see
+// unpoll). The caller closes it.
 func (s *sysConn) dupForLoop() (int, error) {
 	nfd, err := evloop.Dup(s.raw)
 	if err != nil {

@@ -20,7 +20,7 @@ type sysConn struct {
 	ctr   *counters
 }
 
-func newSysConn(c *net.UDPConn, _ Features, ctr *counters) (*sysConn, error) {
+func newSysConn(c *net.UDPConn, _ Features, ctr *counters, _ bool) (*sysConn, error) {
 	ua, ok := c.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		return nil, fmt.Errorf("socket is not a UDP socket")

@@ -17,14 +17,12 @@ const loopBatches = 4
 // the reader goroutine: the same receive path (sender lookup, open,
 // decode, coalescer), into the port's own buffers.
 //
-// The loop polls a duplicate of the socket's descriptor, which Go's
-// netpoller does not know. The original stays in the netpoller for the
-// send path: the sender goroutine waits there for room in the socket
-// buffer, and sends on the loop's goroutine never wait (a full buffer
-// drops and counts, DropSend, see send.go). The original's registration
-// reports each arrival to the netpoller as well, but an arrival already
-// reaches it through the loop's own epoll descriptor, which the loop
-// parks on, so this adds no wake-up.
+// The loop polls a duplicate of the socket's descriptor. Neither is in
+// Go's netpoller: a port with a loop makes its socket blocking and takes
+// it out (sysConn.unpoll), so that an arrival wakes no runtime thread but
+// the loop's. The sender goroutine waits for room in the socket buffer in
+// the kernel, and sends on the loop's goroutine never wait (a full buffer
+// drops and counts, DropSend, see send.go).
 type loopReader struct {
 	p     *Port
 	rx    *rxBatch

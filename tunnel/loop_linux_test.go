@@ -7,10 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/switchyard-net/switchyard/internal/evloop"
+	"github.com/switchyard-net/switchyard/internal/threadwake"
 	vswitch "github.com/switchyard-net/switchyard/switch"
 	"github.com/switchyard-net/switchyard/tap"
 	"github.com/switchyard-net/switchyard/tunnel"
@@ -272,3 +276,93 @@ func TestLoopNeedsASocket(t *testing.T) {
 type nopIngress struct{}
 
 func (nopIngress) Receive(vswitch.Frame) {}
+
+// A looped port's socket is not in Go's netpoller (sysConn.unpoll):
+// datagrams that the spinning loop reads wake no other thread of the
+// process. In the netpoller every arrival woke the runtime thread waiting
+// there, about one wake-up per datagram in this test. The process keeps a
+// goroutine waiting in the netpoller (an accept), as the daemon always
+// has, and a processor idle for that thread. (The sends of a socket in
+// the netpoller wake it as well, when room comes back in its buffer, so
+// the same holds for the datagrams the port sends.)
+func TestLoopSocketWakesNoOtherThread(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // the loop's, the sender's, an idle one
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go ln.Accept()
+
+	l := newLoop(t, time.Second)
+	n := loopNode(t, 1, l, true)
+	// The peer's socket is out of the netpoller too: a UDP socket in it
+	// reports room in its buffer after every datagram it sent.
+	peer, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(peer)
+	if err := unix.Bind(peer, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.tun.AddPeer(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))); err != nil {
+		t.Fatal(err)
+	}
+	local := n.tun.LocalAddr()
+	to := &unix.SockaddrInet4{Addr: local.Addr().As4(), Port: int(local.Port())}
+	msg := vxlanFrom(t, 9, 2, 200)
+	const datagrams = 2000
+	type result struct {
+		others uint64
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// The sender waits for each datagram to be read on a thread of
+		// its own, spinning, which is left out of the count.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		send := func(k int) error {
+			for range k {
+				want := n.local.Written() + 1
+				if err := unix.Sendto(peer, msg, 0, to); err != nil {
+					return err
+				}
+				for deadline := time.Now().Add(5 * time.Second); n.local.Written() < want; {
+					if time.Now().After(deadline) {
+						return errors.New("a datagram was not delivered within 5 s")
+					}
+				}
+			}
+			return nil
+		}
+		if err := send(100); err != nil { // the loop starts spinning
+			res <- result{err: err}
+			return
+		}
+		me := unix.Gettid()
+		before, err := threadwake.Snapshot(me)
+		if err == nil {
+			err = send(datagrams)
+		}
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		after, err := threadwake.Snapshot(me)
+		res <- result{others: after.Since(before), err: err}
+	}()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("%d datagrams: %d voluntary context switches of the process's other threads; loop %+v", datagrams, r.others, l.Stats())
+	if r.others > datagrams/4 {
+		t.Errorf("the process's other threads slept and woke %d times for %d datagrams read by a spinning loop, want at most %d", r.others, datagrams, datagrams/4)
+	}
+}

@@ -282,7 +282,7 @@ func newPort(cfg Config) (*Port, error) {
 	} else if conn.RemoteAddr() != nil {
 		return nil, fmt.Errorf("tunnel %s: the UDP socket is connected to %s: want an unconnected socket that can send to every peer", p.name, conn.RemoteAddr())
 	}
-	p.sock, err = newSysConn(conn, cfg.Disable, &p.ctr)
+	p.sock, err = newSysConn(conn, cfg.Disable, &p.ctr, p.loop != nil)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("tunnel %s: %w", p.name, err)
@@ -290,7 +290,7 @@ func newPort(cfg Config) (*Port, error) {
 	p.features = p.features&^(FeatureGSO|FeatureGRO|FeatureBatch) | p.sock.features()
 	for _, ap := range cfg.Peers {
 		if err := p.AddPeer(ap); err != nil {
-			conn.Close()
+			p.sock.close()
 			return nil, err
 		}
 	}

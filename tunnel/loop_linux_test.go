@@ -317,52 +317,31 @@ func TestLoopSocketWakesNoOtherThread(t *testing.T) {
 	to := &unix.SockaddrInet4{Addr: local.Addr().As4(), Port: int(local.Port())}
 	msg := vxlanFrom(t, 9, 2, 200)
 	const datagrams = 2000
-	type result struct {
-		others uint64
-		err    error
-	}
-	res := make(chan result, 1)
-	go func() {
-		// The sender waits for each datagram to be read on a thread of
-		// its own, spinning, which is left out of the count.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		send := func(k int) error {
-			for range k {
-				want := n.local.Written() + 1
-				if err := unix.Sendto(peer, msg, 0, to); err != nil {
-					return err
-				}
-				for deadline := time.Now().Add(5 * time.Second); n.local.Written() < want; {
-					if time.Now().After(deadline) {
-						return errors.New("a datagram was not delivered within 5 s")
-					}
+	send := func(k int) error {
+		for range k {
+			want := n.local.Written() + 1
+			if err := unix.Sendto(peer, msg, 0, to); err != nil {
+				return err
+			}
+			for deadline := time.Now().Add(5 * time.Second); n.local.Written() < want; {
+				if time.Now().After(deadline) {
+					return errors.New("a datagram was not delivered within 5 s")
 				}
 			}
-			return nil
 		}
-		if err := send(100); err != nil { // the loop starts spinning
-			res <- result{err: err}
-			return
-		}
-		me := unix.Gettid()
-		before, err := threadwake.Snapshot(me)
-		if err == nil {
-			err = send(datagrams)
-		}
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		after, err := threadwake.Snapshot(me)
-		res <- result{others: after.Since(before), err: err}
-	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatal(r.err)
+		return nil
 	}
-	t.Logf("%d datagrams: %d voluntary context switches of the process's other threads; loop %+v", datagrams, r.others, l.Stats())
-	if r.others > datagrams/4 {
-		t.Errorf("the process's other threads slept and woke %d times for %d datagrams read by a spinning loop, want at most %d", r.others, datagrams, datagrams/4)
+	if err := send(100); err != nil { // the loop starts spinning
+		t.Fatal(err)
+	}
+	// The sender waits for each datagram to be read, spinning, on a
+	// thread of its own, left out of the count.
+	others, err := threadwake.During(func() error { return send(datagrams) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d datagrams: %d voluntary context switches of the process's other threads; loop %+v", datagrams, others, l.Stats())
+	if others > datagrams/4 {
+		t.Errorf("the process's other threads slept and woke %d times for %d datagrams read by a spinning loop, want at most %d", others, datagrams, datagrams/4)
 	}
 }

@@ -23,9 +23,8 @@
 // would wake an idle runtime thread for nothing).
 //
 // Parking uses a second epoll instance, the door, which is what Go's
-// netpoller watches: the set is put in the door just before the loop
-// parks and taken out when it wakes. While the loop runs the door is
-// empty. The first version let the netpoller watch the set itself; the
+// netpoller watches: the set is put in the door when the loop parks and
+// taken out before it spins. While the loop spins the door is empty. The first version let the netpoller watch the set itself; the
 // netpoller watches edge-triggered, an epoll instance signals an edge
 // for every arrival on any of its descriptors, and so every frame, even
 // one the spinning loop was about to read itself, woke the runtime
@@ -76,6 +75,7 @@ type Loop struct {
 	// maxSpinners is GOMAXPROCS-1 when the loop starts (see spinners).
 	maxSpinners int32
 	doorFd      int
+	inDoor      bool // the set is in the door
 	parkFn      func(fd uintptr) bool
 	parkN       int
 	parked      atomic.Bool
@@ -309,6 +309,7 @@ func (l *Loop) spin(st *spinState) bool {
 		return false
 	}
 	st.holding, st.spun = true, true
+	l.leaveDoor()
 	l.stats.spins.Add(1)
 	if d := l.pause(); l.cfg.Contention >= 0 && d > l.cfg.Contention {
 		// Another thread had this CPU: the machine is busy, and
@@ -435,6 +436,7 @@ const holdFor = 1 // ms, epoll_wait's unit
 // so a loop whose window has closed parks in the netpoller at once
 // (benchmarks/RESULTS.md has the three ways measured).
 func (l *Loop) hold() int {
+	l.leaveDoor()
 	l.stats.holds.Add(1)
 	n, err := unix.EpollWait(l.epfd, l.evs[:], holdFor)
 	if err != nil {
@@ -443,21 +445,35 @@ func (l *Loop) hold() int {
 	return n
 }
 
-// park puts the set in the door, waits in Go's netpoller until the set
-// has something ready, takes the set out again and returns how many
+// park puts the set in the door, if it is not there yet, waits in Go's
+// netpoller until the set has something ready and returns how many
 // events l.evs holds. A frame that arrived before the set went in is
 // found by poll's first look; one after, by the door.
+//
+// The set stays in the door until the loop spins or holds again
+// (leaveDoor): a loop whose window has closed parks after every frame,
+// and needs no epoll_ctl calls for it.
 func (l *Loop) park() int {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	if err := unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_ADD, l.epfd, &ev); err != nil {
-		panic(fmt.Sprintf("evloop: park: epoll_ctl add: %v", err)) // only on a bug: both are the loop's, open until run returns
+	if !l.inDoor {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN}
+		if err := unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_ADD, l.epfd, &ev); err != nil {
+			panic(fmt.Sprintf("evloop: park: epoll_ctl add: %v", err)) // only on a bug: both are the loop's, open until run returns
+		}
+		l.inDoor = true
 	}
-	err := l.rc.Read(l.parkFn)
-	unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_DEL, l.epfd, nil)
-	if err != nil {
+	if err := l.rc.Read(l.parkFn); err != nil {
 		panic(fmt.Sprintf("evloop: park: %v", err)) // the loop closes the door only after run returns
 	}
 	return l.parkN
+}
+
+// leaveDoor takes the set out of the door, if it is there, before the
+// loop polls it itself.
+func (l *Loop) leaveDoor() {
+	if l.inDoor {
+		unix.EpollCtl(l.doorFd, unix.EPOLL_CTL_DEL, l.epfd, nil)
+		l.inDoor = false
+	}
 }
 
 // poll is the callback of park's read (bound once, in New, so that

@@ -467,57 +467,35 @@ func TestSpinningWakesNoOtherThread(t *testing.T) {
 	}
 
 	const rounds = 2000
-	type result struct {
-		others uint64
-		err    error
-	}
-	res := make(chan result, 1)
-	go func() {
-		// The client blocks in read on a thread of its own, which is
-		// left out of the count.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		me := unix.Gettid()
-		b := make([]byte, 1)
-		round := func() error {
+	b := make([]byte, 1)
+	round := func(k int) error {
+		for range k {
 			if _, err := unix.Write(fds[1], []byte{'x'}); err != nil {
 				return err
 			}
-			_, err := unix.Read(fds[1], b)
-			return err
-		}
-		for range 100 { // the loop starts spinning
-			if err := round(); err != nil {
-				res <- result{err: err}
-				return
+			if _, err := unix.Read(fds[1], b); err != nil {
+				return err
 			}
 		}
-		before, err := threadwake.Snapshot(me)
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		for range rounds {
-			if err := round(); err != nil {
-				res <- result{err: err}
-				return
-			}
-		}
-		after, err := threadwake.Snapshot(me)
-		res <- result{others: after.Since(before), err: err}
-	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatal(r.err)
+		return nil
+	}
+	if err := round(100); err != nil { // the loop starts spinning
+		t.Fatal(err)
+	}
+	// The client blocks in read on a thread of its own, left out of the
+	// count.
+	others, err := threadwake.During(func() error { return round(rounds) })
+	if err != nil {
+		t.Fatal(err)
 	}
 	st := l.Stats()
-	t.Logf("%d round trips: %d voluntary context switches of the process's other threads; loop %+v", rounds, r.others, st)
+	t.Logf("%d round trips: %d voluntary context switches of the process's other threads; loop %+v", rounds, others, st)
 	// The netpoller's thread, woken for every arrival, made it about one
 	// a round trip. The allowance is for the runtime's monitor thread,
 	// counted when it is caught awake (it wakes by itself 50 to 300 times
 	// meanwhile).
-	if r.others > rounds/4 {
-		t.Errorf("the process's other threads slept and woke %d times in %d round trips caught by a spinning loop, want at most %d", r.others, rounds, rounds/4)
+	if others > rounds/4 {
+		t.Errorf("the process's other threads slept and woke %d times in %d round trips caught by a spinning loop, want at most %d", others, rounds, rounds/4)
 	}
 }
 

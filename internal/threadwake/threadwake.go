@@ -11,8 +11,11 @@ package threadwake
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Counts are voluntary context switches by thread id.
@@ -60,4 +63,33 @@ func (c Counts) Since(before Counts) uint64 {
 		}
 	}
 	return n
+}
+
+// During runs fn on a thread of its own (the goroutine locked to it) and
+// returns how many times the process's other threads, the monitor thread
+// aside, slept and were woken while fn ran. fn's own thread is left out:
+// it is the test's client, which blocks or spins as it likes.
+func During(fn func() error) (uint64, error) {
+	type result struct {
+		n   uint64
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		me := unix.Gettid()
+		before, err := Snapshot(me)
+		if err == nil {
+			err = fn()
+		}
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		after, err := Snapshot(me)
+		res <- result{after.Since(before), err}
+	}()
+	r := <-res
+	return r.n, r.err
 }

@@ -24,7 +24,8 @@
 //
 // Parking uses a second epoll instance, the door, which is what Go's
 // netpoller watches: the set is put in the door when the loop parks and
-// taken out before it spins. While the loop spins the door is empty. The first version let the netpoller watch the set itself; the
+// taken out before it spins, so while the loop spins the door is empty.
+// The first version let the netpoller watch the set itself; the
 // netpoller watches edge-triggered, an epoll instance signals an edge
 // for every arrival on any of its descriptors, and so every frame, even
 // one the spinning loop was about to read itself, woke the runtime

@@ -511,3 +511,40 @@ func (e echo) Readable(buf []byte) (int, bool) {
 	unix.Write(int(e), buf[:k])
 	return 1, false
 }
+
+// TestHoldsOnlyWhileTheWindowIsOpen: a loop whose window is open parks
+// by waiting in the kernel first (Loop.hold); one that never spins goes
+// to the netpoller at once, and both are woken by the next frame.
+func TestHoldsOnlyWhileTheWindowIsOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spin  time.Duration
+		holds bool
+	}{
+		{"no spin", 0, false},
+		{"spin 20ms", 20 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLoop(t, tc.spin)
+			s := newPipeSource(t)
+			if _, err := l.Add(s.rd, s); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				waitFor(t, "the loop to park", func() bool { return l.Stats().Parked })
+				s.send(t, "x")
+				s.expect(t, "x")
+				if i == 0 && tc.holds {
+					// The window is open (from the start, and
+					// halved to 10 ms once a spin caught nothing):
+					// the loop holds.
+					waitFor(t, "a hold", func() bool { return l.Stats().Holds > 0 })
+				}
+			}
+			st := l.Stats()
+			if got := st.Holds > 0; got != tc.holds {
+				t.Errorf("holds %d, want them %v: %+v", st.Holds, tc.holds, st)
+			}
+		})
+	}
+}

@@ -59,6 +59,10 @@ type Loop struct {
 	efd  int             // eventfd: Add, Remove and Close wake the loop with it
 	door *os.File        // an epoll instance Go's netpoller watches; it holds epfd while the loop parks
 	rc   syscall.RawConn // door's
+	// doorFd is door's descriptor, kept because os.File.Fd would make
+	// it blocking.
+	doorFd int
+	inDoor bool // the set is in the door
 
 	mu      sync.Mutex
 	reqs    []request
@@ -75,8 +79,6 @@ type Loop struct {
 	pause func() time.Duration // schedYield; tests fake it
 	// maxSpinners is GOMAXPROCS-1 when the loop starts (see spinners).
 	maxSpinners int32
-	doorFd      int
-	inDoor      bool // the set is in the door
 	parkFn      func(fd uintptr) bool
 	parkN       int
 	parked      atomic.Bool

@@ -18,20 +18,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Counts are voluntary context switches by thread id.
-type Counts map[string]uint64
+// counts are voluntary context switches by thread id.
+type counts map[string]uint64
 
-// Snapshot returns the counts of the process's threads other than skip
+// snapshot returns the counts of the process's threads other than skip
 // (the caller's own thread, usually) and other than the runtime's
 // monitor thread (sysmon), told by where it sleeps: it is the one thread
 // of a Go process that sleeps in nanosleep (the others wait on futexes
 // or in epoll_wait). Caught awake, it is counted.
-func Snapshot(skip int) (Counts, error) {
+func snapshot(skip int) (counts, error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return nil, fmt.Errorf("threadwake: %w", err)
 	}
-	c := make(Counts)
+	c := make(counts)
 	for _, task := range tasks {
 		dir := "/proc/self/task/" + task.Name()
 		if task.Name() == strconv.Itoa(skip) {
@@ -53,9 +53,9 @@ func Snapshot(skip int) (Counts, error) {
 	return c, nil
 }
 
-// Since returns how many more switches the threads counted in both
+// since returns how many more switches the threads counted in both
 // before and c made.
-func (c Counts) Since(before Counts) uint64 {
+func (c counts) since(before counts) uint64 {
 	var n uint64
 	for tid, a := range c {
 		if b, ok := before[tid]; ok {
@@ -79,7 +79,7 @@ func During(fn func() error) (uint64, error) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		me := unix.Gettid()
-		before, err := Snapshot(me)
+		before, err := snapshot(me)
 		if err == nil {
 			err = fn()
 		}
@@ -87,8 +87,8 @@ func During(fn func() error) (uint64, error) {
 			res <- result{err: err}
 			return
 		}
-		after, err := Snapshot(me)
-		res <- result{after.Since(before), err}
+		after, err := snapshot(me)
+		res <- result{after.since(before), err}
 	}()
 	r := <-res
 	return r.n, r.err

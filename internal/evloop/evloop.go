@@ -62,7 +62,7 @@ type Loop struct {
 	// doorFd is door's descriptor, kept because os.File.Fd would make
 	// it blocking.
 	doorFd int
-	inDoor bool // the set is in the door
+	inDoor bool // the set is in the door (loop-owned)
 
 	mu      sync.Mutex
 	reqs    []request

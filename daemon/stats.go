@@ -37,6 +37,13 @@ func (d *Daemon) Stats() api.Stats {
 		directView(n, &v)
 		directClusterView(n, &v)
 		ns.Routing, ns.ReturnPath = v.Routing, v.ReturnPath
+		if n.loop != nil {
+			ls := n.loop.Stats()
+			ns.Loop = &api.LoopStats{
+				Frames: ls.Frames, Wakeups: ls.Wakeups, Holds: ls.Holds, Spins: ls.Spins, Yields: ls.Yields,
+				Contended: ls.Contended, WindowNS: int64(ls.Window),
+			}
+		}
 		out.Networks = append(out.Networks, ns)
 	}
 	ps := d.ports.Stats()

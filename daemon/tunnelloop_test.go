@@ -62,6 +62,18 @@ func TestTunnelReadByTheNetworkLoop(t *testing.T) {
 					t.Errorf("the tunnel received a frame, but the network's loop read none (%+v): the tunnel has a reader of its own", st)
 				}
 			}
+			var ls *api.LoopStats
+			for _, ns := range d.Stats().Networks {
+				if ns.Network == "tun" {
+					ls = ns.Loop
+				}
+			}
+			switch {
+			case (ls == nil) != (n.loop == nil):
+				t.Errorf("spin %v: stats report the loop as %+v, though the network has a loop: %t", spin, ls, n.loop != nil)
+			case ls != nil && ls.Frames == 0:
+				t.Errorf("stats report a loop that read no frame (%+v), though the tunnel received one", ls)
+			}
 		})
 	}
 }

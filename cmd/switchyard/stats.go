@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,6 +39,19 @@ func statsCommand() *cli.Command {
 				}
 				fmt.Fprintln(w)
 				header := true
+				for _, n := range s.Networks {
+					if l := n.Loop; l != nil {
+						if header {
+							fmt.Fprintln(w, "NETWORK\tLOOP FRAMES\tWAKEUPS\tHOLDS\tSPINS\tYIELDS\tCONTENDED\tWINDOW")
+							header = false
+						}
+						fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\n", n.Network, l.Frames, l.Wakeups, l.Holds, l.Spins, l.Yields, l.Contended, time.Duration(l.WindowNS))
+					}
+				}
+				if !header {
+					fmt.Fprintln(w)
+				}
+				header = true
 				for _, n := range s.Networks {
 					if n.Routing == nil && n.ReturnPath == nil {
 						continue

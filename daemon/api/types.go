@@ -637,6 +637,32 @@ type NetworkStats struct {
 	// and with a host interface.
 	Routing    *RouteStats      `json:"routing,omitempty"`
 	ReturnPath *ReturnPathStats `json:"return_path,omitempty"`
+	// Loop is the network's loop, the goroutine that reads its TAPs and
+	// tunnel; nil when every port has a reader of its own (--spin < 0).
+	Loop *LoopStats `json:"loop,omitempty"`
+}
+
+// LoopStats count how a network's loop waited for frames: what spinning
+// saved (Frames against Wakeups) and what it cost (Spins).
+type LoopStats struct {
+	// Frames the loop read.
+	Frames uint64 `json:"frames"`
+	// Wakeups: times the loop was woken after it had parked.
+	Wakeups uint64 `json:"wakeups"`
+	// Holds: parkings that began with a wait of up to a millisecond in
+	// the kernel, taken while frames came densely.
+	Holds uint64 `json:"holds"`
+	// Spins: polls that found nothing while the loop spun.
+	Spins uint64 `json:"spins"`
+	// Yields: turns after which the loop gave its processor to the
+	// netstack goroutines its frames had woken.
+	Yields uint64 `json:"yields"`
+	// Contended: polls after which the loop narrowed its window because
+	// another thread wanted the CPU.
+	Contended uint64 `json:"contended"`
+	// WindowNS is how long the loop spins after a frame now, in
+	// nanoseconds.
+	WindowNS int64 `json:"window_ns"`
 }
 
 // PortCounters are one switch port's counters.

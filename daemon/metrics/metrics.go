@@ -82,6 +82,11 @@ func families(s api.Stats) []*family {
 	returnSenders := def("return_path_senders", gauge, "Senders that came in through the host interface, remembered now.", "network")
 	returnEvents := def("return_path_senders_total", counter, "Senders the return path learned, evicted from a full table, or let expire.", "network", "event")
 	returnForwarded := def("return_path_forwarded_total", counter, "Packets sent back to the host interface for senders of the return path.", "network")
+	loopFrames := def("loop_frames_total", counter, "Frames a network's loop read from its TAPs and tunnel.", "network")
+	loopWaits := def("loop_waits_total", counter, "How a network's loop waited: woken after parking (wakeup), of which first held in the kernel (hold); polls that found nothing while spinning (spin).", "network", "how")
+	loopYields := def("loop_yields_total", counter, "Turns after which a network's loop yielded to the netstack goroutines its frames woke.", "network")
+	loopContended := def("loop_contended_total", counter, "Polls after which a network's loop narrowed its spin window because another thread wanted the CPU.", "network")
+	loopWindow := def("loop_spin_window_seconds", gauge, "How long a network's loop spins after a frame now.", "network")
 	proxyConns := def("proxy_tcp_connections", gauge, "Published-port TCP connections open now.")
 	proxyConnsTotal := def("proxy_tcp_connections_total", counter, "Published-port TCP connections accepted.")
 	proxyBytes := def("proxy_tcp_bytes_total", counter, "Bytes relayed through published TCP ports.", "direction")
@@ -121,6 +126,15 @@ func families(s api.Stats) []*family {
 			routed.add(float64(r.Forwarded), n.Network, "forwarded")
 			routed.add(float64(r.TTLExceeded), n.Network, "ttl_exceeded")
 			routed.add(float64(r.Looped), n.Network, "looped")
+		}
+		if l := n.Loop; l != nil {
+			loopFrames.add(float64(l.Frames), n.Network)
+			loopWaits.add(float64(l.Wakeups), n.Network, "wakeup")
+			loopWaits.add(float64(l.Holds), n.Network, "hold")
+			loopWaits.add(float64(l.Spins), n.Network, "spin")
+			loopYields.add(float64(l.Yields), n.Network)
+			loopContended.add(float64(l.Contended), n.Network)
+			loopWindow.add(float64(l.WindowNS)/1e9, n.Network)
 		}
 		if r := n.ReturnPath; r != nil {
 			returnSenders.add(float64(r.Senders), n.Network)

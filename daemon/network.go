@@ -569,10 +569,16 @@ func (n *network) shutdown() {
 	closeLoop(n.loop)
 }
 
-// DefaultSpin is Config.Spin's default: longer than a container's usual
-// turn-around of a small request on these VMs (tens of µs), short enough
-// that the loop's core is back to idle at once when the traffic stops.
-const DefaultSpin = 50 * time.Microsecond
+// DefaultSpin is Config.Spin's default: longer than the gap between a
+// small request and the next on the paths that cross Switchyard twice
+// (a published port's round trip, 100–140 µs on these VMs, and a
+// tunnel's), short enough that the loop's core is back to idle at once
+// when the traffic stops. 50 µs, the first default, caught the answer
+// between two containers but woke the loop once per round trip on those
+// paths; 200 µs gained no more round trips than 100 but burnt more CPU
+// while they ran (benchmarks/RESULTS.md, "The spin window: 50, 100 or
+// 200 µs").
+const DefaultSpin = 100 * time.Microsecond
 
 // NoSpin as Config.Spin makes the loops park as soon as nothing is ready.
 const NoSpin = time.Nanosecond

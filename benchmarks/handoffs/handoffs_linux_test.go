@@ -63,7 +63,7 @@ var budgets = map[string]float64{
 	// The same paths with the switch's TAPs read by an evloop, as the
 	// daemon does: the answer on the other TAP (or the next request) is
 	// read while the loop still spins. The test spins 1 ms, not the
-	// daemon's 50 µs, so that the count shows the structure, not the
+	// daemon's 100 µs, so that the count shows the structure, not the
 	// turn-around of a traced in-process client (with 50 µs the loop
 	// catches the answer and parks before the next request: 1.0).
 	"l2-loop":   0.3,

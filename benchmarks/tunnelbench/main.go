@@ -6,7 +6,7 @@
 //
 //	tunnelbench -host bp_ha -local 10.213.60.1 -peer 10.213.60.2 \
 //	    -container bp_ca -ip 10.213.61.2/24 [-ip6 fd00:213:61::2/64] \
-//	    [-mode secure] [-disable gso,gro] [-spin 50us]
+//	    [-mode secure] [-disable gso,gro] [-spin 100us]
 //
 // As in the daemon, one loop (internal/evloop) reads the TAP and the
 // tunnel's socket and polls for -spin after a frame before it parks; a

@@ -19,9 +19,10 @@ import (
 
 // The socket layer: batch I/O with sendmmsg/recvmmsg and UDP GSO/GRO,
 // through the socket's syscall.RawConn so that the goroutines park in Go's
-// netpoller (or, for a port read by a loop, in the kernel: see unpoll). Each txBuf and the reader own their message headers, iovecs
-// and control buffers, and bind their callbacks once, so that a send or a
-// receive allocates nothing.
+// netpoller (or, for a port read by a loop, in the kernel: see unpoll).
+// Each txBuf and the reader own their message headers, iovecs and control
+// buffers, and bind their callbacks once, so that a send or a receive
+// allocates nothing.
 
 // sockBufLen is the socket buffer size asked for, in each direction. A
 // burst of GRO-merged 64 KiB messages overflows the kernel's default

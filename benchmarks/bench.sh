@@ -22,6 +22,10 @@
 #   RRDUR=3    seconds per rr / crr run        RR_RUNS=1 rr/crr runs (median kept)
 #   UDP=1      0 skips the UDP tests           SCEN_MAX=150  watchdog per scenario (s)
 #   OUT=dir    where detail logs go (default /tmp/switchyard-bench.out)
+#   SYSCALLS=1 count the forwarder's system calls and context switches per
+#              round trip and per connection (perf stat over RR_PIDS, else
+#              FWD_PIDS, while rr and crr run): detail.txt and stderr. The
+#              counting slows the forwarder: take speeds from a run without it.
 #
 # Output: one markdown table row per scenario on stdout (progress on stderr,
 # per-run raw numbers and tool logs under $OUT).
@@ -40,6 +44,7 @@
 #     CLIENT=(<prefix cmd...>)          # how to run a client (empty = root ns)
 #     DST=<addr> IPORT=<iperf port> RPORT=<rr port> HAS_UDP=0|1
 #     FWD_PIDS="<pids charged as forwarder CPU>"
+#     RR_PIDS="<pids that carry the rr port, if not FWD_PIDS>"  (optional)
 #     measure "<row label>"
 #   }
 # and append <name> to DEFAULT_SCENARIOS. Processes started with `spawn` and
@@ -236,8 +241,29 @@ iperf_udp() { # -> "Gbit/s loss%" (receiver side)
 rr_run() { timeout $((RRDUR + 10)) "${CLIENT[@]}" "$RR" "$1" -c "$(hp "$DST" "$RPORT")" -d "${RRDUR}s" 2>>"$OUT/client.err"; }
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
+# rr_counted MODE : rr_run MODE; with SYSCALLS=1, its output gains the
+# forwarder's system calls and context switches per operation (round trip
+# or connection), counted by perf stat over RR_PIDS (else FWD_PIDS).
+rr_counted() {
+	local r pids=${RR_PIDS:-${FWD_PIDS:-}} pp= f
+	if [ "${SYSCALLS:-0}" = 1 ] && [ -n "$pids" ]; then
+		f="$OUT/perfstat.$1"
+		perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${pids// /,}" -o "$f" 2>>"$OUT/client.err" &
+		pp=$!
+		sleep 0.2 # perf attaches before the client starts
+	fi
+	r=$(rr_run "$1")
+	if [ -n "$pp" ]; then
+		kill -INT "$pp"
+		wait "$pp"
+		r="$r $(awk -F, -v n="$(kv n "$r")" '$3 ~ /sys_enter/ {s = $1} $3 == "context-switches" {c = $1}
+			END {if (n > 0) printf "sys_per_op=%.1f cs_per_op=%.1f", s / n, c / n}' "$f")"
+	fi
+	echo "$r"
+}
+
 measure() {
-	local label=$1 i t1=() t4=() rrs=() p50=() p99=() crs=() udp="-" fwd="-" sysc
+	local label=$1 i t1=() t4=() rrs=() p50=() p99=() crs=() udp="-" fwd="-" sysc counts=()
 	local c0 c1 s0 s1 a b e0 e1
 	log "$label: TCP 1 stream x$RUNS"
 	c0=$(fwd_ticks)
@@ -257,15 +283,18 @@ measure() {
 		udp=$(iperf_udp)
 		udp="${udp% *} (${udp#* }%)"
 	fi
-	local r rc0 rc1 re0 re1 rrfwd="-"
+	local r rc0 rc1 re0 re1 rrfwd="-" count=0
+	[ "${SYSCALLS:-0}" = 1 ] && [ -n "${RR_PIDS:-${FWD_PIDS:-}}" ] && count=1
 	rc0=$(fwd_ticks)
 	re0=$(now)
 	for i in $(seq "$RR_RUNS"); do
 		log "$label: rr + crr"
-		r=$(rr_run rr)
+		r=$(rr_counted rr)
 		rrs+=("$(kv rr_per_s "$r")") p50+=("$(kv p50_us "$r")") p99+=("$(kv p99_us "$r")")
-		r=$(rr_run crr)
+		if [ $count = 1 ]; then counts+=("rr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per round trip"); fi
+		r=$(rr_counted crr)
 		crs+=("$(kv conns_per_s "$r")")
+		if [ $count = 1 ]; then counts+=("crr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per connection"); fi
 	done
 	rc1=$(fwd_ticks)
 	re1=$(now)
@@ -279,7 +308,9 @@ measure() {
 		echo "crr/s: ${crs[*]}"
 		echo "fwd cpu% (1-stream phase): $fwd   host cpu% of $(($(nproc) * 100)): $sysc"
 		echo "fwd cpu% (rr and crr phase): $rrfwd"
+		if [ ${#counts[@]} -gt 0 ]; then printf '%s\n' "${counts[@]/#/forwarder (pids ${RR_PIDS:-$FWD_PIDS}) }"; fi
 	} >>"$OUT/detail.txt"
+	if [ ${#counts[@]} -gt 0 ]; then printf '%s\n' "${counts[@]/#/$label: }" >&2; fi
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
 		"$(median "${t1[@]}")" "$(median "${t4[@]}")" "$udp" \
 		"$(median "${rrs[@]}")" "$(median "${p50[@]}")" "$(median "${p99[@]}")" \
@@ -401,9 +432,10 @@ sc_docker_proxy() { # 6. docker-proxy (docker.io 20.10) 127.0.0.1:15201 -> 10.21
 	spawn dproxy-tcp sh -c "exec $dp -proto tcp -host-ip 127.0.0.1 -host-port 15201 -container-ip 10.213.1.2 -container-port 5201 3>/dev/null"
 	local p=$SPAWNED
 	spawn dproxy-rr sh -c "exec $dp -proto tcp -host-ip 127.0.0.1 -host-port 15202 -container-ip 10.213.1.2 -container-port 5202 3>/dev/null"
+	local prr=$SPAWNED
 	spawn dproxy-udp sh -c "exec $dp -proto udp -host-ip 127.0.0.1 -host-port 15201 -container-ip 10.213.1.2 -container-port 5201 3>/dev/null"
 	wait_listen 15201 tcp && wait_listen 15202 tcp && wait_listen 15201 udp
-	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p"
+	CLIENT=() DST=127.0.0.1 IPORT=15201 RPORT=15202 HAS_UDP=1 FWD_PIDS="$p" RR_PIDS="$prr"
 	measure "6 docker-proxy 127.0.0.1->veth ns"
 }
 
@@ -1029,6 +1061,10 @@ main() {
 	for need in iperf3 jq socat ip ss nsenter unshare timeout go; do
 		command -v "$need" >/dev/null || { echo "missing tool: $need" >&2; exit 1; }
 	done
+	if [ "${SYSCALLS:-0}" = 1 ] && ! command -v perf >/dev/null; then
+		echo "SYSCALLS=1 needs perf (Debian: linux-perf)" >&2
+		exit 1
+	fi
 
 	mkdir -p "$STATE" "$WORK" "$OUT"
 	# One run at a time on the machine: the clean-up below removes every

@@ -210,9 +210,9 @@ median() { # numbers... (non-numeric ignored)
 	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.2f\n",(a[NR/2]+a[NR/2+1])/2}}'
 }
 
-fwd_ticks() { # sum utime+stime+cutime+cstime over FWD_PIDS
+fwd_ticks() { # [pids] : sum utime+stime+cutime+cstime over pids (default FWD_PIDS)
 	local t=0 p f
-	for p in ${FWD_PIDS:-}; do
+	for p in ${1:-${FWD_PIDS:-}}; do
 		f=$(pstat "$p") || continue
 		set -- $f
 		t=$((t + ${12} + ${13} + ${14} + ${15}))
@@ -240,6 +240,13 @@ iperf_udp() { # -> "Gbit/s loss%" (receiver side)
 
 rr_run() { timeout $((RRDUR + 10)) "${CLIENT[@]}" "$RR" "$1" -c "$(hp "$DST" "$RPORT")" -d "${RRDUR}s" 2>>"$OUT/client.err"; }
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# per_op TICKS0 TICKS1 RR_OUTPUT : the forwarder's CPU time per operation
+# of that rr or crr run, in µs (clock ticks are 10 ms: a 3 s run at 50 %
+# of a core reads to within 1 %)
+per_op() {
+	awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" -v n="$(kv n "$3")" 'BEGIN {if (n > 0) printf "%.0f", 1e6 * d / hz / n; else print "-"}'
+}
 
 # rr_counted MODE : rr_run MODE; with SYSCALLS=1, its output gains the
 # forwarder's system calls and context switches per operation (round trip
@@ -283,20 +290,24 @@ measure() {
 		udp=$(iperf_udp)
 		udp="${udp% *} (${udp#* }%)"
 	fi
-	local r rc0 rc1 re0 re1 rrfwd="-" count=0
+	local r rc0 rc1 re0 re1 rrfwd="-" count=0 t0 cpurr=() cpucrr=()
 	[ "${SYSCALLS:-0}" = 1 ] && [ -n "${RR_PIDS:-${FWD_PIDS:-}}" ] && count=1
-	rc0=$(fwd_ticks)
+	rc0=$(fwd_ticks "${RR_PIDS:-}")
 	re0=$(now)
 	for i in $(seq "$RR_RUNS"); do
 		log "$label: rr + crr"
+		t0=$(fwd_ticks "${RR_PIDS:-}")
 		r=$(rr_counted rr)
+		cpurr+=("$(per_op "$t0" "$(fwd_ticks "${RR_PIDS:-}")" "$r")")
 		rrs+=("$(kv rr_per_s "$r")") p50+=("$(kv p50_us "$r")") p99+=("$(kv p99_us "$r")")
 		if [ $count = 1 ]; then counts+=("rr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per round trip"); fi
+		t0=$(fwd_ticks "${RR_PIDS:-}")
 		r=$(rr_counted crr)
+		cpucrr+=("$(per_op "$t0" "$(fwd_ticks "${RR_PIDS:-}")" "$r")")
 		crs+=("$(kv conns_per_s "$r")")
 		if [ $count = 1 ]; then counts+=("crr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per connection"); fi
 	done
-	rc1=$(fwd_ticks)
+	rc1=$(fwd_ticks "${RR_PIDS:-}")
 	re1=$(now)
 	[ -n "${FWD_PIDS:-}" ] && rrfwd=$(awk -v d=$((rc1 - rc0)) -v hz="$CLK_TCK" -v e0="$re0" -v e1="$re1" 'BEGIN{printf "%.0f", 100*d/hz/(e1-e0)}')
 	{
@@ -308,6 +319,7 @@ measure() {
 		echo "crr/s: ${crs[*]}"
 		echo "fwd cpu% (1-stream phase): $fwd   host cpu% of $(($(nproc) * 100)): $sysc"
 		echo "fwd cpu% (rr and crr phase): $rrfwd"
+		[ -n "${RR_PIDS:-${FWD_PIDS:-}}" ] && echo "fwd cpu µs per round trip: ${cpurr[*]}  per connection: ${cpucrr[*]}"
 		if [ ${#counts[@]} -gt 0 ]; then printf '%s\n' "${counts[@]/#/forwarder (pids ${RR_PIDS:-$FWD_PIDS}) }"; fi
 	} >>"$OUT/detail.txt"
 	if [ ${#counts[@]} -gt 0 ]; then printf '%s\n' "${counts[@]/#/$label: }" >&2; fi

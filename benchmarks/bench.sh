@@ -17,11 +17,16 @@
 #   latency          : the default port path and the switch against their
 #                      anchors, the daemon with its default GOMAXPROCS and
 #                      with 1 (run it with RR_RUNS=3)
+#   goals            : every row issue 14's goals compare (GOALS_SCENARIOS);
+#                      benchmarks/goals.sh turns runs of it into the goals'
+#                      ratios (run it three times, with ORDER=reverse and
+#                      ORDER=shuffle for two of them)
 # Environment knobs:
 #   DUR=5      seconds per iperf3 run          RUNS=3    TCP runs per case (median kept)
 #   RRDUR=3    seconds per rr / crr run        RR_RUNS=1 rr/crr runs (median kept)
 #   UDP=1      0 skips the UDP tests           SCEN_MAX=150  watchdog per scenario (s)
 #   OUT=dir    where detail logs go (default /tmp/switchyard-bench.out)
+#   ORDER=reverse|shuffle  run the scenarios in reverse or shuffled order
 #   SYSCALLS=1 count the forwarder's system calls and context switches per
 #              round trip and per connection (perf stat over RR_PIDS, else
 #              FWD_PIDS, while rr and crr run): detail.txt and stderr. The
@@ -74,6 +79,9 @@ L2V6_SCENARIOS="bridge bridge6 sy_l2_ds sy_l2_v6"
 # Latency (issue 14): the default port path and the switch against their
 # anchors, each with the daemon as it runs by default and with one P
 LATENCY_SCENARIOS="docker_proxy sy_proxy_netstack sy_proxy_netstack_1p bridge sy_l2 sy_l2_1p"
+# Issue 14's goals: each Switchyard path and the rows its goals compare it
+# with (benchmarks/goals.sh reads the ratios out of the table)
+GOALS_SCENARIOS="docker_proxy sy_proxy_netstack slirp4netns pasta_tap bridge sy_l2 sy_l2_readers vde tun_kernel tun_sy_vxlan tun_sy_readers sy_proxy_netstack_mtu65520"
 PORTV6_SCENARIOS="docker_proxy docker_proxy6 sy_proxy_netstack_ds sy_proxy_netstack6 sy_proxy_splice_ds sy_proxy_splice6"
 DEFAULT_SCENARIOS="loopback veth bridge vde socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns slirp4netns_egress pasta_egress_splice pasta_egress_tap"
 EXTRA_SCENARIOS="pasta_tap_mtu1500 veth_mtu65520"
@@ -1031,7 +1039,7 @@ sc_direct_sy_tunnel() {
 
 # ---------------------------------------------------------------- main
 usage() {
-	echo "usage: $0 [-l] [all | l2 | l2-6 | ports | ports6 | tunnel | tunnel6 | latency | tunnel-features | direct | startup | dns | scenario ...]"
+	echo "usage: $0 [-l] [all | l2 | l2-6 | ports | ports6 | tunnel | tunnel6 | latency | goals | tunnel-features | direct | startup | dns | scenario ...]"
 	echo "l2:      $L2_SCENARIOS"
 	echo "l2-6:    $L2V6_SCENARIOS"
 	echo "ports:   $PORT_SCENARIOS"
@@ -1039,6 +1047,7 @@ usage() {
 	echo "tunnel:  $TUNNEL_SCENARIOS"
 	echo "tunnel6: $TUNNEL6_SCENARIOS"
 	echo "latency: $LATENCY_SCENARIOS"
+	echo "goals:   $GOALS_SCENARIOS"
 	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
 	echo "direct:  $DIRECT_SCENARIOS"
 	echo "startup, dns: tables of their own"
@@ -1059,11 +1068,18 @@ main() {
 	tunnel) list=($TUNNEL_SCENARIOS) ;;
 	tunnel6) list=($TUNNEL6_SCENARIOS) ;;
 	latency) list=($LATENCY_SCENARIOS) ;;
+	goals) list=($GOALS_SCENARIOS) ;;
 	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
 	direct) list=($DIRECT_SCENARIOS) ;;
 	startup | dns) list=() ;;
 	all) list=($DEFAULT_SCENARIOS $EXTRA_SCENARIOS) ;;
 	*) list=("$@") ;;
+	esac
+	case ${ORDER:-} in
+	"") ;;
+	reverse) mapfile -t list < <(printf '%s\n' "${list[@]+"${list[@]}"}" | tac) ;;
+	shuffle) mapfile -t list < <(printf '%s\n' "${list[@]+"${list[@]}"}" | shuf) ;;
+	*) echo "ORDER=$ORDER: want reverse or shuffle" >&2; exit 2 ;;
 	esac
 	local s
 	for s in "${list[@]+"${list[@]}"}"; do

@@ -260,7 +260,7 @@ per_op() {
 # forwarder's system calls and context switches per operation (round trip
 # or connection), counted by perf stat over RR_PIDS (else FWD_PIDS).
 rr_counted() {
-	local r pids=${RR_PIDS:-${FWD_PIDS:-}} pp= f
+	local r pids=${RR_PIDS:-${FWD_PIDS:-}} pp="" f
 	if [ "${SYSCALLS:-0}" = 1 ] && [ -n "$pids" ]; then
 		f="$OUT/perfstat.$1"
 		perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${pids// /,}" -o "$f" 2>>"$OUT/client.err" &

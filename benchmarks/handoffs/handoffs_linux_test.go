@@ -97,7 +97,7 @@ func TestHandoffsPerRoundTrip(t *testing.T) {
 	}
 	for _, path := range []struct {
 		name  string
-		setup func(t *testing.T) func(context.Context) (net.Conn, error)
+		setup func(t testing.TB) func(context.Context) (net.Conn, error)
 	}{
 		{"port", publishedPort},
 		{"l2", l2},
@@ -242,19 +242,19 @@ var (
 	loops    = map[*vswitch.Switch]*evloop.Loop{}
 )
 
-func looped(setup func(t *testing.T) func(context.Context) (net.Conn, error)) func(t *testing.T) func(context.Context) (net.Conn, error) {
-	return func(t *testing.T) func(context.Context) (net.Conn, error) {
+func looped(setup func(t testing.TB) func(context.Context) (net.Conn, error)) func(t testing.TB) func(context.Context) (net.Conn, error) {
+	return func(t testing.TB) func(context.Context) (net.Conn, error) {
 		loopSpin = time.Millisecond
 		defer func() { loopSpin = 0 }()
 		return setup(t)
 	}
 }
 
-func publishedPort(t *testing.T) func(context.Context) (net.Conn, error) {
+func publishedPort(t testing.TB) func(context.Context) (net.Conn, error) {
 	return published(t, "tcp")
 }
 
-func publishedUDPPort(t *testing.T) func(context.Context) (net.Conn, error) {
+func publishedUDPPort(t testing.TB) func(context.Context) (net.Conn, error) {
 	return published(t, "udp")
 }
 
@@ -289,7 +289,7 @@ func published(t testing.TB, proto string) func(context.Context) (net.Conn, erro
 	}
 }
 
-func l2(t *testing.T) func(context.Context) (net.Conn, error) {
+func l2(t testing.TB) func(context.Context) (net.Conn, error) {
 	sw := newSwitch(t, "l2")
 	a := container(t, sw, "10.77.0.2/24", netip.Addr{})
 	b := container(t, sw, "10.77.0.3/24", netip.Addr{})
@@ -297,7 +297,7 @@ func l2(t *testing.T) func(context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, "tcp", "10.77.0.3:5202") }
 }
 
-func tunnelPath(t *testing.T) func(context.Context) (net.Conn, error) {
+func tunnelPath(t testing.TB) func(context.Context) (net.Conn, error) {
 	sw1, sw2 := newSwitch(t, "t1"), newSwitch(t, "t2")
 	tun := func(sw *vswitch.Switch) *tunnel.Port {
 		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -326,7 +326,7 @@ func tunnelPath(t *testing.T) func(context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, "tcp", "10.77.0.3:5202") }
 }
 
-func egress(t *testing.T) func(context.Context) (net.Conn, error) {
+func egress(t testing.TB) func(context.Context) (net.Conn, error) {
 	sw := newSwitch(t, "egress")
 	hostLo := netip.MustParseAddr("10.78.0.254")
 	gw, err := gateway.New(sw, gateway.Config{
@@ -383,7 +383,7 @@ func TestHandoffsPerConnection(t *testing.T) {
 	}
 	for _, path := range []struct {
 		name  string
-		setup func(t *testing.T) func(context.Context) (net.Conn, error)
+		setup func(t testing.TB) func(context.Context) (net.Conn, error)
 	}{
 		{"port", publishedPort},
 		{"l2", l2},
@@ -524,7 +524,44 @@ func BenchmarkPortUDPRR(b *testing.B) {
 	if _, err := exec.LookPath("socat"); err != nil {
 		b.Skipf("skipping: socat (the echo server) is not installed: %v", err)
 	}
-	c := connect(b, published(b, "udp"))
+	benchRR(b, connect(b, published(b, "udp")))
+}
+
+// BenchmarkRR is each TCP path's 1-byte round trips, as BenchmarkPortUDPRR
+// measures them, with each switch's TAPs read by an evloop spinning the
+// daemon's default window (daemon.DefaultSpin, 100 µs), as the daemon
+// runs, or by a reader goroutine per TAP (-readers). cpu-µs/rr is the
+// number to drive down on a machine where entering the kernel is dear
+// (benchmarks/RESULTS.md, "A second kind of VM"): it is this process's
+// CPU, socat's (the container's server) is not in it.
+//
+//	go test ./benchmarks/handoffs/ -run XXX -bench RR -benchtime 20000x -count 3
+func BenchmarkRR(b *testing.B) {
+	if _, err := exec.LookPath("socat"); err != nil {
+		b.Skipf("skipping: socat (the echo server) is not installed: %v", err)
+	}
+	for _, path := range []struct {
+		name  string
+		setup func(testing.TB) func(context.Context) (net.Conn, error)
+		spin  time.Duration
+	}{
+		{"port", publishedPort, 100 * time.Microsecond},
+		{"port-readers", publishedPort, 0},
+		{"l2", l2, 100 * time.Microsecond},
+		{"l2-readers", l2, 0},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			loopSpin = path.spin
+			dial := path.setup(b)
+			loopSpin = 0
+			benchRR(b, connect(b, dial))
+		})
+	}
+}
+
+// benchRR runs b.N 1-byte round trips on c and reports them per second
+// and the process's CPU time per round trip.
+func benchRR(b *testing.B, c net.Conn) {
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -224,7 +224,7 @@ func container(t testing.TB, sw *vswitch.Switch, addr string, gw netip.Addr) *ne
 func newSwitch(t testing.TB, name string) *vswitch.Switch {
 	sw := vswitch.New(vswitch.Config{Name: name})
 	t.Cleanup(func() { sw.Close() })
-	if loopSpin > 0 {
+	if loopSpin > 0 || loopAlways {
 		l, err := evloop.New(evloop.Config{Spin: loopSpin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince(), Contention: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -238,8 +238,9 @@ func newSwitch(t testing.TB, name string) *vswitch.Switch {
 // loopSpin, when set, makes newSwitch give each switch an evloop that
 // container's TAPs join, as the daemon does; looped sets it for a path.
 var (
-	loopSpin time.Duration
-	loops    = map[*vswitch.Switch]*evloop.Loop{}
+	loopSpin   time.Duration
+	loopAlways bool // a loop even with loopSpin 0 (the daemon's --spin=0)
+	loops      = map[*vswitch.Switch]*evloop.Loop{}
 )
 
 func looped(setup func(t testing.TB) func(context.Context) (net.Conn, error)) func(t testing.TB) func(context.Context) (net.Conn, error) {
@@ -530,7 +531,8 @@ func BenchmarkPortUDPRR(b *testing.B) {
 // BenchmarkRR is each TCP path's 1-byte round trips, as BenchmarkPortUDPRR
 // measures them, with each switch's TAPs read by an evloop spinning the
 // daemon's default window (daemon.DefaultSpin, 100 µs), as the daemon
-// runs, or by a reader goroutine per TAP (-readers). cpu-µs/rr is the
+// runs, by an evloop that never spins (-spin0, the daemon's --spin=0),
+// or by a reader goroutine per TAP (-readers). cpu-µs/rr is the
 // number to drive down on a machine where entering the kernel is dear
 // (benchmarks/RESULTS.md, "A second kind of VM"): it is this process's
 // CPU, socat's (the container's server) is not in it.
@@ -543,17 +545,20 @@ func BenchmarkRR(b *testing.B) {
 	for _, path := range []struct {
 		name  string
 		setup func(testing.TB) func(context.Context) (net.Conn, error)
+		loop  bool
 		spin  time.Duration
 	}{
-		{"port", publishedPort, 100 * time.Microsecond},
-		{"port-readers", publishedPort, 0},
-		{"l2", l2, 100 * time.Microsecond},
-		{"l2-readers", l2, 0},
+		{"port", publishedPort, true, 100 * time.Microsecond},
+		{"port-spin0", publishedPort, true, 0},
+		{"port-readers", publishedPort, false, 0},
+		{"l2", l2, true, 100 * time.Microsecond},
+		{"l2-spin0", l2, true, 0},
+		{"l2-readers", l2, false, 0},
 	} {
 		b.Run(path.name, func(b *testing.B) {
-			loopSpin = path.spin
+			loopSpin, loopAlways = path.spin, path.loop
 			dial := path.setup(b)
-			loopSpin = 0
+			loopSpin, loopAlways = 0, false
 			benchRR(b, connect(b, dial))
 		})
 	}

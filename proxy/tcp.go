@@ -94,11 +94,11 @@ func (b *tcpBinding) acceptLoop() {
 		}
 		backoff = 0
 		if scope := admit(b.port, b.global); scope != scopeNone {
-			// Counted before the reset, so that whoever saw the
-			// reset finds it counted.
-			n := b.c.overLimit.Add(1)
+			// Counted and logged before the reset, so that whoever
+			// saw the reset finds it counted and, if a warning was
+			// due, warned of.
+			b.warnOverLimit(scope, b.c.overLimit.Add(1))
 			reset(client)
-			b.warnOverLimit(scope, n)
 			continue
 		}
 

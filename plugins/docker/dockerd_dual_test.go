@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,10 +90,18 @@ func TestDockerdDualStack(t *testing.T) {
 		t.Errorf("dual3 pings dual1 over IPv6: %v\n%s", err, out)
 	}
 	// The documented way to have only the static address: autoconf off
-	// for eth0, which Docker applies as it configures the interface.
-	// Once the advertisement is in (its default route) and no address is
-	// tentative, eth0 has fd00:95::4 and its link-local address only.
+	// for eth0. Docker 27 and later apply it as they configure the
+	// interface (moby/moby#47686); once the advertisement is in (its
+	// default route) and no address is tentative, eth0 has fd00:95::4
+	// and its link-local address only. Docker 20.10 to 26 apply it when
+	// the container's task is created, after the interface is up: the
+	// kernel's router solicitation, 1-2 s after the interface comes up,
+	// usually comes later, but on a loaded machine the gateway's answer
+	// can come first and a SLAAC address form (seen once in CI, with
+	// Debian's 20.10). There the test checks what is certain: the
+	// setting is applied, and the static address is there.
 	dk.Docker("run", "-d", "--name", "dual4", "--network", "dual", "--sysctl", "net.ipv6.conf.eth0.autoconf=0", img, "sleep", "600")
+	strict := dockerAppliesEndpointSysctls(dk.Docker("version", "--format", "{{.Server.Version}}"))
 	var addr4 string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		r := dk.Docker("exec", "dual4", "ip", "-6", "route", "show", "default")
@@ -104,8 +113,18 @@ func TestDockerdDualStack(t *testing.T) {
 			t.Fatalf("dual4: no RA default route, or addresses still tentative, after 15 s:\n%s\n%s", r, addr4)
 		}
 	}
-	if n := strings.Count(addr4, "inet6 "); n != 2 || !strings.Contains(addr4, "inet6 fd00:95::4/64") || !strings.Contains(addr4, "inet6 fe80::") {
+	if v := strings.TrimSpace(dk.Docker("exec", "dual4", "cat", "/proc/sys/net/ipv6/conf/eth0/autoconf")); v != "0" {
+		t.Errorf("dual4's eth0 autoconf is %q after --sysctl net.ipv6.conf.eth0.autoconf=0; want 0", v)
+	}
+	if !strings.Contains(addr4, "inet6 fd00:95::4/64") || !strings.Contains(addr4, "inet6 fe80::") {
+		t.Errorf("dual4 with autoconf=0: %q; want fd00:95::4/64 and its link-local address", addr4)
+	}
+	switch n := strings.Count(addr4, "inet6 "); {
+	case n == 2:
+	case strict:
 		t.Errorf("dual4 with autoconf=0: %q; want fd00:95::4/64 and its link-local address only", addr4)
+	default:
+		t.Logf("dual4 with autoconf=0 has a SLAAC address too: this Docker applied the setting after the advertisement (see the comment above):\n%s", addr4)
 	}
 	if eps, err := client.Endpoints(ctx, "dual"); err == nil {
 		for _, e := range eps {
@@ -119,5 +138,25 @@ func TestDockerdDualStack(t *testing.T) {
 	eps, _ = client.Endpoints(ctx, "")
 	if len(nets) != 0 || len(eps) != 0 {
 		t.Errorf("after rm: networks %+v, endpoints %+v", nets, eps)
+	}
+}
+
+// dockerAppliesEndpointSysctls reports whether a Docker server of version v
+// ("20.10.24+dfsg1", "28.1.1") applies --sysctl settings for eth0 as it
+// configures the interface (27.0 and later), rather than when the
+// container's task is created, after the interface is up.
+func dockerAppliesEndpointSysctls(v string) bool {
+	major, _, _ := strings.Cut(strings.TrimSpace(v), ".")
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 27
+}
+
+func TestDockerAppliesEndpointSysctls(t *testing.T) {
+	for v, want := range map[string]bool{
+		"20.10.24+dfsg1": false, "26.1.4": false, "27.0.1": true, "28.1.1\n": true, "": false, "dev": false,
+	} {
+		if got := dockerAppliesEndpointSysctls(v); got != want {
+			t.Errorf("dockerAppliesEndpointSysctls(%q) = %v, want %v", v, got, want)
+		}
 	}
 }

@@ -256,18 +256,21 @@ per_op() {
 	awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" -v n="$(kv n "$3")" 'BEGIN {if (n > 0) printf "%.0f", 1e6 * d / hz / n; else print "-"}'
 }
 
-# rr_counted MODE : rr_run MODE; with SYSCALLS=1, its output gains the
-# forwarder's system calls and context switches per operation (round trip
-# or connection), counted by perf stat over RR_PIDS (else FWD_PIDS).
+# rr_counted MODE : rr_run MODE, its output extended with the forwarder's
+# (RR_PIDS, else FWD_PIDS) CPU time per operation (round trip or
+# connection) as cpu_us_per_op=, and with SYSCALLS=1 its system calls and
+# context switches per operation (perf stat) as sys_per_op= cs_per_op=.
 rr_counted() {
-	local r pids=${RR_PIDS:-${FWD_PIDS:-}} pp="" f
+	local r pids=${RR_PIDS:-${FWD_PIDS:-}} pp="" f t0
 	if [ "${SYSCALLS:-0}" = 1 ] && [ -n "$pids" ]; then
 		f="$OUT/perfstat.$1"
 		perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${pids// /,}" -o "$f" 2>>"$OUT/client.err" &
 		pp=$!
 		sleep 0.2 # perf attaches before the client starts
 	fi
+	t0=$(fwd_ticks "$pids")
 	r=$(rr_run "$1")
+	r="$r cpu_us_per_op=$(per_op "$t0" "$(fwd_ticks "$pids")" "$r")"
 	if [ -n "$pp" ]; then
 		kill -INT "$pp"
 		wait "$pp"
@@ -275,6 +278,14 @@ rr_counted() {
 			END {if (n > 0) printf "sys_per_op=%.1f cs_per_op=%.1f", s / n, c / n}' "$f")"
 	fi
 	echo "$r"
+}
+
+# counted MODE UNIT RR_OUTPUT : the count line of an rr_counted run, if
+# it counted system calls
+counted() {
+	local sys
+	sys=$(kv sys_per_op "$3")
+	[ -n "$sys" ] && echo "$1: $sys syscalls, $(kv cs_per_op "$3") context switches per $2"
 }
 
 measure() {
@@ -298,22 +309,17 @@ measure() {
 		udp=$(iperf_udp)
 		udp="${udp% *} (${udp#* }%)"
 	fi
-	local r rc0 rc1 re0 re1 rrfwd="-" count=0 t0 cpurr=() cpucrr=()
-	[ "${SYSCALLS:-0}" = 1 ] && [ -n "${RR_PIDS:-${FWD_PIDS:-}}" ] && count=1
+	local r c rc0 rc1 re0 re1 rrfwd="-" cpurr=() cpucrr=()
 	rc0=$(fwd_ticks "${RR_PIDS:-}")
 	re0=$(now)
 	for i in $(seq "$RR_RUNS"); do
 		log "$label: rr + crr"
-		t0=$(fwd_ticks "${RR_PIDS:-}")
 		r=$(rr_counted rr)
-		cpurr+=("$(per_op "$t0" "$(fwd_ticks "${RR_PIDS:-}")" "$r")")
-		rrs+=("$(kv rr_per_s "$r")") p50+=("$(kv p50_us "$r")") p99+=("$(kv p99_us "$r")")
-		if [ $count = 1 ]; then counts+=("rr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per round trip"); fi
-		t0=$(fwd_ticks "${RR_PIDS:-}")
+		rrs+=("$(kv rr_per_s "$r")") p50+=("$(kv p50_us "$r")") p99+=("$(kv p99_us "$r")") cpurr+=("$(kv cpu_us_per_op "$r")")
+		c=$(counted rr "round trip" "$r") && counts+=("$c")
 		r=$(rr_counted crr)
-		cpucrr+=("$(per_op "$t0" "$(fwd_ticks "${RR_PIDS:-}")" "$r")")
-		crs+=("$(kv conns_per_s "$r")")
-		if [ $count = 1 ]; then counts+=("crr: $(kv sys_per_op "$r") syscalls, $(kv cs_per_op "$r") context switches per connection"); fi
+		crs+=("$(kv conns_per_s "$r")") cpucrr+=("$(kv cpu_us_per_op "$r")")
+		c=$(counted crr connection "$r") && counts+=("$c")
 	done
 	rc1=$(fwd_ticks "${RR_PIDS:-}")
 	re1=$(now)

@@ -224,7 +224,7 @@ func container(t testing.TB, sw *vswitch.Switch, addr string, gw netip.Addr) *ne
 func newSwitch(t testing.TB, name string) *vswitch.Switch {
 	sw := vswitch.New(vswitch.Config{Name: name})
 	t.Cleanup(func() { sw.Close() })
-	if loopSpin > 0 || loopAlways {
+	if loopSpin >= 0 {
 		l, err := evloop.New(evloop.Config{Spin: loopSpin, BufLen: tap.LoopBufLen, Yield: stackport.DeliveredSince(), Contention: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -235,18 +235,22 @@ func newSwitch(t testing.TB, name string) *vswitch.Switch {
 	return sw
 }
 
-// loopSpin, when set, makes newSwitch give each switch an evloop that
-// container's TAPs join, as the daemon does; looped sets it for a path.
+// loopSpin, when not negative, makes newSwitch give each switch an evloop
+// spinning that long that container's TAPs join, as the daemon does (0 is
+// its --spin=0); negative gives each TAP a reader goroutine. looped sets
+// it for a path.
 var (
-	loopSpin   time.Duration
-	loopAlways bool // a loop even with loopSpin 0 (the daemon's --spin=0)
-	loops      = map[*vswitch.Switch]*evloop.Loop{}
+	loopSpin time.Duration = readers
+	loops                  = map[*vswitch.Switch]*evloop.Loop{}
 )
+
+// readers is loopSpin's value for a reader goroutine per TAP.
+const readers = -1
 
 func looped(setup func(t testing.TB) func(context.Context) (net.Conn, error)) func(t testing.TB) func(context.Context) (net.Conn, error) {
 	return func(t testing.TB) func(context.Context) (net.Conn, error) {
 		loopSpin = time.Millisecond
-		defer func() { loopSpin = 0 }()
+		defer func() { loopSpin = readers }()
 		return setup(t)
 	}
 }
@@ -545,20 +549,19 @@ func BenchmarkRR(b *testing.B) {
 	for _, path := range []struct {
 		name  string
 		setup func(testing.TB) func(context.Context) (net.Conn, error)
-		loop  bool
-		spin  time.Duration
+		spin  time.Duration // loopSpin
 	}{
-		{"port", publishedPort, true, 100 * time.Microsecond},
-		{"port-spin0", publishedPort, true, 0},
-		{"port-readers", publishedPort, false, 0},
-		{"l2", l2, true, 100 * time.Microsecond},
-		{"l2-spin0", l2, true, 0},
-		{"l2-readers", l2, false, 0},
+		{"port", publishedPort, 100 * time.Microsecond},
+		{"port-spin0", publishedPort, 0},
+		{"port-readers", publishedPort, readers},
+		{"l2", l2, 100 * time.Microsecond},
+		{"l2-spin0", l2, 0},
+		{"l2-readers", l2, readers},
 	} {
 		b.Run(path.name, func(b *testing.B) {
-			loopSpin, loopAlways = path.spin, path.loop
+			loopSpin = path.spin
 			dial := path.setup(b)
-			loopSpin, loopAlways = 0, false
+			loopSpin = readers
 			benchRR(b, connect(b, dial))
 		})
 	}

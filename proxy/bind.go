@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // This file chooses host ports and binds the sockets of a mapping. All of
@@ -139,11 +142,12 @@ func listen(proto Proto, ip netip.Addr, port uint16) (socket, error) {
 		family = "6"
 	}
 	if proto == TCP {
-		l, err := net.ListenTCP("tcp"+family, net.TCPAddrFromAddrPort(ap))
+		lc := net.ListenConfig{KeepAlive: -1, Control: keepAliveOnListener}
+		l, err := lc.Listen(context.Background(), "tcp"+family, ap.String())
 		if err != nil {
 			return socket{}, err
 		}
-		return socket{addr: ip, tcp: l}, nil
+		return socket{addr: ip, tcp: l.(*net.TCPListener)}, nil
 	}
 	c, err := net.ListenUDP("udp"+family, net.UDPAddrFromAddrPort(ap))
 	if err != nil {
@@ -156,4 +160,33 @@ func listen(proto Proto, ip netip.Addr, port uint16) (socket, error) {
 		}
 	}
 	return socket{addr: ip, udp: c}, nil
+}
+
+// keepAliveOnListener turns TCP keep-alive on for a listening socket with
+// Go's defaults for accepted connections (a probe after 15 s idle, then
+// every 15 s, 9 unanswered end the connection), so that a client that
+// vanished without a word frees its relay. Linux copies these settings
+// to every connection the socket accepts; set here once, they spare each
+// connection the four setsockopt calls Go's accept would make (listen
+// asks Go not to: KeepAlive -1).
+func keepAliveOnListener(_, _ string, c syscall.RawConn) error {
+	opts := [...]struct{ level, opt, v int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+	}
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		for _, o := range opts {
+			if serr = unix.SetsockoptInt(int(fd), o.level, o.opt, o.v); serr != nil {
+				serr = fmt.Errorf("keep-alive on the listening socket: setsockopt %d/%d: %w", o.level, o.opt, serr)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }

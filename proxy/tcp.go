@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchyard-net/switchyard/internal/relay"
+	"github.com/switchyard-net/switchyard/internal/stackgrow"
 )
 
 // tcpBinding is one TCP host listener and the connections it relays. Its
@@ -148,6 +149,9 @@ type tcpConn struct {
 // it would without a proxy, rather than a connection that opens and then
 // closes cleanly or hangs.
 func (c *tcpConn) serve() {
+	// The dial below runs through gVisor and the switch at once: grow
+	// the stack to fit it now, in one cheap step (see stackgrow).
+	stackgrow.Grow()
 	defer c.b.wg.Done()
 	defer c.b.forget(c)
 

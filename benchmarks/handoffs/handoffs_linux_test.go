@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -256,16 +255,60 @@ func looped(setup func(t testing.TB) func(context.Context) (net.Conn, error)) fu
 }
 
 func publishedPort(t testing.TB) func(context.Context) (net.Conn, error) {
-	return published(t, "tcp")
+	return published(t, "tcp", func(t testing.TB, ns *netnstest.NS) { echoOn(t, ns, "TCP-LISTEN:5202,reuseaddr,fork") })
 }
 
 func publishedUDPPort(t testing.TB) func(context.Context) (net.Conn, error) {
-	return published(t, "udp")
+	return published(t, "udp", func(t testing.TB, ns *netnstest.NS) { echoOn(t, ns, "UDP-LISTEN:5202,reuseaddr,fork") })
 }
 
-// published publishes port 5202/proto of a container with an echo server
-// on 127.0.0.1 through the gateway's netstack.
-func published(t testing.TB, proto string) func(context.Context) (net.Conn, error) {
+// publishedPortGoEcho is publishedPort with goEcho as the container's
+// server.
+func publishedPortGoEcho(t testing.TB) func(context.Context) (net.Conn, error) {
+	return published(t, "tcp", goEcho)
+}
+
+// goEcho serves TCP port 5202 in ns from goroutines of this process as
+// benchmarks/rr's server does: a goroutine per connection echoes what
+// arrives and, after echoing the byte 'X', closes, so that TIME_WAIT
+// lands on the server. It is for connection rates, where socat's fork
+// would cost a process per connection.
+func goEcho(t testing.TB, ns *netnstest.NS) {
+	t.Helper()
+	ln, err := ns.Listen("0.0.0.0:5202")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 512)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil || buf[n-1] == 'X' {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+// published publishes port 5202/proto of a container through the
+// gateway's netstack on 127.0.0.1; serve starts the container's echo
+// server on 5202.
+func published(t testing.TB, proto string, serve func(testing.TB, *netnstest.NS)) func(context.Context) (net.Conn, error) {
 	sw := newSwitch(t, "port")
 	gw, err := gateway.New(sw, gateway.Config{
 		Network: "port", Subnet: netip.MustParsePrefix("10.77.0.0/24"), Addr: netip.MustParseAddr("10.77.0.1"),
@@ -276,7 +319,7 @@ func published(t testing.TB, proto string) func(context.Context) (net.Conn, erro
 	}
 	t.Cleanup(gw.Close)
 	ns := container(t, sw, "10.77.0.2/24", netip.MustParseAddr("10.77.0.1"))
-	echoOn(t, ns, strings.ToUpper(proto)+"-LISTEN:5202,reuseaddr,fork")
+	serve(t, ns)
 	m := proxy.NewManager(proxy.Config{Logger: zap.NewNop()})
 	t.Cleanup(func() { m.Close() })
 	mps, err := proxy.ParsePublish("127.0.0.1::5202/" + proto)
@@ -529,7 +572,7 @@ func BenchmarkPortUDPRR(b *testing.B) {
 	if _, err := exec.LookPath("socat"); err != nil {
 		b.Skipf("skipping: socat (the echo server) is not installed: %v", err)
 	}
-	benchRR(b, connect(b, published(b, "udp")))
+	benchRR(b, connect(b, publishedUDPPort(b)))
 }
 
 // BenchmarkRR is each TCP path's 1-byte round trips, as BenchmarkPortUDPRR
@@ -565,6 +608,56 @@ func BenchmarkRR(b *testing.B) {
 			benchRR(b, connect(b, dial))
 		})
 	}
+}
+
+// BenchmarkCRR is benchmarks/rr's "crr" through a published port's
+// default path, the network's TAP read by a loop as the daemon does:
+// each op opens a connection to 127.0.0.1, sends 'X', reads it back and
+// waits for the server to close (goEcho, as rr's server). The container's
+// server is goroutines of this process in the container's namespace, so
+// cpu-µs/conn is the proxy's, the path's, the client's and that server's
+// CPU per connection.
+//
+//	go test ./benchmarks/handoffs/ -run XXX -bench CRR -benchtime 4000x -count 6
+func BenchmarkCRR(b *testing.B) {
+	loopSpin = 100 * time.Microsecond
+	dial := publishedPortGoEcho(b)
+	loopSpin = readers
+	connect(b, dial).Close()
+	buf := make([]byte, 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, t0 := cpuTime(), time.Now()
+	for i := range b.N {
+		if err := crrOnce(dial, buf); err != nil {
+			b.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	elapsed := time.Since(t0)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conn/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/conn")
+}
+
+// crrOnce is one connection of BenchmarkCRR.
+func crrOnce(dial func(context.Context) (net.Conn, error), buf []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c, err := dial(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte{'X'}); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, buf[:1]); err != nil {
+		return err
+	}
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		return fmt.Errorf("after the echo: %d bytes, %v; want the server's end of stream", n, err)
+	}
+	return nil
 }
 
 // benchRR runs b.N 1-byte round trips on c and reports them per second

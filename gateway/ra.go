@@ -24,7 +24,8 @@ import (
 //     Solicitation (seen in intercept, on the switch's goroutine), at
 //     most one answer per minRASolicitedGap;
 //   - with the network's IPv6 prefix, on-link, and autonomous when it is
-//     a /64 (SLAAC, RFC 4862, wants 64-bit interface identifiers);
+//     a /64 (SLAAC, RFC 4862, wants 64-bit interface identifiers) unless
+//     RAConfig.NoSLAAC;
 //   - with the DNS servers (RDNSS, RFC 8106);
 //   - with the M and O flags when the gateway runs a DHCPv6 server
 //     (Config.DHCP6), and only then: hosts ask it for their reserved
@@ -42,6 +43,11 @@ type RAConfig struct {
 	// Interval between unsolicited advertisements; 0 means
 	// DefaultRAInterval.
 	Interval time.Duration
+	// NoSLAAC advertises the prefix on-link only, without the autonomous
+	// flag, even a /64: hosts form no address of their own from it and
+	// keep the ones they were given (Docker's containers: their IPAM
+	// address, as on Docker's own bridge, which advertises nothing).
+	NoSLAAC bool
 }
 
 // Advertisement timings.
@@ -120,7 +126,7 @@ func (g *Gateway) prepareRA(c *RAConfig) error {
 	}
 	g.linkLocal = linkLocal(g.cfg.MAC)
 	g.ra = &advertiser{g: g, interval: interval,
-		frame: buildRA(g.cfg.MAC, g.linkLocal, prefix, lifetime, c.RDNSS, 3*interval, g.cfg.DHCP6 != nil)}
+		frame: buildRA(g.cfg.MAC, g.linkLocal, prefix, !c.NoSLAAC, lifetime, c.RDNSS, 3*interval, g.cfg.DHCP6 != nil)}
 	return nil
 }
 
@@ -185,14 +191,15 @@ func isRouterSolicit(b []byte) bool {
 }
 
 // buildRA returns the Ethernet frame of a Router Advertisement from
-// gateway MAC mac and link-local address src to all nodes. managed sets
-// the M and O flags: addresses and other configuration from DHCPv6.
-func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, routerLifetime time.Duration, rdnss []netip.Addr, rdnssLifetime time.Duration, managed bool) []byte {
+// gateway MAC mac and link-local address src to all nodes. slaac marks
+// the prefix autonomous if it is a /64. managed sets the M and O flags:
+// addresses and other configuration from DHCPv6.
+func buildRA(mac vswitch.MAC, src netip.Addr, prefix netip.Prefix, slaac bool, routerLifetime time.Duration, rdnss []netip.Addr, rdnssLifetime time.Duration, managed bool) []byte {
 	// Prefix Information body (RFC 4861 4.6.2), after type and length.
 	pi := make([]byte, 30)
 	pi[0] = byte(prefix.Bits())
 	pi[1] = 0x80 // on-link
-	if prefix.Bits() == 64 {
+	if slaac && prefix.Bits() == 64 {
 		pi[1] |= 0x40 // autonomous: SLAAC
 	}
 	binary.BigEndian.PutUint32(pi[2:], uint32(raValidLifetime/time.Second))

@@ -14,7 +14,7 @@ import (
 // carrying ICMPv6 type 133.
 func FuzzIsRouterSolicit(f *testing.F) {
 	mac := vswitch.MAC{0x02, 0x42, 10, 0, 0, 1}
-	ra := buildRA(mac, linkLocal(mac), netip.MustParsePrefix("fd00:1::/64"), time.Minute, []netip.Addr{netip.MustParseAddr("fd00:1::1")}, time.Minute, false)
+	ra := buildRA(mac, linkLocal(mac), netip.MustParsePrefix("fd00:1::/64"), true, time.Minute, []netip.Addr{netip.MustParseAddr("fd00:1::1")}, time.Minute, false)
 	f.Add(ra)
 	rs := append([]byte(nil), ra[:vswitch.EthHeaderLen+header.IPv6MinimumSize+8]...)
 	rs[vswitch.EthHeaderLen+header.IPv6MinimumSize] = byte(header.ICMPv6RouterSolicit)

@@ -18,6 +18,11 @@ import (
 // raNet is a dual-stack gateway with Router Advertisements and an
 // in-memory port on its switch that sees them.
 func raNet(t *testing.T, subnet6 string, internal bool) (*porttest.Port, vswitch.MAC) {
+	return raNetConfig(t, subnet6, internal, false)
+}
+
+// raNetConfig is raNet with RAConfig.NoSLAAC.
+func raNetConfig(t *testing.T, subnet6 string, internal, noSLAAC bool) (*porttest.Port, vswitch.MAC) {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	sw := vswitch.New(vswitch.Config{Name: "ra", Logger: log})
@@ -34,7 +39,7 @@ func raNet(t *testing.T, subnet6 string, internal bool) (*porttest.Port, vswitch
 	gw, err := gateway.New(sw, gateway.Config{
 		Network: "ra", Subnet: netip.MustParsePrefix("10.50.0.0/24"), Addr: netip.MustParseAddr("10.50.0.1"),
 		Subnet6: p6, Addr6: p6.Addr().Next(), MAC: mac, Logger: log, Internal: internal,
-		RA: &gateway.RAConfig{RDNSS: []netip.Addr{p6.Addr().Next()}, Interval: time.Hour},
+		RA: &gateway.RAConfig{RDNSS: []netip.Addr{p6.Addr().Next()}, Interval: time.Hour, NoSLAAC: noSLAAC},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +112,18 @@ func TestRouterAdvertisement(t *testing.T) {
 func TestRouterAdvertisementInternalLongPrefix(t *testing.T) {
 	port, mac := raNet(t, "fd00:51::/80", true)
 	checkRA(t, nextRA(t, port), mac, "fd00:51::/80", false, 0, "fd00:51::1", false)
+}
+
+// With NoSLAAC the /64 is on-link only, not autonomous: hosts keep the
+// addresses they were given; the gateway is still their default router,
+// at start and in answer to a solicitation.
+func TestRouterAdvertisementNoSLAAC(t *testing.T) {
+	port, mac := raNetConfig(t, "fd00:52::/64", false, true)
+	checkRA(t, nextRA(t, port), mac, "fd00:52::/64", false, 1800*time.Second, "fd00:52::1", false)
+	if err := port.Inject(routerSolicit(vswitch.MAC{0x02, 0x42, 10, 50, 0, 2})); err != nil {
+		t.Fatal(err)
+	}
+	checkRA(t, nextRA(t, port), mac, "fd00:52::/64", false, 1800*time.Second, "fd00:52::1", false)
 }
 
 func checkRA(t *testing.T, ip header.IPv6, mac vswitch.MAC, prefix string, autonomous bool, lifetime time.Duration, rdnss string, managed bool) {

@@ -170,6 +170,7 @@ func TestDualStackFieldErrors(t *testing.T) {
 		{"IPv6 loopback", api.NetworkCreate{Subnets: []string{"::1/128"}}, "subnets", "::1/128"},
 		{"not a prefix in the list", api.NetworkCreate{Subnets: []string{"10.1.0.0/24", "fd00:1::"}}, "subnets", "fd00:1::"},
 		{"tunnel with a picked IPv6 subnet", api.NetworkCreate{Subnet: "10.250.0.0/16", IPv6: true, Tunnel: "vxlan"}, "ipv6", "true"},
+		{"slaac false, no IPv6", api.NetworkCreate{Subnet: "10.1.0.0/24", SLAAC: boolp(false)}, "slaac", "false"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -220,3 +220,41 @@ func TestDualStackDHCPEndpointLeavesIPv6ToClients(t *testing.T) {
 		t.Errorf("port-security binding %+v, want %s and the SLAAC %s", bind, ep.Address6.Addr(), slaac)
 	}
 }
+
+// A network created with SLAAC false (the Docker plugin's) has its
+// gateway advertise the /64 without the autonomous flag, says so in its
+// view, and lets an endpoint send only from the addresses it was given:
+// no SLAAC address in the port-security binding. A restart keeps it.
+func TestNetworkWithoutSLAAC(t *testing.T) {
+	e := newEnv(t)
+	v := e.createNetwork(api.NetworkCreate{Name: "web", Subnets: []string{"10.7.0.0/24", "fd00:7::/64"}, SLAAC: boolp(false)})
+	if v.SLAAC {
+		t.Errorf("view: SLAAC true, want false")
+	}
+	if on := e.createNetwork(api.NetworkCreate{Name: "other", Subnets: []string{"10.8.0.0/24", "fd00:8::/64"}}); !on.SLAAC {
+		t.Errorf("a network created without slaac: view SLAAC false, want true (the default)")
+	}
+	e.att.AddNetNS("/run/netns/a")
+	ep := e.connect("web", api.EndpointCreate{NetNS: "/run/netns/a"})
+	check := func(when string) {
+		t.Helper()
+		e.d.mu.Lock()
+		n := e.d.networks["web"]
+		bind := n.endpoints["a"].link.Binding()
+		ra, _ := e.d.ipv6Config(n.rec, ep.Gateway6, netPools{})
+		e.d.mu.Unlock()
+		if bind == nil || !slices.Equal(bind.Addrs, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}) {
+			t.Errorf("%s: port-security binding %+v, want %s and %s only", when, bind, ep.Address.Addr(), ep.Address6.Addr())
+		}
+		if ra == nil || !ra.NoSLAAC {
+			t.Errorf("%s: the gateway's advertisement config %+v, want NoSLAAC", when, ra)
+		}
+	}
+	check("created")
+	e.d.Close()
+	e.start()
+	check("after a restart")
+	if v, err := e.d.Network("web"); err != nil || v.SLAAC {
+		t.Errorf("after a restart: view SLAAC %v (%v), want false", v.SLAAC, err)
+	}
+}

@@ -132,6 +132,12 @@ func parseNetworkCreate(req api.NetworkCreate) (store.Network, addressing, field
 		errs.add("mtu", strconv.Itoa(req.MTU), "out of range", strconv.Itoa(minMTU)+"-"+strconv.Itoa(maxMTU))
 	}
 	a := parseAddressing(&errs, req)
+	if req.SLAAC != nil {
+		if !a.has[fam6] {
+			errs.add("slaac", strconv.FormatBool(*req.SLAAC), "SLAAC is an IPv6 setting and the network has no IPv6", "an IPv6 network: `ipv6` true or an IPv6 subnet in `subnets`")
+		}
+		rec.NoSLAAC = !*req.SLAAC
+	}
 	rec.HostLoopback = parseHostLoopback(&errs, req)
 	if s := a.cfg[fam4].Subnet; s.IsValid() {
 		checkHostLoopbackOutside(&errs, req, rec.HostLoopback, s)

@@ -485,7 +485,7 @@ func (d *Daemon) gatewayConfig(rec store.Network, pools netPools, binder *leaseB
 // DHCPv6 clients (VMs on --tap-only TAPs) to the gateway's DHCPv6 server
 // for their endpoint's address.
 func (d *Daemon) ipv6Config(rec store.Network, gw6 netip.Addr, pools netPools) (*gateway.RAConfig, *gateway.DHCP6Config) {
-	ra := &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval}
+	ra := &gateway.RAConfig{RDNSS: []netip.Addr{gw6}, Interval: d.cfg.RAInterval, NoSLAAC: rec.NoSLAAC}
 	v6 := pools.v6
 	if v6 == nil { // IPv6-only: the first pool is the IPv6 one
 		v6 = pools.v4
@@ -535,8 +535,13 @@ func auxOf(aux map[string]netip.Addr, f int) map[string]netip.Addr {
 	return out
 }
 
-// slaacPrefix is the IPv6 subnet the gateway advertises, if any.
+// slaacPrefix is the IPv6 subnet the gateway advertises for SLAAC, if
+// any: the port security of an endpoint allows the address SLAAC forms
+// from it.
 func (n *network) slaacPrefix() netip.Prefix {
+	if n.rec.NoSLAAC {
+		return netip.Prefix{}
+	}
 	p, _, _ := n.rec.IPv6()
 	return p
 }
@@ -677,7 +682,8 @@ func (d *Daemon) networkView(n *network) api.Network {
 		Subnets: n.rec.Subnets(),
 	}
 	v.Subnet6, v.Gateway6, v.IPRange6 = n.rec.IPv6()
-	if v.Subnet6.IsValid() && v.Subnet6.Bits() != 64 {
+	v.SLAAC = v.Subnet6.IsValid() && v.Subnet6.Bits() == 64 && !n.rec.NoSLAAC
+	if v.Subnet6.IsValid() && v.Subnet6.Bits() != 64 && !n.rec.NoSLAAC {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("IPv6 subnet %s is not a /64: SLAAC is off (the gateway advertises it on-link only); "+
 			"endpoints get their IPv6 addresses from the daemon", v.Subnet6))
 	}

@@ -29,6 +29,7 @@ func networkCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "ip-range", Usage: "allocate endpoint addresses from this sub-range, one per address family"},
 					&cli.BoolFlag{Name: "ipv6", Usage: "give the network an IPv6 subnet too: a /64 of the daemon's ULA pool unless --subnet names one"},
 					&cli.BoolFlag{Name: "ipv4", Usage: "give the network an IPv4 subnet (--ipv4=false: IPv6 only)", Value: true, DefaultText: "true, unless only IPv6 subnets are given"},
+					&cli.BoolFlag{Name: "slaac", Usage: "advertise the IPv6 /64 for stateless autoconfiguration (--slaac=false: endpoints keep only the addresses the daemon gives them, as with Docker)", Value: true},
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "reserve an address: name=IP (repeatable)"},
 					&cli.IntFlag{Name: "mtu", Usage: "MTU of the network", DefaultText: "1500; with --tunnel, the underlay's minus the encapsulation: 1450 for vxlan, 1418 secure"},
 					&cli.BoolFlag{Name: "icc", Usage: "allow traffic between endpoints (--icc=false isolates them)", Value: true},
@@ -76,6 +77,10 @@ func networkCommand() *cli.Command {
 					if c.IsSet("ipv4") {
 						v4 := c.Bool("ipv4")
 						req.IPv4 = &v4
+					}
+					if c.IsSet("slaac") {
+						v := c.Bool("slaac")
+						req.SLAAC = &v
 					}
 					if c.IsSet("vni") {
 						v := c.Int("vni")
@@ -173,6 +178,7 @@ func printNetwork(w io.Writer, n api.Network) {
 		{"Gateway", fmt.Sprintf("%s (%s)", joinAddrs(networkGateways(n)), n.GatewayMAC)},
 		{"IP range", n.IPRange.String()},
 		{"IPv6 range", ipv6Range(n)},
+		{"SLAAC", yesNo(n.SLAAC)},
 		{"MTU", fmt.Sprint(n.MTU)},
 		{"ICC", yesNo(n.ICC)},
 		{"Internal", yesNo(n.Internal)},

@@ -165,6 +165,12 @@ type NetworkCreate struct {
 	// means IPv4 unless the request names only IPv6 subnets, which makes
 	// an IPv6-only network as before dual stack.
 	IPv4 *bool `json:"ipv4,omitempty"`
+	// SLAAC false advertises the IPv6 prefix on-link only, without the
+	// autonomous flag: endpoints form no address of their own from it
+	// (stateless autoconfiguration, RFC 4862) and keep only the ones the
+	// daemon assigns, as on Docker's own bridge. nil means true. It
+	// needs IPv6. The Docker plugin's networks have it false.
+	SLAAC *bool `json:"slaac,omitempty"`
 }
 
 // TunnelInfo summarises a network's tunnel in its view.
@@ -346,6 +352,10 @@ type Network struct {
 	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	IPRange6 netip.Prefix `json:"ip_range6,omitzero"`
+	// SLAAC says whether the gateway advertises the IPv6 prefix for
+	// stateless autoconfiguration: a /64, and NetworkCreate.SLAAC not
+	// false. False without IPv6.
+	SLAAC bool `json:"slaac"`
 	// Warnings say what of the network works otherwise than one might
 	// expect (as Docker's network create answers a Warning).
 	Warnings []string `json:"warnings,omitempty"`

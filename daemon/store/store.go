@@ -69,6 +69,10 @@ type Network struct {
 	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	IPRange6 netip.Prefix `json:"ip_range6,omitzero"`
+	// NoSLAAC: the gateway advertises the IPv6 prefix without the
+	// autonomous flag (api.NetworkCreate.SLAAC false). Zero in records
+	// written before it: SLAAC as before.
+	NoSLAAC bool `json:"no_slaac,omitempty"`
 }
 
 // IPv4 returns the network's IPv4 subnet, gateway and range, or zeros

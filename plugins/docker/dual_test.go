@@ -29,6 +29,11 @@ func TestLifecycleDualStack(t *testing.T) {
 	if len(nets) != 1 || nets[0].Subnet.String() != "10.99.0.0/24" || nets[0].Subnet6.String() != "fd00:99::/64" || nets[0].Gateway6.String() != "fd00:99::1" {
 		t.Fatalf("networks %+v, want dual with 10.99.0.0/24 and fd00:99::/64 via fd00:99::1", nets)
 	}
+	// Docker's containers keep their IPAM address only: the network's
+	// advertisements carry no autonomous flag.
+	if nets[0].SLAAC {
+		t.Errorf("network dual advertises SLAAC; the plugin's networks must not")
+	}
 
 	for i, id := range []string{eid, eid2} {
 		a4 := e.ok("/IpamDriver.RequestAddress", `{"PoolID":"10.99.0.0/24","Address":"","Options":{}}`)["Address"].(string)

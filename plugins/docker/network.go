@@ -120,6 +120,13 @@ func networkCreate6(nc *api.NetworkCreate, data []ipamData) error {
 		return fmt.Errorf("IPv6 subnet %q: want an IPv6 prefix like fd00:98::/64", d.Pool)
 	}
 	nc.Subnets = append(nc.Subnets, subnet.Masked().String())
+	// Docker gives every container its IPAM address and expects no other
+	// (its own bridge advertises nothing). The gateway's advertisements
+	// still give the on-link prefix and the default route, without the
+	// autonomous flag: no container forms a SLAAC address beside its
+	// own, whatever Docker version configures its interface.
+	slaac := false
+	nc.SLAAC = &slaac
 	if d.Gateway != "" {
 		gw, err := netip.ParsePrefix(d.Gateway)
 		if err != nil || !gw.Addr().Is6() {

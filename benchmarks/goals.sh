@@ -10,6 +10,9 @@
 # word of the scenario's label: S2, 6, 7, ...) in one column; goals.sh
 # prints the ratio in each run, the median, and whether the median meets
 # the goal. A row missing from a run leaves that run out of the goal.
+# A second table gives, for each row a goal names, what the goals ask to
+# be reported beside the ratios: RR p99 and the forwarder's CPU per
+# Gbit/s in the single-stream phase (CPU % of a core ÷ Gbit/s), per run.
 set -u -o pipefail
 export LC_ALL=C
 
@@ -38,7 +41,7 @@ function median(v, n,    i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
 	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
-BEGIN { col["tcp1"] = 3; col["rr"] = 6; col["conn"] = 9 }
+BEGIN { col["tcp1"] = 3; col["rr"] = 6; col["p99"] = 8; col["conn"] = 9; col["cpu"] = 10 }
 FNR == 1 { run++; file[run] = FILENAME }
 /^\| / && !/^\| scenario/ && !/^\|---/ {
 	rows[run]++
@@ -46,6 +49,7 @@ FNR == 1 { run++; file[run] = FILENAME }
 	split(c[2], w, " ")
 	for (k in col) val[run, w[1], k] = c[col[k]] + 0
 	seen[run, w[1]] = 1
+	if (!((w[1]) in label)) { label[w[1]] = c[2]; order[++nrow] = w[1] }
 }
 END {
 	for (r = 1; r <= run; r++) if (!rows[r]) printf "goals.sh: %s has no bench.sh table rows\n", file[r] > "/dev/stderr"
@@ -64,5 +68,22 @@ END {
 		if (m == 0) { printf "| %s | (rows %s, %s missing) | | |\n", f[1], f[2], f[3]; continue }
 		md = median(v, m)
 		printf "| %s | %s | %.2f | %s |\n", f[1], list, md, (md >= f[5] ? "yes" : "**no**")
+		named[f[2]] = 1; named[f[3]] = 1
+	}
+	print ""
+	print "| row | RR p99 µs, per run | forwarder CPU % per Gbit/s (1 stream), per run |"
+	print "|---|---|---|"
+	for (i = 1; i <= nrow; i++) {
+		id = order[i]
+		if (!(id in named)) continue
+		p99 = ""; cpg = ""
+		for (r = 1; r <= run; r++) {
+			if (!seen[r, id]) continue
+			p99 = p99 (p99 == "" ? "" : ", ") (val[r, id, "p99"] ? sprintf("%.0f", val[r, id, "p99"]) : "–")
+			x = (val[r, id, "cpu"] && val[r, id, "tcp1"]) ? sprintf("%.1f", val[r, id, "cpu"] / val[r, id, "tcp1"]) : "–"
+			cpg = cpg (cpg == "" ? "" : ", ") x
+		}
+		gsub(/^ +| +$/, "", label[id])
+		printf "| %s | %s | %s |\n", label[id], p99, cpg
 	}
 }' "$@"

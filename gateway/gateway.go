@@ -30,11 +30,13 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/switchyard-net/switchyard/gateway/dhcp"
 	"github.com/switchyard-net/switchyard/gateway/dhcp6"
@@ -45,6 +47,21 @@ import (
 
 // NICID is the gateway's one NIC on its netstack.
 const NICID tcpip.NICID = 1
+
+// TimeWait is how long a TCP connection of the gateway's netstack stays
+// in TIME_WAIT after both sides closed, its side first (an egress flow
+// whose outside server closed first; a published port's connection whose
+// client did). gVisor's default is 60 s, and while it lasts a new SYN on
+// the same four addresses and ports is dropped: gVisor takes such a SYN
+// only for a listening endpoint, and egress has none. A container that
+// reused its source port to the same server then waited out SYN
+// retransmissions (seen at 1.5 s with rr crr; benchmarks/RESULTS.md,
+// "Egress connections"). Linux hosts and Docker's NAT take the new SYN at
+// once. On a TAP nothing arrives late or out of order, so TIME_WAIT only
+// re-acknowledges a container's retransmitted FIN, which comes after its
+// 200 ms minimum retransmission timeout; half a second covers that and
+// ends before the SYN's first retransmission (1 s).
+const TimeWait = 500 * time.Millisecond
 
 // Config describes a gateway.
 type Config struct {
@@ -254,6 +271,8 @@ func newGateway(sw *vswitch.Switch, cfg Config) *Gateway {
 		g.router = newRouter(g)
 	}
 	g.stack = stackport.NewStackWith(cfg.Clock, cfg.Rand)
+	tw := tcpip.TCPTimeWaitTimeoutOption(TimeWait)
+	g.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &tw)
 	g.port = stackport.New(stackport.Config{Name: "gateway", Kind: "gateway", MAC: cfg.MAC, MTU: cfg.MTU, Offload: true, Intercept: g.intercept})
 	return g
 }

@@ -2,7 +2,8 @@
 //
 //	switch ── Write(Frame) ──► copy into a PacketBuffer ─┬─► netstack NIC (ethernet.Endpoint), inline
 //	                                                     └─► bounded queue ─► delivery goroutine ─► NIC
-//	netstack ── WritePackets ──► flatten ──► Ingress.Receive (synchronous)
+//	netstack ── WritePackets ──► flatten ─┬─► Ingress.Receive (synchronous)
+//	                                       └─► a TCP SYN-ACK: copied ─► delivery goroutine ─► Ingress.Receive
 //
 // A frame from the switch is delivered to the netstack inline, on the
 // goroutine that wrote it (a TAP's reader), when that costs no re-entry and
@@ -17,7 +18,15 @@
 // wake-up, tens of µs on a small VM) on the published-port path.
 //
 // Frames from the netstack go into the switch synchronously, on the
-// netstack's goroutine, like a TAP reader's.
+// netstack's goroutine, like a TAP reader's, with one exception: a TCP
+// SYN-ACK is copied and sent by the delivery goroutine, after the
+// netstack's call has returned. gVisor's forwarder (the gateway's egress)
+// sends the SYN-ACK holding the new connection's lock, and a TAP write
+// lets the container answer within it: its ACK and first data queue on
+// that connection, and gVisor's TCP processor goroutine, finding the lock
+// taken, retries without yielding until it is free. On two vCPUs it spun
+// for milliseconds per connection, keeping the lock's holder off the CPU
+// (benchmarks/RESULTS.md, "Egress connections").
 //
 // The gateway of every network and the virtual hosts of package vnettest are
 // built on this port.
@@ -74,13 +83,16 @@ type Port struct {
 	cfg Config
 	ep  *endpoint
 
-	in      atomic.Pointer[ingressBox]
-	queue   chan *stack.PacketBuffer
-	stop    chan struct{}
-	done    chan struct{}
-	started atomic.Bool
-	closed  atomic.Bool
-	once    sync.Once
+	in    atomic.Pointer[ingressBox]
+	queue chan *stack.PacketBuffer
+	// handshakes are the SYN-ACKs the netstack sent, waiting for the
+	// delivery goroutine to send them on (see the package comment).
+	handshakes chan handshake
+	stop       chan struct{}
+	done       chan struct{}
+	started    atomic.Bool
+	closed     atomic.Bool
+	once       sync.Once
 
 	// closeMu is held for reading by an inline delivery and for writing
 	// by Close, so that nothing reaches the netstack after Close returns.
@@ -122,10 +134,11 @@ func New(cfg Config) *Port {
 		cfg.Kind = "netstack"
 	}
 	p := &Port{
-		cfg:   cfg,
-		queue: make(chan *stack.PacketBuffer, cfg.QueueLen),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:        cfg,
+		queue:      make(chan *stack.PacketBuffer, cfg.QueueLen),
+		handshakes: make(chan handshake, handshakeQueueLen),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	p.ep = &endpoint{port: p, mtu: uint32(cfg.MTU), mac: tcpip.LinkAddress(cfg.MAC[:])}
 	return p
@@ -250,8 +263,69 @@ func (p *Port) deliver() {
 			}
 			pkt.DecRef()
 			p.pending.Add(-1)
+		case h := <-p.handshakes:
+			p.fromStackFrame(vswitch.Frame{Data: h.b[:h.n], Offload: h.offload})
 		}
 	}
+}
+
+// A handshake is a SYN-ACK from the netstack, copied: a SYN-ACK is at
+// most 14 bytes of Ethernet, 40 of IPv6, and 60 of TCP with its options.
+type handshake struct {
+	n       int
+	b       [maxHandshake]byte
+	offload vswitch.Offload
+}
+
+const (
+	maxHandshake = header.EthernetMinimumSize + header.IPv6MinimumSize + header.TCPHeaderMaximumSize
+	// handshakeQueueLen bounds the SYN-ACKs waiting; when it is full, a
+	// SYN-ACK goes out on the netstack's goroutine as any other frame.
+	handshakeQueueLen = 64
+)
+
+// later queues f for the delivery goroutine if it is a TCP SYN-ACK and
+// there is room, and reports whether it did.
+func (p *Port) later(f vswitch.Frame) bool {
+	if !isSynAck(f.Data) || len(f.Data) > maxHandshake || !p.started.Load() || p.closed.Load() {
+		return false
+	}
+	h := handshake{n: len(f.Data), offload: f.Offload}
+	copy(h.b[:], f.Data)
+	select {
+	case p.handshakes <- h:
+		return true
+	default:
+		return false
+	}
+}
+
+// isSynAck reports whether Ethernet frame b is an IPv4 or IPv6 TCP
+// segment with SYN and ACK set. It reads the netstack's own frames: an
+// IPv6 one carries TCP right after the fixed header.
+func isSynAck(b []byte) bool {
+	const eth = header.EthernetMinimumSize
+	var tcp int
+	switch {
+	case len(b) >= eth+header.IPv4MinimumSize && b[12] == 0x08 && b[13] == 0x00:
+		ip := header.IPv4(b[eth:])
+		if ip.Protocol() != uint8(header.TCPProtocolNumber) {
+			return false
+		}
+		tcp = eth + int(ip.HeaderLength())
+	case len(b) >= eth+header.IPv6MinimumSize && b[12] == 0x86 && b[13] == 0xdd:
+		if header.IPv6(b[eth:]).NextHeader() != uint8(header.TCPProtocolNumber) {
+			return false
+		}
+		tcp = eth + header.IPv6MinimumSize
+	default:
+		return false
+	}
+	if len(b) < tcp+header.TCPMinimumSize {
+		return false
+	}
+	flags := header.TCP(b[tcp:]).Flags()
+	return flags&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn|header.TCPFlagAck
 }
 
 // Close implements vswitch.Port. It stops delivery to the netstack and
@@ -442,7 +516,8 @@ func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
 		v := pkt.ToView()
-		ok := e.port.fromStackFrame(vswitch.Frame{Data: v.AsSlice(), Offload: offloadOf(pkt)})
+		f := vswitch.Frame{Data: v.AsSlice(), Offload: offloadOf(pkt)}
+		ok := e.port.later(f) || e.port.fromStackFrame(f)
 		v.Release()
 		if !ok {
 			if n == 0 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard-net/switchyard/internal/icmperr"
 	"github.com/switchyard-net/switchyard/internal/relay"
+	"github.com/switchyard-net/switchyard/internal/stackgrow"
 )
 
 // Egress: a container reaches what its host reaches, as if it were the host
@@ -270,6 +271,9 @@ func (e *egress) wait() { e.flows.Wait() }
 // handleTCP runs on its own goroutine (the forwarder starts one per SYN)
 // and, once the connection is accepted, relays it until it ends.
 func (e *egress) handleTCP(r *tcp.ForwarderRequest) {
+	// The dial and the handshake below run deep at once: grow the stack
+	// to fit them now, in one cheap step (see stackgrow).
+	stackgrow.Grow()
 	if !e.enter() {
 		r.Complete(true)
 		return

@@ -25,6 +25,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/switchyard-net/switchyard/internal/stackgrow"
 )
 
 // closeWriter is implemented by connections that can be half-closed
@@ -103,6 +105,13 @@ func (r *Relay) Run() Result {
 
 // runBToA is Run's goroutine.
 func (r *Relay) runBToA() {
+	if _, kernel := r.a.(*net.TCPConn); !kernel {
+		// Writing into a netstack (egress: the host's answer to the
+		// container) runs deep at once, through gVisor and the switch
+		// to a TAP: grow the stack to fit now, in one cheap step (see
+		// stackgrow). A kernel socket's writes stay shallow.
+		stackgrow.Grow()
+	}
 	defer r.wg.Done()
 	r.bToA = r.copyBToA()
 }

@@ -9,10 +9,12 @@
 // stack. Each growth copies the stack and adjusts every frame on it, and
 // at the depth where it happens that was 6 % of the daemon's CPU while it
 // accepted connections (a CPU profile of `rr crr` through a published
-// port). Growing once, while the goroutine is still a frame or two deep,
-// copies almost nothing; the goroutine ends at the size it would have
-// grown to anyway. benchmarks/RESULTS.md ("A connection's stack") has the
-// measurements.
+// port), and 4.7 % through egress. Growing once, while the goroutine is
+// still a frame or two deep, copies almost nothing; the goroutine ends at
+// the size it would have grown to anyway. Its callers: proxy's connection
+// goroutine, gateway's egress handler, and the relay's second goroutine
+// when it writes into a netstack. benchmarks/RESULTS.md ("A connection's
+// cost on the port path", "Egress connections") has the measurements.
 //
 // The runtime has no call for this, so Grow declares a frame as large as
 // the growth needed: the runtime's check at function entry grows the

@@ -17,6 +17,8 @@
 #   latency          : the default port path and the switch against their
 #                      anchors, the daemon with its default GOMAXPROCS and
 #                      with 1 (run it with RR_RUNS=3)
+#   egress           : a container's connections out to the host's loopback:
+#                      slirp4netns, pasta's tap path, Switchyard's gateway
 #   goals            : every row issue 14's goals compare (GOALS_SCENARIOS);
 #                      benchmarks/goals.sh turns runs of it into the goals'
 #                      ratios (run it three times, with ORDER=reverse and
@@ -85,6 +87,8 @@ GOALS_SCENARIOS="docker_proxy sy_proxy_netstack slirp4netns pasta_tap bridge sy_
 PORTV6_SCENARIOS="docker_proxy docker_proxy6 sy_proxy_netstack_ds sy_proxy_netstack6 sy_proxy_splice_ds sy_proxy_splice6"
 DEFAULT_SCENARIOS="loopback veth bridge vde socat docker_proxy slirp4netns slirp4netns_mtu1500 pasta_splice pasta_tap rootlesskit_builtin rootlesskit_slirp4netns slirp4netns_egress pasta_egress_splice pasta_egress_tap"
 EXTRA_SCENARIOS="pasta_tap_mtu1500 veth_mtu65520"
+# Egress to the host's loopback: the user-mode peers and Switchyard's gateway
+EGRESS_SCENARIOS="slirp4netns_egress pasta_egress_tap sy_egress"
 
 CLK_TCK=$(getconf CLK_TCK)
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -699,6 +703,19 @@ sc_sy_proxy_netstack6() { SY_FAMILY=6 sy_ports netstack 1500 "S2-6 switchyard -p
 sc_sy_proxy_splice_ds() { SY_FAMILY=46 sy_ports splice 1500 "S3-46 switchyard -p 127.0.0.1, dual-stack network (splice path)"; }
 sc_sy_proxy_splice6() { SY_FAMILY=6 sy_ports splice 1500 "S3-6 switchyard -p [::1] -> IPv6 (splice path)"; }
 
+# S5. egress: a container connects out through the gateway's netstack to
+# the host's loopback (--host-loopback: 169.254.1.2 is the host's
+# 127.0.0.1), as slirp4netns's 10a and pasta's 10c rows do
+sc_sy_egress() {
+	sy_up || return 1
+	ns_add bp_c1
+	sy network create bench --subnet 10.213.24.0/24 --host-loopback >/dev/null
+	sy connect bench --netns /var/run/netns/bp_c1 --ip 10.213.24.2 >>"$OUT/sy-connect.log" || return 1
+	SRV_BIND=127.0.0.1 SRV_IPORT=5401 SRV_RPORT=5402 start_servers
+	CLIENT=(ip netns exec bp_c1) DST=169.254.1.2 IPORT=5401 RPORT=5402 HAS_UDP=1 FWD_PIDS="$SYPID"
+	measure "S5 switchyard egress ns->169.254.1.2 (--host-loopback: host lo), MTU 1500"
+}
+
 # ---- switchyard run (issue 4): the servers as run's command, published on
 # 127.0.0.1, as root and as an ordinary user (rootless TAP through the
 # user namespace)
@@ -1054,6 +1071,7 @@ usage() {
 	echo "tunnel6: $TUNNEL6_SCENARIOS"
 	echo "latency: $LATENCY_SCENARIOS"
 	echo "goals:   $GOALS_SCENARIOS"
+	echo "egress:  $EGRESS_SCENARIOS"
 	echo "tunnel-features: $TUNNEL_FEATURE_SCENARIOS"
 	echo "direct:  $DIRECT_SCENARIOS"
 	echo "startup, dns: tables of their own"
@@ -1075,6 +1093,7 @@ main() {
 	tunnel6) list=($TUNNEL6_SCENARIOS) ;;
 	latency) list=($LATENCY_SCENARIOS) ;;
 	goals) list=($GOALS_SCENARIOS) ;;
+	egress) list=($EGRESS_SCENARIOS) ;;
 	tunnel-features) list=($TUNNEL_FEATURE_SCENARIOS) ;;
 	direct) list=($DIRECT_SCENARIOS) ;;
 	startup | dns) list=() ;;

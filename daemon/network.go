@@ -682,8 +682,9 @@ func (d *Daemon) networkView(n *network) api.Network {
 		Subnets: n.rec.Subnets(),
 	}
 	v.Subnet6, v.Gateway6, v.IPRange6 = n.rec.IPv6()
-	v.SLAAC = v.Subnet6.IsValid() && v.Subnet6.Bits() == 64 && !n.rec.NoSLAAC
-	if v.Subnet6.IsValid() && v.Subnet6.Bits() != 64 && !n.rec.NoSLAAC {
+	slaac := n.slaacPrefix()
+	v.SLAAC = slaac.Bits() == 64
+	if slaac.IsValid() && !v.SLAAC {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("IPv6 subnet %s is not a /64: SLAAC is off (the gateway advertises it on-link only); "+
 			"endpoints get their IPv6 addresses from the daemon", v.Subnet6))
 	}

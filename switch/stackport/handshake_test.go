@@ -9,8 +9,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-
-	vswitch "github.com/switchyard-net/switchyard/switch"
 )
 
 // tcpFrame is an IPv4 (or IPv6) TCP segment from the port to its peer
@@ -126,8 +124,6 @@ func TestIsSynAck(t *testing.T) {
 		}
 	}
 }
-
-var _ vswitch.Ingress = (*recorder)(nil)
 
 // isSynAck never reads past the frame, and says yes only to a frame whose
 // TCP header, where the IP header puts it, has SYN and ACK.
